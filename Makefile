@@ -1,0 +1,66 @@
+# finetune.c: `make` builds everything, `make test` runs every check, `make demo` runs the main job.
+CC ?= cc
+# -O3 -march=native lets gcc vectorise the matmul micro-kernel; no -ffast-math (it broke GELU in llm.c).
+CFLAGS ?= -O3 -march=native -std=c11 -Wall -Wextra -Wno-unused-function
+ifeq ($(shell uname -m),x86_64)
+  CFLAGS += -mprefer-vector-width=512
+endif
+LDLIBS = -lm
+
+# OpenMP is optional: used when the compiler accepts -fopenmp, and the build says which.
+OMP_OK := $(shell echo 'int main(void){return 0;}' | $(CC) -fopenmp -x c - -o /dev/null 2>/dev/null && echo yes)
+ifeq ($(NO_OMP),1)
+  OMP_OK :=
+endif
+ifeq ($(OMP_OK),yes)
+  CFLAGS += -fopenmp
+  $(info OpenMP: found, building with -fopenmp)
+else
+  CFLAGS += -Wno-unknown-pragmas
+  $(info OpenMP: not found (or NO_OMP=1), building single-threaded)
+endif
+
+BINS = train test_gpt dataprep test_dataprep
+
+# all: the trainer, the data tool and the tests
+all: $(BINS)
+
+# train: the trainer (train / eval / sample)
+train: train.c model.h
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+# test_gpt: kernel finite-difference checks, PyTorch reference checks, loader and invariant tests
+test_gpt: test_gpt.c train.c model.h
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+# dataprep: tokenizer and dataset preparation
+dataprep: dataprep.c tokenizer.c dataset.h
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+# test_dataprep: tokenizer and dataprep tests
+test_dataprep: test_dataprep.c tokenizer.c dataset.h
+	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+
+# test: every test; the exit code is the tests' own
+test: test_gpt test_dataprep train dataprep
+	./test_gpt
+	./test_dataprep
+
+# debug: the tests built with -g and AddressSanitizer + UndefinedBehaviorSanitizer, and run
+debug:
+	$(MAKE) clean
+	$(MAKE) CFLAGS="-O1 -g -std=c11 -Wall -Wextra -Wno-unused-function -Wno-unknown-pragmas -fsanitize=address,undefined -fno-omit-frame-pointer" NO_OMP=1 test
+
+# demo: the main job, on data the project generates itself
+demo: train dataprep
+	bash dev/demo.sh
+
+# bench: GPT-2 124M-shaped training steps, side by side with PyTorch when it is installed
+bench: train
+	bash dev/bench.sh
+
+# clean: remove what make built
+clean:
+	rm -f $(BINS)
+
+.PHONY: all test debug demo bench clean

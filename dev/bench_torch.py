@@ -1,0 +1,98 @@
+"""
+The speed peer: the same GPT-2 (dev/gpt_torch.py) trained in float32 PyTorch on the CPU.
+
+    OPENBLAS_CORETYPE=SkylakeX python3 dev/bench_torch.py [--L 12 --NH 12 --C 768 --V 50257
+        --Vp 50304 --maxT 1024 --B 4 --T 64 --steps 5 --threads 2 --lora 0 --mode train]
+
+Debian's torch uses the system OpenBLAS, whose CPU detection does not recognise this (virtual) CPU
+and falls back to a slow generic kernel; OPENBLAS_CORETYPE=SkylakeX selects the AVX-512 kernels.
+The losses are identical with and without it; only the speed changes. (With a pyenv shim in front of
+the system python, run /usr/bin/python3.)
+
+--mode train: 1 warmup + --steps full steps: forward, backward, clip_grad_norm_(1.0), AdamW (weight
+  decay 0.1 on matrices only), zero_grad. Random init and random tokens, fixed seed.
+--mode forward: 1 warmup + --steps forward passes (logits and loss) under torch.no_grad().
+--lora r (r > 0): freeze every base parameter and train rank-r LoRA adapters (alpha = r, scale 1;
+  A ~ normal(0, 1/r), B = 0, as loralib) on --lora_targets, no weight decay on the adapters.
+
+Prints one JSON line:
+{"peer":"pytorch","torch":..,"threads":..,"B":..,"T":..,"ms_per_step":..,"tokens_per_s":..,
+ "peak_rss_mb":..,"loss":..}   (loss: of the last timed step, before its update)
+"""
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gpt_torch as G  # noqa: E402
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    for k, v in dict(L=12, NH=12, C=768, V=50257, Vp=50304, maxT=1024, B=4, T=64,
+                     steps=5, threads=2, lora=0, seed=1337).items():
+        ap.add_argument(f"--{k}", type=int, default=v)
+    ap.add_argument("--lora_targets", default="qkvw,attprojw,fcw,fcprojw")
+    ap.add_argument("--mode", choices=["train", "forward"], default="train")
+    ap.add_argument("--lr", type=float, default=1e-4)
+    a = ap.parse_args()
+    assert a.T <= a.maxT and a.C % a.NH == 0 and a.V <= a.Vp
+    torch.set_num_threads(a.threads)
+    cfg = dict(L=a.L, NH=a.NH, C=a.C, maxT=a.maxT, V=a.V, Vp=a.Vp)
+
+    gen = torch.Generator().manual_seed(a.seed)
+    params = G.to_leaves(G.init_params(cfg, gen, torch.float32, nontrivial=False,
+                                         draw_dtype=torch.float32), cfg, copy=False)
+    idx = torch.randint(0, a.V, (a.B, a.T), generator=gen)
+    tgt = torch.randint(0, a.V, (a.B, a.T), generator=gen)
+
+    lora = None
+    if a.lora > 0:
+        lora = {}
+        for k, p in params.items():
+            p.requires_grad_(False)
+            if k.split(".")[0] in a.lora_targets.split(","):
+                out_f, in_f = p.shape
+                A = (torch.randn(a.lora, in_f, generator=gen) / a.lora).requires_grad_(True)
+                Bm = torch.zeros(out_f, a.lora, requires_grad=True)
+                lora[k] = (A, Bm, 1.0)  # scale = alpha / r with alpha = r
+        trainable = [x for A, Bm, _ in lora.values() for x in (A, Bm)]
+        groups = [{"params": trainable, "weight_decay": 0.0}]
+    else:
+        groups = [{"params": [p for k, p in params.items() if G.decays(k)], "weight_decay": 0.1},
+                  {"params": [p for k, p in params.items() if not G.decays(k)], "weight_decay": 0.0}]
+        trainable = [p for g in groups for p in g["params"]]
+    opt = torch.optim.AdamW(groups, lr=a.lr, betas=(0.9, 0.95), eps=1e-8)
+
+    def step():
+        if a.mode == "forward":
+            with torch.no_grad():
+                return G.forward(params, idx, cfg, tgt, lora=lora)[1].item()
+        _, loss = G.forward(params, idx, cfg, tgt, lora=lora)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss.item()
+
+    step()  # warmup: allocator, OpenBLAS thread pool, AdamW state
+    t0 = time.perf_counter()
+    for _ in range(a.steps):
+        loss = step()
+    ms = (time.perf_counter() - t0) * 1000 / a.steps
+    print(json.dumps({
+        "peer": "pytorch", "torch": torch.__version__, "threads": a.threads, "mode": a.mode,
+        "lora": a.lora, "L": a.L, "C": a.C, "B": a.B, "T": a.T,
+        "ms_per_step": round(ms, 2), "tokens_per_s": round(a.B * a.T / (ms / 1000), 1),
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),  # KiB on Linux
+        "loss": round(loss, 6),
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "")}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,607 @@
+// test_gpt.c: holds the C model to finite differences and to PyTorch.
+//
+//   tier 1  every kernel's backward against central finite differences of its forward (tiny shapes), and the
+//           fast matmul against the reference matmul
+//   tier 2  the whole model against PyTorch reference files made by dev/gen_reference.py (float64 torch):
+//           logits, loss, every parameter gradient, and 10 AdamW steps with clipping, decay and a schedule
+//   tier 3  loaders and invariants: llm.c and Hugging Face files give the reference logits, checkpoints
+//           round-trip bit for bit, a resumed run reproduces the uninterrupted one, bad files fail cleanly
+//
+// One line per check, a summary, and a non-zero exit on any failure. Run from the repository root.
+#define TESTING
+#include "train.c"
+#include <sys/stat.h>
+
+static int checks_passed = 0, checks_failed = 0;
+
+static void report(int ok, const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    printf("%s ", ok ? "[ OK ]" : "[FAIL]");
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+    if (ok) checks_passed++;
+    else checks_failed++;
+}
+
+// Compares got against ref elementwise: |got - ref| <= rtol * (|ref| + rms(ref)).
+// The floor rms(ref) keeps elements that cancel to nearly zero from being judged on digits no fp32 sum of
+// their size can have; away from zero this is a plain relative tolerance. Prints one report line.
+static int check_tensor(const char* name, const char* shape, const float* got, const float* ref, size_t n,
+                        double rtol) {
+    double ss = 0.0;
+    for (size_t i = 0; i < n; i++) ss += (double)ref[i] * ref[i];
+    double rms = sqrt(ss / (n ? n : 1));
+    double maxd = 0.0, worst = 0.0;
+    long first_bad = -1;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - ref[i]);
+        double rel = d / (fabs(ref[i]) + rms + 1e-30);
+        if (!(d <= rtol * (fabs(ref[i]) + rms))) {  // also catches NaN
+            if (first_bad < 0) first_bad = (long)i;
+            rel = isfinite(rel) ? rel : INFINITY;
+        }
+        if (d > maxd || isnan(d)) maxd = d;
+        if (rel > worst || isnan(rel)) worst = rel;
+    }
+    int ok = first_bad < 0;
+    if (ok)
+        report(1, "%-10s %-8s n=%-7zu max|d|=%.1e  worst rel=%.1e  tol=%.0e  used %3.0f%%", name, shape, n, maxd, worst,
+               rtol, 100.0 * worst / rtol);
+    else
+        report(0, "%-10s %-8s n=%-7zu max|d|=%.1e  worst rel=%.1e  tol=%.0e  first bad @%ld: ours=%.7g ref=%.7g", name,
+               shape, n, maxd, worst, rtol, first_bad, got[first_bad], ref[first_bad]);
+    return ok;
+}
+
+// ---------------------------------------------------------------------------- tier 1: finite differences
+// For a kernel y = f(x, w, ...) we take the scalar objective J = sum_i y_i r_i with fixed random r, so dJ/dy = r
+// is what the backward receives. The numeric gradient dJ/dx_j = (J(x + h e_j) - J(x - h e_j)) / 2h is taken on
+// the same float kernel, with J summed in double. Its error is O(h^2) truncation plus fp32 rounding of the
+// forward, about 6e-8 * |terms| / h; with h = 1e-3 and these sizes that is ~1e-4 of the gradient's scale, so the
+// tolerance is 2e-3 relative to the tensor's scale (rms floor as above). The PyTorch tier checks tightly.
+static uint64_t test_rng = 42;
+
+static void fill_random(float* x, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) x[i] = scale * random_normal(&test_rng);
+}
+
+typedef double (*Objective)(void* ctx);
+
+static double dot_double(const float* a, const float* r, size_t n) {
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) s += (double)a[i] * r[i];
+    return s;
+}
+
+// Numeric gradient of J with respect to the n floats at x (perturbed in place and restored).
+static void numeric_grad(double* out, float* x, size_t n, Objective J, void* ctx, float h) {
+    for (size_t i = 0; i < n; i++) {
+        float orig = x[i];
+        x[i] = orig + h;
+        double jp = J(ctx);
+        x[i] = orig - h;
+        double jm = J(ctx);
+        x[i] = orig;
+        out[i] = (jp - jm) / ((double)(orig + h) - (double)(orig - h));  // the step actually taken in fp32
+    }
+}
+
+static void check_fd(const char* kernel, const char* what, const float* analytic, float* x, size_t n, Objective J,
+                     void* ctx) {
+    double* num = (double*)mallocCheck(n * sizeof(double));
+    numeric_grad(num, x, n, J, ctx, 1e-3f);
+    float* numf = (float*)mallocCheck(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) numf[i] = (float)num[i];
+    char name[64];
+    snprintf(name, sizeof name, "fd %s", kernel);
+    check_tensor(name, what, analytic, numf, n, 2e-3);
+    free(num);
+    free(numf);
+}
+
+// layernorm
+typedef struct { float *y, *mean, *rstd, *x, *w, *b, *r; size_t N; int C; } LnCtx;
+static double ln_obj(void* p) {
+    LnCtx* c = p;
+    layernorm_forward(c->y, c->mean, c->rstd, c->x, c->w, c->b, c->N, c->C);
+    return dot_double(c->y, c->r, c->N * c->C);
+}
+static void test_fd_layernorm(void) {
+    size_t N = 6; int C = 13;
+    LnCtx c = {mallocCheck(N * C * 4), mallocCheck(N * 4), mallocCheck(N * 4), mallocCheck(N * C * 4),
+               mallocCheck(C * 4), mallocCheck(C * 4), mallocCheck(N * C * 4), N, C};
+    fill_random(c.x, N * C, 1.0f); fill_random(c.w, C, 1.0f); fill_random(c.b, C, 1.0f); fill_random(c.r, N * C, 1.0f);
+    float* dx = callocCheck(N * C, 4); float* dw = callocCheck(C, 4); float* db = callocCheck(C, 4);
+    ln_obj(&c);
+    layernorm_backward(dx, dw, db, c.r, c.x, c.w, c.mean, c.rstd, N, C);
+    check_fd("layernorm", "dx", dx, c.x, N * C, ln_obj, &c);
+    check_fd("layernorm", "dw", dw, c.w, C, ln_obj, &c);
+    check_fd("layernorm", "db", db, c.b, C, ln_obj, &c);
+    free(c.y); free(c.mean); free(c.rstd); free(c.x); free(c.w); free(c.b); free(c.r); free(dx); free(dw); free(db);
+}
+
+// matmul (the fast one; it is held to the reference separately)
+typedef struct { float *out, *inp, *w, *bias, *r; size_t N; int C, OC; } MmCtx;
+static double mm_obj(void* p) {
+    MmCtx* c = p;
+    matmul_forward(c->out, c->inp, c->w, c->bias, c->N, c->C, c->OC);
+    return dot_double(c->out, c->r, c->N * c->OC);
+}
+static void test_fd_matmul(void) {
+    size_t N = 5; int C = 7, OC = 9;
+    MmCtx c = {mallocCheck(N * OC * 4), mallocCheck(N * C * 4), mallocCheck(OC * C * 4), mallocCheck(OC * 4),
+               mallocCheck(N * OC * 4), N, C, OC};
+    fill_random(c.inp, N * C, 1.0f); fill_random(c.w, OC * C, 1.0f); fill_random(c.bias, OC, 1.0f); fill_random(c.r, N * OC, 1.0f);
+    float* dinp = callocCheck(N * C, 4); float* dw = callocCheck(OC * C, 4); float* db = callocCheck(OC, 4);
+    mm_obj(&c);
+    matmul_backward(dinp, dw, db, c.r, c.inp, c.w, N, C, OC);
+    check_fd("matmul", "dinp", dinp, c.inp, N * C, mm_obj, &c);
+    check_fd("matmul", "dw", dw, c.w, OC * C, mm_obj, &c);
+    check_fd("matmul", "dbias", db, c.bias, OC, mm_obj, &c);
+    free(c.out); free(c.inp); free(c.w); free(c.bias); free(c.r); free(dinp); free(dw); free(db);
+}
+
+// attention
+typedef struct { float *out, *att, *qkv, *r; int B, T, C, NH; } AttCtx;
+static double att_obj(void* p) {
+    AttCtx* c = p;
+    attention_forward(c->out, c->att, c->qkv, c->B, c->T, c->C, c->NH);
+    return dot_double(c->out, c->r, (size_t)c->B * c->T * c->C);
+}
+static void test_fd_attention(void) {
+    int B = 2, T = 5, C = 12, NH = 3;
+    size_t n = (size_t)B * T * C;
+    AttCtx c = {mallocCheck(n * 4), mallocCheck((size_t)B * NH * T * T * 4), mallocCheck(3 * n * 4), mallocCheck(n * 4), B, T, C, NH};
+    fill_random(c.qkv, 3 * n, 1.0f); fill_random(c.r, n, 1.0f);
+    float* dqkv = callocCheck(3 * n, 4);
+    att_obj(&c);
+    attention_backward(dqkv, c.r, c.qkv, c.att, B, T, C, NH);
+    check_fd("attention", "dqkv", dqkv, c.qkv, 3 * n, att_obj, &c);
+    free(c.out); free(c.att); free(c.qkv); free(c.r); free(dqkv);
+}
+
+// gelu
+typedef struct { float *y, *x, *r; size_t N; } GeluCtx;
+static double gelu_obj(void* p) {
+    GeluCtx* c = p;
+    gelu_forward(c->y, c->x, c->N);
+    return dot_double(c->y, c->r, c->N);
+}
+static void test_fd_gelu(void) {
+    size_t N = 64;
+    GeluCtx c = {mallocCheck(N * 4), mallocCheck(N * 4), mallocCheck(N * 4), N};
+    fill_random(c.x, N, 2.0f); fill_random(c.r, N, 1.0f);
+    float* dx = callocCheck(N, 4);
+    gelu_obj(&c);
+    gelu_backward(dx, c.x, c.r, N);
+    check_fd("gelu", "dx", dx, c.x, N, gelu_obj, &c);
+    free(c.y); free(c.x); free(c.r); free(dx);
+}
+
+// residual
+typedef struct { float *y, *x1, *x2, *r; size_t N; } ResCtx;
+static double res_obj(void* p) {
+    ResCtx* c = p;
+    residual_forward(c->y, c->x1, c->x2, c->N);
+    return dot_double(c->y, c->r, c->N);
+}
+static void test_fd_residual(void) {
+    size_t N = 20;
+    ResCtx c = {mallocCheck(N * 4), mallocCheck(N * 4), mallocCheck(N * 4), mallocCheck(N * 4), N};
+    fill_random(c.x1, N, 1.0f); fill_random(c.x2, N, 1.0f); fill_random(c.r, N, 1.0f);
+    float* d1 = callocCheck(N, 4); float* d2 = callocCheck(N, 4);
+    residual_backward(d1, d2, c.r, N);
+    check_fd("residual", "dx1", d1, c.x1, N, res_obj, &c);
+    check_fd("residual", "dx2", d2, c.x2, N, res_obj, &c);
+    free(c.y); free(c.x1); free(c.x2); free(c.r); free(d1); free(d2);
+}
+
+// encoder
+typedef struct { float *out, *wte, *wpe, *r; int* inp; int B, T, C; } EncCtx;
+static double enc_obj(void* p) {
+    EncCtx* c = p;
+    encoder_forward(c->out, c->inp, c->wte, c->wpe, c->B, c->T, c->C);
+    return dot_double(c->out, c->r, (size_t)c->B * c->T * c->C);
+}
+static void test_fd_encoder(void) {
+    int B = 2, T = 3, C = 4, V = 5;
+    int inp[6] = {1, 3, 1, 0, 4, 3};  // repeated ids: their gradients must add up
+    EncCtx c = {mallocCheck(B * T * C * 4), mallocCheck(V * C * 4), mallocCheck(T * C * 4), mallocCheck(B * T * C * 4), inp, B, T, C};
+    fill_random(c.wte, V * C, 1.0f); fill_random(c.wpe, T * C, 1.0f); fill_random(c.r, B * T * C, 1.0f);
+    float* dwte = callocCheck(V * C, 4); float* dwpe = callocCheck(T * C, 4);
+    encoder_backward(dwte, dwpe, c.r, inp, B, T, C);
+    check_fd("encoder", "dwte", dwte, c.wte, V * C, enc_obj, &c);
+    check_fd("encoder", "dwpe", dwpe, c.wpe, T * C, enc_obj, &c);
+    free(c.out); free(c.wte); free(c.wpe); free(c.r); free(dwte); free(dwpe);
+}
+
+// softmax + cross-entropy: J = mean loss itself (the backward's contract), with an ignored position
+typedef struct { float *probs, *losses, *logits; int* targets; size_t N; int V, Vp; } CeCtx;
+static double ce_obj(void* p) {
+    CeCtx* c = p;
+    return crossentropy_forward(c->probs, c->losses, c->logits, c->targets, c->N, c->V, c->Vp);
+}
+static void test_fd_crossentropy(void) {
+    size_t N = 4; int V = 7, Vp = 8;
+    int targets[4] = {3, -1, 0, 6};
+    CeCtx c = {mallocCheck(N * Vp * 4), mallocCheck(N * 4), mallocCheck(N * Vp * 4), targets, N, V, Vp};
+    fill_random(c.logits, N * Vp, 2.0f);
+    float* dlogits = callocCheck(N * Vp, 4);
+    ce_obj(&c);
+    crossentropy_backward(dlogits, c.probs, targets, N, V, Vp);
+    check_fd("xent", "dlogits", dlogits, c.logits, N * Vp, ce_obj, &c);
+    free(c.probs); free(c.losses); free(c.logits); free(dlogits);
+}
+
+// the fast matmul against the reference loops, on shapes that exercise every edge of the blocking
+static void test_matmul_fast_vs_ref(void) {
+    const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {37, 70, 33}, {130, 300, 257}, {64, 768, 96}};
+    for (int s = 0; s < 5; s++) {
+        size_t N = shapes[s][0]; int C = shapes[s][1], OC = shapes[s][2];
+        float *inp = mallocCheck(N * C * 4), *w = mallocCheck((size_t)OC * C * 4), *b = mallocCheck(OC * 4);
+        float *dout = mallocCheck(N * OC * 4), *o1 = mallocCheck(N * OC * 4), *o2 = mallocCheck(N * OC * 4);
+        fill_random(inp, N * C, 1.0f); fill_random(w, (size_t)OC * C, 1.0f); fill_random(b, OC, 1.0f); fill_random(dout, N * OC, 1.0f);
+        float *di1 = callocCheck(N * C, 4), *di2 = callocCheck(N * C, 4), *dw1 = callocCheck((size_t)OC * C, 4),
+              *dw2 = callocCheck((size_t)OC * C, 4), *db1 = callocCheck(OC, 4), *db2 = callocCheck(OC, 4);
+        matmul_forward(o1, inp, w, b, N, C, OC);
+        matmul_forward_ref(o2, inp, w, b, N, C, OC);
+        matmul_backward(di1, dw1, db1, dout, inp, w, N, C, OC);
+        matmul_backward_ref(di2, dw2, db2, dout, inp, w, N, C, OC);
+        char shape[48];
+        snprintf(shape, sizeof shape, "%zux%dx%d", N, C, OC);
+        // both sum the same products in different orders in fp32: sqrt(K) * 6e-8 relative, ~1e-6 at K=768
+        check_tensor("mm fast out", shape, o1, o2, N * OC, 1e-5);
+        check_tensor("mm fast dinp", shape, di1, di2, N * C, 1e-5);
+        check_tensor("mm fast dw", shape, dw1, dw2, (size_t)OC * C, 1e-5);
+        check_tensor("mm fast db", shape, db1, db2, OC, 1e-5);
+        free(inp); free(w); free(b); free(dout); free(o1); free(o2); free(di1); free(di2); free(dw1); free(dw2); free(db1); free(db2);
+    }
+}
+
+// ---------------------------------------------------------------------------- tier 2: PyTorch reference
+// Tolerances, from the targets and the errors measured (see the "used" column):
+//   logits and loss 1e-5 relative; gradients 1e-4; AdamW trajectory (10 steps) 1e-4 on the losses and grad
+//   norms, 2e-4 on each tensor's total update (normwise, see below; worst seen 2.1e-5).
+// The reference is float64 PyTorch, so these bound our fp32 error against the exact answer.
+#define TOL_LOGITS 1e-5
+#define TOL_GRADS 1e-4
+#define TOL_STEPS 1e-4
+#define TOL_UPDATE 2e-4
+
+static const char* meta_or_die(const SafeTensors* st, const char* key) {
+    const char* v = st_meta(st, key);
+    if (!v) failf("regenerate with dev/gen_reference.py", "%s: metadata '%s' missing", st->path, key);
+    return v;
+}
+
+static float* read_ref(const SafeTensors* st, const char* name, size_t expect_numel) {
+    const StTensor* t = st_find(st, name);
+    if (!t) failf("regenerate with dev/gen_reference.py", "%s: tensor '%s' missing", st->path, name);
+    if (st_numel(t) != expect_numel) failf(NULL, "%s: tensor '%s' has %zu elements, expected %zu", st->path, name, st_numel(t), expect_numel);
+    float* out = (float*)mallocCheck(expect_numel * sizeof(float));
+    st_read_f32(st, t, out);
+    return out;
+}
+
+// Logits of the model's last forward, first V of each padded row, into a (B*T, V) buffer.
+static float* unpadded_logits(const GPT* m) {
+    size_t BT = (size_t)m->B * m->T;
+    int V = m->config.V, Vp = m->config.Vp;
+    float* out = (float*)mallocCheck(BT * V * sizeof(float));
+    for (size_t i = 0; i < BT; i++) memcpy(out + i * V, m->acts.logits + i * Vp, (size_t)V * sizeof(float));
+    return out;
+}
+
+static void test_reference(const char* tag) {
+    char path[256], model_path[256], hf_path[256];
+    snprintf(path, sizeof path, "ref/ref_%s.safetensors", tag);
+    snprintf(model_path, sizeof model_path, "ref/gpt_%s.bin", tag);
+    snprintf(hf_path, sizeof hf_path, "ref/hf_%s", tag);
+    printf("-- PyTorch reference %s (%s, weights %s)\n", tag, path, model_path);
+    SafeTensors st;
+    st_open(&st, path);
+    GPT model;
+    load_model(&model, model_path, NULL);
+    const GPTConfig* c = &model.config;
+    int B = atoi(meta_or_die(&st, "B")), T = atoi(meta_or_die(&st, "T"));
+    if (atoi(meta_or_die(&st, "L")) != c->L || atoi(meta_or_die(&st, "C")) != c->C || atoi(meta_or_die(&st, "V")) != c->V)
+        failf("regenerate the reference files together", "%s does not match %s", path, model_path);
+    size_t BT = (size_t)B * T;
+    int* inputs = (int*)mallocCheck(BT * sizeof(int));
+    int* targets = (int*)mallocCheck(BT * sizeof(int));
+    st_read_i32(&st, st_find(&st, "inputs"), inputs);
+    st_read_i32(&st, st_find(&st, "targets"), targets);
+
+    // forward: logits and loss
+    gpt_forward(&model, inputs, targets, B, T);
+    float* ref_logits = read_ref(&st, "logits", BT * c->V);
+    float* logits = unpadded_logits(&model);
+    check_tensor("logits", "(B,T,V)", logits, ref_logits, BT * c->V, TOL_LOGITS);
+    float* ref_loss = read_ref(&st, "loss", 1);
+    check_tensor("loss", "()", &model.mean_loss, ref_loss, 1, TOL_LOGITS);
+
+    // backward: every parameter gradient
+    gpt_zero_grad(&model);
+    gpt_backward(&model);
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "grad.%s", PARAM_TABLE[i].name);
+        float* ref = read_ref(&st, name, param_numel(c, i));
+        char label[32];
+        snprintf(label, sizeof label, "d%s", PARAM_TABLE[i].name);
+        char shape[24];
+        snprintf(shape, sizeof shape, "(%s)", PARAM_TABLE[i].shape);
+        check_tensor(label, shape, model.grads.t[i], ref, param_numel(c, i), TOL_GRADS);
+        free(ref);
+    }
+
+    // invariant: the key bias gets no gradient (a shift shared by all keys leaves every softmax unchanged)
+    double kmax = 0.0, qvmax = 0.0;
+    for (int l = 0; l < c->L; l++)
+        for (int j = 0; j < 3 * c->C; j++) {
+            double v = fabs(model.grads.qkvb[(size_t)l * 3 * c->C + j]);
+            if (j >= c->C && j < 2 * c->C) kmax = fmax(kmax, v);
+            else qvmax = fmax(qvmax, v);
+        }
+    report(kmax <= 1e-5 * qvmax, "key-bias gradient is ~0: max %.1e vs q,v bias max %.1e (tol 1e-5 of it)", kmax, qvmax);
+
+    // the Hugging Face copy of the same weights must give the same logits
+    GPT hf;
+    load_model(&hf, hf_path, NULL);
+    gpt_forward(&hf, inputs, targets, B, T);
+    float* hf_logits = unpadded_logits(&hf);
+    check_tensor("hf logits", "(B,T,V)", hf_logits, ref_logits, BT * c->V, TOL_LOGITS);
+    free(hf_logits);
+    gpt_free(&hf);
+
+    // 10 AdamW steps on the same batch, with clipping, weight decay and the schedule from the metadata
+    int steps = atoi(meta_or_die(&st, "steps")), warmup = atoi(meta_or_die(&st, "warmup"));
+    AdamWConfig opt = {0, (float)atof(meta_or_die(&st, "beta1")), (float)atof(meta_or_die(&st, "beta2")),
+                       (float)atof(meta_or_die(&st, "eps")), (float)atof(meta_or_die(&st, "weight_decay"))};
+    float lr = (float)atof(meta_or_die(&st, "lr")), clip = (float)atof(meta_or_die(&st, "grad_clip"));
+    float min_frac = (float)atof(meta_or_die(&st, "min_lr_frac"));
+    const char* sched_name = meta_or_die(&st, "schedule");
+    Schedule sched = !strcmp(sched_name, "cosine") ? SCHED_COSINE : !strcmp(sched_name, "linear") ? SCHED_LINEAR : SCHED_CONSTANT;
+    float* losses = (float*)mallocCheck(steps * sizeof(float));
+    float* lrs = (float*)mallocCheck(steps * sizeof(float));
+    float* norms = (float*)mallocCheck(steps * sizeof(float));
+    int clipped = 0;
+    float* initial = (float*)mallocCheck(model.num_parameters * sizeof(float));
+    memcpy(initial, model.params_memory, model.num_parameters * sizeof(float));
+    for (int s = 0; s < steps; s++) {
+        gpt_forward(&model, inputs, targets, B, T);
+        losses[s] = model.mean_loss;
+        gpt_zero_grad(&model);
+        gpt_backward(&model);
+        norms[s] = gpt_clip_grad_norm(&model, clip);
+        clipped += norms[s] > clip;
+        opt.lr = lrs[s] = lr_at(s, lr, warmup, steps, sched, min_frac);
+        gpt_adamw_update(&model, &opt, s + 1);
+    }
+    float* ref_losses = read_ref(&st, "step_loss", steps);
+    float* ref_lrs = read_ref(&st, "step_lr", steps);
+    float* ref_norms = read_ref(&st, "step_gradnorm", steps);
+    check_tensor("step lr", sched_name, lrs, ref_lrs, steps, 1e-6);  // plain float arithmetic: ~1e-7
+    check_tensor("step norm", "(10)", norms, ref_norms, steps, TOL_GRADS);
+    check_tensor("step loss", "(10)", losses, ref_losses, steps, TOL_STEPS);
+    report(clipped > 0 && clipped < steps + 1, "clipping active on %d of %d steps (clip=%g)", clipped, steps, clip);
+    // Parameters after the 10 steps, judged on the update (final - initial) as a whole tensor:
+    // |upd_ours - upd_ref| / |upd_ref| (L2 norms). Not elementwise, because Adam divides each gradient by its
+    // own running RMS: an element whose gradient is ~0 (the key bias's is exactly 0, as softmax ignores a shift
+    // shared by all keys) moves by lr * noise / (|noise| + eps) in fp32 and in float64 alike, so elementwise
+    // its update is rounding noise made lr-sized. So the key bias is left out of qkvb's comparison, and checked
+    // for what it is instead: its gradient is ~0 (above). A wrong update rule moves whole tensors: measured
+    // errors are ~2e-5 and below, a wrong decay or bias correction gives > 1e-2.
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "final.%s", PARAM_TABLE[i].name);
+        size_t n = param_numel(c, i);
+        float* ref = read_ref(&st, name, n);
+        const float* p0 = initial + (model.params.t[i] - model.params_memory);
+        int is_qkvb = !strcmp(PARAM_TABLE[i].name, "qkvb");
+        double dd = 0.0, du = 0.0;
+        for (size_t j = 0; j < n; j++) {
+            if (is_qkvb && j % (3 * c->C) >= (size_t)c->C && j % (3 * c->C) < 2 * (size_t)c->C) continue;  // key bias
+            double uo = (double)model.params.t[i][j] - p0[j], ur = (double)ref[j] - p0[j];
+            dd += (uo - ur) * (uo - ur);
+            du += ur * ur;
+        }
+        double rel = sqrt(dd) / (sqrt(du) + 1e-30);
+        report(rel <= TOL_UPDATE, "%-10s (%s)%s n=%zu  |update - ref| / |ref update| = %.1e  tol=%.0e  used %3.0f%%",
+               PARAM_TABLE[i].name, PARAM_TABLE[i].shape, is_qkvb ? " q,v parts" : "", n, rel, TOL_UPDATE,
+               100.0 * rel / TOL_UPDATE);
+        free(ref);
+    }
+    free(initial);
+    free(losses); free(lrs); free(norms); free(ref_losses); free(ref_lrs); free(ref_norms);
+    free(ref_logits); free(logits); free(ref_loss); free(inputs); free(targets);
+    gpt_free(&model);
+    st_close(&st);
+}
+
+// ---------------------------------------------------------------------------- tier 3: loaders, invariants
+// Our checkpoint: save, load, bit-identical parameters and optimizer state.
+static void test_checkpoint_roundtrip(void) {
+    GPT m;
+    GPTConfig c = {.maxT = 16, .V = 50, .Vp = 64, .L = 2, .NH = 2, .C = 8};
+    gpt_build(&m, c);
+    uint64_t rng = 7;
+    gpt_init_random(&m, &rng);
+    const char* path = "test_tmp/roundtrip.bin";
+    save_checkpoint(&m, path, NULL);
+    GPT m2;
+    load_model(&m2, path, NULL);
+    int same = m2.num_parameters == m.num_parameters &&
+               !memcmp(m.params_memory, m2.params_memory, m.num_parameters * sizeof(float)) &&
+               !memcmp(&m.config, &m2.config, sizeof(GPTConfig));
+    report(same, "checkpoint round trip: %zu parameters bit-identical", m.num_parameters);
+    gpt_free(&m);
+    gpt_free(&m2);
+}
+
+// Runs a shell command, returns its exit status and the first line of output that contains `needle`
+// (or the last line) in out.
+static int run_cmd(const char* cmd, const char* needle, char* out, size_t cap) {
+    char full[2048];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE* p = popen(full, "r");
+    if (!p) return -1;
+    char line[1024];
+    out[0] = 0;
+    int found = 0;
+    while (fgets(line, sizeof line, p)) {
+        if (!found) snprintf(out, cap, "%s", line);
+        if (needle && strstr(line, needle)) found = 1;
+    }
+    int status = pclose(p);
+    size_t n = strlen(out);
+    if (n && out[n - 1] == '\n') out[n - 1] = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+static void write_tokens(const char* path, const int* ids, size_t n, int V) {
+    FILE* f = fopen_check(path, "wb");
+    int32_t h[256] = {TOKENS_MAGIC, 1, 2, V, (int32_t)n, 0};
+    fwrite(h, sizeof h, 1, f);
+    for (size_t i = 0; i < n; i++) {
+        uint16_t t = (uint16_t)ids[i];
+        fwrite(&t, 2, 1, f);
+    }
+    fclose(f);
+}
+
+static void copy_truncated(const char* src, const char* dst, long keep) {
+    FILE* f = fopen_check(src, "rb");
+    FILE* g = fopen_check(dst, "wb");
+    char buf[4096];
+    long left = keep;
+    size_t n;
+    while (left > 0 && (n = fread(buf, 1, left < 4096 ? (size_t)left : 4096, f)) > 0) {
+        fwrite(buf, 1, n, g);
+        left -= (long)n;
+    }
+    fclose(f);
+    fclose(g);
+}
+
+// Expects `cmd` to exit non-zero with an "error:" line containing `needle`.
+static void expect_error(const char* what, const char* cmd, const char* needle) {
+    char out[1024];
+    int rc = run_cmd(cmd, "error:", out, sizeof out);
+    int ok = rc != 0 && strstr(out, "error:") && strstr(out, needle);
+    report(ok, "bad input, %s: exit %d, \"%s\"", what, rc, out);
+}
+
+// Reads the "loss" values of a JSONL log.
+static int read_log_losses(const char* path, double* out, int cap) {
+    FILE* f = fopen(path, "r");
+    if (!f) return 0;
+    char line[1024];
+    int n = 0;
+    while (fgets(line, sizeof line, f) && n < cap) {
+        char* s = strstr(line, "\"loss\": ");
+        if (s) out[n++] = strtod(s + 8, NULL);
+    }
+    fclose(f);
+    return n;
+}
+
+static void test_cli(void) {
+    printf("-- command line: resume, eval, bad input (runs ./train)\n");
+    // a small random token file, V=64
+    int n = 3000, V = 64;
+    int* ids = (int*)mallocCheck(n * sizeof(int));
+    uint64_t rng = 3;
+    for (int i = 0; i < n; i++) ids[i] = (int)(random_u32(&rng) % (i % 7 == 0 ? V : 8));  // some structure to learn
+    write_tokens("test_tmp/tok.bin", ids, n, V);
+    const char* common = "./train --init 2,2,16 --vocab 64 --max-seq 32 --train test_tmp/tok.bin --val test_tmp/tok.bin "
+                         "--batch 2 --seq 16 --steps 10 --lr 1e-2 --warmup 2 --eval-every 5 --val-batches 2 --seed 5";
+    char cmd[1024], out[1024];
+    snprintf(cmd, sizeof cmd, "%s --log test_tmp/full.jsonl --out test_tmp/full", common);
+    mkdir("test_tmp/full", 0755);
+    mkdir("test_tmp/part", 0755);
+    int rc1 = run_cmd(cmd, "done:", out, sizeof out);
+    snprintf(cmd, sizeof cmd, "%s --log test_tmp/part.jsonl --out test_tmp/part --stop-at 4", common);
+    int rc2 = run_cmd(cmd, "done:", out, sizeof out);
+    snprintf(cmd, sizeof cmd, "%s --log test_tmp/part.jsonl --out test_tmp/part --resume test_tmp/part", common);
+    int rc3 = run_cmd(cmd, "done:", out, sizeof out);
+    double a[16], b[16];
+    int na = read_log_losses("test_tmp/full.jsonl", a, 16), nb = read_log_losses("test_tmp/part.jsonl", b, 16);
+    int same = rc1 == 0 && rc2 == 0 && rc3 == 0 && na == 10 && nb == 10;
+    for (int i = 0; same && i < 10; i++) same = a[i] == b[i];
+    report(same, "resume: 4 steps + resume to 10 gives the same 10 losses as one run (exit %d %d %d, %d and %d logged)",
+           rc1, rc2, rc3, na, nb);
+    // the final models are bit-identical too
+    GPT m1, m2;
+    load_model(&m1, "test_tmp/full/model.bin", NULL);
+    load_model(&m2, "test_tmp/part/model.bin", NULL);
+    report(!memcmp(m1.params_memory, m2.params_memory, m1.num_parameters * 4), "resume: final parameters bit-identical");
+    gpt_free(&m1);
+    gpt_free(&m2);
+    // eval prints loss and ppl
+    rc1 = run_cmd("./train eval --model test_tmp/full/model.bin --data test_tmp/tok.bin --batch 2 --seq 16", "\"ppl\"", out, sizeof out);
+    double loss = 0, ppl = 0;
+    char* s = strstr(out, "\"loss\": ");
+    if (s) loss = strtod(s + 8, NULL);
+    s = strstr(out, "\"ppl\": ");
+    if (s) ppl = strtod(s + 7, NULL);
+    report(rc1 == 0 && loss > 0 && fabs(ppl - exp(loss)) < 1e-3 * ppl, "eval: %s", out);
+
+    // bad input: each a one-line error and a non-zero exit
+    ids[10] = V + 5;
+    write_tokens("test_tmp/badtok.bin", ids, n, V);
+    expect_error("token id >= V", "./train --init 1,1,8 --vocab 64 --max-seq 16 --train test_tmp/badtok.bin --batch 2 --seq 8 --steps 50 --shuffle 0",
+                 "out of range");
+    copy_truncated("ref/gpt_a.bin", "test_tmp/trunc.bin", 100000);
+    expect_error("truncated llm.c model", "./train eval --model test_tmp/trunc.bin --data test_tmp/tok.bin", "expected");
+    copy_truncated("test_tmp/tok.bin", "test_tmp/trunctok.bin", 2000);
+    expect_error("truncated token file", "./train --init 1,1,8 --vocab 64 --train test_tmp/trunctok.bin", "bytes");
+    FILE* f = fopen_check("test_tmp/magic.bin", "wb");
+    int32_t junk[256] = {12345, 1};
+    fwrite(junk, sizeof junk, 1, f);
+    fclose(f);
+    expect_error("wrong magic (model)", "./train eval --model test_tmp/magic.bin --data test_tmp/tok.bin", "unknown model format");
+    expect_error("wrong magic (tokens)", "./train --init 1,1,8 --vocab 64 --train test_tmp/magic.bin", "bad magic");
+    copy_truncated("ref/ref_a.safetensors", "test_tmp/trunc.safetensors", 5000);
+    expect_error("truncated safetensors", "./train eval --model test_tmp/trunc.safetensors --data test_tmp/tok.bin", "safetensors");
+    // shape mismatch: a checkpoint whose parameter table disagrees with its header
+    GPT m;
+    GPTConfig c = {.maxT = 16, .V = 50, .Vp = 64, .L = 1, .NH = 2, .C = 8};
+    gpt_build(&m, c);
+    save_checkpoint(&m, "test_tmp/shape.bin", NULL);
+    gpt_free(&m);
+    f = fopen_check("test_tmp/shape.bin", "r+b");
+    int32_t C2 = 16;
+    fseek(f, 7 * 4, SEEK_SET);  // header[7] = C
+    fwrite(&C2, 4, 1, f);
+    fclose(f);
+    expect_error("shape mismatch", "./train eval --model test_tmp/shape.bin --data test_tmp/tok.bin", "elements, expected");
+    expect_error("unwritable --out", "./train --init 1,1,8 --vocab 64 --train test_tmp/tok.bin --batch 2 --seq 8 --steps 1 --out /nonexistent/dir",
+                 "cannot write");
+    expect_error("unknown flag", "./train --nope 1", "unknown flag");
+    expect_error("NaN loss", "./train --init 1,1,8 --vocab 64 --train test_tmp/tok.bin --batch 2 --seq 8 --steps 3 --lr 1e30 --grad-clip 0",
+                 "loss is");
+    free(ids);
+}
+
+int main(void) {
+    mkdir("test_tmp", 0755);
+    printf("-- tier 1: kernels against finite differences, fast matmul against the reference\n");
+    test_fd_encoder();
+    test_fd_layernorm();
+    test_fd_matmul();
+    test_fd_attention();
+    test_fd_gelu();
+    test_fd_residual();
+    test_fd_crossentropy();
+    test_matmul_fast_vs_ref();
+    test_reference("a");
+    test_reference("b");
+    printf("-- tier 3: loaders and invariants\n");
+    test_checkpoint_roundtrip();
+    test_cli();
+    printf("gpt: %d passed, %d failed\n", checks_passed, checks_failed);
+    return checks_failed ? 1 : 0;
+}

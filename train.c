@@ -1,0 +1,1169 @@
+// train.c: the trainer. Files in and out (token files, checkpoints in three formats), the data loader, the
+// training loop, and the `train`, `eval` and `sample` commands. The model itself is in model.h.
+//
+//   ./train --init 4,4,128 --vocab 256 --train data_train.bin --val data_val.bin --steps 500 --out run
+//   ./train eval --model run/model.bin --data data_val.bin
+//   ./train sample --model run/model.bin --tokens "12 43 7"
+//
+// test_gpt.c #includes this file with TESTING defined, which leaves out main().
+#define _POSIX_C_SOURCE 200809L  // for getpid, clock_gettime
+#include "model.h"
+#include <errno.h>
+#include <stdarg.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+// ---------------------------------------------------------------------------- file helpers
+// Formats a message and dies with a hint: the one-line error every bad input gets.
+static void failf(const char* hint, const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "error: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    if (hint && hint[0]) fprintf(stderr, "hint: %s\n", hint);
+    exit(1);
+}
+
+static FILE* fopen_check(const char* path, const char* mode) {
+    FILE* f = fopen(path, mode);
+    if (!f) failf(mode[0] == 'r' ? "check the path" : "check that the folder exists and is writable",
+                  "cannot open %s for %s: %s", path, mode[0] == 'r' ? "reading" : "writing", strerror(errno));
+    return f;
+}
+
+// Reads exactly n bytes or dies naming the file and what was being read.
+static void fread_check(void* dst, size_t n, FILE* f, const char* path, const char* what) {
+    if (fread(dst, 1, n, f) != n)
+        failf("the file is truncated or not in the expected format", "%s: unexpected end of file reading %s", path, what);
+}
+
+static void fwrite_check(const void* src, size_t n, FILE* f, const char* path) {
+    if (fwrite(src, 1, n, f) != n) failf("check free disk space", "%s: write failed: %s", path, strerror(errno));
+}
+
+static long long file_size(FILE* f) {
+    long pos = ftell(f);
+    fseek(f, 0, SEEK_END);
+    long long n = ftell(f);
+    fseek(f, pos, SEEK_SET);
+    return n;
+}
+
+// Nothing half-written is left behind: writers write PATH.tmp, then rename it over PATH when complete.
+typedef struct {
+    FILE* f;
+    char path[1024], tmp[1100];
+} SafeWriter;
+
+static void safe_open(SafeWriter* w, const char* path) {
+    snprintf(w->path, sizeof w->path, "%s", path);
+    snprintf(w->tmp, sizeof w->tmp, "%s.tmp%d", path, (int)getpid());
+    w->f = fopen(w->tmp, "wb");
+    if (!w->f) failf("check that the folder exists and is writable", "cannot write %s: %s", path, strerror(errno));
+}
+
+static void safe_close(SafeWriter* w) {
+    if (fclose(w->f) != 0 || rename(w->tmp, w->path) != 0) {
+        remove(w->tmp);
+        failf("check free disk space and permissions", "could not finish writing %s: %s", w->path, strerror(errno));
+    }
+}
+
+static double now_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static double peak_rss_mb(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_maxrss / 1024.0;  // Linux reports KiB
+}
+
+// ---------------------------------------------------------------------------- token files
+// Two formats are read; both start with 256 little-endian int32:
+//   llm.c:  [0]=20240520 [1]=1 [2]=count; then count uint16 tokens.
+//   ours:   [0]=20261128 [1]=1 [2]=bytes per token (2: uint16, 4: uint32, for vocabularies above 65,535)
+//           [3]=vocab size of the tokenizer that made it (0 if unknown) [4],[5]=count, low and high 32 bits.
+// The file is read window by window (never whole), so it may be larger than memory.
+#define LLMC_TOKENS_MAGIC 20240520
+#define TOKENS_MAGIC 20261128
+
+typedef struct {
+    FILE* f;
+    char path[1024];
+    int width;        // bytes per token
+    size_t count;     // number of tokens
+    int vocab;        // from the header, 0 if unknown
+} TokenFile;
+
+static void tokens_open(TokenFile* tf, const char* path) {
+    memset(tf, 0, sizeof(*tf));
+    snprintf(tf->path, sizeof tf->path, "%s", path);
+    tf->f = fopen_check(path, "rb");
+    int32_t h[256];
+    fread_check(h, sizeof h, tf->f, path, "the 1024-byte token file header");
+    if (h[0] == LLMC_TOKENS_MAGIC) {
+        if (h[1] != 1) failf("re-export it with llm.c's current scripts", "%s: llm.c token file version %d, expected 1", path, h[1]);
+        tf->width = 2;
+        tf->count = (size_t)(uint32_t)h[2];
+    } else if (h[0] == TOKENS_MAGIC) {
+        if (h[1] != 1) failf("was it written by a newer finetune.c?", "%s: token file version %d, expected 1", path, h[1]);
+        if (h[2] != 2 && h[2] != 4) failf("the header is corrupt", "%s: bytes per token is %d, expected 2 or 4", path, h[2]);
+        tf->width = h[2];
+        tf->vocab = h[3];
+        tf->count = (size_t)(uint32_t)h[4] | ((size_t)(uint32_t)h[5] << 32);
+    } else {
+        failf("token files come from `./dataprep text` or llm.c's data scripts",
+              "%s: bad magic %d, expected %d (finetune.c tokens) or %d (llm.c tokens)", path, h[0], TOKENS_MAGIC,
+              LLMC_TOKENS_MAGIC);
+    }
+    long long expect = 1024 + (long long)tf->count * tf->width, got = file_size(tf->f);
+    if (got != expect)
+        failf("the file is truncated or was not written completely", "%s: header says %zu tokens (%lld bytes) but the file has %lld bytes",
+              path, tf->count, expect, got);
+}
+
+// Reads tokens [start, start+n) into out, and checks each id is below V.
+static void tokens_read(TokenFile* tf, size_t start, size_t n, int* out, int V) {
+    if (start + n > tf->count) failf(NULL, "%s: read past the end (%zu + %zu > %zu)", tf->path, start, n, tf->count);
+    fseek(tf->f, 1024 + (long)(start * tf->width), SEEK_SET);
+    if (tf->width == 2) {
+        uint16_t* buf = (uint16_t*)mallocCheck(n * 2);
+        fread_check(buf, n * 2, tf->f, tf->path, "tokens");
+        for (size_t i = 0; i < n; i++) out[i] = buf[i];
+        free(buf);
+    } else {
+        uint32_t* buf = (uint32_t*)mallocCheck(n * 4);
+        fread_check(buf, n * 4, tf->f, tf->path, "tokens");
+        for (size_t i = 0; i < n; i++) out[i] = (int)buf[i];
+        free(buf);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (out[i] < 0 || out[i] >= V)
+            failf("the data was tokenized with a different vocabulary than the model's",
+                  "%s: token id %d at position %zu is out of range for the model's vocabulary V=%d", tf->path, out[i],
+                  start + i, V);
+}
+
+// ---------------------------------------------------------------------------- data loader
+// Cuts a token file into windows of B*T+1 tokens; window k starts at token k*B*T (consecutive windows share
+// one token, as in llm.c). Inputs are the first B*T tokens, targets the same shifted by one.
+// With shuffle, each epoch visits the windows in a fresh seeded permutation; without, in file order.
+typedef struct {
+    TokenFile tf;
+    int B, T, shuffle;
+    size_t num_windows;
+    size_t* order;          // permutation of the windows for this epoch
+    size_t pos;             // next index into order
+    uint64_t epoch;
+    uint64_t epoch_rng;     // RNG state that made this epoch's permutation (saved in checkpoints)
+    uint64_t rng;           // RNG state for the next epoch's permutation
+    int* buf;               // B*T+1 tokens
+} DataLoader;
+
+static void loader_make_order(DataLoader* dl) {
+    for (size_t i = 0; i < dl->num_windows; i++) dl->order[i] = i;
+    dl->epoch_rng = dl->rng;
+    if (dl->shuffle) {  // Fisher-Yates
+        for (size_t i = dl->num_windows - 1; i > 0; i--) {
+            size_t j = random_u32(&dl->rng) % (i + 1);
+            size_t t = dl->order[i];
+            dl->order[i] = dl->order[j];
+            dl->order[j] = t;
+        }
+    }
+    dl->pos = 0;
+}
+
+static void loader_init(DataLoader* dl, const char* path, int B, int T, int shuffle, uint64_t seed) {
+    memset(dl, 0, sizeof(*dl));
+    tokens_open(&dl->tf, path);
+    dl->B = B;
+    dl->T = T;
+    dl->shuffle = shuffle;
+    size_t BT = (size_t)B * T;
+    if (dl->tf.count < BT + 1)
+        failf("use a smaller --batch or --seq, or more data",
+              "%s: %zu tokens is too few for one batch of B*T+1 = %zu", path, dl->tf.count, BT + 1);
+    dl->num_windows = (dl->tf.count - 1) / BT;
+    dl->order = (size_t*)mallocCheck(dl->num_windows * sizeof(size_t));
+    dl->buf = (int*)mallocCheck((BT + 1) * sizeof(int));
+    dl->rng = seed ? seed : 1;
+    loader_make_order(dl);
+}
+
+static void loader_next(DataLoader* dl, int* inputs, int* targets, int V) {
+    if (dl->pos >= dl->num_windows) {
+        dl->epoch++;
+        loader_make_order(dl);
+    }
+    size_t BT = (size_t)dl->B * dl->T;
+    tokens_read(&dl->tf, dl->order[dl->pos++] * BT, BT + 1, dl->buf, V);
+    memcpy(inputs, dl->buf, BT * sizeof(int));
+    memcpy(targets, dl->buf + 1, BT * sizeof(int));
+}
+
+static void loader_free(DataLoader* dl) {
+    if (dl->tf.f) fclose(dl->tf.f);
+    free(dl->order);
+    free(dl->buf);
+    memset(dl, 0, sizeof(*dl));
+}
+
+// ---------------------------------------------------------------------------- a very small JSON reader
+// Enough JSON for safetensors headers and config.json: objects, arrays, strings, numbers, true/false/null.
+typedef struct {
+    const char* s;
+    const char* end;
+    const char* path;  // for error messages
+} Json;
+
+static void json_fail(Json* j, const char* what) {
+    failf("the file is not valid JSON of the expected shape", "%s: JSON: %s (%ld bytes before the end)", j->path, what,
+          (long)(j->end - j->s));
+}
+static void json_ws(Json* j) {
+    while (j->s < j->end && (*j->s == ' ' || *j->s == '\n' || *j->s == '\r' || *j->s == '\t')) j->s++;
+}
+static int json_peek(Json* j) {
+    json_ws(j);
+    return j->s < j->end ? *j->s : -1;
+}
+static void json_expect(Json* j, char c) {
+    if (json_peek(j) != c) {
+        char msg[32];
+        snprintf(msg, sizeof msg, "expected '%c'", c);
+        json_fail(j, msg);
+    }
+    j->s++;
+}
+// Reads a string into out (truncated to cap-1). Escapes are decoded for ASCII; \uXXXX becomes '?'.
+static void json_string(Json* j, char* out, size_t cap) {
+    json_expect(j, '"');
+    size_t n = 0;
+    while (j->s < j->end && *j->s != '"') {
+        char c = *j->s++;
+        if (c == '\\') {
+            if (j->s >= j->end) break;
+            char e = *j->s++;
+            c = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e == 'b' ? '\b' : e == 'f' ? '\f' : e;
+            if (e == 'u') {
+                if (j->end - j->s < 4) break;
+                j->s += 4;
+                c = '?';
+            }
+        }
+        if (n + 1 < cap) out[n++] = c;
+    }
+    if (j->s >= j->end) json_fail(j, "unterminated string");
+    j->s++;
+    if (cap) out[n] = 0;
+}
+static double json_number(Json* j) {
+    json_ws(j);
+    char buf[64];
+    size_t n = 0;
+    while (j->s < j->end && n < sizeof buf - 1 && strchr("+-0123456789.eE", *j->s)) buf[n++] = *j->s++;
+    buf[n] = 0;
+    char* e;
+    double v = strtod(buf, &e);
+    if (n == 0 || *e) json_fail(j, "bad number");
+    return v;
+}
+static void json_skip(Json* j, int depth) {
+    if (depth > 64) json_fail(j, "nested too deeply");
+    int c = json_peek(j);
+    if (c == '"') {
+        char tmp[8];
+        json_string(j, tmp, sizeof tmp);
+    } else if (c == '{' || c == '[') {
+        char close = c == '{' ? '}' : ']';
+        j->s++;
+        if (json_peek(j) == close) { j->s++; return; }
+        for (;;) {
+            if (c == '{') {
+                char tmp[8];
+                json_string(j, tmp, sizeof tmp);
+                json_expect(j, ':');
+            }
+            json_skip(j, depth + 1);
+            int d = json_peek(j);
+            if (d == ',') { j->s++; continue; }
+            if (d == close) { j->s++; return; }
+            json_fail(j, "expected ',' or a closing bracket");
+        }
+    } else if (c == 't' || c == 'f' || c == 'n') {
+        const char* w = c == 't' ? "true" : c == 'f' ? "false" : "null";
+        size_t n = strlen(w);
+        if ((size_t)(j->end - j->s) < n || strncmp(j->s, w, n)) json_fail(j, "bad literal");
+        j->s += n;
+    } else {
+        json_number(j);
+    }
+}
+
+// Finds a top-level numeric key in a JSON object text; returns 1 and sets *out when present.
+static int json_get_number(const char* text, size_t len, const char* key, const char* path, double* out) {
+    Json j = {text, text + len, path};
+    json_expect(&j, '{');
+    if (json_peek(&j) == '}') return 0;
+    for (;;) {
+        char k[128];
+        json_string(&j, k, sizeof k);
+        json_expect(&j, ':');
+        int c = json_peek(&j);
+        if (!strcmp(k, key) && (c == '-' || (c >= '0' && c <= '9'))) {
+            *out = json_number(&j);
+            return 1;
+        }
+        json_skip(&j, 0);
+        int d = json_peek(&j);
+        if (d == ',') { j.s++; continue; }
+        if (d == '}') return 0;
+        json_fail(&j, "expected ',' or '}'");
+    }
+}
+
+// ---------------------------------------------------------------------------- safetensors
+// The format: u64 little-endian N, then N bytes of JSON {"name": {"dtype": "F32", "shape": [..],
+// "data_offsets": [begin, end]}, ..., "__metadata__": {"key": "value"}}, then the raw data, offsets relative
+// to its start. Used for Hugging Face checkpoints and for this project's PyTorch reference files.
+typedef struct {
+    char name[128];
+    char dtype[8];
+    int ndim;
+    int64_t shape[8];
+    uint64_t begin, end;  // byte offsets into the data region
+} StTensor;
+
+typedef struct {
+    FILE* f;
+    char path[1024];
+    uint64_t data_start;
+    int n;
+    StTensor* t;
+    int nmeta;
+    char (*meta_key)[64];
+    char (*meta_val)[64];
+} SafeTensors;
+
+static size_t st_dtype_size(const char* d) {
+    if (!strcmp(d, "F32") || !strcmp(d, "I32")) return 4;
+    if (!strcmp(d, "F16") || !strcmp(d, "BF16")) return 2;
+    if (!strcmp(d, "I64") || !strcmp(d, "F64")) return 8;
+    return 0;
+}
+
+static void st_open(SafeTensors* st, const char* path) {
+    memset(st, 0, sizeof(*st));
+    snprintf(st->path, sizeof st->path, "%s", path);
+    st->f = fopen_check(path, "rb");
+    long long fsize = file_size(st->f);
+    uint64_t hlen;
+    fread_check(&hlen, 8, st->f, path, "the safetensors header length");
+    if (hlen < 2 || hlen > (uint64_t)fsize - 8 || hlen > (100u << 20))
+        failf("is this a safetensors file?", "%s: header length %llu does not fit the file (%lld bytes)", path,
+              (unsigned long long)hlen, fsize);
+    char* text = (char*)mallocCheck(hlen);
+    fread_check(text, hlen, st->f, path, "the safetensors JSON header");
+    st->data_start = 8 + hlen;
+    uint64_t data_len = (uint64_t)fsize - st->data_start;
+    Json j = {text, text + hlen, path};
+    int cap = 16;
+    st->t = (StTensor*)mallocCheck(cap * sizeof(StTensor));
+    st->meta_key = mallocCheck(64 * 64);
+    st->meta_val = mallocCheck(64 * 64);
+    json_expect(&j, '{');
+    while (json_peek(&j) != '}') {
+        char key[128];
+        json_string(&j, key, sizeof key);
+        json_expect(&j, ':');
+        json_expect(&j, '{');
+        if (!strcmp(key, "__metadata__")) {
+            while (json_peek(&j) != '}') {
+                char k[64], v[64];
+                json_string(&j, k, sizeof k);
+                json_expect(&j, ':');
+                json_string(&j, v, sizeof v);
+                if (st->nmeta < 64) {
+                    memcpy(st->meta_key[st->nmeta], k, 64);
+                    memcpy(st->meta_val[st->nmeta], v, 64);
+                    st->nmeta++;
+                }
+                if (json_peek(&j) == ',') j.s++;
+            }
+            j.s++;
+        } else {
+            if (st->n == cap) st->t = (StTensor*)realloc(st->t, (cap *= 2) * sizeof(StTensor));
+            StTensor* t = &st->t[st->n++];
+            memset(t, 0, sizeof(*t));
+            snprintf(t->name, sizeof t->name, "%s", key);
+            int have = 0;
+            while (json_peek(&j) != '}') {
+                char k[32];
+                json_string(&j, k, sizeof k);
+                json_expect(&j, ':');
+                if (!strcmp(k, "dtype")) {
+                    json_string(&j, t->dtype, sizeof t->dtype);
+                    have |= 1;
+                } else if (!strcmp(k, "shape") || !strcmp(k, "data_offsets")) {
+                    int is_shape = k[0] == 's', n = 0;
+                    json_expect(&j, '[');
+                    while (json_peek(&j) != ']') {
+                        double v = json_number(&j);
+                        if (v < 0 || n >= 8) json_fail(&j, "bad shape or offsets");
+                        if (is_shape) t->shape[n] = (int64_t)v;
+                        else if (n == 0) t->begin = (uint64_t)v;
+                        else t->end = (uint64_t)v;
+                        n++;
+                        if (json_peek(&j) == ',') j.s++;
+                    }
+                    j.s++;
+                    if (is_shape) t->ndim = n, have |= 2;
+                    else if (n == 2) have |= 4;
+                } else {
+                    json_skip(&j, 0);
+                }
+                if (json_peek(&j) == ',') j.s++;
+            }
+            j.s++;
+            if (have != 7) failf("is this a safetensors file?", "%s: tensor '%s' lacks dtype, shape or data_offsets", path, key);
+            size_t es = st_dtype_size(t->dtype);
+            uint64_t numel = 1;
+            for (int d = 0; d < t->ndim; d++) numel *= (uint64_t)t->shape[d];
+            if (!es) failf("supported: F32, F16, BF16, I32", "%s: tensor '%s' has unsupported dtype %s", path, key, t->dtype);
+            if (t->end < t->begin || t->end > data_len || t->end - t->begin != numel * es)
+                failf("the file is truncated or corrupt", "%s: tensor '%s' offsets [%llu, %llu] do not match its shape or the file size",
+                      path, key, (unsigned long long)t->begin, (unsigned long long)t->end);
+        }
+        if (json_peek(&j) == ',') j.s++;
+        else if (json_peek(&j) != '}') json_fail(&j, "expected ',' or '}'");
+    }
+    free(text);
+}
+
+static const StTensor* st_find(const SafeTensors* st, const char* name) {
+    for (int i = 0; i < st->n; i++)
+        if (!strcmp(st->t[i].name, name)) return &st->t[i];
+    return NULL;
+}
+
+static const char* st_meta(const SafeTensors* st, const char* key) {
+    for (int i = 0; i < st->nmeta; i++)
+        if (!strcmp(st->meta_key[i], key)) return st->meta_val[i];
+    return NULL;
+}
+
+static size_t st_numel(const StTensor* t) {
+    size_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= (size_t)t->shape[d];
+    return n;
+}
+
+// Reads a tensor as float32 (F16 and BF16 are widened; I32 converted) into out, which holds st_numel floats.
+static void st_read_f32(const SafeTensors* st, const StTensor* t, float* out) {
+    size_t n = st_numel(t), es = st_dtype_size(t->dtype);
+    unsigned char* raw = (unsigned char*)mallocCheck(n * es);
+    fseek(st->f, (long)(st->data_start + t->begin), SEEK_SET);
+    fread_check(raw, n * es, st->f, st->path, t->name);
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(t->dtype, "F32")) memcpy(&out[i], raw + 4 * i, 4);
+        else if (!strcmp(t->dtype, "I32")) { int32_t v; memcpy(&v, raw + 4 * i, 4); out[i] = (float)v; }
+        else {
+            uint16_t h;
+            memcpy(&h, raw + 2 * i, 2);
+            uint32_t bits;
+            if (!strcmp(t->dtype, "BF16")) bits = (uint32_t)h << 16;  // bf16 is the top half of an fp32
+            else {  // IEEE half -> float
+                uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+                if (e == 0) {
+                    float f = ldexpf((float)m, -24);
+                    memcpy(&bits, &f, 4);
+                    bits |= sign;
+                } else if (e == 31) bits = sign | 0x7f800000u | (m << 13);
+                else bits = sign | ((e + 112) << 23) | (m << 13);
+            }
+            memcpy(&out[i], &bits, 4);
+        }
+    }
+    free(raw);
+}
+
+static void st_read_i32(const SafeTensors* st, const StTensor* t, int* out) {
+    if (strcmp(t->dtype, "I32")) failf(NULL, "%s: tensor '%s' is %s, expected I32", st->path, t->name, t->dtype);
+    fseek(st->f, (long)(st->data_start + t->begin), SEEK_SET);
+    fread_check(out, st_numel(t) * 4, st->f, st->path, t->name);
+}
+
+static void st_close(SafeTensors* st) {
+    if (st->f) fclose(st->f);
+    free(st->t);
+    free(st->meta_key);
+    free(st->meta_val);
+    memset(st, 0, sizeof(*st));
+}
+
+// ---------------------------------------------------------------------------- Hugging Face GPT-2 names
+// Our parameter i and its name in a Hugging Face GPT2Model checkpoint ("h.N." prefix for per-layer ones).
+// HF's Conv1D stores weights (in, out), the transpose of ours; wte is stored unpadded (V, C).
+static const struct { const char* hf; int per_layer, transposed; } HF_NAMES[NUM_PARAMS] = {
+    {"wte.weight", 0, 0},         {"wpe.weight", 0, 0},          {"ln_1.weight", 1, 0},       {"ln_1.bias", 1, 0},
+    {"attn.c_attn.weight", 1, 1}, {"attn.c_attn.bias", 1, 0},    {"attn.c_proj.weight", 1, 1}, {"attn.c_proj.bias", 1, 0},
+    {"ln_2.weight", 1, 0},        {"ln_2.bias", 1, 0},           {"mlp.c_fc.weight", 1, 1},   {"mlp.c_fc.bias", 1, 0},
+    {"mlp.c_proj.weight", 1, 1},  {"mlp.c_proj.bias", 1, 0},     {"ln_f.weight", 0, 0},       {"ln_f.bias", 0, 0},
+};
+
+// Strips an optional "transformer." prefix (GPT2LMHeadModel checkpoints carry it).
+static const char* hf_base_name(const char* name) {
+    return strncmp(name, "transformer.", 12) ? name : name + 12;
+}
+
+static const StTensor* hf_find(const SafeTensors* st, const char* base) {
+    for (int i = 0; i < st->n; i++)
+        if (!strcmp(hf_base_name(st->t[i].name), base)) return &st->t[i];
+    return NULL;
+}
+
+// Reads the config from a sibling config.json, or infers it from shapes: V, C from wte; maxT from wpe;
+// L by counting blocks; NH cannot be seen in any shape, so without config.json it is taken as C/64, which
+// holds for every released GPT-2 size (head size 64).
+static GPTConfig hf_config(const SafeTensors* st, const char* path) {
+    GPTConfig c = {0};
+    const StTensor* wte = hf_find(st, "wte.weight");
+    const StTensor* wpe = hf_find(st, "wpe.weight");
+    if (!wte || !wpe || wte->ndim != 2 || wpe->ndim != 2)
+        failf("expected a GPT-2 checkpoint with wte.weight and wpe.weight", "%s: no GPT-2 embedding tensors found", path);
+    c.V = (int)wte->shape[0];
+    c.C = (int)wte->shape[1];
+    c.maxT = (int)wpe->shape[0];
+    for (c.L = 0;; c.L++) {
+        char name[64];
+        snprintf(name, sizeof name, "h.%d.ln_1.weight", c.L);
+        if (!hf_find(st, name)) break;
+    }
+    c.NH = c.C % 64 == 0 ? c.C / 64 : 0;
+    // config.json beside the file overrides the inference
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg, "%s", path);
+    char* slash = strrchr(cfg, '/');
+    snprintf(slash ? slash + 1 : cfg, sizeof cfg - (slash ? (size_t)(slash + 1 - cfg) : 0), "config.json");
+    FILE* f = fopen(cfg, "rb");
+    if (f) {
+        long long n = file_size(f);
+        char* text = (char*)mallocCheck((size_t)n + 1);
+        fread_check(text, (size_t)n, f, cfg, "config.json");
+        fclose(f);
+        double v;
+        if (json_get_number(text, (size_t)n, "n_head", cfg, &v)) c.NH = (int)v;
+        if (json_get_number(text, (size_t)n, "n_layer", cfg, &v) && (int)v != c.L)
+            failf("config.json and model.safetensors disagree", "%s: n_layer=%d but the checkpoint has %d blocks", cfg, (int)v, c.L);
+        free(text);
+    }
+    if (c.L < 1 || c.NH < 1 || c.C % c.NH)
+        failf("put the model's config.json next to the .safetensors file", "%s: cannot tell the number of heads (C=%d)", path, c.C);
+    c.Vp = pad_vocab(c.V);
+    return c;
+}
+
+static void load_hf_safetensors(GPT* model, const char* path) {
+    SafeTensors st;
+    st_open(&st, path);
+    GPTConfig c = hf_config(&st, path);
+    gpt_build(model, c);
+    // every tensor must be a known one: ignore only the attention-mask buffers and the tied lm_head
+    for (int i = 0; i < st.n; i++) {
+        const char* b = hf_base_name(st.t[i].name);
+        const char* dot = strrchr(b, '.');
+        if (!strcmp(b, "lm_head.weight") || (dot && (!strcmp(dot, ".bias") || !strcmp(dot, ".masked_bias")) &&
+                                              strstr(b, ".attn.") && !strstr(b, "c_attn") && !strstr(b, "c_proj")))
+            continue;
+        int known = 0;
+        for (int p = 0; p < NUM_PARAMS && !known; p++) {
+            const char* s = strstr(b, HF_NAMES[p].hf);
+            known = s && !strcmp(s, HF_NAMES[p].hf);
+        }
+        if (!known) failf("this loader reads GPT-2 (GPT2Model / GPT2LMHeadModel) checkpoints", "%s: unexpected tensor '%s'", path, st.t[i].name);
+    }
+    for (int p = 0; p < NUM_PARAMS; p++) {
+        int layers = HF_NAMES[p].per_layer ? c.L : 1;
+        size_t per = param_numel(&c, p) / layers;
+        if (p == 0) per = (size_t)c.V * c.C;  // wte: only the first V rows are stored
+        float* tmp = (float*)mallocCheck(per * sizeof(float));
+        for (int l = 0; l < layers; l++) {
+            char name[128];
+            if (HF_NAMES[p].per_layer) snprintf(name, sizeof name, "h.%d.%s", l, HF_NAMES[p].hf);
+            else snprintf(name, sizeof name, "%s", HF_NAMES[p].hf);
+            const StTensor* t = hf_find(&st, name);
+            if (!t) failf("the checkpoint is incomplete or not GPT-2", "%s: missing tensor '%s'", path, name);
+            if (st_numel(t) != per)
+                failf("the checkpoint does not match its config", "%s: tensor '%s' has %zu elements, expected %zu", path, name,
+                      st_numel(t), per);
+            float* dst = model->params.t[p] + (size_t)l * per;
+            if (HF_NAMES[p].transposed) {  // (in, out) -> (out, in)
+                st_read_f32(&st, t, tmp);
+                int rows = (int)t->shape[0], cols = (int)t->shape[1];
+                for (int r = 0; r < rows; r++)
+                    for (int k = 0; k < cols; k++) dst[(size_t)k * rows + r] = tmp[(size_t)r * cols + k];
+            } else {
+                st_read_f32(&st, t, dst);
+            }
+        }
+        free(tmp);
+    }
+    st_close(&st);
+}
+
+// ---------------------------------------------------------------------------- llm.c model files
+// llm.c's format: 256 int32 [0]=20240326 [1]=3 (fp32) [2]=maxT [3]=V [4]=L [5]=NH [6]=C [7]=Vp, then every
+// parameter as fp32 in this project's table order (which is llm.c's).
+#define LLMC_MODEL_MAGIC 20240326
+
+static void load_llmc(GPT* model, FILE* f, const char* path) {
+    int32_t h[256];
+    fseek(f, 0, SEEK_SET);
+    fread_check(h, sizeof h, f, path, "the llm.c header");
+    if (h[1] == 5) failf("use the fp32 file (gpt2_124M.bin), not gpt2_124M_bf16.bin", "%s: llm.c bf16 checkpoints (version 5) are not supported", path);
+    if (h[1] != 3) failf("re-export with llm.c's train_gpt2.py", "%s: llm.c model version %d, expected 3 (fp32)", path, h[1]);
+    GPTConfig c = {.maxT = h[2], .V = h[3], .L = h[4], .NH = h[5], .C = h[6], .Vp = h[7]};
+    if (c.maxT < 1 || c.V < 1 || c.L < 1 || c.NH < 1 || c.C < 1 || c.C % c.NH || c.Vp < c.V)
+        failf("the header is corrupt", "%s: bad config maxT=%d V=%d L=%d NH=%d C=%d Vp=%d", path, c.maxT, c.V, c.L, c.NH, c.C, c.Vp);
+    gpt_build(model, c);
+    long long expect = 1024 + (long long)model->num_parameters * 4, got = file_size(f);
+    if (got != expect)
+        failf("the file is truncated or the header does not match the data", "%s: expected %lld bytes for this config, found %lld", path, expect, got);
+    fread_check(model->params_memory, model->num_parameters * 4, f, path, "parameters");
+}
+
+// ---------------------------------------------------------------------------- our checkpoints
+// 256 int32: [0]=20261129 [1]=1 (version) [2]=kind (1 model, 2 training state) [3]=maxT [4]=V [5]=L [6]=NH
+// [7]=C [8]=Vp [9]=NUM_PARAMS. Then the parameter table: per tensor a 16-byte name and an int64 numel, so a
+// loader can say which tensor does not match. Then the parameters (fp32, table order). A training checkpoint
+// continues with AdamW's m and v (fp32, same layout) and a TrainState.
+#define CKPT_MAGIC 20261129
+#define CKPT_VERSION 1
+
+typedef struct {
+    int64_t step;          // optimizer steps done
+    int64_t B, T;          // batch shape of the run (a resumed run must use the same)
+    uint64_t rng;          // the trainer's RNG state
+    uint64_t data_epoch;   // data loader position: epoch, the RNG state that shuffled it, index within it
+    uint64_t data_epoch_rng;
+    uint64_t data_next_rng;
+    uint64_t data_pos;
+} TrainState;
+
+static void save_checkpoint(const GPT* model, const char* path, const TrainState* state) {
+    SafeWriter w;
+    safe_open(&w, path);
+    const GPTConfig* c = &model->config;
+    int32_t h[256] = {CKPT_MAGIC, CKPT_VERSION, state ? 2 : 1, c->maxT, c->V, c->L, c->NH, c->C, c->Vp, NUM_PARAMS};
+    fwrite_check(h, sizeof h, w.f, path);
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        char name[16] = {0};
+        snprintf(name, sizeof name, "%s", PARAM_TABLE[i].name);
+        int64_t n = (int64_t)param_numel(c, i);
+        fwrite_check(name, 16, w.f, path);
+        fwrite_check(&n, 8, w.f, path);
+    }
+    fwrite_check(model->params_memory, model->num_parameters * 4, w.f, path);
+    if (state) {
+        if (!model->m_memory) failf(NULL, "%s: no optimizer state to save before the first step", path);
+        fwrite_check(model->m_memory, model->num_parameters * 4, w.f, path);
+        fwrite_check(model->v_memory, model->num_parameters * 4, w.f, path);
+        fwrite_check(state, sizeof *state, w.f, path);
+    }
+    safe_close(&w);
+}
+
+// Loads our checkpoint. With state != NULL, it must be a training checkpoint and the optimizer state and
+// TrainState are restored too.
+static void load_checkpoint(GPT* model, FILE* f, const char* path, TrainState* state) {
+    int32_t h[256];
+    fseek(f, 0, SEEK_SET);
+    fread_check(h, sizeof h, f, path, "the checkpoint header");
+    if (h[1] != CKPT_VERSION) failf("was it written by a newer finetune.c?", "%s: checkpoint version %d, expected %d", path, h[1], CKPT_VERSION);
+    if (h[9] != NUM_PARAMS) failf(NULL, "%s: checkpoint has %d parameter tensors, expected %d", path, h[9], NUM_PARAMS);
+    GPTConfig c = {.maxT = h[3], .V = h[4], .L = h[5], .NH = h[6], .C = h[7], .Vp = h[8]};
+    if (c.maxT < 1 || c.V < 1 || c.L < 1 || c.NH < 1 || c.C < 1 || c.C % c.NH || c.Vp < c.V)
+        failf("the header is corrupt", "%s: bad config maxT=%d V=%d L=%d NH=%d C=%d Vp=%d", path, c.maxT, c.V, c.L, c.NH, c.C, c.Vp);
+    gpt_build(model, c);
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        char name[17] = {0};
+        int64_t n;
+        fread_check(name, 16, f, path, "the parameter table");
+        fread_check(&n, 8, f, path, "the parameter table");
+        if (strcmp(name, PARAM_TABLE[i].name) || n != (int64_t)param_numel(&c, i))
+            failf("the checkpoint's parameter table does not match this model definition",
+                  "%s: tensor %d is '%s' with %lld elements, expected '%s' (%s) with %zu", path, i, name, (long long)n,
+                  PARAM_TABLE[i].name, PARAM_TABLE[i].shape, param_numel(&c, i));
+    }
+    size_t np = model->num_parameters;
+    long long expect = 1024 + NUM_PARAMS * 24 + (long long)np * 4;
+    if (h[2] == 2) expect += (long long)np * 8 + (long long)sizeof(TrainState);
+    if (file_size(f) != expect)
+        failf("the file is truncated or was not written completely", "%s: expected %lld bytes, found %lld", path, expect, file_size(f));
+    fread_check(model->params_memory, np * 4, f, path, "parameters");
+    if (state) {
+        if (h[2] != 2) failf("--resume needs the run folder's ckpt.bin (a training checkpoint), not model.bin", "%s: this is a model-only checkpoint", path);
+        model->m_memory = (float*)mallocCheck(np * 4);
+        model->v_memory = (float*)mallocCheck(np * 4);
+        fread_check(model->m_memory, np * 4, f, path, "AdamW m");
+        fread_check(model->v_memory, np * 4, f, path, "AdamW v");
+        fread_check(state, sizeof *state, f, path, "the training state");
+    }
+}
+
+// Loads any supported model file, telling the format by its first bytes: our checkpoint, llm.c's model file,
+// or a Hugging Face model.safetensors (a folder holding one also works).
+static void load_model(GPT* model, const char* path_in, TrainState* state) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s", path_in);
+    char inside[1024];  // a Hugging Face model folder: read the model.safetensors inside it
+    snprintf(inside, sizeof inside, "%s/model.safetensors", path_in);
+    FILE* g = fopen(inside, "rb");
+    if (g) {
+        fclose(g);
+        snprintf(path, sizeof path, "%s", inside);
+    }
+    FILE* f = fopen_check(path, "rb");
+    int32_t magic = 0;
+    unsigned char first[9] = {0};
+    if (fread(first, 1, 9, f) < 9) failf("is this a model file?", "%s: file is too short to be a model", path);
+    memcpy(&magic, first, 4);
+    if (magic == CKPT_MAGIC) {
+        load_checkpoint(model, f, path, state);
+        fclose(f);
+    } else if (state) {
+        failf("--resume needs the ckpt.bin that --out DIR writes", "%s: not a finetune.c training checkpoint (magic %d)", path, magic);
+    } else if (magic == LLMC_MODEL_MAGIC) {
+        load_llmc(model, f, path);
+        fclose(f);
+    } else if (first[8] == '{') {
+        fclose(f);
+        load_hf_safetensors(model, path);
+    } else {
+        fclose(f);
+        failf("supported: finetune.c checkpoints, llm.c's gpt2_124M.bin, Hugging Face model.safetensors",
+              "%s: unknown model format (first int32 %d, expected %d, %d or a safetensors header)", path, magic,
+              CKPT_MAGIC, LLMC_MODEL_MAGIC);
+    }
+}
+
+// ---------------------------------------------------------------------------- evaluation
+// Mean loss over up to max_batches consecutive windows of a token file (all of them when max_batches <= 0).
+static double evaluate(GPT* model, const char* path, int B, int T, int max_batches, size_t* tokens_out) {
+    DataLoader dl;
+    loader_init(&dl, path, B, T, 0, 1);
+    size_t nb = dl.num_windows;
+    if (max_batches > 0 && (size_t)max_batches < nb) nb = (size_t)max_batches;
+    int* x = (int*)mallocCheck((size_t)B * T * sizeof(int));
+    int* y = (int*)mallocCheck((size_t)B * T * sizeof(int));
+    double sum = 0.0;
+    for (size_t i = 0; i < nb; i++) {
+        loader_next(&dl, x, y, model->config.V);
+        gpt_forward(model, x, y, B, T);
+        sum += model->mean_loss;
+    }
+    if (tokens_out) *tokens_out = nb * (size_t)B * T;
+    free(x);
+    free(y);
+    loader_free(&dl);
+    return sum / nb;
+}
+
+// ---------------------------------------------------------------------------- sampling
+// Draws the next token from the logits at one position: softmax(logits / temperature) restricted to the
+// top_k most likely tokens (top_k <= 0: all V). temperature 0 means greedy (argmax).
+static int sample_next(const float* logits, int V, float temperature, int top_k, uint64_t* rng) {
+    int best = 0;
+    for (int i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
+    if (temperature <= 0.0f) return best;
+    float* p = (float*)mallocCheck((size_t)V * sizeof(float));
+    float cutoff = -INFINITY;
+    if (top_k > 0 && top_k < V) {  // the k-th largest logit, by partial selection on a copy
+        memcpy(p, logits, (size_t)V * sizeof(float));
+        for (int k = 0; k < top_k; k++) {
+            int m = k;
+            for (int i = k + 1; i < V; i++) if (p[i] > p[m]) m = i;
+            float t = p[k]; p[k] = p[m]; p[m] = t;
+        }
+        cutoff = p[top_k - 1];
+    }
+    double z = 0.0;
+    for (int i = 0; i < V; i++) {
+        p[i] = logits[i] >= cutoff ? expf((logits[i] - logits[best]) / temperature) : 0.0f;
+        z += p[i];
+    }
+    double r = random_f32(rng) * z, acc = 0.0;
+    int pick = best;
+    for (int i = 0; i < V; i++) {
+        acc += p[i];
+        if (p[i] > 0.0f && r < acc) { pick = i; break; }
+    }
+    free(p);
+    return pick;
+}
+
+// Extends prompt[0..n) by up to `steps` tokens (stopping early at stop_token >= 0). Writes into out, which
+// holds n + steps ints; returns the new length. The whole context is recomputed per token (no KV cache yet):
+// with causal attention position t does not see later positions, so a fixed-length window is padded with 0.
+static int generate(GPT* model, const int* prompt, int n, int steps, float temperature, int top_k, int stop_token,
+                    uint64_t* rng, int* out) {
+    int maxT = model->config.maxT;
+    memcpy(out, prompt, (size_t)n * sizeof(int));
+    int len = n;
+    int T = n + steps < maxT ? n + steps : maxT;
+    int* window = (int*)callocCheck((size_t)T, sizeof(int));
+    for (int s = 0; s < steps; s++) {
+        int start = len > T ? len - T : 0;  // slide when the context is full
+        int wlen = len - start;
+        memset(window, 0, (size_t)T * sizeof(int));
+        memcpy(window, out + start, (size_t)wlen * sizeof(int));
+        gpt_forward(model, window, NULL, 1, T);
+        const float* logits = model->acts.logits + (size_t)(wlen - 1) * model->config.Vp;
+        int next = sample_next(logits, model->config.V, temperature, top_k, rng);
+        out[len++] = next;
+        if (next == stop_token) break;
+    }
+    free(window);
+    return len;
+}
+
+// ---------------------------------------------------------------------------- command line
+typedef struct {
+    const char* cmd;            // "train", "eval" or "sample"
+    const char* model;          // --model
+    const char* init;           // --init L,NH,C
+    int vocab, max_seq;         // --vocab, --max-seq (for --init)
+    const char* train, *val;    // --train, --val
+    const char* data;           // --data (eval)
+    int B, T, steps;
+    float lr, min_lr_frac, weight_decay, beta1, beta2, eps, grad_clip;
+    int warmup;
+    Schedule schedule;
+    uint64_t seed;
+    const char* log, *out, *resume;
+    int eval_every, val_batches, save_every, shuffle, print_every;
+    const char* tokens;         // --tokens (sample)
+    int gen_steps, top_k, stop_token;
+    float temperature;
+    int max_batches;            // eval
+    int stop_at;                // stop (as if interrupted) after this step, writing the checkpoint
+} Args;
+
+static void print_help(void) {
+    printf(
+        "finetune.c trainer\n"
+        "usage: ./train [train] [flags]   |   ./train eval [flags]   |   ./train sample [flags]\n\n"
+        "model (one of):\n"
+        "  --model FILE        load a model: finetune.c checkpoint, llm.c gpt2_124M.bin, or HF model.safetensors (or its folder)\n"
+        "  --init L,NH,C       random GPT-2-style init with L layers, NH heads, C channels\n"
+        "  --vocab V           vocabulary size for --init (default 50257)\n"
+        "  --max-seq N         positions (maxT) for --init (default 1024)\n"
+        "data:\n"
+        "  --train FILE        training tokens (finetune.c or llm.c token file)\n"
+        "  --val FILE          validation tokens (optional)\n"
+        "  --batch B           sequences per step (default 4)\n"
+        "  --seq T             tokens per sequence (default 64)\n"
+        "  --shuffle 0|1       visit batch windows in a seeded random order each epoch (default 1)\n"
+        "optimization:\n"
+        "  --steps N           optimizer steps (default 100)\n"
+        "  --lr X              peak learning rate (default 3e-4)\n"
+        "  --schedule S        constant|cosine|linear (default cosine)\n"
+        "  --warmup N          linear warmup steps (default 0)\n"
+        "  --min-lr-frac F     decay to lr*F at the last step (default 0.1)\n"
+        "  --weight-decay W    AdamW decoupled weight decay on matrices (default 0.1)\n"
+        "  --beta1 B1 --beta2 B2 --eps E   AdamW (defaults 0.9, 0.95, 1e-8)\n"
+        "  --grad-clip G       clip the global gradient norm to G, 0 = off (default 1.0)\n"
+        "  --seed S            seed for init and data order (default 1337)\n"
+        "monitoring and output:\n"
+        "  --eval-every N      validation loss every N steps and at the end, 0 = only at the end (default 0)\n"
+        "  --val-batches N     batches per validation (default 20)\n"
+        "  --print-every N     console line every N steps (default 1)\n"
+        "  --log FILE          JSONL: step, loss, lr, grad_norm, tokens_per_s, val_loss on eval steps\n"
+        "  --out DIR           write DIR/model.bin (final model) and DIR/ckpt.bin (resumable state)\n"
+        "  --save-every N      also write DIR/ckpt.bin every N steps (default 0 = only at the end)\n"
+        "  --resume DIR        continue from DIR/ckpt.bin with the same flags; reproduces the uninterrupted run\n"
+        "  --stop-at N         stop after step N as if interrupted (writes DIR/ckpt.bin; continue with --resume)\n"
+        "eval:   ./train eval --model FILE --data FILE [--batch B --seq T --max-batches N]\n"
+        "        prints one JSON line with loss and ppl\n"
+        "sample: ./train sample --model FILE --tokens \"ids\" [--gen N (64) --temperature X (1.0) --top-k K (0)\n"
+        "        --stop ID (-1) --seed S]  prints the prompt and generated token ids\n");
+}
+
+static int parse_int_arg(const char* flag, const char* v) {
+    char* e;
+    long x = strtol(v, &e, 10);
+    if (*e || e == v) failf("see ./train --help", "%s expects an integer, got '%s'", flag, v);
+    return (int)x;
+}
+static float parse_float_arg(const char* flag, const char* v) {
+    char* e;
+    float x = strtof(v, &e);
+    if (*e || e == v || !isfinite(x)) failf("see ./train --help", "%s expects a number, got '%s'", flag, v);
+    return x;
+}
+
+static Args parse_args(int argc, char** argv) {
+    Args a = {.cmd = "train", .vocab = 50257, .max_seq = 1024, .B = 4, .T = 64, .steps = 100, .lr = 3e-4f,
+              .min_lr_frac = 0.1f, .weight_decay = 0.1f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
+              .grad_clip = 1.0f, .schedule = SCHED_COSINE, .seed = 1337, .val_batches = 20, .shuffle = 1,
+              .print_every = 1, .gen_steps = 64, .top_k = 0, .stop_token = -1, .temperature = 1.0f};
+    int i = 1;
+    if (argc > 1 && argv[1][0] != '-') {
+        a.cmd = argv[1];
+        if (strcmp(a.cmd, "train") && strcmp(a.cmd, "eval") && strcmp(a.cmd, "sample"))
+            failf("commands: train (default), eval, sample", "unknown command '%s'", a.cmd);
+        i = 2;
+    }
+    for (; i < argc; i++) {
+        const char* f = argv[i];
+        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { print_help(); exit(0); }
+        if (i + 1 >= argc) failf("see ./train --help", "flag %s needs a value", f);
+        const char* v = argv[++i];
+        if (!strcmp(f, "--model")) a.model = v;
+        else if (!strcmp(f, "--init")) a.init = v;
+        else if (!strcmp(f, "--vocab")) a.vocab = parse_int_arg(f, v);
+        else if (!strcmp(f, "--max-seq")) a.max_seq = parse_int_arg(f, v);
+        else if (!strcmp(f, "--train")) a.train = v;
+        else if (!strcmp(f, "--val")) a.val = v;
+        else if (!strcmp(f, "--data")) a.data = v;
+        else if (!strcmp(f, "--batch")) a.B = parse_int_arg(f, v);
+        else if (!strcmp(f, "--seq")) a.T = parse_int_arg(f, v);
+        else if (!strcmp(f, "--steps")) a.steps = parse_int_arg(f, v);
+        else if (!strcmp(f, "--lr")) a.lr = parse_float_arg(f, v);
+        else if (!strcmp(f, "--min-lr-frac")) a.min_lr_frac = parse_float_arg(f, v);
+        else if (!strcmp(f, "--weight-decay")) a.weight_decay = parse_float_arg(f, v);
+        else if (!strcmp(f, "--beta1")) a.beta1 = parse_float_arg(f, v);
+        else if (!strcmp(f, "--beta2")) a.beta2 = parse_float_arg(f, v);
+        else if (!strcmp(f, "--eps")) a.eps = parse_float_arg(f, v);
+        else if (!strcmp(f, "--grad-clip")) a.grad_clip = parse_float_arg(f, v);
+        else if (!strcmp(f, "--warmup")) a.warmup = parse_int_arg(f, v);
+        else if (!strcmp(f, "--schedule")) {
+            if (!strcmp(v, "constant")) a.schedule = SCHED_CONSTANT;
+            else if (!strcmp(v, "cosine")) a.schedule = SCHED_COSINE;
+            else if (!strcmp(v, "linear")) a.schedule = SCHED_LINEAR;
+            else failf("use constant, cosine or linear", "unknown --schedule '%s'", v);
+        } else if (!strcmp(f, "--seed")) a.seed = (uint64_t)strtoull(v, NULL, 10);
+        else if (!strcmp(f, "--log")) a.log = v;
+        else if (!strcmp(f, "--out")) a.out = v;
+        else if (!strcmp(f, "--resume")) a.resume = v;
+        else if (!strcmp(f, "--eval-every")) a.eval_every = parse_int_arg(f, v);
+        else if (!strcmp(f, "--val-batches")) a.val_batches = parse_int_arg(f, v);
+        else if (!strcmp(f, "--save-every")) a.save_every = parse_int_arg(f, v);
+        else if (!strcmp(f, "--shuffle")) a.shuffle = parse_int_arg(f, v);
+        else if (!strcmp(f, "--print-every")) a.print_every = parse_int_arg(f, v);
+        else if (!strcmp(f, "--tokens")) a.tokens = v;
+        else if (!strcmp(f, "--gen")) a.gen_steps = parse_int_arg(f, v);
+        else if (!strcmp(f, "--top-k")) a.top_k = parse_int_arg(f, v);
+        else if (!strcmp(f, "--stop")) a.stop_token = parse_int_arg(f, v);
+        else if (!strcmp(f, "--temperature")) a.temperature = parse_float_arg(f, v);
+        else if (!strcmp(f, "--max-batches")) a.max_batches = parse_int_arg(f, v);
+        else if (!strcmp(f, "--stop-at")) a.stop_at = parse_int_arg(f, v);
+        else failf("see ./train --help for the list of flags", "unknown flag '%s'", f);
+    }
+    if (a.B < 1 || a.T < 1) failf(NULL, "--batch and --seq must be at least 1 (got %d, %d)", a.B, a.T);
+    if (a.steps < 0 || a.warmup < 0) failf(NULL, "--steps and --warmup must not be negative");
+    if (a.lr < 0.0f || a.weight_decay < 0.0f || a.grad_clip < 0.0f) failf(NULL, "--lr, --weight-decay and --grad-clip must not be negative");
+    return a;
+}
+
+// Builds the model the flags ask for: --resume DIR, --model FILE or --init L,NH,C.
+static void model_from_args(GPT* model, const Args* a, TrainState* state, uint64_t* rng) {
+    if (a->resume) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/ckpt.bin", a->resume);
+        load_model(model, path, state);
+    } else if (a->model) {
+        load_model(model, a->model, NULL);
+    } else if (a->init) {
+        GPTConfig c = {.maxT = a->max_seq, .V = a->vocab};
+        if (sscanf(a->init, "%d,%d,%d", &c.L, &c.NH, &c.C) != 3 || c.L < 1 || c.NH < 1 || c.C < 1 || c.C % c.NH)
+            failf("for example --init 12,12,768 (GPT-2 124M); C must be divisible by NH", "bad --init '%s'", a->init);
+        if (c.V < 2 || c.maxT < 1) failf(NULL, "--vocab must be at least 2 and --max-seq at least 1");
+        c.Vp = pad_vocab(c.V);
+        gpt_build(model, c);
+        gpt_init_random(model, rng);
+    } else {
+        failf("give --model FILE, --init L,NH,C or --resume DIR", "no model to %s", a->cmd);
+    }
+}
+
+static void format_duration(char* out, size_t cap, double s) {
+    if (s < 60) snprintf(out, cap, "%.0fs", s);
+    else if (s < 3600) snprintf(out, cap, "%dm%02ds", (int)s / 60, (int)s % 60);
+    else snprintf(out, cap, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+static int cmd_train(const Args* a) {
+    GPT model;
+    TrainState st = {0};
+    uint64_t rng = a->seed ? a->seed : 1;
+    model_from_args(&model, a, &st, &rng);
+    const GPTConfig* c = &model.config;
+    if (!a->train) failf("give --train FILE (a token file from ./dataprep text)", "no training data");
+    if (a->T > c->maxT) failf("use a smaller --seq", "--seq %d is longer than the model's maxT=%d", a->T, c->maxT);
+    if (a->resume && (st.B != a->B || st.T != a->T))
+        failf("resume with the same --batch and --seq as the original run", "%s: the run used B=%lld T=%lld, flags say B=%d T=%d",
+              a->resume, (long long)st.B, (long long)st.T, a->B, a->T);
+    if (!a->resume) st.rng = rng;
+    DataLoader dl;
+    loader_init(&dl, a->train, a->B, a->T, a->shuffle, a->seed ^ 0x9E3779B97F4A7C15ull);
+    if (a->resume) {  // put the loader back where the interrupted run left it
+        dl.rng = st.data_epoch_rng;
+        loader_make_order(&dl);
+        dl.epoch = st.data_epoch;
+        dl.rng = st.data_next_rng;
+        dl.pos = st.data_pos;
+    }
+    FILE* logf = NULL;
+    if (a->log) logf = fopen_check(a->log, a->resume ? "a" : "w");
+    if (a->out) {
+        char probe[1024];
+        snprintf(probe, sizeof probe, "%s/.write_test", a->out);
+        FILE* p = fopen(probe, "wb");
+        if (!p) failf("create the folder first (mkdir -p) or choose another --out", "cannot write into --out %s: %s", a->out, strerror(errno));
+        fclose(p);
+        remove(probe);
+    }
+    size_t BT = (size_t)a->B * a->T;
+    int* x = (int*)mallocCheck(BT * sizeof(int));
+    int* y = (int*)mallocCheck(BT * sizeof(int));
+    printf("model: L=%d NH=%d C=%d V=%d (Vp=%d) maxT=%d, %zu parameters\n", c->L, c->NH, c->C, c->V, c->Vp, c->maxT,
+           model.num_parameters);
+    printf("data: %s, %zu tokens, %zu batches of B=%d x T=%d per epoch\n", a->train, dl.tf.count, dl.num_windows, a->B, a->T);
+#ifdef _OPENMP
+    printf("threads: %d (OpenMP)\n", omp_get_max_threads());
+#else
+    printf("threads: 1 (built without OpenMP)\n");
+#endif
+    AdamWConfig opt = {a->lr, a->beta1, a->beta2, a->eps, a->weight_decay};
+    double t_start = now_seconds(), t_steps = 0.0;
+    int first = (int)st.step;
+    float val_loss = NAN;
+    for (int step = first; step < a->steps; step++) {
+        double t0 = now_seconds();
+        loader_next(&dl, x, y, c->V);
+        gpt_forward(&model, x, y, a->B, a->T);
+        float loss = model.mean_loss;
+        if (!isfinite(loss))
+            failf("lower --lr, or check the data (a batch with every target ignored has no loss)",
+                  "step %d: loss is %f", step + 1, loss);
+        gpt_zero_grad(&model);
+        gpt_backward(&model);
+        float norm = gpt_clip_grad_norm(&model, a->grad_clip);
+        opt.lr = lr_at(step, a->lr, a->warmup, a->steps, a->schedule, a->min_lr_frac);
+        gpt_adamw_update(&model, &opt, step + 1);
+        double dt = now_seconds() - t0;
+        t_steps += dt;
+        int done = step + 1 - first;
+        double tok_s = BT / dt;
+        int is_eval = a->val && ((a->eval_every > 0 && (step + 1) % a->eval_every == 0) || step + 1 == a->steps);
+        if (is_eval) val_loss = (float)evaluate(&model, a->val, a->B, a->T, a->val_batches, NULL);
+        if (step + 1 == a->steps || (a->print_every > 0 && (step + 1) % a->print_every == 0) || is_eval) {
+            char eta[32];
+            format_duration(eta, sizeof eta, t_steps / done * (a->steps - step - 1));
+            printf("step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | eta %s", step + 1, a->steps, loss, opt.lr,
+                   norm, tok_s, eta);
+            if (is_eval) printf(" | val %.4f", val_loss);
+            printf("\n");
+            fflush(stdout);
+        }
+        if (logf) {
+            fprintf(logf, "{\"step\": %d, \"loss\": %.6f, \"lr\": %.6e, \"grad_norm\": %.6f, \"tokens_per_s\": %.1f", step + 1,
+                    loss, opt.lr, norm, tok_s);
+            if (is_eval) fprintf(logf, ", \"val_loss\": %.6f", val_loss);
+            fprintf(logf, "}\n");
+            fflush(logf);
+        }
+        st.step = step + 1;
+        int stop_now = step + 1 == a->stop_at;
+        if (a->out && (stop_now || step + 1 == a->steps || (a->save_every > 0 && (step + 1) % a->save_every == 0))) {
+            st.B = a->B;
+            st.T = a->T;
+            st.data_epoch = dl.epoch;
+            st.data_epoch_rng = dl.epoch_rng;
+            st.data_next_rng = dl.rng;
+            st.data_pos = dl.pos;
+            char path[1024];
+            snprintf(path, sizeof path, "%s/ckpt.bin", a->out);
+            save_checkpoint(&model, path, &st);
+        }
+        if (stop_now) {
+            printf("stopping after step %d as asked (--stop-at); continue with --resume\n", step + 1);
+            break;
+        }
+    }
+    if (a->out) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/model.bin", a->out);
+        save_checkpoint(&model, path, NULL);
+        printf("wrote %s/model.bin and %s/ckpt.bin\n", a->out, a->out);
+    }
+    int n = (int)st.step - first;
+    printf("done: %d steps in %.1fs, %.1f ms/step, %.0f tokens/s, peak RSS %.0f MB\n", n, now_seconds() - t_start,
+           n ? 1000.0 * t_steps / n : 0.0, n ? BT * n / t_steps : 0.0, peak_rss_mb());
+    if (logf) fclose(logf);
+    free(x);
+    free(y);
+    loader_free(&dl);
+    gpt_free(&model);
+    return 0;
+}
+
+static int cmd_eval(const Args* a) {
+    GPT model;
+    uint64_t rng = a->seed;
+    model_from_args(&model, a, NULL, &rng);
+    if (!a->data) failf("give --data FILE (a token file)", "nothing to evaluate");
+    size_t tokens;
+    double loss = evaluate(&model, a->data, a->B, a->T, a->max_batches, &tokens);
+    printf("{\"loss\": %.6f, \"ppl\": %.4f, \"tokens\": %zu}\n", loss, exp(loss), tokens);
+    gpt_free(&model);
+    return 0;
+}
+
+static int cmd_sample(const Args* a) {
+    GPT model;
+    uint64_t rng = a->seed ? a->seed : 1;
+    model_from_args(&model, a, NULL, &rng);
+    if (!a->tokens) failf("give --tokens \"id id ...\" as the prompt", "no prompt");
+    int cap = 16, n = 0;
+    int* prompt = (int*)mallocCheck((size_t)cap * sizeof(int));
+    const char* s = a->tokens;
+    while (*s) {
+        char* e;
+        long id = strtol(s, &e, 10);
+        if (e == s) {
+            if (*s == ' ' || *s == ',' || *s == '\n' || *s == '\t') { s++; continue; }
+            failf("--tokens takes space-separated integers", "bad character '%c' in --tokens", *s);
+        }
+        if (id < 0 || id >= model.config.V)
+            failf("the prompt must use the model's vocabulary", "prompt token %ld out of range [0, %d)", id, model.config.V);
+        if (n == cap) prompt = (int*)realloc(prompt, (size_t)(cap *= 2) * sizeof(int));
+        prompt[n++] = (int)id;
+        s = e;
+    }
+    if (n == 0 || n >= model.config.maxT) failf(NULL, "the prompt needs 1 to maxT-1 = %d tokens, got %d", model.config.maxT - 1, n);
+    int* out = (int*)mallocCheck((size_t)(n + a->gen_steps) * sizeof(int));
+    int len = generate(&model, prompt, n, a->gen_steps, a->temperature, a->top_k, a->stop_token, &rng, out);
+    for (int i = 0; i < len; i++) printf("%d%s", out[i], i + 1 < len ? " " : "\n");
+    free(prompt);
+    free(out);
+    gpt_free(&model);
+    return 0;
+}
+
+#ifndef TESTING
+int main(int argc, char** argv) {
+    Args a = parse_args(argc, argv);
+    if (!strcmp(a.cmd, "eval")) return cmd_eval(&a);
+    if (!strcmp(a.cmd, "sample")) return cmd_sample(&a);
+    return cmd_train(&a);
+}
+#endif
