@@ -1,7 +1,9 @@
 # finetune.c: `make` builds everything, `make test` runs every check, `make demo` runs the main job.
 CC ?= cc
-# -O3 -march=native lets gcc vectorise the matmul micro-kernel; no -ffast-math (it broke GELU in llm.c).
-CFLAGS ?= -O3 -march=native -std=c11 -Wall -Wextra -Wno-unused-function
+# -O3 -march=native lets gcc vectorise the matmul micro-kernel; -ffp-contract=fast lets it fuse a*b+c into one
+# FMA instruction (strict -std=c11 turns that off; FMA rounds once instead of twice, so it is if anything more
+# accurate, and it doubles the matmul speed). No -ffast-math: reassociation broke GELU in llm.c.
+CFLAGS ?= -O3 -march=native -ffp-contract=fast -std=c11 -Wall -Wextra -Wno-unused-function
 ifeq ($(shell uname -m),x86_64)
   CFLAGS += -mprefer-vector-width=512
 endif
@@ -26,11 +28,11 @@ BINS = train test_gpt dataprep test_dataprep
 all: $(BINS)
 
 # train: the trainer (train / eval / sample)
-train: train.c model.h
+train: train.c model.h Makefile
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
 # test_gpt: kernel finite-difference checks, PyTorch reference checks, loader and invariant tests
-test_gpt: test_gpt.c train.c model.h
+test_gpt: test_gpt.c train.c model.h Makefile
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
 # dataprep: tokenizer and dataset preparation

@@ -346,17 +346,15 @@ static void matmul_backward_ref(float* dinp, float* dw, float* dbias, const floa
 //   Cm[i,j] += sum_k A(i,k) * Bm(k,j)   for i < M, j < N, k < K,
 // where A(i,k) = A[i*sai + k*sak] and Bm(k,j) = B[k*sbk + j*sbj], so a transpose is only a change of strides.
 //
-// Blocking scheme (the classic Goto/BLIS one): Cm is cut into MC x NC tiles, handed out to threads. For each
-// tile, K is walked in KC-long slices; each slice of A (MC x KC) and of B (KC x NC) is first copied ("packed")
-// into a contiguous buffer laid out in the exact order the micro-kernel reads it, so the kernel's loads are
-// unit-stride and the B panel stays in L1 cache while A panels stream from L2. The micro-kernel computes an
+// Blocking scheme (the classic Goto/BLIS one): K is walked in KC-long slices; each slice of A and of B is first
+// copied ("packed") into a contiguous buffer laid out in the exact order the micro-kernel reads it, so its
+// loads are unit-stride and one operand's panel stays in L1 cache while the other's stream from L2. The
+// micro-kernel computes an
 // MR x NR block of Cm in registers: MR*NR = 8*32 floats = 16 AVX-512 registers of accumulators. It is plain C
 // with fixed trip counts, which gcc -O3 -march=native turns into broadcast + FMA instructions.
 #define GEMM_MR 8
 #define GEMM_NR 32
 #define GEMM_KC 256
-#define GEMM_MC 128
-#define GEMM_NC 256
 
 // acc = Ap (MR x kc, packed k-major) times Bp (kc x NR, packed k-major); then Cm[:mr, :nr] += acc
 static void gemm_micro(int kc, const float* restrict Ap, const float* restrict Bp, float* restrict Cm, size_t ldc,
@@ -383,12 +381,20 @@ static void gemm_micro(int kc, const float* restrict Ap, const float* restrict B
 static void gemm_pack_a(float* dst, const float* A, size_t sai, size_t sak, int i0, int mc, int p0, int kc) {
     for (int ip = 0; ip < mc; ip += GEMM_MR) {
         float* d = dst + (size_t)ip * kc;
-        for (int i = 0; i < GEMM_MR; i++) {
-            if (ip + i < mc) {
-                const float* src = A + (size_t)(i0 + ip + i) * sai + (size_t)p0 * sak;
-                for (int k = 0; k < kc; k++) d[k * GEMM_MR + i] = src[(size_t)k * sak];
-            } else {
-                for (int k = 0; k < kc; k++) d[k * GEMM_MR + i] = 0.0f;
+        int mr = mc - ip < GEMM_MR ? mc - ip : GEMM_MR;
+        if (sai == 1) {  // columns of A are contiguous (a transposed operand): copy MR at a time
+            for (int k = 0; k < kc; k++) {
+                const float* src = A + (size_t)(i0 + ip) + (size_t)(p0 + k) * sak;
+                for (int i = 0; i < GEMM_MR; i++) d[k * GEMM_MR + i] = i < mr ? src[i] : 0.0f;
+            }
+        } else {  // rows of A are contiguous: walk each row
+            for (int i = 0; i < GEMM_MR; i++) {
+                if (i < mr) {
+                    const float* src = A + (size_t)(i0 + ip + i) * sai + (size_t)p0 * sak;
+                    for (int k = 0; k < kc; k++) d[k * GEMM_MR + i] = src[(size_t)k * sak];
+                } else {
+                    for (int k = 0; k < kc; k++) d[k * GEMM_MR + i] = 0.0f;
+                }
             }
         }
     }
@@ -417,26 +423,58 @@ static void gemm_pack_b(float* dst, const float* B, size_t sbk, size_t sbj, int 
     }
 }
 
+// The operand that is small along its free dimension (M for A, N for B; at small batch that is the
+// activations, BT = 256 rows) is packed whole for each K-slice, shared by all threads: it then stays in L2
+// and is packed once instead of once per tile. Threads split the large dimension into 256-wide blocks, each
+// packing its own block of the other operand. Grow-only buffers: no allocation in the steady state.
+#define GEMM_BLOCK 256  // width of a thread's block of the large dimension (multiple of MR and NR)
+static float* gemm_shared;
+static size_t gemm_shared_cap;
+
 static void gemm(float* Cm, size_t ldc, const float* A, size_t sai, size_t sak, const float* B, size_t sbk,
                  size_t sbj, int M, int N, int K) {
-    int mt = (M + GEMM_MC - 1) / GEMM_MC, nt = (N + GEMM_NC - 1) / GEMM_NC;
-#pragma omp parallel for collapse(2) schedule(dynamic, 1)
-    for (int it = 0; it < mt; it++) {
-        for (int jt = 0; jt < nt; jt++) {
-            // per-thread packing buffers, 64-byte aligned, allocated once per thread for the program's life
-            static _Thread_local float Ap[GEMM_MC * GEMM_KC] __attribute__((aligned(64)));
-            static _Thread_local float Bp[GEMM_KC * GEMM_NC] __attribute__((aligned(64)));
-            int i0 = it * GEMM_MC, j0 = jt * GEMM_NC;
-            int mc = M - i0 < GEMM_MC ? M - i0 : GEMM_MC;
-            int nc = N - j0 < GEMM_NC ? N - j0 : GEMM_NC;
-            for (int p0 = 0; p0 < K; p0 += GEMM_KC) {
-                int kc = K - p0 < GEMM_KC ? K - p0 : GEMM_KC;
-                gemm_pack_a(Ap, A, sai, sak, i0, mc, p0, kc);
-                gemm_pack_b(Bp, B, sbk, sbj, p0, kc, j0, nc);
-                for (int jp = 0; jp < nc; jp += GEMM_NR)
-                    for (int ip = 0; ip < mc; ip += GEMM_MR)
-                        gemm_micro(kc, Ap + (size_t)ip * kc, Bp + (size_t)jp * kc, Cm + (size_t)(i0 + ip) * ldc + j0 + jp,
-                                   ldc, mc - ip < GEMM_MR ? mc - ip : GEMM_MR, nc - jp < GEMM_NR ? nc - jp : GEMM_NR);
+    int a_small = M <= N;
+    int small = a_small ? M : N, large = a_small ? N : M;
+    int small_r = a_small ? GEMM_MR : GEMM_NR;  // panel width of the small operand
+    size_t need = (size_t)((small + small_r - 1) / small_r * small_r) * GEMM_KC;
+    if (need > gemm_shared_cap) {
+        free(gemm_shared);
+        gemm_shared = (float*)mallocCheck(need * sizeof(float));
+        gemm_shared_cap = need;
+    }
+    int npanels = (small + small_r - 1) / small_r, nblocks = (large + GEMM_BLOCK - 1) / GEMM_BLOCK;
+    for (int p0 = 0; p0 < K; p0 += GEMM_KC) {
+        int kc = K - p0 < GEMM_KC ? K - p0 : GEMM_KC;
+#pragma omp parallel
+        {
+            // 1. pack the small operand whole, its panels split among the threads
+#pragma omp for
+            for (int pn = 0; pn < npanels; pn++) {
+                int off = pn * small_r, w = small - off < small_r ? small - off : small_r;
+                if (a_small) gemm_pack_a(gemm_shared + (size_t)off * kc, A, sai, sak, off, w, p0, kc);
+                else gemm_pack_b(gemm_shared + (size_t)off * kc, B, sbk, sbj, p0, kc, off, w);
+            }
+            // (implicit barrier: everyone sees the packed small operand)
+            // 2. each block of the large dimension: pack it, then run the micro-kernel over all pairs of panels
+#pragma omp for schedule(dynamic, 1)
+            for (int blk = 0; blk < nblocks; blk++) {
+                static _Thread_local float big[GEMM_BLOCK * GEMM_KC] __attribute__((aligned(64)));
+                int b0 = blk * GEMM_BLOCK, bw = large - b0 < GEMM_BLOCK ? large - b0 : GEMM_BLOCK;
+                if (a_small) {  // big = B columns [b0, b0+bw); the B panel stays in L1 while A panels stream
+                    gemm_pack_b(big, B, sbk, sbj, p0, kc, b0, bw);
+                    for (int jp = 0; jp < bw; jp += GEMM_NR)
+                        for (int ip = 0; ip < M; ip += GEMM_MR)
+                            gemm_micro(kc, gemm_shared + (size_t)ip * kc, big + (size_t)jp * kc,
+                                       Cm + (size_t)ip * ldc + b0 + jp, ldc, M - ip < GEMM_MR ? M - ip : GEMM_MR,
+                                       bw - jp < GEMM_NR ? bw - jp : GEMM_NR);
+                } else {  // big = A rows [b0, b0+bw); the A panel stays in L1 while B panels stream
+                    gemm_pack_a(big, A, sai, sak, b0, bw, p0, kc);
+                    for (int ip = 0; ip < bw; ip += GEMM_MR)
+                        for (int jp = 0; jp < N; jp += GEMM_NR)
+                            gemm_micro(kc, big + (size_t)ip * kc, gemm_shared + (size_t)jp * kc,
+                                       Cm + (size_t)(b0 + ip) * ldc + jp, ldc, bw - ip < GEMM_MR ? bw - ip : GEMM_MR,
+                                       N - jp < GEMM_NR ? N - jp : GEMM_NR);
+                }
             }
         }
     }
@@ -957,25 +995,25 @@ static void gpt_adamw_update(GPT* model, const AdamWConfig* o, int t) {
         model->m_memory = (float*)callocCheck(model->num_parameters, sizeof(float));
         model->v_memory = (float*)callocCheck(model->num_parameters, sizeof(float));
     }
-    float bc1 = 1.0f - powf(o->beta1, (float)t);
-    float bc2 = 1.0f - powf(o->beta2, (float)t);
+    const float lr = o->lr, b1 = o->beta1, b2 = o->beta2, eps = o->eps;
+    const float inv_bc1 = 1.0f / (1.0f - powf(b1, (float)t));  // bias corrections, as multipliers
+    const float inv_bc2 = 1.0f / (1.0f - powf(b2, (float)t));
     size_t off = 0;
     for (int i = 0; i < NUM_PARAMS; i++) {
         size_t n = param_numel(&model->config, i);
-        float wd = PARAM_TABLE[i].decay ? o->weight_decay : 0.0f;
-        float* p = model->params_memory + off;
-        const float* g = model->grads_memory + off;
-        float* m = model->m_memory + off;
-        float* v = model->v_memory + off;
-#pragma omp parallel for
+        const float decay = 1.0f - lr * (PARAM_TABLE[i].decay ? o->weight_decay : 0.0f);
+        float* restrict p = model->params_memory + off;
+        const float* restrict g = model->grads_memory + off;
+        float* restrict m = model->m_memory + off;
+        float* restrict v = model->v_memory + off;
+#pragma omp parallel for simd
         for (size_t j = 0; j < n; j++) {
             float gj = g[j];
-            m[j] = o->beta1 * m[j] + (1.0f - o->beta1) * gj;
-            v[j] = o->beta2 * v[j] + (1.0f - o->beta2) * gj * gj;
-            float mhat = m[j] / bc1;
-            float vhat = v[j] / bc2;
-            p[j] -= o->lr * wd * p[j];
-            p[j] -= o->lr * mhat / (sqrtf(vhat) + o->eps);
+            float mj = b1 * m[j] + (1.0f - b1) * gj;
+            float vj = b2 * v[j] + (1.0f - b2) * gj * gj;
+            m[j] = mj;
+            v[j] = vj;
+            p[j] = p[j] * decay - lr * (mj * inv_bc1) / (sqrtf(vj * inv_bc2) + eps);
         }
         off += n;
     }

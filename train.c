@@ -859,7 +859,7 @@ typedef struct {
 static void print_help(void) {
     printf(
         "finetune.c trainer\n"
-        "usage: ./train [train] [flags]   |   ./train eval [flags]   |   ./train sample [flags]\n\n"
+        "usage: ./train [train] [flags]  |  ./train eval [flags]  |  ./train sample [flags]  |  ./train bench [flags]\n\n"
         "model (one of):\n"
         "  --model FILE        load a model: finetune.c checkpoint, llm.c gpt2_124M.bin, or HF model.safetensors (or its folder)\n"
         "  --init L,NH,C       random GPT-2-style init with L layers, NH heads, C channels\n"
@@ -893,7 +893,9 @@ static void print_help(void) {
         "eval:   ./train eval --model FILE --data FILE [--batch B --seq T --max-batches N]\n"
         "        prints one JSON line with loss and ppl\n"
         "sample: ./train sample --model FILE --tokens \"ids\" [--gen N (64) --temperature X (1.0) --top-k K (0)\n"
-        "        --stop ID (-1) --seed S]  prints the prompt and generated token ids\n");
+        "        --stop ID (-1) --seed S]  prints the prompt and generated token ids\n"
+        "bench:  ./train bench --init 12,12,768 [--batch 4 --seq 64 --steps 5]  timed full training steps on random\n"
+        "        tokens (1 warmup step first); prints one JSON line with ms/step, tokens/s and GFLOP/s\n");
 }
 
 static int parse_int_arg(const char* flag, const char* v) {
@@ -917,8 +919,8 @@ static Args parse_args(int argc, char** argv) {
     int i = 1;
     if (argc > 1 && argv[1][0] != '-') {
         a.cmd = argv[1];
-        if (strcmp(a.cmd, "train") && strcmp(a.cmd, "eval") && strcmp(a.cmd, "sample"))
-            failf("commands: train (default), eval, sample", "unknown command '%s'", a.cmd);
+        if (strcmp(a.cmd, "train") && strcmp(a.cmd, "eval") && strcmp(a.cmd, "sample") && strcmp(a.cmd, "bench"))
+            failf("commands: train (default), eval, sample, bench", "unknown command '%s'", a.cmd);
         i = 2;
     }
     for (; i < argc; i++) {
@@ -1159,11 +1161,70 @@ static int cmd_sample(const Args* a) {
     return 0;
 }
 
+// Model FLOPs of one training step, by the usual convention (Kaplan et al. / PaLM appendix B): 6 per
+// parameter per token for the matmuls (2 forward, 4 backward; the LM head counts, the position embedding
+// does not), plus 6 * 2 * L * T * C per token for attention scores and weighted sums (causal masking not
+// subtracted). Achieved GFLOP/s = this / step time.
+static double train_flops_per_step(const GPTConfig* c, int B, int T) {
+    double n = (double)num_parameters(c) - (double)c->maxT * c->C;
+    return 6.0 * n * B * T + 12.0 * c->L * (double)T * c->C * B * T;
+}
+
+static int cmd_bench(const Args* a) {
+    GPT model;
+    uint64_t rng = a->seed ? a->seed : 1;
+    model_from_args(&model, a, NULL, &rng);
+    const GPTConfig* c = &model.config;
+    size_t BT = (size_t)a->B * a->T;
+    int* x = (int*)mallocCheck(BT * sizeof(int));
+    int* y = (int*)mallocCheck(BT * sizeof(int));
+    for (size_t i = 0; i < BT; i++) {
+        x[i] = (int)(random_u32(&rng) % (uint32_t)c->V);
+        y[i] = (int)(random_u32(&rng) % (uint32_t)c->V);
+    }
+    AdamWConfig opt = {a->lr, a->beta1, a->beta2, a->eps, a->weight_decay};
+    double t_total = 0.0, t_fwd = 0.0, t_bwd = 0.0, t_opt = 0.0;
+    float loss = NAN;
+    for (int s = 0; s <= a->steps; s++) {  // step 0 is the warmup: first-touch of every buffer, not timed
+        double t0 = now_seconds();
+        gpt_forward(&model, x, y, a->B, a->T);
+        loss = model.mean_loss;
+        double t1 = now_seconds();
+        gpt_zero_grad(&model);
+        gpt_backward(&model);
+        double t2 = now_seconds();
+        gpt_clip_grad_norm(&model, a->grad_clip);
+        gpt_adamw_update(&model, &opt, s + 1);
+        double t3 = now_seconds();
+        if (s > 0) {
+            t_total += t3 - t0;
+            t_fwd += t1 - t0;
+            t_bwd += t2 - t1;
+            t_opt += t3 - t2;
+        }
+    }
+    double ms = 1000.0 * t_total / (a->steps > 0 ? a->steps : 1);
+    int threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    printf("{\"impl\": \"finetune.c\", \"threads\": %d, \"L\": %d, \"C\": %d, \"B\": %d, \"T\": %d, \"ms_per_step\": %.1f, "
+           "\"tokens_per_s\": %.1f, \"gflops\": %.1f, \"peak_rss_mb\": %.0f, \"loss\": %.6f, "
+           "\"ms_forward\": %.1f, \"ms_backward\": %.1f, \"ms_optimizer\": %.1f}\n",
+           threads, c->L, c->C, a->B, a->T, ms, BT / (ms / 1000.0), train_flops_per_step(c, a->B, a->T) / (ms * 1e6),
+           peak_rss_mb(), loss, 1000.0 * t_fwd / a->steps, 1000.0 * t_bwd / a->steps, 1000.0 * t_opt / a->steps);
+    free(x);
+    free(y);
+    gpt_free(&model);
+    return 0;
+}
+
 #ifndef TESTING
 int main(int argc, char** argv) {
     Args a = parse_args(argc, argv);
     if (!strcmp(a.cmd, "eval")) return cmd_eval(&a);
     if (!strcmp(a.cmd, "sample")) return cmd_sample(&a);
+    if (!strcmp(a.cmd, "bench")) return cmd_bench(&a);
     return cmd_train(&a);
 }
 #endif

@@ -6,14 +6,23 @@ The speed peer: the same GPT-2 (dev/gpt_torch.py) trained in float32 PyTorch on 
 
 Debian's torch uses the system OpenBLAS, whose CPU detection does not recognise this (virtual) CPU
 and falls back to a slow generic kernel; OPENBLAS_CORETYPE=SkylakeX selects the AVX-512 kernels.
-The losses are identical with and without it; only the speed changes. (With a pyenv shim in front of
-the system python, run /usr/bin/python3.)
+Checked: the same losses with and without it (bit-identical at small sizes; at 124M the loss after 6
+steps differs in the 7th digit, 6.952947 vs 6.952945, from the kernels' different summation order);
+only the speed changes, ~5x at 124M. (With a pyenv shim in front of the system python, run
+/usr/bin/python3.)
+
+OMP_WAIT_POLICY defaults to PASSIVE here (set before torch is imported; override from the shell):
+torch's OpenMP pool and Debian's pthread OpenBLAS pool otherwise busy-wait against each other, and on
+a 2-core machine every elementwise op after a GEMM then waits out a scheduler slice (~7 ms each):
+--mode forward at 124M went 2.2 s -> 0.9 s per step. Timings also swing widely when anything else
+runs on the machine; check the load average.
 
 --mode train: 1 warmup + --steps full steps: forward, backward, clip_grad_norm_(1.0), AdamW (weight
   decay 0.1 on matrices only), zero_grad. Random init and random tokens, fixed seed.
 --mode forward: 1 warmup + --steps forward passes (logits and loss) under torch.no_grad().
 --lora r (r > 0): freeze every base parameter and train rank-r LoRA adapters (alpha = r, scale 1;
-  A ~ normal(0, 1/r), B = 0, as loralib) on --lora_targets, no weight decay on the adapters.
+  A ~ normal(0, 1/r) (loralib: kaiming-uniform; no matter for timing), B = 0) on --lora_targets,
+  no weight decay on the adapters.
 
 Prints one JSON line:
 {"peer":"pytorch","torch":..,"threads":..,"B":..,"T":..,"ms_per_step":..,"tokens_per_s":..,
@@ -26,8 +35,10 @@ import resource
 import sys
 import time
 
-import torch
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # must precede the OpenMP runtime's start
+import torch  # noqa: E402
 
+sys.dont_write_bytecode = True  # no dev/__pycache__ next to the sources
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gpt_torch as G  # noqa: E402
 
@@ -91,7 +102,8 @@ def main():
         "ms_per_step": round(ms, 2), "tokens_per_s": round(a.B * a.T / (ms / 1000), 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),  # KiB on Linux
         "loss": round(loss, 6),
-        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "")}))
+        "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", ""),
+        "omp_wait_policy": os.environ["OMP_WAIT_POLICY"], "loadavg_1min": os.getloadavg()[0]}))
 
 
 if __name__ == "__main__":

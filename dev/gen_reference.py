@@ -32,6 +32,7 @@ import sys
 import numpy as np
 import torch
 
+sys.dont_write_bytecode = True  # no dev/__pycache__ next to the sources
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gpt_torch as G  # noqa: E402
 

@@ -1,0 +1,89 @@
+// gen_arith.c: the demo's synthetic corpus, a tiny language of arithmetic problems, written as byte-level
+// token files (token id = byte value, V = 256) so no tokenizer is needed.
+//
+//   ./gen_arith OP N SEED PREFIX   writes PREFIX_train.bin and PREFIX_val.bin
+//
+// OP is + or -. Each line is "aa+bb=ccc\n": a, b in [0, 99] written with two digits (for -, a >= b), and the
+// answer written least-significant digit first, zero padded (3 digits for +, 2 for -). Reversed answers are
+// the order you add by hand: each digit then depends only on digits already seen plus a carry, which a
+// small GPT learns in minutes (minGPT's adder does the same). Example: 71+57=128 is written "71+57=821".
+// A problem goes to val when (100a + b) % 10 == 0, so validation problems never appear in training: val
+// loss measures whether the model learned the arithmetic, not whether it memorised lines.
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static uint64_t rng_state;
+static uint32_t next_u32(void) {  // xorshift64*, as in model.h
+    rng_state ^= rng_state >> 12;
+    rng_state ^= rng_state << 25;
+    rng_state ^= rng_state >> 27;
+    return (uint32_t)((rng_state * 0x2545F4914F6CDD1Dull) >> 32);
+}
+
+// Writes bytes as a finetune.c token file: 256 int32 header (magic 20261128, version 1, 2 bytes per token,
+// vocab 256, count), then uint16 ids.
+static int write_tokens(const char* path, const char* text, size_t n) {
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE* f = fopen(tmp, "wb");
+    if (!f) { fprintf(stderr, "error: cannot write %s\nhint: check the folder exists\n", path); return 1; }
+    int32_t h[256] = {20261128, 1, 2, 256, (int32_t)(n & 0xffffffffu), (int32_t)(n >> 32)};
+    fwrite(h, sizeof h, 1, f);
+    for (size_t i = 0; i < n; i++) {
+        uint16_t t = (unsigned char)text[i];
+        fwrite(&t, 2, 1, f);
+    }
+    if (fclose(f) != 0 || rename(tmp, path) != 0) { fprintf(stderr, "error: writing %s failed\n", path); return 1; }
+    return 0;
+}
+
+int main(int argc, char** argv) {
+    if (argc != 5 || (strcmp(argv[1], "+") && strcmp(argv[1], "-"))) {
+        fprintf(stderr, "usage: %s +|- N SEED PREFIX\n", argv[0]);
+        return 1;
+    }
+    char op = argv[1][0];
+    long n = atol(argv[2]);
+    rng_state = (uint64_t)atoll(argv[3]) * 2654435761u + 1;
+    size_t cap = (size_t)n * 12 + 16, ntr = 0, nva = 0;
+    char* tr = malloc(cap);
+    char* va = malloc(cap);
+    for (long i = 0; i < n; i++) {
+        int a = next_u32() % 100, b = next_u32() % 100;
+        if (op == '-' && a < b) { int t = a; a = b; b = t; }
+        int c = op == '+' ? a + b : a - b;
+        int held_out = (100 * a + b) % 10 == 0;
+        char* dst = held_out ? va : tr;
+        size_t* len = held_out ? &nva : &ntr;
+        int digits = op == '+' ? 3 : 2;
+        *len += (size_t)sprintf(dst + *len, "%02d%c%02d=", a, op, b);
+        for (int d = 0; d < digits; d++, c /= 10) dst[(*len)++] = (char)('0' + c % 10);
+        dst[(*len)++] = '\n';
+    }
+    char path[1024];
+    snprintf(path, sizeof path, "%s_train.bin", argv[4]);
+    if (write_tokens(path, tr, ntr)) return 1;
+    snprintf(path, sizeof path, "%s_val.bin", argv[4]);
+    if (write_tokens(path, va, nva)) return 1;
+    // a few problems from each split, for the demo's samples
+    snprintf(path, sizeof path, "%s_examples.txt", argv[4]);
+    FILE* ex = fopen(path, "w");
+    if (!ex) { fprintf(stderr, "error: cannot write %s\n", path); return 1; }
+    const char* src[2] = {tr, va};
+    for (int s = 0; s < 2; s++) {
+        const char* p = src[s];
+        for (int k = 0; k < 3; k++) {
+            const char* nl = strchr(p, '\n');
+            if (!nl) break;
+            fprintf(ex, "%s %.*s\n", s ? "val" : "train", (int)(nl - p), p);
+            p = nl + 1;
+        }
+    }
+    fclose(ex);
+    printf("%s: %zu train bytes, %zu val bytes (problems like \"%.*s\")\n", argv[4], ntr, nva, (int)(strchr(tr, '\n') - tr), tr);
+    free(tr);
+    free(va);
+    return 0;
+}
