@@ -68,24 +68,27 @@ typedef struct {
     const char* name;
     const char* shape;
     int decay;
+    const char* hf;   // its name in a Hugging Face GPT-2 checkpoint (after "h.N." for per-layer tensors)
+    int hf_transposed; // 1 where HF's Conv1D stores the weight (in, out), the transpose of ours
 } ParamSpec;
 static const ParamSpec PARAM_TABLE[NUM_PARAMS] = {
-    {"wte", "Vp,C", 1},         // token embedding, also the LM head (tied)
-    {"wpe", "maxT,C", 1},       // position embedding
-    {"ln1w", "L,C", 0},         // LayerNorm before attention
-    {"ln1b", "L,C", 0},
-    {"qkvw", "L,3C,C", 1},      // attention q,k,v projection, nn.Linear layout (out, in)
-    {"qkvb", "L,3C", 0},
-    {"attprojw", "L,C,C", 1},   // attention output projection
-    {"attprojb", "L,C", 0},
-    {"ln2w", "L,C", 0},         // LayerNorm before the MLP
-    {"ln2b", "L,C", 0},
-    {"fcw", "L,4C,C", 1},       // MLP up projection
-    {"fcb", "L,4C", 0},
-    {"fcprojw", "L,C,4C", 1},   // MLP down projection
-    {"fcprojb", "L,C", 0},
-    {"lnfw", "C", 0},           // final LayerNorm
-    {"lnfb", "C", 0},
+    // name        shape      decay  Hugging Face name       transposed
+    {"wte", "Vp,C", 1, "wte.weight", 0},              // token embedding, also the LM head (tied); HF stores V rows
+    {"wpe", "maxT,C", 1, "wpe.weight", 0},            // position embedding
+    {"ln1w", "L,C", 0, "ln_1.weight", 0},             // LayerNorm before attention
+    {"ln1b", "L,C", 0, "ln_1.bias", 0},
+    {"qkvw", "L,3C,C", 1, "attn.c_attn.weight", 1},   // attention q,k,v projection, nn.Linear layout (out, in)
+    {"qkvb", "L,3C", 0, "attn.c_attn.bias", 0},
+    {"attprojw", "L,C,C", 1, "attn.c_proj.weight", 1}, // attention output projection
+    {"attprojb", "L,C", 0, "attn.c_proj.bias", 0},
+    {"ln2w", "L,C", 0, "ln_2.weight", 0},             // LayerNorm before the MLP
+    {"ln2b", "L,C", 0, "ln_2.bias", 0},
+    {"fcw", "L,4C,C", 1, "mlp.c_fc.weight", 1},       // MLP up projection
+    {"fcb", "L,4C", 0, "mlp.c_fc.bias", 0},
+    {"fcprojw", "L,C,4C", 1, "mlp.c_proj.weight", 1}, // MLP down projection
+    {"fcprojb", "L,C", 0, "mlp.c_proj.bias", 0},
+    {"lnfw", "C", 0, "ln_f.weight", 0},               // final LayerNorm
+    {"lnfb", "C", 0, "ln_f.bias", 0},
 };
 
 // The same tensors by name or by index. The union keeps the names in the table's order: a static

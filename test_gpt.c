@@ -422,6 +422,18 @@ static void test_reference(const char* tag) {
 }
 
 // ---------------------------------------------------------------------------- tier 3: loaders, invariants
+// The named fields of ParameterTensors must sit at the index PARAM_TABLE gives their name.
+static void test_param_names(void) {
+#define FIELD(f) {#f, offsetof(ParameterTensors, f) / sizeof(float*)}
+    const struct { const char* name; size_t index; } fields[NUM_PARAMS] = {
+        FIELD(wte), FIELD(wpe), FIELD(ln1w), FIELD(ln1b), FIELD(qkvw), FIELD(qkvb), FIELD(attprojw), FIELD(attprojb),
+        FIELD(ln2w), FIELD(ln2b), FIELD(fcw), FIELD(fcb), FIELD(fcprojw), FIELD(fcprojb), FIELD(lnfw), FIELD(lnfb)};
+#undef FIELD
+    int ok = 1;
+    for (int i = 0; i < NUM_PARAMS; i++) ok &= !strcmp(PARAM_TABLE[fields[i].index].name, fields[i].name);
+    report(ok, "ParameterTensors field names match PARAM_TABLE order (%d tensors)", NUM_PARAMS);
+}
+
 // Our checkpoint: save, load, bit-identical parameters and optimizer state.
 static void test_checkpoint_roundtrip(void) {
     GPT m;
@@ -600,6 +612,7 @@ int main(void) {
     test_reference("a");
     test_reference("b");
     printf("-- tier 3: loaders and invariants\n");
+    test_param_names();
     test_checkpoint_roundtrip();
     test_cli();
     printf("gpt: %d passed, %d failed\n", checks_passed, checks_failed);

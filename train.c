@@ -509,14 +509,8 @@ static void st_close(SafeTensors* st) {
 }
 
 // ---------------------------------------------------------------------------- Hugging Face GPT-2 names
-// Our parameter i and its name in a Hugging Face GPT2Model checkpoint ("h.N." prefix for per-layer ones).
-// HF's Conv1D stores weights (in, out), the transpose of ours; wte is stored unpadded (V, C).
-static const struct { const char* hf; int per_layer, transposed; } HF_NAMES[NUM_PARAMS] = {
-    {"wte.weight", 0, 0},         {"wpe.weight", 0, 0},          {"ln_1.weight", 1, 0},       {"ln_1.bias", 1, 0},
-    {"attn.c_attn.weight", 1, 1}, {"attn.c_attn.bias", 1, 0},    {"attn.c_proj.weight", 1, 1}, {"attn.c_proj.bias", 1, 0},
-    {"ln_2.weight", 1, 0},        {"ln_2.bias", 1, 0},           {"mlp.c_fc.weight", 1, 1},   {"mlp.c_fc.bias", 1, 0},
-    {"mlp.c_proj.weight", 1, 1},  {"mlp.c_proj.bias", 1, 0},     {"ln_f.weight", 0, 0},       {"ln_f.bias", 0, 0},
-};
+// PARAM_TABLE gives each parameter's Hugging Face name; per-layer ones (shape starting with L) get "h.N.".
+static int param_per_layer(int i) { return PARAM_TABLE[i].shape[0] == 'L'; }
 
 // Strips an optional "transformer." prefix (GPT2LMHeadModel checkpoints carry it).
 static const char* hf_base_name(const char* name) {
@@ -584,27 +578,27 @@ static void load_hf_safetensors(GPT* model, const char* path) {
             continue;
         int known = 0;
         for (int p = 0; p < NUM_PARAMS && !known; p++) {
-            const char* s = strstr(b, HF_NAMES[p].hf);
-            known = s && !strcmp(s, HF_NAMES[p].hf);
+            const char* s = strstr(b, PARAM_TABLE[p].hf);
+            known = s && !strcmp(s, PARAM_TABLE[p].hf);
         }
         if (!known) failf("this loader reads GPT-2 (GPT2Model / GPT2LMHeadModel) checkpoints", "%s: unexpected tensor '%s'", path, st.t[i].name);
     }
     for (int p = 0; p < NUM_PARAMS; p++) {
-        int layers = HF_NAMES[p].per_layer ? c.L : 1;
+        int layers = param_per_layer(p) ? c.L : 1;
         size_t per = param_numel(&c, p) / layers;
         if (p == 0) per = (size_t)c.V * c.C;  // wte: only the first V rows are stored
         float* tmp = (float*)mallocCheck(per * sizeof(float));
         for (int l = 0; l < layers; l++) {
             char name[128];
-            if (HF_NAMES[p].per_layer) snprintf(name, sizeof name, "h.%d.%s", l, HF_NAMES[p].hf);
-            else snprintf(name, sizeof name, "%s", HF_NAMES[p].hf);
+            if (param_per_layer(p)) snprintf(name, sizeof name, "h.%d.%s", l, PARAM_TABLE[p].hf);
+            else snprintf(name, sizeof name, "%s", PARAM_TABLE[p].hf);
             const StTensor* t = hf_find(&st, name);
             if (!t) failf("the checkpoint is incomplete or not GPT-2", "%s: missing tensor '%s'", path, name);
             if (st_numel(t) != per)
                 failf("the checkpoint does not match its config", "%s: tensor '%s' has %zu elements, expected %zu", path, name,
                       st_numel(t), per);
             float* dst = model->params.t[p] + (size_t)l * per;
-            if (HF_NAMES[p].transposed) {  // (in, out) -> (out, in)
+            if (PARAM_TABLE[p].hf_transposed) {  // (in, out) -> (out, in)
                 st_read_f32(&st, t, tmp);
                 int rows = (int)t->shape[0], cols = (int)t->shape[1];
                 for (int r = 0; r < rows; r++)
