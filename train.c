@@ -634,11 +634,11 @@ static void load_llmc(GPT* model, FILE* f, const char* path) {
 }
 
 // ---------------------------------------------------------------------------- our checkpoints
-// 256 int32: [0]=20261129 [1]=1 (version) [2]=kind (1 model, 2 training state) [3]=maxT [4]=V [5]=L [6]=NH
+// 256 int32: [0]=20261130 [1]=1 (version) [2]=kind (1 model, 2 training state) [3]=maxT [4]=V [5]=L [6]=NH
 // [7]=C [8]=Vp [9]=NUM_PARAMS. Then the parameter table: per tensor a 16-byte name and an int64 numel, so a
 // loader can say which tensor does not match. Then the parameters (fp32, table order). A training checkpoint
 // continues with AdamW's m and v (fp32, same layout) and a TrainState.
-#define CKPT_MAGIC 20261129
+#define CKPT_MAGIC 20261130
 #define CKPT_VERSION 1
 
 typedef struct {
