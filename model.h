@@ -46,6 +46,9 @@ static void* calloc_check(size_t n, size_t size, const char* file, int line) {
 #define callocCheck(n, size) calloc_check(n, size, __FILE__, __LINE__)
 
 // ---------------------------------------------------------------------------- config
+// Which projections get LoRA (bits of GPTConfig.lora_targets)
+enum { LORA_QKV = 1, LORA_PROJ = 2, LORA_FC = 4, LORA_FCPROJ = 8 };
+
 typedef struct {
     int maxT;  // longest sequence, e.g. 1024
     int V;     // vocabulary size, e.g. 50257
@@ -53,22 +56,34 @@ typedef struct {
     int L;     // number of blocks
     int NH;    // number of heads
     int C;     // channels
+    // parameter-efficient additions (lora.c); 0 = absent, and then their tensors have no elements
+    int lora_r;        // LoRA rank r
+    int lora_targets;  // LORA_* bits: which projections get W x + (alpha/r) B A x
+    float lora_alpha;  // LoRA scale is alpha / r
+    int adapter_dim;   // A: Houlsby adapter bottleneck, after attention and after the MLP
+    int prefix_len;    // P: prefix-tuning, trainable key/value vectors per layer every position attends to
+    int num_classes;   // K: classification head (GPT2ForSequenceClassification); 0 = the tied LM head
+    int lora_first, lora_last;  // LoRA acts on layers lora_first..lora_last (inclusive)
 } GPTConfig;
 
 static int pad_vocab(int V) { return (V + 63) / 64 * 64; }
 
 // ---------------------------------------------------------------------------- the parameter table
-// The one list of parameters, in memory order (this is also llm.c's order). Allocation, checkpoint I/O, the
-// loaders' shape checks, AdamW's decay groups and the test report all walk this table.
+// The one list of parameters, in memory order (the first 16 are GPT-2's, in llm.c's order). Allocation,
+// checkpoint I/O, the loaders' shape checks, AdamW's decay groups, freezing and the test report all walk it.
 // Shapes use the legend's symbols; "3C" means 3*C. Per-layer tensors are stacked along a leading L axis.
+// The fine-tuning additions use: rqkv, rproj, rfc, rfcproj (the LoRA rank where that projection is a
+// target, else 0), A (adapter bottleneck), CA (C with adapters, else 0), P (prefix length), K (classes);
+// absent ones have 0 elements.
 // decay: 1 for matrices (each per-layer slice is 2-D), 0 for biases and LayerNorm parameters (nanoGPT's
 // convention). Note it is not "ndim >= 2" of the stacked shape: qkvb is (L,3C) but each layer's bias is 1-D.
-#define NUM_PARAMS 16
+#define NUM_BASE_PARAMS 16  // GPT-2 itself: what llm.c and Hugging Face GPT-2 files hold
+#define NUM_PARAMS 35
 typedef struct {
     const char* name;
     const char* shape;
     int decay;
-    const char* hf;   // its name in a Hugging Face GPT-2 checkpoint (after "h.N." for per-layer tensors)
+    const char* hf;    // its name in a Hugging Face GPT-2 checkpoint (after "h.N." for per-layer tensors)
     int hf_transposed; // 1 where HF's Conv1D stores the weight (in, out), the transpose of ours
 } ParamSpec;
 static const ParamSpec PARAM_TABLE[NUM_PARAMS] = {
@@ -89,6 +104,29 @@ static const ParamSpec PARAM_TABLE[NUM_PARAMS] = {
     {"fcprojb", "L,C", 0, "mlp.c_proj.bias", 0},
     {"lnfw", "C", 0, "ln_f.weight", 0},               // final LayerNorm
     {"lnfb", "C", 0, "ln_f.bias", 0},
+    // LoRA (Hu et al. 2021): W x + (alpha/r) B A x. A: (r, in), B: (out, r), PEFT's lora_A / lora_B layout
+    {"lora_qkv_a", "L,rqkv,C", 1, "attn.c_attn.lora_A.weight", 0},
+    {"lora_qkv_b", "L,3C,rqkv", 1, "attn.c_attn.lora_B.weight", 0},
+    {"lora_proj_a", "L,rproj,C", 1, "attn.c_proj.lora_A.weight", 0},
+    {"lora_proj_b", "L,C,rproj", 1, "attn.c_proj.lora_B.weight", 0},
+    {"lora_fc_a", "L,rfc,C", 1, "mlp.c_fc.lora_A.weight", 0},
+    {"lora_fc_b", "L,4C,rfc", 1, "mlp.c_fc.lora_B.weight", 0},
+    {"lora_fcproj_a", "L,rfcproj,4C", 1, "mlp.c_proj.lora_A.weight", 0},
+    {"lora_fcproj_b", "L,C,rfcproj", 1, "mlp.c_proj.lora_B.weight", 0},
+    // Houlsby adapters: x + up(gelu(down(x))), after the attention projection and after the MLP
+    {"adpa_dw", "L,A,C", 1, "adapter_attn.down.weight", 0},
+    {"adpa_db", "L,A", 0, "adapter_attn.down.bias", 0},
+    {"adpa_uw", "L,C,A", 1, "adapter_attn.up.weight", 0},
+    {"adpa_ub", "L,CA", 0, "adapter_attn.up.bias", 0},
+    {"adpm_dw", "L,A,C", 1, "adapter_mlp.down.weight", 0},
+    {"adpm_db", "L,A", 0, "adapter_mlp.down.bias", 0},
+    {"adpm_uw", "L,C,A", 1, "adapter_mlp.up.weight", 0},
+    {"adpm_ub", "L,CA", 0, "adapter_mlp.up.bias", 0},
+    // prefix-tuning (Li & Liang 2021): P key and value vectors per layer, heads concatenated
+    {"prefix_k", "L,P,C", 1, "prefix.keys", 0},
+    {"prefix_v", "L,P,C", 1, "prefix.values", 0},
+    // classification head: logits = h_last @ cls_w^T (no bias, as GPT2ForSequenceClassification's score)
+    {"cls_w", "K,C", 1, "score.weight", 0},
 };
 
 // The same tensors by name or by index. The union keeps the names in the table's order: a static
@@ -97,29 +135,53 @@ typedef union {
     struct {
         float *wte, *wpe, *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb;
         float *ln2w, *ln2b, *fcw, *fcb, *fcprojw, *fcprojb, *lnfw, *lnfb;
+        float *lora_qkv_a, *lora_qkv_b, *lora_proj_a, *lora_proj_b, *lora_fc_a, *lora_fc_b, *lora_fcproj_a,
+            *lora_fcproj_b;
+        float *adpa_dw, *adpa_db, *adpa_uw, *adpa_ub, *adpm_dw, *adpm_db, *adpm_uw, *adpm_ub;
+        float *prefix_k, *prefix_v, *cls_w;
     };
     float* t[NUM_PARAMS];
 } ParameterTensors;
 _Static_assert(sizeof(ParameterTensors) == NUM_PARAMS * sizeof(float*), "ParameterTensors drifted from PARAM_TABLE");
 
+static int lora_rank_for(const GPTConfig* c, int target) { return (c->lora_targets & target) ? c->lora_r : 0; }
+
 // Evaluates a shape string like "L,3C,C" for a config and batch (B, T may be 0 for parameters).
 // Writes up to 5 dims, returns the number of dims.
 static int shape_dims(const char* shape, const GPTConfig* c, int B, int T, size_t dims[5]) {
+    static const char* names[] = {"maxT", "Vlm", "Vp", "NH", "rqkv", "rproj", "rfcproj", "rfc", "PT",
+                                  "V", "L", "CA", "C", "B", "T", "A", "P", "K", "r"};
     int nd = 0;
     const char* s = shape;
     while (*s && nd < 5) {
         size_t mult = 1;
         if (*s >= '0' && *s <= '9') mult = (size_t)strtoul(s, (char**)&s, 10);
+        int k = 0, n = (int)(sizeof names / sizeof names[0]);
+        while (k < n && strncmp(s, names[k], strlen(names[k]))) k++;
+        if (k == n) { fprintf(stderr, "bad shape symbol in '%s'\n", shape); exit(1); }
+        s += strlen(names[k]);
         size_t v = 0;
-        if (!strncmp(s, "maxT", 4)) { v = (size_t)c->maxT; s += 4; }
-        else if (!strncmp(s, "Vp", 2)) { v = (size_t)c->Vp; s += 2; }
-        else if (!strncmp(s, "NH", 2)) { v = (size_t)c->NH; s += 2; }
-        else if (*s == 'V') { v = (size_t)c->V; s += 1; }
-        else if (*s == 'L') { v = (size_t)c->L; s += 1; }
-        else if (*s == 'C') { v = (size_t)c->C; s += 1; }
-        else if (*s == 'B') { v = (size_t)B; s += 1; }
-        else if (*s == 'T') { v = (size_t)T; s += 1; }
-        else { fprintf(stderr, "bad shape symbol in '%s'\n", shape); exit(1); }
+        switch (k) {
+            case 0: v = (size_t)c->maxT; break;
+            case 1: v = c->num_classes ? 0 : (size_t)c->Vp; break;  // LM-head logits: none with a class head
+            case 2: v = (size_t)c->Vp; break;
+            case 3: v = (size_t)c->NH; break;
+            case 4: v = (size_t)lora_rank_for(c, LORA_QKV); break;
+            case 5: v = (size_t)lora_rank_for(c, LORA_PROJ); break;
+            case 6: v = (size_t)lora_rank_for(c, LORA_FCPROJ); break;
+            case 7: v = (size_t)lora_rank_for(c, LORA_FC); break;
+            case 8: v = (size_t)c->prefix_len + (size_t)T; break;  // keys per query: prefix, then the sequence
+            case 9: v = (size_t)c->V; break;
+            case 10: v = (size_t)c->L; break;
+            case 11: v = c->adapter_dim ? (size_t)c->C : 0; break;  // CA: C where there are adapters, else 0
+            case 12: v = (size_t)c->C; break;
+            case 13: v = (size_t)B; break;
+            case 14: v = (size_t)T; break;
+            case 15: v = (size_t)c->adapter_dim; break;
+            case 16: v = (size_t)c->prefix_len; break;
+            case 17: v = (size_t)c->num_classes; break;
+            case 18: v = (size_t)c->lora_r; break;
+        }
         dims[nd++] = mult * v;
         if (*s == ',') s++;
     }
@@ -134,10 +196,16 @@ static size_t shape_numel(const char* shape, const GPTConfig* c, int B, int T) {
 }
 
 static size_t param_numel(const GPTConfig* c, int i) { return shape_numel(PARAM_TABLE[i].shape, c, 0, 0); }
+static int param_per_layer(int i) { return PARAM_TABLE[i].shape[0] == 'L'; }
 
 static size_t num_parameters(const GPTConfig* c) {
     size_t n = 0;
     for (int i = 0; i < NUM_PARAMS; i++) n += param_numel(c, i);
+    return n;
+}
+static size_t num_base_parameters(const GPTConfig* c) {
+    size_t n = 0;
+    for (int i = 0; i < NUM_BASE_PARAMS; i++) n += param_numel(c, i);
     return n;
 }
 
@@ -151,7 +219,7 @@ static void point_parameters(ParameterTensors* p, float* memory, const GPTConfig
 
 // ---------------------------------------------------------------------------- activations
 // What the forward pass keeps for the backward pass, also one table in memory order.
-#define NUM_ACTS 22
+#define NUM_ACTS 34
 static const struct { const char* name; const char* shape; } ACT_TABLE[NUM_ACTS] = {
     {"encoded", "B,T,C"},        // token + position embedding
     {"ln1", "L,B,T,C"},          // LayerNorm 1 output
@@ -159,7 +227,7 @@ static const struct { const char* name; const char* shape; } ACT_TABLE[NUM_ACTS]
     {"ln1_rstd", "L,B,T"},
     {"qkv", "L,B,T,3C"},         // q, k, v
     {"atty", "L,B,T,C"},         // attention output, heads concatenated
-    {"att", "L,B,NH,T,T"},       // attention probabilities (post softmax, zero above the diagonal)
+    {"att", "L,B,NH,T,PT"},      // attention probabilities over (prefix, sequence); zero above the diagonal
     {"attproj", "L,B,T,C"},      // after the output projection
     {"residual2", "L,B,T,C"},    // residual stream after attention
     {"ln2", "L,B,T,C"},
@@ -172,14 +240,28 @@ static const struct { const char* name; const char* shape; } ACT_TABLE[NUM_ACTS]
     {"lnf", "B,T,C"},
     {"lnf_mean", "B,T"},
     {"lnf_rstd", "B,T"},
-    {"logits", "B,T,Vp"},
-    {"probs", "B,T,Vp"},         // softmax of the first V logits; zero in the padded columns
+    {"logits", "B,T,Vlm"},       // LM head (absent with a classification head)
+    {"probs", "B,T,Vlm"},        // softmax of the first V logits; zero in the padded columns
     {"losses", "B,T"},           // per-position loss, 0 where the target is ignored
+    {"lora_h_qkv", "L,B,T,rqkv"},      // LoRA: x A^T, the rank-r code of each projection's input
+    {"lora_h_proj", "L,B,T,rproj"},
+    {"lora_h_fc", "L,B,T,rfc"},
+    {"lora_h_fcproj", "L,B,T,rfcproj"},
+    {"adpa_h", "L,B,T,A"},       // attention adapter: down(x), before GELU
+    {"adpa_hg", "L,B,T,A"},      // after GELU
+    {"adpa_out", "L,B,T,CA"},    // x + up(...): what the residual adds when adapters are on
+    {"adpm_h", "L,B,T,A"},       // MLP adapter, the same three
+    {"adpm_hg", "L,B,T,A"},
+    {"adpm_out", "L,B,T,CA"},
+    {"cls_logits", "B,K"},       // classification head
+    {"cls_probs", "B,K"},
 };
 typedef union {
     struct {
         float *encoded, *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att, *attproj, *residual2, *ln2, *ln2_mean,
             *ln2_rstd, *fch, *fch_gelu, *fcproj, *residual3, *lnf, *lnf_mean, *lnf_rstd, *logits, *probs, *losses;
+        float *lora_h_qkv, *lora_h_proj, *lora_h_fc, *lora_h_fcproj;
+        float *adpa_h, *adpa_hg, *adpa_out, *adpm_h, *adpm_hg, *adpm_out, *cls_logits, *cls_probs;
     };
     float* t[NUM_ACTS];
 } ActivationTensors;
@@ -187,19 +269,25 @@ _Static_assert(sizeof(ActivationTensors) == NUM_ACTS * sizeof(float*), "Activati
 
 // Gradients of activations. Backward walks one layer at a time, so apart from the residual stream and the
 // logits these are one layer's worth and reused by every layer (each is zeroed before the layer uses it).
-#define NUM_GRAD_ACTS 7
+#define NUM_GRAD_ACTS 12
 static const struct { const char* name; const char* shape; } GRAD_ACT_TABLE[NUM_GRAD_ACTS] = {
-    {"dlogits", "B,T,Vp"},
+    {"dlogits", "B,T,Vlm"},
     {"dresidual", "B,T,C"},   // gradient of the residual stream, flowing down through the layers
     {"dln", "B,T,C"},         // gradient of a LayerNorm output (ln1, ln2 or lnf)
     {"dqkv", "B,T,3C"},
     {"datty", "B,T,C"},
     {"dfch", "B,T,4C"},
     {"dfch_gelu", "B,T,4C"},
+    {"dlora_h", "B,T,r"},     // LoRA: gradient of x A^T
+    {"dadp_x", "B,T,CA"},     // adapters: gradient of the adapter's input
+    {"dadp_h", "B,T,A"},
+    {"dadp_hg", "B,T,A"},
+    {"dcls_logits", "B,K"},
 };
 typedef union {
     struct {
-        float *dlogits, *dresidual, *dln, *dqkv, *datty, *dfch, *dfch_gelu;
+        float *dlogits, *dresidual, *dln, *dqkv, *datty, *dfch, *dfch_gelu, *dlora_h, *dadp_x, *dadp_h, *dadp_hg,
+            *dcls_logits;
     };
     float* t[NUM_GRAD_ACTS];
 } GradActTensors;
@@ -510,83 +598,89 @@ static void matmul_backward(float* dinp, float* dw, float* dbias, const float* d
 }
 
 // ---------------------------------------------------------------------------- attention
-// Causal multi-head self-attention on a packed qkv. For each batch b, head h, query position t:
-//   s[t2] = q_t . k_t2 / sqrt(hs) for t2 <= t;  att[t2] = softmax(s)[t2];  y_t = sum_t2 att[t2] v_t2
-// PyTorch: F.scaled_dot_product_attention(q, k, v, is_causal=True)
-// out: (B,T,C) heads concatenated   att: (B,NH,T,T) probabilities, saved for backward   qkv: (B,T,3C)
-static void attention_forward(float* out, float* att, const float* qkv, int B, int T, int C, int NH) {
-    int hs = C / NH;
+// Causal multi-head self-attention on a packed qkv, optionally with P prefix keys/values (prefix-tuning)
+// that every position attends to. For batch b, head h, query position t, with keys j over the prefix
+// (j < P: pk_j, pv_j) and the sequence up to t (j = P + t2, t2 <= t: k_t2, v_t2):
+//   s[j] = q_t . key_j / sqrt(hs);  att[j] = softmax(s)[j];  y_t = sum_j att[j] value_j
+// PyTorch: F.scaled_dot_product_attention(q, cat(pk, k), cat(pv, v), attn_mask) (is_causal when P = 0)
+// out: (B,T,C) heads concatenated   att: (B,NH,T,P+T) probabilities, saved for backward   qkv: (B,T,3C)
+// pk, pv: (P,C) this layer's prefix, heads concatenated like q/k/v; NULL when P = 0
+static void attention_forward(float* out, float* att, const float* qkv, const float* pk, const float* pv, int B,
+                              int T, int C, int NH, int P) {
+    int hs = C / NH, PT = P + T;
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for collapse(3)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
             for (int t = 0; t < T; t++) {
                 const float* q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
-                float* a = att + (((size_t)b * NH + h) * T + t) * T;
+                float* a = att + (((size_t)b * NH + h) * T + t) * PT;
                 float maxv = -INFINITY;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float* k = qkv + ((size_t)b * T + t2) * 3 * C + C + h * hs;
+                for (int j = 0; j <= P + t; j++) {
+                    const float* k = j < P ? pk + (size_t)j * C + h * hs : qkv + ((size_t)b * T + j - P) * 3 * C + C + h * hs;
                     float s = 0.0f;
                     for (int i = 0; i < hs; i++) s += q[i] * k[i];
                     s *= scale;
-                    a[t2] = s;
+                    a[j] = s;
                     if (s > maxv) maxv = s;
                 }
                 float sum = 0.0f;  // subtract the max before exp: same softmax, no overflow
-                for (int t2 = 0; t2 <= t; t2++) {
-                    a[t2] = expf(a[t2] - maxv);
-                    sum += a[t2];
+                for (int j = 0; j <= P + t; j++) {
+                    a[j] = expf(a[j] - maxv);
+                    sum += a[j];
                 }
-                for (int t2 = 0; t2 <= t; t2++) a[t2] /= sum;
-                for (int t2 = t + 1; t2 < T; t2++) a[t2] = 0.0f;  // masked: exactly zero
+                for (int j = 0; j <= P + t; j++) a[j] /= sum;
+                for (int j = P + t + 1; j < PT; j++) a[j] = 0.0f;  // masked: exactly zero
                 float* y = out + ((size_t)b * T + t) * C + h * hs;
                 for (int i = 0; i < hs; i++) y[i] = 0.0f;
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float* v = qkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * hs;
-                    for (int i = 0; i < hs; i++) y[i] += a[t2] * v[i];
+                for (int j = 0; j <= P + t; j++) {
+                    const float* v = j < P ? pv + (size_t)j * C + h * hs : qkv + ((size_t)b * T + j - P) * 3 * C + 2 * C + h * hs;
+                    for (int i = 0; i < hs; i++) y[i] += a[j] * v[i];
                 }
             }
         }
     }
 }
-// forward was y_t = sum_t2 att[t2] v_t2, att = softmax(s), s[t2] = q_t.k_t2 * scale. So, per query row t:
-//   dv_t2 += att[t2] dy_t;  datt[t2] = dy_t . v_t2;
-//   ds[t2] = att[t2] (datt[t2] - sum_j att[j] datt[j])     (softmax backward)
-//   dq_t += sum_t2 ds[t2] k_t2 * scale;  dk_t2 += ds[t2] q_t * scale
-// One (b, h) pair owns its slice of dqkv, so pairs run in parallel without races. Accumulates into dqkv.
-static void attention_backward(float* dqkv, const float* dout, const float* qkv, const float* att, int B, int T,
-                               int C, int NH) {
-    int hs = C / NH;
+// forward was y_t = sum_j att[j] value_j, att = softmax(s), s[j] = q_t.key_j * scale. So, per query row t:
+//   dvalue_j += att[j] dy_t;  datt[j] = dy_t . value_j;
+//   ds[j] = att[j] (datt[j] - sum_i att[i] datt[i])     (softmax backward)
+//   dq_t += sum_j ds[j] key_j * scale;  dkey_j += ds[j] q_t * scale
+// Each head owns its channel slice of dqkv and of dpk/dpv, so heads run in parallel without races (batch
+// rows share the prefix, so they stay inside one thread). Accumulates into dqkv, and dpk, dpv unless NULL.
+static void attention_backward(float* dqkv, float* dpk, float* dpv, const float* dout, const float* qkv,
+                               const float* pk, const float* pv, const float* att, int B, int T, int C, int NH,
+                               int P) {
+    int hs = C / NH, PT = P + T;
     float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for collapse(2)
-    for (int b = 0; b < B; b++) {
-        for (int h = 0; h < NH; h++) {
-            float datt[T];  // one row of d(att), on this thread's stack
+#pragma omp parallel for
+    for (int h = 0; h < NH; h++) {
+        float datt[PT];  // one row of d(att), on this thread's stack
+        for (int b = 0; b < B; b++) {
             for (int t = 0; t < T; t++) {
-                const float* a = att + (((size_t)b * NH + h) * T + t) * T;
+                const float* a = att + (((size_t)b * NH + h) * T + t) * PT;
                 const float* dy = dout + ((size_t)b * T + t) * C + h * hs;
                 const float* q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
                 float* dq = dqkv + ((size_t)b * T + t) * 3 * C + h * hs;
-                float dot = 0.0f;  // sum_j att[j] datt[j]
-                for (int t2 = 0; t2 <= t; t2++) {
-                    const float* v = qkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * hs;
-                    float* dv = dqkv + ((size_t)b * T + t2) * 3 * C + 2 * C + h * hs;
+                float dot = 0.0f;  // sum_i att[i] datt[i]
+                for (int j = 0; j <= P + t; j++) {
+                    int pre = j < P;
+                    const float* v = pre ? pv + (size_t)j * C + h * hs : qkv + ((size_t)b * T + j - P) * 3 * C + 2 * C + h * hs;
+                    float* dv = pre ? (dpv ? dpv + (size_t)j * C + h * hs : NULL)
+                                    : dqkv + ((size_t)b * T + j - P) * 3 * C + 2 * C + h * hs;
                     float d = 0.0f;
-                    for (int i = 0; i < hs; i++) {
-                        d += dy[i] * v[i];
-                        dv[i] += a[t2] * dy[i];
-                    }
-                    datt[t2] = d;
-                    dot += a[t2] * d;
+                    for (int i = 0; i < hs; i++) d += dy[i] * v[i];
+                    if (dv) for (int i = 0; i < hs; i++) dv[i] += a[j] * dy[i];
+                    datt[j] = d;
+                    dot += a[j] * d;
                 }
-                for (int t2 = 0; t2 <= t; t2++) {
-                    float ds = a[t2] * (datt[t2] - dot) * scale;
-                    const float* k = qkv + ((size_t)b * T + t2) * 3 * C + C + h * hs;
-                    float* dk = dqkv + ((size_t)b * T + t2) * 3 * C + C + h * hs;
-                    for (int i = 0; i < hs; i++) {
-                        dq[i] += ds * k[i];
-                        dk[i] += ds * q[i];
-                    }
+                for (int j = 0; j <= P + t; j++) {
+                    int pre = j < P;
+                    float ds = a[j] * (datt[j] - dot) * scale;
+                    const float* k = pre ? pk + (size_t)j * C + h * hs : qkv + ((size_t)b * T + j - P) * 3 * C + C + h * hs;
+                    float* dk = pre ? (dpk ? dpk + (size_t)j * C + h * hs : NULL)
+                                    : dqkv + ((size_t)b * T + j - P) * 3 * C + C + h * hs;
+                    for (int i = 0; i < hs; i++) dq[i] += ds * k[i];
+                    if (dk) for (int i = 0; i < hs; i++) dk[i] += ds * q[i];
                 }
             }
         }
@@ -688,14 +782,24 @@ static void crossentropy_backward(float* dlogits, const float* probs, const int*
     }
 }
 
+#include "lora.c"  // LoRA, adapters and the classification head, built from the kernels above
+
 // ---------------------------------------------------------------------------- the model
+// Index of a parameter in PARAM_TABLE from its field name: PIDX(qkvw) == 4.
+#define PIDX(name) ((int)(offsetof(ParameterTensors, name) / sizeof(float*)))
+
 typedef struct {
     GPTConfig config;
     ParameterTensors params;  // shapes: PARAM_TABLE
     float* params_memory;
     size_t num_parameters;
-    ParameterTensors grads;   // same shapes as params; allocated on the first backward
-    float* grads_memory;
+    // Training. A "slice" is one layer of a per-layer tensor, or a whole tensor without a layer axis; each is
+    // trainable or frozen. Only trainable slices get gradient memory and AdamW state, packed in table order.
+    uint8_t* trainable;       // (NUM_PARAMS, L): [i*L + l]; tensors without a layer axis use l = 0
+    size_t* grad_offset;      // same indexing: the slice's offset in grads/m/v, SIZE_MAX when frozen
+    float* lr_scale;          // same indexing: learning-rate multiplier (layer-wise decay), 1 by default
+    float* grads_memory;      // allocated on the first backward, num_trainable floats
+    size_t num_trainable;
     float* m_memory;          // AdamW first moment, allocated on the first update
     float* v_memory;          // AdamW second moment
     ActivationTensors acts;   // shapes: ACT_TABLE at (B, T)
@@ -704,9 +808,17 @@ typedef struct {
     float* gacts_memory;
     int B, T;                 // the batch shape the activations were allocated for (0 before the first forward)
     int* inputs;              // (B,T) copy of the last forward's inputs, for backward
-    int* targets;             // (B,T) copy of the last forward's targets, or all -1 when none were given
+    int* targets;             // (B,T) copy of the last forward's targets (-1 = ignore)
+    int* lengths;             // (B) classification: tokens in each sequence (the head reads position len-1)
+    int* labels;              // (B) classification: class ids (-1 = none)
+    float* class_weights;     // (K) or NULL: classification loss weights
+    float label_smoothing;    // classification loss label smoothing
     float mean_loss;          // the last forward's loss; NaN when no targets
 } GPT;
+
+static size_t slice_numel(const GPTConfig* c, int i) {
+    return param_numel(c, i) / (param_per_layer(i) ? (size_t)c->L : 1);
+}
 
 static void gpt_build(GPT* model, GPTConfig config) {
     memset(model, 0, sizeof(*model));
@@ -714,16 +826,55 @@ static void gpt_build(GPT* model, GPTConfig config) {
     model->num_parameters = num_parameters(&config);
     model->params_memory = (float*)callocCheck(model->num_parameters, sizeof(float));
     point_parameters(&model->params, model->params_memory, &config);
+    size_t ns = (size_t)NUM_PARAMS * config.L;
+    model->trainable = (uint8_t*)mallocCheck(ns);
+    memset(model->trainable, 1, ns);  // full fine-tuning unless told otherwise
+    model->grad_offset = (size_t*)mallocCheck(ns * sizeof(size_t));
+    model->lr_scale = (float*)mallocCheck(ns * sizeof(float));
+    for (size_t i = 0; i < ns; i++) model->lr_scale[i] = 1.0f;
     model->mean_loss = NAN;
+}
+
+// Sets one slice (layer l; l = -1: every layer) of tensor i trainable or frozen. Before the first backward.
+static void gpt_set_trainable(GPT* model, int i, int l, int on) {
+    if (model->grads_memory) DIE("trainable set changed after gradients were allocated", "freeze before training");
+    int L = model->config.L;
+    for (int k = 0; k < L; k++)
+        if (l < 0 || k == l) model->trainable[(size_t)i * L + k] = (uint8_t)on;
+}
+
+// The gradient of slice (i, l) (l = 0 for tensors without a layer axis), or NULL when it is frozen or empty.
+static float* gpt_grad(const GPT* model, int i, int l) {
+    if (!model->grads_memory) return NULL;
+    size_t off = model->grad_offset[(size_t)i * model->config.L + l];
+    return off == SIZE_MAX ? NULL : model->grads_memory + off;
+}
+
+// Packs the trainable slices and allocates their gradients.
+static void gpt_alloc_grads(GPT* model) {
+    const GPTConfig* c = &model->config;
+    size_t off = 0;
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        size_t n = slice_numel(c, i);
+        for (int l = 0; l < c->L; l++) {
+            size_t k = (size_t)i * c->L + l;
+            int exists = n > 0 && (param_per_layer(i) || l == 0);
+            model->grad_offset[k] = exists && model->trainable[k] ? off : SIZE_MAX;
+            if (model->grad_offset[k] != SIZE_MAX) off += n;
+        }
+    }
+    model->num_trainable = off;
+    model->grads_memory = (float*)callocCheck(off ? off : 1, sizeof(float));
 }
 
 // GPT-2's initialisation: weights ~ N(0, 0.02); the two projections into the residual stream (attprojw,
 // fcprojw) scaled down by 1/sqrt(2L) so the stream's variance does not grow with depth; biases 0; LayerNorm
-// weights 1. The padded rows of wte stay 0. Seeded: the same seed gives the same model.
+// weights 1. The padded rows of wte stay 0. Seeded: the same seed gives the same model. The fine-tuning
+// tensors get their own init (gpt_init_peft).
 static void gpt_init_random(GPT* model, uint64_t* rng) {
     const GPTConfig* c = &model->config;
     float resid_std = 0.02f / sqrtf(2.0f * c->L);
-    for (int i = 0; i < NUM_PARAMS; i++) {
+    for (int i = 0; i < NUM_BASE_PARAMS; i++) {
         float* p = model->params.t[i];
         size_t n = param_numel(c, i);
         const char* name = PARAM_TABLE[i].name;
@@ -739,8 +890,47 @@ static void gpt_init_random(GPT* model, uint64_t* rng) {
     }
 }
 
-static void gpt_free(GPT* model) {
+// Initialises the fine-tuning tensors so that the model at init equals the base model:
+// LoRA A as PEFT does (nn.init.kaiming_uniform_(a=sqrt(5)): uniform in +-1/sqrt(in)), B = 0;
+// adapters: down ~ N(0, 0.02) with zero bias, up = 0 (so the adapter adds 0);
+// prefix keys/values ~ N(0, 0.02) (they do change the model: a prefix is attended to from the start);
+// classification head ~ N(0, 0.02) (it is new, there is nothing to equal).
+static void gpt_init_peft(GPT* model, uint64_t* rng) {
+    const GPTConfig* c = &model->config;
+    for (int i = NUM_BASE_PARAMS; i < NUM_PARAMS; i++) {
+        float* p = model->params.t[i];
+        size_t n = param_numel(c, i);
+        if (!n) continue;
+        const char* name = PARAM_TABLE[i].name;
+        size_t len = strlen(name);
+        if (!strncmp(name, "lora_", 5) && name[len - 1] == 'a') {
+            size_t dims[5];
+            shape_dims(PARAM_TABLE[i].shape, c, 0, 0, dims);
+            float bound = 1.0f / sqrtf((float)dims[2]);  // dims = (L, r, in)
+            for (size_t j = 0; j < n; j++) p[j] = bound * (2.0f * random_f32(rng) - 1.0f);
+        } else if (!strcmp(name, "adpa_dw") || !strcmp(name, "adpm_dw") || !strncmp(name, "prefix_", 7) ||
+                   !strcmp(name, "cls_w")) {
+            for (size_t j = 0; j < n; j++) p[j] = 0.02f * random_normal(rng);
+        } else {
+            memset(p, 0, n * sizeof(float));  // lora B, adapter up weights and all adapter biases
+        }
+    }
+}
+
+// Rebuilds a model with new fine-tuning settings (LoRA, adapters, prefix, head), keeping the base weights.
+// The added tensors start from gpt_init_peft. Call before training starts.
+static void gpt_set_peft(GPT* model, GPTConfig with, uint64_t* rng) {
+    GPTConfig c = model->config;
+    if (with.maxT != c.maxT || with.V != c.V || with.Vp != c.Vp || with.L != c.L || with.NH != c.NH || with.C != c.C)
+        DIE("gpt_set_peft cannot change the base model's shape", "");
+    GPT m;
+    gpt_build(&m, with);
+    memcpy(m.params_memory, model->params_memory, num_base_parameters(&c) * sizeof(float));
+    gpt_init_peft(&m, rng);
     free(model->params_memory);
+    free(model->trainable);
+    free(model->grad_offset);
+    free(model->lr_scale);
     free(model->grads_memory);
     free(model->m_memory);
     free(model->v_memory);
@@ -748,6 +938,30 @@ static void gpt_free(GPT* model) {
     free(model->gacts_memory);
     free(model->inputs);
     free(model->targets);
+    free(model->lengths);
+    free(model->labels);
+    float* cw = model->class_weights;
+    float ls = model->label_smoothing;
+    *model = m;
+    model->class_weights = cw;
+    model->label_smoothing = ls;
+}
+
+static void gpt_free(GPT* model) {
+    free(model->params_memory);
+    free(model->trainable);
+    free(model->grad_offset);
+    free(model->lr_scale);
+    free(model->grads_memory);
+    free(model->m_memory);
+    free(model->v_memory);
+    free(model->acts_memory);
+    free(model->gacts_memory);
+    free(model->inputs);
+    free(model->targets);
+    free(model->lengths);
+    free(model->labels);
+    free(model->class_weights);
     memset(model, 0, sizeof(*model));
 }
 
@@ -759,6 +973,8 @@ static void gpt_alloc_activations(GPT* model, int B, int T) {
     free(model->gacts_memory);
     free(model->inputs);
     free(model->targets);
+    free(model->lengths);
+    free(model->labels);
     size_t n = 0;
     for (int i = 0; i < NUM_ACTS; i++) n += shape_numel(ACT_TABLE[i].shape, c, B, T);
     model->acts_memory = (float*)callocCheck(n, sizeof(float));
@@ -770,6 +986,8 @@ static void gpt_alloc_activations(GPT* model, int B, int T) {
     model->gacts_memory = NULL;  // allocated on the first backward: inference never needs it
     model->inputs = (int*)mallocCheck((size_t)B * T * sizeof(int));
     model->targets = (int*)mallocCheck((size_t)B * T * sizeof(int));
+    model->lengths = (int*)mallocCheck((size_t)B * sizeof(int));
+    model->labels = (int*)mallocCheck((size_t)B * sizeof(int));
     model->B = B;
     model->T = T;
 }
@@ -783,34 +1001,23 @@ static long gpt_check_tokens(const GPTConfig* c, const int* inputs, const int* t
     return -1;
 }
 
-// Forward pass. inputs (B,T) token ids; targets (B,T) next-token ids with -1 = ignore, or NULL for
-// inference. Fills acts (logits, probs, ...) and model->mean_loss (NaN without targets).
-static void gpt_forward(GPT* model, const int* inputs, const int* targets, int B, int T) {
-    const GPTConfig* c = &model->config;
-    if (T > c->maxT) {
-        char msg[160];
-        snprintf(msg, sizeof msg, "sequence length T=%d is longer than the model's maxT=%d", T, c->maxT);
-        DIE(msg, "use a smaller --seq");
-    }
-    long bad = gpt_check_tokens(c, inputs, targets, (size_t)B * T);
-    if (bad >= 0) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "token id out of range at batch position %ld: input %d, target %d, vocab V=%d",
-                 bad, inputs[bad], targets ? targets[bad] : -1, c->V);
-        DIE(msg, "the data was tokenized for a different vocabulary than the model's");
-    }
-    gpt_alloc_activations(model, B, T);
-    size_t BT = (size_t)B * T;
-    int C = c->C, L = c->L, NH = c->NH;
-    memcpy(model->inputs, inputs, BT * sizeof(int));
-    if (targets) memcpy(model->targets, targets, BT * sizeof(int));
-    else for (size_t i = 0; i < BT; i++) model->targets[i] = -1;
+static float lora_scale(const GPTConfig* c) { return c->lora_alpha / (float)c->lora_r; }
 
+// The body of the forward pass; gpt_forward and gpt_forward_cls set up the batch first.
+static void gpt_forward_body(GPT* model) {
+    const GPTConfig* c = &model->config;
+    int B = model->B, T = model->T;
+    size_t BT = (size_t)B * T;
+    int C = c->C, L = c->L, NH = c->NH, P = c->prefix_len, A = c->adapter_dim, PT = P + T;
+    int rq = lora_rank_for(c, LORA_QKV), rp = lora_rank_for(c, LORA_PROJ), rf = lora_rank_for(c, LORA_FC),
+        rg = lora_rank_for(c, LORA_FCPROJ);
+    float ls = c->lora_r ? lora_scale(c) : 0.0f;
     ParameterTensors p = model->params;
     ActivationTensors a = model->acts;
-    encoder_forward(a.encoded, inputs, p.wte, p.wpe, B, T, C);
+    encoder_forward(a.encoded, model->inputs, p.wte, p.wpe, B, T, C);
     for (int l = 0; l < L; l++) {
         const float* residual = l == 0 ? a.encoded : a.residual3 + (size_t)(l - 1) * BT * C;
+        int lon = l >= c->lora_first && l <= c->lora_last;  // LoRA acts on this layer
         // this layer's slices of weights and activations
         const float* l_ln1w = p.ln1w + (size_t)l * C;
         const float* l_ln1b = p.ln1b + (size_t)l * C;
@@ -829,7 +1036,7 @@ static void gpt_forward(GPT* model, const int* inputs, const int* targets, int B
         float* l_ln1_rstd = a.ln1_rstd + (size_t)l * BT;
         float* l_qkv = a.qkv + (size_t)l * BT * 3 * C;
         float* l_atty = a.atty + (size_t)l * BT * C;
-        float* l_att = a.att + (size_t)l * B * NH * T * T;
+        float* l_att = a.att + (size_t)l * B * NH * T * PT;
         float* l_attproj = a.attproj + (size_t)l * BT * C;
         float* l_residual2 = a.residual2 + (size_t)l * BT * C;
         float* l_ln2 = a.ln2 + (size_t)l * BT * C;
@@ -842,38 +1049,129 @@ static void gpt_forward(GPT* model, const int* inputs, const int* targets, int B
 
         layernorm_forward(l_ln1, l_ln1_mean, l_ln1_rstd, residual, l_ln1w, l_ln1b, BT, C);
         matmul_forward(l_qkv, l_ln1, l_qkvw, l_qkvb, BT, C, 3 * C);
-        attention_forward(l_atty, l_att, l_qkv, B, T, C, NH);
+        if (rq && lon) lora_forward(l_qkv, a.lora_h_qkv + (size_t)l * BT * rq, l_ln1, p.lora_qkv_a + (size_t)l * rq * C,
+                             p.lora_qkv_b + (size_t)l * 3 * C * rq, ls, BT, C, 3 * C, rq);
+        attention_forward(l_atty, l_att, l_qkv, P ? p.prefix_k + (size_t)l * P * C : NULL,
+                          P ? p.prefix_v + (size_t)l * P * C : NULL, B, T, C, NH, P);
         matmul_forward(l_attproj, l_atty, l_attprojw, l_attprojb, BT, C, C);
-        residual_forward(l_residual2, residual, l_attproj, BT * C);
+        if (rp && lon) lora_forward(l_attproj, a.lora_h_proj + (size_t)l * BT * rp, l_atty, p.lora_proj_a + (size_t)l * rp * C,
+                             p.lora_proj_b + (size_t)l * C * rp, ls, BT, C, C, rp);
+        const float* attn_out = l_attproj;  // what the residual adds: the projection, or the adapter's output
+        if (A) {
+            float* l_out = a.adpa_out + (size_t)l * BT * C;
+            adapter_forward(l_out, a.adpa_h + (size_t)l * BT * A, a.adpa_hg + (size_t)l * BT * A, l_attproj,
+                            p.adpa_dw + (size_t)l * A * C, p.adpa_db + (size_t)l * A, p.adpa_uw + (size_t)l * C * A,
+                            p.adpa_ub + (size_t)l * C, BT, C, A);
+            attn_out = l_out;
+        }
+        residual_forward(l_residual2, residual, attn_out, BT * C);
         layernorm_forward(l_ln2, l_ln2_mean, l_ln2_rstd, l_residual2, l_ln2w, l_ln2b, BT, C);
         matmul_forward(l_fch, l_ln2, l_fcw, l_fcb, BT, C, 4 * C);
+        if (rf && lon) lora_forward(l_fch, a.lora_h_fc + (size_t)l * BT * rf, l_ln2, p.lora_fc_a + (size_t)l * rf * C,
+                             p.lora_fc_b + (size_t)l * 4 * C * rf, ls, BT, C, 4 * C, rf);
         gelu_forward(l_fch_gelu, l_fch, BT * 4 * C);
         matmul_forward(l_fcproj, l_fch_gelu, l_fcprojw, l_fcprojb, BT, 4 * C, C);
-        residual_forward(l_residual3, l_residual2, l_fcproj, BT * C);
+        if (rg && lon) lora_forward(l_fcproj, a.lora_h_fcproj + (size_t)l * BT * rg, l_fch_gelu,
+                             p.lora_fcproj_a + (size_t)l * rg * 4 * C, p.lora_fcproj_b + (size_t)l * C * rg, ls, BT,
+                             4 * C, C, rg);
+        const float* mlp_out = l_fcproj;
+        if (A) {
+            float* l_out = a.adpm_out + (size_t)l * BT * C;
+            adapter_forward(l_out, a.adpm_h + (size_t)l * BT * A, a.adpm_hg + (size_t)l * BT * A, l_fcproj,
+                            p.adpm_dw + (size_t)l * A * C, p.adpm_db + (size_t)l * A, p.adpm_uw + (size_t)l * C * A,
+                            p.adpm_ub + (size_t)l * C, BT, C, A);
+            mlp_out = l_out;
+        }
+        residual_forward(l_residual3, l_residual2, mlp_out, BT * C);
     }
     const float* residual = a.residual3 + (size_t)(L - 1) * BT * C;
     layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, p.lnfw, p.lnfb, BT, C);
-    matmul_forward(a.logits, a.lnf, p.wte, NULL, BT, C, c->Vp);  // tied LM head: logits = lnf @ wte^T
-    // probs are always computed (sampling needs them); the loss only with targets
-    model->mean_loss = crossentropy_forward(a.probs, a.losses, a.logits, model->targets, BT, c->V, c->Vp);
+    if (c->num_classes) {  // classification head on each sequence's last token
+        model->mean_loss = cls_forward(a.cls_logits, a.cls_probs, a.lnf, model->lengths, model->labels, p.cls_w,
+                                       model->class_weights, model->label_smoothing, B, T, C, c->num_classes);
+    } else {
+        matmul_forward(a.logits, a.lnf, p.wte, NULL, BT, C, c->Vp);  // tied LM head: logits = lnf @ wte^T
+        // probs are always computed (sampling needs them); the loss only with targets
+        model->mean_loss = crossentropy_forward(a.probs, a.losses, a.logits, model->targets, BT, c->V, c->Vp);
+    }
 }
 
-static void gpt_zero_grad(GPT* model) {
-    if (model->grads_memory) memset(model->grads_memory, 0, model->num_parameters * sizeof(float));
+static void gpt_check_batch(const GPT* model, const int* inputs, const int* targets, int B, int T) {
+    const GPTConfig* c = &model->config;
+    if (T > c->maxT) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "sequence length T=%d is longer than the model's maxT=%d", T, c->maxT);
+        DIE(msg, "use a smaller --seq");
+    }
+    long bad = gpt_check_tokens(c, inputs, targets, (size_t)B * T);
+    if (bad >= 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "token id out of range at batch position %ld: input %d, target %d, vocab V=%d",
+                 bad, inputs[bad], targets ? targets[bad] : -1, c->V);
+        DIE(msg, "the data was tokenized for a different vocabulary than the model's");
+    }
 }
 
-// Backward pass: the forward in reverse, line for line. Accumulates (+=) into model->grads, so gradient
-// accumulation over micro-batches is just several forward/backward pairs between two gpt_zero_grad calls.
+// Forward pass with the LM head. inputs (B,T) token ids; targets (B,T) next-token ids with -1 = ignore, or
+// NULL for inference. Fills acts (logits, probs, ...) and model->mean_loss (NaN without targets).
+static void gpt_forward(GPT* model, const int* inputs, const int* targets, int B, int T) {
+    if (model->config.num_classes) DIE("gpt_forward called on a classification model", "use gpt_forward_cls");
+    gpt_check_batch(model, inputs, targets, B, T);
+    gpt_alloc_activations(model, B, T);
+    size_t BT = (size_t)B * T;
+    memcpy(model->inputs, inputs, BT * sizeof(int));
+    if (targets) memcpy(model->targets, targets, BT * sizeof(int));
+    else for (size_t i = 0; i < BT; i++) model->targets[i] = -1;
+    gpt_forward_body(model);
+}
+
+// Forward pass with the classification head. lengths (B) in [1, T]: each row's real tokens (the rest is
+// padding, never attended to by the pooled position); labels (B) in [0, K) or -1, or NULL for inference.
+static void gpt_forward_cls(GPT* model, const int* inputs, const int* lengths, const int* labels, int B, int T) {
+    const GPTConfig* c = &model->config;
+    if (!c->num_classes) DIE("gpt_forward_cls called on a model without a classification head", "set num_classes");
+    gpt_check_batch(model, inputs, NULL, B, T);
+    for (int b = 0; b < B; b++) {
+        if (lengths[b] < 1 || lengths[b] > T) DIE("classification example length outside [1, T]", "");
+        if (labels && (labels[b] < -1 || labels[b] >= c->num_classes)) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "label %d outside [0, %d)", labels[b], c->num_classes);
+            DIE(msg, "the dataset has more classes than the model's head (--classes)");
+        }
+    }
+    gpt_alloc_activations(model, B, T);
+    size_t BT = (size_t)B * T;
+    memcpy(model->inputs, inputs, BT * sizeof(int));
+    for (size_t i = 0; i < BT; i++) model->targets[i] = -1;
+    memcpy(model->lengths, lengths, (size_t)B * sizeof(int));
+    for (int b = 0; b < B; b++) model->labels[b] = labels ? labels[b] : -1;
+    gpt_forward_body(model);
+}
+
+// The lowest layer backward must reach: below it nothing is trainable (a speed-up for LoRA on top layers
+// and for frozen lower blocks). -1 means the embeddings train, so every layer is needed.
+static int gpt_lowest_trainable_layer(const GPT* model) {
+    const GPTConfig* c = &model->config;
+    if (gpt_grad(model, PIDX(wte), 0) || gpt_grad(model, PIDX(wpe), 0)) return -1;
+    for (int l = 0; l < c->L; l++)
+        for (int i = 0; i < NUM_PARAMS; i++)
+            if (param_per_layer(i) && gpt_grad(model, i, l)) return l;
+    return c->L;  // only the final LayerNorm / head train
+}
+
+// Backward pass: the forward in reverse, line for line. Accumulates (+=) into the gradients of trainable
+// slices, so gradient accumulation over micro-batches is several forward/backward pairs between two
+// gpt_zero_grad calls. Frozen slices get no gradient (NULL pointers into the kernels).
 static void gpt_backward(GPT* model) {
     const GPTConfig* c = &model->config;
     if (!isfinite(model->mean_loss))
         DIE("backward called without a finite loss", "call gpt_forward with targets first (some not -1)");
-    int B = model->B, T = model->T, C = c->C, L = c->L, NH = c->NH;
+    int B = model->B, T = model->T, C = c->C, L = c->L, NH = c->NH, P = c->prefix_len, A = c->adapter_dim, PT = P + T;
+    int rq = lora_rank_for(c, LORA_QKV), rp = lora_rank_for(c, LORA_PROJ), rf = lora_rank_for(c, LORA_FC),
+        rg = lora_rank_for(c, LORA_FCPROJ);
+    float ls = c->lora_r ? lora_scale(c) : 0.0f;
     size_t BT = (size_t)B * T;
-    if (!model->grads_memory) {
-        model->grads_memory = (float*)callocCheck(model->num_parameters, sizeof(float));
-        point_parameters(&model->grads, model->grads_memory, c);
-    }
+    if (!model->grads_memory) gpt_alloc_grads(model);
     if (!model->gacts_memory) {
         size_t n = 0;
         for (int i = 0; i < NUM_GRAD_ACTS; i++) n += shape_numel(GRAD_ACT_TABLE[i].shape, c, B, T);
@@ -884,69 +1182,106 @@ static void gpt_backward(GPT* model) {
             ptr += shape_numel(GRAD_ACT_TABLE[i].shape, c, B, T);
         }
     }
-    ParameterTensors p = model->params, g = model->grads;
+    ParameterTensors p = model->params;
     ActivationTensors a = model->acts;
     GradActTensors ga = model->gacts;
+#define G(name, l) gpt_grad(model, PIDX(name), l)
 
-    crossentropy_backward(ga.dlogits, a.probs, model->targets, BT, c->V, c->Vp);
     memset(ga.dln, 0, BT * C * sizeof(float));
-    matmul_backward(ga.dln, g.wte, NULL, ga.dlogits, a.lnf, p.wte, BT, C, c->Vp);
+    if (c->num_classes) {
+        cls_backward(ga.dln, G(cls_w, 0), ga.dcls_logits, a.cls_probs, a.lnf, model->lengths, model->labels, p.cls_w,
+                     model->class_weights, model->label_smoothing, B, T, C, c->num_classes);
+    } else {
+        crossentropy_backward(ga.dlogits, a.probs, model->targets, BT, c->V, c->Vp);
+        matmul_backward(ga.dln, G(wte, 0), NULL, ga.dlogits, a.lnf, p.wte, BT, C, c->Vp);
+    }
     memset(ga.dresidual, 0, BT * C * sizeof(float));
-    layernorm_backward(ga.dresidual, g.lnfw, g.lnfb, ga.dln, a.residual3 + (size_t)(L - 1) * BT * C, p.lnfw,
+    layernorm_backward(ga.dresidual, G(lnfw, 0), G(lnfb, 0), ga.dln, a.residual3 + (size_t)(L - 1) * BT * C, p.lnfw,
                        a.lnf_mean, a.lnf_rstd, BT, C);
-    for (int l = L - 1; l >= 0; l--) {
+    int lowest = gpt_lowest_trainable_layer(model);
+    for (int l = L - 1; l >= 0 && l >= lowest; l--) {
         const float* residual = l == 0 ? a.encoded : a.residual3 + (size_t)(l - 1) * BT * C;
+        int lon = l >= c->lora_first && l <= c->lora_last;
         const float* l_ln1w = p.ln1w + (size_t)l * C;
         const float* l_qkvw = p.qkvw + (size_t)l * 3 * C * C;
         const float* l_attprojw = p.attprojw + (size_t)l * C * C;
         const float* l_ln2w = p.ln2w + (size_t)l * C;
         const float* l_fcw = p.fcw + (size_t)l * 4 * C * C;
         const float* l_fcprojw = p.fcprojw + (size_t)l * C * 4 * C;
-        float* dl_ln1w = g.ln1w + (size_t)l * C;
-        float* dl_ln1b = g.ln1b + (size_t)l * C;
-        float* dl_qkvw = g.qkvw + (size_t)l * 3 * C * C;
-        float* dl_qkvb = g.qkvb + (size_t)l * 3 * C;
-        float* dl_attprojw = g.attprojw + (size_t)l * C * C;
-        float* dl_attprojb = g.attprojb + (size_t)l * C;
-        float* dl_ln2w = g.ln2w + (size_t)l * C;
-        float* dl_ln2b = g.ln2b + (size_t)l * C;
-        float* dl_fcw = g.fcw + (size_t)l * 4 * C * C;
-        float* dl_fcb = g.fcb + (size_t)l * 4 * C;
-        float* dl_fcprojw = g.fcprojw + (size_t)l * C * 4 * C;
-        float* dl_fcprojb = g.fcprojb + (size_t)l * C;
         const float* l_ln1 = a.ln1 + (size_t)l * BT * C;
         const float* l_ln1_mean = a.ln1_mean + (size_t)l * BT;
         const float* l_ln1_rstd = a.ln1_rstd + (size_t)l * BT;
         const float* l_qkv = a.qkv + (size_t)l * BT * 3 * C;
         const float* l_atty = a.atty + (size_t)l * BT * C;
-        const float* l_att = a.att + (size_t)l * B * NH * T * T;
+        const float* l_att = a.att + (size_t)l * B * NH * T * PT;
+        const float* l_attproj = a.attproj + (size_t)l * BT * C;
         const float* l_residual2 = a.residual2 + (size_t)l * BT * C;
         const float* l_ln2 = a.ln2 + (size_t)l * BT * C;
         const float* l_ln2_mean = a.ln2_mean + (size_t)l * BT;
         const float* l_ln2_rstd = a.ln2_rstd + (size_t)l * BT;
         const float* l_fch = a.fch + (size_t)l * BT * 4 * C;
         const float* l_fch_gelu = a.fch_gelu + (size_t)l * BT * 4 * C;
+        const float* l_fcproj = a.fcproj + (size_t)l * BT * C;
 
-        // residual3 = residual2 + fcproj: residual_backward would add dresidual into both d(residual2) and
-        // d(fcproj). Both are equal to dresidual, so dresidual itself is read as d(fcproj) below, and then
-        // becomes d(residual2) as LayerNorm 2's backward adds its part into it. Same for residual2.
+        // residual3 = residual2 + mlp_out: residual_backward would add dresidual into both d(residual2) and
+        // d(mlp_out). Both equal dresidual, so dresidual itself is read as d(mlp_out) below, and then becomes
+        // d(residual2) as LayerNorm 2's backward adds its part into it. Same for residual2.
+        const float* dmlp_out = ga.dresidual;
+        if (A) {  // mlp_out = adapter(fcproj): dfcproj comes out of the adapter
+            memset(ga.dadp_x, 0, BT * C * sizeof(float));
+            adapter_backward(ga.dadp_x, G(adpm_dw, l), G(adpm_db, l), G(adpm_uw, l), G(adpm_ub, l), ga.dadp_h,
+                             ga.dadp_hg, ga.dresidual, l_fcproj, a.adpm_h + (size_t)l * BT * A,
+                             a.adpm_hg + (size_t)l * BT * A, p.adpm_dw + (size_t)l * A * C,
+                             p.adpm_uw + (size_t)l * C * A, BT, C, A);
+            dmlp_out = ga.dadp_x;
+        }
         memset(ga.dfch_gelu, 0, BT * 4 * C * sizeof(float));
-        matmul_backward(ga.dfch_gelu, dl_fcprojw, dl_fcprojb, ga.dresidual, l_fch_gelu, l_fcprojw, BT, 4 * C, C);
+        if (rg && lon) lora_backward(ga.dfch_gelu, G(lora_fcproj_a, l), G(lora_fcproj_b, l), ga.dlora_h, dmlp_out,
+                              a.lora_h_fcproj + (size_t)l * BT * rg, l_fch_gelu, p.lora_fcproj_a + (size_t)l * rg * 4 * C,
+                              p.lora_fcproj_b + (size_t)l * C * rg, ls, BT, 4 * C, C, rg);
+        matmul_backward(ga.dfch_gelu, G(fcprojw, l), G(fcprojb, l), dmlp_out, l_fch_gelu, l_fcprojw, BT, 4 * C, C);
         memset(ga.dfch, 0, BT * 4 * C * sizeof(float));
         gelu_backward(ga.dfch, l_fch, ga.dfch_gelu, BT * 4 * C);
         memset(ga.dln, 0, BT * C * sizeof(float));
-        matmul_backward(ga.dln, dl_fcw, dl_fcb, ga.dfch, l_ln2, l_fcw, BT, C, 4 * C);
-        layernorm_backward(ga.dresidual, dl_ln2w, dl_ln2b, ga.dln, l_residual2, l_ln2w, l_ln2_mean, l_ln2_rstd, BT, C);
-        // residual2 = residual + attproj: dresidual is now d(residual2), read as d(attproj)
+        if (rf && lon) lora_backward(ga.dln, G(lora_fc_a, l), G(lora_fc_b, l), ga.dlora_h, ga.dfch,
+                              a.lora_h_fc + (size_t)l * BT * rf, l_ln2, p.lora_fc_a + (size_t)l * rf * C,
+                              p.lora_fc_b + (size_t)l * 4 * C * rf, ls, BT, C, 4 * C, rf);
+        matmul_backward(ga.dln, G(fcw, l), G(fcb, l), ga.dfch, l_ln2, l_fcw, BT, C, 4 * C);
+        layernorm_backward(ga.dresidual, G(ln2w, l), G(ln2b, l), ga.dln, l_residual2, l_ln2w, l_ln2_mean, l_ln2_rstd,
+                           BT, C);
+        // residual2 = residual + attn_out: dresidual is now d(residual2), read as d(attn_out)
+        const float* dattn_out = ga.dresidual;
+        if (A) {
+            memset(ga.dadp_x, 0, BT * C * sizeof(float));
+            adapter_backward(ga.dadp_x, G(adpa_dw, l), G(adpa_db, l), G(adpa_uw, l), G(adpa_ub, l), ga.dadp_h,
+                             ga.dadp_hg, ga.dresidual, l_attproj, a.adpa_h + (size_t)l * BT * A,
+                             a.adpa_hg + (size_t)l * BT * A, p.adpa_dw + (size_t)l * A * C,
+                             p.adpa_uw + (size_t)l * C * A, BT, C, A);
+            dattn_out = ga.dadp_x;
+        }
         memset(ga.datty, 0, BT * C * sizeof(float));
-        matmul_backward(ga.datty, dl_attprojw, dl_attprojb, ga.dresidual, l_atty, l_attprojw, BT, C, C);
+        if (rp && lon) lora_backward(ga.datty, G(lora_proj_a, l), G(lora_proj_b, l), ga.dlora_h, dattn_out,
+                              a.lora_h_proj + (size_t)l * BT * rp, l_atty, p.lora_proj_a + (size_t)l * rp * C,
+                              p.lora_proj_b + (size_t)l * C * rp, ls, BT, C, C, rp);
+        matmul_backward(ga.datty, G(attprojw, l), G(attprojb, l), dattn_out, l_atty, l_attprojw, BT, C, C);
         memset(ga.dqkv, 0, BT * 3 * C * sizeof(float));
-        attention_backward(ga.dqkv, ga.datty, l_qkv, l_att, B, T, C, NH);
+        attention_backward(ga.dqkv, P ? G(prefix_k, l) : NULL, P ? G(prefix_v, l) : NULL, ga.datty, l_qkv,
+                           P ? p.prefix_k + (size_t)l * P * C : NULL, P ? p.prefix_v + (size_t)l * P * C : NULL, l_att,
+                           B, T, C, NH, P);
         memset(ga.dln, 0, BT * C * sizeof(float));
-        matmul_backward(ga.dln, dl_qkvw, dl_qkvb, ga.dqkv, l_ln1, l_qkvw, BT, C, 3 * C);
-        layernorm_backward(ga.dresidual, dl_ln1w, dl_ln1b, ga.dln, residual, l_ln1w, l_ln1_mean, l_ln1_rstd, BT, C);
+        if (rq && lon) lora_backward(ga.dln, G(lora_qkv_a, l), G(lora_qkv_b, l), ga.dlora_h, ga.dqkv,
+                              a.lora_h_qkv + (size_t)l * BT * rq, l_ln1, p.lora_qkv_a + (size_t)l * rq * C,
+                              p.lora_qkv_b + (size_t)l * 3 * C * rq, ls, BT, C, 3 * C, rq);
+        matmul_backward(ga.dln, G(qkvw, l), G(qkvb, l), ga.dqkv, l_ln1, l_qkvw, BT, C, 3 * C);
+        layernorm_backward(ga.dresidual, G(ln1w, l), G(ln1b, l), ga.dln, residual, l_ln1w, l_ln1_mean, l_ln1_rstd,
+                           BT, C);
     }
-    encoder_backward(g.wte, g.wpe, ga.dresidual, model->inputs, B, T, C);
+    if (lowest < 0) encoder_backward(G(wte, 0), G(wpe, 0), ga.dresidual, model->inputs, B, T, C);
+#undef G
+}
+
+static void gpt_zero_grad(GPT* model) {
+    if (model->grads_memory) memset(model->grads_memory, 0, model->num_trainable * sizeof(float));
 }
 
 // ---------------------------------------------------------------------------- optimizer
@@ -955,8 +1290,8 @@ static float gpt_grad_norm(const GPT* model) {
     // partial sums over fixed 64K-element chunks, then added in chunk order: the same result whatever the
     // number of threads (an OpenMP reduction may add the threads' partials in any order)
     const size_t chunk = 1 << 16;
-    size_t n = model->num_parameters, nchunks = (n + chunk - 1) / chunk;
-    double* partial = (double*)mallocCheck(nchunks * sizeof(double));
+    size_t n = model->num_trainable, nchunks = (n + chunk - 1) / chunk;
+    double* partial = (double*)mallocCheck((nchunks ? nchunks : 1) * sizeof(double));
     const float* g = model->grads_memory;
 #pragma omp parallel for
     for (size_t k = 0; k < nchunks; k++) {
@@ -979,7 +1314,7 @@ static float gpt_clip_grad_norm(GPT* model, float max_norm) {
         float coef = max_norm / (norm + 1e-6f);
         if (coef < 1.0f) {
             float* g = model->grads_memory;
-            for (size_t i = 0; i < model->num_parameters; i++) g[i] *= coef;
+            for (size_t i = 0; i < model->num_trainable; i++) g[i] *= coef;
         }
     }
     return norm;
@@ -993,32 +1328,38 @@ typedef struct {
 //   p -= lr * wd * p                          (decoupled decay, matrices only: PARAM_TABLE[i].decay)
 //   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
 //   p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)      (eps outside the sqrt)
+// Only trainable slices are touched; each uses lr times its lr_scale (layer-wise decay).
 static void gpt_adamw_update(GPT* model, const AdamWConfig* o, int t) {
+    if (!model->grads_memory) DIE("AdamW step before any backward", "");
     if (!model->m_memory) {
-        model->m_memory = (float*)callocCheck(model->num_parameters, sizeof(float));
-        model->v_memory = (float*)callocCheck(model->num_parameters, sizeof(float));
+        model->m_memory = (float*)callocCheck(model->num_trainable ? model->num_trainable : 1, sizeof(float));
+        model->v_memory = (float*)callocCheck(model->num_trainable ? model->num_trainable : 1, sizeof(float));
     }
-    const float lr = o->lr, b1 = o->beta1, b2 = o->beta2, eps = o->eps;
+    const GPTConfig* c = &model->config;
+    const float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
     const float inv_bc1 = 1.0f / (1.0f - powf(b1, (float)t));  // bias corrections, as multipliers
     const float inv_bc2 = 1.0f / (1.0f - powf(b2, (float)t));
-    size_t off = 0;
     for (int i = 0; i < NUM_PARAMS; i++) {
-        size_t n = param_numel(&model->config, i);
-        const float decay = 1.0f - lr * (PARAM_TABLE[i].decay ? o->weight_decay : 0.0f);
-        float* restrict p = model->params_memory + off;
-        const float* restrict g = model->grads_memory + off;
-        float* restrict m = model->m_memory + off;
-        float* restrict v = model->v_memory + off;
+        size_t n = slice_numel(c, i);
+        for (int l = 0; l < (param_per_layer(i) ? c->L : 1); l++) {
+            size_t k = (size_t)i * c->L + l, off = model->grad_offset[k];
+            if (off == SIZE_MAX) continue;
+            const float lr = o->lr * model->lr_scale[k];
+            const float decay = 1.0f - lr * (PARAM_TABLE[i].decay ? o->weight_decay : 0.0f);
+            float* restrict p = model->params.t[i] + (size_t)l * n;
+            const float* restrict g = model->grads_memory + off;
+            float* restrict m = model->m_memory + off;
+            float* restrict v = model->v_memory + off;
 #pragma omp parallel for simd
-        for (size_t j = 0; j < n; j++) {
-            float gj = g[j];
-            float mj = b1 * m[j] + (1.0f - b1) * gj;
-            float vj = b2 * v[j] + (1.0f - b2) * gj * gj;
-            m[j] = mj;
-            v[j] = vj;
-            p[j] = p[j] * decay - lr * (mj * inv_bc1) / (sqrtf(vj * inv_bc2) + eps);
+            for (size_t j = 0; j < n; j++) {
+                float gj = g[j];
+                float mj = b1 * m[j] + (1.0f - b1) * gj;
+                float vj = b2 * v[j] + (1.0f - b2) * gj * gj;
+                m[j] = mj;
+                v[j] = vj;
+                p[j] = p[j] * decay - lr * (mj * inv_bc1) / (sqrtf(vj * inv_bc2) + eps);
+            }
         }
-        off += n;
     }
 }
 

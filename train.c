@@ -510,7 +510,6 @@ static void st_close(SafeTensors* st) {
 
 // ---------------------------------------------------------------------------- Hugging Face GPT-2 names
 // PARAM_TABLE gives each parameter's Hugging Face name; per-layer ones (shape starting with L) get "h.N.".
-static int param_per_layer(int i) { return PARAM_TABLE[i].shape[0] == 'L'; }
 
 // Strips an optional "transformer." prefix (GPT2LMHeadModel checkpoints carry it).
 static const char* hf_base_name(const char* name) {
@@ -577,13 +576,13 @@ static void load_hf_safetensors(GPT* model, const char* path) {
                                               strstr(b, ".attn.") && !strstr(b, "c_attn") && !strstr(b, "c_proj")))
             continue;
         int known = 0;
-        for (int p = 0; p < NUM_PARAMS && !known; p++) {
+        for (int p = 0; p < NUM_BASE_PARAMS && !known; p++) {
             const char* s = strstr(b, PARAM_TABLE[p].hf);
             known = s && !strcmp(s, PARAM_TABLE[p].hf);
         }
         if (!known) failf("this loader reads GPT-2 (GPT2Model / GPT2LMHeadModel) checkpoints", "%s: unexpected tensor '%s'", path, st.t[i].name);
     }
-    for (int p = 0; p < NUM_PARAMS; p++) {
+    for (int p = 0; p < NUM_BASE_PARAMS; p++) {
         int layers = param_per_layer(p) ? c.L : 1;
         size_t per = param_numel(&c, p) / layers;
         if (p == 0) per = (size_t)c.V * c.C;  // wte: only the first V rows are stored
@@ -627,19 +626,25 @@ static void load_llmc(GPT* model, FILE* f, const char* path) {
     if (c.maxT < 1 || c.V < 1 || c.L < 1 || c.NH < 1 || c.C < 1 || c.C % c.NH || c.Vp < c.V)
         failf("the header is corrupt", "%s: bad config maxT=%d V=%d L=%d NH=%d C=%d Vp=%d", path, c.maxT, c.V, c.L, c.NH, c.C, c.Vp);
     gpt_build(model, c);
-    long long expect = 1024 + (long long)model->num_parameters * 4, got = file_size(f);
+    size_t nb = num_base_parameters(&c);
+    long long expect = 1024 + (long long)nb * 4, got = file_size(f);
     if (got != expect)
         failf("the file is truncated or the header does not match the data", "%s: expected %lld bytes for this config, found %lld", path, expect, got);
-    fread_check(model->params_memory, model->num_parameters * 4, f, path, "parameters");
+    fread_check(model->params_memory, nb * 4, f, path, "parameters");
 }
 
 // ---------------------------------------------------------------------------- our checkpoints
-// 256 int32: [0]=20261130 [1]=1 (version) [2]=kind (1 model, 2 training state) [3]=maxT [4]=V [5]=L [6]=NH
-// [7]=C [8]=Vp [9]=NUM_PARAMS. Then the parameter table: per tensor a 16-byte name and an int64 numel, so a
-// loader can say which tensor does not match. Then the parameters (fp32, table order). A training checkpoint
-// continues with AdamW's m and v (fp32, same layout) and a TrainState.
+// 256 int32: [0]=20261130 [1]=1 (version) [2]=kind (1 model, 2 training state, 3 adapter only) [3]=maxT [4]=V
+// [5]=L [6]=NH [7]=C [8]=Vp [9]=NUM_PARAMS [10]=lora_r [11]=lora_targets [12]=lora_alpha (float bits)
+// [13]=adapter_dim [14]=prefix_len [15]=num_classes [16]=lora_first [17]=lora_last.
+// Then the parameter table: per tensor a 16-byte name and an int64 element count (0 for a tensor the file
+// does not hold), so a loader can say which tensor does not match; then those tensors (fp32, table order).
+// An adapter-only file holds just the fine-tuning tensors (LoRA, adapters, prefix, head): small, and applied
+// to a base model with --adapter. A training checkpoint continues with the trainable mask (NUM_PARAMS x L
+// bytes), the number of trainable floats (int64), AdamW's m and v over them, and a TrainState.
 #define CKPT_MAGIC 20261130
 #define CKPT_VERSION 1
+enum { CKPT_MODEL = 1, CKPT_TRAIN = 2, CKPT_ADAPTER = 3 };
 
 typedef struct {
     int64_t step;          // optimizer steps done
@@ -651,65 +656,145 @@ typedef struct {
     uint64_t data_pos;
 } TrainState;
 
-static void save_checkpoint(const GPT* model, const char* path, const TrainState* state) {
+static void ckpt_header(int32_t h[256], const GPTConfig* c, int kind) {
+    memset(h, 0, 256 * sizeof(int32_t));
+    int32_t alpha;
+    memcpy(&alpha, &c->lora_alpha, 4);
+    int32_t v[] = {CKPT_MAGIC, CKPT_VERSION, kind, c->maxT, c->V, c->L, c->NH, c->C, c->Vp, NUM_PARAMS,
+                   c->lora_r, c->lora_targets, alpha, c->adapter_dim, c->prefix_len, c->num_classes,
+                   c->lora_first, c->lora_last};
+    memcpy(h, v, sizeof v);
+}
+
+static GPTConfig ckpt_config(const int32_t h[256], const char* path) {
+    GPTConfig c = {.maxT = h[3], .V = h[4], .L = h[5], .NH = h[6], .C = h[7], .Vp = h[8], .lora_r = h[10],
+                   .lora_targets = h[11], .adapter_dim = h[13], .prefix_len = h[14], .num_classes = h[15],
+                   .lora_first = h[16], .lora_last = h[17]};
+    memcpy(&c.lora_alpha, &h[12], 4);
+    if (c.maxT < 1 || c.V < 1 || c.L < 1 || c.NH < 1 || c.C < 1 || c.C % c.NH || c.Vp < c.V || c.lora_r < 0 ||
+        c.adapter_dim < 0 || c.prefix_len < 0 || c.num_classes < 0 || c.num_classes == 1)
+        failf("the header is corrupt", "%s: bad config maxT=%d V=%d L=%d NH=%d C=%d Vp=%d", path, c.maxT, c.V, c.L,
+              c.NH, c.C, c.Vp);
+    return c;
+}
+
+// Which tensors a file of this kind holds.
+static int ckpt_holds(int kind, int i) { return kind != CKPT_ADAPTER || i >= NUM_BASE_PARAMS; }
+
+static void save_checkpoint_kind(const GPT* model, const char* path, const TrainState* state, int kind) {
     SafeWriter w;
     safe_open(&w, path);
     const GPTConfig* c = &model->config;
-    int32_t h[256] = {CKPT_MAGIC, CKPT_VERSION, state ? 2 : 1, c->maxT, c->V, c->L, c->NH, c->C, c->Vp, NUM_PARAMS};
+    int32_t h[256];
+    ckpt_header(h, c, kind);
     fwrite_check(h, sizeof h, w.f, path);
     for (int i = 0; i < NUM_PARAMS; i++) {
         char name[16] = {0};
         snprintf(name, sizeof name, "%s", PARAM_TABLE[i].name);
-        int64_t n = (int64_t)param_numel(c, i);
+        int64_t n = ckpt_holds(kind, i) ? (int64_t)param_numel(c, i) : 0;
         fwrite_check(name, 16, w.f, path);
         fwrite_check(&n, 8, w.f, path);
     }
-    fwrite_check(model->params_memory, model->num_parameters * 4, w.f, path);
-    if (state) {
+    for (int i = 0; i < NUM_PARAMS; i++)
+        if (ckpt_holds(kind, i)) fwrite_check(model->params.t[i], param_numel(c, i) * 4, w.f, path);
+    if (kind == CKPT_TRAIN) {
         if (!model->m_memory) failf(NULL, "%s: no optimizer state to save before the first step", path);
-        fwrite_check(model->m_memory, model->num_parameters * 4, w.f, path);
-        fwrite_check(model->v_memory, model->num_parameters * 4, w.f, path);
+        int64_t nt = (int64_t)model->num_trainable;
+        fwrite_check(model->trainable, (size_t)NUM_PARAMS * c->L, w.f, path);
+        fwrite_check(&nt, 8, w.f, path);
+        fwrite_check(model->m_memory, model->num_trainable * 4, w.f, path);
+        fwrite_check(model->v_memory, model->num_trainable * 4, w.f, path);
         fwrite_check(state, sizeof *state, w.f, path);
     }
     safe_close(&w);
 }
 
-// Loads our checkpoint. With state != NULL, it must be a training checkpoint and the optimizer state and
-// TrainState are restored too.
+static void save_checkpoint(const GPT* model, const char* path, const TrainState* state) {
+    save_checkpoint_kind(model, path, state, state ? CKPT_TRAIN : CKPT_MODEL);
+}
+
+// Reads the parameter table of an open checkpoint (after the header) and checks it against config c.
+static void ckpt_read_table(FILE* f, const char* path, const GPTConfig* c, int kind) {
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        char name[17] = {0};
+        int64_t n;
+        fread_check(name, 16, f, path, "the parameter table");
+        fread_check(&n, 8, f, path, "the parameter table");
+        int64_t want = ckpt_holds(kind, i) ? (int64_t)param_numel(c, i) : 0;
+        if (strcmp(name, PARAM_TABLE[i].name) || n != want)
+            failf("the checkpoint's parameter table does not match this model definition",
+                  "%s: tensor %d is '%s' with %lld elements, expected '%s' (%s) with %lld", path, i, name, (long long)n,
+                  PARAM_TABLE[i].name, PARAM_TABLE[i].shape, (long long)want);
+    }
+}
+
+// Loads our checkpoint. With state != NULL, it must be a training checkpoint and the optimizer state,
+// trainable mask and TrainState are restored too.
 static void load_checkpoint(GPT* model, FILE* f, const char* path, TrainState* state) {
     int32_t h[256];
     fseek(f, 0, SEEK_SET);
     fread_check(h, sizeof h, f, path, "the checkpoint header");
     if (h[1] != CKPT_VERSION) failf("was it written by a newer finetune.c?", "%s: checkpoint version %d, expected %d", path, h[1], CKPT_VERSION);
     if (h[9] != NUM_PARAMS) failf(NULL, "%s: checkpoint has %d parameter tensors, expected %d", path, h[9], NUM_PARAMS);
-    GPTConfig c = {.maxT = h[3], .V = h[4], .L = h[5], .NH = h[6], .C = h[7], .Vp = h[8]};
-    if (c.maxT < 1 || c.V < 1 || c.L < 1 || c.NH < 1 || c.C < 1 || c.C % c.NH || c.Vp < c.V)
-        failf("the header is corrupt", "%s: bad config maxT=%d V=%d L=%d NH=%d C=%d Vp=%d", path, c.maxT, c.V, c.L, c.NH, c.C, c.Vp);
+    if (h[2] == CKPT_ADAPTER)
+        failf("load the base model with --model and this file with --adapter", "%s: this is an adapter-only file", path);
+    GPTConfig c = ckpt_config(h, path);
     gpt_build(model, c);
-    for (int i = 0; i < NUM_PARAMS; i++) {
-        char name[17] = {0};
-        int64_t n;
-        fread_check(name, 16, f, path, "the parameter table");
-        fread_check(&n, 8, f, path, "the parameter table");
-        if (strcmp(name, PARAM_TABLE[i].name) || n != (int64_t)param_numel(&c, i))
-            failf("the checkpoint's parameter table does not match this model definition",
-                  "%s: tensor %d is '%s' with %lld elements, expected '%s' (%s) with %zu", path, i, name, (long long)n,
-                  PARAM_TABLE[i].name, PARAM_TABLE[i].shape, param_numel(&c, i));
-    }
-    size_t np = model->num_parameters;
+    ckpt_read_table(f, path, &c, h[2]);
+    size_t np = model->num_parameters, ns = (size_t)NUM_PARAMS * c.L;
     long long expect = 1024 + NUM_PARAMS * 24 + (long long)np * 4;
-    if (h[2] == 2) expect += (long long)np * 8 + (long long)sizeof(TrainState);
+    if (h[2] == CKPT_TRAIN) {
+        long long at = expect;
+        int64_t nt = 0;
+        fseek(f, (long)(at + (long long)ns), SEEK_SET);
+        if (fread(&nt, 8, 1, f) != 1 || nt < 0) nt = 0;
+        expect += (long long)ns + 8 + nt * 8 + (long long)sizeof(TrainState);
+    }
     if (file_size(f) != expect)
         failf("the file is truncated or was not written completely", "%s: expected %lld bytes, found %lld", path, expect, file_size(f));
+    fseek(f, 1024 + NUM_PARAMS * 24, SEEK_SET);
     fread_check(model->params_memory, np * 4, f, path, "parameters");
     if (state) {
-        if (h[2] != 2) failf("--resume needs the run folder's ckpt.bin (a training checkpoint), not model.bin", "%s: this is a model-only checkpoint", path);
-        model->m_memory = (float*)mallocCheck(np * 4);
-        model->v_memory = (float*)mallocCheck(np * 4);
-        fread_check(model->m_memory, np * 4, f, path, "AdamW m");
-        fread_check(model->v_memory, np * 4, f, path, "AdamW v");
+        if (h[2] != CKPT_TRAIN) failf("--resume needs the run folder's ckpt.bin (a training checkpoint), not model.bin", "%s: this is a model-only checkpoint", path);
+        fread_check(model->trainable, ns, f, path, "the trainable mask");
+        int64_t nt;
+        fread_check(&nt, 8, f, path, "the trainable count");
+        gpt_alloc_grads(model);
+        if ((int64_t)model->num_trainable != nt)
+            failf("the file is corrupt", "%s: trainable mask gives %zu floats, file says %lld", path, model->num_trainable, (long long)nt);
+        model->m_memory = (float*)mallocCheck((size_t)nt * 4 + 4);
+        model->v_memory = (float*)mallocCheck((size_t)nt * 4 + 4);
+        fread_check(model->m_memory, (size_t)nt * 4, f, path, "AdamW m");
+        fread_check(model->v_memory, (size_t)nt * 4, f, path, "AdamW v");
         fread_check(state, sizeof *state, f, path, "the training state");
     }
+}
+
+// Applies an adapter-only file (LoRA / adapters / prefix / head) to a loaded base model. The file's base
+// config must match the model's; the model is rebuilt with the file's fine-tuning config.
+static void load_adapter(GPT* model, const char* path) {
+    FILE* f = fopen_check(path, "rb");
+    int32_t h[256];
+    fread_check(h, sizeof h, f, path, "the adapter header");
+    if (h[0] != CKPT_MAGIC || h[2] != CKPT_ADAPTER)
+        failf("--adapter takes the adapter.bin that training with --method lora|adapter|prefix writes",
+              "%s: not a finetune.c adapter file (magic %d, kind %d)", path, h[0], h[2]);
+    if (h[1] != CKPT_VERSION || h[9] != NUM_PARAMS) failf(NULL, "%s: adapter file version %d, expected %d", path, h[1], CKPT_VERSION);
+    GPTConfig ac = ckpt_config(h, path), mc = model->config;
+    if (ac.maxT != mc.maxT || ac.V != mc.V || ac.L != mc.L || ac.NH != mc.NH || ac.C != mc.C)
+        failf("apply an adapter to the base model it was trained on",
+              "%s: adapter is for L=%d NH=%d C=%d V=%d maxT=%d, the model is L=%d NH=%d C=%d V=%d maxT=%d", path, ac.L,
+              ac.NH, ac.C, ac.V, ac.maxT, mc.L, mc.NH, mc.C, mc.V, mc.maxT);
+    uint64_t rng = 1;
+    gpt_set_peft(model, ac, &rng);
+    ckpt_read_table(f, path, &ac, CKPT_ADAPTER);
+    long long expect = 1024 + NUM_PARAMS * 24;
+    for (int i = NUM_BASE_PARAMS; i < NUM_PARAMS; i++) expect += (long long)param_numel(&ac, i) * 4;
+    if (file_size(f) != expect)
+        failf("the file is truncated", "%s: expected %lld bytes, found %lld", path, expect, file_size(f));
+    for (int i = NUM_BASE_PARAMS; i < NUM_PARAMS; i++)
+        fread_check(model->params.t[i], param_numel(&ac, i) * 4, f, path, PARAM_TABLE[i].name);
+    fclose(f);
 }
 
 // Loads any supported model file, telling the format by its first bytes: our checkpoint, llm.c's model file,
