@@ -235,6 +235,100 @@ static void test_fd_crossentropy(void) {
     free(c.probs); free(c.losses); free(c.logits); free(dlogits);
 }
 
+// attention with a prefix: gradients for q, k, v and for the prefix keys and values
+typedef struct { float *out, *att, *qkv, *pk, *pv, *r; int B, T, C, NH, P; } PreCtx;
+static double pre_obj(void* p) {
+    PreCtx* c = p;
+    attention_forward(c->out, c->att, c->qkv, c->pk, c->pv, c->B, c->T, c->C, c->NH, c->P);
+    return dot_double(c->out, c->r, (size_t)c->B * c->T * c->C);
+}
+static void test_fd_prefix_attention(void) {
+    int B = 2, T = 4, C = 6, NH = 2, P = 3;
+    size_t n = (size_t)B * T * C;
+    PreCtx c = {mallocCheck(n * 4), mallocCheck((size_t)B * NH * T * (P + T) * 4), mallocCheck(3 * n * 4),
+                mallocCheck(P * C * 4), mallocCheck(P * C * 4), mallocCheck(n * 4), B, T, C, NH, P};
+    fill_random(c.qkv, 3 * n, 1.0f); fill_random(c.pk, P * C, 1.0f); fill_random(c.pv, P * C, 1.0f); fill_random(c.r, n, 1.0f);
+    float *dqkv = callocCheck(3 * n, 4), *dpk = callocCheck(P * C, 4), *dpv = callocCheck(P * C, 4);
+    pre_obj(&c);
+    attention_backward(dqkv, dpk, dpv, c.r, c.qkv, c.pk, c.pv, c.att, B, T, C, NH, P);
+    check_fd("prefix-attn", "dqkv", dqkv, c.qkv, 3 * n, pre_obj, &c);
+    check_fd("prefix-attn", "dpk", dpk, c.pk, P * C, pre_obj, &c);
+    check_fd("prefix-attn", "dpv", dpv, c.pv, P * C, pre_obj, &c);
+    free(c.out); free(c.att); free(c.qkv); free(c.pk); free(c.pv); free(c.r); free(dqkv); free(dpk); free(dpv);
+}
+
+// LoRA: out = x W^T + s (x A^T) B^T, gradients for x, A and B
+typedef struct { float *out, *h, *x, *W, *A, *Bm, *r; float s; size_t N; int C, OC, R; } LoraCtx;
+static double lora_obj(void* p) {
+    LoraCtx* c = p;
+    matmul_forward(c->out, c->x, c->W, NULL, c->N, c->C, c->OC);
+    lora_forward(c->out, c->h, c->x, c->A, c->Bm, c->s, c->N, c->C, c->OC, c->R);
+    return dot_double(c->out, c->r, c->N * c->OC);
+}
+static void test_fd_lora(void) {
+    size_t N = 5; int C = 7, OC = 6, R = 3;
+    LoraCtx c = {mallocCheck(N * OC * 4), mallocCheck(N * R * 4), mallocCheck(N * C * 4), mallocCheck(OC * C * 4),
+                 mallocCheck(R * C * 4), mallocCheck(OC * R * 4), mallocCheck(N * OC * 4), 1.7f, N, C, OC, R};
+    fill_random(c.x, N * C, 1.0f); fill_random(c.W, OC * C, 1.0f); fill_random(c.A, R * C, 1.0f);
+    fill_random(c.Bm, OC * R, 1.0f); fill_random(c.r, N * OC, 1.0f);
+    float *dx = callocCheck(N * C, 4), *dA = callocCheck(R * C, 4), *dB = callocCheck(OC * R, 4), *dh = callocCheck(N * R, 4);
+    lora_obj(&c);
+    lora_backward(dx, dA, dB, dh, c.r, c.h, c.x, c.A, c.Bm, c.s, N, C, OC, R);
+    matmul_backward(dx, NULL, NULL, c.r, c.x, c.W, N, C, OC);  // the frozen W's path into dx
+    check_fd("lora", "dx", dx, c.x, N * C, lora_obj, &c);
+    check_fd("lora", "dA", dA, c.A, R * C, lora_obj, &c);
+    check_fd("lora", "dB", dB, c.Bm, OC * R, lora_obj, &c);
+    free(c.out); free(c.h); free(c.x); free(c.W); free(c.A); free(c.Bm); free(c.r); free(dx); free(dA); free(dB); free(dh);
+}
+
+// adapter: y = x + up(gelu(down(x)))
+typedef struct { float *y, *h, *hg, *x, *dw, *db, *uw, *ub, *r; size_t N; int C, A; } AdpCtx;
+static double adp_obj(void* p) {
+    AdpCtx* c = p;
+    adapter_forward(c->y, c->h, c->hg, c->x, c->dw, c->db, c->uw, c->ub, c->N, c->C, c->A);
+    return dot_double(c->y, c->r, c->N * c->C);
+}
+static void test_fd_adapter(void) {
+    size_t N = 4; int C = 6, A = 3;
+    AdpCtx c = {mallocCheck(N * C * 4), mallocCheck(N * A * 4), mallocCheck(N * A * 4), mallocCheck(N * C * 4),
+                mallocCheck(A * C * 4), mallocCheck(A * 4), mallocCheck(C * A * 4), mallocCheck(C * 4),
+                mallocCheck(N * C * 4), N, C, A};
+    fill_random(c.x, N * C, 1.0f); fill_random(c.dw, A * C, 1.0f); fill_random(c.db, A, 1.0f);
+    fill_random(c.uw, C * A, 1.0f); fill_random(c.ub, C, 1.0f); fill_random(c.r, N * C, 1.0f);
+    float *dx = callocCheck(N * C, 4), *ddw = callocCheck(A * C, 4), *ddb = callocCheck(A, 4), *duw = callocCheck(C * A, 4),
+          *dub = callocCheck(C, 4), *dh = callocCheck(N * A, 4), *dhg = callocCheck(N * A, 4);
+    adp_obj(&c);
+    adapter_backward(dx, ddw, ddb, duw, dub, dh, dhg, c.r, c.x, c.h, c.hg, c.dw, c.uw, N, C, A);
+    check_fd("adapter", "dx", dx, c.x, N * C, adp_obj, &c);
+    check_fd("adapter", "ddown_w", ddw, c.dw, A * C, adp_obj, &c);
+    check_fd("adapter", "ddown_b", ddb, c.db, A, adp_obj, &c);
+    check_fd("adapter", "dup_w", duw, c.uw, C * A, adp_obj, &c);
+    check_fd("adapter", "dup_b", dub, c.ub, C, adp_obj, &c);
+    free(c.y); free(c.h); free(c.hg); free(c.x); free(c.dw); free(c.db); free(c.uw); free(c.ub); free(c.r);
+    free(dx); free(ddw); free(ddb); free(duw); free(dub); free(dh); free(dhg);
+}
+
+// classification head with class weights and label smoothing: J = the loss itself
+typedef struct { float *logits, *probs, *hidden, *w, *cw; int *len, *lab; float eps; int B, T, C, K; } ClsCtx;
+static double cls_obj(void* p) {
+    ClsCtx* c = p;
+    return cls_forward(c->logits, c->probs, c->hidden, c->len, c->lab, c->w, c->cw, c->eps, c->B, c->T, c->C, c->K);
+}
+static void test_fd_cls(void) {
+    int B = 3, T = 4, C = 5, K = 3;
+    int len[3] = {4, 2, 3}, lab[3] = {2, 0, 2};
+    float cw[3] = {0.5f, 2.0f, 1.25f};
+    ClsCtx c = {mallocCheck(B * K * 4), mallocCheck(B * K * 4), mallocCheck(B * T * C * 4), mallocCheck(K * C * 4), cw,
+                len, lab, 0.1f, B, T, C, K};
+    fill_random(c.hidden, B * T * C, 1.0f); fill_random(c.w, K * C, 1.0f);
+    float *dh = callocCheck(B * T * C, 4), *dw = callocCheck(K * C, 4), *dl = callocCheck(B * K, 4);
+    cls_obj(&c);
+    cls_backward(dh, dw, dl, c.probs, c.hidden, len, lab, c.w, cw, c.eps, B, T, C, K);
+    check_fd("cls head", "dhidden", dh, c.hidden, B * T * C, cls_obj, &c);
+    check_fd("cls head", "dcls_w", dw, c.w, K * C, cls_obj, &c);
+    free(c.logits); free(c.probs); free(c.hidden); free(c.w); free(dh); free(dw); free(dl);
+}
+
 // the fast matmul against the reference loops, on shapes that exercise every edge of the blocking
 static void test_matmul_fast_vs_ref(void) {
     const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {37, 70, 33}, {130, 300, 257}, {64, 768, 96}};
@@ -419,6 +513,174 @@ static void test_reference(const char* tag) {
     free(initial);
     free(losses); free(lrs); free(norms); free(ref_losses); free(ref_lrs); free(ref_norms);
     free(ref_logits); free(logits); free(ref_loss); free(inputs); free(targets);
+    gpt_free(&model);
+    st_close(&st);
+}
+
+// ---------------------------------------------------------------------------- tier 2b: fine-tuning methods
+// dev/gen_reference_methods.py: the base model of config a plus each method's tensors (LoRA B nonzero, so
+// every gradient is real), its trainable mask and LR scales. Same tolerances as the base model; frozen
+// tensors must get no gradient buffer and stay bit-identical through the 10 steps.
+static float meta_float(const SafeTensors* st, const char* key, float dflt) {
+    const char* v = st_meta(st, key);
+    return v ? (float)atof(v) : dflt;
+}
+
+static void test_method(const char* method) {
+    char path[256];
+    snprintf(path, sizeof path, "ref/method_%s.safetensors", method);
+    printf("-- PyTorch reference, method %s (%s)\n", method, path);
+    SafeTensors st;
+    st_open(&st, path);
+    GPT model;
+    load_model(&model, "ref/gpt_a.bin", NULL);
+    GPTConfig c = model.config;
+    c.lora_r = (int)meta_float(&st, "lora_r", 0);
+    c.lora_alpha = meta_float(&st, "lora_alpha", 0);
+    c.lora_targets = (int)meta_float(&st, "lora_targets", 0);
+    c.lora_first = 0;
+    c.lora_last = c.L - 1;
+    c.adapter_dim = (int)meta_float(&st, "adapter_dim", 0);
+    c.prefix_len = (int)meta_float(&st, "prefix_len", 0);
+    c.num_classes = (int)meta_float(&st, "num_classes", 0);
+    uint64_t rng = 1;
+    gpt_set_peft(&model, c, &rng);
+    model.label_smoothing = meta_float(&st, "label_smoothing", 0);
+    int B = atoi(meta_or_die(&st, "B")), T = atoi(meta_or_die(&st, "T")), K = c.num_classes, L = c.L;
+    size_t BT = (size_t)B * T;
+    for (int i = NUM_BASE_PARAMS; i < NUM_PARAMS; i++) {
+        if (!param_numel(&c, i)) continue;
+        char name[64];
+        snprintf(name, sizeof name, "param.%s", PARAM_TABLE[i].name);
+        float* v = read_ref(&st, name, param_numel(&c, i));
+        memcpy(model.params.t[i], v, param_numel(&c, i) * sizeof(float));
+        free(v);
+    }
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        if (!param_numel(&c, i)) continue;
+        int nl = param_per_layer(i) ? L : 1;
+        char name[64];
+        snprintf(name, sizeof name, "trainable.%s", PARAM_TABLE[i].name);
+        const StTensor* tt = st_find(&st, name);
+        if (!tt) failf("regenerate with dev/gen_reference_methods.py", "%s: %s missing", path, name);
+        int tr[64];
+        st_read_i32(&st, tt, tr);
+        snprintf(name, sizeof name, "lr_scale.%s", PARAM_TABLE[i].name);
+        float* sc = read_ref(&st, name, (size_t)nl);
+        for (int l = 0; l < nl; l++) {
+            gpt_set_trainable(&model, i, l, tr[l]);
+            model.lr_scale[(size_t)i * L + l] = sc[l];
+        }
+        free(sc);
+    }
+    int* inputs = (int*)mallocCheck(BT * sizeof(int));
+    st_read_i32(&st, st_find(&st, "inputs"), inputs);
+    int *targets = NULL, *lengths = NULL, *labels = NULL;
+    if (K) {
+        lengths = (int*)mallocCheck(B * sizeof(int));
+        labels = (int*)mallocCheck(B * sizeof(int));
+        st_read_i32(&st, st_find(&st, "lengths"), lengths);
+        st_read_i32(&st, st_find(&st, "labels"), labels);
+        model.class_weights = read_ref(&st, "class_weights", (size_t)K);
+    } else {
+        targets = (int*)mallocCheck(BT * sizeof(int));
+        st_read_i32(&st, st_find(&st, "targets"), targets);
+    }
+#define FORWARD() (K ? gpt_forward_cls(&model, inputs, lengths, labels, B, T) : gpt_forward(&model, inputs, targets, B, T))
+    FORWARD();
+    size_t nlogits = K ? (size_t)B * K : BT * c.V;
+    float* ref_logits = read_ref(&st, "logits", nlogits);
+    float* logits = K ? model.acts.cls_logits : unpadded_logits(&model);
+    check_tensor("logits", K ? "(B,K)" : "(B,T,V)", logits, ref_logits, nlogits, TOL_LOGITS);
+    float* ref_loss = read_ref(&st, "loss", 1);
+    check_tensor("loss", "()", &model.mean_loss, ref_loss, 1, TOL_LOGITS);
+    gpt_zero_grad(&model);
+    gpt_backward(&model);
+    int frozen_ok = 1, ntr = 0;
+    size_t closed_form = 0;
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        size_t n = param_numel(&c, i), ns = slice_numel(&c, i);
+        if (!n) continue;
+        int nl = param_per_layer(i) ? L : 1, any = 0;
+        for (int l = 0; l < nl; l++) {
+            int tr = model.trainable[(size_t)i * L + l];
+            any |= tr;
+            closed_form += tr ? ns : 0;
+            if (!tr && gpt_grad(&model, i, l)) frozen_ok = 0;  // frozen: no gradient memory at all
+        }
+        if (!any) continue;
+        ntr++;
+        char name[64], label[32], shape[24];
+        snprintf(name, sizeof name, "grad.%s", PARAM_TABLE[i].name);
+        float* ref = read_ref(&st, name, n);
+        for (int l = 0; l < nl; l++) {
+            float* g = gpt_grad(&model, i, l);
+            if (!g) continue;
+            snprintf(label, sizeof label, nl > 1 ? "d%s[%d]" : "d%s", PARAM_TABLE[i].name, l);
+            snprintf(shape, sizeof shape, "(%s)", PARAM_TABLE[i].shape);
+            check_tensor(label, shape, g, ref + (size_t)l * ns, ns, TOL_GRADS);
+        }
+        free(ref);
+    }
+    report(frozen_ok && closed_form == model.num_trainable,
+           "frozen slices have no gradient memory; trainable floats %zu = closed form %zu (%d tensors)",
+           model.num_trainable, closed_form, ntr);
+    // 10 AdamW steps
+    float* initial = (float*)mallocCheck(model.num_parameters * sizeof(float));
+    memcpy(initial, model.params_memory, model.num_parameters * sizeof(float));
+    int steps = atoi(meta_or_die(&st, "steps")), warmup = atoi(meta_or_die(&st, "warmup"));
+    AdamWConfig opt = {0, meta_float(&st, "beta1", 0), meta_float(&st, "beta2", 0), meta_float(&st, "eps", 0),
+                       meta_float(&st, "weight_decay", 0)};
+    float lr = meta_float(&st, "lr", 0), clip = meta_float(&st, "grad_clip", 0);
+    float losses[16], norms[16];
+    for (int s = 0; s < steps && s < 16; s++) {
+        FORWARD();
+        losses[s] = model.mean_loss;
+        gpt_zero_grad(&model);
+        gpt_backward(&model);
+        norms[s] = gpt_clip_grad_norm(&model, clip);
+        opt.lr = lr_at(s, lr, warmup, steps, SCHED_COSINE, meta_float(&st, "min_lr_frac", 0));
+        gpt_adamw_update(&model, &opt, s + 1);
+    }
+#undef FORWARD
+    float* ref_losses = read_ref(&st, "step_loss", steps);
+    float* ref_norms = read_ref(&st, "step_gradnorm", steps);
+    check_tensor("step norm", "(10)", norms, ref_norms, steps, TOL_GRADS);
+    check_tensor("step loss", "(10)", losses, ref_losses, steps, TOL_STEPS);
+    int frozen_same = 1;
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        size_t n = param_numel(&c, i), ns = slice_numel(&c, i);
+        if (!n) continue;
+        int nl = param_per_layer(i) ? L : 1, any = 0;
+        const float* p0 = initial + (model.params.t[i] - model.params_memory);
+        for (int l = 0; l < nl; l++) {
+            if (model.trainable[(size_t)i * L + l]) any = 1;
+            else if (memcmp(model.params.t[i] + (size_t)l * ns, p0 + (size_t)l * ns, ns * sizeof(float))) frozen_same = 0;
+        }
+        if (!any) continue;
+        char name[64];
+        snprintf(name, sizeof name, "final.%s", PARAM_TABLE[i].name);
+        float* ref = read_ref(&st, name, n);
+        int is_qkvb = !strcmp(PARAM_TABLE[i].name, "qkvb");
+        double dd = 0.0, du = 0.0;
+        for (int l = 0; l < nl; l++) {
+            if (!model.trainable[(size_t)i * L + l]) continue;
+            for (size_t j = (size_t)l * ns; j < (size_t)(l + 1) * ns; j++) {
+                if (is_qkvb && j % (3 * c.C) >= (size_t)c.C && j % (3 * c.C) < 2 * (size_t)c.C) continue;  // key bias
+                double uo = (double)model.params.t[i][j] - p0[j], ur = (double)ref[j] - p0[j];
+                dd += (uo - ur) * (uo - ur);
+                du += ur * ur;
+            }
+        }
+        double rel = sqrt(dd) / (sqrt(du) + 1e-30);
+        report(rel <= TOL_UPDATE, "%-13s (%s) |update - ref| / |ref update| = %.1e  tol=%.0e  used %3.0f%%",
+               PARAM_TABLE[i].name, PARAM_TABLE[i].shape, rel, TOL_UPDATE, 100.0 * rel / TOL_UPDATE);
+        free(ref);
+    }
+    report(frozen_same, "frozen tensors bit-identical after %d steps", steps);
+    free(initial); free(ref_losses); free(ref_norms); free(ref_logits); free(ref_loss);
+    if (!K) free(logits);
+    free(inputs); free(targets); free(lengths); free(labels);
     gpt_free(&model);
     st_close(&st);
 }
@@ -614,9 +876,18 @@ int main(void) {
     test_fd_gelu();
     test_fd_residual();
     test_fd_crossentropy();
+    test_fd_prefix_attention();
+    test_fd_lora();
+    test_fd_adapter();
+    test_fd_cls();
     test_matmul_fast_vs_ref();
     test_reference("a");
     test_reference("b");
+    test_method("lora");
+    test_method("adapter");
+    test_method("prefix");
+    test_method("cls");
+    test_method("freeze");
     printf("-- tier 3: loaders and invariants\n");
     test_param_names();
     test_checkpoint_roundtrip();
