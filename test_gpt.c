@@ -837,13 +837,13 @@ static void test_cli(void) {
     copy_truncated("ref/gpt_a.bin", "test_tmp/trunc.bin", 100000);
     expect_error("truncated llm.c model", "./train eval --model test_tmp/trunc.bin --data test_tmp/tok.bin", "expected");
     copy_truncated("test_tmp/tok.bin", "test_tmp/trunctok.bin", 2000);
-    expect_error("truncated token file", "./train --init 1,1,8 --vocab 64 --train test_tmp/trunctok.bin", "bytes");
+    expect_error("truncated token file", "./train --init 1,1,8 --vocab 64 --train test_tmp/trunctok.bin", "holds only");
     FILE* f = fopen_check("test_tmp/magic.bin", "wb");
     int32_t junk[256] = {12345, 1};
     fwrite(junk, sizeof junk, 1, f);
     fclose(f);
     expect_error("wrong magic (model)", "./train eval --model test_tmp/magic.bin --data test_tmp/tok.bin", "unknown model format");
-    expect_error("wrong magic (tokens)", "./train --init 1,1,8 --vocab 64 --train test_tmp/magic.bin", "bad magic");
+    expect_error("wrong magic (tokens)", "./train --init 1,1,8 --vocab 64 --train test_tmp/magic.bin", "magic number 12345");
     copy_truncated("ref/ref_a.safetensors", "test_tmp/trunc.safetensors", 5000);
     expect_error("truncated safetensors", "./train eval --model test_tmp/trunc.safetensors --data test_tmp/tok.bin", "safetensors");
     // shape mismatch: a checkpoint whose parameter table disagrees with its header

@@ -8,6 +8,7 @@
 // test_gpt.c #includes this file with TESTING defined, which leaves out main().
 #define _POSIX_C_SOURCE 200809L  // for getpid, clock_gettime
 #include "model.h"
+#include "dataset.h"
 #include <errno.h>
 #include <stdarg.h>
 #include <sys/resource.h>
@@ -84,93 +85,38 @@ static double peak_rss_mb(void) {
     return ru.ru_maxrss / 1024.0;  // Linux reports KiB
 }
 
-// ---------------------------------------------------------------------------- token files
-// Two formats are read; both start with 256 little-endian int32:
-//   llm.c:  [0]=20240520 [1]=1 [2]=count; then count uint16 tokens.
-//   ours:   [0]=20261128 [1]=1 [2]=bytes per token (2: uint16, 4: uint32, for vocabularies above 65,535)
-//           [3]=vocab size of the tokenizer that made it (0 if unknown) [4],[5]=count, low and high 32 bits.
-// The file is read window by window (never whole), so it may be larger than memory.
-#define LLMC_TOKENS_MAGIC 20240520
-#define TOKENS_MAGIC 20261128
-
-typedef struct {
-    FILE* f;
-    char path[1024];
-    int width;        // bytes per token
-    size_t count;     // number of tokens
-    int vocab;        // from the header, 0 if unknown
-} TokenFile;
-
-static void tokens_open(TokenFile* tf, const char* path) {
-    memset(tf, 0, sizeof(*tf));
-    snprintf(tf->path, sizeof tf->path, "%s", path);
-    tf->f = fopen_check(path, "rb");
-    int32_t h[256];
-    fread_check(h, sizeof h, tf->f, path, "the 1024-byte token file header");
-    if (h[0] == LLMC_TOKENS_MAGIC) {
-        if (h[1] != 1) failf("re-export it with llm.c's current scripts", "%s: llm.c token file version %d, expected 1", path, h[1]);
-        tf->width = 2;
-        tf->count = (size_t)(uint32_t)h[2];
-    } else if (h[0] == TOKENS_MAGIC) {
-        if (h[1] != 1) failf("was it written by a newer finetune.c?", "%s: token file version %d, expected 1", path, h[1]);
-        if (h[2] != 2 && h[2] != 4) failf("the header is corrupt", "%s: bytes per token is %d, expected 2 or 4", path, h[2]);
-        tf->width = h[2];
-        tf->vocab = h[3];
-        tf->count = (size_t)(uint32_t)h[4] | ((size_t)(uint32_t)h[5] << 32);
-    } else {
-        failf("token files come from `./dataprep text` or llm.c's data scripts",
-              "%s: bad magic %d, expected %d (finetune.c tokens) or %d (llm.c tokens)", path, h[0], TOKENS_MAGIC,
-              LLMC_TOKENS_MAGIC);
-    }
-    long long expect = 1024 + (long long)tf->count * tf->width, got = file_size(tf->f);
-    if (got != expect)
-        failf("the file is truncated or was not written completely", "%s: header says %zu tokens (%lld bytes) but the file has %lld bytes",
-              path, tf->count, expect, got);
-}
-
-// Reads tokens [start, start+n) into out, and checks each id is below V.
-static void tokens_read(TokenFile* tf, size_t start, size_t n, int* out, int V) {
-    if (start + n > tf->count) failf(NULL, "%s: read past the end (%zu + %zu > %zu)", tf->path, start, n, tf->count);
-    fseek(tf->f, 1024 + (long)(start * tf->width), SEEK_SET);
-    if (tf->width == 2) {
-        uint16_t* buf = (uint16_t*)mallocCheck(n * 2);
-        fread_check(buf, n * 2, tf->f, tf->path, "tokens");
-        for (size_t i = 0; i < n; i++) out[i] = buf[i];
-        free(buf);
-    } else {
-        uint32_t* buf = (uint32_t*)mallocCheck(n * 4);
-        fread_check(buf, n * 4, tf->f, tf->path, "tokens");
-        for (size_t i = 0; i < n; i++) out[i] = (int)buf[i];
-        free(buf);
-    }
-    for (size_t i = 0; i < n; i++)
-        if (out[i] < 0 || out[i] >= V)
-            failf("the data was tokenized with a different vocabulary than the model's",
-                  "%s: token id %d at position %zu is out of range for the model's vocabulary V=%d", tf->path, out[i],
-                  start + i, V);
-}
-
 // ---------------------------------------------------------------------------- data loader
-// Cuts a token file into windows of B*T+1 tokens; window k starts at token k*B*T (consecutive windows share
-// one token, as in llm.c). Inputs are the first B*T tokens, targets the same shifted by one.
-// With shuffle, each epoch visits the windows in a fresh seeded permutation; without, in file order.
+// Datasets come from dataprep (dataset.h documents the formats; files are memory-mapped, never read whole):
+//   token files (ours or llm.c's): language modelling. The file is cut into windows of B*T+1 tokens; window k
+//     starts at token k*B*T (consecutive windows share one token, as in llm.c). Inputs are the first B*T
+//     tokens, targets the same shifted by one.
+//   example files, classification: B examples per batch, each truncated/padded to T tokens; the batch
+//     carries each example's length and label.
+//   example files, SFT: B examples per batch, inputs ids[0..T), targets ids[1..T] where the loss mask is 1
+//     (the response), -1 elsewhere (the prompt and the padding).
+// With shuffle, each epoch visits the windows (or examples) in a fresh seeded permutation.
+typedef enum { DATA_LM, DATA_CLS, DATA_SFT } DataKind;
+
 typedef struct {
-    TokenFile tf;
+    Dataset ds;
+    char path[1024];
+    DataKind kind;
     int B, T, shuffle;
-    size_t num_windows;
-    size_t* order;          // permutation of the windows for this epoch
+    int pad_tail;           // examples: the last batch of an epoch is filled up with ignored rows (evaluation)
+    size_t num_items;       // windows (LM) or examples
+    size_t num_batches;     // per epoch
+    size_t* order;          // permutation of the items for this epoch
     size_t pos;             // next index into order
     uint64_t epoch;
     uint64_t epoch_rng;     // RNG state that made this epoch's permutation (saved in checkpoints)
     uint64_t rng;           // RNG state for the next epoch's permutation
-    int* buf;               // B*T+1 tokens
 } DataLoader;
 
 static void loader_make_order(DataLoader* dl) {
-    for (size_t i = 0; i < dl->num_windows; i++) dl->order[i] = i;
+    for (size_t i = 0; i < dl->num_items; i++) dl->order[i] = i;
     dl->epoch_rng = dl->rng;
     if (dl->shuffle) {  // Fisher-Yates
-        for (size_t i = dl->num_windows - 1; i > 0; i--) {
+        for (size_t i = dl->num_items - 1; i > 0; i--) {
             size_t j = random_u32(&dl->rng) % (i + 1);
             size_t t = dl->order[i];
             dl->order[i] = dl->order[j];
@@ -182,36 +128,92 @@ static void loader_make_order(DataLoader* dl) {
 
 static void loader_init(DataLoader* dl, const char* path, int B, int T, int shuffle, uint64_t seed) {
     memset(dl, 0, sizeof(*dl));
-    tokens_open(&dl->tf, path);
+    snprintf(dl->path, sizeof dl->path, "%s", path);
+    char err[512];
+    if (dataset_open(&dl->ds, path, err, sizeof err) != 0)
+        failf("datasets come from ./dataprep (text, cls or sft) or llm.c's data scripts", "%s", err);
     dl->B = B;
     dl->T = T;
     dl->shuffle = shuffle;
     size_t BT = (size_t)B * T;
-    if (dl->tf.count < BT + 1)
-        failf("use a smaller --batch or --seq, or more data",
-              "%s: %zu tokens is too few for one batch of B*T+1 = %zu", path, dl->tf.count, BT + 1);
-    dl->num_windows = (dl->tf.count - 1) / BT;
-    dl->order = (size_t*)mallocCheck(dl->num_windows * sizeof(size_t));
-    dl->buf = (int*)mallocCheck((BT + 1) * sizeof(int));
+    if (dl->ds.magic != EXAMPLES_MAGIC) {
+        dl->kind = DATA_LM;
+        if (dl->ds.count < BT + 1)
+            failf("use a smaller --batch or --seq, or more data",
+                  "%s: %llu tokens is too few for one batch of B*T+1 = %zu", path, (unsigned long long)dl->ds.count, BT + 1);
+        dl->num_items = (dl->ds.count - 1) / BT;
+        dl->num_batches = dl->num_items;
+    } else {
+        dl->kind = dl->ds.kind == DS_CLS ? DATA_CLS : DATA_SFT;
+        if (dl->ds.count < (uint64_t)B)
+            failf("use a smaller --batch", "%s: %llu examples is fewer than one batch of %d", path, (unsigned long long)dl->ds.count, B);
+        dl->num_items = dl->ds.count;
+        dl->num_batches = dl->num_items / B;
+    }
+    dl->order = (size_t*)mallocCheck(dl->num_items * sizeof(size_t));
     dl->rng = seed ? seed : 1;
     loader_make_order(dl);
 }
 
-static void loader_next(DataLoader* dl, int* inputs, int* targets, int V) {
-    if (dl->pos >= dl->num_windows) {
+// Token i of an example, checked against the model's vocabulary.
+static int loader_token(const DataLoader* dl, const unsigned char* ids, size_t i, uint64_t where, int V) {
+    int id = dataset_id(ids, dl->ds.bytes_per_token, i);
+    if (id < 0 || id >= V)
+        failf("the data was tokenized with a different vocabulary than the model's",
+              "%s: token id %d at %s %llu is out of range for the model's vocabulary V=%d", dl->path, id,
+              dl->kind == DATA_LM ? "position" : "example", (unsigned long long)where, V);
+    return id;
+}
+
+// The next batch. LM and SFT fill inputs and targets (B,T); classification fills inputs (B,T), lengths (B)
+// and labels (B). Any of the outputs a kind does not use may be NULL.
+static void loader_next(DataLoader* dl, int* inputs, int* targets, int* lengths, int* labels, int V) {
+    int B = dl->B, T = dl->T;
+    size_t need = dl->kind == DATA_LM || dl->pad_tail ? 1 : (size_t)B;
+    if (dl->pos + need > dl->num_items) {
         dl->epoch++;
         loader_make_order(dl);
     }
-    size_t BT = (size_t)dl->B * dl->T;
-    tokens_read(&dl->tf, dl->order[dl->pos++] * BT, BT + 1, dl->buf, V);
-    memcpy(inputs, dl->buf, BT * sizeof(int));
-    memcpy(targets, dl->buf + 1, BT * sizeof(int));
+    if (dl->kind == DATA_LM) {
+        size_t BT = (size_t)B * T, start = dl->order[dl->pos++] * BT;
+        for (size_t i = 0; i <= BT; i++) {
+            int id = loader_token(dl, dl->ds.data, start + i, start + i, V);
+            if (i < BT) inputs[i] = id;
+            if (i > 0) targets[i - 1] = id;
+        }
+        return;
+    }
+    for (int b = 0; b < B; b++) {
+        if (dl->pos >= dl->num_items) {  // pad_tail: an ignored row (no label, no targets)
+            for (int i = 0; i < T; i++) inputs[(size_t)b * T + i] = 0;
+            if (dl->kind == DATA_CLS) lengths[b] = 1, labels[b] = -1;
+            else for (int i = 0; i < T; i++) targets[(size_t)b * T + i] = -1;
+            continue;
+        }
+        size_t e = dl->order[dl->pos++];
+        Example ex;
+        if (dataset_get(&dl->ds, e, &ex) != 0) failf("the file is damaged; run dataprep again", "%s: example %zu is corrupt", dl->path, e);
+        if (ex.n == 0) failf("dataprep drops empty rows; run it again", "%s: example %zu is empty", dl->path, e);
+        int* in = inputs + (size_t)b * T;
+        if (dl->kind == DATA_CLS) {
+            int n = ex.n < (size_t)T ? (int)ex.n : T;  // truncated to T tokens
+            for (int i = 0; i < T; i++) in[i] = i < n ? loader_token(dl, ex.ids, (size_t)i, e, V) : 0;
+            lengths[b] = n;
+            labels[b] = ex.label;
+        } else {
+            int* tg = targets + (size_t)b * T;
+            for (int i = 0; i < T; i++) {
+                in[i] = (size_t)i < ex.n ? loader_token(dl, ex.ids, (size_t)i, e, V) : 0;
+                // target i is token i+1, kept where the mask says the loss is taken there
+                tg[i] = ((size_t)i + 1 < ex.n && ex.mask[i + 1]) ? loader_token(dl, ex.ids, (size_t)i + 1, e, V) : -1;
+            }
+        }
+    }
 }
 
 static void loader_free(DataLoader* dl) {
-    if (dl->tf.f) fclose(dl->tf.f);
+    dataset_close(&dl->ds);
     free(dl->order);
-    free(dl->buf);
     memset(dl, 0, sizeof(*dl));
 }
 
@@ -833,26 +835,93 @@ static void load_model(GPT* model, const char* path_in, TrainState* state) {
     }
 }
 
-// ---------------------------------------------------------------------------- evaluation
-// Mean loss over up to max_batches consecutive windows of a token file (all of them when max_batches <= 0).
-static double evaluate(GPT* model, const char* path, int B, int T, int max_batches, size_t* tokens_out) {
+// ---------------------------------------------------------------------------- batches and evaluation
+typedef struct {
+    int *x, *y, *len, *lab;  // inputs (B,T); targets (B,T); lengths (B); labels (B)
+    int B, T;
+} Batch;
+
+static void batch_alloc(Batch* b, int B, int T) {
+    b->B = B;
+    b->T = T;
+    b->x = (int*)mallocCheck((size_t)B * T * sizeof(int));
+    b->y = (int*)mallocCheck((size_t)B * T * sizeof(int));
+    b->len = (int*)mallocCheck((size_t)B * sizeof(int));
+    b->lab = (int*)mallocCheck((size_t)B * sizeof(int));
+}
+static void batch_free(Batch* b) {
+    free(b->x);
+    free(b->y);
+    free(b->len);
+    free(b->lab);
+}
+
+// Checks that the data and the model's head go together: classification data needs a class head with at
+// least as many classes; LM and SFT data need the LM head.
+static void check_data_matches_model(const DataLoader* dl, const GPT* model) {
+    int K = model->config.num_classes;
+    if (dl->kind == DATA_CLS && !K)
+        failf("train a classification model on it first (./train --train that file), or pass --classes K",
+              "%s is a classification dataset but the model has the LM head", dl->path);
+    if (dl->kind != DATA_CLS && K)
+        failf("use a classification dataset (./dataprep cls) with this model",
+              "%s is a %s dataset but the model has a %d-class head", dl->path, dl->kind == DATA_LM ? "language-modelling" : "SFT", K);
+    if (dl->kind == DATA_CLS && dl->ds.num_labels > K)
+        failf("the dataset and the model disagree on the labels", "%s has %d labels, the model's head %d", dl->path, dl->ds.num_labels, K);
+}
+
+// Fetches the next batch and runs the forward pass. Returns the number of targets (LM, SFT) or labelled
+// examples (classification) the mean loss was taken over.
+static size_t batch_forward(GPT* model, DataLoader* dl, Batch* b) {
+    loader_next(dl, b->x, b->y, b->len, b->lab, model->config.V);
+    size_t n = 0;
+    if (dl->kind == DATA_CLS) {
+        gpt_forward_cls(model, b->x, b->len, b->lab, b->B, b->T);
+        for (int i = 0; i < b->B; i++) n += b->lab[i] >= 0;
+    } else {
+        gpt_forward(model, b->x, b->y, b->B, b->T);
+        for (size_t i = 0; i < (size_t)b->B * b->T; i++) n += b->y[i] >= 0;
+    }
+    return n;
+}
+
+typedef struct {
+    double loss;      // mean over all targets (LM, SFT) or labelled examples (classification)
+    double accuracy;  // classification: share of examples whose argmax is the label; else NaN
+    size_t count;     // targets or examples
+} EvalResult;
+
+// Evaluates up to max_batches batches (all of the file when max_batches <= 0), in file order.
+static EvalResult evaluate(GPT* model, const char* path, int B, int T, int max_batches) {
     DataLoader dl;
     loader_init(&dl, path, B, T, 0, 1);
-    size_t nb = dl.num_windows;
-    if (max_batches > 0 && (size_t)max_batches < nb) nb = (size_t)max_batches;
-    int* x = (int*)mallocCheck((size_t)B * T * sizeof(int));
-    int* y = (int*)mallocCheck((size_t)B * T * sizeof(int));
-    double sum = 0.0;
-    for (size_t i = 0; i < nb; i++) {
-        loader_next(&dl, x, y, model->config.V);
-        gpt_forward(model, x, y, B, T);
-        sum += model->mean_loss;
+    check_data_matches_model(&dl, model);
+    if (dl.kind != DATA_LM) {  // every example counts: the last batch is padded with ignored rows
+        dl.pad_tail = 1;
+        dl.num_batches = (dl.num_items + B - 1) / B;
     }
-    if (tokens_out) *tokens_out = nb * (size_t)B * T;
-    free(x);
-    free(y);
+    size_t nb = dl.num_batches;
+    if (max_batches > 0 && (size_t)max_batches < nb) nb = (size_t)max_batches;
+    Batch b;
+    batch_alloc(&b, B, T);
+    double sum = 0.0;
+    size_t count = 0, correct = 0;
+    int K = model->config.num_classes;
+    for (size_t i = 0; i < nb; i++) {
+        size_t n = batch_forward(model, &dl, &b);
+        if (n) sum += (double)model->mean_loss * n;  // NaN-free: a batch with no targets adds nothing
+        count += n;
+        for (int e = 0; K && e < B; e++) {
+            const float* lg = model->acts.cls_logits + (size_t)e * K;
+            int best = 0;
+            for (int k = 1; k < K; k++) if (lg[k] > lg[best]) best = k;
+            correct += b.lab[e] >= 0 && best == b.lab[e];
+        }
+    }
+    batch_free(&b);
     loader_free(&dl);
-    return sum / nb;
+    EvalResult r = {count ? sum / count : NAN, K && count ? (double)correct / count : NAN, count};
+    return r;
 }
 
 // ---------------------------------------------------------------------------- sampling
@@ -915,7 +984,7 @@ static int generate(GPT* model, const int* prompt, int n, int steps, float tempe
 
 // ---------------------------------------------------------------------------- command line
 typedef struct {
-    const char* cmd;            // "train", "eval" or "sample"
+    const char* cmd;            // "train", "eval", "sample" or "bench"
     const char* model;          // --model
     const char* init;           // --init L,NH,C
     int vocab, max_seq;         // --vocab, --max-seq (for --init)
@@ -933,6 +1002,12 @@ typedef struct {
     float temperature;
     int max_batches;            // eval
     int stop_at;                // stop (as if interrupted) after this step, writing the checkpoint
+    // fine-tuning
+    const char* method;         // full | lora | adapter | prefix
+    const char* task;           // lm | cls | sft (checked against the data)
+    int lora_rank, adapter_dim, prefix_len, classes;
+    float lora_alpha, layer_decay, label_smoothing;
+    const char* lora_targets, *lora_layers, *freeze, *unfreeze, *class_weights, *adapter;
 } Args;
 
 static void print_help(void) {
@@ -944,12 +1019,28 @@ static void print_help(void) {
         "  --init L,NH,C       random GPT-2-style init with L layers, NH heads, C channels\n"
         "  --vocab V           vocabulary size for --init (default 50257)\n"
         "  --max-seq N         positions (maxT) for --init (default 1024)\n"
-        "data:\n"
-        "  --train FILE        training tokens (finetune.c or llm.c token file)\n"
-        "  --val FILE          validation tokens (optional)\n"
+        "  --adapter FILE      apply an adapter.bin (LoRA / adapters / prefix / head) to the model\n"
+        "data (from ./dataprep; the kind of file sets the task):\n"
+        "  --train FILE        token file (LM), classification or SFT example file\n"
+        "  --val FILE          validation data of the same kind (optional)\n"
+        "  --task T            lm|cls|sft: check that the data is of this kind (default: take it from the data)\n"
         "  --batch B           sequences per step (default 4)\n"
-        "  --seq T             tokens per sequence (default 64)\n"
-        "  --shuffle 0|1       visit batch windows in a seeded random order each epoch (default 1)\n"
+        "  --seq T             tokens per sequence (default 64); examples are truncated or padded to it\n"
+        "  --shuffle 0|1       visit windows / examples in a seeded random order each epoch (default 1)\n"
+        "fine-tuning method:\n"
+        "  --method M          full|lora|adapter|prefix (default full)\n"
+        "  --lora-rank r       LoRA rank (default 8)\n"
+        "  --lora-alpha a      LoRA scale is alpha/r (default 16)\n"
+        "  --lora-targets L    comma list of qkv,proj,fc,fcproj (default qkv,proj)\n"
+        "  --lora-layers A-B   layers that get LoRA (default all)\n"
+        "  --adapter-dim A     adapter bottleneck (default 16)\n"
+        "  --prefix-len P      prefix-tuning positions per layer (default 10)\n"
+        "  --freeze LIST       freeze: embeddings, head, final-ln, first:K, blocks:A-B, base (all GPT-2 weights)\n"
+        "  --unfreeze LIST     the same items, applied after --freeze (e.g. --freeze base --unfreeze blocks:10-11)\n"
+        "  --layer-decay D     layer-wise LR decay: block l gets lr*D^(L-1-l), embeddings lr*D^L (default 1)\n"
+        "  --classes K         classes of the classification head (default: the dataset's label count)\n"
+        "  --class-weights W   comma list of K loss weights, or 'auto' = N/(K*count_k) from the training data\n"
+        "  --label-smoothing E classification label smoothing (default 0)\n"
         "optimization:\n"
         "  --steps N           optimizer steps (default 100)\n"
         "  --lr X              peak learning rate (default 3e-4)\n"
@@ -961,20 +1052,21 @@ static void print_help(void) {
         "  --grad-clip G       clip the global gradient norm to G, 0 = off (default 1.0)\n"
         "  --seed S            seed for init and data order (default 1337)\n"
         "monitoring and output:\n"
-        "  --eval-every N      validation loss every N steps and at the end, 0 = only at the end (default 0)\n"
-        "  --val-batches N     batches per validation (default 20)\n"
+        "  --eval-every N      validation every N steps and at the end, 0 = only at the end (default 0)\n"
+        "  --val-batches N     batches per validation (default 20; 0 = all)\n"
         "  --print-every N     console line every N steps (default 1)\n"
-        "  --log FILE          JSONL: step, loss, lr, grad_norm, tokens_per_s, val_loss on eval steps\n"
-        "  --out DIR           write DIR/model.bin (final model) and DIR/ckpt.bin (resumable state)\n"
+        "  --log FILE          JSONL: step, loss, lr, grad_norm, tokens_per_s, val_loss (and val_accuracy) on eval steps\n"
+        "  --out DIR           write DIR/model.bin (final model), DIR/ckpt.bin (resumable state) and, for\n"
+        "                      lora/adapter/prefix or a class head, DIR/adapter.bin (just the fine-tuning tensors)\n"
         "  --save-every N      also write DIR/ckpt.bin every N steps (default 0 = only at the end)\n"
         "  --resume DIR        continue from DIR/ckpt.bin with the same flags; reproduces the uninterrupted run\n"
         "  --stop-at N         stop after step N as if interrupted (writes DIR/ckpt.bin; continue with --resume)\n"
-        "eval:   ./train eval --model FILE --data FILE [--batch B --seq T --max-batches N]\n"
-        "        prints one JSON line with loss and ppl\n"
+        "eval:   ./train eval --model FILE --data FILE [--adapter FILE --batch B --seq T --max-batches N]\n"
+        "        prints one JSON line: loss and ppl (LM, SFT) or loss and accuracy (classification)\n"
         "sample: ./train sample --model FILE --tokens \"ids\" [--gen N (64) --temperature X (1.0) --top-k K (0)\n"
         "        --stop ID (-1) --seed S]  prints the prompt and generated token ids\n"
-        "bench:  ./train bench --init 12,12,768 [--batch 4 --seq 64 --steps 5]  timed full training steps on random\n"
-        "        tokens (1 warmup step first); prints one JSON line with ms/step, tokens/s and GFLOP/s\n");
+        "bench:  ./train bench --init 12,12,768 [--method lora ... --batch 4 --seq 64 --steps 5]  timed training\n"
+        "        steps on random tokens (1 warmup step first); one JSON line with ms/step, tokens/s, GFLOP/s\n");
 }
 
 static int parse_int_arg(const char* flag, const char* v) {
@@ -994,7 +1086,9 @@ static Args parse_args(int argc, char** argv) {
     Args a = {.cmd = "train", .vocab = 50257, .max_seq = 1024, .B = 4, .T = 64, .steps = 100, .lr = 3e-4f,
               .min_lr_frac = 0.1f, .weight_decay = 0.1f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
               .grad_clip = 1.0f, .schedule = SCHED_COSINE, .seed = 1337, .val_batches = 20, .shuffle = 1,
-              .print_every = 1, .gen_steps = 64, .top_k = 0, .stop_token = -1, .temperature = 1.0f};
+              .print_every = 1, .gen_steps = 64, .top_k = 0, .stop_token = -1, .temperature = 1.0f,
+              .method = "full", .lora_rank = 8, .lora_alpha = 16.0f, .lora_targets = "qkv,proj", .adapter_dim = 16,
+              .prefix_len = 10, .layer_decay = 1.0f};
     int i = 1;
     if (argc > 1 && argv[1][0] != '-') {
         a.cmd = argv[1];
@@ -1046,20 +1140,46 @@ static Args parse_args(int argc, char** argv) {
         else if (!strcmp(f, "--temperature")) a.temperature = parse_float_arg(f, v);
         else if (!strcmp(f, "--max-batches")) a.max_batches = parse_int_arg(f, v);
         else if (!strcmp(f, "--stop-at")) a.stop_at = parse_int_arg(f, v);
+        else if (!strcmp(f, "--method")) a.method = v;
+        else if (!strcmp(f, "--task")) a.task = v;
+        else if (!strcmp(f, "--lora-rank")) a.lora_rank = parse_int_arg(f, v);
+        else if (!strcmp(f, "--lora-alpha")) a.lora_alpha = parse_float_arg(f, v);
+        else if (!strcmp(f, "--lora-targets")) a.lora_targets = v;
+        else if (!strcmp(f, "--lora-layers")) a.lora_layers = v;
+        else if (!strcmp(f, "--adapter-dim")) a.adapter_dim = parse_int_arg(f, v);
+        else if (!strcmp(f, "--prefix-len")) a.prefix_len = parse_int_arg(f, v);
+        else if (!strcmp(f, "--freeze")) a.freeze = v;
+        else if (!strcmp(f, "--unfreeze")) a.unfreeze = v;
+        else if (!strcmp(f, "--layer-decay")) a.layer_decay = parse_float_arg(f, v);
+        else if (!strcmp(f, "--classes")) a.classes = parse_int_arg(f, v);
+        else if (!strcmp(f, "--class-weights")) a.class_weights = v;
+        else if (!strcmp(f, "--label-smoothing")) a.label_smoothing = parse_float_arg(f, v);
+        else if (!strcmp(f, "--adapter")) a.adapter = v;
         else failf("see ./train --help for the list of flags", "unknown flag '%s'", f);
     }
     if (a.B < 1 || a.T < 1) failf(NULL, "--batch and --seq must be at least 1 (got %d, %d)", a.B, a.T);
     if (a.steps < 0 || a.warmup < 0) failf(NULL, "--steps and --warmup must not be negative");
     if (a.lr < 0.0f || a.weight_decay < 0.0f || a.grad_clip < 0.0f) failf(NULL, "--lr, --weight-decay and --grad-clip must not be negative");
+    if (strcmp(a.method, "full") && strcmp(a.method, "lora") && strcmp(a.method, "adapter") && strcmp(a.method, "prefix"))
+        failf("use full, lora, adapter or prefix", "unknown --method '%s'", a.method);
+    if (a.task && strcmp(a.task, "lm") && strcmp(a.task, "cls") && strcmp(a.task, "sft"))
+        failf("use lm, cls or sft", "unknown --task '%s'", a.task);
+    if (!strcmp(a.method, "lora") && a.lora_rank < 1) failf("a LoRA rank is at least 1, typically 4-64", "--lora-rank %d", a.lora_rank);
+    if (!strcmp(a.method, "lora") && a.lora_alpha <= 0.0f) failf("alpha scales the update (alpha/r); use e.g. 2r", "--lora-alpha %g must be > 0", a.lora_alpha);
+    if (!strcmp(a.method, "adapter") && a.adapter_dim < 1) failf(NULL, "--adapter-dim %d must be at least 1", a.adapter_dim);
+    if (!strcmp(a.method, "prefix") && a.prefix_len < 1) failf(NULL, "--prefix-len %d must be at least 1", a.prefix_len);
+    if (a.layer_decay <= 0.0f || a.layer_decay > 1.0f) failf("typical values are 0.65-0.95", "--layer-decay %g must be in (0, 1]", a.layer_decay);
+    if (a.label_smoothing < 0.0f || a.label_smoothing >= 1.0f) failf(NULL, "--label-smoothing %g must be in [0, 1)", a.label_smoothing);
     return a;
 }
 
-// Builds the model the flags ask for: --resume DIR, --model FILE or --init L,NH,C.
+// Builds the model the flags ask for: --resume DIR, --model FILE or --init L,NH,C; then --adapter FILE.
 static void model_from_args(GPT* model, const Args* a, TrainState* state, uint64_t* rng) {
     if (a->resume) {
         char path[1024];
         snprintf(path, sizeof path, "%s/ckpt.bin", a->resume);
         load_model(model, path, state);
+        return;  // the checkpoint holds the fine-tuning tensors and the trainable set already
     } else if (a->model) {
         load_model(model, a->model, NULL);
     } else if (a->init) {
@@ -1073,6 +1193,124 @@ static void model_from_args(GPT* model, const Args* a, TrainState* state, uint64
     } else {
         failf("give --model FILE, --init L,NH,C or --resume DIR", "no model to %s", a->cmd);
     }
+    if (a->adapter) load_adapter(model, a->adapter);
+}
+
+// Parses "A-B" (or "A") into a layer range within [0, L).
+static void parse_layer_range(const char* s, int L, int* lo, int* hi, const char* flag) {
+    int n = sscanf(s, "%d-%d", lo, hi);
+    if (n == 1) *hi = *lo;
+    if (n < 1 || *lo < 0 || *hi < *lo || *hi >= L)
+        failf("layers are numbered 0..L-1", "%s '%s' is outside the model's layers 0-%d", flag, s, L - 1);
+}
+
+// Applies one --freeze / --unfreeze list: embeddings, head, final-ln, first:K, blocks:A-B, base.
+static void apply_freeze_list(GPT* model, const char* list, int on, const char* flag) {
+    const GPTConfig* c = &model->config;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char* item = strtok(buf, ","); item; item = strtok(NULL, ",")) {
+        int lo = 0, hi = -1;
+        if (!strcmp(item, "embeddings")) {  // wte is also the LM head (tied): freezing it freezes the head
+            gpt_set_trainable(model, PIDX(wte), -1, on);
+            gpt_set_trainable(model, PIDX(wpe), -1, on);
+        } else if (!strcmp(item, "head")) {  // the LM head is wte (tied); a class head is cls_w
+            gpt_set_trainable(model, c->num_classes ? PIDX(cls_w) : PIDX(wte), -1, on);
+        } else if (!strcmp(item, "final-ln")) {
+            gpt_set_trainable(model, PIDX(lnfw), -1, on);
+            gpt_set_trainable(model, PIDX(lnfb), -1, on);
+        } else if (!strcmp(item, "base")) {
+            for (int i = 0; i < NUM_BASE_PARAMS; i++) gpt_set_trainable(model, i, -1, on);
+        } else if (!strncmp(item, "first:", 6)) {
+            int k = atoi(item + 6);
+            if (k < 1 || k > c->L) failf("first:K takes 1 <= K <= L", "%s item '%s' with L=%d", flag, item, c->L);
+            lo = 0, hi = k - 1;
+        } else if (!strncmp(item, "blocks:", 7)) {
+            parse_layer_range(item + 7, c->L, &lo, &hi, flag);
+        } else {
+            failf("items: embeddings, head, final-ln, first:K, blocks:A-B, base", "%s: unknown item '%s'", flag, item);
+        }
+        for (int l = lo; l <= hi; l++)  // every per-layer base tensor of those blocks
+            for (int i = 0; i < NUM_BASE_PARAMS; i++)
+                if (param_per_layer(i)) gpt_set_trainable(model, i, l, on);
+    }
+}
+
+// Sets up the fine-tuning the flags ask for on a freshly loaded model (not on resume, where the checkpoint
+// already holds it): the head for the data, the method's tensors, the trainable set, and LR scales.
+static void setup_finetuning(GPT* model, const Args* a, const DataLoader* dl, uint64_t* rng) {
+    GPTConfig c = model->config;
+    int peft = strcmp(a->method, "full") != 0;
+    if (dl->kind == DATA_CLS && !c.num_classes) {
+        c.num_classes = a->classes ? a->classes : dl->ds.num_labels;
+        if (c.num_classes < 2) failf("classification needs at least 2 classes", "--classes %d (dataset %s has %d labels)", c.num_classes, dl->path, dl->ds.num_labels);
+    }
+    if (!strcmp(a->method, "lora")) {
+        c.lora_r = a->lora_rank;
+        c.lora_alpha = a->lora_alpha;
+        c.lora_targets = 0;
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", a->lora_targets);
+        for (char* s = strtok(buf, ","); s; s = strtok(NULL, ",")) {
+            if (!strcmp(s, "qkv")) c.lora_targets |= LORA_QKV;
+            else if (!strcmp(s, "proj")) c.lora_targets |= LORA_PROJ;
+            else if (!strcmp(s, "fc")) c.lora_targets |= LORA_FC;
+            else if (!strcmp(s, "fcproj")) c.lora_targets |= LORA_FCPROJ;
+            else failf("targets: qkv, proj, fc, fcproj", "unknown --lora-targets name '%s'", s);
+        }
+        c.lora_first = 0;
+        c.lora_last = c.L - 1;
+        if (a->lora_layers) parse_layer_range(a->lora_layers, c.L, &c.lora_first, &c.lora_last, "--lora-layers");
+    }
+    if (!strcmp(a->method, "adapter")) c.adapter_dim = a->adapter_dim;
+    if (!strcmp(a->method, "prefix")) c.prefix_len = a->prefix_len;
+    if (memcmp(&c, &model->config, sizeof c)) gpt_set_peft(model, c, rng);
+    if (peft) apply_freeze_list(model, "base", 0, "--method");  // parameter-efficient: the base is frozen
+    for (int l = 0; l < c.L; l++)  // LoRA outside its layer range stays zero and frozen
+        if (l < c.lora_first || l > c.lora_last)
+            for (int i = PIDX(lora_qkv_a); i <= PIDX(lora_fcproj_b); i++) gpt_set_trainable(model, i, l, 0);
+    if (a->freeze) apply_freeze_list(model, a->freeze, 0, "--freeze");
+    if (a->unfreeze) apply_freeze_list(model, a->unfreeze, 1, "--unfreeze");
+}
+
+// Layer-wise LR decay: per-layer slices of block l get D^(L-1-l); the embeddings D^L; the rest 1.
+static void set_layer_decay(GPT* model, float d) {
+    int L = model->config.L;
+    for (int i = 0; i < NUM_PARAMS; i++)
+        for (int l = 0; l < L; l++) {
+            float s = 1.0f;
+            if (param_per_layer(i)) s = powf(d, (float)(L - 1 - l));
+            else if (i == PIDX(wte) || i == PIDX(wpe)) s = powf(d, (float)L);
+            model->lr_scale[(size_t)i * L + l] = s;
+        }
+}
+
+// Class weights: a comma list of K numbers, or "auto" = N / (K * count_k) over the training labels.
+static float* parse_class_weights(const char* spec, const DataLoader* dl, int K) {
+    float* w = (float*)mallocCheck((size_t)K * sizeof(float));
+    if (!strcmp(spec, "auto")) {
+        size_t* count = (size_t*)callocCheck((size_t)K, sizeof(size_t));
+        for (uint64_t e = 0; e < dl->ds.count; e++) {
+            Example ex;
+            if (dataset_get(&dl->ds, e, &ex) == 0 && ex.label >= 0 && ex.label < K) count[ex.label]++;
+        }
+        for (int k = 0; k < K; k++) {
+            if (!count[k]) failf("give the weights by hand (--class-weights w1,w2,...)", "--class-weights auto: class %d never occurs in %s", k, dl->path);
+            w[k] = (float)dl->ds.count / ((float)K * count[k]);
+        }
+        free(count);
+        return w;
+    }
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", spec);
+    int k = 0;
+    for (char* s = strtok(buf, ","); s; s = strtok(NULL, ",")) {
+        if (k == K) failf(NULL, "--class-weights has more than K=%d values", K);
+        w[k++] = parse_float_arg("--class-weights", s);
+        if (w[k - 1] < 0.0f) failf(NULL, "--class-weights must not be negative");
+    }
+    if (k != K) failf(NULL, "--class-weights has %d values, the head has K=%d classes", k, K);
+    return w;
 }
 
 static void format_duration(char* out, size_t cap, double s) {
@@ -1081,29 +1319,62 @@ static void format_duration(char* out, size_t cap, double s) {
     else snprintf(out, cap, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
 }
 
+// The trainable parameter count, from the mask (what the optimizer updates).
+static size_t count_trainable(const GPT* model) {
+    const GPTConfig* c = &model->config;
+    size_t n = 0;
+    for (int i = 0; i < NUM_PARAMS; i++)
+        for (int l = 0; l < (param_per_layer(i) ? c->L : 1); l++)
+            if (model->trainable[(size_t)i * c->L + l]) n += slice_numel(c, i);
+    return n;
+}
+
+static int has_finetuning_tensors(const GPTConfig* c) {
+    return c->lora_r || c->adapter_dim || c->prefix_len || c->num_classes;
+}
+
 static int cmd_train(const Args* a) {
     GPT model;
     TrainState st = {0};
     uint64_t rng = a->seed ? a->seed : 1;
     model_from_args(&model, a, &st, &rng);
-    const GPTConfig* c = &model.config;
-    if (!a->train) failf("give --train FILE (a token file from ./dataprep text)", "no training data");
-    if (a->T > c->maxT) failf("use a smaller --seq", "--seq %d is longer than the model's maxT=%d", a->T, c->maxT);
+    if (!a->train) failf("give --train FILE (a dataset from ./dataprep)", "no training data");
+    if (a->T > model.config.maxT) failf("use a smaller --seq", "--seq %d is longer than the model's maxT=%d", a->T, model.config.maxT);
     if (a->resume && (st.B != a->B || st.T != a->T))
         failf("resume with the same --batch and --seq as the original run", "%s: the run used B=%lld T=%lld, flags say B=%d T=%d",
               a->resume, (long long)st.B, (long long)st.T, a->B, a->T);
     if (!a->resume) st.rng = rng;
     DataLoader dl;
     loader_init(&dl, a->train, a->B, a->T, a->shuffle, a->seed ^ 0x9E3779B97F4A7C15ull);
+    static const char* kind_names[] = {"lm", "cls", "sft"};
+    if (a->task && strcmp(a->task, kind_names[dl.kind]))
+        failf("--task must match the data: token files are lm, dataprep cls files cls, dataprep sft files sft",
+              "--task %s but %s is a %s dataset", a->task, a->train, kind_names[dl.kind]);
     if (a->resume) {  // put the loader back where the interrupted run left it
         dl.rng = st.data_epoch_rng;
         loader_make_order(&dl);
         dl.epoch = st.data_epoch;
         dl.rng = st.data_next_rng;
         dl.pos = st.data_pos;
+    } else {
+        setup_finetuning(&model, a, &dl, &rng);
+    }
+    const GPTConfig* c = &model.config;
+    check_data_matches_model(&dl, &model);
+    if (a->val) {  // the same check for the validation file, before any work
+        DataLoader vl;
+        loader_init(&vl, a->val, a->B, a->T, 0, 1);
+        check_data_matches_model(&vl, &model);
+        if (vl.kind != dl.kind) failf("give validation data of the same kind as --train", "%s and %s are different kinds of dataset", a->train, a->val);
+        loader_free(&vl);
+    }
+    set_layer_decay(&model, a->layer_decay);
+    model.label_smoothing = a->label_smoothing;
+    if (a->class_weights) {
+        if (!c->num_classes) failf("class weights are for classification data", "--class-weights given for a %s dataset", kind_names[dl.kind]);
+        model.class_weights = parse_class_weights(a->class_weights, &dl, c->num_classes);
     }
     FILE* logf = NULL;
-    if (a->log) logf = fopen_check(a->log, a->resume ? "a" : "w");
     if (a->out) {
         char probe[1024];
         snprintf(probe, sizeof probe, "%s/.write_test", a->out);
@@ -1112,29 +1383,34 @@ static int cmd_train(const Args* a) {
         fclose(p);
         remove(probe);
     }
-    size_t BT = (size_t)a->B * a->T;
-    int* x = (int*)mallocCheck(BT * sizeof(int));
-    int* y = (int*)mallocCheck(BT * sizeof(int));
-    printf("model: L=%d NH=%d C=%d V=%d (Vp=%d) maxT=%d, %zu parameters\n", c->L, c->NH, c->C, c->V, c->Vp, c->maxT,
+    if (a->log) logf = fopen_check(a->log, a->resume ? "a" : "w");
+    size_t BT = (size_t)a->B * a->T, ntrain = count_trainable(&model);
+    printf("model: L=%d NH=%d C=%d V=%d (Vp=%d) maxT=%d, %zu parameters", c->L, c->NH, c->C, c->V, c->Vp, c->maxT,
            model.num_parameters);
-    printf("data: %s, %zu tokens, %zu batches of B=%d x T=%d per epoch\n", a->train, dl.tf.count, dl.num_windows, a->B, a->T);
+    if (c->lora_r) printf(", LoRA r=%d alpha=%g on layers %d-%d", c->lora_r, c->lora_alpha, c->lora_first, c->lora_last);
+    if (c->adapter_dim) printf(", adapters A=%d", c->adapter_dim);
+    if (c->prefix_len) printf(", prefix P=%d", c->prefix_len);
+    if (c->num_classes) printf(", %d-class head", c->num_classes);
+    printf("\ntrainable: %zu parameters (%.2f%%), method %s\n", ntrain, 100.0 * ntrain / model.num_parameters, a->method);
+    printf("data: %s (%s), %zu %s, %zu batches of B=%d x T=%d per epoch\n", a->train, kind_names[dl.kind], dl.num_items,
+           dl.kind == DATA_LM ? "windows" : "examples", dl.num_batches, a->B, a->T);
 #ifdef _OPENMP
     printf("threads: %d (OpenMP)\n", omp_get_max_threads());
 #else
     printf("threads: 1 (built without OpenMP)\n");
 #endif
+    Batch batch;
+    batch_alloc(&batch, a->B, a->T);
     AdamWConfig opt = {a->lr, a->beta1, a->beta2, a->eps, a->weight_decay};
     double t_start = now_seconds(), t_steps = 0.0;
     int first = (int)st.step;
-    float val_loss = NAN;
+    EvalResult val = {NAN, NAN, 0};
     for (int step = first; step < a->steps; step++) {
         double t0 = now_seconds();
-        loader_next(&dl, x, y, c->V);
-        gpt_forward(&model, x, y, a->B, a->T);
+        size_t n = batch_forward(&model, &dl, &batch);
         float loss = model.mean_loss;
-        if (!isfinite(loss))
-            failf("lower --lr, or check the data (a batch with every target ignored has no loss)",
-                  "step %d: loss is %f", step + 1, loss);
+        if (!n) failf("check the data: every target of this batch is masked", "step %d: the batch has no targets", step + 1);
+        if (!isfinite(loss)) failf("lower --lr, or check the data", "step %d: loss is %f", step + 1, loss);
         gpt_zero_grad(&model);
         gpt_backward(&model);
         float norm = gpt_clip_grad_norm(&model, a->grad_clip);
@@ -1145,20 +1421,22 @@ static int cmd_train(const Args* a) {
         int done = step + 1 - first;
         double tok_s = BT / dt;
         int is_eval = a->val && ((a->eval_every > 0 && (step + 1) % a->eval_every == 0) || step + 1 == a->steps);
-        if (is_eval) val_loss = (float)evaluate(&model, a->val, a->B, a->T, a->val_batches, NULL);
+        if (is_eval) val = evaluate(&model, a->val, a->B, a->T, a->val_batches);
         if (step + 1 == a->steps || (a->print_every > 0 && (step + 1) % a->print_every == 0) || is_eval) {
             char eta[32];
             format_duration(eta, sizeof eta, t_steps / done * (a->steps - step - 1));
             printf("step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | eta %s", step + 1, a->steps, loss, opt.lr,
                    norm, tok_s, eta);
-            if (is_eval) printf(" | val %.4f", val_loss);
+            if (is_eval) printf(" | val %.4f", val.loss);
+            if (is_eval && c->num_classes) printf(" acc %.4f", val.accuracy);
             printf("\n");
             fflush(stdout);
         }
         if (logf) {
             fprintf(logf, "{\"step\": %d, \"loss\": %.6f, \"lr\": %.6e, \"grad_norm\": %.6f, \"tokens_per_s\": %.1f", step + 1,
                     loss, opt.lr, norm, tok_s);
-            if (is_eval) fprintf(logf, ", \"val_loss\": %.6f", val_loss);
+            if (is_eval) fprintf(logf, ", \"val_loss\": %.6f", val.loss);
+            if (is_eval && c->num_classes) fprintf(logf, ", \"val_accuracy\": %.6f", val.accuracy);
             fprintf(logf, "}\n");
             fflush(logf);
         }
@@ -1184,14 +1462,19 @@ static int cmd_train(const Args* a) {
         char path[1024];
         snprintf(path, sizeof path, "%s/model.bin", a->out);
         save_checkpoint(&model, path, NULL);
-        printf("wrote %s/model.bin and %s/ckpt.bin\n", a->out, a->out);
+        printf("wrote %s/model.bin and %s/ckpt.bin", a->out, a->out);
+        if (has_finetuning_tensors(c)) {
+            snprintf(path, sizeof path, "%s/adapter.bin", a->out);
+            save_checkpoint_kind(&model, path, NULL, CKPT_ADAPTER);
+            printf(" and %s/adapter.bin", a->out);
+        }
+        printf("\n");
     }
     int n = (int)st.step - first;
-    printf("done: %d steps in %.1fs, %.1f ms/step, %.0f tokens/s, peak RSS %.0f MB\n", n, now_seconds() - t_start,
-           n ? 1000.0 * t_steps / n : 0.0, n ? BT * n / t_steps : 0.0, peak_rss_mb());
+    printf("done: %d steps in %.1fs, %.1f ms/step, %.0f tokens/s, trainable %zu, peak RSS %.0f MB\n", n,
+           now_seconds() - t_start, n ? 1000.0 * t_steps / n : 0.0, n ? BT * n / t_steps : 0.0, ntrain, peak_rss_mb());
     if (logf) fclose(logf);
-    free(x);
-    free(y);
+    batch_free(&batch);
     loader_free(&dl);
     gpt_free(&model);
     return 0;
@@ -1201,10 +1484,12 @@ static int cmd_eval(const Args* a) {
     GPT model;
     uint64_t rng = a->seed;
     model_from_args(&model, a, NULL, &rng);
-    if (!a->data) failf("give --data FILE (a token file)", "nothing to evaluate");
-    size_t tokens;
-    double loss = evaluate(&model, a->data, a->B, a->T, a->max_batches, &tokens);
-    printf("{\"loss\": %.6f, \"ppl\": %.4f, \"tokens\": %zu}\n", loss, exp(loss), tokens);
+    if (!a->data) failf("give --data FILE (a dataset from ./dataprep)", "nothing to evaluate");
+    EvalResult r = evaluate(&model, a->data, a->B, a->T, a->max_batches);
+    if (model.config.num_classes)
+        printf("{\"loss\": %.6f, \"accuracy\": %.6f, \"examples\": %zu}\n", r.loss, r.accuracy, r.count);
+    else
+        printf("{\"loss\": %.6f, \"ppl\": %.4f, \"tokens\": %zu}\n", r.loss, exp(r.loss), r.count);
     gpt_free(&model);
     return 0;
 }
@@ -1213,6 +1498,7 @@ static int cmd_sample(const Args* a) {
     GPT model;
     uint64_t rng = a->seed ? a->seed : 1;
     model_from_args(&model, a, NULL, &rng);
+    if (model.config.num_classes) failf("sampling needs the LM head", "this model has a %d-class head", model.config.num_classes);
     if (!a->tokens) failf("give --tokens \"id id ...\" as the prompt", "no prompt");
     int cap = 16, n = 0;
     int* prompt = (int*)mallocCheck((size_t)cap * sizeof(int));
@@ -1253,6 +1539,8 @@ static int cmd_bench(const Args* a) {
     GPT model;
     uint64_t rng = a->seed ? a->seed : 1;
     model_from_args(&model, a, NULL, &rng);
+    DataLoader lm = {.kind = DATA_LM};  // random tokens: the LM task
+    setup_finetuning(&model, a, &lm, &rng);
     const GPTConfig* c = &model.config;
     size_t BT = (size_t)a->B * a->T;
     int* x = (int*)mallocCheck(BT * sizeof(int));
@@ -1289,9 +1577,10 @@ static int cmd_bench(const Args* a) {
 #endif
     printf("{\"impl\": \"finetune.c\", \"threads\": %d, \"L\": %d, \"C\": %d, \"B\": %d, \"T\": %d, \"ms_per_step\": %.1f, "
            "\"tokens_per_s\": %.1f, \"gflops\": %.1f, \"peak_rss_mb\": %.0f, \"loss\": %.6f, "
-           "\"ms_forward\": %.1f, \"ms_backward\": %.1f, \"ms_optimizer\": %.1f}\n",
+           "\"ms_forward\": %.1f, \"ms_backward\": %.1f, \"ms_optimizer\": %.1f, \"method\": \"%s\", \"trainable\": %zu}\n",
            threads, c->L, c->C, a->B, a->T, ms, BT / (ms / 1000.0), train_flops_per_step(c, a->B, a->T) / (ms * 1e6),
-           peak_rss_mb(), loss, 1000.0 * t_fwd / a->steps, 1000.0 * t_bwd / a->steps, 1000.0 * t_opt / a->steps);
+           peak_rss_mb(), loss, 1000.0 * t_fwd / a->steps, 1000.0 * t_bwd / a->steps, 1000.0 * t_opt / a->steps,
+           a->method, count_trainable(&model));
     free(x);
     free(y);
     gpt_free(&model);
