@@ -816,6 +816,8 @@ typedef struct {
     float mean_loss;          // the last forward's loss; NaN when no targets
 } GPT;
 
+static float lora_scale(const GPTConfig* c) { return c->lora_alpha / (float)c->lora_r; }
+
 static size_t slice_numel(const GPTConfig* c, int i) {
     return param_numel(c, i) / (param_per_layer(i) ? (size_t)c->L : 1);
 }
@@ -947,6 +949,28 @@ static void gpt_set_peft(GPT* model, GPTConfig with, uint64_t* rng) {
     model->label_smoothing = ls;
 }
 
+// Folds LoRA into the base weights (sign +1: W += (alpha/r) B A on every target and LoRA layer) or takes it
+// out again (sign -1). After a merge, a config without LoRA gives the same outputs with plain matmuls.
+static void gpt_lora_merge(GPT* model, float sign) {
+    const GPTConfig* c = &model->config;
+    if (!c->lora_r) return;
+    float s = lora_scale(c);
+    int C = c->C;
+    const struct { int target; float *W, *A, *Bm; int in, out; } t[4] = {
+        {LORA_QKV, model->params.qkvw, model->params.lora_qkv_a, model->params.lora_qkv_b, C, 3 * C},
+        {LORA_PROJ, model->params.attprojw, model->params.lora_proj_a, model->params.lora_proj_b, C, C},
+        {LORA_FC, model->params.fcw, model->params.lora_fc_a, model->params.lora_fc_b, C, 4 * C},
+        {LORA_FCPROJ, model->params.fcprojw, model->params.lora_fcproj_a, model->params.lora_fcproj_b, 4 * C, C},
+    };
+    for (int k = 0; k < 4; k++) {
+        int r = lora_rank_for(c, t[k].target);
+        if (!r) continue;
+        for (int l = c->lora_first; l <= c->lora_last; l++)
+            lora_merge_layer(t[k].W + (size_t)l * t[k].out * t[k].in, t[k].A + (size_t)l * r * t[k].in,
+                             t[k].Bm + (size_t)l * t[k].out * r, s, t[k].in, t[k].out, r, sign);
+    }
+}
+
 static void gpt_free(GPT* model) {
     free(model->params_memory);
     free(model->trainable);
@@ -1001,7 +1025,6 @@ static long gpt_check_tokens(const GPTConfig* c, const int* inputs, const int* t
     return -1;
 }
 
-static float lora_scale(const GPTConfig* c) { return c->lora_alpha / (float)c->lora_r; }
 
 // The body of the forward pass; gpt_forward and gpt_forward_cls set up the batch first.
 static void gpt_forward_body(GPT* model) {

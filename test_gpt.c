@@ -685,6 +685,82 @@ static void test_method(const char* method) {
     st_close(&st);
 }
 
+// ---------------------------------------------------------------------------- tier 3b: fine-tuning invariants
+static float* lm_logits_copy(GPT* m, const int* x, int B, int T) {
+    gpt_forward(m, x, NULL, B, T);
+    size_t n = (size_t)B * T * m->config.Vp;
+    float* out = (float*)mallocCheck(n * sizeof(float));
+    memcpy(out, m->acts.logits, n * sizeof(float));
+    return out;
+}
+
+static void test_peft_invariants(void) {
+    printf("-- fine-tuning invariants\n");
+    int B = 2, T = 16;
+    int x[32];
+    uint64_t rng = 11;
+    GPT m;
+    load_model(&m, "ref/gpt_a.bin", NULL);
+    for (int i = 0; i < B * T; i++) x[i] = (int)(random_u32(&rng) % (uint32_t)m.config.V);
+    size_t nl = (size_t)B * T * m.config.Vp;
+    float* base = lm_logits_copy(&m, x, B, T);
+    // LoRA at init (B = 0) and adapters at init (up = 0) leave the model exactly as it was
+    GPTConfig c = m.config;
+    c.lora_r = 4, c.lora_alpha = 8.0f, c.lora_targets = LORA_QKV | LORA_PROJ | LORA_FC | LORA_FCPROJ;
+    c.lora_first = 0, c.lora_last = c.L - 1;
+    gpt_set_peft(&m, c, &rng);
+    float* l0 = lm_logits_copy(&m, x, B, T);
+    report(!memcmp(l0, base, nl * sizeof(float)), "LoRA at init gives the base logits bit for bit");
+    GPT ma;
+    load_model(&ma, "ref/gpt_a.bin", NULL);
+    GPTConfig ca = ma.config;
+    ca.adapter_dim = 8;
+    gpt_set_peft(&ma, ca, &rng);
+    float* a0 = lm_logits_copy(&ma, x, B, T);
+    report(!memcmp(a0, base, nl * sizeof(float)), "adapters at init give the base logits bit for bit");
+    // trained-looking LoRA: B nonzero
+    for (int i = PIDX(lora_qkv_b); i <= PIDX(lora_fcproj_b); i += 2)
+        fill_random(m.params.t[i], param_numel(&m.config, i), 0.05f);
+    float* lora = lm_logits_copy(&m, x, B, T);
+    // adapter file round trip: save just the LoRA tensors, apply them to a fresh base
+    save_checkpoint_kind(&m, "test_tmp/adapter.bin", NULL, CKPT_ADAPTER);
+    GPT mb;
+    load_model(&mb, "ref/gpt_a.bin", NULL);
+    load_adapter(&mb, "test_tmp/adapter.bin");
+    float* rt = lm_logits_copy(&mb, x, B, T);
+    FILE* f = fopen("test_tmp/adapter.bin", "rb");
+    long long asz = f ? file_size(f) : 0;
+    if (f) fclose(f);
+    report(!memcmp(rt, lora, nl * sizeof(float)), "adapter file (%lld bytes, base is %zu) on a fresh base: same logits bit for bit",
+           asz, num_base_parameters(&m.config) * 4);
+    // merge: W += s B A, then the plain model gives the LoRA model's logits; unmerge restores W
+    size_t nb = num_base_parameters(&m.config);
+    float* w0 = (float*)mallocCheck(nb * sizeof(float));
+    memcpy(w0, m.params_memory, nb * sizeof(float));
+    gpt_lora_merge(&m, 1.0f);
+    float* w1 = (float*)mallocCheck(nb * sizeof(float));
+    memcpy(w1, m.params_memory, nb * sizeof(float));
+    GPT plain;
+    GPTConfig pc = {.maxT = c.maxT, .V = c.V, .Vp = c.Vp, .L = c.L, .NH = c.NH, .C = c.C};  // no LoRA
+    gpt_build(&plain, pc);
+    memcpy(plain.params_memory, m.params_memory, nb * sizeof(float));
+    float* merged = lm_logits_copy(&plain, x, B, T);
+    // two fp32 paths to the same sums: (x W^T) + s (x A^T) B^T versus x (W + s B A)^T, ~1e-6 apart
+    check_tensor("merged", "(B,T,Vp)", merged, lora, nl, 1e-5);
+    gpt_lora_merge(&m, -1.0f);
+    // Each element is rounded once by the merge and once by the unmerge, each time at the size of the
+    // merged value, so it comes back within 2 ulps of max(|W|, |W + delta|): the ratio below is at most 1.
+    double worst = 0.0;
+    for (size_t i = 0; i < nb; i++) {
+        double ulp = ldexp(1.0, -23) * fmax(fabs(w0[i]), fabs(w1[i]));
+        double d = fabs((double)m.params_memory[i] - w0[i]);
+        if (d > 0 && d / (2.0 * ulp) > worst) worst = d / (2.0 * ulp);
+    }
+    report(worst <= 1.0, "merge then unmerge restores W to fp32 rounding: worst change %.2f of its 2-ulp bound", worst);
+    free(base); free(l0); free(a0); free(lora); free(rt); free(merged); free(w0); free(w1);
+    gpt_free(&m); gpt_free(&ma); gpt_free(&mb); gpt_free(&plain);
+}
+
 // ---------------------------------------------------------------------------- tier 3: loaders, invariants
 // The named fields of ParameterTensors must sit at the index PARAM_TABLE gives their name.
 static void test_param_names(void) {
@@ -889,6 +965,7 @@ int main(void) {
     test_method("cls");
     test_method("freeze");
     printf("-- tier 3: loaders and invariants\n");
+    test_peft_invariants();
     test_param_names();
     test_checkpoint_roundtrip();
     test_cli();
