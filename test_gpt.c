@@ -942,6 +942,78 @@ static void test_cli(void) {
     free(ids);
 }
 
+// A small classification dataset through dataset.h's writer: random tokens, K=3 labels (the label is the
+// first token mod 3, so there is something to learn).
+static void write_cls_dataset(const char* path, int n, int V, int K) {
+    DsWriter w;
+    char err[256];
+    if (ds_writer_open(&w, path, EXAMPLES_MAGIC, DS_CLS, V, K, err, sizeof err)) failf(NULL, "%s", err);
+    uint64_t rng = 9;
+    for (int e = 0; e < n; e++) {
+        int len = 3 + (int)(random_u32(&rng) % 10), ids[16];
+        for (int i = 0; i < len; i++) ids[i] = (int)(random_u32(&rng) % (uint32_t)V);
+        ds_write_example(&w, ids, (size_t)len, ids[0] % K, NULL);
+    }
+    if (ds_writer_close(&w, err, sizeof err)) failf(NULL, "%s", err);
+}
+
+static long long output_number(const char* cmd, const char* key) {
+    char out[1024];
+    if (run_cmd(cmd, key, out, sizeof out) != 0) return -1;
+    const char* s = strstr(out, key);
+    return s ? atoll(s + strlen(key)) : -1;
+}
+
+static void test_cli_methods(void) {
+    printf("-- command line: fine-tuning methods (runs ./train)\n");
+    mkdir("test_tmp/base", 0755);
+    mkdir("test_tmp/lora", 0755);
+    mkdir("test_tmp/cls", 0755);
+    char out[1024];
+    int rc = run_cmd("./train --init 2,2,16 --vocab 64 --max-seq 32 --train test_tmp/tok.bin --batch 2 --seq 16 --steps 2 "
+                     "--out test_tmp/base", "done:", out, sizeof out);
+    // LoRA r=4 on qkv and proj of L=2, C=16: per layer r*C + 3C*r (qkv) + r*C + C*r (proj) = 384, so 768
+    long long ntr = output_number("./train --model test_tmp/base/model.bin --train test_tmp/tok.bin --batch 2 --seq 16 "
+                                  "--steps 3 --method lora --lora-rank 4 --lora-targets qkv,proj --out test_tmp/lora",
+                                  "trainable: ");
+    report(rc == 0 && ntr == 768, "LoRA trainable parameters printed %lld = closed form 2*(4*16 + 48*4 + 4*16 + 16*4) = 768", ntr);
+    char e1[1024], e2[1024];
+    int r1 = run_cmd("./train eval --model test_tmp/lora/model.bin --data test_tmp/tok.bin --batch 2 --seq 16", "loss", e1, sizeof e1);
+    int r2 = run_cmd("./train eval --model test_tmp/base/model.bin --adapter test_tmp/lora/adapter.bin --data test_tmp/tok.bin "
+                     "--batch 2 --seq 16", "loss", e2, sizeof e2);
+    report(r1 == 0 && r2 == 0 && !strcmp(e1, e2), "base + adapter.bin evaluates exactly as the saved model: %s", e2);
+    // classification with LoRA: the head is added for the data's 3 labels and always trains
+    write_cls_dataset("test_tmp/cls.ds", 64, 64, 3);
+    rc = run_cmd("./train --model test_tmp/base/model.bin --train test_tmp/cls.ds --val test_tmp/cls.ds --batch 4 --seq 16 "
+                 "--steps 4 --method lora --lora-rank 2 --class-weights auto --label-smoothing 0.1 --out test_tmp/cls",
+                 "done:", out, sizeof out);
+    report(rc == 0, "classification + LoRA trains: %s", out);
+    rc = run_cmd("./train eval --model test_tmp/cls/model.bin --data test_tmp/cls.ds --batch 5 --seq 16", "accuracy", out, sizeof out);
+    report(rc == 0 && strstr(out, "\"examples\": 64"), "classification eval counts every example (64, batch 5): %s", out);
+    // bad input
+    mkdir("test_tmp/other", 0755);
+    run_cmd("./train --init 1,2,16 --vocab 64 --max-seq 32 --train test_tmp/tok.bin --batch 2 --seq 16 --steps 1 "
+            "--out test_tmp/other", "done:", out, sizeof out);
+    expect_error("adapter for another base", "./train eval --model test_tmp/other/model.bin --adapter test_tmp/lora/adapter.bin "
+                 "--data test_tmp/tok.bin", "adapter is for L=2");
+    const char* base = "./train --model test_tmp/base/model.bin --train test_tmp/tok.bin --batch 2 --seq 16 --steps 1";
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "%s --method lora --lora-rank 0", base);
+    expect_error("LoRA rank 0", cmd, "--lora-rank 0");
+    snprintf(cmd, sizeof cmd, "%s --method lora --lora-alpha 0", base);
+    expect_error("LoRA alpha <= 0", cmd, "--lora-alpha 0 must be > 0");
+    snprintf(cmd, sizeof cmd, "%s --method lora --lora-targets qkv,mlp", base);
+    expect_error("unknown LoRA target", cmd, "unknown --lora-targets name 'mlp'");
+    snprintf(cmd, sizeof cmd, "%s --method lora --lora-layers 1-5", base);
+    expect_error("LoRA layer range outside the model", cmd, "outside the model's layers 0-1");
+    expect_error("K < 2 classes", "./train --model test_tmp/base/model.bin --train test_tmp/cls.ds --batch 4 --seq 16 --steps 1 "
+                 "--classes 1", "--classes 1");
+    expect_error("labels >= K", "./train --model test_tmp/base/model.bin --train test_tmp/cls.ds --batch 4 --seq 16 --steps 1 "
+                 "--classes 2", "has 3 labels, the model's head 2");
+    expect_error("eval data kind vs head", "./train eval --model test_tmp/cls/model.bin --data test_tmp/tok.bin", "language-modelling dataset");
+    expect_error("--task vs data", "./train --model test_tmp/base/model.bin --train test_tmp/tok.bin --seq 16 --task cls", "--task cls but");
+}
+
 int main(void) {
     mkdir("test_tmp", 0755);
     printf("-- tier 1: kernels against finite differences, fast matmul against the reference\n");
@@ -969,6 +1041,7 @@ int main(void) {
     test_param_names();
     test_checkpoint_roundtrip();
     test_cli();
+    test_cli_methods();
     printf("gpt: %d passed, %d failed\n", checks_passed, checks_failed);
     return checks_failed ? 1 : 0;
 }
