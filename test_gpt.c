@@ -957,6 +957,25 @@ static void write_cls_dataset(const char* path, int n, int V, int K) {
     if (ds_writer_close(&w, err, sizeof err)) failf(NULL, "%s", err);
 }
 
+// A small SFT dataset: a prompt of 2-5 tokens, then a response (mask 1) that repeats the prompt.
+static long write_sft_dataset(const char* path, int n, int V) {
+    long masked = 0;
+    DsWriter w;
+    char err[256];
+    if (ds_writer_open(&w, path, EXAMPLES_MAGIC, DS_SFT, V, 0, err, sizeof err)) failf(NULL, "%s", err);
+    uint64_t rng = 13;
+    for (int e = 0; e < n; e++) {
+        int np = 2 + (int)(random_u32(&rng) % 4), ids[16];
+        unsigned char mask[16] = {0};
+        for (int i = 0; i < np; i++) ids[i] = (int)(random_u32(&rng) % (uint32_t)V);
+        for (int i = 0; i < np; i++) ids[np + i] = ids[i], mask[np + i] = 1;
+        ds_write_example(&w, ids, (size_t)(2 * np), np, mask);
+        masked += np;
+    }
+    if (ds_writer_close(&w, err, sizeof err)) failf(NULL, "%s", err);
+    return masked;
+}
+
 static long long output_number(const char* cmd, const char* key) {
     char out[1024];
     if (run_cmd(cmd, key, out, sizeof out) != 0) return -1;
@@ -990,6 +1009,21 @@ static void test_cli_methods(void) {
     report(rc == 0, "classification + LoRA trains: %s", out);
     rc = run_cmd("./train eval --model test_tmp/cls/model.bin --data test_tmp/cls.ds --batch 5 --seq 16", "accuracy", out, sizeof out);
     report(rc == 0 && strstr(out, "\"examples\": 64"), "classification eval counts every example (64, batch 5): %s", out);
+    // SFT with adapters: loss only on the response tokens
+    long masked = write_sft_dataset("test_tmp/sft.ds", 48, 64);
+    mkdir("test_tmp/sft", 0755);
+    char before[1024];
+    run_cmd("./train eval --model test_tmp/base/model.bin --data test_tmp/sft.ds --batch 4 --seq 16", "loss", before, sizeof before);
+    rc = run_cmd("./train --model test_tmp/base/model.bin --train test_tmp/sft.ds --batch 4 --seq 16 --steps 30 --lr 1e-2 "
+                 "--method adapter --adapter-dim 8 --out test_tmp/sft", "done:", out, sizeof out);
+    char after[1024];
+    int rc2 = run_cmd("./train eval --model test_tmp/base/model.bin --adapter test_tmp/sft/adapter.bin --data test_tmp/sft.ds "
+                      "--batch 4 --seq 16", "loss", after, sizeof after);
+    double lb = strtod(strstr(before, "\"loss\": ") ? strstr(before, "\"loss\": ") + 8 : "0", NULL);
+    double la = strtod(strstr(after, "\"loss\": ") ? strstr(after, "\"loss\": ") + 8 : "0", NULL);
+    report(rc == 0 && rc2 == 0 && la < lb, "SFT + adapters: response loss %.4f -> %.4f after 30 steps", lb, la);
+    const char* tk = strstr(after, "\"tokens\": ");
+    report(tk && atol(tk + 10) == masked, "SFT eval takes the loss on exactly the %ld response tokens: %s", masked, after);
     // bad input
     mkdir("test_tmp/other", 0755);
     run_cmd("./train --init 1,2,16 --vocab 64 --max-seq 32 --train test_tmp/tok.bin --batch 2 --seq 16 --steps 1 "
