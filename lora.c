@@ -3,28 +3,65 @@
 // them from gpt_forward / gpt_backward when GPTConfig turns them on. The base weights they sit on are frozen
 // by the trainer: a NULL gradient pointer means "frozen", exactly as in model.h.
 
+// ---------------------------------------------------------------------------- dropout
+// Inverted dropout with a counter-based mask: element i of a tensor is kept (and scaled by 1/(1-p)) unless a
+// hash of (seed, i) falls below p. The mask is a pure function of the seed, so backward recomputes it
+// instead of storing it, and the result does not depend on threads. PyTorch: F.dropout(x, p, training=True)
+// (its masks come from a different generator, so runs are not bit-comparable with PyTorch's).
+static inline float dropout_keep_scale(uint64_t seed, size_t i, float p) {
+    uint64_t z = seed + (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ull;  // splitmix64 finaliser
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    float u = (float)(z >> 40) / 16777216.0f;  // uniform in [0, 1)
+    return u < p ? 0.0f : 1.0f / (1.0f - p);
+}
+// y = dropout(x) (y may be x). y, x: (n)
+static void dropout_forward(float* y, const float* x, size_t n, float p, uint64_t seed) {
+#pragma omp parallel for
+    for (size_t i = 0; i < n; i++) y[i] = x[i] * dropout_keep_scale(seed, i, p);
+}
+// forward was y = x * m_i (m_i = 0 or 1/(1-p)), so dx += dy * m_i.
+static void dropout_backward(float* dx, const float* dy, size_t n, float p, uint64_t seed) {
+#pragma omp parallel for
+    for (size_t i = 0; i < n; i++) dx[i] += dy[i] * dropout_keep_scale(seed, i, p);
+}
+
 // ---------------------------------------------------------------------------- LoRA
-// out += (alpha/r) * (x A^T) B^T: a rank-r update of a frozen projection W (Hu et al. 2021). PyTorch (PEFT):
-// lora_B(lora_A(dropout(x))) * scaling.  At init B = 0, so the model equals the base model exactly.
+// out += (alpha/r) * (dropout(x) A^T) B^T: a rank-r update of a frozen projection W (Hu et al. 2021). PyTorch
+// (PEFT): lora_B(lora_A(lora_dropout(x))) * scaling.  At init B = 0, so the model equals the base exactly.
 // out: (N,OC) accumulated   h: (N,r) = scale * x A^T, saved for backward   x: (N,C)   A: (r,C)   B: (OC,r)
+// p > 0: LoRA dropout on x with the mask of `seed`; xd: (N,C) scratch for the dropped input.
 static void lora_forward(float* out, float* h, const float* x, const float* A, const float* B, float scale,
-                         size_t N, int C, int OC, int r) {
+                         size_t N, int C, int OC, int r, float p, uint64_t seed, float* xd) {
+    if (p > 0.0f) {
+        dropout_forward(xd, x, N * C, p, seed);
+        x = xd;
+    }
     matmul_forward(h, x, A, NULL, N, C, r);
     for (size_t i = 0; i < N * (size_t)r; i++) h[i] *= scale;
     // out(N,OC) += h(N,r) @ B^T: Bm(k, j) = B[j*r + k]
     gemm(out, (size_t)OC, h, (size_t)r, 1, B, 1, (size_t)r, (int)N, OC, r);
 }
-// forward was h = s x A^T, out += h B^T. So dB += dout^T h, dh = dout B, and through h = s x A^T:
-// dA += s dh^T x, dx += s dh A. dh: (N,r) scratch. dx, dA, dB may be NULL.
+// forward was h = s xd A^T (xd = dropout(x), or x), out += h B^T. So dB += dout^T h, dh = dout B, and through
+// h: dA += s dh^T xd, dxd = s dh A, and dx += dropout_backward(dxd). dh: (N,r) scratch. dx, dA, dB may be
+// NULL. p > 0: xd, dxd are (N,C) scratch; the mask is recomputed from the same seed as the forward.
 static void lora_backward(float* dx, float* dA, float* dB, float* dh, const float* dout, const float* h,
                           const float* x, const float* A, const float* B, float scale, size_t N, int C, int OC,
-                          int r) {
+                          int r, float p, uint64_t seed, float* xd, float* dxd) {
     // dB(OC,r) += dout^T(OC,N) @ h(N,r)
     if (dB) gemm(dB, (size_t)r, dout, 1, (size_t)OC, h, (size_t)r, 1, OC, r, (int)N);
     // dh(N,r) = s * dout(N,OC) @ B(OC,r)
     memset(dh, 0, N * (size_t)r * sizeof(float));
     gemm(dh, (size_t)r, dout, (size_t)OC, 1, B, (size_t)r, 1, (int)N, r, OC);
     for (size_t i = 0; i < N * (size_t)r; i++) dh[i] *= scale;
+    if (p > 0.0f) {  // h = xd A^T, xd = dropout(x)
+        dropout_forward(xd, x, N * C, p, seed);
+        memset(dxd, 0, N * C * sizeof(float));
+        matmul_backward(dx ? dxd : NULL, dA, NULL, dh, xd, A, N, C, r);
+        if (dx) dropout_backward(dx, dxd, N * C, p, seed);
+        return;
+    }
     // h = x A^T is a matmul with weight A (r, C)
     matmul_backward(dx, dA, NULL, dh, x, A, N, C, r);
 }

@@ -813,6 +813,10 @@ typedef struct {
     int* labels;              // (B) classification: class ids (-1 = none)
     float* class_weights;     // (K) or NULL: classification loss weights
     float label_smoothing;    // classification loss label smoothing
+    float lora_dropout;       // LoRA dropout probability, applied while training is set
+    int training;             // 1: dropout is on (the trainer sets it around training steps)
+    uint64_t dropout_seed;    // the current step's dropout seed (masks are recomputed from it in backward)
+    float* dropout_scratch;   // (2, B, T, 4C) when LoRA dropout is on: dropped inputs and their gradient
     float mean_loss;          // the last forward's loss; NaN when no targets
 } GPT;
 
@@ -986,6 +990,7 @@ static void gpt_free(GPT* model) {
     free(model->lengths);
     free(model->labels);
     free(model->class_weights);
+    free(model->dropout_scratch);
     memset(model, 0, sizeof(*model));
 }
 
@@ -999,6 +1004,8 @@ static void gpt_alloc_activations(GPT* model, int B, int T) {
     free(model->targets);
     free(model->lengths);
     free(model->labels);
+    free(model->dropout_scratch);
+    model->dropout_scratch = NULL;
     size_t n = 0;
     for (int i = 0; i < NUM_ACTS; i++) n += shape_numel(ACT_TABLE[i].shape, c, B, T);
     model->acts_memory = (float*)callocCheck(n, sizeof(float));
@@ -1026,6 +1033,11 @@ static long gpt_check_tokens(const GPTConfig* c, const int* inputs, const int* t
 }
 
 
+// The dropout seed of LoRA target k (0..3) in layer l for this step.
+static uint64_t lora_dropout_seed(const GPT* model, int l, int k) {
+    return model->dropout_seed ^ ((uint64_t)(4 * l + k + 1) * 0xD1B54A32D192ED03ull);
+}
+
 // The body of the forward pass; gpt_forward and gpt_forward_cls set up the batch first.
 static void gpt_forward_body(GPT* model) {
     const GPTConfig* c = &model->config;
@@ -1035,6 +1047,12 @@ static void gpt_forward_body(GPT* model) {
     int rq = lora_rank_for(c, LORA_QKV), rp = lora_rank_for(c, LORA_PROJ), rf = lora_rank_for(c, LORA_FC),
         rg = lora_rank_for(c, LORA_FCPROJ);
     float ls = c->lora_r ? lora_scale(c) : 0.0f;
+    float pd = model->training && c->lora_r ? model->lora_dropout : 0.0f;  // LoRA dropout while training
+    float* xd = NULL;
+    if (pd > 0.0f) {
+        if (!model->dropout_scratch) model->dropout_scratch = (float*)mallocCheck(2 * BT * 4 * C * sizeof(float));
+        xd = model->dropout_scratch;
+    }
     ParameterTensors p = model->params;
     ActivationTensors a = model->acts;
     encoder_forward(a.encoded, model->inputs, p.wte, p.wpe, B, T, C);
@@ -1073,12 +1091,12 @@ static void gpt_forward_body(GPT* model) {
         layernorm_forward(l_ln1, l_ln1_mean, l_ln1_rstd, residual, l_ln1w, l_ln1b, BT, C);
         matmul_forward(l_qkv, l_ln1, l_qkvw, l_qkvb, BT, C, 3 * C);
         if (rq && lon) lora_forward(l_qkv, a.lora_h_qkv + (size_t)l * BT * rq, l_ln1, p.lora_qkv_a + (size_t)l * rq * C,
-                             p.lora_qkv_b + (size_t)l * 3 * C * rq, ls, BT, C, 3 * C, rq);
+                             p.lora_qkv_b + (size_t)l * 3 * C * rq, ls, BT, C, 3 * C, rq, pd, lora_dropout_seed(model, l, 0), xd);
         attention_forward(l_atty, l_att, l_qkv, P ? p.prefix_k + (size_t)l * P * C : NULL,
                           P ? p.prefix_v + (size_t)l * P * C : NULL, B, T, C, NH, P);
         matmul_forward(l_attproj, l_atty, l_attprojw, l_attprojb, BT, C, C);
         if (rp && lon) lora_forward(l_attproj, a.lora_h_proj + (size_t)l * BT * rp, l_atty, p.lora_proj_a + (size_t)l * rp * C,
-                             p.lora_proj_b + (size_t)l * C * rp, ls, BT, C, C, rp);
+                             p.lora_proj_b + (size_t)l * C * rp, ls, BT, C, C, rp, pd, lora_dropout_seed(model, l, 1), xd);
         const float* attn_out = l_attproj;  // what the residual adds: the projection, or the adapter's output
         if (A) {
             float* l_out = a.adpa_out + (size_t)l * BT * C;
@@ -1091,12 +1109,12 @@ static void gpt_forward_body(GPT* model) {
         layernorm_forward(l_ln2, l_ln2_mean, l_ln2_rstd, l_residual2, l_ln2w, l_ln2b, BT, C);
         matmul_forward(l_fch, l_ln2, l_fcw, l_fcb, BT, C, 4 * C);
         if (rf && lon) lora_forward(l_fch, a.lora_h_fc + (size_t)l * BT * rf, l_ln2, p.lora_fc_a + (size_t)l * rf * C,
-                             p.lora_fc_b + (size_t)l * 4 * C * rf, ls, BT, C, 4 * C, rf);
+                             p.lora_fc_b + (size_t)l * 4 * C * rf, ls, BT, C, 4 * C, rf, pd, lora_dropout_seed(model, l, 2), xd);
         gelu_forward(l_fch_gelu, l_fch, BT * 4 * C);
         matmul_forward(l_fcproj, l_fch_gelu, l_fcprojw, l_fcprojb, BT, 4 * C, C);
         if (rg && lon) lora_forward(l_fcproj, a.lora_h_fcproj + (size_t)l * BT * rg, l_fch_gelu,
                              p.lora_fcproj_a + (size_t)l * rg * 4 * C, p.lora_fcproj_b + (size_t)l * C * rg, ls, BT,
-                             4 * C, C, rg);
+                             4 * C, C, rg, pd, lora_dropout_seed(model, l, 3), xd);
         const float* mlp_out = l_fcproj;
         if (A) {
             float* l_out = a.adpm_out + (size_t)l * BT * C;
@@ -1194,6 +1212,9 @@ static void gpt_backward(GPT* model) {
         rg = lora_rank_for(c, LORA_FCPROJ);
     float ls = c->lora_r ? lora_scale(c) : 0.0f;
     size_t BT = (size_t)B * T;
+    float pd = model->training && c->lora_r ? model->lora_dropout : 0.0f;  // as in the forward
+    float* xd = pd > 0.0f ? model->dropout_scratch : NULL;
+    float* dxd = pd > 0.0f ? model->dropout_scratch + BT * 4 * C : NULL;
     if (!model->grads_memory) gpt_alloc_grads(model);
     if (!model->gacts_memory) {
         size_t n = 0;
@@ -1261,14 +1282,14 @@ static void gpt_backward(GPT* model) {
         memset(ga.dfch_gelu, 0, BT * 4 * C * sizeof(float));
         if (rg && lon) lora_backward(ga.dfch_gelu, G(lora_fcproj_a, l), G(lora_fcproj_b, l), ga.dlora_h, dmlp_out,
                               a.lora_h_fcproj + (size_t)l * BT * rg, l_fch_gelu, p.lora_fcproj_a + (size_t)l * rg * 4 * C,
-                              p.lora_fcproj_b + (size_t)l * C * rg, ls, BT, 4 * C, C, rg);
+                              p.lora_fcproj_b + (size_t)l * C * rg, ls, BT, 4 * C, C, rg, pd, lora_dropout_seed(model, l, 3), xd, dxd);
         matmul_backward(ga.dfch_gelu, G(fcprojw, l), G(fcprojb, l), dmlp_out, l_fch_gelu, l_fcprojw, BT, 4 * C, C);
         memset(ga.dfch, 0, BT * 4 * C * sizeof(float));
         gelu_backward(ga.dfch, l_fch, ga.dfch_gelu, BT * 4 * C);
         memset(ga.dln, 0, BT * C * sizeof(float));
         if (rf && lon) lora_backward(ga.dln, G(lora_fc_a, l), G(lora_fc_b, l), ga.dlora_h, ga.dfch,
                               a.lora_h_fc + (size_t)l * BT * rf, l_ln2, p.lora_fc_a + (size_t)l * rf * C,
-                              p.lora_fc_b + (size_t)l * 4 * C * rf, ls, BT, C, 4 * C, rf);
+                              p.lora_fc_b + (size_t)l * 4 * C * rf, ls, BT, C, 4 * C, rf, pd, lora_dropout_seed(model, l, 2), xd, dxd);
         matmul_backward(ga.dln, G(fcw, l), G(fcb, l), ga.dfch, l_ln2, l_fcw, BT, C, 4 * C);
         layernorm_backward(ga.dresidual, G(ln2w, l), G(ln2b, l), ga.dln, l_residual2, l_ln2w, l_ln2_mean, l_ln2_rstd,
                            BT, C);
@@ -1285,7 +1306,7 @@ static void gpt_backward(GPT* model) {
         memset(ga.datty, 0, BT * C * sizeof(float));
         if (rp && lon) lora_backward(ga.datty, G(lora_proj_a, l), G(lora_proj_b, l), ga.dlora_h, dattn_out,
                               a.lora_h_proj + (size_t)l * BT * rp, l_atty, p.lora_proj_a + (size_t)l * rp * C,
-                              p.lora_proj_b + (size_t)l * C * rp, ls, BT, C, C, rp);
+                              p.lora_proj_b + (size_t)l * C * rp, ls, BT, C, C, rp, pd, lora_dropout_seed(model, l, 1), xd, dxd);
         matmul_backward(ga.datty, G(attprojw, l), G(attprojb, l), dattn_out, l_atty, l_attprojw, BT, C, C);
         memset(ga.dqkv, 0, BT * 3 * C * sizeof(float));
         attention_backward(ga.dqkv, P ? G(prefix_k, l) : NULL, P ? G(prefix_v, l) : NULL, ga.datty, l_qkv,
@@ -1294,7 +1315,7 @@ static void gpt_backward(GPT* model) {
         memset(ga.dln, 0, BT * C * sizeof(float));
         if (rq && lon) lora_backward(ga.dln, G(lora_qkv_a, l), G(lora_qkv_b, l), ga.dlora_h, ga.dqkv,
                               a.lora_h_qkv + (size_t)l * BT * rq, l_ln1, p.lora_qkv_a + (size_t)l * rq * C,
-                              p.lora_qkv_b + (size_t)l * 3 * C * rq, ls, BT, C, 3 * C, rq);
+                              p.lora_qkv_b + (size_t)l * 3 * C * rq, ls, BT, C, 3 * C, rq, pd, lora_dropout_seed(model, l, 0), xd, dxd);
         matmul_backward(ga.dln, G(qkvw, l), G(qkvb, l), ga.dqkv, l_ln1, l_qkvw, BT, C, 3 * C);
         layernorm_backward(ga.dresidual, G(ln1w, l), G(ln1b, l), ga.dln, residual, l_ln1w, l_ln1_mean, l_ln1_rstd,
                            BT, C);

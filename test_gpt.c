@@ -258,27 +258,31 @@ static void test_fd_prefix_attention(void) {
 }
 
 // LoRA: out = x W^T + s (x A^T) B^T, gradients for x, A and B
-typedef struct { float *out, *h, *x, *W, *A, *Bm, *r; float s; size_t N; int C, OC, R; } LoraCtx;
+typedef struct { float *out, *h, *x, *W, *A, *Bm, *r; float s; size_t N; int C, OC, R; float p; float* xd; } LoraCtx;
 static double lora_obj(void* p) {
     LoraCtx* c = p;
     matmul_forward(c->out, c->x, c->W, NULL, c->N, c->C, c->OC);
-    lora_forward(c->out, c->h, c->x, c->A, c->Bm, c->s, c->N, c->C, c->OC, c->R);
+    lora_forward(c->out, c->h, c->x, c->A, c->Bm, c->s, c->N, c->C, c->OC, c->R, c->p, 77, c->xd);
     return dot_double(c->out, c->r, c->N * c->OC);
 }
-static void test_fd_lora(void) {
+static void test_fd_lora(float p) {
     size_t N = 5; int C = 7, OC = 6, R = 3;
     LoraCtx c = {mallocCheck(N * OC * 4), mallocCheck(N * R * 4), mallocCheck(N * C * 4), mallocCheck(OC * C * 4),
-                 mallocCheck(R * C * 4), mallocCheck(OC * R * 4), mallocCheck(N * OC * 4), 1.7f, N, C, OC, R};
+                 mallocCheck(R * C * 4), mallocCheck(OC * R * 4), mallocCheck(N * OC * 4), 1.7f, N, C, OC, R, p,
+                 mallocCheck(N * C * 4)};
+    float* dxd = mallocCheck(N * C * 4);
     fill_random(c.x, N * C, 1.0f); fill_random(c.W, OC * C, 1.0f); fill_random(c.A, R * C, 1.0f);
     fill_random(c.Bm, OC * R, 1.0f); fill_random(c.r, N * OC, 1.0f);
     float *dx = callocCheck(N * C, 4), *dA = callocCheck(R * C, 4), *dB = callocCheck(OC * R, 4), *dh = callocCheck(N * R, 4);
     lora_obj(&c);
-    lora_backward(dx, dA, dB, dh, c.r, c.h, c.x, c.A, c.Bm, c.s, N, C, OC, R);
+    lora_backward(dx, dA, dB, dh, c.r, c.h, c.x, c.A, c.Bm, c.s, N, C, OC, R, p, 77, c.xd, dxd);
     matmul_backward(dx, NULL, NULL, c.r, c.x, c.W, N, C, OC);  // the frozen W's path into dx
-    check_fd("lora", "dx", dx, c.x, N * C, lora_obj, &c);
-    check_fd("lora", "dA", dA, c.A, R * C, lora_obj, &c);
-    check_fd("lora", "dB", dB, c.Bm, OC * R, lora_obj, &c);
+    const char* k = p > 0 ? "lora+drop" : "lora";  // with dropout: the same seed gives the same mask
+    check_fd(k, "dx", dx, c.x, N * C, lora_obj, &c);
+    check_fd(k, "dA", dA, c.A, R * C, lora_obj, &c);
+    check_fd(k, "dB", dB, c.Bm, OC * R, lora_obj, &c);
     free(c.out); free(c.h); free(c.x); free(c.W); free(c.A); free(c.Bm); free(c.r); free(dx); free(dA); free(dB); free(dh);
+    free(c.xd); free(dxd);
 }
 
 // adapter: y = x + up(gelu(down(x)))
@@ -896,6 +900,25 @@ static void test_cli(void) {
     report(!memcmp(m1.params_memory, m2.params_memory, m1.num_parameters * 4), "resume: final parameters bit-identical");
     gpt_free(&m1);
     gpt_free(&m2);
+    // the same with LoRA and LoRA dropout: the dropout masks come from the checkpointed RNG
+    const char* lcommon = "--method lora --lora-rank 4 --lora-dropout 0.2 --lora-targets qkv,fc";
+    mkdir("test_tmp/lfull", 0755);
+    mkdir("test_tmp/lpart", 0755);
+    snprintf(cmd, sizeof cmd, "%s %s --log test_tmp/lfull.jsonl --out test_tmp/lfull", common, lcommon);
+    rc1 = run_cmd(cmd, "done:", out, sizeof out);
+    snprintf(cmd, sizeof cmd, "%s %s --log test_tmp/lpart.jsonl --out test_tmp/lpart --stop-at 6", common, lcommon);
+    rc2 = run_cmd(cmd, "done:", out, sizeof out);
+    snprintf(cmd, sizeof cmd, "%s %s --log test_tmp/lpart.jsonl --out test_tmp/lpart --resume test_tmp/lpart", common, lcommon);
+    rc3 = run_cmd(cmd, "done:", out, sizeof out);
+    na = read_log_losses("test_tmp/lfull.jsonl", a, 16), nb = read_log_losses("test_tmp/lpart.jsonl", b, 16);
+    same = rc1 == 0 && rc2 == 0 && rc3 == 0 && na == 10 && nb == 10;
+    for (int i = 0; same && i < 10; i++) same = a[i] == b[i];
+    report(same, "resume with LoRA + dropout: 6 steps + resume gives the same 10 losses (exit %d %d %d)", rc1, rc2, rc3);
+    snprintf(cmd, sizeof cmd, "%s --method lora --lora-rank 4 --lora-targets qkv,fc --log test_tmp/lnodrop.jsonl", common);
+    run_cmd(cmd, "done:", out, sizeof out);
+    int nd = read_log_losses("test_tmp/lnodrop.jsonl", b, 16), differs = 0;
+    for (int i = 0; i < nd && i < na; i++) differs |= a[i] != b[i];
+    report(nd == 10 && differs, "LoRA dropout 0.2 changes the training losses (it is really applied)");
     // eval prints loss and ppl
     rc1 = run_cmd("./train eval --model test_tmp/full/model.bin --data test_tmp/tok.bin --batch 2 --seq 16", "\"ppl\"", out, sizeof out);
     double loss = 0, ppl = 0;
@@ -1059,7 +1082,8 @@ int main(void) {
     test_fd_residual();
     test_fd_crossentropy();
     test_fd_prefix_attention();
-    test_fd_lora();
+    test_fd_lora(0.0f);
+    test_fd_lora(0.3f);
     test_fd_adapter();
     test_fd_cls();
     test_matmul_fast_vs_ref();

@@ -1006,7 +1006,7 @@ typedef struct {
     const char* method;         // full | lora | adapter | prefix
     const char* task;           // lm | cls | sft (checked against the data)
     int lora_rank, adapter_dim, prefix_len, classes;
-    float lora_alpha, layer_decay, label_smoothing;
+    float lora_alpha, layer_decay, label_smoothing, lora_dropout;
     const char* lora_targets, *lora_layers, *freeze, *unfreeze, *class_weights, *adapter;
 } Args;
 
@@ -1033,6 +1033,7 @@ static void print_help(void) {
         "  --lora-alpha a      LoRA scale is alpha/r (default 16)\n"
         "  --lora-targets L    comma list of qkv,proj,fc,fcproj (default qkv,proj)\n"
         "  --lora-layers A-B   layers that get LoRA (default all)\n"
+        "  --lora-dropout P    dropout on the LoRA input while training (default 0)\n"
         "  --adapter-dim A     adapter bottleneck (default 16)\n"
         "  --prefix-len P      prefix-tuning positions per layer (default 10)\n"
         "  --freeze LIST       freeze: embeddings, head, final-ln, first:K, blocks:A-B, base (all GPT-2 weights)\n"
@@ -1146,6 +1147,7 @@ static Args parse_args(int argc, char** argv) {
         else if (!strcmp(f, "--lora-alpha")) a.lora_alpha = parse_float_arg(f, v);
         else if (!strcmp(f, "--lora-targets")) a.lora_targets = v;
         else if (!strcmp(f, "--lora-layers")) a.lora_layers = v;
+        else if (!strcmp(f, "--lora-dropout")) a.lora_dropout = parse_float_arg(f, v);
         else if (!strcmp(f, "--adapter-dim")) a.adapter_dim = parse_int_arg(f, v);
         else if (!strcmp(f, "--prefix-len")) a.prefix_len = parse_int_arg(f, v);
         else if (!strcmp(f, "--freeze")) a.freeze = v;
@@ -1170,6 +1172,7 @@ static Args parse_args(int argc, char** argv) {
     if (!strcmp(a.method, "prefix") && a.prefix_len < 1) failf(NULL, "--prefix-len %d must be at least 1", a.prefix_len);
     if (a.layer_decay <= 0.0f || a.layer_decay > 1.0f) failf("typical values are 0.65-0.95", "--layer-decay %g must be in (0, 1]", a.layer_decay);
     if (a.label_smoothing < 0.0f || a.label_smoothing >= 1.0f) failf(NULL, "--label-smoothing %g must be in [0, 1)", a.label_smoothing);
+    if (a.lora_dropout < 0.0f || a.lora_dropout >= 1.0f) failf(NULL, "--lora-dropout %g must be in [0, 1)", a.lora_dropout);
     return a;
 }
 
@@ -1370,6 +1373,7 @@ static int cmd_train(const Args* a) {
     }
     set_layer_decay(&model, a->layer_decay);
     model.label_smoothing = a->label_smoothing;
+    model.lora_dropout = a->lora_dropout;
     if (a->class_weights) {
         if (!c->num_classes) failf("class weights are for classification data", "--class-weights given for a %s dataset", kind_names[dl.kind]);
         model.class_weights = parse_class_weights(a->class_weights, &dl, c->num_classes);
@@ -1407,6 +1411,8 @@ static int cmd_train(const Args* a) {
     EvalResult val = {NAN, NAN, 0};
     for (int step = first; step < a->steps; step++) {
         double t0 = now_seconds();
+        model.training = 1;  // dropout on, with this step's seed (drawn from the saved RNG: resumable)
+        model.dropout_seed = (uint64_t)random_u32(&st.rng) << 32 | random_u32(&st.rng);
         size_t n = batch_forward(&model, &dl, &batch);
         float loss = model.mean_loss;
         if (!n) failf("check the data: every target of this batch is masked", "step %d: the batch has no targets", step + 1);
@@ -1416,6 +1422,7 @@ static int cmd_train(const Args* a) {
         float norm = gpt_clip_grad_norm(&model, a->grad_clip);
         opt.lr = lr_at(step, a->lr, a->warmup, a->steps, a->schedule, a->min_lr_frac);
         gpt_adamw_update(&model, &opt, step + 1);
+        model.training = 0;
         double dt = now_seconds() - t0;
         t_steps += dt;
         int done = step + 1 - first;
