@@ -28,19 +28,19 @@ BINS = train test_gpt dataprep test_dataprep
 all: $(BINS)
 
 # train: the trainer (train / eval / sample)
-train: train.c model.h Makefile
+train: train.c model.h lora.c dataset.h Makefile
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
 # test_gpt: kernel finite-difference checks, PyTorch reference checks, loader and invariant tests
-test_gpt: test_gpt.c train.c model.h Makefile
+test_gpt: test_gpt.c train.c model.h lora.c dataset.h Makefile
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
 # dataprep: tokenizer and dataset preparation
-dataprep: dataprep.c tokenizer.c dataset.h
+dataprep: dataprep.c tokenizer.c dataset.h unicode_tables.h
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
 # test_dataprep: tokenizer and dataprep tests
-test_dataprep: test_dataprep.c tokenizer.c dataset.h
+test_dataprep: test_dataprep.c dataprep.c tokenizer.c dataset.h unicode_tables.h
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
 # test: every test; the exit code is the tests' own

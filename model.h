@@ -817,6 +817,7 @@ typedef struct {
     int training;             // 1: dropout is on (the trainer sets it around training steps)
     uint64_t dropout_seed;    // the current step's dropout seed (masks are recomputed from it in backward)
     float* dropout_scratch;   // (2, B, T, 4C) when LoRA dropout is on: dropped inputs and their gradient
+    float grad_scale;         // pending gradient clipping factor, applied by the next AdamW update (1 = none)
     float mean_loss;          // the last forward's loss; NaN when no targets
 } GPT;
 
@@ -839,6 +840,7 @@ static void gpt_build(GPT* model, GPTConfig config) {
     model->lr_scale = (float*)mallocCheck(ns * sizeof(float));
     for (size_t i = 0; i < ns; i++) model->lr_scale[i] = 1.0f;
     model->mean_loss = NAN;
+    model->grad_scale = 1.0f;
 }
 
 // Sets one slice (layer l; l = -1: every layer) of tensor i trainable or frozen. Before the first backward.
@@ -1350,16 +1352,16 @@ static float gpt_grad_norm(const GPT* model) {
     return (float)sqrt(s);
 }
 
-// Scales the gradients so their global norm is at most max_norm, exactly as torch.nn.utils.clip_grad_norm_:
+// Clips the gradients so their global norm is at most max_norm, exactly as torch.nn.utils.clip_grad_norm_:
 // coef = max_norm / (norm + 1e-6), applied only when coef < 1. Returns the norm before clipping.
+// The multiplication by coef is deferred to the next gpt_adamw_update, which reads each gradient once anyway
+// (the same float product, so the same numbers as scaling in place, and one pass over memory fewer).
 static float gpt_clip_grad_norm(GPT* model, float max_norm) {
     float norm = gpt_grad_norm(model);
+    model->grad_scale = 1.0f;
     if (max_norm > 0.0f) {
         float coef = max_norm / (norm + 1e-6f);
-        if (coef < 1.0f) {
-            float* g = model->grads_memory;
-            for (size_t i = 0; i < model->num_trainable; i++) g[i] *= coef;
-        }
+        if (coef < 1.0f) model->grad_scale = coef;
     }
     return norm;
 }
@@ -1383,6 +1385,7 @@ static void gpt_adamw_update(GPT* model, const AdamWConfig* o, int t) {
     const float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
     const float inv_bc1 = 1.0f / (1.0f - powf(b1, (float)t));  // bias corrections, as multipliers
     const float inv_bc2 = 1.0f / (1.0f - powf(b2, (float)t));
+    const float gs = model->grad_scale;  // clipping, deferred from gpt_clip_grad_norm
     for (int i = 0; i < NUM_PARAMS; i++) {
         size_t n = slice_numel(c, i);
         for (int l = 0; l < (param_per_layer(i) ? c->L : 1); l++) {
@@ -1396,7 +1399,7 @@ static void gpt_adamw_update(GPT* model, const AdamWConfig* o, int t) {
             float* restrict v = model->v_memory + off;
 #pragma omp parallel for simd
             for (size_t j = 0; j < n; j++) {
-                float gj = g[j];
+                float gj = g[j] * gs;
                 float mj = b1 * m[j] + (1.0f - b1) * gj;
                 float vj = b2 * v[j] + (1.0f - b2) * gj * gj;
                 m[j] = mj;
@@ -1405,6 +1408,7 @@ static void gpt_adamw_update(GPT* model, const AdamWConfig* o, int t) {
             }
         }
     }
+    model->grad_scale = 1.0f;
 }
 
 // ---------------------------------------------------------------------------- learning-rate schedule
