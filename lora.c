@@ -145,10 +145,11 @@ static float cls_forward(float* logits, float* probs, const float* hidden, const
 }
 // d loss / d logit_b,k = [ (1-eps) w_yb (p_k - [k = yb]) + (eps/K) (S p_k - w_k) ] / sum_b w_yb, S = sum_k w_k.
 // Then logits = h cls_w^T gives dcls_w += dlogits^T h and dhidden[b, len_b - 1] += dlogits cls_w.
-// dlogits: (B,K) scratch. dhidden is accumulated (only the pooled positions get gradient).
+// dlogits: (B,K) scratch. dhidden is accumulated (only the pooled positions get gradient). scale multiplies
+// the gradient (gradient accumulation, as in crossentropy_backward).
 static void cls_backward(float* dhidden, float* dcls_w, float* dlogits, const float* probs, const float* hidden,
                          const int* lengths, const int* labels, const float* cls_w, const float* weights, float eps,
-                         int B, int T, int C, int K) {
+                         float scale, int B, int T, int C, int K) {
     double den = 0.0, S = 0.0;
     for (int b = 0; b < B; b++) if (labels[b] >= 0) den += weights ? weights[labels[b]] : 1.0;
     for (int k = 0; k < K; k++) S += weights ? weights[k] : 1.0;
@@ -160,7 +161,7 @@ static void cls_backward(float* dhidden, float* dcls_w, float* dlogits, const fl
         for (int k = 0; k < K; k++) {
             double wk = weights ? weights[k] : 1.0;
             double g = y < 0 ? 0.0 : (1.0 - eps) * wy * (p[k] - (k == y)) + eps / K * (S * p[k] - wk);
-            d[k] = (float)(g / den);
+            d[k] = (float)(scale * g / den);
         }
         const float* hb = hidden + ((size_t)b * T + lengths[b] - 1) * C;
         float* dhb = dhidden + ((size_t)b * T + lengths[b] - 1) * C;

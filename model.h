@@ -762,11 +762,13 @@ static float crossentropy_forward(float* probs, float* losses, const float* logi
 }
 // forward was loss = mean_n -log softmax(logits_n)[target_n], so for a kept position
 //   dlogits[n,i] = (probs[n,i] - [i == target_n]) / count,  and 0 for ignored positions and padded columns.
-// Writes (=) dlogits.
-static void crossentropy_backward(float* dlogits, const float* probs, const int* targets, size_t N, int V, int Vp) {
+// Writes (=) dlogits. scale multiplies the whole gradient (1 normally; gradient accumulation weights each
+// micro-batch by its share of the targets, so k micro-batches add up to the mean over all of them).
+static void crossentropy_backward(float* dlogits, const float* probs, const int* targets, size_t N, int V, int Vp,
+                                  float scale) {
     size_t count = 0;
     for (size_t n = 0; n < N; n++) count += targets[n] >= 0;
-    float w = count ? 1.0f / count : 0.0f;
+    float w = count ? scale / count : 0.0f;
 #pragma omp parallel for
     for (size_t n = 0; n < N; n++) {
         float* d = dlogits + n * Vp;
@@ -818,6 +820,7 @@ typedef struct {
     uint64_t dropout_seed;    // the current step's dropout seed (masks are recomputed from it in backward)
     float* dropout_scratch;   // (2, B, T, 4C) when LoRA dropout is on: dropped inputs and their gradient
     float grad_scale;         // pending gradient clipping factor, applied by the next AdamW update (1 = none)
+    float loss_scale;         // backward differentiates loss_scale * loss (1; gradient accumulation sets it)
     float mean_loss;          // the last forward's loss; NaN when no targets
 } GPT;
 
@@ -841,6 +844,7 @@ static void gpt_build(GPT* model, GPTConfig config) {
     for (size_t i = 0; i < ns; i++) model->lr_scale[i] = 1.0f;
     model->mean_loss = NAN;
     model->grad_scale = 1.0f;
+    model->loss_scale = 1.0f;
 }
 
 // Sets one slice (layer l; l = -1: every layer) of tensor i trainable or frozen. Before the first backward.
@@ -1236,9 +1240,9 @@ static void gpt_backward(GPT* model) {
     memset(ga.dln, 0, BT * C * sizeof(float));
     if (c->num_classes) {
         cls_backward(ga.dln, G(cls_w, 0), ga.dcls_logits, a.cls_probs, a.lnf, model->lengths, model->labels, p.cls_w,
-                     model->class_weights, model->label_smoothing, B, T, C, c->num_classes);
+                     model->class_weights, model->label_smoothing, model->loss_scale, B, T, C, c->num_classes);
     } else {
-        crossentropy_backward(ga.dlogits, a.probs, model->targets, BT, c->V, c->Vp);
+        crossentropy_backward(ga.dlogits, a.probs, model->targets, BT, c->V, c->Vp, model->loss_scale);
         matmul_backward(ga.dln, G(wte, 0), NULL, ga.dlogits, a.lnf, p.wte, BT, C, c->Vp);
     }
     memset(ga.dresidual, 0, BT * C * sizeof(float));

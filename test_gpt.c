@@ -230,7 +230,7 @@ static void test_fd_crossentropy(void) {
     fill_random(c.logits, N * Vp, 2.0f);
     float* dlogits = callocCheck(N * Vp, 4);
     ce_obj(&c);
-    crossentropy_backward(dlogits, c.probs, targets, N, V, Vp);
+    crossentropy_backward(dlogits, c.probs, targets, N, V, Vp, 1.0f);
     check_fd("xent", "dlogits", dlogits, c.logits, N * Vp, ce_obj, &c);
     free(c.probs); free(c.losses); free(c.logits); free(dlogits);
 }
@@ -327,7 +327,7 @@ static void test_fd_cls(void) {
     fill_random(c.hidden, B * T * C, 1.0f); fill_random(c.w, K * C, 1.0f);
     float *dh = callocCheck(B * T * C, 4), *dw = callocCheck(K * C, 4), *dl = callocCheck(B * K, 4);
     cls_obj(&c);
-    cls_backward(dh, dw, dl, c.probs, c.hidden, len, lab, c.w, cw, c.eps, B, T, C, K);
+    cls_backward(dh, dw, dl, c.probs, c.hidden, len, lab, c.w, cw, c.eps, 1.0f, B, T, C, K);
     check_fd("cls head", "dhidden", dh, c.hidden, B * T * C, cls_obj, &c);
     check_fd("cls head", "dcls_w", dw, c.w, K * C, cls_obj, &c);
     free(c.logits); free(c.probs); free(c.hidden); free(c.w); free(dh); free(dw); free(dl);
@@ -765,6 +765,45 @@ static void test_peft_invariants(void) {
     gpt_free(&m); gpt_free(&ma); gpt_free(&mb); gpt_free(&plain);
 }
 
+// Gradient accumulation: two micro-batches of 2 rows, each weighted by its share of the targets, give the
+// gradient of one batch of 4 rows. Targets are partly ignored so the shares are unequal (5/8 and 3/8 style).
+static void test_accumulation(void) {
+    GPT m;
+    load_model(&m, "ref/gpt_a.bin", NULL);
+    int B = 4, T = 16, x[64], y[64];
+    uint64_t rng = 21;
+    for (int i = 0; i < B * T; i++) {
+        x[i] = (int)(random_u32(&rng) % (uint32_t)m.config.V);
+        y[i] = (i < 2 * T && i % 3 == 0) ? -1 : (int)(random_u32(&rng) % (uint32_t)m.config.V);  // rows 0-1 sparser
+    }
+    gpt_forward(&m, x, y, B, T);
+    float full_loss = m.mean_loss;
+    gpt_zero_grad(&m);
+    gpt_backward(&m);
+    float* g1 = (float*)mallocCheck(m.num_trainable * sizeof(float));
+    memcpy(g1, m.grads_memory, m.num_trainable * sizeof(float));
+    double total = 0, cnt[2] = {0, 0}, loss = 0;
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < 2 * T; i++) cnt[k] += y[k * 2 * T + i] >= 0;
+    total = cnt[0] + cnt[1];
+    gpt_zero_grad(&m);
+    for (int k = 0; k < 2; k++) {
+        gpt_forward(&m, x + k * 2 * T, y + k * 2 * T, 2, T);
+        loss += cnt[k] / total * m.mean_loss;
+        m.loss_scale = (float)(cnt[k] / total);
+        gpt_backward(&m);
+    }
+    m.loss_scale = 1.0f;
+    char shape[48];
+    snprintf(shape, sizeof shape, "shares %.0f/%.0f", cnt[0], cnt[1]);
+    // the same sums in a different grouping: fp32 rounding, ~1e-6
+    check_tensor("accum grads", shape, m.grads_memory, g1, m.num_trainable, 1e-5);
+    float l = (float)loss;
+    check_tensor("accum loss", "()", &l, &full_loss, 1, 1e-6);
+    free(g1);
+    gpt_free(&m);
+}
+
 // ---------------------------------------------------------------------------- tier 3: loaders, invariants
 // The named fields of ParameterTensors must sit at the index PARAM_TABLE gives their name.
 static void test_param_names(void) {
@@ -1096,6 +1135,7 @@ int main(void) {
     test_method("freeze");
     printf("-- tier 3: loaders and invariants\n");
     test_peft_invariants();
+    test_accumulation();
     test_param_names();
     test_checkpoint_roundtrip();
     test_cli();

@@ -870,12 +870,24 @@ static void check_data_matches_model(const DataLoader* dl, const GPT* model) {
         failf("the dataset and the model disagree on the labels", "%s has %d labels, the model's head %d", dl->path, dl->ds.num_labels, K);
 }
 
-// Fetches the next batch and runs the forward pass. Returns the number of targets (LM, SFT) or labelled
-// examples (classification) the mean loss was taken over.
-static size_t batch_forward(GPT* model, DataLoader* dl, Batch* b) {
-    loader_next(dl, b->x, b->y, b->len, b->lab, model->config.V);
+// The denominator of a batch's mean loss: its number of targets (LM, SFT), or for classification the sum
+// of its labels' class weights (the number of labelled examples without weights).
+static double batch_denominator(const GPT* model, DataKind kind, const Batch* b) {
+    double n = 0.0;
+    if (kind == DATA_CLS) {
+        for (int i = 0; i < b->B; i++)
+            if (b->lab[i] >= 0) n += model->class_weights ? model->class_weights[b->lab[i]] : 1.0;
+    } else {
+        for (size_t i = 0; i < (size_t)b->B * b->T; i++) n += b->y[i] >= 0;
+    }
+    return n;
+}
+
+// Runs the forward pass on a fetched batch. Returns its number of targets (LM, SFT) or labelled examples
+// (classification).
+static size_t batch_run(GPT* model, DataKind kind, const Batch* b) {
     size_t n = 0;
-    if (dl->kind == DATA_CLS) {
+    if (kind == DATA_CLS) {
         gpt_forward_cls(model, b->x, b->len, b->lab, b->B, b->T);
         for (int i = 0; i < b->B; i++) n += b->lab[i] >= 0;
     } else {
@@ -883,6 +895,12 @@ static size_t batch_forward(GPT* model, DataLoader* dl, Batch* b) {
         for (size_t i = 0; i < (size_t)b->B * b->T; i++) n += b->y[i] >= 0;
     }
     return n;
+}
+
+// Fetches the next batch and runs the forward pass.
+static size_t batch_forward(GPT* model, DataLoader* dl, Batch* b) {
+    loader_next(dl, b->x, b->y, b->len, b->lab, model->config.V);
+    return batch_run(model, dl->kind, b);
 }
 
 typedef struct {
@@ -1005,7 +1023,7 @@ typedef struct {
     // fine-tuning
     const char* method;         // full | lora | adapter | prefix
     const char* task;           // lm | cls | sft (checked against the data)
-    int lora_rank, adapter_dim, prefix_len, classes;
+    int lora_rank, adapter_dim, prefix_len, classes, accum;
     float lora_alpha, layer_decay, label_smoothing, lora_dropout;
     const char* lora_targets, *lora_layers, *freeze, *unfreeze, *class_weights, *adapter;
 } Args;
@@ -1024,7 +1042,8 @@ static void print_help(void) {
         "  --train FILE        token file (LM), classification or SFT example file\n"
         "  --val FILE          validation data of the same kind (optional)\n"
         "  --task T            lm|cls|sft: check that the data is of this kind (default: take it from the data)\n"
-        "  --batch B           sequences per step (default 4)\n"
+        "  --batch B           sequences per micro-batch (default 4)\n"
+        "  --accum K           gradient accumulation: K micro-batches per optimizer step (default 1)\n"
         "  --seq T             tokens per sequence (default 64); examples are truncated or padded to it\n"
         "  --shuffle 0|1       visit windows / examples in a seeded random order each epoch (default 1)\n"
         "fine-tuning method:\n"
@@ -1089,7 +1108,7 @@ static Args parse_args(int argc, char** argv) {
               .grad_clip = 1.0f, .schedule = SCHED_COSINE, .seed = 1337, .val_batches = 20, .shuffle = 1,
               .print_every = 1, .gen_steps = 64, .top_k = 0, .stop_token = -1, .temperature = 1.0f,
               .method = "full", .lora_rank = 8, .lora_alpha = 16.0f, .lora_targets = "qkv,proj", .adapter_dim = 16,
-              .prefix_len = 10, .layer_decay = 1.0f};
+              .prefix_len = 10, .layer_decay = 1.0f, .accum = 1};
     int i = 1;
     if (argc > 1 && argv[1][0] != '-') {
         a.cmd = argv[1];
@@ -1157,9 +1176,11 @@ static Args parse_args(int argc, char** argv) {
         else if (!strcmp(f, "--class-weights")) a.class_weights = v;
         else if (!strcmp(f, "--label-smoothing")) a.label_smoothing = parse_float_arg(f, v);
         else if (!strcmp(f, "--adapter")) a.adapter = v;
+        else if (!strcmp(f, "--accum")) a.accum = parse_int_arg(f, v);
         else failf("see ./train --help for the list of flags", "unknown flag '%s'", f);
     }
     if (a.B < 1 || a.T < 1) failf(NULL, "--batch and --seq must be at least 1 (got %d, %d)", a.B, a.T);
+    if (a.accum < 1) failf("--accum k runs k micro-batches of --batch B per optimizer step", "--accum %d must be at least 1", a.accum);
     if (a.steps < 0 || a.warmup < 0) failf(NULL, "--steps and --warmup must not be negative");
     if (a.lr < 0.0f || a.weight_decay < 0.0f || a.grad_clip < 0.0f) failf(NULL, "--lr, --weight-decay and --grad-clip must not be negative");
     if (strcmp(a.method, "full") && strcmp(a.method, "lora") && strcmp(a.method, "adapter") && strcmp(a.method, "prefix"))
@@ -1403,22 +1424,36 @@ static int cmd_train(const Args* a) {
 #else
     printf("threads: 1 (built without OpenMP)\n");
 #endif
-    Batch batch;
-    batch_alloc(&batch, a->B, a->T);
+    Batch* micro = (Batch*)mallocCheck((size_t)a->accum * sizeof(Batch));
+    for (int k = 0; k < a->accum; k++) batch_alloc(&micro[k], a->B, a->T);
     AdamWConfig opt = {a->lr, a->beta1, a->beta2, a->eps, a->weight_decay};
     double t_start = now_seconds(), t_steps = 0.0;
     int first = (int)st.step;
     EvalResult val = {NAN, NAN, 0};
     for (int step = first; step < a->steps; step++) {
         double t0 = now_seconds();
-        model.training = 1;  // dropout on, with this step's seed (drawn from the saved RNG: resumable)
-        model.dropout_seed = (uint64_t)random_u32(&st.rng) << 32 | random_u32(&st.rng);
-        size_t n = batch_forward(&model, &dl, &batch);
-        float loss = model.mean_loss;
-        if (!n) failf("check the data: every target of this batch is masked", "step %d: the batch has no targets", step + 1);
-        if (!isfinite(loss)) failf("lower --lr, or check the data", "step %d: loss is %f", step + 1, loss);
+        // Gradient accumulation: fetch the K micro-batches, then forward/backward each with its loss weighted
+        // by its share of all K batches' targets, so the summed gradient is exactly that of their mean loss
+        // (one batch of K*B), up to fp32 rounding.
+        double total = 0.0, loss = 0.0;
+        for (int k = 0; k < a->accum; k++) {
+            loader_next(&dl, micro[k].x, micro[k].y, micro[k].len, micro[k].lab, c->V);
+            total += batch_denominator(&model, dl.kind, &micro[k]);
+        }
+        if (total <= 0.0) failf("check the data: every target of this batch is masked", "step %d: the batch has no targets", step + 1);
         gpt_zero_grad(&model);
-        gpt_backward(&model);
+        for (int k = 0; k < a->accum; k++) {
+            double share = batch_denominator(&model, dl.kind, &micro[k]) / total;
+            if (share == 0.0) continue;
+            model.training = 1;  // dropout on, with a seed drawn from the saved RNG (resumable)
+            model.dropout_seed = (uint64_t)random_u32(&st.rng) << 32 | random_u32(&st.rng);
+            batch_run(&model, dl.kind, &micro[k]);
+            if (!isfinite(model.mean_loss)) failf("lower --lr, or check the data", "step %d: loss is %f", step + 1, model.mean_loss);
+            loss += share * model.mean_loss;
+            model.loss_scale = (float)share;
+            gpt_backward(&model);
+        }
+        model.loss_scale = 1.0f;
         float norm = gpt_clip_grad_norm(&model, a->grad_clip);
         opt.lr = lr_at(step, a->lr, a->warmup, a->steps, a->schedule, a->min_lr_frac);
         gpt_adamw_update(&model, &opt, step + 1);
@@ -1426,7 +1461,7 @@ static int cmd_train(const Args* a) {
         double dt = now_seconds() - t0;
         t_steps += dt;
         int done = step + 1 - first;
-        double tok_s = BT / dt;
+        double tok_s = BT * a->accum / dt;
         int is_eval = a->val && ((a->eval_every > 0 && (step + 1) % a->eval_every == 0) || step + 1 == a->steps);
         if (is_eval) val = evaluate(&model, a->val, a->B, a->T, a->val_batches);
         if (step + 1 == a->steps || (a->print_every > 0 && (step + 1) % a->print_every == 0) || is_eval) {
@@ -1479,9 +1514,10 @@ static int cmd_train(const Args* a) {
     }
     int n = (int)st.step - first;
     printf("done: %d steps in %.1fs, %.1f ms/step, %.0f tokens/s, trainable %zu, peak RSS %.0f MB\n", n,
-           now_seconds() - t_start, n ? 1000.0 * t_steps / n : 0.0, n ? BT * n / t_steps : 0.0, ntrain, peak_rss_mb());
+           now_seconds() - t_start, n ? 1000.0 * t_steps / n : 0.0, n ? BT * a->accum * n / t_steps : 0.0, ntrain, peak_rss_mb());
     if (logf) fclose(logf);
-    batch_free(&batch);
+    for (int k = 0; k < a->accum; k++) batch_free(&micro[k]);
+    free(micro);
     loader_free(&dl);
     gpt_free(&model);
     return 0;
