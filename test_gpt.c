@@ -804,6 +804,23 @@ static void test_accumulation(void) {
     gpt_free(&m);
 }
 
+// Classification metrics against a case computed by hand. Confusion [gold][pred] for K=3:
+//   gold 0: 5 0 1   gold 1: 2 3 0   gold 2: 0 0 0   (class 2 never occurs but is predicted once)
+// class 0: tp 5, fp 2, fn 1 -> P 5/7, R 5/6, F1 = 2*(5/7)(5/6)/((5/7)+(5/6)) = 10/13
+// class 1: tp 3, fp 0, fn 2 -> P 1, R 3/5, F1 = 3/4;  class 2: tp 0, fp 1, fn 0 -> P 0, R 0 (no support), F1 0
+// accuracy = 8/11 = micro F1; macro F1 = (10/13 + 3/4 + 0) / 3
+static void test_metrics(void) {
+    size_t cm[9] = {5, 0, 1, 2, 3, 0, 0, 0, 0};
+    ClsMetrics r = cls_metrics(cm, 3);
+    double want_macro = (10.0 / 13 + 0.75 + 0.0) / 3;
+    int ok = fabs(r.accuracy - 8.0 / 11) < 1e-12 && fabs(r.micro_f1 - 8.0 / 11) < 1e-12 &&
+             fabs(r.precision[0] - 5.0 / 7) < 1e-12 && fabs(r.recall[0] - 5.0 / 6) < 1e-12 &&
+             fabs(r.f1[0] - 10.0 / 13) < 1e-12 && fabs(r.f1[1] - 0.75) < 1e-12 && r.f1[2] == 0.0 &&
+             r.support[0] == 6 && r.support[1] == 5 && r.support[2] == 0 && fabs(r.macro_f1 - want_macro) < 1e-12;
+    report(ok, "metrics on a hand-computed confusion matrix: acc %.4f macro F1 %.4f (want %.4f) micro F1 %.4f",
+           r.accuracy, r.macro_f1, want_macro, r.micro_f1);
+}
+
 // ---------------------------------------------------------------------------- tier 3: loaders, invariants
 // The named fields of ParameterTensors must sit at the index PARAM_TABLE gives their name.
 static void test_param_names(void) {
@@ -1136,6 +1153,7 @@ int main(void) {
     printf("-- tier 3: loaders and invariants\n");
     test_peft_invariants();
     test_accumulation();
+    test_metrics();
     test_param_names();
     test_checkpoint_roundtrip();
     test_cli();

@@ -903,10 +903,49 @@ static size_t batch_forward(GPT* model, DataLoader* dl, Batch* b) {
     return batch_run(model, dl->kind, b);
 }
 
+// ---------------------------------------------------------------------------- classification metrics
+// From a confusion matrix cm[gold * K + predicted]: per-class precision tp/(tp+fp), recall tp/(tp+fn) and
+// F1 = 2PR/(P+R), each 0 where its denominator is 0 (scikit-learn's zero_division=0); macro F1 is their
+// plain mean; micro F1 pools the counts, which for single-label classification equals accuracy.
+typedef struct {
+    double accuracy, macro_f1, micro_f1;
+    double precision[64], recall[64], f1[64];  // per class (K <= 64 reported)
+    size_t support[64];                         // gold examples per class
+} ClsMetrics;
+
+static ClsMetrics cls_metrics(const size_t* cm, int K) {
+    ClsMetrics r;
+    memset(&r, 0, sizeof r);
+    size_t total = 0, correct = 0;
+    for (int g = 0; g < K; g++)
+        for (int p = 0; p < K; p++) {
+            total += cm[(size_t)g * K + p];
+            if (g == p) correct += cm[(size_t)g * K + p];
+        }
+    for (int k = 0; k < K && k < 64; k++) {
+        size_t tp = cm[(size_t)k * K + k], fp = 0, fn = 0;
+        for (int o = 0; o < K; o++) {
+            if (o == k) continue;
+            fp += cm[(size_t)o * K + k];
+            fn += cm[(size_t)k * K + o];
+        }
+        r.support[k] = tp + fn;
+        r.precision[k] = tp + fp ? (double)tp / (tp + fp) : 0.0;
+        r.recall[k] = tp + fn ? (double)tp / (tp + fn) : 0.0;
+        double pr = r.precision[k] + r.recall[k];
+        r.f1[k] = pr > 0 ? 2.0 * r.precision[k] * r.recall[k] / pr : 0.0;
+        r.macro_f1 += r.f1[k] / K;
+    }
+    r.accuracy = total ? (double)correct / total : 0.0;
+    r.micro_f1 = r.accuracy;  // pooled tp / (tp + (fp + fn)/2), and sum fp = sum fn = total - correct
+    return r;
+}
+
 typedef struct {
     double loss;      // mean over all targets (LM, SFT) or labelled examples (classification)
     double accuracy;  // classification: share of examples whose argmax is the label; else NaN
     size_t count;     // targets or examples
+    size_t* confusion;  // classification: (K,K) counts [gold][predicted], malloc'd; else NULL
 } EvalResult;
 
 // Evaluates up to max_batches batches (all of the file when max_batches <= 0), in file order.
@@ -925,6 +964,7 @@ static EvalResult evaluate(GPT* model, const char* path, int B, int T, int max_b
     double sum = 0.0;
     size_t count = 0, correct = 0;
     int K = model->config.num_classes;
+    size_t* cm = K ? (size_t*)callocCheck((size_t)K * K, sizeof(size_t)) : NULL;
     for (size_t i = 0; i < nb; i++) {
         size_t n = batch_forward(model, &dl, &b);
         if (n) sum += (double)model->mean_loss * n;  // NaN-free: a batch with no targets adds nothing
@@ -934,11 +974,12 @@ static EvalResult evaluate(GPT* model, const char* path, int B, int T, int max_b
             int best = 0;
             for (int k = 1; k < K; k++) if (lg[k] > lg[best]) best = k;
             correct += b.lab[e] >= 0 && best == b.lab[e];
+            if (b.lab[e] >= 0) cm[(size_t)b.lab[e] * K + best]++;
         }
     }
     batch_free(&b);
     loader_free(&dl);
-    EvalResult r = {count ? sum / count : NAN, K && count ? (double)correct / count : NAN, count};
+    EvalResult r = {count ? sum / count : NAN, K && count ? (double)correct / count : NAN, count, cm};
     return r;
 }
 
@@ -1082,7 +1123,8 @@ static void print_help(void) {
         "  --resume DIR        continue from DIR/ckpt.bin with the same flags; reproduces the uninterrupted run\n"
         "  --stop-at N         stop after step N as if interrupted (writes DIR/ckpt.bin; continue with --resume)\n"
         "eval:   ./train eval --model FILE --data FILE [--adapter FILE --batch B --seq T --max-batches N]\n"
-        "        prints one JSON line: loss and ppl (LM, SFT) or loss and accuracy (classification)\n"
+        "        prints one JSON line: loss and ppl (LM, SFT), or loss, accuracy, macro/micro F1, per-class\n"
+        "        precision/recall/F1 and the confusion matrix [gold][predicted] (classification)\n"
         "sample: ./train sample --model FILE --tokens \"ids\" [--gen N (64) --temperature X (1.0) --top-k K (0)\n"
         "        --stop ID (-1) --seed S]  prints the prompt and generated token ids\n"
         "bench:  ./train bench --init 12,12,768 [--method lora ... --batch 4 --seq 64 --steps 5]  timed training\n"
@@ -1429,7 +1471,7 @@ static int cmd_train(const Args* a) {
     AdamWConfig opt = {a->lr, a->beta1, a->beta2, a->eps, a->weight_decay};
     double t_start = now_seconds(), t_steps = 0.0;
     int first = (int)st.step;
-    EvalResult val = {NAN, NAN, 0};
+    EvalResult val = {NAN, NAN, 0, NULL};
     for (int step = first; step < a->steps; step++) {
         double t0 = now_seconds();
         // Gradient accumulation: fetch the K micro-batches, then forward/backward each with its loss weighted
@@ -1463,7 +1505,10 @@ static int cmd_train(const Args* a) {
         int done = step + 1 - first;
         double tok_s = BT * a->accum / dt;
         int is_eval = a->val && ((a->eval_every > 0 && (step + 1) % a->eval_every == 0) || step + 1 == a->steps);
-        if (is_eval) val = evaluate(&model, a->val, a->B, a->T, a->val_batches);
+        if (is_eval) {
+            val = evaluate(&model, a->val, a->B, a->T, a->val_batches);
+            free(val.confusion);
+        }
         if (step + 1 == a->steps || (a->print_every > 0 && (step + 1) % a->print_every == 0) || is_eval) {
             char eta[32];
             format_duration(eta, sizeof eta, t_steps / done * (a->steps - step - 1));
@@ -1529,9 +1574,23 @@ static int cmd_eval(const Args* a) {
     model_from_args(&model, a, NULL, &rng);
     if (!a->data) failf("give --data FILE (a dataset from ./dataprep)", "nothing to evaluate");
     EvalResult r = evaluate(&model, a->data, a->B, a->T, a->max_batches);
-    if (model.config.num_classes)
-        printf("{\"loss\": %.6f, \"accuracy\": %.6f, \"examples\": %zu}\n", r.loss, r.accuracy, r.count);
-    else
+    int K = model.config.num_classes;
+    if (K) {
+        ClsMetrics mt = cls_metrics(r.confusion, K);
+        printf("{\"loss\": %.6f, \"accuracy\": %.6f, \"macro_f1\": %.6f, \"micro_f1\": %.6f, \"examples\": %zu, \"per_class\": [",
+               r.loss, r.accuracy, mt.macro_f1, mt.micro_f1, r.count);
+        for (int k = 0; k < K && k < 64; k++)
+            printf("%s{\"class\": %d, \"precision\": %.6f, \"recall\": %.6f, \"f1\": %.6f, \"support\": %zu}", k ? ", " : "", k,
+                   mt.precision[k], mt.recall[k], mt.f1[k], mt.support[k]);
+        printf("], \"confusion\": [");
+        for (int g = 0; g < K; g++) {
+            printf("%s[", g ? ", " : "");
+            for (int p = 0; p < K; p++) printf("%s%zu", p ? ", " : "", r.confusion[(size_t)g * K + p]);
+            printf("]");
+        }
+        printf("]}\n");
+        free(r.confusion);
+    } else
         printf("{\"loss\": %.6f, \"ppl\": %.4f, \"tokens\": %zu}\n", r.loss, exp(r.loss), r.count);
     gpt_free(&model);
     return 0;
