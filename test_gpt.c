@@ -1103,6 +1103,21 @@ static void test_cli_methods(void) {
     report(rc == 0 && rc2 == 0 && la < lb, "SFT + adapters: response loss %.4f -> %.4f after 30 steps", lb, la);
     const char* tk = strstr(after, "\"tokens\": ");
     report(tk && atol(tk + 10) == masked, "SFT eval takes the loss on exactly the %ld response tokens: %s", masked, after);
+    // early stopping: a too-high learning rate makes validation accuracy fall after the first evaluation; the
+    // run stops after 2 evaluations without improvement, best.bin is the model of the best evaluation, and
+    // the test metric is computed with it
+    mkdir("test_tmp/es", 0755);
+    char esout[1024], beval[1024];
+    rc = run_cmd("./train --model test_tmp/base/model.bin --train test_tmp/cls.ds --val test_tmp/cls.ds --test test_tmp/cls.ds "
+                 "--batch 4 --seq 16 --steps 60 --lr 3e-2 --eval-every 3 --val-batches 0 --early-stop 2 --metric accuracy "
+                 "--out test_tmp/es", "test (best", esout, sizeof esout);
+    rc2 = run_cmd("./train eval --model test_tmp/es/best.bin --data test_tmp/cls.ds --batch 4 --seq 16", "accuracy", beval, sizeof beval);
+    const char* ta = strstr(esout, "accuracy ");
+    const char* ba = strstr(beval, "\"accuracy\": ");
+    report(rc == 0 && rc2 == 0 && strstr(esout, "step 3)") && ta && ba && fabs(atof(ta + 9) - atof(ba + 12)) < 1e-9,
+           "early stopping keeps the best model: %s | best.bin eval accuracy %.6f", esout, ba ? atof(ba + 12) : -1.0);
+    expect_error("metric the task lacks", "./train --model test_tmp/base/model.bin --train test_tmp/tok.bin --val test_tmp/tok.bin "
+                 "--seq 16 --metric f1 --early-stop 2", "--metric f1 for a lm dataset");
     // bad input
     mkdir("test_tmp/other", 0755);
     run_cmd("./train --init 1,2,16 --vocab 64 --max-seq 32 --train test_tmp/tok.bin --batch 2 --seq 16 --steps 1 "

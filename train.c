@@ -656,6 +656,9 @@ typedef struct {
     uint64_t data_epoch_rng;
     uint64_t data_next_rng;
     uint64_t data_pos;
+    double best_metric;    // early stopping: best validation metric so far (NaN: none yet)
+    int64_t best_step;     // the step it was reached at
+    int64_t bad_evals;     // evaluations since then without improvement
 } TrainState;
 
 static void ckpt_header(int32_t h[256], const GPTConfig* c, int kind) {
@@ -1064,7 +1067,9 @@ typedef struct {
     // fine-tuning
     const char* method;         // full | lora | adapter | prefix
     const char* task;           // lm | cls | sft (checked against the data)
-    int lora_rank, adapter_dim, prefix_len, classes, accum;
+    int lora_rank, adapter_dim, prefix_len, classes, accum, early_stop;
+    float epochs;
+    const char* metric, *test;
     float lora_alpha, layer_decay, label_smoothing, lora_dropout;
     const char* lora_targets, *lora_layers, *freeze, *unfreeze, *class_weights, *adapter;
 } Args;
@@ -1104,6 +1109,7 @@ static void print_help(void) {
         "  --label-smoothing E classification label smoothing (default 0)\n"
         "optimization:\n"
         "  --steps N           optimizer steps (default 100)\n"
+        "  --epochs E          train for E passes over the data instead (sets --steps; fractions allowed)\n"
         "  --lr X              peak learning rate (default 3e-4)\n"
         "  --schedule S        constant|cosine|linear (default cosine)\n"
         "  --warmup N          linear warmup steps (default 0)\n"
@@ -1115,6 +1121,9 @@ static void print_help(void) {
         "monitoring and output:\n"
         "  --eval-every N      validation every N steps and at the end, 0 = only at the end (default 0)\n"
         "  --val-batches N     batches per validation (default 20; 0 = all)\n"
+        "  --early-stop N      stop after N validations without improvement of --metric; DIR/best.bin keeps the best\n"
+        "  --metric M          val_loss | accuracy | f1 (macro F1): what --early-stop watches (default val_loss)\n"
+        "  --test FILE         evaluate the best model (by --metric) on this data once, at the end\n"
         "  --print-every N     console line every N steps (default 1)\n"
         "  --log FILE          JSONL: step, loss, lr, grad_norm, tokens_per_s, val_loss (and val_accuracy) on eval steps\n"
         "  --out DIR           write DIR/model.bin (final model), DIR/ckpt.bin (resumable state) and, for\n"
@@ -1150,7 +1159,7 @@ static Args parse_args(int argc, char** argv) {
               .grad_clip = 1.0f, .schedule = SCHED_COSINE, .seed = 1337, .val_batches = 20, .shuffle = 1,
               .print_every = 1, .gen_steps = 64, .top_k = 0, .stop_token = -1, .temperature = 1.0f,
               .method = "full", .lora_rank = 8, .lora_alpha = 16.0f, .lora_targets = "qkv,proj", .adapter_dim = 16,
-              .prefix_len = 10, .layer_decay = 1.0f, .accum = 1};
+              .prefix_len = 10, .layer_decay = 1.0f, .accum = 1, .metric = "val_loss"};
     int i = 1;
     if (argc > 1 && argv[1][0] != '-') {
         a.cmd = argv[1];
@@ -1219,9 +1228,16 @@ static Args parse_args(int argc, char** argv) {
         else if (!strcmp(f, "--label-smoothing")) a.label_smoothing = parse_float_arg(f, v);
         else if (!strcmp(f, "--adapter")) a.adapter = v;
         else if (!strcmp(f, "--accum")) a.accum = parse_int_arg(f, v);
+        else if (!strcmp(f, "--epochs")) a.epochs = parse_float_arg(f, v);
+        else if (!strcmp(f, "--early-stop")) a.early_stop = parse_int_arg(f, v);
+        else if (!strcmp(f, "--metric")) a.metric = v;
+        else if (!strcmp(f, "--test")) a.test = v;
         else failf("see ./train --help for the list of flags", "unknown flag '%s'", f);
     }
     if (a.B < 1 || a.T < 1) failf(NULL, "--batch and --seq must be at least 1 (got %d, %d)", a.B, a.T);
+    if (strcmp(a.metric, "val_loss") && strcmp(a.metric, "accuracy") && strcmp(a.metric, "f1"))
+        failf("use val_loss, accuracy or f1 (macro F1)", "unknown --metric '%s'", a.metric);
+    if (a.early_stop < 0 || a.epochs < 0) failf(NULL, "--early-stop and --epochs must not be negative");
     if (a.accum < 1) failf("--accum k runs k micro-batches of --batch B per optimizer step", "--accum %d must be at least 1", a.accum);
     if (a.steps < 0 || a.warmup < 0) failf(NULL, "--steps and --warmup must not be negative");
     if (a.lr < 0.0f || a.weight_decay < 0.0f || a.grad_clip < 0.0f) failf(NULL, "--lr, --weight-decay and --grad-clip must not be negative");
@@ -1468,11 +1484,36 @@ static int cmd_train(const Args* a) {
 #endif
     Batch* micro = (Batch*)mallocCheck((size_t)a->accum * sizeof(Batch));
     for (int k = 0; k < a->accum; k++) batch_alloc(&micro[k], a->B, a->T);
+    int steps = a->steps;
+    if (a->epochs > 0) steps = (int)ceil(a->epochs * dl.num_batches / a->accum);
+    // early stopping / best model: the metric must exist for this task, and needs validation data
+    int higher_better = strcmp(a->metric, "val_loss") != 0;
+    if (higher_better && !c->num_classes)
+        failf("accuracy and f1 are classification metrics; use --metric val_loss", "--metric %s for a %s dataset", a->metric, kind_names[dl.kind]);
+    if ((a->early_stop || a->test) && !a->val) failf("give --val FILE to choose the best model on", "--early-stop/--test need validation data");
+    if (a->test) {  // check the test file before any work
+        DataLoader tl;
+        loader_init(&tl, a->test, a->B, a->T, 0, 1);
+        check_data_matches_model(&tl, &model);
+        loader_free(&tl);
+    }
+    float* best = NULL;  // the best parameters so far (by --metric on --val)
+    if (a->early_stop || a->test) best = (float*)mallocCheck(model.num_parameters * sizeof(float));
+    if (!a->resume) st.best_metric = NAN;
+    if (best && a->resume && isfinite(st.best_metric)) {  // the best model so far was saved next to the checkpoint
+        char path[1024];
+        snprintf(path, sizeof path, "%s/best.bin", a->resume);
+        GPT bm;
+        load_model(&bm, path, NULL);
+        if (bm.num_parameters != model.num_parameters) failf(NULL, "%s does not match the checkpoint", path);
+        memcpy(best, bm.params_memory, model.num_parameters * sizeof(float));
+        gpt_free(&bm);
+    }
     AdamWConfig opt = {a->lr, a->beta1, a->beta2, a->eps, a->weight_decay};
     double t_start = now_seconds(), t_steps = 0.0;
-    int first = (int)st.step;
+    int first = (int)st.step, stopped_early = 0;
     EvalResult val = {NAN, NAN, 0, NULL};
-    for (int step = first; step < a->steps; step++) {
+    for (int step = first; step < steps; step++) {
         double t0 = now_seconds();
         // Gradient accumulation: fetch the K micro-batches, then forward/backward each with its loss weighted
         // by its share of all K batches' targets, so the summed gradient is exactly that of their mean loss
@@ -1497,25 +1538,46 @@ static int cmd_train(const Args* a) {
         }
         model.loss_scale = 1.0f;
         float norm = gpt_clip_grad_norm(&model, a->grad_clip);
-        opt.lr = lr_at(step, a->lr, a->warmup, a->steps, a->schedule, a->min_lr_frac);
+        opt.lr = lr_at(step, a->lr, a->warmup, steps, a->schedule, a->min_lr_frac);
         gpt_adamw_update(&model, &opt, step + 1);
         model.training = 0;
         double dt = now_seconds() - t0;
         t_steps += dt;
         int done = step + 1 - first;
         double tok_s = BT * a->accum / dt;
-        int is_eval = a->val && ((a->eval_every > 0 && (step + 1) % a->eval_every == 0) || step + 1 == a->steps);
+        int is_eval = a->val && ((a->eval_every > 0 && (step + 1) % a->eval_every == 0) || step + 1 == steps);
+        int improved = 0;
+        double metric = NAN;
         if (is_eval) {
             val = evaluate(&model, a->val, a->B, a->T, a->val_batches);
+            metric = val.loss;
+            if (!strcmp(a->metric, "accuracy")) metric = val.accuracy;
+            if (!strcmp(a->metric, "f1")) metric = cls_metrics(val.confusion, c->num_classes).macro_f1;
             free(val.confusion);
+            val.confusion = NULL;
+            improved = !isfinite(st.best_metric) || (higher_better ? metric > st.best_metric : metric < st.best_metric);
+            if (improved) {
+                st.best_metric = metric;
+                st.best_step = step + 1;
+                st.bad_evals = 0;
+                if (best) memcpy(best, model.params_memory, model.num_parameters * sizeof(float));
+                if (best && a->out) {
+                    char path[1024];
+                    snprintf(path, sizeof path, "%s/best.bin", a->out);
+                    save_checkpoint(&model, path, NULL);
+                }
+            } else {
+                st.bad_evals++;
+            }
         }
-        if (step + 1 == a->steps || (a->print_every > 0 && (step + 1) % a->print_every == 0) || is_eval) {
+        if (step + 1 == steps || (a->print_every > 0 && (step + 1) % a->print_every == 0) || is_eval) {
             char eta[32];
-            format_duration(eta, sizeof eta, t_steps / done * (a->steps - step - 1));
-            printf("step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | eta %s", step + 1, a->steps, loss, opt.lr,
+            format_duration(eta, sizeof eta, t_steps / done * (steps - step - 1));
+            printf("step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | eta %s", step + 1, steps, loss, opt.lr,
                    norm, tok_s, eta);
             if (is_eval) printf(" | val %.4f", val.loss);
             if (is_eval && c->num_classes) printf(" acc %.4f", val.accuracy);
+            if (is_eval && best) printf("%s", improved ? " (best)" : "");
             printf("\n");
             fflush(stdout);
         }
@@ -1524,12 +1586,18 @@ static int cmd_train(const Args* a) {
                     loss, opt.lr, norm, tok_s);
             if (is_eval) fprintf(logf, ", \"val_loss\": %.6f", val.loss);
             if (is_eval && c->num_classes) fprintf(logf, ", \"val_accuracy\": %.6f", val.accuracy);
+            if (is_eval && !strcmp(a->metric, "f1")) fprintf(logf, ", \"val_f1\": %.6f", metric);
             fprintf(logf, "}\n");
             fflush(logf);
         }
         st.step = step + 1;
         int stop_now = step + 1 == a->stop_at;
-        if (a->out && (stop_now || step + 1 == a->steps || (a->save_every > 0 && (step + 1) % a->save_every == 0))) {
+        if (a->early_stop && st.bad_evals >= a->early_stop) {
+            printf("early stop: no improvement of %s in %d evaluations; best %.6f at step %lld\n", a->metric, a->early_stop,
+                   st.best_metric, (long long)st.best_step);
+            stopped_early = 1;
+        }
+        if (a->out && (stop_now || stopped_early || step + 1 == steps || (a->save_every > 0 && (step + 1) % a->save_every == 0))) {
             st.B = a->B;
             st.T = a->T;
             st.data_epoch = dl.epoch;
@@ -1544,12 +1612,14 @@ static int cmd_train(const Args* a) {
             printf("stopping after step %d as asked (--stop-at); continue with --resume\n", step + 1);
             break;
         }
+        if (stopped_early) break;
     }
     if (a->out) {
         char path[1024];
         snprintf(path, sizeof path, "%s/model.bin", a->out);
         save_checkpoint(&model, path, NULL);
-        printf("wrote %s/model.bin and %s/ckpt.bin", a->out, a->out);
+        printf("wrote %s/model.bin (last) and %s/ckpt.bin", a->out, a->out);
+        if (best) printf(" and %s/best.bin (best %s %.6f, step %lld)", a->out, a->metric, st.best_metric, (long long)st.best_step);
         if (has_finetuning_tensors(c)) {
             snprintf(path, sizeof path, "%s/adapter.bin", a->out);
             save_checkpoint_kind(&model, path, NULL, CKPT_ADAPTER);
@@ -1560,7 +1630,26 @@ static int cmd_train(const Args* a) {
     int n = (int)st.step - first;
     printf("done: %d steps in %.1fs, %.1f ms/step, %.0f tokens/s, trainable %zu, peak RSS %.0f MB\n", n,
            now_seconds() - t_start, n ? 1000.0 * t_steps / n : 0.0, n ? BT * a->accum * n / t_steps : 0.0, ntrain, peak_rss_mb());
+    if (a->test && (st.step == steps || stopped_early)) {
+        // The test split is evaluated once, at the end, with the model chosen on validation.
+        memcpy(model.params_memory, best, model.num_parameters * sizeof(float));
+        EvalResult te = evaluate(&model, a->test, a->B, a->T, 0);
+        printf("test (best by %s, step %lld): loss %.6f", a->metric, (long long)st.best_step, te.loss);
+        if (c->num_classes) {
+            ClsMetrics mt = cls_metrics(te.confusion, c->num_classes);
+            printf(" accuracy %.6f macro F1 %.6f", te.accuracy, mt.macro_f1);
+        }
+        printf(" over %zu %s\n", te.count, c->num_classes ? "examples" : "targets");
+        if (logf) {
+            fprintf(logf, "{\"test_loss\": %.6f, \"best_step\": %lld", te.loss, (long long)st.best_step);
+            if (c->num_classes) fprintf(logf, ", \"test_accuracy\": %.6f, \"test_macro_f1\": %.6f", te.accuracy,
+                                        cls_metrics(te.confusion, c->num_classes).macro_f1);
+            fprintf(logf, "}\n");
+        }
+        free(te.confusion);
+    }
     if (logf) fclose(logf);
+    free(best);
     for (int k = 0; k < a->accum; k++) batch_free(&micro[k]);
     free(micro);
     loader_free(&dl);
