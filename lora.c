@@ -3,30 +3,6 @@
 // them from gpt_forward / gpt_backward when GPTConfig turns them on. The base weights they sit on are frozen
 // by the trainer: a NULL gradient pointer means "frozen", exactly as in model.h.
 
-// ---------------------------------------------------------------------------- dropout
-// Inverted dropout with a counter-based mask: element i of a tensor is kept (and scaled by 1/(1-p)) unless a
-// hash of (seed, i) falls below p. The mask is a pure function of the seed, so backward recomputes it
-// instead of storing it, and the result does not depend on threads. PyTorch: F.dropout(x, p, training=True)
-// (its masks come from a different generator, so runs are not bit-comparable with PyTorch's).
-static inline float dropout_keep_scale(uint64_t seed, size_t i, float p) {
-    uint64_t z = seed + (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ull;  // splitmix64 finaliser
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    z ^= z >> 31;
-    float u = (float)(z >> 40) / 16777216.0f;  // uniform in [0, 1)
-    return u < p ? 0.0f : 1.0f / (1.0f - p);
-}
-// y = dropout(x) (y may be x). y, x: (n)
-static void dropout_forward(float* y, const float* x, size_t n, float p, uint64_t seed) {
-#pragma omp parallel for
-    for (size_t i = 0; i < n; i++) y[i] = x[i] * dropout_keep_scale(seed, i, p);
-}
-// forward was y = x * m_i (m_i = 0 or 1/(1-p)), so dx += dy * m_i.
-static void dropout_backward(float* dx, const float* dy, size_t n, float p, uint64_t seed) {
-#pragma omp parallel for
-    for (size_t i = 0; i < n; i++) dx[i] += dy[i] * dropout_keep_scale(seed, i, p);
-}
-
 // ---------------------------------------------------------------------------- LoRA
 // out += (alpha/r) * (dropout(x) A^T) B^T: a rank-r update of a frozen projection W (Hu et al. 2021). PyTorch
 // (PEFT): lora_B(lora_A(lora_dropout(x))) * scaling.  At init B = 0, so the model equals the base exactly.

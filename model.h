@@ -269,7 +269,7 @@ _Static_assert(sizeof(ActivationTensors) == NUM_ACTS * sizeof(float*), "Activati
 
 // Gradients of activations. Backward walks one layer at a time, so apart from the residual stream and the
 // logits these are one layer's worth and reused by every layer (each is zeroed before the layer uses it).
-#define NUM_GRAD_ACTS 12
+#define NUM_GRAD_ACTS 13
 static const struct { const char* name; const char* shape; } GRAD_ACT_TABLE[NUM_GRAD_ACTS] = {
     {"dlogits", "B,T,Vlm"},
     {"dresidual", "B,T,C"},   // gradient of the residual stream, flowing down through the layers
@@ -283,11 +283,12 @@ static const struct { const char* name; const char* shape; } GRAD_ACT_TABLE[NUM_
     {"dadp_h", "B,T,A"},
     {"dadp_hg", "B,T,A"},
     {"dcls_logits", "B,K"},
+    {"ddrop", "B,T,C"},       // residual dropout: gradient of the dropped branch
 };
 typedef union {
     struct {
         float *dlogits, *dresidual, *dln, *dqkv, *datty, *dfch, *dfch_gelu, *dlora_h, *dadp_x, *dadp_h, *dadp_hg,
-            *dcls_logits;
+            *dcls_logits, *ddrop;
     };
     float* t[NUM_GRAD_ACTS];
 } GradActTensors;
@@ -597,6 +598,54 @@ static void matmul_backward(float* dinp, float* dw, float* dbias, const float* d
     }
 }
 
+// ---------------------------------------------------------------------------- residual
+// y = x1 + x2.  y, x1, x2: (N)
+static void residual_forward(float* y, const float* x1, const float* x2, size_t N) {
+#pragma omp parallel for
+    for (size_t i = 0; i < N; i++) y[i] = x1[i] + x2[i];
+}
+// forward was y = x1 + x2, so dx1 += dy and dx2 += dy. gpt_backward needs no call to it: there the two
+// gradients are the same buffer (see the comment in gpt_backward); it is kept, and tested, for completeness.
+static inline void residual_backward(float* dx1, float* dx2, const float* dy, size_t N) {
+    for (size_t i = 0; i < N; i++) {
+        dx1[i] += dy[i];
+        dx2[i] += dy[i];
+    }
+}
+
+// ---------------------------------------------------------------------------- dropout
+// Inverted dropout with a counter-based mask: element i of a tensor is kept (and scaled by 1/(1-p)) unless a
+// hash of (seed, i) falls below p. The mask is a pure function of the seed, so backward recomputes it
+// instead of storing it, and the result does not depend on threads. PyTorch: F.dropout(x, p, training=True)
+// (its masks come from a different generator, so runs are not bit-comparable with PyTorch's).
+static inline float dropout_keep_scale(uint64_t seed, size_t i, float p) {
+    uint64_t z = seed + (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ull;  // splitmix64 finaliser
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    float u = (float)(z >> 40) / 16777216.0f;  // uniform in [0, 1)
+    return u < p ? 0.0f : 1.0f / (1.0f - p);
+}
+// y = dropout(x) (y may be x). y, x: (n)
+static void dropout_forward(float* y, const float* x, size_t n, float p, uint64_t seed) {
+#pragma omp parallel for
+    for (size_t i = 0; i < n; i++) y[i] = x[i] * dropout_keep_scale(seed, i, p);
+}
+// forward was y = x * m_i (m_i = 0 or 1/(1-p)), so dx += dy * m_i.
+static void dropout_backward(float* dx, const float* dy, size_t n, float p, uint64_t seed) {
+#pragma omp parallel for
+    for (size_t i = 0; i < n; i++) dx[i] += dy[i] * dropout_keep_scale(seed, i, p);
+}
+// y = x1 + dropout(x2): the residual add with dropout on the branch (GPT-2's resid_pdrop). p = 0: plain add.
+static void residual_dropout_forward(float* y, const float* x1, const float* x2, size_t n, float p, uint64_t seed) {
+    if (p <= 0.0f) {
+        residual_forward(y, x1, x2, n);
+        return;
+    }
+#pragma omp parallel for
+    for (size_t i = 0; i < n; i++) y[i] = x1[i] + x2[i] * dropout_keep_scale(seed, i, p);
+}
+
 // ---------------------------------------------------------------------------- attention
 // Causal multi-head self-attention on a packed qkv, optionally with P prefix keys/values (prefix-tuning)
 // that every position attends to. For batch b, head h, query position t, with keys j over the prefix
@@ -605,8 +654,10 @@ static void matmul_backward(float* dinp, float* dw, float* dbias, const float* d
 // PyTorch: F.scaled_dot_product_attention(q, cat(pk, k), cat(pv, v), attn_mask) (is_causal when P = 0)
 // out: (B,T,C) heads concatenated   att: (B,NH,T,P+T) probabilities, saved for backward   qkv: (B,T,3C)
 // pk, pv: (P,C) this layer's prefix, heads concatenated like q/k/v; NULL when P = 0
+// p > 0: attention dropout on the probabilities (GPT-2's attn_pdrop) with the mask of `seed`; att keeps the
+// probabilities before dropout (what softmax backward needs), the mask is recomputed in backward.
 static void attention_forward(float* out, float* att, const float* qkv, const float* pk, const float* pv, int B,
-                              int T, int C, int NH, int P) {
+                              int T, int C, int NH, int P, float p, uint64_t seed) {
     int hs = C / NH, PT = P + T;
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for collapse(3)
@@ -633,23 +684,26 @@ static void attention_forward(float* out, float* att, const float* qkv, const fl
                 for (int j = P + t + 1; j < PT; j++) a[j] = 0.0f;  // masked: exactly zero
                 float* y = out + ((size_t)b * T + t) * C + h * hs;
                 for (int i = 0; i < hs; i++) y[i] = 0.0f;
+                size_t row = (((size_t)b * NH + h) * T + t) * PT;  // the mask index of a[0]
                 for (int j = 0; j <= P + t; j++) {
                     const float* v = j < P ? pv + (size_t)j * C + h * hs : qkv + ((size_t)b * T + j - P) * 3 * C + 2 * C + h * hs;
-                    for (int i = 0; i < hs; i++) y[i] += a[j] * v[i];
+                    float aj = p > 0.0f ? a[j] * dropout_keep_scale(seed, row + j, p) : a[j];
+                    for (int i = 0; i < hs; i++) y[i] += aj * v[i];
                 }
             }
         }
     }
 }
-// forward was y_t = sum_j att[j] value_j, att = softmax(s), s[j] = q_t.key_j * scale. So, per query row t:
-//   dvalue_j += att[j] dy_t;  datt[j] = dy_t . value_j;
+// forward was y_t = sum_j m_j att[j] value_j (m_j the dropout mask, 1 without dropout), att = softmax(s),
+// s[j] = q_t.key_j * scale. So, per query row t:
+//   dvalue_j += m_j att[j] dy_t;  datt[j] = m_j dy_t . value_j;
 //   ds[j] = att[j] (datt[j] - sum_i att[i] datt[i])     (softmax backward)
 //   dq_t += sum_j ds[j] key_j * scale;  dkey_j += ds[j] q_t * scale
 // Each head owns its channel slice of dqkv and of dpk/dpv, so heads run in parallel without races (batch
 // rows share the prefix, so they stay inside one thread). Accumulates into dqkv, and dpk, dpv unless NULL.
 static void attention_backward(float* dqkv, float* dpk, float* dpv, const float* dout, const float* qkv,
                                const float* pk, const float* pv, const float* att, int B, int T, int C, int NH,
-                               int P) {
+                               int P, float p, uint64_t seed) {
     int hs = C / NH, PT = P + T;
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for
@@ -662,14 +716,17 @@ static void attention_backward(float* dqkv, float* dpk, float* dpv, const float*
                 const float* q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
                 float* dq = dqkv + ((size_t)b * T + t) * 3 * C + h * hs;
                 float dot = 0.0f;  // sum_i att[i] datt[i]
+                size_t row = (((size_t)b * NH + h) * T + t) * PT;
                 for (int j = 0; j <= P + t; j++) {
+                    float mj = p > 0.0f ? dropout_keep_scale(seed, row + j, p) : 1.0f;
                     int pre = j < P;
                     const float* v = pre ? pv + (size_t)j * C + h * hs : qkv + ((size_t)b * T + j - P) * 3 * C + 2 * C + h * hs;
                     float* dv = pre ? (dpv ? dpv + (size_t)j * C + h * hs : NULL)
                                     : dqkv + ((size_t)b * T + j - P) * 3 * C + 2 * C + h * hs;
                     float d = 0.0f;
                     for (int i = 0; i < hs; i++) d += dy[i] * v[i];
-                    if (dv) for (int i = 0; i < hs; i++) dv[i] += a[j] * dy[i];
+                    if (dv) for (int i = 0; i < hs; i++) dv[i] += mj * a[j] * dy[i];
+                    d *= mj;
                     datt[j] = d;
                     dot += a[j] * d;
                 }
@@ -707,21 +764,6 @@ static void gelu_backward(float* dx, const float* x, const float* dy, size_t N) 
         float th = tanhf(GELU_SCALE * (xi + 0.044715f * xi * xi * xi));
         float grad = 0.5f * (1.0f + th) + 0.5f * xi * (1.0f - th * th) * GELU_SCALE * (1.0f + 3.0f * 0.044715f * xi * xi);
         dx[i] += grad * dy[i];
-    }
-}
-
-// ---------------------------------------------------------------------------- residual
-// y = x1 + x2.  y, x1, x2: (N)
-static void residual_forward(float* y, const float* x1, const float* x2, size_t N) {
-#pragma omp parallel for
-    for (size_t i = 0; i < N; i++) y[i] = x1[i] + x2[i];
-}
-// forward was y = x1 + x2, so dx1 += dy and dx2 += dy. gpt_backward needs no call to it: there the two
-// gradients are the same buffer (see the comment in gpt_backward); it is kept, and tested, for completeness.
-static inline void residual_backward(float* dx1, float* dx2, const float* dy, size_t N) {
-    for (size_t i = 0; i < N; i++) {
-        dx1[i] += dy[i];
-        dx2[i] += dy[i];
     }
 }
 
@@ -816,6 +858,8 @@ typedef struct {
     float* class_weights;     // (K) or NULL: classification loss weights
     float label_smoothing;    // classification loss label smoothing
     float lora_dropout;       // LoRA dropout probability, applied while training is set
+    float dropout;            // dropout on embeddings, attention probabilities and residual branches (GPT-2's
+                              // embd/attn/resid_pdrop), applied while training is set
     int training;             // 1: dropout is on (the trainer sets it around training steps)
     uint64_t dropout_seed;    // the current step's dropout seed (masks are recomputed from it in backward)
     float* dropout_scratch;   // (2, B, T, 4C) when LoRA dropout is on: dropped inputs and their gradient
@@ -1039,9 +1083,11 @@ static long gpt_check_tokens(const GPTConfig* c, const int* inputs, const int* t
 }
 
 
-// The dropout seed of LoRA target k (0..3) in layer l for this step.
-static uint64_t lora_dropout_seed(const GPT* model, int l, int k) {
-    return model->dropout_seed ^ ((uint64_t)(4 * l + k + 1) * 0xD1B54A32D192ED03ull);
+// The dropout seed of one site in layer l for this step. Sites: 0 embeddings, 1 attention probabilities,
+// 2 the attention branch, 3 the MLP branch, 10+k LoRA target k. Every site and layer gets its own masks.
+enum { DROP_EMB = 0, DROP_ATT = 1, DROP_RES_ATT = 2, DROP_RES_MLP = 3, DROP_LORA = 10 };
+static uint64_t dropout_site_seed(const GPT* model, int site, int l) {
+    return model->dropout_seed ^ ((uint64_t)(64 * l + site + 1) * 0xD1B54A32D192ED03ull);
 }
 
 // The body of the forward pass; gpt_forward and gpt_forward_cls set up the batch first.
@@ -1059,9 +1105,11 @@ static void gpt_forward_body(GPT* model) {
         if (!model->dropout_scratch) model->dropout_scratch = (float*)mallocCheck(2 * BT * 4 * C * sizeof(float));
         xd = model->dropout_scratch;
     }
+    float pdrop = model->training ? model->dropout : 0.0f;  // embeddings, attention, residual branches
     ParameterTensors p = model->params;
     ActivationTensors a = model->acts;
     encoder_forward(a.encoded, model->inputs, p.wte, p.wpe, B, T, C);
+    if (pdrop > 0.0f) dropout_forward(a.encoded, a.encoded, BT * C, pdrop, dropout_site_seed(model, DROP_EMB, 0));
     for (int l = 0; l < L; l++) {
         const float* residual = l == 0 ? a.encoded : a.residual3 + (size_t)(l - 1) * BT * C;
         int lon = l >= c->lora_first && l <= c->lora_last;  // LoRA acts on this layer
@@ -1097,12 +1145,13 @@ static void gpt_forward_body(GPT* model) {
         layernorm_forward(l_ln1, l_ln1_mean, l_ln1_rstd, residual, l_ln1w, l_ln1b, BT, C);
         matmul_forward(l_qkv, l_ln1, l_qkvw, l_qkvb, BT, C, 3 * C);
         if (rq && lon) lora_forward(l_qkv, a.lora_h_qkv + (size_t)l * BT * rq, l_ln1, p.lora_qkv_a + (size_t)l * rq * C,
-                             p.lora_qkv_b + (size_t)l * 3 * C * rq, ls, BT, C, 3 * C, rq, pd, lora_dropout_seed(model, l, 0), xd);
+                             p.lora_qkv_b + (size_t)l * 3 * C * rq, ls, BT, C, 3 * C, rq, pd, dropout_site_seed(model, DROP_LORA + 0, l), xd);
         attention_forward(l_atty, l_att, l_qkv, P ? p.prefix_k + (size_t)l * P * C : NULL,
-                          P ? p.prefix_v + (size_t)l * P * C : NULL, B, T, C, NH, P);
+                          P ? p.prefix_v + (size_t)l * P * C : NULL, B, T, C, NH, P, pdrop,
+                          dropout_site_seed(model, DROP_ATT, l));
         matmul_forward(l_attproj, l_atty, l_attprojw, l_attprojb, BT, C, C);
         if (rp && lon) lora_forward(l_attproj, a.lora_h_proj + (size_t)l * BT * rp, l_atty, p.lora_proj_a + (size_t)l * rp * C,
-                             p.lora_proj_b + (size_t)l * C * rp, ls, BT, C, C, rp, pd, lora_dropout_seed(model, l, 1), xd);
+                             p.lora_proj_b + (size_t)l * C * rp, ls, BT, C, C, rp, pd, dropout_site_seed(model, DROP_LORA + 1, l), xd);
         const float* attn_out = l_attproj;  // what the residual adds: the projection, or the adapter's output
         if (A) {
             float* l_out = a.adpa_out + (size_t)l * BT * C;
@@ -1111,16 +1160,16 @@ static void gpt_forward_body(GPT* model) {
                             p.adpa_ub + (size_t)l * C, BT, C, A);
             attn_out = l_out;
         }
-        residual_forward(l_residual2, residual, attn_out, BT * C);
+        residual_dropout_forward(l_residual2, residual, attn_out, BT * C, pdrop, dropout_site_seed(model, DROP_RES_ATT, l));
         layernorm_forward(l_ln2, l_ln2_mean, l_ln2_rstd, l_residual2, l_ln2w, l_ln2b, BT, C);
         matmul_forward(l_fch, l_ln2, l_fcw, l_fcb, BT, C, 4 * C);
         if (rf && lon) lora_forward(l_fch, a.lora_h_fc + (size_t)l * BT * rf, l_ln2, p.lora_fc_a + (size_t)l * rf * C,
-                             p.lora_fc_b + (size_t)l * 4 * C * rf, ls, BT, C, 4 * C, rf, pd, lora_dropout_seed(model, l, 2), xd);
+                             p.lora_fc_b + (size_t)l * 4 * C * rf, ls, BT, C, 4 * C, rf, pd, dropout_site_seed(model, DROP_LORA + 2, l), xd);
         gelu_forward(l_fch_gelu, l_fch, BT * 4 * C);
         matmul_forward(l_fcproj, l_fch_gelu, l_fcprojw, l_fcprojb, BT, 4 * C, C);
         if (rg && lon) lora_forward(l_fcproj, a.lora_h_fcproj + (size_t)l * BT * rg, l_fch_gelu,
                              p.lora_fcproj_a + (size_t)l * rg * 4 * C, p.lora_fcproj_b + (size_t)l * C * rg, ls, BT,
-                             4 * C, C, rg, pd, lora_dropout_seed(model, l, 3), xd);
+                             4 * C, C, rg, pd, dropout_site_seed(model, DROP_LORA + 3, l), xd);
         const float* mlp_out = l_fcproj;
         if (A) {
             float* l_out = a.adpm_out + (size_t)l * BT * C;
@@ -1129,7 +1178,7 @@ static void gpt_forward_body(GPT* model) {
                             p.adpm_ub + (size_t)l * C, BT, C, A);
             mlp_out = l_out;
         }
-        residual_forward(l_residual3, l_residual2, mlp_out, BT * C);
+        residual_dropout_forward(l_residual3, l_residual2, mlp_out, BT * C, pdrop, dropout_site_seed(model, DROP_RES_MLP, l));
     }
     const float* residual = a.residual3 + (size_t)(L - 1) * BT * C;
     layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, p.lnfw, p.lnfb, BT, C);
@@ -1221,6 +1270,7 @@ static void gpt_backward(GPT* model) {
     float pd = model->training && c->lora_r ? model->lora_dropout : 0.0f;  // as in the forward
     float* xd = pd > 0.0f ? model->dropout_scratch : NULL;
     float* dxd = pd > 0.0f ? model->dropout_scratch + BT * 4 * C : NULL;
+    float pdrop = model->training ? model->dropout : 0.0f;
     if (!model->grads_memory) gpt_alloc_grads(model);
     if (!model->gacts_memory) {
         size_t n = 0;
@@ -1276,11 +1326,18 @@ static void gpt_backward(GPT* model) {
         // residual3 = residual2 + mlp_out: residual_backward would add dresidual into both d(residual2) and
         // d(mlp_out). Both equal dresidual, so dresidual itself is read as d(mlp_out) below, and then becomes
         // d(residual2) as LayerNorm 2's backward adds its part into it. Same for residual2.
+        // With residual dropout, residual3 = residual2 + m * mlp_out, so d(mlp_out) = m * dresidual instead.
         const float* dmlp_out = ga.dresidual;
+        if (pdrop > 0.0f) {
+            memset(ga.ddrop, 0, BT * C * sizeof(float));
+            dropout_backward(ga.ddrop, ga.dresidual, BT * C, pdrop, dropout_site_seed(model, DROP_RES_MLP, l));
+            dmlp_out = ga.ddrop;
+        }
         if (A) {  // mlp_out = adapter(fcproj): dfcproj comes out of the adapter
+            const float* dy = dmlp_out;
             memset(ga.dadp_x, 0, BT * C * sizeof(float));
             adapter_backward(ga.dadp_x, G(adpm_dw, l), G(adpm_db, l), G(adpm_uw, l), G(adpm_ub, l), ga.dadp_h,
-                             ga.dadp_hg, ga.dresidual, l_fcproj, a.adpm_h + (size_t)l * BT * A,
+                             ga.dadp_hg, dy, l_fcproj, a.adpm_h + (size_t)l * BT * A,
                              a.adpm_hg + (size_t)l * BT * A, p.adpm_dw + (size_t)l * A * C,
                              p.adpm_uw + (size_t)l * C * A, BT, C, A);
             dmlp_out = ga.dadp_x;
@@ -1288,23 +1345,29 @@ static void gpt_backward(GPT* model) {
         memset(ga.dfch_gelu, 0, BT * 4 * C * sizeof(float));
         if (rg && lon) lora_backward(ga.dfch_gelu, G(lora_fcproj_a, l), G(lora_fcproj_b, l), ga.dlora_h, dmlp_out,
                               a.lora_h_fcproj + (size_t)l * BT * rg, l_fch_gelu, p.lora_fcproj_a + (size_t)l * rg * 4 * C,
-                              p.lora_fcproj_b + (size_t)l * C * rg, ls, BT, 4 * C, C, rg, pd, lora_dropout_seed(model, l, 3), xd, dxd);
+                              p.lora_fcproj_b + (size_t)l * C * rg, ls, BT, 4 * C, C, rg, pd, dropout_site_seed(model, DROP_LORA + 3, l), xd, dxd);
         matmul_backward(ga.dfch_gelu, G(fcprojw, l), G(fcprojb, l), dmlp_out, l_fch_gelu, l_fcprojw, BT, 4 * C, C);
         memset(ga.dfch, 0, BT * 4 * C * sizeof(float));
         gelu_backward(ga.dfch, l_fch, ga.dfch_gelu, BT * 4 * C);
         memset(ga.dln, 0, BT * C * sizeof(float));
         if (rf && lon) lora_backward(ga.dln, G(lora_fc_a, l), G(lora_fc_b, l), ga.dlora_h, ga.dfch,
                               a.lora_h_fc + (size_t)l * BT * rf, l_ln2, p.lora_fc_a + (size_t)l * rf * C,
-                              p.lora_fc_b + (size_t)l * 4 * C * rf, ls, BT, C, 4 * C, rf, pd, lora_dropout_seed(model, l, 2), xd, dxd);
+                              p.lora_fc_b + (size_t)l * 4 * C * rf, ls, BT, C, 4 * C, rf, pd, dropout_site_seed(model, DROP_LORA + 2, l), xd, dxd);
         matmul_backward(ga.dln, G(fcw, l), G(fcb, l), ga.dfch, l_ln2, l_fcw, BT, C, 4 * C);
         layernorm_backward(ga.dresidual, G(ln2w, l), G(ln2b, l), ga.dln, l_residual2, l_ln2w, l_ln2_mean, l_ln2_rstd,
                            BT, C);
         // residual2 = residual + attn_out: dresidual is now d(residual2), read as d(attn_out)
         const float* dattn_out = ga.dresidual;
+        if (pdrop > 0.0f) {
+            memset(ga.ddrop, 0, BT * C * sizeof(float));
+            dropout_backward(ga.ddrop, ga.dresidual, BT * C, pdrop, dropout_site_seed(model, DROP_RES_ATT, l));
+            dattn_out = ga.ddrop;
+        }
         if (A) {
+            const float* dy = dattn_out;
             memset(ga.dadp_x, 0, BT * C * sizeof(float));
             adapter_backward(ga.dadp_x, G(adpa_dw, l), G(adpa_db, l), G(adpa_uw, l), G(adpa_ub, l), ga.dadp_h,
-                             ga.dadp_hg, ga.dresidual, l_attproj, a.adpa_h + (size_t)l * BT * A,
+                             ga.dadp_hg, dy, l_attproj, a.adpa_h + (size_t)l * BT * A,
                              a.adpa_hg + (size_t)l * BT * A, p.adpa_dw + (size_t)l * A * C,
                              p.adpa_uw + (size_t)l * C * A, BT, C, A);
             dattn_out = ga.dadp_x;
@@ -1312,21 +1375,25 @@ static void gpt_backward(GPT* model) {
         memset(ga.datty, 0, BT * C * sizeof(float));
         if (rp && lon) lora_backward(ga.datty, G(lora_proj_a, l), G(lora_proj_b, l), ga.dlora_h, dattn_out,
                               a.lora_h_proj + (size_t)l * BT * rp, l_atty, p.lora_proj_a + (size_t)l * rp * C,
-                              p.lora_proj_b + (size_t)l * C * rp, ls, BT, C, C, rp, pd, lora_dropout_seed(model, l, 1), xd, dxd);
+                              p.lora_proj_b + (size_t)l * C * rp, ls, BT, C, C, rp, pd, dropout_site_seed(model, DROP_LORA + 1, l), xd, dxd);
         matmul_backward(ga.datty, G(attprojw, l), G(attprojb, l), dattn_out, l_atty, l_attprojw, BT, C, C);
         memset(ga.dqkv, 0, BT * 3 * C * sizeof(float));
         attention_backward(ga.dqkv, P ? G(prefix_k, l) : NULL, P ? G(prefix_v, l) : NULL, ga.datty, l_qkv,
                            P ? p.prefix_k + (size_t)l * P * C : NULL, P ? p.prefix_v + (size_t)l * P * C : NULL, l_att,
-                           B, T, C, NH, P);
+                           B, T, C, NH, P, pdrop, dropout_site_seed(model, DROP_ATT, l));
         memset(ga.dln, 0, BT * C * sizeof(float));
         if (rq && lon) lora_backward(ga.dln, G(lora_qkv_a, l), G(lora_qkv_b, l), ga.dlora_h, ga.dqkv,
                               a.lora_h_qkv + (size_t)l * BT * rq, l_ln1, p.lora_qkv_a + (size_t)l * rq * C,
-                              p.lora_qkv_b + (size_t)l * 3 * C * rq, ls, BT, C, 3 * C, rq, pd, lora_dropout_seed(model, l, 0), xd, dxd);
+                              p.lora_qkv_b + (size_t)l * 3 * C * rq, ls, BT, C, 3 * C, rq, pd, dropout_site_seed(model, DROP_LORA + 0, l), xd, dxd);
         matmul_backward(ga.dln, G(qkvw, l), G(qkvb, l), ga.dqkv, l_ln1, l_qkvw, BT, C, 3 * C);
         layernorm_backward(ga.dresidual, G(ln1w, l), G(ln1b, l), ga.dln, residual, l_ln1w, l_ln1_mean, l_ln1_rstd,
                            BT, C);
     }
-    if (lowest < 0) encoder_backward(G(wte, 0), G(wpe, 0), ga.dresidual, model->inputs, B, T, C);
+    if (lowest < 0) {
+        // encoded = m * (wte[x] + wpe[t]) with embedding dropout: the gradient picks up the same mask
+        if (pdrop > 0.0f) dropout_forward(ga.dresidual, ga.dresidual, BT * C, pdrop, dropout_site_seed(model, DROP_EMB, 0));
+        encoder_backward(G(wte, 0), G(wpe, 0), ga.dresidual, model->inputs, B, T, C);
+    }
 #undef G
 }
 

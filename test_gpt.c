@@ -144,21 +144,22 @@ static void test_fd_matmul(void) {
 }
 
 // attention
-typedef struct { float *out, *att, *qkv, *r; int B, T, C, NH; } AttCtx;
+typedef struct { float *out, *att, *qkv, *r; int B, T, C, NH; float p; } AttCtx;
 static double att_obj(void* p) {
     AttCtx* c = p;
-    attention_forward(c->out, c->att, c->qkv, NULL, NULL, c->B, c->T, c->C, c->NH, 0);
+    attention_forward(c->out, c->att, c->qkv, NULL, NULL, c->B, c->T, c->C, c->NH, 0, c->p, 99);
     return dot_double(c->out, c->r, (size_t)c->B * c->T * c->C);
 }
-static void test_fd_attention(void) {
+static void test_fd_attention(float p) {
     int B = 2, T = 5, C = 12, NH = 3;
     size_t n = (size_t)B * T * C;
-    AttCtx c = {mallocCheck(n * 4), mallocCheck((size_t)B * NH * T * T * 4), mallocCheck(3 * n * 4), mallocCheck(n * 4), B, T, C, NH};
+    AttCtx c = {mallocCheck(n * 4), mallocCheck((size_t)B * NH * T * T * 4), mallocCheck(3 * n * 4), mallocCheck(n * 4), B, T, C, NH, p};
     fill_random(c.qkv, 3 * n, 1.0f); fill_random(c.r, n, 1.0f);
     float* dqkv = callocCheck(3 * n, 4);
     att_obj(&c);
-    attention_backward(dqkv, NULL, NULL, c.r, c.qkv, NULL, NULL, c.att, B, T, C, NH, 0);
-    check_fd("attention", "dqkv", dqkv, c.qkv, 3 * n, att_obj, &c);
+    attention_backward(dqkv, NULL, NULL, c.r, c.qkv, NULL, NULL, c.att, B, T, C, NH, 0, p, 99);
+    const char* k = p > 0 ? "attn+drop" : "attention";
+    check_fd(k, "dqkv", dqkv, c.qkv, 3 * n, att_obj, &c);
     free(c.out); free(c.att); free(c.qkv); free(c.r); free(dqkv);
 }
 
@@ -239,7 +240,7 @@ static void test_fd_crossentropy(void) {
 typedef struct { float *out, *att, *qkv, *pk, *pv, *r; int B, T, C, NH, P; } PreCtx;
 static double pre_obj(void* p) {
     PreCtx* c = p;
-    attention_forward(c->out, c->att, c->qkv, c->pk, c->pv, c->B, c->T, c->C, c->NH, c->P);
+    attention_forward(c->out, c->att, c->qkv, c->pk, c->pv, c->B, c->T, c->C, c->NH, c->P, 0.0f, 0);
     return dot_double(c->out, c->r, (size_t)c->B * c->T * c->C);
 }
 static void test_fd_prefix_attention(void) {
@@ -250,7 +251,7 @@ static void test_fd_prefix_attention(void) {
     fill_random(c.qkv, 3 * n, 1.0f); fill_random(c.pk, P * C, 1.0f); fill_random(c.pv, P * C, 1.0f); fill_random(c.r, n, 1.0f);
     float *dqkv = callocCheck(3 * n, 4), *dpk = callocCheck(P * C, 4), *dpv = callocCheck(P * C, 4);
     pre_obj(&c);
-    attention_backward(dqkv, dpk, dpv, c.r, c.qkv, c.pk, c.pv, c.att, B, T, C, NH, P);
+    attention_backward(dqkv, dpk, dpv, c.r, c.qkv, c.pk, c.pv, c.att, B, T, C, NH, P, 0.0f, 0);
     check_fd("prefix-attn", "dqkv", dqkv, c.qkv, 3 * n, pre_obj, &c);
     check_fd("prefix-attn", "dpk", dpk, c.pk, P * C, pre_obj, &c);
     check_fd("prefix-attn", "dpv", dpv, c.pv, P * C, pre_obj, &c);
@@ -821,6 +822,52 @@ static void test_metrics(void) {
            r.accuracy, r.macro_f1, want_macro, r.micro_f1);
 }
 
+// The whole model with dropout on (embeddings, attention, residual branches) and LoRA dropout, against a
+// central difference of the model's own loss under the same masks (same seed). One element per tensor,
+// the one with the largest gradient; h = 1e-2, where fp32 rounding of the ~6.2 loss contributes ~1e-4 to
+// the quotient and curvature less, so 1e-2 relative to the gradient. A mask that differed between forward
+// and backward would be off by ~100%.
+static void test_model_dropout_fd(void) {
+    GPT m;
+    load_model(&m, "ref/gpt_a.bin", NULL);
+    GPTConfig c = m.config;
+    c.lora_r = 4, c.lora_alpha = 8.0f, c.lora_targets = LORA_QKV | LORA_FC, c.lora_first = 0, c.lora_last = c.L - 1;
+    uint64_t rng = 5;
+    gpt_set_peft(&m, c, &rng);
+    for (int i = PIDX(lora_qkv_b); i <= PIDX(lora_fcproj_b); i += 2) fill_random(m.params.t[i], param_numel(&c, i), 0.05f);
+    m.dropout = 0.1f, m.lora_dropout = 0.1f, m.training = 1, m.dropout_seed = 1234567;
+    int B = 2, T = 16, x[32], y[32];
+    for (int i = 0; i < B * T; i++) x[i] = (int)(random_u32(&rng) % (uint32_t)c.V), y[i] = (int)(random_u32(&rng) % (uint32_t)c.V);
+    gpt_forward(&m, x, y, B, T);
+    gpt_zero_grad(&m);
+    gpt_backward(&m);
+    int bad = 0, checked = 0;
+    double worst = 0.0;
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        float* g = gpt_grad(&m, i, 0);
+        size_t n = param_numel(&c, i);
+        if (!g || !n) continue;
+        size_t k = 0;
+        for (size_t j = 1; j < n; j++) if (fabsf(g[j]) > fabsf(g[k])) k = j;
+        if (fabsf(g[k]) < 1e-2f) continue;
+        float orig = m.params.t[i][k], h = 1e-2f;
+        m.params.t[i][k] = orig + h;
+        gpt_forward(&m, x, y, B, T);
+        double lp = m.mean_loss;
+        m.params.t[i][k] = orig - h;
+        gpt_forward(&m, x, y, B, T);
+        double lm = m.mean_loss;
+        m.params.t[i][k] = orig;
+        double num = (lp - lm) / ((double)(orig + h) - (double)(orig - h)), rel = fabs(num - g[k]) / fabs(g[k]);
+        worst = fmax(worst, rel);
+        bad += rel > 1e-2;
+        checked++;
+    }
+    report(!bad && checked >= 10, "model with dropout 0.1 + LoRA dropout: %d tensors' largest gradients vs finite differences, worst rel %.1e (tol 1e-2)",
+           checked, worst);
+    gpt_free(&m);
+}
+
 // ---------------------------------------------------------------------------- tier 3: loaders, invariants
 // The named fields of ParameterTensors must sit at the index PARAM_TABLE gives their name.
 static void test_param_names(void) {
@@ -1148,7 +1195,8 @@ int main(void) {
     test_fd_encoder();
     test_fd_layernorm();
     test_fd_matmul();
-    test_fd_attention();
+    test_fd_attention(0.0f);
+    test_fd_attention(0.3f);
     test_fd_gelu();
     test_fd_residual();
     test_fd_crossentropy();
@@ -1168,6 +1216,7 @@ int main(void) {
     printf("-- tier 3: loaders and invariants\n");
     test_peft_invariants();
     test_accumulation();
+    test_model_dropout_fd();
     test_metrics();
     test_param_names();
     test_checkpoint_roundtrip();

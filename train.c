@@ -1070,7 +1070,7 @@ typedef struct {
     int lora_rank, adapter_dim, prefix_len, classes, accum, early_stop;
     float epochs;
     const char* metric, *test;
-    float lora_alpha, layer_decay, label_smoothing, lora_dropout;
+    float lora_alpha, layer_decay, label_smoothing, lora_dropout, dropout;
     const char* lora_targets, *lora_layers, *freeze, *unfreeze, *class_weights, *adapter;
 } Args;
 
@@ -1117,6 +1117,8 @@ static void print_help(void) {
         "  --weight-decay W    AdamW decoupled weight decay on matrices (default 0.1)\n"
         "  --beta1 B1 --beta2 B2 --eps E   AdamW (defaults 0.9, 0.95, 1e-8)\n"
         "  --grad-clip G       clip the global gradient norm to G, 0 = off (default 1.0)\n"
+        "  --dropout P         dropout on embeddings, attention probabilities and residual branches while\n"
+        "                      training (GPT-2's embd/attn/resid_pdrop; default 0)\n"
         "  --seed S            seed for init and data order (default 1337)\n"
         "monitoring and output:\n"
         "  --eval-every N      validation every N steps and at the end, 0 = only at the end (default 0)\n"
@@ -1218,6 +1220,7 @@ static Args parse_args(int argc, char** argv) {
         else if (!strcmp(f, "--lora-targets")) a.lora_targets = v;
         else if (!strcmp(f, "--lora-layers")) a.lora_layers = v;
         else if (!strcmp(f, "--lora-dropout")) a.lora_dropout = parse_float_arg(f, v);
+        else if (!strcmp(f, "--dropout")) a.dropout = parse_float_arg(f, v);
         else if (!strcmp(f, "--adapter-dim")) a.adapter_dim = parse_int_arg(f, v);
         else if (!strcmp(f, "--prefix-len")) a.prefix_len = parse_int_arg(f, v);
         else if (!strcmp(f, "--freeze")) a.freeze = v;
@@ -1251,6 +1254,7 @@ static Args parse_args(int argc, char** argv) {
     if (!strcmp(a.method, "prefix") && a.prefix_len < 1) failf(NULL, "--prefix-len %d must be at least 1", a.prefix_len);
     if (a.layer_decay <= 0.0f || a.layer_decay > 1.0f) failf("typical values are 0.65-0.95", "--layer-decay %g must be in (0, 1]", a.layer_decay);
     if (a.label_smoothing < 0.0f || a.label_smoothing >= 1.0f) failf(NULL, "--label-smoothing %g must be in [0, 1)", a.label_smoothing);
+    if (a.dropout < 0.0f || a.dropout >= 1.0f) failf(NULL, "--dropout %g must be in [0, 1)", a.dropout);
     if (a.lora_dropout < 0.0f || a.lora_dropout >= 1.0f) failf(NULL, "--lora-dropout %g must be in [0, 1)", a.lora_dropout);
     return a;
 }
@@ -1453,6 +1457,7 @@ static int cmd_train(const Args* a) {
     set_layer_decay(&model, a->layer_decay);
     model.label_smoothing = a->label_smoothing;
     model.lora_dropout = a->lora_dropout;
+    model.dropout = a->dropout;
     if (a->class_weights) {
         if (!c->num_classes) failf("class weights are for classification data", "--class-weights given for a %s dataset", kind_names[dl.kind]);
         model.class_weights = parse_class_weights(a->class_weights, &dl, c->num_classes);
