@@ -1044,6 +1044,96 @@ static int generate(GPT* model, const int* prompt, int n, int steps, float tempe
     return len;
 }
 
+// ---------------------------------------------------------------------------- plots (SVG)
+// Written by the program itself so a user opens them in a browser; no Python needed.
+typedef struct {
+    double* x;
+    double* y;
+    size_t n, cap;
+} Series;
+
+static void series_add(Series* s, double x, double y) {
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 256;
+        s->x = (double*)realloc(s->x, s->cap * sizeof(double));
+        s->y = (double*)realloc(s->y, s->cap * sizeof(double));
+        if (!s->x || !s->y) DIE("out of memory", "");
+    }
+    s->x[s->n] = x;
+    s->y[s->n++] = y;
+}
+
+// A line chart of up to two series (train in blue, validation in orange) with axis labels.
+static void svg_curves(const char* path, const char* title, const Series* a, const char* an, const Series* b,
+                       const char* bn) {
+    double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
+    const Series* ss[2] = {a, b};
+    for (int k = 0; k < 2; k++)
+        for (size_t i = 0; ss[k] && i < ss[k]->n; i++) {
+            if (!isfinite(ss[k]->y[i])) continue;
+            x0 = fmin(x0, ss[k]->x[i]), x1 = fmax(x1, ss[k]->x[i]);
+            y0 = fmin(y0, ss[k]->y[i]), y1 = fmax(y1, ss[k]->y[i]);
+        }
+    if (!isfinite(x0)) return;
+    if (x1 == x0) x1 = x0 + 1;
+    if (y1 == y0) y1 = y0 + 1;
+    SafeWriter w;
+    safe_open(&w, path);
+    const double W = 640, H = 400, L = 60, R = 20, T = 40, Bm = 50;
+    fprintf(w.f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" font-family=\"sans-serif\" font-size=\"12\">\n", W, H);
+    fprintf(w.f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"%.0f\" y=\"24\" font-size=\"15\">%s</text>\n", L, title);
+    fprintf(w.f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n", L, H - Bm, W - R, H - Bm);
+    fprintf(w.f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"black\"/>\n", L, T, L, H - Bm);
+    for (int i = 0; i <= 4; i++) {  // ticks
+        double fx = x0 + (x1 - x0) * i / 4, fy = y0 + (y1 - y0) * i / 4;
+        double px = L + (W - L - R) * i / 4, py = H - Bm - (H - T - Bm) * i / 4;
+        fprintf(w.f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">%.0f</text>\n", px, H - Bm + 18, fx);
+        fprintf(w.f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"end\">%.3g</text>\n", L - 6, py + 4, fy);
+        fprintf(w.f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#ddd\"/>\n", L, py, W - R, py);
+    }
+    fprintf(w.f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">step</text>\n", (L + W - R) / 2, H - 12);
+    const char* colors[2] = {"#1f77b4", "#ff7f0e"};
+    const char* names[2] = {an, bn};
+    for (int k = 0; k < 2; k++) {
+        if (!ss[k] || !ss[k]->n) continue;
+        fprintf(w.f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", colors[k]);
+        for (size_t i = 0; i < ss[k]->n; i++)
+            if (isfinite(ss[k]->y[i]))
+                fprintf(w.f, "%.1f,%.1f ", L + (W - L - R) * (ss[k]->x[i] - x0) / (x1 - x0),
+                        H - Bm - (H - T - Bm) * (ss[k]->y[i] - y0) / (y1 - y0));
+        fprintf(w.f, "\"/>\n<text x=\"%.0f\" y=\"%d\" fill=\"%s\">%s</text>\n", W - R - 150, 24 + 16 * k, colors[k], names[k]);
+    }
+    fprintf(w.f, "</svg>\n");
+    safe_close(&w);
+}
+
+// The confusion matrix as a heat map: rows gold, columns predicted, counts in the cells.
+static void svg_confusion(const char* path, const size_t* cm, int K) {
+    SafeWriter w;
+    safe_open(&w, path);
+    int cell = K <= 10 ? 48 : 480 / K, L = 90, T = 60;
+    size_t mx = 1;
+    for (int i = 0; i < K * K; i++) mx = cm[i] > mx ? cm[i] : mx;
+    fprintf(w.f, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"12\">\n",
+            L + K * cell + 20 > 420 ? L + K * cell + 20 : 420, T + K * cell + 20);
+    fprintf(w.f, "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n<text x=\"10\" y=\"20\" font-size=\"15\">confusion matrix (rows: gold, columns: predicted)</text>\n");
+    for (int g = 0; g < K; g++) {
+        fprintf(w.f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">gold %d</text>\n", L - 6, T + g * cell + cell / 2 + 4, g);
+        fprintf(w.f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%d</text>\n", L + g * cell + cell / 2, T - 6, g);
+        for (int p = 0; p < K; p++) {
+            size_t v = cm[(size_t)g * K + p];
+            int shade = 255 - (int)(200.0 * v / mx);
+            fprintf(w.f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"rgb(%d,%d,255)\" stroke=\"white\"/>\n",
+                    L + p * cell, T + g * cell, cell, cell, shade, shade);
+            if (cell >= 24)
+                fprintf(w.f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%zu</text>\n", L + p * cell + cell / 2,
+                        T + g * cell + cell / 2 + 4, v);
+        }
+    }
+    fprintf(w.f, "</svg>\n");
+    safe_close(&w);
+}
+
 // ---------------------------------------------------------------------------- command line
 typedef struct {
     const char* cmd;            // "train", "eval", "sample" or "bench"
@@ -1502,6 +1592,7 @@ static int cmd_train(const Args* a) {
         check_data_matches_model(&tl, &model);
         loader_free(&tl);
     }
+    Series train_curve = {0}, val_curve = {0};  // for DIR/curves.svg
     float* best = NULL;  // the best parameters so far (by --metric on --val)
     if (a->early_stop || a->test) best = (float*)mallocCheck(model.num_parameters * sizeof(float));
     if (!a->resume) st.best_metric = NAN;
@@ -1553,8 +1644,10 @@ static int cmd_train(const Args* a) {
         int is_eval = a->val && ((a->eval_every > 0 && (step + 1) % a->eval_every == 0) || step + 1 == steps);
         int improved = 0;
         double metric = NAN;
+        series_add(&train_curve, step + 1, loss);
         if (is_eval) {
             val = evaluate(&model, a->val, a->B, a->T, a->val_batches);
+            series_add(&val_curve, step + 1, val.loss);
             metric = val.loss;
             if (!strcmp(a->metric, "accuracy")) metric = val.accuracy;
             if (!strcmp(a->metric, "f1")) metric = cls_metrics(val.confusion, c->num_classes).macro_f1;
@@ -1630,8 +1723,11 @@ static int cmd_train(const Args* a) {
             save_checkpoint_kind(&model, path, NULL, CKPT_ADAPTER);
             printf(" and %s/adapter.bin", a->out);
         }
-        printf("\n");
+        snprintf(path, sizeof path, "%s/curves.svg", a->out);
+        svg_curves(path, "loss", &train_curve, "train loss", &val_curve, "val loss");
+        printf("\nplot: %s (this run's steps)\n", path);
     }
+    free(train_curve.x), free(train_curve.y), free(val_curve.x), free(val_curve.y);
     int n = (int)st.step - first;
     printf("done: %d steps in %.1fs, %.1f ms/step, %.0f tokens/s, trainable %zu, peak RSS %.0f MB\n", n,
            now_seconds() - t_start, n ? 1000.0 * t_steps / n : 0.0, n ? BT * a->accum * n / t_steps : 0.0, ntrain, peak_rss_mb());
@@ -1645,6 +1741,12 @@ static int cmd_train(const Args* a) {
             printf(" accuracy %.6f macro F1 %.6f", te.accuracy, mt.macro_f1);
         }
         printf(" over %zu %s\n", te.count, c->num_classes ? "examples" : "targets");
+        if (c->num_classes && a->out) {
+            char path[1024];
+            snprintf(path, sizeof path, "%s/confusion_test.svg", a->out);
+            svg_confusion(path, te.confusion, c->num_classes);
+            printf("plot: %s\n", path);
+        }
         if (logf) {
             fprintf(logf, "{\"test_loss\": %.6f, \"best_step\": %lld", te.loss, (long long)st.best_step);
             if (c->num_classes) fprintf(logf, ", \"test_accuracy\": %.6f, \"test_macro_f1\": %.6f", te.accuracy,
