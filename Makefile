@@ -22,10 +22,10 @@ else
   $(info OpenMP: not found (or NO_OMP=1), building single-threaded)
 endif
 
-BINS = train test_gpt dataprep test_dataprep
+BINS = train test_gpt dataprep test_dataprep train_mpi
 
 # all: the trainer, the data tool and the tests
-all: $(BINS)
+all: train test_gpt dataprep test_dataprep
 
 # train: the trainer (train / eval / sample)
 train: train.c model.h lora.c dataset.h Makefile
@@ -57,6 +57,16 @@ debug:
 demo: train dataprep
 	bash dev/demo.sh
 
+# mpi: train_mpi, the trainer built against Open MPI (-DUSE_MPI) for mpirun; the default build has no MPI
+MPICC ?= mpicc
+mpi: train_mpi
+train_mpi: train.c model.h lora.c dataset.h Makefile
+	OMPI_CC=$(CC) $(MPICC) $(CFLAGS) -DUSE_MPI -o $@ $< $(LDLIBS)
+
+# test-mpi: 2 ranks against 1 rank at twice the batch, ZeRO-1, LoRA, resume (needs Open MPI)
+test-mpi: train_mpi train
+	bash dev/test_mpi.sh
+
 # bench: GPT-2 124M-shaped training steps, side by side with PyTorch when it is installed
 bench: train
 	bash dev/bench.sh
@@ -65,4 +75,4 @@ bench: train
 clean:
 	rm -f $(BINS)
 
-.PHONY: all test debug demo bench clean
+.PHONY: all test debug demo bench clean mpi test-mpi

@@ -23,7 +23,7 @@
 static void die(const char* file, int line, const char* what, const char* hint) {
     fprintf(stderr, "error: %s (%s:%d)\n", what, file, line);
     if (hint && hint[0]) fprintf(stderr, "hint: %s\n", hint);
-    exit(1);
+    exit(1);  // under MPI, train.c's exit handler takes every other process down too
 }
 #define DIE(what, hint) die(__FILE__, __LINE__, what, hint)
 
@@ -1472,11 +1472,13 @@ typedef struct {
 //   m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2
 //   p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps)      (eps outside the sqrt)
 // Only trainable slices are touched; each uses lr times its lr_scale (layer-wise decay).
-static void gpt_adamw_update(GPT* model, const AdamWConfig* o, int t) {
+// [lo, hi) restricts the update to that range of the packed trainable floats, with m and v holding just
+// hi - lo floats: how ZeRO-1 shards the optimizer state over processes (train.c). Everything: [0, num_trainable).
+static void gpt_adamw_update_range(GPT* model, const AdamWConfig* o, int t, size_t lo, size_t hi) {
     if (!model->grads_memory) DIE("AdamW step before any backward", "");
     if (!model->m_memory) {
-        model->m_memory = (float*)callocCheck(model->num_trainable ? model->num_trainable : 1, sizeof(float));
-        model->v_memory = (float*)callocCheck(model->num_trainable ? model->num_trainable : 1, sizeof(float));
+        model->m_memory = (float*)callocCheck(hi - lo ? hi - lo : 1, sizeof(float));
+        model->v_memory = (float*)callocCheck(hi - lo ? hi - lo : 1, sizeof(float));
     }
     const GPTConfig* c = &model->config;
     const float b1 = o->beta1, b2 = o->beta2, eps = o->eps;
@@ -1487,15 +1489,16 @@ static void gpt_adamw_update(GPT* model, const AdamWConfig* o, int t) {
         size_t n = slice_numel(c, i);
         for (int l = 0; l < (param_per_layer(i) ? c->L : 1); l++) {
             size_t k = (size_t)i * c->L + l, off = model->grad_offset[k];
-            if (off == SIZE_MAX) continue;
+            if (off == SIZE_MAX || off + n <= lo || off >= hi) continue;
+            size_t j0 = off < lo ? lo - off : 0, j1 = off + n > hi ? hi - off : n;  // this slice's part of the range
             const float lr = o->lr * model->lr_scale[k];
             const float decay = 1.0f - lr * (PARAM_TABLE[i].decay ? o->weight_decay : 0.0f);
             float* restrict p = model->params.t[i] + (size_t)l * n;
             const float* restrict g = model->grads_memory + off;
-            float* restrict m = model->m_memory + off;
-            float* restrict v = model->v_memory + off;
+            float* restrict m = model->m_memory + off - lo;  // m[j] is the state of element off + j
+            float* restrict v = model->v_memory + off - lo;
 #pragma omp parallel for simd
-            for (size_t j = 0; j < n; j++) {
+            for (size_t j = j0; j < j1; j++) {
                 float gj = g[j] * gs;
                 float mj = b1 * m[j] + (1.0f - b1) * gj;
                 float vj = b2 * v[j] + (1.0f - b2) * gj * gj;
@@ -1506,6 +1509,26 @@ static void gpt_adamw_update(GPT* model, const AdamWConfig* o, int t) {
         }
     }
     model->grad_scale = 1.0f;
+}
+
+// Copies the trainable slices of the parameters into flat (to_flat = 1), packed as the gradients are, or
+// back from flat (to_flat = 0). ZeRO-1 gathers the ranks' updated shards in this packed form.
+static void gpt_pack_trainable(GPT* model, float* flat, int to_flat) {
+    const GPTConfig* c = &model->config;
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        size_t n = slice_numel(c, i);
+        for (int l = 0; l < (param_per_layer(i) ? c->L : 1); l++) {
+            size_t off = model->grad_offset[(size_t)i * c->L + l];
+            if (off == SIZE_MAX) continue;
+            float* p = model->params.t[i] + (size_t)l * n;
+            if (to_flat) memcpy(flat + off, p, n * sizeof(float));
+            else memcpy(p, flat + off, n * sizeof(float));
+        }
+    }
+}
+
+static void gpt_adamw_update(GPT* model, const AdamWConfig* o, int t) {
+    gpt_adamw_update_range(model, o, t, 0, model->num_trainable);
 }
 
 // ---------------------------------------------------------------------------- learning-rate schedule

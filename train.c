@@ -17,7 +17,12 @@
 
 // ---------------------------------------------------------------------------- file helpers
 // Formats a message and dies with a hint: the one-line error every bad input gets.
+static int dist_rank_for_errors = 0;  // set by dist_init; see failf
 static void failf(const char* hint, const char* fmt, ...) {
+    if (dist_rank_for_errors > 0) {  // under MPI: let rank 0 report an error every rank hits (it takes all
+        struct timespec ts = {0, 300000000};  // processes down first), so it is printed once
+        nanosleep(&ts, NULL);
+    }
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "error: ");
@@ -84,6 +89,95 @@ static double peak_rss_mb(void) {
     getrusage(RUSAGE_SELF, &ru);
     return ru.ru_maxrss / 1024.0;  // Linux reports KiB
 }
+
+// ---------------------------------------------------------------------------- distributed (MPI)
+// Built by `make mpi` (-DUSE_MPI, with mpicc); the default build has none of it. Every process (rank) holds
+// the whole model and trains on its share of each global batch: rank r takes rows r*B .. r*B+B-1 of the
+// batch a single process would read with --batch N*B. Gradients are summed with MPI_Allreduce before
+// clipping and the update, each rank's loss weighted by its share of the global targets (as gradient
+// accumulation does), so N ranks with --batch B take the steps of one process with --batch N*B, up to the
+// order of the sums. Only rank 0 writes logs, checkpoints and plots. With --zero 1 (ZeRO stage 1), rank r
+// keeps AdamW state only for its 1/N of the trainable floats, updates those, and the updated slices are
+// gathered to every rank.
+#ifdef USE_MPI
+#include <mpi.h>
+static int dist_rank = 0, dist_world = 1, dist_finalized = 0;
+
+// exit() anywhere (a bad file on one rank, say) takes every rank down instead of leaving them waiting
+static void dist_exit_handler(void) {
+    if (!dist_finalized) MPI_Abort(MPI_COMM_WORLD, 1);
+}
+static void dist_init(int* argc, char*** argv) {
+    MPI_Init(argc, argv);
+    MPI_Comm_rank(MPI_COMM_WORLD, &dist_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &dist_world);
+    dist_rank_for_errors = dist_rank;
+    atexit(dist_exit_handler);
+}
+static void dist_finalize(void) {
+    dist_finalized = 1;
+    MPI_Finalize();
+}
+static void dist_sum_floats(float* x, size_t n) {
+    for (size_t off = 0; off < n; off += 1 << 30) {  // MPI counts are int
+        int c = (int)(n - off < (1u << 30) ? n - off : 1u << 30);
+        MPI_Allreduce(MPI_IN_PLACE, x + off, c, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    }
+}
+static void dist_sum_doubles(double* x, size_t n) {
+    MPI_Allreduce(MPI_IN_PLACE, x, (int)n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+}
+// Fails on every rank unless all ranks hold the same bytes (their flags, their model's config).
+static void dist_check_same(const void* data, size_t n, const char* what) {
+    uint64_t h = 1469598103934665603ull;  // FNV-1a
+    for (size_t i = 0; i < n; i++) h = (h ^ ((const unsigned char*)data)[i]) * 1099511628211ull;
+    unsigned long long lo = h, hi = h;
+    MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, MPI_COMM_WORLD);
+    if (lo != hi) {
+        dist_rank_for_errors = 0;  // every rank knows; rank 0 says it
+        if (dist_rank == 0) failf("start every rank with the same flags and files", "ranks disagree on %s", what);
+        MPI_Barrier(MPI_COMM_WORLD);
+        exit(1);
+    }
+}
+// Every rank holds [lo_r, hi_r) of x (the ranks' ranges tile [0, n)); afterwards every rank holds all of x.
+static void dist_allgather_ranges(float* x, size_t n) {
+    int* counts = (int*)mallocCheck((size_t)dist_world * sizeof(int));
+    int* displs = (int*)mallocCheck((size_t)dist_world * sizeof(int));
+    for (int r = 0; r < dist_world; r++) {
+        displs[r] = (int)(n * r / dist_world);
+        counts[r] = (int)(n * (r + 1) / dist_world) - displs[r];
+    }
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, x, counts, displs, MPI_FLOAT, MPI_COMM_WORLD);
+    free(counts);
+    free(displs);
+}
+// Rank 0 receives every rank's shard [lo_r, hi_r) of a length-n array into full (rank 0 only).
+static void dist_gather_to_root(float* full, const float* shard, size_t n) {
+    int* counts = (int*)mallocCheck((size_t)dist_world * sizeof(int));
+    int* displs = (int*)mallocCheck((size_t)dist_world * sizeof(int));
+    for (int r = 0; r < dist_world; r++) {
+        displs[r] = (int)(n * r / dist_world);
+        counts[r] = (int)(n * (r + 1) / dist_world) - displs[r];
+    }
+    MPI_Gatherv(shard, counts[dist_rank], MPI_FLOAT, full, counts, displs, MPI_FLOAT, 0, MPI_COMM_WORLD);
+    free(counts);
+    free(displs);
+}
+#else
+static const int dist_rank = 0, dist_world = 1;
+static void dist_init(int* argc, char*** argv) { (void)argc, (void)argv; }
+static void dist_finalize(void) {}
+static void dist_sum_floats(float* x, size_t n) { (void)x, (void)n; }
+static void dist_sum_doubles(double* x, size_t n) { (void)x, (void)n; }
+static void dist_check_same(const void* data, size_t n, const char* what) { (void)data, (void)n, (void)what; }
+static void dist_allgather_ranges(float* x, size_t n) { (void)x, (void)n; }
+static void dist_gather_to_root(float* full, const float* shard, size_t n) { memcpy(full, shard, n * sizeof(float)); }
+#endif
+// This rank's share [lo, hi) of n items.
+static size_t dist_lo(size_t n) { return n * (size_t)dist_rank / (size_t)dist_world; }
+static size_t dist_hi(size_t n) { return n * (size_t)(dist_rank + 1) / (size_t)dist_world; }
 
 // ---------------------------------------------------------------------------- data loader
 // Datasets come from dataprep (dataset.h documents the formats; files are memory-mapped, never read whole):
@@ -969,6 +1063,10 @@ static EvalResult evaluate(GPT* model, const char* path, int B, int T, int max_b
     int K = model->config.num_classes;
     size_t* cm = K ? (size_t*)callocCheck((size_t)K * K, sizeof(size_t)) : NULL;
     for (size_t i = 0; i < nb; i++) {
+        if (i % (size_t)dist_world != (size_t)dist_rank) {  // another rank's batch (evaluation is sharded)
+            loader_next(&dl, b.x, b.y, b.len, b.lab, model->config.V);
+            continue;
+        }
         size_t n = batch_forward(model, &dl, &b);
         if (n) sum += (double)model->mean_loss * n;  // NaN-free: a batch with no targets adds nothing
         count += n;
@@ -982,6 +1080,16 @@ static EvalResult evaluate(GPT* model, const char* path, int B, int T, int max_b
     }
     batch_free(&b);
     loader_free(&dl);
+    if (dist_world > 1) {  // add up the ranks' shards
+        size_t nk = (size_t)K * K;
+        double* red = (double*)callocCheck(3 + nk, sizeof(double));
+        red[0] = sum, red[1] = (double)count, red[2] = (double)correct;
+        for (size_t i = 0; i < nk; i++) red[3 + i] = (double)cm[i];
+        dist_sum_doubles(red, 3 + nk);
+        sum = red[0], count = (size_t)red[1], correct = (size_t)red[2];
+        for (size_t i = 0; i < nk; i++) cm[i] = (size_t)red[3 + i];
+        free(red);
+    }
     EvalResult r = {count ? sum / count : NAN, K && count ? (double)correct / count : NAN, count, cm};
     return r;
 }
@@ -1157,7 +1265,7 @@ typedef struct {
     // fine-tuning
     const char* method;         // full | lora | adapter | prefix
     const char* task;           // lm | cls | sft (checked against the data)
-    int lora_rank, adapter_dim, prefix_len, classes, accum, early_stop;
+    int lora_rank, adapter_dim, prefix_len, classes, accum, early_stop, zero;
     float epochs;
     const char* metric, *test;
     float lora_alpha, layer_decay, label_smoothing, lora_dropout, dropout;
@@ -1223,6 +1331,8 @@ static void print_help(void) {
         "  --save-every N      also write DIR/ckpt.bin every N steps (default 0 = only at the end)\n"
         "  --resume DIR        continue from DIR/ckpt.bin with the same flags; reproduces the uninterrupted run\n"
         "  --stop-at N         stop after step N as if interrupted (writes DIR/ckpt.bin; continue with --resume)\n"
+        "distributed (build with make mpi, run with mpirun -np N): --batch is per rank, the global batch N*B\n"
+        "  --zero 0|1          1: shard AdamW state over the ranks (ZeRO stage 1) (default 0)\n"
         "eval:   ./train eval --model FILE --data FILE [--adapter FILE --batch B --seq T --max-batches N]\n"
         "        prints one JSON line: loss and ppl (LM, SFT), or loss, accuracy, macro/micro F1, per-class\n"
         "        precision/recall/F1 and the confusion matrix [gold][predicted] (classification)\n"
@@ -1322,6 +1432,7 @@ static Args parse_args(int argc, char** argv) {
         else if (!strcmp(f, "--adapter")) a.adapter = v;
         else if (!strcmp(f, "--accum")) a.accum = parse_int_arg(f, v);
         else if (!strcmp(f, "--epochs")) a.epochs = parse_float_arg(f, v);
+        else if (!strcmp(f, "--zero")) a.zero = parse_int_arg(f, v);
         else if (!strcmp(f, "--early-stop")) a.early_stop = parse_int_arg(f, v);
         else if (!strcmp(f, "--metric")) a.metric = v;
         else if (!strcmp(f, "--test")) a.test = v;
@@ -1331,6 +1442,7 @@ static Args parse_args(int argc, char** argv) {
     if (strcmp(a.metric, "val_loss") && strcmp(a.metric, "accuracy") && strcmp(a.metric, "f1"))
         failf("use val_loss, accuracy or f1 (macro F1)", "unknown --metric '%s'", a.metric);
     if (a.early_stop < 0 || a.epochs < 0) failf(NULL, "--early-stop and --epochs must not be negative");
+    if (a.zero != 0 && a.zero != 1) failf("0: every rank keeps all AdamW state; 1: ZeRO stage 1 shards it", "--zero %d", a.zero);
     if (a.accum < 1) failf("--accum k runs k micro-batches of --batch B per optimizer step", "--accum %d must be at least 1", a.accum);
     if (a.steps < 0 || a.warmup < 0) failf(NULL, "--steps and --warmup must not be negative");
     if (a.lr < 0.0f || a.weight_decay < 0.0f || a.grad_clip < 0.0f) failf(NULL, "--lr, --weight-decay and --grad-clip must not be negative");
@@ -1520,8 +1632,8 @@ static int cmd_train(const Args* a) {
         failf("resume with the same --batch and --seq as the original run", "%s: the run used B=%lld T=%lld, flags say B=%d T=%d",
               a->resume, (long long)st.B, (long long)st.T, a->B, a->T);
     if (!a->resume) st.rng = rng;
-    DataLoader dl;
-    loader_init(&dl, a->train, a->B, a->T, a->shuffle, a->seed ^ 0x9E3779B97F4A7C15ull);
+    DataLoader dl;  // reads global batches of N*B rows; this rank trains on rows r*B .. r*B+B-1
+    loader_init(&dl, a->train, a->B * dist_world, a->T, a->shuffle, a->seed ^ 0x9E3779B97F4A7C15ull);
     static const char* kind_names[] = {"lm", "cls", "sft"};
     if (a->task && strcmp(a->task, kind_names[dl.kind]))
         failf("--task must match the data: token files are lm, dataprep cls files cls, dataprep sft files sft",
@@ -1553,7 +1665,7 @@ static int cmd_train(const Args* a) {
         model.class_weights = parse_class_weights(a->class_weights, &dl, c->num_classes);
     }
     FILE* logf = NULL;
-    if (a->out) {
+    if (a->out && dist_rank == 0) {
         char probe[1024];
         snprintf(probe, sizeof probe, "%s/.write_test", a->out);
         FILE* p = fopen(probe, "wb");
@@ -1561,7 +1673,7 @@ static int cmd_train(const Args* a) {
         fclose(p);
         remove(probe);
     }
-    if (a->log) logf = fopen_check(a->log, a->resume ? "a" : "w");
+    if (a->log && dist_rank == 0) logf = fopen_check(a->log, a->resume ? "a" : "w");
     size_t BT = (size_t)a->B * a->T, ntrain = count_trainable(&model);
     printf("model: L=%d NH=%d C=%d V=%d (Vp=%d) maxT=%d, %zu parameters", c->L, c->NH, c->C, c->V, c->Vp, c->maxT,
            model.num_parameters);
@@ -1571,7 +1683,11 @@ static int cmd_train(const Args* a) {
     if (c->num_classes) printf(", %d-class head", c->num_classes);
     printf("\ntrainable: %zu parameters (%.2f%%), method %s\n", ntrain, 100.0 * ntrain / model.num_parameters, a->method);
     printf("data: %s (%s), %zu %s, %zu batches of B=%d x T=%d per epoch\n", a->train, kind_names[dl.kind], dl.num_items,
-           dl.kind == DATA_LM ? "windows" : "examples", dl.num_batches, a->B, a->T);
+           dl.kind == DATA_LM ? "windows" : "examples", dl.num_batches, a->B * dist_world, a->T);
+    if (dist_world > 1)
+        printf("ranks: %d, each B=%d; AdamW state per rank %.1f MB (%s)\n", dist_world, a->B,
+               2.0 * 4 * (a->zero ? (double)(dist_hi(model.num_trainable) - dist_lo(model.num_trainable)) : (double)model.num_trainable) / 1e6,
+               a->zero ? "ZeRO-1: a 1/N shard" : "full copy on each rank");
 #ifdef _OPENMP
     printf("threads: %d (OpenMP)\n", omp_get_max_threads());
 #else
@@ -1579,6 +1695,21 @@ static int cmd_train(const Args* a) {
 #endif
     Batch* micro = (Batch*)mallocCheck((size_t)a->accum * sizeof(Batch));
     for (int k = 0; k < a->accum; k++) batch_alloc(&micro[k], a->B, a->T);
+    Batch global;  // the global batch the loader reads (N*B rows); micro[k] is this rank's slice of it
+    batch_alloc(&global, a->B * dist_world, a->T);
+    size_t zlo = 0, zhi = 0;  // ZeRO-1: this rank's range of the packed trainable floats
+    if (!model.grads_memory) gpt_alloc_grads(&model);
+    zlo = a->zero ? dist_lo(model.num_trainable) : 0;
+    zhi = a->zero ? dist_hi(model.num_trainable) : model.num_trainable;
+    if (a->zero && model.m_memory) {  // resumed: keep just this rank's shard of the optimizer state
+        float* m = (float*)mallocCheck((zhi - zlo + 1) * sizeof(float));
+        float* v = (float*)mallocCheck((zhi - zlo + 1) * sizeof(float));
+        memcpy(m, model.m_memory + zlo, (zhi - zlo) * sizeof(float));
+        memcpy(v, model.v_memory + zlo, (zhi - zlo) * sizeof(float));
+        free(model.m_memory), free(model.v_memory);
+        model.m_memory = m, model.v_memory = v;
+    }
+    float* flat = a->zero ? (float*)mallocCheck(model.num_trainable * sizeof(float) + 4) : NULL;  // params, packed
     int steps = a->steps;
     if (a->epochs > 0) steps = (int)ceil(a->epochs * dl.num_batches / a->accum);
     // early stopping / best model: the metric must exist for this task, and needs validation data
@@ -1616,16 +1747,22 @@ static int cmd_train(const Args* a) {
         // (one batch of K*B), up to fp32 rounding.
         double total = 0.0, loss = 0.0;
         for (int k = 0; k < a->accum; k++) {
-            loader_next(&dl, micro[k].x, micro[k].y, micro[k].len, micro[k].lab, c->V);
+            loader_next(&dl, global.x, global.y, global.len, global.lab, c->V);
+            size_t r0 = (size_t)dist_rank * a->B;  // this rank's rows of the global batch
+            memcpy(micro[k].x, global.x + r0 * a->T, BT * sizeof(int));
+            memcpy(micro[k].y, global.y + r0 * a->T, BT * sizeof(int));
+            memcpy(micro[k].len, global.len + r0, (size_t)a->B * sizeof(int));
+            memcpy(micro[k].lab, global.lab + r0, (size_t)a->B * sizeof(int));
             total += batch_denominator(&model, dl.kind, &micro[k]);
         }
+        dist_sum_doubles(&total, 1);  // targets over all ranks' micro-batches: the global mean's denominator
         if (total <= 0.0) failf("check the data: every target of this batch is masked", "step %d: the batch has no targets", step + 1);
         gpt_zero_grad(&model);
         for (int k = 0; k < a->accum; k++) {
             double share = batch_denominator(&model, dl.kind, &micro[k]) / total;
             if (share == 0.0) continue;
-            model.training = 1;  // dropout on, with a seed drawn from the saved RNG (resumable)
-            model.dropout_seed = (uint64_t)random_u32(&st.rng) << 32 | random_u32(&st.rng);
+            model.training = 1;  // dropout on, with a seed drawn from the saved RNG (resumable), one per rank
+            model.dropout_seed = ((uint64_t)random_u32(&st.rng) << 32 | random_u32(&st.rng)) ^ (uint64_t)dist_rank * 0x9E3779B97F4A7C15ull;
             batch_run(&model, dl.kind, &micro[k]);
             if (!isfinite(model.mean_loss)) failf("lower --lr, or check the data", "step %d: loss is %f", step + 1, model.mean_loss);
             loss += share * model.mean_loss;
@@ -1633,9 +1770,18 @@ static int cmd_train(const Args* a) {
             gpt_backward(&model);
         }
         model.loss_scale = 1.0f;
+        if (dist_world > 1) {  // each rank's gradient is its share of the global mean: summing them gives it
+            dist_sum_floats(model.grads_memory, model.num_trainable);
+            dist_sum_doubles(&loss, 1);
+        }
         float norm = gpt_clip_grad_norm(&model, a->grad_clip);
         opt.lr = lr_at(step, a->lr, a->warmup, steps, a->schedule, a->min_lr_frac);
-        gpt_adamw_update(&model, &opt, step + 1);
+        gpt_adamw_update_range(&model, &opt, step + 1, zlo, zhi);
+        if (a->zero) {  // every rank updated its shard; gather the updated parameters everywhere
+            gpt_pack_trainable(&model, flat, 1);
+            dist_allgather_ranges(flat, model.num_trainable);
+            gpt_pack_trainable(&model, flat, 0);
+        }
         model.training = 0;
         double dt = now_seconds() - t0;
         t_steps += dt;
@@ -1659,7 +1805,7 @@ static int cmd_train(const Args* a) {
                 st.best_step = step + 1;
                 st.bad_evals = 0;
                 if (best) memcpy(best, model.params_memory, model.num_parameters * sizeof(float));
-                if (best && a->out) {
+                if (best && a->out && dist_rank == 0) {
                     char path[1024];
                     snprintf(path, sizeof path, "%s/best.bin", a->out);
                     save_checkpoint(&model, path, NULL);
@@ -1680,7 +1826,7 @@ static int cmd_train(const Args* a) {
             fflush(stdout);
         }
         if (logf) {
-            fprintf(logf, "{\"step\": %d, \"loss\": %.6f, \"lr\": %.6e, \"grad_norm\": %.6f, \"tokens_per_s\": %.1f", step + 1,
+            fprintf(logf, "{\"step\": %d, \"loss\": %.8f, \"lr\": %.6e, \"grad_norm\": %.6f, \"tokens_per_s\": %.1f", step + 1,
                     loss, opt.lr, norm, tok_s);
             if (is_eval) fprintf(logf, ", \"val_loss\": %.6f", val.loss);
             if (is_eval && c->num_classes) fprintf(logf, ", \"val_accuracy\": %.6f", val.accuracy);
@@ -1696,6 +1842,14 @@ static int cmd_train(const Args* a) {
             stopped_early = 1;
         }
         if (a->out && (stop_now || stopped_early || step + 1 == steps || (a->save_every > 0 && (step + 1) % a->save_every == 0))) {
+            float *m_shard = model.m_memory, *v_shard = model.v_memory;
+            if (a->zero) {  // rank 0 writes the whole optimizer state: gather the shards first
+                float* m_full = dist_rank == 0 ? (float*)mallocCheck(model.num_trainable * sizeof(float) + 4) : NULL;
+                float* v_full = dist_rank == 0 ? (float*)mallocCheck(model.num_trainable * sizeof(float) + 4) : NULL;
+                dist_gather_to_root(m_full, m_shard, model.num_trainable);
+                dist_gather_to_root(v_full, v_shard, model.num_trainable);
+                model.m_memory = m_full, model.v_memory = v_full;
+            }
             st.B = a->B;
             st.T = a->T;
             st.data_epoch = dl.epoch;
@@ -1704,7 +1858,11 @@ static int cmd_train(const Args* a) {
             st.data_pos = dl.pos;
             char path[1024];
             snprintf(path, sizeof path, "%s/ckpt.bin", a->out);
-            save_checkpoint(&model, path, &st);
+            if (dist_rank == 0) save_checkpoint(&model, path, &st);
+            if (a->zero) {
+                free(model.m_memory), free(model.v_memory);
+                model.m_memory = m_shard, model.v_memory = v_shard;
+            }
         }
         if (stop_now) {
             printf("stopping after step %d as asked (--stop-at); continue with --resume\n", step + 1);
@@ -1712,7 +1870,7 @@ static int cmd_train(const Args* a) {
         }
         if (stopped_early) break;
     }
-    if (a->out) {
+    if (a->out && dist_rank == 0) {
         char path[1024];
         snprintf(path, sizeof path, "%s/model.bin", a->out);
         save_checkpoint(&model, path, NULL);
@@ -1741,7 +1899,7 @@ static int cmd_train(const Args* a) {
             printf(" accuracy %.6f macro F1 %.6f", te.accuracy, mt.macro_f1);
         }
         printf(" over %zu %s\n", te.count, c->num_classes ? "examples" : "targets");
-        if (c->num_classes && a->out) {
+        if (c->num_classes && a->out && dist_rank == 0) {
             char path[1024];
             snprintf(path, sizeof path, "%s/confusion_test.svg", a->out);
             svg_confusion(path, te.confusion, c->num_classes);
@@ -1759,6 +1917,8 @@ static int cmd_train(const Args* a) {
     free(best);
     for (int k = 0; k < a->accum; k++) batch_free(&micro[k]);
     free(micro);
+    batch_free(&global);
+    free(flat);
     loader_free(&dl);
     gpt_free(&model);
     return 0;
@@ -1887,10 +2047,18 @@ static int cmd_bench(const Args* a) {
 
 #ifndef TESTING
 int main(int argc, char** argv) {
+    dist_init(&argc, &argv);
+    if (dist_rank != 0 && !freopen("/dev/null", "w", stdout)) exit(1);  // one rank speaks
+    {  // every rank must run the same command line
+        char all[8192] = {0};
+        size_t n = 0;
+        for (int i = 1; i < argc && n < sizeof all - 1; i++) n += (size_t)snprintf(all + n, sizeof all - n, "%s ", argv[i]);
+        dist_check_same(all, strlen(all), "the command line");
+    }
     Args a = parse_args(argc, argv);
-    if (!strcmp(a.cmd, "eval")) return cmd_eval(&a);
-    if (!strcmp(a.cmd, "sample")) return cmd_sample(&a);
-    if (!strcmp(a.cmd, "bench")) return cmd_bench(&a);
-    return cmd_train(&a);
+    int rc = !strcmp(a.cmd, "eval") ? cmd_eval(&a) : !strcmp(a.cmd, "sample") ? cmd_sample(&a)
+           : !strcmp(a.cmd, "bench") ? cmd_bench(&a) : cmd_train(&a);
+    dist_finalize();
+    return rc;
 }
 #endif
