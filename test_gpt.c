@@ -1163,7 +1163,30 @@ static void test_cli_methods(void) {
     const char* ba = strstr(beval, "\"accuracy\": ");
     report(rc == 0 && rc2 == 0 && strstr(esout, "step 3)") && ta && ba && fabs(atof(ta + 9) - atof(ba + 12)) < 1e-9,
            "early stopping keeps the best model: %s | best.bin eval accuracy %.6f", esout, ba ? atof(ba + 12) : -1.0);
-    expect_error("metric the task lacks", "./train --model test_tmp/base/model.bin --train test_tmp/tok.bin --val test_tmp/tok.bin "
+    // the sweep driver on a tiny grid: 4 runs, one fails at start (seq 64 > maxT 32) and is recorded,
+    // the best on validation gets the one test evaluation, a second invocation resumes (runs nothing)
+    const char* sw = "./train sweep --grid \"lr=1e-3,1e-2 seq=16,64\" --out test_tmp/sw --model test_tmp/base/model.bin "
+                     "--train test_tmp/cls.ds --val test_tmp/cls.ds --test test_tmp/cls.ds --batch 4 --steps 6 --method lora "
+                     "--metric accuracy --eval-every 3 --val-batches 0";
+    system("rm -rf test_tmp/sw");
+    rc = run_cmd(sw, "best:", out, sizeof out);
+    FILE* rf = fopen("test_tmp/sw/results.csv", "r");
+    int rows = 0, failed = 0, tested = 0;
+    char line[512];
+    while (rf && fgets(line, sizeof line, rf)) {
+        rows++;
+        failed += strstr(line, ",failed,") != NULL;
+        tested += line[strlen(line) - 2] != ',';  // the test column is filled
+    }
+    if (rf) fclose(rf);
+    report(rc == 0 && rows == 5 && failed == 2 && tested == 2 && !strstr(out, "nan"), "sweep: %d rows (header + 4), %d failed runs recorded, test for the best only: %s",
+           rows, failed, out);
+    char again[1024];
+    run_cmd(sw, "done before", again, sizeof again);
+    report(strstr(again, "done before") != NULL, "sweep resumes: finished runs are not run again (%s)", again);
+    expect_error("sweep grid with an unknown flag", "./train sweep --grid \"lr=1e-3 nope=3\" --out test_tmp/sw_bad --model test_tmp/base/model.bin "
+                 "--train test_tmp/cls.ds --val test_tmp/cls.ds", "unknown flag '--nope'");
+    expect_error("metric the task lacks",  "./train --model test_tmp/base/model.bin --train test_tmp/tok.bin --val test_tmp/tok.bin "
                  "--seq 16 --metric f1 --early-stop 2", "--metric f1 for a lm dataset");
     // bad input
     mkdir("test_tmp/other", 0755);

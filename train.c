@@ -1338,6 +1338,9 @@ static void print_help(void) {
         "        precision/recall/F1 and the confusion matrix [gold][predicted] (classification)\n"
         "sample: ./train sample --model FILE --tokens \"ids\" [--gen N (64) --temperature X (1.0) --top-k K (0)\n"
         "        --stop ID (-1) --seed S]  prints the prompt and generated token ids\n"
+        "sweep:  ./train sweep --grid \"lr=1e-3,3e-3 lora-rank=4,8\" --out DIR [--random N --test FILE] <train flags>\n"
+        "        one run per grid point in DIR/run_NNN, resumable; the best on --val (--metric) is evaluated on\n"
+        "        --test; DIR/results.csv and DIR/results.md\n"
         "bench:  ./train bench --init 12,12,768 [--method lora ... --batch 4 --seq 64 --steps 5]  timed training\n"
         "        steps on random tokens (1 warmup step first); one JSON line with ms/step, tokens/s, GFLOP/s\n");
 }
@@ -1724,7 +1727,7 @@ static int cmd_train(const Args* a) {
         loader_free(&tl);
     }
     Series train_curve = {0}, val_curve = {0};  // for DIR/curves.svg
-    float* best = NULL;  // the best parameters so far (by --metric on --val)
+    float* best = NULL;  // the best parameters so far (by --metric on --val); DIR/best.bin whenever --val and --out
     if (a->early_stop || a->test) best = (float*)mallocCheck(model.num_parameters * sizeof(float));
     if (!a->resume) st.best_metric = NAN;
     if (best && a->resume && isfinite(st.best_metric)) {  // the best model so far was saved next to the checkpoint
@@ -1805,7 +1808,7 @@ static int cmd_train(const Args* a) {
                 st.best_step = step + 1;
                 st.bad_evals = 0;
                 if (best) memcpy(best, model.params_memory, model.num_parameters * sizeof(float));
-                if (best && a->out && dist_rank == 0) {
+                if (a->out && dist_rank == 0) {
                     char path[1024];
                     snprintf(path, sizeof path, "%s/best.bin", a->out);
                     save_checkpoint(&model, path, NULL);
@@ -1875,7 +1878,7 @@ static int cmd_train(const Args* a) {
         snprintf(path, sizeof path, "%s/model.bin", a->out);
         save_checkpoint(&model, path, NULL);
         printf("wrote %s/model.bin (last) and %s/ckpt.bin", a->out, a->out);
-        if (best) printf(" and %s/best.bin (best %s %.6f, step %lld)", a->out, a->metric, st.best_metric, (long long)st.best_step);
+        if (a->val) printf(" and %s/best.bin (best %s %.6f, step %lld)", a->out, a->metric, st.best_metric, (long long)st.best_step);
         if (has_finetuning_tensors(c)) {
             snprintf(path, sizeof path, "%s/adapter.bin", a->out);
             save_checkpoint_kind(&model, path, NULL, CKPT_ADAPTER);
@@ -1913,6 +1916,7 @@ static int cmd_train(const Args* a) {
         }
         free(te.confusion);
     }
+    if (logf && a->val) fprintf(logf, "{\"best_%s\": %.8f, \"best_step\": %lld}\n", a->metric, st.best_metric, (long long)st.best_step);
     if (logf) fclose(logf);
     free(best);
     for (int k = 0; k < a->accum; k++) batch_free(&micro[k]);
@@ -1982,6 +1986,245 @@ static int cmd_sample(const Args* a) {
     free(out);
     gpt_free(&model);
     return 0;
+}
+
+// ---------------------------------------------------------------------------- hyperparameter sweep
+// ./train sweep --grid "lr=1e-3,3e-3 lora-rank=4,8" --out DIR [--random N] [--test FILE] [--metric M] ...
+// runs ./train once per point of the grid (or N points drawn from it, seeded), each with the remaining flags
+// plus its own, in DIR/run_NNN/ (its log, stdout, best.bin). A run already finished (DIR/run_NNN/result.txt)
+// is not run again, so an interrupted sweep continues where it stopped; a failed run is recorded and the
+// sweep goes on. The best run on validation (--metric) is then evaluated on --test, and only that one.
+// Results: DIR/results.csv and DIR/results.md.
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+typedef struct {
+    char name[64];
+    char* values[32];
+    int n;
+} GridAxis;
+
+// Runs argv with stdout and stderr to log_path; returns the exit status (-1 if it could not run).
+static int run_logged(char** argv, const char* log_path) {
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0) return -1;
+    if (pid == 0) {
+        FILE* f = fopen(log_path, "w");
+        if (f) {
+            dup2(fileno(f), 1);
+            dup2(fileno(f), 2);
+        }
+        execv(argv[0], argv);
+        _exit(127);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// The value of "best_<metric>" from a run's JSONL log, NaN if absent.
+static double read_best_metric(const char* log_path, const char* metric) {
+    FILE* f = fopen(log_path, "r");
+    if (!f) return NAN;
+    char line[2048], key[64];
+    snprintf(key, sizeof key, "\"best_%s\": ", metric);
+    double v = NAN;
+    while (fgets(line, sizeof line, f)) {
+        char* s = strstr(line, key);
+        if (s) v = strtod(s + strlen(key), NULL);
+    }
+    fclose(f);
+    return v;
+}
+
+static int cmd_sweep(int argc, char** argv) {
+    const char *grid = NULL, *out = NULL, *test = NULL, *metric = "val_loss", *val = NULL, *train = NULL;
+    const char *batch = "4", *seq = "64";  // for the test evaluation: the defaults, or the best run's
+    int random_n = 0;
+    uint64_t seed = 1337;
+    char* pass[256];  // flags forwarded to every run
+    int np = 0;
+    for (int i = 2; i < argc; i++) {
+        if (i + 1 >= argc) failf("see ./train --help", "flag %s needs a value", argv[i]);
+        const char *f = argv[i], *v = argv[i + 1];
+        if (!strcmp(f, "--grid")) grid = v;
+        else if (!strcmp(f, "--out")) out = v;
+        else if (!strcmp(f, "--random")) random_n = parse_int_arg(f, v);
+        else if (!strcmp(f, "--test")) test = v;
+        else {
+            if (!strcmp(f, "--metric")) metric = v;
+            if (!strcmp(f, "--seed")) seed = strtoull(v, NULL, 10);
+            if (!strcmp(f, "--val")) val = v;
+            if (!strcmp(f, "--train")) train = v;
+            if (!strcmp(f, "--log") || !strcmp(f, "--resume"))
+                failf("each run gets its own log and folder under the sweep's --out", "%s is not allowed in a sweep", f);
+            if (np + 2 > 200) failf(NULL, "too many flags");
+            pass[np++] = argv[i], pass[np++] = argv[i + 1];
+        }
+        i++;
+    }
+    if (!grid || !out) failf("for example: ./train sweep --grid \"lr=1e-3,3e-3 lora-rank=4,8\" --out sweep1 --train ... --val ...",
+                             "sweep needs --grid and --out");
+    if (!val) failf("the sweep picks the best run on validation data", "sweep needs --val FILE");
+    // parse the grid: space-separated axes "flag=v1,v2,..."
+    GridAxis axes[16];
+    int na = 0;
+    char* gbuf = strdup(grid);
+    for (char* tok = strtok(gbuf, " "); tok; tok = strtok(NULL, " ")) {
+        char* eq = strchr(tok, '=');
+        if (!eq || na == 16) failf("axes look like lr=1e-3,3e-3", "bad --grid axis '%s'", tok);
+        *eq = 0;
+        GridAxis* ax = &axes[na++];
+        snprintf(ax->name, sizeof ax->name, "--%s", tok);
+        ax->n = 0;
+        for (char* s = eq + 1; s && *s && ax->n < 32;) {
+            char* comma = strchr(s, ',');
+            if (comma) *comma = 0;
+            ax->values[ax->n++] = s;
+            s = comma ? comma + 1 : NULL;
+        }
+        if (!ax->n) failf(NULL, "grid axis %s has no values", ax->name);
+    }
+    size_t total = 1;
+    for (int a = 0; a < na; a++) total *= (size_t)axes[a].n;
+    // which points: all, or random_n of them drawn without replacement (seeded)
+    size_t* pts = (size_t*)mallocCheck(total * sizeof(size_t));
+    for (size_t i = 0; i < total; i++) pts[i] = i;
+    size_t npts = total;
+    if (random_n > 0 && (size_t)random_n < total) {
+        uint64_t r = seed ^ 0xA5A5A5A5ull;
+        for (size_t i = 0; i < (size_t)random_n; i++) {
+            size_t j = i + random_u32(&r) % (total - i), tmp = pts[i];
+            pts[i] = pts[j], pts[j] = tmp;
+        }
+        npts = (size_t)random_n;
+    }
+    // build every run's command line and check it parses before any work starts
+    char self[1024];
+    snprintf(self, sizeof self, "%s", argv[0]);
+    char*** runs = (char***)mallocCheck(npts * sizeof(char**));
+    for (size_t p = 0; p < npts; p++) {
+        char** av = (char**)callocCheck((size_t)np + 2 * na + 8, sizeof(char*));
+        int k = 0;
+        av[k++] = self;
+        for (int i = 0; i < np; i++) av[k++] = pass[i];
+        size_t idx = pts[p];
+        for (int a = na - 1; a >= 0; a--) {  // mixed-radix digits of the point index
+            av[k++] = axes[a].name;
+            av[k++] = axes[a].values[idx % (size_t)axes[a].n];
+            idx /= (size_t)axes[a].n;
+        }
+        runs[p] = av;
+        Args check = parse_args(k, av);  // an unknown flag or bad value fails here, before any run
+        (void)check;
+    }
+    if (train && strcmp(metric, "val_loss")) {  // a metric the task lacks fails before any run, too
+        DataLoader dl;
+        loader_init(&dl, train, 1, 1, 0, 1);
+        if (dl.kind != DATA_CLS) failf("accuracy and f1 are classification metrics", "--metric %s for a non-classification dataset", metric);
+        loader_free(&dl);
+    }
+    mkdir(out, 0755);
+    double* results = (double*)mallocCheck(npts * sizeof(double));
+    int* status = (int*)mallocCheck(npts * sizeof(int));
+    int higher = strcmp(metric, "val_loss") != 0;
+    long best = -1;
+    for (size_t p = 0; p < npts; p++) {
+        char dir[1100], log[1200], res[1200], so[1200];
+        snprintf(dir, sizeof dir, "%s/run_%03zu", out, p);
+        snprintf(log, sizeof log, "%s/log.jsonl", dir);
+        snprintf(res, sizeof res, "%s/result.txt", dir);
+        snprintf(so, sizeof so, "%s/stdout.txt", dir);
+        mkdir(dir, 0755);
+        FILE* rf = fopen(res, "r");
+        if (rf) {  // finished in an earlier invocation
+            if (fscanf(rf, "%d %lf", &status[p], &results[p]) != 2) status[p] = -1, results[p] = NAN;
+            fclose(rf);
+            printf("run %03zu: done before (%s %.6f)\n", p, metric, results[p]);
+        } else {
+            int k = 0;
+            while (runs[p][k]) k++;
+            runs[p][k++] = "--out", runs[p][k++] = dir, runs[p][k++] = "--log", runs[p][k++] = log;
+            printf("run %03zu:", p);
+            for (int i = 1 + np; i < k - 4; i++) printf(" %s", runs[p][i]);
+            printf(" ... ");
+            fflush(stdout);
+            status[p] = run_logged(runs[p], so);
+            results[p] = status[p] == 0 ? read_best_metric(log, metric) : NAN;
+            printf("%s %s %.6f\n", status[p] == 0 ? "ok" : "FAILED (see stdout.txt)", metric, results[p]);
+            rf = fopen(res, "w");
+            if (rf) fprintf(rf, "%d %.10g\n", status[p], results[p]), fclose(rf);
+        }
+        if (status[p] == 0 && isfinite(results[p]) &&
+            (best < 0 || (higher ? results[p] > results[best] : results[p] < results[best])))
+            best = (long)p;
+    }
+    double test_metric = NAN;
+    char test_line[2048] = "";
+    if (best >= 0 && test) {  // only the chosen run sees the test set, with that run's --batch and --seq
+        for (int i = 1; runs[best][i] && runs[best][i + 1]; i++) {
+            if (!strcmp(runs[best][i], "--batch")) batch = runs[best][i + 1];
+            if (!strcmp(runs[best][i], "--seq")) seq = runs[best][i + 1];
+        }
+        char model[1200], so[1200];
+        snprintf(model, sizeof model, "%s/run_%03ld/best.bin", out, best);
+        snprintf(so, sizeof so, "%s/test.txt", out);
+        char* av[] = {self, "eval", "--model", model, "--data", (char*)test, "--batch", (char*)batch, "--seq", (char*)seq, NULL};
+        int rc = run_logged(av, so);
+        FILE* f = fopen(so, "r");
+        if (f && fgets(test_line, sizeof test_line, f)) {
+            const char* key = strcmp(metric, "val_loss") ? "\"accuracy\": " : "\"loss\": ";
+            char* s = strstr(test_line, key);
+            if (s) test_metric = strtod(s + strlen(key), NULL);
+        }
+        if (f) fclose(f);
+        if (rc) printf("test evaluation failed, see %s\n", so);
+    }
+    // the results table
+    char path[1100];
+    snprintf(path, sizeof path, "%s/results.csv", out);
+    SafeWriter w;
+    safe_open(&w, path);
+    fprintf(w.f, "run");
+    for (int a = 0; a < na; a++) fprintf(w.f, ",%s", axes[a].name + 2);
+    fprintf(w.f, ",status,%s,test\n", metric);
+    for (size_t p = 0; p < npts; p++) {
+        fprintf(w.f, "%03zu", p);
+        size_t idx = pts[p];
+        const char* v[16];
+        for (int a = na - 1; a >= 0; a--) v[a] = axes[a].values[idx % (size_t)axes[a].n], idx /= (size_t)axes[a].n;
+        for (int a = 0; a < na; a++) fprintf(w.f, ",%s", v[a]);
+        fprintf(w.f, ",%s,%.6f,", status[p] == 0 ? "ok" : "failed", results[p]);
+        if ((long)p == best && test) fprintf(w.f, "%.6f", test_metric);
+        fprintf(w.f, "\n");
+    }
+    safe_close(&w);
+    snprintf(path, sizeof path, "%s/results.md", out);
+    safe_open(&w, path);
+    fprintf(w.f, "| run |");
+    for (int a = 0; a < na; a++) fprintf(w.f, " %s |", axes[a].name + 2);
+    fprintf(w.f, " status | best %s (val) | test |\n|---|", metric);
+    for (int a = 0; a < na; a++) fprintf(w.f, "---|");
+    fprintf(w.f, "---|---|---|\n");
+    for (size_t p = 0; p < npts; p++) {
+        fprintf(w.f, "| %03zu%s |", p, (long)p == best ? " (best)" : "");
+        size_t idx = pts[p];
+        const char* v[16];
+        for (int a = na - 1; a >= 0; a--) v[a] = axes[a].values[idx % (size_t)axes[a].n], idx /= (size_t)axes[a].n;
+        for (int a = 0; a < na; a++) fprintf(w.f, " %s |", v[a]);
+        fprintf(w.f, " %s | %.6f | ", status[p] == 0 ? "ok" : "failed", results[p]);
+        if ((long)p == best && test) fprintf(w.f, "%.6f", test_metric);
+        fprintf(w.f, " |\n");
+    }
+    safe_close(&w);
+    if (best >= 0) printf("best: run %03ld, %s %.6f%s", best, metric, results[best], test ? "" : "\n");
+    if (best >= 0 && test) printf("; test %s %.6f\n", strcmp(metric, "val_loss") ? "accuracy" : "loss", test_metric);
+    printf("results: %s/results.csv and %s/results.md\n", out, out);
+    free(gbuf), free(pts), free(results), free(status);
+    for (size_t p = 0; p < npts; p++) free(runs[p]);
+    free(runs);
+    return best >= 0 ? 0 : 1;
 }
 
 // Model FLOPs of one training step, by the usual convention (Kaplan et al. / PaLM appendix B): 6 per
@@ -2054,6 +2297,11 @@ int main(int argc, char** argv) {
         size_t n = 0;
         for (int i = 1; i < argc && n < sizeof all - 1; i++) n += (size_t)snprintf(all + n, sizeof all - n, "%s ", argv[i]);
         dist_check_same(all, strlen(all), "the command line");
+    }
+    if (argc > 1 && !strcmp(argv[1], "sweep")) {
+        int rc = cmd_sweep(argc, argv);
+        dist_finalize();
+        return rc;
     }
     Args a = parse_args(argc, argv);
     int rc = !strcmp(a.cmd, "eval") ? cmd_eval(&a) : !strcmp(a.cmd, "sample") ? cmd_sample(&a)
