@@ -1186,6 +1186,16 @@ static void test_cli_methods(void) {
     report(strstr(again, "done before") != NULL, "sweep resumes: finished runs are not run again (%s)", again);
     expect_error("sweep grid with an unknown flag", "./train sweep --grid \"lr=1e-3 nope=3\" --out test_tmp/sw_bad --model test_tmp/base/model.bin "
                  "--train test_tmp/cls.ds --val test_tmp/cls.ds", "unknown flag '--nope'");
+    {  // error analysis written with --test: its accuracy is the test accuracy of the same (best) model
+        FILE* ef = fopen("test_tmp/es/errors.md", "r");
+        char l1[256] = "", l2[256] = "", l3[256] = "";
+        if (ef) {
+            if (!fgets(l1, sizeof l1, ef) || !fgets(l2, sizeof l2, ef) || !fgets(l3, sizeof l3, ef)) l3[0] = 0;
+            fclose(ef);
+        }
+        const char* acc = strstr(l3, "accuracy ");
+        report(acc && ta && fabs(atof(acc + 9) - atof(ta + 9)) < 1e-4, "errors.md agrees with the test accuracy: %s", l3);
+    }
     expect_error("metric the task lacks",  "./train --model test_tmp/base/model.bin --train test_tmp/tok.bin --val test_tmp/tok.bin "
                  "--seq 16 --metric f1 --early-stop 2", "--metric f1 for a lm dataset");
     // bad input

@@ -9,6 +9,7 @@
 #define _POSIX_C_SOURCE 200809L  // for getpid, clock_gettime
 #include "model.h"
 #include "dataset.h"
+#include "tokenizer.c"
 #include <errno.h>
 #include <stdarg.h>
 #include <sys/resource.h>
@@ -1152,6 +1153,128 @@ static int generate(GPT* model, const int* prompt, int n, int steps, float tempe
     return len;
 }
 
+// ---------------------------------------------------------------------------- error analysis
+// For a classification dataset: every example's prediction, then DIR/errors.md with accuracy by class and
+// by length, and the misclassified examples, most confident mistakes first (decoded when --tokenizer is
+// given). Label names come from PREFIX_labels.txt beside PREFIX_{train,val,test}.ds when it exists.
+typedef struct {
+    size_t index;  // example number in the file
+    int gold, pred, len;
+    float conf;    // probability of the predicted class
+} Prediction;
+
+static int cmp_conf_desc(const void* a, const void* b) {
+    float x = ((const Prediction*)a)->conf, y = ((const Prediction*)b)->conf;
+    return x < y ? 1 : x > y ? -1 : 0;
+}
+
+// Reads label names (second tab-separated column) from the labels file next to a dataset, if any.
+static void read_label_names(const char* data_path, char names[][64], int K) {
+    for (int k = 0; k < K; k++) snprintf(names[k], 64, "%d", k);
+    char path[1100];
+    snprintf(path, sizeof path, "%s", data_path);
+    char* u = strrchr(path, '_');
+    if (!u) return;
+    snprintf(u, sizeof path - (size_t)(u - path), "_labels.txt");
+    FILE* f = fopen(path, "r");
+    if (!f) return;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        int id;
+        char name[64];
+        if (line[0] != '#' && sscanf(line, "%d\t%63[^\t\n]", &id, name) == 2 && id >= 0 && id < K) snprintf(names[id], 64, "%s", name);
+    }
+    fclose(f);
+}
+
+static void error_analysis(GPT* model, const char* data_path, int B, int T, const char* out_path, const char* tokenizer_path) {
+    int K = model->config.num_classes;
+    DataLoader dl;
+    loader_init(&dl, data_path, B, T, 0, 1);
+    dl.pad_tail = 1;
+    size_t nb = (dl.num_items + B - 1) / B, np = 0;
+    Prediction* pr = (Prediction*)mallocCheck(dl.num_items * sizeof(Prediction));
+    Batch b;
+    batch_alloc(&b, B, T);
+    for (size_t i = 0; i < nb; i++) {
+        batch_forward(model, &dl, &b);
+        for (int e = 0; e < B && np < dl.num_items; e++) {
+            if (b.lab[e] < 0) continue;
+            const float* p = model->acts.cls_probs + (size_t)e * K;
+            int best = 0;
+            for (int k = 1; k < K; k++) if (p[k] > p[best]) best = k;
+            pr[np] = (Prediction){np, b.lab[e], best, b.len[e], p[best]};
+            np++;
+        }
+    }
+    char names[64][64];
+    read_label_names(data_path, names, K < 64 ? K : 64);
+    Tokenizer tok;
+    int have_tok = 0;
+    if (tokenizer_path) {
+        tokenizer_load_or_die(&tok, tokenizer_path);
+        have_tok = 1;
+    }
+    SafeWriter w;
+    safe_open(&w, out_path);
+    size_t correct = 0;
+    for (size_t i = 0; i < np; i++) correct += pr[i].gold == pr[i].pred;
+    fprintf(w.f, "# Error analysis: %s\n\n%zu examples, %zu correct (accuracy %.4f)\n\n", data_path, np, correct,
+            np ? (double)correct / np : 0.0);
+    fprintf(w.f, "## Accuracy by class\n\n| class | examples | correct | accuracy |\n|---|---|---|---|\n");
+    for (int k = 0; k < K && k < 64; k++) {
+        size_t n = 0, c = 0;
+        for (size_t i = 0; i < np; i++) if (pr[i].gold == k) n++, c += pr[i].pred == k;
+        fprintf(w.f, "| %s | %zu | %zu | %.4f |\n", names[k], n, c, n ? (double)c / n : 0.0);
+    }
+    fprintf(w.f, "\n## Accuracy by length (tokens, after truncation to %d)\n\n| length | examples | accuracy |\n|---|---|---|\n", T);
+    const int edges[] = {0, 16, 32, 64, 128, 256, 1 << 30};
+    for (int bkt = 0; bkt + 1 < (int)(sizeof edges / sizeof edges[0]); bkt++) {
+        size_t n = 0, c = 0;
+        for (size_t i = 0; i < np; i++)
+            if (pr[i].len > edges[bkt] && pr[i].len <= edges[bkt + 1]) n++, c += pr[i].gold == pr[i].pred;
+        if (!n) continue;
+        if (edges[bkt + 1] == 1 << 30) fprintf(w.f, "| > %d | %zu | %.4f |\n", edges[bkt], n, (double)c / n);
+        else fprintf(w.f, "| %d-%d | %zu | %.4f |\n", edges[bkt] + 1, edges[bkt + 1], n, (double)c / n);
+    }
+    qsort(pr, np, sizeof *pr, cmp_conf_desc);
+    fprintf(w.f, "\n## Misclassified, most confident first\n\n| # | example | gold | predicted | confidence | text |\n|---|---|---|---|---|---|\n");
+    int shown = 0;
+    for (size_t i = 0; i < np && shown < 200; i++) {
+        if (pr[i].gold == pr[i].pred) continue;
+        Example ex;
+        char text[400] = "";
+        if (dataset_get(&dl.ds, pr[i].index, &ex) == 0) {
+            size_t n = ex.n < 128 ? ex.n : 128;
+            if (have_tok) {
+                ByteVec bytes = {0};
+                int ids[128];
+                for (size_t j = 0; j < n; j++) ids[j] = dataset_id(ex.ids, dl.ds.bytes_per_token, j);
+                if (tokenizer_decode(&tok, ids, n, &bytes, NULL) == 0) {
+                    size_t k = 0;
+                    for (size_t j = 0; j < bytes.len && k + 2 < sizeof text; j++) {
+                        unsigned char ch = bytes.data[j];
+                        text[k++] = ch == '|' ? '/' : (ch == '\n' || ch == '\r' || ch == '\t') ? ' ' : (char)ch;
+                    }
+                    text[k] = 0;
+                }
+                free(bytes.data);
+            } else {  // ids, when no tokenizer was given
+                size_t k = 0;
+                for (size_t j = 0; j < n && k + 12 < sizeof text; j++)
+                    k += (size_t)snprintf(text + k, sizeof text - k, "%d ", dataset_id(ex.ids, dl.ds.bytes_per_token, j));
+            }
+        }
+        fprintf(w.f, "| %d | %zu | %s | %s | %.3f | %s |\n", ++shown, pr[i].index, names[pr[i].gold], names[pr[i].pred],
+                pr[i].conf, text);
+    }
+    safe_close(&w);
+    if (have_tok) tokenizer_free(&tok);
+    batch_free(&b);
+    loader_free(&dl);
+    free(pr);
+}
+
 // ---------------------------------------------------------------------------- plots (SVG)
 // Written by the program itself so a user opens them in a browser; no Python needed.
 typedef struct {
@@ -1267,7 +1390,7 @@ typedef struct {
     const char* task;           // lm | cls | sft (checked against the data)
     int lora_rank, adapter_dim, prefix_len, classes, accum, early_stop, zero;
     float epochs;
-    const char* metric, *test;
+    const char* metric, *test, *tokenizer;
     float lora_alpha, layer_decay, label_smoothing, lora_dropout, dropout;
     const char* lora_targets, *lora_layers, *freeze, *unfreeze, *class_weights, *adapter;
 } Args;
@@ -1323,7 +1446,9 @@ static void print_help(void) {
         "  --val-batches N     batches per validation (default 20; 0 = all)\n"
         "  --early-stop N      stop after N validations without improvement of --metric; DIR/best.bin keeps the best\n"
         "  --metric M          val_loss | accuracy | f1 (macro F1): what --early-stop watches (default val_loss)\n"
-        "  --test FILE         evaluate the best model (by --metric) on this data once, at the end\n"
+        "  --test FILE         evaluate the best model (by --metric) on this data once, at the end; for\n"
+        "                      classification also DIR/errors.md (accuracy by class and length, worst mistakes)\n"
+        "  --tokenizer PATH    decode example text in DIR/errors.md (the gpt2_bpe folder or a dataprep tokenizer)\n"
         "  --print-every N     console line every N steps (default 1)\n"
         "  --log FILE          JSONL: step, loss, lr, grad_norm, tokens_per_s, val_loss (and val_accuracy) on eval steps\n"
         "  --out DIR           write DIR/model.bin (final model), DIR/ckpt.bin (resumable state) and, for\n"
@@ -1439,6 +1564,7 @@ static Args parse_args(int argc, char** argv) {
         else if (!strcmp(f, "--early-stop")) a.early_stop = parse_int_arg(f, v);
         else if (!strcmp(f, "--metric")) a.metric = v;
         else if (!strcmp(f, "--test")) a.test = v;
+        else if (!strcmp(f, "--tokenizer")) a.tokenizer = v;
         else failf("see ./train --help for the list of flags", "unknown flag '%s'", f);
     }
     if (a.B < 1 || a.T < 1) failf(NULL, "--batch and --seq must be at least 1 (got %d, %d)", a.B, a.T);
@@ -1907,6 +2033,9 @@ static int cmd_train(const Args* a) {
             snprintf(path, sizeof path, "%s/confusion_test.svg", a->out);
             svg_confusion(path, te.confusion, c->num_classes);
             printf("plot: %s\n", path);
+            snprintf(path, sizeof path, "%s/errors.md", a->out);
+            error_analysis(&model, a->test, a->B, a->T, path, a->tokenizer);
+            printf("error analysis: %s\n", path);
         }
         if (logf) {
             fprintf(logf, "{\"test_loss\": %.6f, \"best_step\": %lld", te.loss, (long long)st.best_step);
