@@ -1,0 +1,1299 @@
+// dataprep: from files you already have to datasets that `train` reads.
+//
+//   dataprep encode --tokenizer PATH            UTF-8 on stdin -> ids separated by spaces on stdout
+//   dataprep decode --tokenizer PATH            ids on stdin -> UTF-8 on stdout
+//   dataprep text   --tokenizer PATH --out PREFIX FILES...    language modelling token files
+//   dataprep cls    --tokenizer PATH --out PREFIX FILE         classification examples (TSV/CSV/JSONL)
+//   dataprep sft    --tokenizer PATH --out PREFIX FILE         instruction tuning examples (Alpaca JSON/JSONL)
+//   dataprep train-tokenizer --vocab-size V --out FILE FILES...   train a byte-level BPE
+//
+// PATH is the gpt2_bpe folder (encoder.json + vocab.bpe), a file written by train-tokenizer, or the
+// word "bytes". Run `dataprep` alone for every option. The file formats are described in dataset.h.
+// Every run prints a summary (and writes it to PREFIX_summary.txt): counts per split, length
+// percentiles, labels, what was truncated, dropped or de-duplicated, and vocabulary coverage.
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <time.h>
+
+#include "tokenizer.c"
+#include "dataset.h"
+
+// ---------------------------------------------------------------------------- errors and helpers
+
+// "where: error: what" + "  hint: ..." and exit 1. where is "file:line" or a file or a command.
+static void fail(const char* where, const char* hint, const char* fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "%s: error: ", where);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\n");
+    if (hint) fprintf(stderr, "  hint: %s\n", hint);
+    exit(EXIT_FAILURE);
+}
+
+static void usage(void) {
+    fprintf(stderr,
+        "usage: dataprep COMMAND [options]\n"
+        "  encode --tokenizer PATH [--allow-special] [--add-token STR]... [--bench]   stdin text -> ids\n"
+        "  decode --tokenizer PATH [--add-token STR]...                               stdin ids -> text\n"
+        "  text   --tokenizer PATH --out PREFIX [options] FILES...   -> PREFIX_{train,val,test}.bin\n"
+        "         --docs file|line|blank   what one document is (default file); <|endoftext|> goes between\n"
+        "         --chunk-lines N          split documents into chunks of N lines for the split (default 0: whole)\n"
+        "         --format ours|llmc       token file format (default ours, see dataset.h)\n"
+        "  cls    --tokenizer PATH --out PREFIX [options] FILE | --train F --val F [--test F]\n"
+        "         -> PREFIX_{train,val,test}.ds + PREFIX_labels.txt\n"
+        "         --input-format tsv|csv|jsonl (default from the file name)  --no-header\n"
+        "         --text-col NAME|INDEX (default text)  --label-col NAME|INDEX (default label)\n"
+        "         --labels A,B,...  fix the label ids (other labels are bad rows)\n"
+        "         --max-len N (default 1024)  --append-eot  --keep-duplicates  --oversample\n"
+        "  sft    --tokenizer PATH --out PREFIX [options] FILE        Alpaca JSON array or JSONL\n"
+        "         -> PREFIX_{train,val,test}.ds with a loss mask on the response only\n"
+        "         --max-len N (default 1024)  --template alpaca|plain\n"
+        "  train-tokenizer --vocab-size V --out FILE [--verbose] FILES...   byte-level BPE (V=257: bytes only)\n"
+        "common: --split TRAIN/VAL/TEST (default 80/10/10)  --seed N (default 1337)  --skip-bad\n"
+        "        --augment N --aug-ops del,swap,ins,syn,mask --aug-p P --synonyms FILE   (cls train split only)\n");
+    exit(EXIT_FAILURE);
+}
+
+static unsigned char* read_file_or_die(const char* path, size_t* n) {
+    char err[4300];
+    unsigned char* s = tok_read_file(path, n, err, sizeof err);
+    if (!s) fail(path, "check the path; data lives in ../shared/data/ (see its README.md)", "cannot read this file");
+    return s;
+}
+static unsigned char* read_stdin(size_t* n) {
+    ByteVec v = {0};
+    unsigned char buf[65536];
+    size_t got;
+    while ((got = fread(buf, 1, sizeof buf, stdin)) > 0) bytevec_append(&v, buf, got);
+    bytevec_append(&v, "", 0);
+    *n = v.len;
+    return v.data;
+}
+static double now_seconds(void) {
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// a seeded random number generator (splitmix64): same seed, same splits, on every machine
+static uint64_t rng_next(uint64_t* s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+static size_t rng_below(uint64_t* s, size_t n) { return (size_t)((rng_next(s) >> 11) * (1.0 / 9007199254740992.0) * n); }
+static double rng_uniform(uint64_t* s) { return (rng_next(s) >> 11) * (1.0 / 9007199254740992.0); }
+static void shuffle(size_t* a, size_t n, uint64_t* rng) {  // Fisher-Yates
+    for (size_t i = n; i > 1; i--) { size_t j = rng_below(rng, i); size_t t = a[i - 1]; a[i - 1] = a[j]; a[j] = t; }
+}
+static int cmp_size(const void* a, const void* b) { size_t x = *(const size_t*)a, y = *(const size_t*)b; return x < y ? -1 : x > y; }
+static int cmp_int(const void* a, const void* b) { int x = *(const int*)a, y = *(const int*)b; return x < y ? -1 : x > y; }
+
+// ---------------------------------------------------------------------------- options
+
+typedef struct {
+    const char* tokenizer;
+    const char* out;
+    const char* add_tokens[64]; int num_add_tokens;
+    int allow_special, bench;
+    double split[3];         // train / val / test ratios
+    uint64_t seed;
+    int skip_bad;
+    // text
+    const char* docs;        // "file", "line", "blank"
+    int chunk_lines;
+    const char* format;      // "ours" or "llmc"
+    // cls / sft
+    const char* input_format;
+    const char* text_col; const char* label_col;
+    int no_header;
+    const char* labels;
+    int max_len, append_eot, keep_duplicates, oversample;
+    const char* given[3];    // --train --val --test files
+    const char* template_name;
+    // augmentation
+    int augment; const char* aug_ops; double aug_p; const char* synonyms;
+    // train-tokenizer
+    int vocab_size, verbose;
+    const char* files[1024]; int num_files;
+} Options;
+
+static void parse_split(const char* s, double r[3]) {
+    if (sscanf(s, "%lf/%lf/%lf", &r[0], &r[1], &r[2]) != 3 || r[0] < 0 || r[1] < 0 || r[2] < 0 || r[0] + r[1] + r[2] <= 0)
+        fail("--split", "write three non-negative numbers like 80/10/10 (train/val/test)", "cannot read \"%s\"", s);
+    double t = r[0] + r[1] + r[2];
+    for (int k = 0; k < 3; k++) r[k] /= t;
+}
+
+static void parse_options(int argc, char** argv, Options* o) {
+    memset(o, 0, sizeof *o);
+    o->split[0] = 0.8; o->split[1] = 0.1; o->split[2] = 0.1;
+    o->seed = 1337; o->docs = "file"; o->format = "ours"; o->text_col = "text"; o->label_col = "label";
+    o->max_len = 1024; o->template_name = "alpaca"; o->aug_p = 0.1; o->aug_ops = "del,swap,ins,syn";
+    for (int i = 2; i < argc; i++) {
+        const char* a = argv[i];
+        #define ARG(name) (strcmp(a, name) == 0 && (i + 1 < argc || (fail(name, "give it a value", "missing value"), 0)))
+        if (ARG("--tokenizer")) o->tokenizer = argv[++i];
+        else if (ARG("--out")) o->out = argv[++i];
+        else if (ARG("--add-token")) { if (o->num_add_tokens == 64) fail(a, NULL, "at most 64 added tokens"); o->add_tokens[o->num_add_tokens++] = argv[++i]; }
+        else if (strcmp(a, "--allow-special") == 0) o->allow_special = 1;
+        else if (strcmp(a, "--bench") == 0) o->bench = 1;
+        else if (ARG("--split")) parse_split(argv[++i], o->split);
+        else if (ARG("--seed")) o->seed = strtoull(argv[++i], NULL, 10);
+        else if (strcmp(a, "--skip-bad") == 0) o->skip_bad = 1;
+        else if (ARG("--docs")) o->docs = argv[++i];
+        else if (ARG("--chunk-lines")) o->chunk_lines = atoi(argv[++i]);
+        else if (ARG("--format")) o->format = argv[++i];
+        else if (ARG("--input-format")) o->input_format = argv[++i];
+        else if (ARG("--text-col")) o->text_col = argv[++i];
+        else if (ARG("--label-col")) o->label_col = argv[++i];
+        else if (strcmp(a, "--no-header") == 0) o->no_header = 1;
+        else if (ARG("--labels")) o->labels = argv[++i];
+        else if (ARG("--max-len")) o->max_len = atoi(argv[++i]);
+        else if (strcmp(a, "--append-eot") == 0) o->append_eot = 1;
+        else if (strcmp(a, "--keep-duplicates") == 0) o->keep_duplicates = 1;
+        else if (strcmp(a, "--oversample") == 0) o->oversample = 1;
+        else if (ARG("--train")) o->given[0] = argv[++i];
+        else if (ARG("--val")) o->given[1] = argv[++i];
+        else if (ARG("--test")) o->given[2] = argv[++i];
+        else if (ARG("--template")) o->template_name = argv[++i];
+        else if (ARG("--augment")) o->augment = atoi(argv[++i]);
+        else if (ARG("--aug-ops")) o->aug_ops = argv[++i];
+        else if (ARG("--aug-p")) o->aug_p = atof(argv[++i]);
+        else if (ARG("--synonyms")) o->synonyms = argv[++i];
+        else if (ARG("--vocab-size")) o->vocab_size = atoi(argv[++i]);
+        else if (strcmp(a, "--verbose") == 0) o->verbose = 1;
+        else if (a[0] == '-' && a[1] == '-') fail(a, "run dataprep without arguments to see every option", "unknown option");
+        else { if (o->num_files == 1024) fail(a, NULL, "at most 1024 input files"); o->files[o->num_files++] = a; }
+        #undef ARG
+    }
+    if (strcmp(o->docs, "file") && strcmp(o->docs, "line") && strcmp(o->docs, "blank"))
+        fail("--docs", "use file, line or blank", "unknown value \"%s\"", o->docs);
+    if (strcmp(o->format, "ours") && strcmp(o->format, "llmc")) fail("--format", "use ours or llmc", "unknown value \"%s\"", o->format);
+    if (o->max_len < 0 || o->chunk_lines < 0 || o->augment < 0) fail(argv[1], NULL, "--max-len, --chunk-lines and --augment must be >= 0");
+}
+
+static void load_tokenizer(Tokenizer* t, const Options* o) {
+    if (!o->tokenizer) fail("--tokenizer", "pass --tokenizer ../shared/data/gpt2_bpe (or a trained tokenizer file, or bytes)", "missing");
+    tokenizer_load_or_die(t, o->tokenizer);
+    for (int k = 0; k < o->num_add_tokens; k++) tokenizer_add_special(t, o->add_tokens[k]);
+}
+
+// ---------------------------------------------------------------------------- the summary report
+// printed to stdout and written to PREFIX_summary.txt
+
+static FILE* g_report;
+static char g_report_path[4200], g_report_tmp[4300];
+static void report(const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt); vprintf(fmt, ap); va_end(ap);
+    if (g_report) { va_start(ap, fmt); vfprintf(g_report, fmt, ap); va_end(ap); }
+}
+static void report_open(const char* prefix) {
+    snprintf(g_report_path, sizeof g_report_path, "%s_summary.txt", prefix);
+    snprintf(g_report_tmp, sizeof g_report_tmp, "%s.tmp", g_report_path);
+    g_report = fopen(g_report_tmp, "w");
+    if (!g_report) fail(g_report_tmp, "does the folder of --out exist, and is it writable?", "cannot open for writing");
+}
+static void report_close(void) {
+    if (!g_report) return;
+    int bad = ferror(g_report);
+    if (fclose(g_report) != 0 || bad || rename(g_report_tmp, g_report_path) != 0) fail(g_report_path, "is the disk full?", "write failed");
+    g_report = NULL;
+    printf("wrote %s\n", g_report_path);
+}
+// lengths: p50 / p90 / p99 / max (sorts a copy)
+static void report_lengths(const char* what, const size_t* len, size_t n) {
+    if (n == 0) { report("  %-10s none\n", what); return; }
+    size_t* s = tok_malloc(n * sizeof(size_t));
+    memcpy(s, len, n * sizeof(size_t));
+    qsort(s, n, sizeof(size_t), cmp_size);
+    report("  %-10s min %zu  p50 %zu  p90 %zu  p99 %zu  max %zu\n", what, s[0], s[(n - 1) / 2], s[(size_t)(0.9 * (n - 1))], s[(size_t)(0.99 * (n - 1))], s[n - 1]);
+    free(s);
+}
+// distinct ids used, out of V
+static void report_coverage(const unsigned char* seen, int V) {
+    int used = 0;
+    for (int i = 0; i < V; i++) used += seen[i];
+    report("vocabulary coverage: %d of %d token ids appear (%.1f%%)\n", used, V, 100.0 * used / V);
+}
+
+static void write_or_die(DsWriter* w) {
+    char err[4300] = "";
+    if (ds_writer_close(w, err, sizeof err)) fail(w->path, "is the disk full, or the folder not writable?", "%s", err);
+    printf("wrote %s\n", w->path);
+}
+static void open_or_die(DsWriter* w, const char* path, int magic, int kind, int V, int K) {
+    char err[4300] = "";
+    if (ds_writer_open(w, path, magic, kind, V, K, err, sizeof err))
+        fail(path, "does the folder of --out exist, and is it writable?", "%s", err);
+}
+static const char* split_name[3] = {"train", "val", "test"};
+
+// assigns n units to splits with the given ratios: exact counts (rounded), seeded shuffle
+static void assign_splits(unsigned char* split_of, size_t n, const double r[3], uint64_t* rng) {
+    size_t* idx = tok_malloc((n ? n : 1) * sizeof(size_t));
+    for (size_t i = 0; i < n; i++) idx[i] = i;
+    shuffle(idx, n, rng);
+    size_t nval = (size_t)floor(n * r[1] + 0.5), ntest = (size_t)floor(n * r[2] + 0.5);
+    if (nval + ntest > n) ntest = n - nval;
+    size_t ntrain = n - nval - ntest;
+    for (size_t k = 0; k < n; k++) split_of[idx[k]] = k < ntrain ? 0 : k < ntrain + nval ? 1 : 2;
+    free(idx);
+}
+
+// ---------------------------------------------------------------------------- encode / decode
+
+static int cmd_encode(const Options* o) {
+    Tokenizer t;
+    load_tokenizer(&t, o);
+    size_t n;
+    unsigned char* text = read_stdin(&n);
+    IntVec ids = {0};
+    double t0 = now_seconds();
+    tokenizer_encode(&t, text, n, o->allow_special, &ids);
+    double dt = now_seconds() - t0;
+    // print through one buffer: printf per id would dominate the run time
+    ByteVec out = {0};
+    char num[16];
+    for (size_t i = 0; i < ids.len; i++) {
+        int k = snprintf(num, sizeof num, i ? " %d" : "%d", ids.data[i]);
+        bytevec_append(&out, num, (size_t)k);
+    }
+    bytevec_push(&out, '\n');
+    if (fwrite(out.data, 1, out.len, stdout) != out.len || fflush(stdout) != 0) fail("stdout", NULL, "write failed");
+    if (o->bench) fprintf(stderr, "encode: %zu bytes -> %zu tokens in %.1f ms (%.2f MB/s)\n", n, ids.len, dt * 1e3, n / 1e6 / (dt > 0 ? dt : 1e-9));
+    free(out.data); free(ids.data); free(text); tokenizer_free(&t);
+    return 0;
+}
+
+static int cmd_decode(const Options* o) {
+    Tokenizer t;
+    load_tokenizer(&t, o);
+    size_t n;
+    unsigned char* text = read_stdin(&n);
+    IntVec ids = {0};
+    int line = 1;
+    for (size_t i = 0; i < n;) {
+        if (isspace(text[i])) { line += text[i] == '\n'; i++; continue; }
+        size_t j = i;
+        while (j < n && !isspace(text[j])) j++;
+        char buf[32];
+        size_t len = j - i < sizeof buf - 1 ? j - i : sizeof buf - 1;
+        memcpy(buf, text + i, len);
+        buf[len] = 0;
+        char* end;
+        errno = 0;
+        long v = strtol(buf, &end, 10);
+        char where[64];
+        snprintf(where, sizeof where, "stdin:%d", line);
+        if (*end || j - i >= sizeof buf - 1 || errno) fail(where, "decode reads token ids separated by spaces or newlines", "\"%s\" is not a token id", buf);
+        if (v < 0 || v >= t.vocab_size) fail(where, "was it encoded with another tokenizer?", "token id %ld is outside this tokenizer's vocabulary [0, %d)", v, t.vocab_size);
+        intvec_push(&ids, (int)v);
+        i = j;
+    }
+    ByteVec out = {0};
+    tokenizer_decode(&t, ids.data, ids.len, &out, NULL);
+    if ((out.len && fwrite(out.data, 1, out.len, stdout) != out.len) || fflush(stdout) != 0) fail("stdout", NULL, "write failed");
+    free(out.data); free(ids.data); free(text); tokenizer_free(&t);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------- text: LM token files
+
+// a unit of splitting: a document, or a chunk of lines of one
+typedef struct { const unsigned char* p; size_t n; size_t doc, chunk; } Unit;
+typedef struct { Unit* data; size_t len, cap; } UnitVec;
+static void unit_push(UnitVec* v, Unit u) {
+    if (v->len == v->cap) { v->cap = v->cap ? 2 * v->cap : 1024; v->data = tok_realloc(v->data, v->cap * sizeof(Unit)); }
+    v->data[v->len++] = u;
+}
+// end of the line starting at i (just after its '\n', or n)
+static size_t line_end(const unsigned char* s, size_t n, size_t i) {
+    const unsigned char* nl = memchr(s + i, '\n', n - i);
+    return nl ? (size_t)(nl - s) + 1 : n;
+}
+static int is_blank_line(const unsigned char* s, size_t a, size_t b) {
+    for (size_t i = a; i < b; i++) if (!isspace(s[i])) return 0;
+    return 1;
+}
+// adds one document's units (chunks of chunk_lines lines, or the whole document)
+static void add_document(UnitVec* units, const unsigned char* p, size_t n, size_t doc, int chunk_lines) {
+    if (n == 0) return;
+    if (chunk_lines <= 0) { unit_push(units, (Unit){p, n, doc, 0}); return; }
+    size_t chunk = 0;
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        for (int k = 0; k < chunk_lines && j < n; k++) j = line_end(p, n, j);
+        unit_push(units, (Unit){p + i, j - i, doc, chunk++});
+        i = j;
+    }
+}
+
+static int cmd_text(const Options* o) {
+    if (!o->out) fail("text", "pass --out PREFIX, e.g. --out data/tiny (writes data/tiny_train.bin, ...)", "missing --out");
+    if (o->num_files == 0) fail("text", "name one or more text files after the options", "no input files");
+    Tokenizer t;
+    load_tokenizer(&t, o);
+    if (t.eot_id < 0) fail(o->tokenizer, "this tokenizer has no <|endoftext|>; add it with --add-token '<|endoftext|>'", "no end-of-text token");
+    report_open(o->out);
+    // read every file and cut it into documents, then units
+    unsigned char** texts = tok_malloc(o->num_files * sizeof(unsigned char*));
+    UnitVec units = {0};
+    size_t ndocs = 0, total_bytes = 0;
+    for (int f = 0; f < o->num_files; f++) {
+        size_t n;
+        texts[f] = read_file_or_die(o->files[f], &n);
+        total_bytes += n;
+        const unsigned char* s = texts[f];
+        if (strcmp(o->docs, "file") == 0) {
+            if (n) add_document(&units, s, n, ndocs++, o->chunk_lines);
+        } else if (strcmp(o->docs, "line") == 0) {  // each non-empty line; its '\n' is dropped
+            for (size_t i = 0; i < n;) {
+                size_t e = line_end(s, n, i), len = e - i - (e > i && s[e - 1] == '\n');
+                if (len && s[i + len - 1] == '\r') len--;
+                if (len && !is_blank_line(s, i, i + len)) add_document(&units, s + i, len, ndocs++, 0);
+                i = e;
+            }
+        } else {  // blank: documents separated by one or more blank lines
+            size_t start = 0;
+            for (size_t i = 0; i <= n;) {
+                size_t e = i < n ? line_end(s, n, i) : n;
+                if (i == n || is_blank_line(s, i, e)) {
+                    if (i > start) add_document(&units, s + start, i - start, ndocs++, o->chunk_lines);
+                    start = e;
+                    if (i == n) break;
+                }
+                i = e;
+            }
+        }
+    }
+    if (total_bytes == 0 || units.len == 0) fail(o->files[0], "the input files are empty (or only blank lines)", "no text to encode");
+    uint64_t rng = o->seed;
+    unsigned char* split_of = tok_malloc(units.len);
+    assign_splits(split_of, units.len, o->split, &rng);
+    size_t per_split_units[3] = {0};
+    for (size_t u = 0; u < units.len; u++) per_split_units[split_of[u]]++;
+    for (int k = 0; k < 3; k++) if (o->split[k] > 0 && per_split_units[k] == 0)
+        fail(o->files[0], "split by line chunks: --chunk-lines 100 (or --docs line / blank), or change --split",
+             "the %s split got no text: only %zu unit(s) to split", split_name[k], units.len);
+    // encode unit by unit into the three writers
+    DsWriter w[3];
+    int llmc = strcmp(o->format, "llmc") == 0;
+    char path[4200];
+    for (int k = 0; k < 3; k++) if (o->split[k] > 0) {
+        snprintf(path, sizeof path, "%s_%s.bin", o->out, split_name[k]);
+        open_or_die(&w[k], path, llmc ? LLMC_MAGIC : TOKENS_MAGIC, 0, t.vocab_size, 0);
+    }
+    size_t last_doc[3], last_chunk[3], docs_in[3] = {0};
+    int have_last[3] = {0};
+    size_t* doc_tokens = tok_malloc(ndocs * sizeof(size_t));
+    memset(doc_tokens, 0, ndocs * sizeof(size_t));
+    unsigned char* seen = tok_malloc((size_t)t.vocab_size);
+    memset(seen, 0, (size_t)t.vocab_size);
+    IntVec ids = {0};
+    double t0 = now_seconds();
+    for (size_t u = 0; u < units.len; u++) {
+        int k = split_of[u];
+        Unit* un = &units.data[u];
+        ids.len = 0;
+        // <|endoftext|> before every unit that does not continue the previous one in this split
+        int continues = have_last[k] && last_doc[k] == un->doc && last_chunk[k] + 1 == un->chunk;
+        if (!continues) { intvec_push(&ids, t.eot_id); docs_in[k]++; }
+        tokenizer_encode(&t, un->p, un->n, o->allow_special, &ids);
+        ds_write_tokens(&w[k], ids.data, ids.len);
+        doc_tokens[un->doc] += ids.len - !continues;
+        for (size_t i = 0; i < ids.len; i++) seen[ids.data[i]] = 1;
+        have_last[k] = 1; last_doc[k] = un->doc; last_chunk[k] = un->chunk;
+    }
+    double dt = now_seconds() - t0;
+    report("dataprep text: %d file(s), %zu bytes, %zu documents (--docs %s), %zu units (--chunk-lines %d), seed %llu\n",
+           o->num_files, total_bytes, ndocs, o->docs, units.len, o->chunk_lines, (unsigned long long)o->seed);
+    report("tokenizer: %s (V=%d, <|endoftext|>=%d), format %s\n", o->tokenizer, t.vocab_size, t.eot_id, o->format);
+    uint64_t total = 0;
+    for (int k = 0; k < 3; k++) {
+        if (o->split[k] <= 0) { report("  %-5s (ratio 0, not written)\n", split_name[k]); continue; }
+        report("  %-5s %10llu tokens  %6zu units  %6zu <|endoftext|>-separated runs\n", split_name[k], (unsigned long long)w[k].count, per_split_units[k], docs_in[k]);
+        total += w[k].count;
+    }
+    report("encoded in %.2f s (%.2f MB/s); %.3f tokens per byte\n", dt, total_bytes / 1e6 / (dt > 0 ? dt : 1e-9), (double)total / total_bytes);
+    report_lengths("doc tokens", doc_tokens, ndocs);
+    report_coverage(seen, t.vocab_size);
+    for (int k = 0; k < 3; k++) if (o->split[k] > 0) write_or_die(&w[k]);
+    report_close();
+    for (int f = 0; f < o->num_files; f++) free(texts[f]);
+    free(texts); free(units.data); free(split_of); free(doc_tokens); free(seen); free(ids.data); tokenizer_free(&t);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------- reading rows: TSV, CSV, JSONL, JSON
+// A reader returns, for every record, the values of the columns asked for (by name or index),
+// with the line the record starts on. A bad record (wrong column count, unbalanced quotes,
+// invalid JSON, missing field) either stops the program with "file:line: what" or, with
+// --skip-bad, is counted and skipped.
+
+#define MAX_COLS 4
+typedef struct { char* v[MAX_COLS]; size_t len[MAX_COLS]; int line; } Row;
+typedef struct { Row* data; size_t len, cap; } RowVec;
+typedef struct { const char* spec[MAX_COLS]; int optional[MAX_COLS]; int ncols; } ColSpec;  // names or indices
+
+typedef struct { int skip_bad; size_t bad; char first_bad[512]; } BadRows;
+
+static void bad_row(BadRows* b, const char* file, int line, const char* hint, const char* fmt, ...) {
+    char what[400], where[4200];
+    va_list ap;
+    va_start(ap, fmt); vsnprintf(what, sizeof what, fmt, ap); va_end(ap);
+    snprintf(where, sizeof where, "%s:%d", file, line);
+    if (!b->skip_bad) fail(where, hint, "%s", what);
+    if (b->bad++ == 0) snprintf(b->first_bad, sizeof b->first_bad, "%.200s: %.300s", where, what);
+}
+
+static void row_push(RowVec* rows, Row r) {
+    if (rows->len == rows->cap) { rows->cap = rows->cap ? 2 * rows->cap : 1024; rows->data = tok_realloc(rows->data, rows->cap * sizeof(Row)); }
+    rows->data[rows->len++] = r;
+}
+static void row_free(Row* r) { for (int c = 0; c < MAX_COLS; c++) free(r->v[c]); }
+static char* dup_bytes(const void* p, size_t n) {
+    char* s = tok_malloc(n + 1);
+    if (n) memcpy(s, p, n);
+    s[n] = 0;
+    return s;
+}
+static int is_index(const char* s) { if (!*s) return 0; for (; *s; s++) if (!isdigit((unsigned char)*s)) return 0; return 1; }
+
+// one record of fields (TSV or CSV)
+typedef struct { ByteVec* f; int nf, cap; } Fields;
+static ByteVec* fields_add(Fields* fs) {
+    if (fs->nf == fs->cap) {
+        fs->cap = fs->cap ? 2 * fs->cap : 16;
+        fs->f = tok_realloc(fs->f, (size_t)fs->cap * sizeof(ByteVec));
+        for (int k = fs->nf; k < fs->cap; k++) fs->f[k] = (ByteVec){0};
+    }
+    ByteVec* b = &fs->f[fs->nf++];
+    b->len = 0;
+    bytevec_append(b, "", 0);
+    return b;
+}
+
+// Reads the next TSV or CSV record at or after *pos (empty lines are skipped). Returns 1 with the
+// fields, 0 at the end, -1 on a malformed record (message in *err). *start is where the record
+// begins; *pos moves past the record (past the rest of its line after an error, so it can be skipped).
+// TSV: fields split at tabs, no quoting (as GLUE's files). CSV: RFC 4180: fields split at commas,
+// a field in double quotes may hold commas, newlines and "" (one quote); a record ends at LF or CRLF.
+static int next_record(const unsigned char* s, size_t n, size_t* pos, int csv, Fields* fs, size_t* start, const char** err) {
+    fs->nf = 0;
+    size_t i = *pos;
+    while (i < n && (s[i] == '\n' || (s[i] == '\r' && i + 1 < n && s[i + 1] == '\n'))) i++;
+    *start = i;
+    if (i >= n) { *pos = n; return 0; }
+    ByteVec* f = fields_add(fs);
+    #define AT_EOL(i) (s[i] == '\n' || (s[i] == '\r' && (i) + 1 < n && s[(i) + 1] == '\n'))
+    if (!csv) {
+        for (; i < n && !AT_EOL(i); i++) {
+            if (s[i] == '\t') f = fields_add(fs);
+            else bytevec_push(f, s[i]);
+        }
+    } else {
+        while (1) {
+            if (i < n && s[i] == '"') {  // quoted field
+                i++;
+                while (1) {
+                    if (i >= n) { *err = "unbalanced quotes: a quoted field is never closed"; *pos = n; return -1; }
+                    if (s[i] == '"') {
+                        if (i + 1 < n && s[i + 1] == '"') { bytevec_push(f, '"'); i += 2; continue; }
+                        i++;
+                        break;
+                    }
+                    bytevec_push(f, s[i++]);
+                }
+                if (i < n && s[i] != ',' && !AT_EOL(i)) {
+                    *err = "text after a closing quote (a quote inside a quoted field must be doubled: \"\")";
+                    *pos = line_end(s, n, i);
+                    return -1;
+                }
+            } else {  // plain field
+                while (i < n && s[i] != ',' && !AT_EOL(i)) {
+                    if (s[i] == '"') {
+                        *err = "quote inside an unquoted field (RFC 4180: quote the whole field and double inner quotes)";
+                        *pos = line_end(s, n, i);
+                        return -1;
+                    }
+                    bytevec_push(f, s[i++]);
+                }
+            }
+            if (i < n && s[i] == ',') { i++; f = fields_add(fs); continue; }
+            break;
+        }
+    }
+    #undef AT_EOL
+    if (i < n && s[i] == '\r') i++;
+    if (i < n && s[i] == '\n') i++;
+    *pos = i;
+    return 1;
+}
+
+// counts the newlines in s[*from .. to) into *line and moves *from to to
+static void count_lines(const unsigned char* s, size_t* from, size_t to, int* line) {
+    for (; *from < to; (*from)++) *line += s[*from] == '\n';
+}
+
+// JSON value of a field as text: strings as they are, numbers and booleans written out
+static int json_field_text(JsonScan* js, ByteVec* out) {
+    int type = jscan_peek(js);
+    if (type == '"') return jscan_string(js, out);
+    out->len = 0;
+    bytevec_append(out, "", 0);
+    size_t start = js->pos;
+    if (type == 'n') { double d; if (jscan_number(js, &d)) return -1; }
+    else if (type == 't' || type == 'f') { if (jscan_literal(js, type == 't' ? "true" : "false")) return -1; }
+    else return jscan_fail(js, "a field must be a string, number or boolean");
+    bytevec_append(out, js->s + start, js->pos - start);
+    return 0;
+}
+
+// reads one JSON object, keeping the fields named in cols. Returns 0 or -1 (js->err set).
+static int json_object_fields(JsonScan* js, const ColSpec* cols, Row* r, int* found) {
+    ByteVec key = {0}, val = {0};
+    int rc = 0;
+    for (int c = 0; c < cols->ncols; c++) found[c] = 0;
+    if (jscan_expect(js, '{')) { rc = jscan_fail(js, "expected a JSON object {...}"); goto done; }
+    jscan_ws(js);
+    if (js->pos < js->n && js->s[js->pos] == '}') { js->pos++; goto done; }
+    while (1) {
+        if ((rc = jscan_string(js, &key)) || (rc = jscan_expect(js, ':'))) goto done;
+        int want = -1;
+        for (int c = 0; c < cols->ncols; c++) if (strcmp((char*)key.data, cols->spec[c]) == 0) want = c;
+        if (want >= 0) {
+            if ((rc = json_field_text(js, &val))) goto done;
+            free(r->v[want]);
+            r->v[want] = dup_bytes(val.data, val.len);
+            r->len[want] = val.len;
+            found[want] = 1;
+        } else if ((rc = jscan_skip(js, 0))) goto done;
+        jscan_ws(js);
+        if (js->pos < js->n && js->s[js->pos] == ',') { js->pos++; continue; }
+        rc = jscan_expect(js, '}');
+        break;
+    }
+done:
+    free(key.data); free(val.data);
+    return rc;
+}
+
+static const char* guess_format(const char* path, const char* given) {
+    if (given) {
+        if (strcmp(given, "tsv") && strcmp(given, "csv") && strcmp(given, "jsonl") && strcmp(given, "json"))
+            fail("--input-format", "use tsv, csv, jsonl or json", "unknown value \"%s\"", given);
+        return given;
+    }
+    const char* dot = strrchr(path, '.');
+    if (dot && strcmp(dot, ".csv") == 0) return "csv";
+    if (dot && (strcmp(dot, ".jsonl") == 0 || strcmp(dot, ".json") == 0)) return "jsonl";  // also reads a JSON array
+    return "tsv";
+}
+
+// one JSON object into a row; missing optional fields become ""
+static void json_row(JsonScan* js, const char* path, const ColSpec* cols, BadRows* bad, RowVec* rows, int* ok) {
+    Row r = {{0}, {0}, js->line};
+    int found[MAX_COLS];
+    *ok = 1;
+    if (json_object_fields(js, cols, &r, found)) {
+        bad_row(bad, path, js->line, "each record must be one JSON object; check quotes, commas and brackets", "invalid JSON: %s", js->err);
+        row_free(&r);
+        *ok = 0;
+        return;
+    }
+    for (int c = 0; c < cols->ncols; c++) if (!found[c]) {
+        if (cols->optional[c]) { r.v[c] = dup_bytes("", 0); continue; }
+        bad_row(bad, path, r.line, "every record needs this field (choose the field names with the --*-col options)", "missing field \"%s\"", cols->spec[c]);
+        row_free(&r);
+        return;
+    }
+    row_push(rows, r);
+}
+
+// reads all records of a file into rows (the values of the wanted columns); *records counts every
+// record seen, good or bad
+static void read_rows(const char* path, const char* format, const ColSpec* cols, int no_header, BadRows* bad, RowVec* rows, size_t* records) {
+    size_t n;
+    unsigned char* s = read_file_or_die(path, &n);
+    *records = 0;
+    size_t bom = n >= 3 && s[0] == 0xEF && s[1] == 0xBB && s[2] == 0xBF ? 3 : 0;  // UTF-8 byte order mark
+    if (n == bom) fail(path, "the file is empty; check the path", "no rows");
+    if (strcmp(format, "jsonl") == 0 || strcmp(format, "json") == 0) {
+        for (int c = 0; c < cols->ncols; c++) if (is_index(cols->spec[c]))
+            fail(cols->spec[c], "JSON fields are chosen by name, e.g. --text-col text", "a column index cannot select a JSON field");
+        JsonScan js = {s, n, bom, 1, NULL};
+        jscan_ws(&js);
+        if (js.pos < n && s[js.pos] == '[') {  // a JSON array of objects (Alpaca's files)
+            js.pos++;
+            jscan_ws(&js);
+            if (js.pos < n && s[js.pos] == ']') js.pos++;
+            else while (1) {
+                int ok;
+                (*records)++;
+                json_row(&js, path, cols, bad, rows, &ok);
+                if (!ok) { bad_row(bad, path, js.line, NULL, "cannot find the next record after invalid JSON; the rest of the file is skipped"); break; }
+                jscan_ws(&js);
+                if (js.pos < n && s[js.pos] == ',') { js.pos++; continue; }
+                if (js.pos < n && s[js.pos] == ']') { js.pos++; break; }
+                bad_row(bad, path, js.line, "objects in a JSON array are separated by commas", "invalid JSON: expected ',' or ']'");
+                break;
+            }
+        } else {  // JSONL: one object per line
+            int line = 1;
+            for (size_t i = bom; i < n; line++) {
+                size_t e = line_end(s, n, i);
+                if (!is_blank_line(s, i, e)) {
+                    JsonScan one = {s, e, i, line, NULL};
+                    int ok;
+                    (*records)++;
+                    json_row(&one, path, cols, bad, rows, &ok);
+                    jscan_ws(&one);
+                    if (ok && one.pos < e) bad_row(bad, path, line, "JSONL holds exactly one JSON object per line", "invalid JSON: text after the object");
+                    if (ok && one.pos < e && bad->skip_bad) row_free(&rows->data[--rows->len]);
+                }
+                i = e;
+            }
+        }
+        free(s);
+        return;
+    }
+    int csv = strcmp(format, "csv") == 0;
+    Fields fs = {0};
+    size_t pos = bom, counted = 0, start;
+    int line = 1, idx[MAX_COLS], ncols = -1;
+    const char* err = NULL;
+    for (int c = 0; c < cols->ncols; c++) idx[c] = is_index(cols->spec[c]) ? atoi(cols->spec[c]) : -1;
+    if (!no_header) {  // the header row names the columns
+        int rc = next_record(s, n, &pos, csv, &fs, &start, &err);
+        if (rc <= 0) fail(path, "the first row must be a header (or pass --no-header)", "%s", rc == 0 ? "no header row" : err);
+        ncols = fs.nf;
+        for (int c = 0; c < cols->ncols; c++) {
+            if (idx[c] >= 0) continue;
+            for (int k = 0; k < fs.nf; k++) if (strcmp((char*)fs.f[k].data, cols->spec[c]) == 0) idx[c] = k;
+            if (idx[c] < 0) {
+                char names[512] = "";
+                for (int k = 0; k < fs.nf && strlen(names) < 400; k++) { strcat(names, k ? ", " : ""); strncat(names, (char*)fs.f[k].data, 60); }
+                fail(path, "pick columns with --text-col / --label-col: a name from the header, or an index from 0",
+                     "no column named \"%s\" in the header (columns: %s)", cols->spec[c], names);
+            }
+        }
+    } else {
+        for (int c = 0; c < cols->ncols; c++) if (idx[c] < 0)
+            fail(cols->spec[c], "without a header, choose columns by index, e.g. --label-col 0 --text-col 1", "a column name needs a header row");
+    }
+    while (1) {
+        int rc = next_record(s, n, &pos, csv, &fs, &start, &err);
+        if (rc == 0) break;
+        count_lines(s, &counted, start, &line);  // line = where this record starts
+        (*records)++;
+        if (rc < 0) { bad_row(bad, path, line, "fix the quoting, or pass --skip-bad to skip such rows", "%s", err); continue; }
+        if (ncols < 0) ncols = fs.nf;  // no header: the first record sets the column count
+        if (fs.nf != ncols) {
+            bad_row(bad, path, line, "every row needs as many columns as the header (a stray tab or comma?)", "wrong column count: expected %d, found %d", ncols, fs.nf);
+            continue;
+        }
+        Row r = {{0}, {0}, line};
+        int ok = 1;
+        for (int c = 0; c < cols->ncols && ok; c++) {
+            if (idx[c] >= fs.nf) { bad_row(bad, path, line, "column indices count from 0", "column %d does not exist (rows have %d)", idx[c], fs.nf); ok = 0; break; }
+            r.v[c] = dup_bytes(fs.f[idx[c]].data, fs.f[idx[c]].len);
+            r.len[c] = fs.f[idx[c]].len;
+        }
+        if (ok) row_push(rows, r); else row_free(&r);
+    }
+    for (int k = 0; k < fs.cap; k++) free(fs.f[k].data);
+    free(fs.f);
+    free(s);
+}
+
+// ---------------------------------------------------------------------------- labels
+
+typedef struct { char** names; int count; int fixed; } LabelMap;
+
+static int label_find(const LabelMap* m, const char* name) {
+    for (int k = 0; k < m->count; k++) if (strcmp(m->names[k], name) == 0) return k;
+    return -1;
+}
+static void label_add(LabelMap* m, const char* name) {
+    if (label_find(m, name) >= 0) return;
+    if (m->count >= 10000) fail("labels", "is --label-col the text column by mistake?", "more than 10000 distinct labels");
+    m->names = tok_realloc(m->names, (size_t)(m->count + 1) * sizeof(char*));
+    m->names[m->count++] = dup_bytes(name, strlen(name));
+}
+static int all_integers(const LabelMap* m) {
+    for (int k = 0; k < m->count; k++) {
+        const char* s = m->names[k];
+        if (*s == '-') s++;
+        if (!is_index(s) || strlen(s) > 9) return 0;
+    }
+    return 1;
+}
+static int cmp_label_num(const void* a, const void* b) { return cmp_int(&(int){atoi(*(char* const*)a)}, &(int){atoi(*(char* const*)b)}); }
+static int cmp_label_str(const void* a, const void* b) { return strcmp(*(char* const*)a, *(char* const*)b); }
+
+// trims ASCII whitespace at both ends, in place
+static size_t trim(char* s, size_t n) {
+    size_t a = 0;
+    while (a < n && isspace((unsigned char)s[a])) a++;
+    while (n > a && isspace((unsigned char)s[n - 1])) n--;
+    memmove(s, s + a, n - a);
+    s[n - a] = 0;
+    return n - a;
+}
+
+// ---------------------------------------------------------------------------- augmentation (EDA)
+// Easy Data Augmentation (Wei & Zou, 2019) on whitespace-separated words, plus token masking:
+//   del   delete each word with probability p (at least one word stays)
+//   swap  swap two random words, n = max(1, p * words) times
+//   ins   insert a synonym of a random word at a random place, n times (a random word of the
+//         sentence when no synonym file is given or the words have none)
+//   syn   replace n random words that have synonyms by one of them
+//   mask  replace each token by <|mask|> with probability p (after tokenizing)
+// Each augmented copy applies one operation chosen at random. Only the training split is ever
+// augmented; validation and test data stay as they are. Seeded like everything else.
+
+enum { AUG_DEL, AUG_SWAP, AUG_INS, AUG_SYN, AUG_MASK, AUG_NUM };
+static const char* aug_name[AUG_NUM] = {"del", "swap", "ins", "syn", "mask"};
+
+typedef struct {
+    int enabled[AUG_NUM]; int ops[AUG_NUM]; int nops;
+    double p;
+    StrMap syn_index;         // lower-cased word -> first entry in syn_list
+    int* syn_next;            // linked list over entries of the same word
+    char** syn_word;          // entry -> a synonym
+    int num_syn;
+    unsigned char* syn_text;  // the synonym file (words point into it)
+    int mask_id;
+    size_t made[AUG_NUM];
+} Augmenter;
+
+// synonym file: one group per line, words separated by commas or whitespace; every word of a
+// group is a synonym of the others. Lines starting with # are comments. Matching is by lower case.
+static void aug_load_synonyms(Augmenter* a, const char* path) {
+    size_t n;
+    a->syn_text = read_file_or_die(path, &n);
+    for (size_t i = 0; i < n; i++) a->syn_text[i] = (unsigned char)tolower(a->syn_text[i]);
+    strmap_init(&a->syn_index, 1024);
+    char* words[256];
+    for (size_t i = 0; i < n;) {
+        size_t e = line_end(a->syn_text, n, i);
+        int nw = 0;
+        if (a->syn_text[i] != '#') {
+            for (size_t k = i; k < e;) {
+                while (k < e && (isspace(a->syn_text[k]) || a->syn_text[k] == ',')) a->syn_text[k++] = 0;
+                if (k < e && nw < 256) words[nw++] = (char*)a->syn_text + k;
+                while (k < e && !isspace(a->syn_text[k]) && a->syn_text[k] != ',') k++;
+            }
+        }
+        if (e > i) a->syn_text[e - 1] = a->syn_text[e - 1] == '\n' ? 0 : a->syn_text[e - 1];
+        for (int x = 0; x < nw; x++) for (int y = 0; y < nw; y++) if (x != y) {
+            a->syn_next = tok_realloc(a->syn_next, (size_t)(a->num_syn + 1) * sizeof(int));
+            a->syn_word = tok_realloc(a->syn_word, (size_t)(a->num_syn + 1) * sizeof(char*));
+            const unsigned char* w = (const unsigned char*)words[x];
+            int head = strmap_get(&a->syn_index, w, strlen(words[x]));
+            a->syn_next[a->num_syn] = head;
+            a->syn_word[a->num_syn] = words[y];
+            strmap_put(&a->syn_index, w, strlen(words[x]), a->num_syn);
+            a->num_syn++;
+        }
+        i = e;
+    }
+    if (a->num_syn == 0) fail(path, "write groups of synonyms, one group per line: good, fine, nice", "no synonyms found");
+}
+// a random synonym of word (NULL if none)
+static const char* aug_synonym(Augmenter* a, const char* word, uint64_t* rng) {
+    if (!a->syn_index.slots) return NULL;
+    char low[256];
+    size_t n = strlen(word);
+    if (n >= sizeof low) return NULL;
+    for (size_t i = 0; i <= n; i++) low[i] = (char)tolower((unsigned char)word[i]);
+    int e = strmap_get(&a->syn_index, (const unsigned char*)low, n), count = 0;
+    for (int k = e; k >= 0; k = a->syn_next[k]) count++;
+    if (count == 0) return NULL;
+    int pick = (int)rng_below(rng, (size_t)count);
+    for (int k = e; k >= 0; k = a->syn_next[k]) if (pick-- == 0) return a->syn_word[k];
+    return NULL;
+}
+
+// applies word-level operation op to text; the result goes to out
+static void aug_words(Augmenter* a, int op, const char* text, ByteVec* out, uint64_t* rng) {
+    // split into words (pointers into a copy)
+    char* copy = dup_bytes(text, strlen(text));
+    const char** w = NULL;
+    size_t nw = 0, cap = 0;
+    for (char* p = strtok(copy, " \t\n\r"); p; p = strtok(NULL, " \t\n\r")) {
+        if (nw + 2 > cap) { cap = cap ? 2 * cap : 64; w = tok_realloc(w, cap * sizeof(char*)); }
+        w[nw++] = p;
+    }
+    size_t changes = (size_t)(a->p * nw + 0.5);
+    if (changes < 1) changes = 1;
+    if (op == AUG_DEL && nw > 1) {
+        size_t j = 0;
+        for (size_t i = 0; i < nw; i++) if (rng_uniform(rng) >= a->p) w[j++] = w[i];
+        if (j == 0) { w[0] = w[rng_below(rng, nw)]; j = 1; }
+        nw = j;
+    } else if (op == AUG_SWAP && nw > 1) {
+        for (size_t k = 0; k < changes; k++) {
+            size_t i = rng_below(rng, nw), j = rng_below(rng, nw);
+            const char* t = w[i]; w[i] = w[j]; w[j] = t;
+        }
+    } else if (op == AUG_INS && nw > 0) {
+        for (size_t k = 0; k < changes; k++) {
+            const char* word = w[rng_below(rng, nw)];
+            const char* s = aug_synonym(a, word, rng);
+            if (!s) s = word;
+            if (nw + 2 > cap) { cap = 2 * cap; w = tok_realloc(w, cap * sizeof(char*)); }
+            size_t at = rng_below(rng, nw + 1);
+            memmove(w + at + 1, w + at, (nw - at) * sizeof(char*));
+            w[at] = s;
+            nw++;
+        }
+    } else if (op == AUG_SYN && nw > 0) {
+        size_t* order = tok_malloc(nw * sizeof(size_t));
+        for (size_t i = 0; i < nw; i++) order[i] = i;
+        shuffle(order, nw, rng);
+        for (size_t i = 0, done = 0; i < nw && done < changes; i++) {
+            const char* s = aug_synonym(a, w[order[i]], rng);
+            if (s) { w[order[i]] = s; done++; }
+        }
+        free(order);
+    }
+    out->len = 0;
+    bytevec_append(out, "", 0);
+    for (size_t i = 0; i < nw; i++) {
+        if (i) bytevec_push(out, ' ');
+        bytevec_append(out, w[i], strlen(w[i]));
+    }
+    free(w);
+    free(copy);
+}
+
+static void aug_init(Augmenter* a, const Options* o, Tokenizer* t) {
+    memset(a, 0, sizeof *a);
+    a->p = o->aug_p;
+    a->mask_id = -1;
+    if (o->augment <= 0) return;
+    char ops[256];
+    snprintf(ops, sizeof ops, "%s", o->aug_ops);
+    for (char* p = strtok(ops, ","); p; p = strtok(NULL, ",")) {
+        int k = 0;
+        while (k < AUG_NUM && strcmp(p, aug_name[k])) k++;
+        if (k == AUG_NUM) fail("--aug-ops", "choose from del,swap,ins,syn,mask", "unknown operation \"%s\"", p);
+        if (!a->enabled[k]) { a->enabled[k] = 1; a->ops[a->nops++] = k; }
+    }
+    if (a->nops == 0) fail("--aug-ops", "choose from del,swap,ins,syn,mask", "no operations");
+    if (a->enabled[AUG_SYN] && !o->synonyms) fail("--aug-ops", "syn needs --synonyms FILE (or drop syn from --aug-ops)", "no synonym file");
+    if (o->synonyms) aug_load_synonyms(a, o->synonyms);
+    if (a->enabled[AUG_MASK]) a->mask_id = tokenizer_add_special(t, "<|mask|>");
+    if (!(a->p > 0 && a->p <= 1)) fail("--aug-p", "a probability in (0, 1], e.g. 0.1", "got %g", a->p);
+}
+static void aug_free(Augmenter* a) {
+    free(a->syn_index.slots); free(a->syn_next); free(a->syn_word); free(a->syn_text);
+}
+
+// ---------------------------------------------------------------------------- cls: classification
+
+typedef struct { Row* row; int label; int split; } ClsItem;
+
+// drops rows with empty text or label, and (with --labels) unknown labels
+static size_t clean_cls_rows(const char* path, RowVec* rows, LabelMap* labels, BadRows* bad) {
+    size_t j = 0;
+    for (size_t i = 0; i < rows->len; i++) {
+        Row* r = &rows->data[i];
+        r->len[0] = trim(r->v[0], r->len[0]);
+        r->len[1] = trim(r->v[1], r->len[1]);
+        int ok = 1;
+        if (r->len[0] == 0) { bad_row(bad, path, r->line, "every example needs text; remove the row or pass --skip-bad", "empty text"); ok = 0; }
+        else if (r->len[1] == 0) { bad_row(bad, path, r->line, "every example needs a label; remove the row or pass --skip-bad", "empty label"); ok = 0; }
+        else if (labels->fixed && label_find(labels, r->v[1]) < 0) {
+            bad_row(bad, path, r->line, "add it to --labels, or pass --skip-bad", "unknown label \"%.60s\"", r->v[1]); ok = 0;
+        }
+        if (ok) rows->data[j++] = *r; else row_free(r);
+    }
+    size_t dropped = rows->len - j;
+    rows->len = j;
+    return dropped;
+}
+
+// where cls examples go, and the statistics kept about them
+typedef struct {
+    Tokenizer* t; DsWriter* w; IntVec* ids; unsigned char* seen;
+    size_t** lens; size_t* count; size_t* tokens; size_t* truncated; size_t* per_label;  // per split
+    int K; size_t max_len; int append_eot, allow_special; uint64_t* rng; int mask_id;
+} ClsOut;
+
+// one example into split k: encode, truncate (keeping room for <|endoftext|> with --append-eot),
+// mask tokens with probability mask_p (augmentation), write, count
+static void cls_emit(ClsOut* c, const void* text, size_t n, int label, int k, double mask_p) {
+    IntVec* ids = c->ids;
+    ids->len = 0;
+    tokenizer_encode(c->t, text, n, c->allow_special, ids);
+    size_t room = c->append_eot ? c->max_len - 1 : c->max_len;
+    if (ids->len > room) { ids->len = room; c->truncated[k]++; }
+    if (mask_p > 0) for (size_t q = 0; q < ids->len; q++) if (rng_uniform(c->rng) < mask_p) ids->data[q] = c->mask_id;
+    if (c->append_eot) intvec_push(ids, c->t->eot_id);
+    ds_write_example(&c->w[k], ids->data, ids->len, label, NULL);
+    for (size_t q = 0; q < ids->len; q++) c->seen[ids->data[q]] = 1;
+    c->lens[k][c->count[k]++] = ids->len;
+    c->tokens[k] += ids->len;
+    c->per_label[(size_t)k * c->K + label]++;
+}
+
+static int cmd_cls(const Options* o) {
+    if (!o->out) fail("cls", "pass --out PREFIX, e.g. --out data/sst2", "missing --out");
+    int given = o->given[0] || o->given[1] || o->given[2];
+    if (given && o->num_files) fail("cls", "give either one FILE to split, or --train/--val/--test files, not both", "both given");
+    if (!given && o->num_files != 1) fail("cls", "give one input FILE (or --train F --val F [--test F])", "%d input files", o->num_files);
+    if (given && !o->given[0]) fail("cls", "--val/--test need a --train file too", "no --train file");
+    Tokenizer t;
+    load_tokenizer(&t, o);
+    Augmenter aug;
+    aug_init(&aug, o, &t);
+    report_open(o->out);
+    ColSpec cols = {{o->text_col, o->label_col}, {0, 0}, 2};
+    BadRows bad = {o->skip_bad, 0, ""};
+    LabelMap labels = {0};
+    if (o->labels) {
+        char buf[4096];
+        snprintf(buf, sizeof buf, "%s", o->labels);
+        for (char* p = strtok(buf, ","); p; p = strtok(NULL, ",")) label_add(&labels, p);
+        labels.fixed = 1;
+    }
+    // read: one file, or the given splits
+    RowVec rows[3] = {{0}};
+    size_t records = 0, rec;
+    const char* src[3] = {NULL, NULL, NULL};
+    for (int k = 0; k < 3; k++) {
+        const char* path = given ? o->given[k] : (k == 0 ? o->files[0] : NULL);
+        if (!path) continue;
+        src[k] = path;
+        read_rows(path, guess_format(path, o->input_format), &cols, o->no_header, &bad, &rows[k], &rec);
+        records += rec;
+        clean_cls_rows(path, &rows[k], &labels, &bad);  // empty text/label and unknown labels count as bad rows
+    }
+    if (rows[0].len == 0) fail(src[0], "check --text-col/--label-col and the file format", "no usable rows");
+    // label map: sorted (numerically when all labels are integers) unless --labels fixed the order
+    if (!labels.fixed) {
+        for (int k = 0; k < 3; k++) for (size_t i = 0; i < rows[k].len; i++) label_add(&labels, rows[k].data[i].v[1]);
+        qsort(labels.names, (size_t)labels.count, sizeof(char*), all_integers(&labels) ? cmp_label_num : cmp_label_str);
+    }
+    int K = labels.count;
+    if (K < 2) report("warning: only %d distinct label(s); is --label-col right?\n", K);
+    // items, de-duplicated by exact text within each source (keep the first)
+    size_t total_rows = rows[0].len + rows[1].len + rows[2].len;
+    ClsItem* items = tok_malloc(total_rows * sizeof(ClsItem));
+    size_t nitems = 0, dups = 0, conflicts = 0, leaks = 0;
+    StrMap seen_text[3];
+    for (int k = 0; k < 3; k++) {
+        strmap_init(&seen_text[k], rows[k].len);
+        for (size_t i = 0; i < rows[k].len; i++) {
+            Row* r = &rows[k].data[i];
+            int label = label_find(&labels, r->v[1]);
+            int prev = strmap_get(&seen_text[k], (unsigned char*)r->v[0], r->len[0]);
+            if (prev >= 0 && !o->keep_duplicates) {
+                dups++;
+                if (items[prev].label != label) conflicts++;
+                continue;
+            }
+            if (k > 0 && strmap_get(&seen_text[0], (unsigned char*)r->v[0], r->len[0]) >= 0) leaks++;
+            strmap_put(&seen_text[k], (unsigned char*)r->v[0], r->len[0], (int)nitems);
+            items[nitems++] = (ClsItem){r, label, k};
+        }
+    }
+    // stratified split of a single file: each label's items are shuffled and cut by the ratios
+    uint64_t rng = o->seed;
+    if (!given) {
+        for (int c = 0; c < K; c++) {
+            size_t m = 0;
+            for (size_t i = 0; i < nitems; i++) m += items[i].label == c;
+            size_t* which = tok_malloc((m ? m : 1) * sizeof(size_t));
+            unsigned char* sp = tok_malloc(m ? m : 1);
+            m = 0;
+            for (size_t i = 0; i < nitems; i++) if (items[i].label == c) which[m++] = i;
+            assign_splits(sp, m, o->split, &rng);
+            for (size_t i = 0; i < m; i++) items[which[i]].split = sp[i];
+            free(which); free(sp);
+        }
+    }
+    // encode and write
+    DsWriter w[3];
+    int have[3] = {0};
+    char path[4200];
+    size_t count[3] = {0}, truncated[3] = {0}, tokens[3] = {0}, oversampled = 0;
+    size_t* per_label = tok_malloc((size_t)(3 * K + 1) * sizeof(size_t));
+    memset(per_label, 0, (size_t)(3 * K + 1) * sizeof(size_t));
+    for (size_t i = 0; i < nitems; i++) have[items[i].split] = 1;
+    for (int k = 0; k < 3; k++) if (have[k]) {
+        snprintf(path, sizeof path, "%s_%s.ds", o->out, split_name[k]);
+        open_or_die(&w[k], path, EXAMPLES_MAGIC, DS_CLS, t.vocab_size, K);
+    }
+    size_t** lens = tok_malloc(3 * sizeof(size_t*));
+    for (int k = 0; k < 3; k++) lens[k] = tok_malloc((nitems * (1 + (size_t)o->augment) + 1) * sizeof(size_t));
+    unsigned char* seen = tok_malloc((size_t)t.vocab_size);
+    memset(seen, 0, (size_t)t.vocab_size);
+    IntVec ids = {0};
+    ByteVec augtext = {0};
+    size_t max_len = o->max_len > 0 ? (size_t)o->max_len : (size_t)-1;
+    ClsOut out = {&t, &w[0], &ids, seen, lens, count, tokens, truncated, per_label, K, max_len, o->append_eot, o->allow_special, &rng, aug.mask_id};
+    if (o->append_eot && t.eot_id < 0) fail(o->tokenizer, "add it with --add-token '<|endoftext|>'", "--append-eot: this tokenizer has no <|endoftext|>");
+    for (size_t i = 0; i < nitems; i++) {
+        ClsItem* it = &items[i];
+        cls_emit(&out, it->row->v[0], it->row->len[0], it->label, it->split, 0.0);
+        if (it->split == 0) for (int c = 0; c < o->augment; c++) {  // augmented copies: training split only
+            int op = aug.ops[rng_below(&rng, (size_t)aug.nops)];
+            aug.made[op]++;
+            if (op == AUG_MASK) { cls_emit(&out, it->row->v[0], it->row->len[0], it->label, 0, aug.p); continue; }
+            aug_words(&aug, op, it->row->v[0], &augtext, &rng);
+            cls_emit(&out, augtext.data, augtext.len, it->label, 0, 0.0);
+        }
+    }
+    // oversampling: repeat random training examples of each smaller class until it matches the largest
+    if (o->oversample) {
+        size_t largest = 0;
+        for (int c = 0; c < K; c++) if (per_label[c] > largest) largest = per_label[c];
+        size_t* pool = tok_malloc((nitems + 1) * sizeof(size_t));
+        for (int c = 0; c < K; c++) {
+            size_t m = 0;
+            for (size_t i = 0; i < nitems; i++) if (items[i].split == 0 && items[i].label == c) pool[m++] = i;
+            if (m == 0) continue;
+            while (per_label[c] < largest) {
+                ClsItem* it = &items[pool[rng_below(&rng, m)]];
+                lens[0] = tok_realloc(lens[0], (count[0] + 1) * sizeof(size_t));
+                cls_emit(&out, it->row->v[0], it->row->len[0], c, 0, 0.0);
+                oversampled++;
+            }
+        }
+        free(pool);
+    }
+    // the report
+    report("dataprep cls: %zu records read from %s%s%s%s%s\n", records, src[0], src[1] ? ", " : "", src[1] ? src[1] : "", src[2] ? ", " : "", src[2] ? src[2] : "");
+    report("tokenizer: %s (V=%d)  max-len %d%s  seed %llu  %s\n", o->tokenizer, t.vocab_size, o->max_len, o->append_eot ? " (+<|endoftext|>)" : "",
+           (unsigned long long)o->seed, given ? "splits as given" : "stratified split");
+    report("bad rows skipped: %zu%s%s\n", bad.bad, bad.bad ? "  first: " : "", bad.first_bad);
+    report("duplicates removed: %zu (%zu with a different label)%s   val/test texts also in train: %zu\n", dups, conflicts, o->keep_duplicates ? " [--keep-duplicates]" : "", leaks);
+    for (int k = 0; k < 3; k++) {
+        if (!have[k]) { report("  %-5s none\n", split_name[k]); continue; }
+        report("  %-5s %7zu examples  %9zu tokens  truncated %zu\n", split_name[k], count[k], tokens[k], truncated[k]);
+        report_lengths("  tokens", lens[k], count[k]);
+        report("    labels:");
+        for (int c = 0; c < K; c++) report(" %s=%zu (%.1f%%)", labels.names[c], per_label[(size_t)k * K + c], 100.0 * per_label[(size_t)k * K + c] / (count[k] ? count[k] : 1));
+        report("\n");
+    }
+    if (o->oversample) report("oversampled: %zu extra training examples (minority classes repeated up to the largest)\n", oversampled);
+    if (o->augment) {
+        report("augmented: %d copies per training example, p=%.2f:", o->augment, aug.p);
+        for (int k = 0; k < AUG_NUM; k++) if (aug.enabled[k]) report(" %s=%zu", aug_name[k], aug.made[k]);
+        report("\n");
+    }
+    report_coverage(seen, t.vocab_size);
+    // label map with training counts and class weights N/(K*count) (1.0 everywhere when balanced)
+    snprintf(path, sizeof path, "%s_labels.txt", o->out);
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE* f = fopen(tmp, "w");
+    if (!f) fail(tmp, "does the folder of --out exist, and is it writable?", "cannot open for writing");
+    fprintf(f, "# id\tname\ttrain_count\tclass_weight (N/(K*count); pass to train as class weights)\n");
+    for (int c = 0; c < K; c++) {
+        size_t nc = per_label[c];
+        fprintf(f, "%d\t%s\t%zu\t%.6f\n", c, labels.names[c], nc, nc ? (double)count[0] / ((double)K * nc) : 0.0);
+    }
+    if (fclose(f) != 0 || rename(tmp, path) != 0) fail(path, "is the disk full?", "write failed");
+    for (int k = 0; k < 3; k++) if (have[k]) write_or_die(&w[k]);
+    printf("wrote %s\n", path);
+    report_close();
+    for (int k = 0; k < 3; k++) { for (size_t i = 0; i < rows[k].len; i++) row_free(&rows[k].data[i]); free(rows[k].data); free(seen_text[k].slots); free(lens[k]); }
+    for (int c = 0; c < labels.count; c++) free(labels.names[c]);
+    free(labels.names); free(items); free(per_label); free(lens); free(seen); free(ids.data); free(augtext.data);
+    aug_free(&aug);
+    tokenizer_free(&t);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------- sft: instruction tuning
+// Each record has instruction, input (may be empty or missing) and output. The prompt is built
+// from a template, the response is the output followed by <|endoftext|>. The prompt and the
+// response are tokenized separately, so the boundary is exact: the loss mask is 0 on every prompt
+// token and 1 on every response token, and the trainer learns only to produce the response.
+
+static const char* ALPACA_WITH_INPUT =
+    "Below is an instruction that describes a task, paired with an input that provides further context. "
+    "Write a response that appropriately completes the request.\n\n### Instruction:\n%s\n\n### Input:\n%s\n\n### Response:\n";
+static const char* ALPACA_NO_INPUT =
+    "Below is an instruction that describes a task. "
+    "Write a response that appropriately completes the request.\n\n### Instruction:\n%s\n\n### Response:\n";
+static const char* PLAIN_WITH_INPUT = "### Instruction:\n%s\n\n### Input:\n%s\n\n### Response:\n";
+static const char* PLAIN_NO_INPUT = "### Instruction:\n%s\n\n### Response:\n";
+
+static void build_prompt(ByteVec* out, const char* tmpl, const char* a, const char* b) {
+    out->len = 0;
+    bytevec_append(out, "", 0);
+    int which = 0;
+    for (const char* p = tmpl; *p; p++) {  // only %s, filled in order
+        if (p[0] == '%' && p[1] == 's') { const char* s = which++ ? b : a; bytevec_append(out, s, strlen(s)); p++; }
+        else bytevec_push(out, (unsigned char)*p);
+    }
+}
+
+static int cmd_sft(const Options* o) {
+    if (!o->out) fail("sft", "pass --out PREFIX, e.g. --out data/alpaca", "missing --out");
+    if (o->num_files != 1) fail("sft", "give one Alpaca-style JSON or JSONL file", "%d input files", o->num_files);
+    int alpaca = strcmp(o->template_name, "alpaca") == 0;
+    if (!alpaca && strcmp(o->template_name, "plain")) fail("--template", "use alpaca or plain", "unknown template \"%s\"", o->template_name);
+    Tokenizer t;
+    load_tokenizer(&t, o);
+    report_open(o->out);
+    ColSpec cols = {{"instruction", "input", "output"}, {0, 1, 0}, 3};
+    BadRows bad = {o->skip_bad, 0, ""};
+    RowVec rows = {0};
+    size_t records;
+    const char* fmt = o->input_format ? o->input_format : "jsonl";
+    read_rows(o->files[0], guess_format(o->files[0], fmt), &cols, 1, &bad, &rows, &records);
+    // validate and de-duplicate
+    StrMap seen_rec;
+    strmap_init(&seen_rec, rows.len);
+    ByteVec key = {0};
+    unsigned char** keys = tok_malloc((rows.len + 1) * sizeof(unsigned char*));
+    size_t nkeys = 0, dups = 0, j = 0;
+    for (size_t i = 0; i < rows.len; i++) {
+        Row* r = &rows.data[i];
+        int ok = 1;
+        if (r->len[0] == 0 || is_blank_line((unsigned char*)r->v[0], 0, r->len[0])) {
+            bad_row(&bad, o->files[0], r->line, "every record needs an instruction; pass --skip-bad to skip it", "empty instruction"); ok = 0;
+        } else if (r->len[2] == 0 || is_blank_line((unsigned char*)r->v[2], 0, r->len[2])) {
+            bad_row(&bad, o->files[0], r->line, "every record needs an output to learn; pass --skip-bad to skip it", "empty output"); ok = 0;
+        }
+        if (ok && !o->keep_duplicates) {
+            key.len = 0;
+            for (int c = 0; c < 3; c++) { bytevec_append(&key, r->v[c], strlen(r->v[c])); bytevec_push(&key, 0x1F); }
+            if (strmap_get(&seen_rec, key.data, key.len) >= 0) { dups++; ok = 0; }
+            else {
+                keys[nkeys] = (unsigned char*)dup_bytes(key.data, key.len);
+                strmap_put(&seen_rec, keys[nkeys], key.len, 1);
+                nkeys++;
+            }
+        }
+        if (ok) rows.data[j++] = *r; else row_free(r);
+    }
+    rows.len = j;
+    if (rows.len == 0) fail(o->files[0], "records need \"instruction\" and \"output\" fields (\"input\" is optional)", "no usable records");
+    uint64_t rng = o->seed;
+    unsigned char* split_of = tok_malloc(rows.len);
+    assign_splits(split_of, rows.len, o->split, &rng);
+    DsWriter w[3];
+    int have[3] = {0};
+    char path[4200];
+    for (size_t i = 0; i < rows.len; i++) have[split_of[i]] = 1;
+    for (int k = 0; k < 3; k++) if (have[k]) {
+        snprintf(path, sizeof path, "%s_%s.ds", o->out, split_name[k]);
+        open_or_die(&w[k], path, EXAMPLES_MAGIC, DS_SFT, t.vocab_size, 0);
+    }
+    size_t count[3] = {0}, tokens[3] = {0}, resp_tokens[3] = {0}, truncated[3] = {0}, dropped[3] = {0}, with_input = 0;
+    size_t* lens[3];
+    size_t* plens[3];
+    for (int k = 0; k < 3; k++) { lens[k] = tok_malloc((rows.len + 1) * sizeof(size_t)); plens[k] = tok_malloc((rows.len + 1) * sizeof(size_t)); }
+    unsigned char* seen = tok_malloc((size_t)t.vocab_size);
+    memset(seen, 0, (size_t)t.vocab_size);
+    IntVec ids = {0};
+    ByteVec prompt = {0}, mask = {0};
+    size_t max_len = o->max_len > 0 ? (size_t)o->max_len : (size_t)-1;
+    for (size_t i = 0; i < rows.len; i++) {
+        Row* r = &rows.data[i];
+        int k = split_of[i];
+        int has_input = r->len[1] > 0 && !is_blank_line((unsigned char*)r->v[1], 0, r->len[1]);
+        with_input += has_input;
+        build_prompt(&prompt, has_input ? (alpaca ? ALPACA_WITH_INPUT : PLAIN_WITH_INPUT) : (alpaca ? ALPACA_NO_INPUT : PLAIN_NO_INPUT), r->v[0], r->v[1]);
+        ids.len = 0;
+        tokenizer_encode(&t, prompt.data, prompt.len, o->allow_special, &ids);
+        size_t np = ids.len;
+        tokenizer_encode(&t, r->v[2], r->len[2], o->allow_special, &ids);
+        if (t.eot_id >= 0) intvec_push(&ids, t.eot_id);
+        if (np >= max_len) { dropped[k]++; continue; }  // no room for even one response token
+        if (ids.len > max_len) { ids.len = max_len; truncated[k]++; }
+        mask.len = 0;
+        for (size_t q = 0; q < ids.len; q++) bytevec_push(&mask, q >= np);
+        ds_write_example(&w[k], ids.data, ids.len, (int)np, mask.data);
+        for (size_t q = 0; q < ids.len; q++) seen[ids.data[q]] = 1;
+        lens[k][count[k]] = ids.len; plens[k][count[k]] = np; count[k]++;
+        tokens[k] += ids.len; resp_tokens[k] += ids.len - np;
+    }
+    report("dataprep sft: %zu records read from %s, %zu with an input field; template %s; seed %llu\n",
+           records, o->files[0], with_input, o->template_name, (unsigned long long)o->seed);
+    report("tokenizer: %s (V=%d)  max-len %d\n", o->tokenizer, t.vocab_size, o->max_len);
+    report("bad rows skipped: %zu%s%s   duplicates removed: %zu\n", bad.bad, bad.bad ? "  first: " : "", bad.first_bad, dups);
+    for (int k = 0; k < 3; k++) {
+        if (!have[k]) { report("  %-5s none\n", split_name[k]); continue; }
+        report("  %-5s %6zu examples  %8zu tokens (%zu in responses, trained on)  truncated %zu  dropped %zu (prompt >= max-len)\n",
+               split_name[k], count[k], tokens[k], resp_tokens[k], truncated[k], dropped[k]);
+        report_lengths("  total", lens[k], count[k]);
+        report_lengths("  prompt", plens[k], count[k]);
+    }
+    report_coverage(seen, t.vocab_size);
+    for (int k = 0; k < 3; k++) if (have[k]) write_or_die(&w[k]);
+    report_close();
+    for (size_t i = 0; i < rows.len; i++) row_free(&rows.data[i]);
+    for (size_t i = 0; i < nkeys; i++) free(keys[i]);
+    for (int k = 0; k < 3; k++) { free(lens[k]); free(plens[k]); }
+    free(keys); free(rows.data); free(seen_rec.slots); free(key.data); free(split_of); free(seen);
+    free(ids.data); free(prompt.data); free(mask.data);
+    tokenizer_free(&t);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------- train-tokenizer
+
+static int cmd_train_tokenizer(const Options* o) {
+    if (!o->out) fail("train-tokenizer", "pass --out FILE, e.g. --out data/tiny.tok", "missing --out");
+    if (o->num_files == 0) fail("train-tokenizer", "name the text files to learn from", "no input files");
+    if (o->vocab_size < 257 || o->vocab_size > 1000000)
+        fail("--vocab-size", "257 is the byte tokenizer (256 bytes + <|endoftext|>); e.g. 512 or 4096 for a BPE", "must be in [257, 1000000], got %d", o->vocab_size);
+    ByteVec all = {0};
+    for (int f = 0; f < o->num_files; f++) {
+        size_t n;
+        unsigned char* s = read_file_or_die(o->files[f], &n);
+        bytevec_append(&all, s, n);
+        free(s);
+    }
+    if (all.len == 0) fail(o->files[0], "the input files are empty", "no text to learn from");
+    Tokenizer t;
+    double t0 = now_seconds();
+    if (o->vocab_size == 257) tokenizer_init_bytes(&t);
+    else tokenizer_train_bpe(&t, all.data, all.len, o->vocab_size, o->verbose);
+    double dt = now_seconds() - t0;
+    char err[4400];
+    if (tokenizer_save(&t, o->out, err, sizeof err)) fail(o->out, "does the folder exist, and is it writable?", "%s", err);
+    IntVec ids = {0};
+    tokenizer_encode(&t, all.data, all.len, 0, &ids);
+    printf("trained a %s tokenizer on %zu bytes in %.2f s: V=%d (%d merges), %zu tokens (%.2f bytes per token)\n",
+           t.kind == TOK_BYTES ? "byte" : "BPE", all.len, dt, t.vocab_size, t.num_merges, ids.len, (double)all.len / (ids.len ? ids.len : 1));
+    if (t.vocab_size < o->vocab_size) printf("note: stopped at V=%d: no pair occurs in the text any more\n", t.vocab_size);
+    printf("wrote %s\n", o->out);
+    free(ids.data); free(all.data);
+    tokenizer_free(&t);
+    return 0;
+}
+
+// ---------------------------------------------------------------------------- main
+
+#ifndef DATAPREP_NO_MAIN
+int main(int argc, char** argv) {
+    if (argc < 2) usage();
+    Options o;
+    parse_options(argc, argv, &o);
+    const char* cmd = argv[1];
+    if (strcmp(cmd, "encode") == 0) return cmd_encode(&o);
+    if (strcmp(cmd, "decode") == 0) return cmd_decode(&o);
+    if (strcmp(cmd, "text") == 0) return cmd_text(&o);
+    if (strcmp(cmd, "cls") == 0) return cmd_cls(&o);
+    if (strcmp(cmd, "sft") == 0) return cmd_sft(&o);
+    if (strcmp(cmd, "train-tokenizer") == 0) return cmd_train_tokenizer(&o);
+    fprintf(stderr, "dataprep: unknown command \"%s\"\n", cmd);
+    usage();
+    return 1;
+}
+#endif

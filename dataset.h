@@ -1,0 +1,321 @@
+// dataset.h: the binary files that `dataprep` writes and `train` reads, with a writer and a
+// memory-mapped reader for each. Plain C11 + POSIX mmap; all numbers little-endian.
+//
+// ---------------------------------------------------------------------------- 1. LM token files (.bin)
+// A stream of token ids for language modelling (dataprep text).
+//   header: 256 int32 (1024 bytes)
+//     [0] 20261128 (TOKENS_MAGIC)      [1] 1 (version)
+//     [2] bytes per token: 2 (uint16, when every id < 65536) or 4 (uint32)
+//     [3] vocab size V of the tokenizer that made it (0 if unknown)
+//     [4] token count, low 32 bits     [5] token count, high 32 bits      [6..255] 0
+//   then the tokens. Documents are separated by the tokenizer's <|endoftext|> (50256 for GPT-2),
+//   which also starts the file, as in llm.c: [eot] doc1 [eot] doc2 ...
+// `dataprep text --format llmc` writes llm.c's format instead: header [0] 20240520, [1] 1,
+// [2] token count (int32), rest 0; then uint16 tokens.
+//
+// ---------------------------------------------------------------------------- 2. example files (.ds)
+// A list of examples for classification (dataprep cls) or supervised fine-tuning (dataprep sft).
+//   header: 256 int32 (1024 bytes)
+//     [0] 20261129 (EXAMPLES_MAGIC)    [1] 1 (version)
+//     [2] kind: 1 = classification (DS_CLS), 2 = SFT with a loss mask (DS_SFT)
+//     [3] vocab size V                 [4] bytes per token: 2 (uint16) or 4 (uint32)
+//     [5] number of labels K (classification; 0 for SFT)
+//     [6] longest example, in tokens
+//     [7] example count N, low 32 bits [8] high 32 bits
+//     [9] total tokens, low 32 bits   [10] high 32 bits
+//     [11] offset of the index (bytes from the start of the file), low 32 bits  [12] high 32 bits
+//     [13..255] 0
+//   then N records, each starting at a multiple of 4 bytes:
+//     uint32 n          number of tokens
+//     int32  label      classification: class id in [0, K); SFT: number of prompt tokens
+//     n tokens          (bytes per token each)
+//     n uint8 mask      SFT only: mask[i] = 1 if the loss is taken when predicting ids[i] from
+//                       ids[0..i) (the response and its closing <|endoftext|>), else 0 (the prompt)
+//     0-3 zero bytes    padding to a multiple of 4
+//   then the index: N+1 uint64 byte offsets, record i is [index[i], index[i+1]).
+//   The index is at the end so the writer can stream records without knowing N in advance.
+//   Label names live next to the file in PREFIX_labels.txt (one line per class: id, name, train
+//   count, class weight N/(K*count)).
+//
+// Reading: dataset_open() maps the file with mmap, so the operating system pages in only what is
+// touched: a dataset larger than RAM works, and random access (shuffling) costs no copying.
+// Writers write to PATH.tmp and rename it over PATH at the end, so a crash never leaves a
+// half-written file under the real name.
+#ifndef DATASET_H
+#define DATASET_H
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#if defined(__GNUC__)
+#define DS_API static __attribute__((unused))
+#else
+#define DS_API static
+#endif
+
+#define TOKENS_MAGIC 20261128
+#define LLMC_MAGIC 20240520
+#define EXAMPLES_MAGIC 20261129
+#define DS_VERSION 1
+#define DS_HEADER_INTS 256
+enum { DS_CLS = 1, DS_SFT = 2 };
+
+DS_API void ds_errf(char* err, size_t errlen, const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+// the file formats are little-endian; these helpers keep the code correct on any host
+DS_API void ds_put_u32(unsigned char* p, uint32_t x) { for (int k = 0; k < 4; k++) p[k] = (unsigned char)(x >> (8 * k)); }
+DS_API uint32_t ds_get_u32(const unsigned char* p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+DS_API uint64_t ds_get_u64(const unsigned char* p) { return (uint64_t)ds_get_u32(p) | (uint64_t)ds_get_u32(p + 4) << 32; }
+
+// ---------------------------------------------------------------------------- writer (both kinds)
+
+typedef struct {
+    FILE* f;
+    char path[4096], tmp[4200];
+    int magic;              // TOKENS_MAGIC, LLMC_MAGIC or EXAMPLES_MAGIC
+    int kind;               // DS_CLS / DS_SFT for example files
+    int vocab_size, bytes_per_token, num_labels, max_len;
+    uint64_t count;         // tokens (token files) or examples (example files)
+    uint64_t total_tokens;
+    uint64_t offset;        // bytes written so far
+    uint64_t* index; size_t index_cap;  // record offsets (example files)
+    int failed;             // 1: an I/O error; 2: the data does not fit the format (message already set)
+} DsWriter;
+
+// bytes per token needed for vocabulary size V
+DS_API int ds_bytes_per_token(int vocab_size) { return vocab_size <= 65536 ? 2 : 4; }
+
+DS_API int ds_writer_open(DsWriter* w, const char* path, int magic, int kind, int vocab_size, int num_labels, char* err, size_t errlen) {
+    memset(w, 0, sizeof *w);
+    snprintf(w->path, sizeof w->path, "%s", path);
+    snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);
+    w->magic = magic; w->kind = kind; w->vocab_size = vocab_size; w->num_labels = num_labels;
+    w->bytes_per_token = ds_bytes_per_token(vocab_size);
+    if (magic == LLMC_MAGIC && vocab_size > 65536) {
+        ds_errf(err, errlen, "%s: llm.c's format stores uint16 tokens, but the vocabulary has %d ids", path, vocab_size);
+        return -1;
+    }
+    if (magic == LLMC_MAGIC) w->bytes_per_token = 2;
+    w->f = fopen(w->tmp, "wb");
+    if (!w->f) { ds_errf(err, errlen, "%s: cannot open for writing (does the folder exist? is it writable?)", w->tmp); return -1; }
+    unsigned char zero[DS_HEADER_INTS * 4] = {0};  // header written for real in ds_writer_close
+    if (fwrite(zero, 1, sizeof zero, w->f) != sizeof zero) w->failed = 1;
+    w->offset = sizeof zero;
+    return 0;
+}
+
+DS_API void ds_write_raw(DsWriter* w, const void* p, size_t n) {
+    if (n && fwrite(p, 1, n, w->f) != n) w->failed = 1;
+    w->offset += n;
+}
+DS_API void ds_write_ids(DsWriter* w, const int* ids, size_t n) {
+    unsigned char buf[4096];
+    size_t bpt = (size_t)w->bytes_per_token, k = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t x = (uint32_t)ids[i];
+        for (size_t b = 0; b < bpt; b++) buf[k++] = (unsigned char)(x >> (8 * b));
+        if (k + 4 > sizeof buf) { ds_write_raw(w, buf, k); k = 0; }
+    }
+    ds_write_raw(w, buf, k);
+}
+
+// token files: append tokens
+DS_API void ds_write_tokens(DsWriter* w, const int* ids, size_t n) {
+    ds_write_ids(w, ids, n);
+    w->count += n;
+    w->total_tokens += n;
+}
+
+// example files: append one example. label: class id (DS_CLS) or number of prompt tokens (DS_SFT);
+// mask: n bytes for DS_SFT, NULL for DS_CLS.
+DS_API void ds_write_example(DsWriter* w, const int* ids, size_t n, int label, const unsigned char* mask) {
+    if (w->count + 2 > w->index_cap) {
+        w->index_cap = w->index_cap ? 2 * w->index_cap : 1024;
+        w->index = realloc(w->index, w->index_cap * sizeof(uint64_t));
+        if (!w->index) { fprintf(stderr, "%s:%d: out of memory\n", __FILE__, __LINE__); exit(EXIT_FAILURE); }
+    }
+    w->index[w->count++] = w->offset;
+    unsigned char head[8];
+    ds_put_u32(head, (uint32_t)n);
+    ds_put_u32(head + 4, (uint32_t)label);
+    ds_write_raw(w, head, 8);
+    ds_write_ids(w, ids, n);
+    if (w->kind == DS_SFT) ds_write_raw(w, mask, n);
+    static const unsigned char pad[4] = {0};
+    ds_write_raw(w, pad, (4 - w->offset % 4) % 4);
+    w->total_tokens += n;
+    if ((int)n > w->max_len) w->max_len = (int)n;
+}
+
+// writes the index and the header, closes, renames PATH.tmp to PATH. Returns 0 or -1 (message in err).
+DS_API int ds_writer_close(DsWriter* w, char* err, size_t errlen) {
+    uint64_t index_off = w->offset;
+    if (w->magic == EXAMPLES_MAGIC) {
+        w->index[w->count] = w->offset;  // end of the last record
+        for (uint64_t i = 0; i <= w->count; i++) {
+            unsigned char b[8];
+            ds_put_u32(b, (uint32_t)w->index[i]);
+            ds_put_u32(b + 4, (uint32_t)(w->index[i] >> 32));
+            ds_write_raw(w, b, 8);
+        }
+    }
+    uint32_t h[DS_HEADER_INTS] = {0};
+    h[0] = (uint32_t)w->magic;
+    h[1] = DS_VERSION;
+    if (w->magic == LLMC_MAGIC) {
+        if (w->count > 0x7FFFFFFF) { ds_errf(err, errlen, "%s: llm.c's header holds at most 2^31-1 tokens", w->path); w->failed = 2; }
+        h[2] = (uint32_t)w->count;
+    } else if (w->magic == TOKENS_MAGIC) {
+        h[2] = (uint32_t)w->bytes_per_token; h[3] = (uint32_t)w->vocab_size;
+        h[4] = (uint32_t)w->count; h[5] = (uint32_t)(w->count >> 32);
+    } else {
+        h[2] = (uint32_t)w->kind; h[3] = (uint32_t)w->vocab_size; h[4] = (uint32_t)w->bytes_per_token;
+        h[5] = (uint32_t)w->num_labels; h[6] = (uint32_t)w->max_len;
+        h[7] = (uint32_t)w->count; h[8] = (uint32_t)(w->count >> 32);
+        h[9] = (uint32_t)w->total_tokens; h[10] = (uint32_t)(w->total_tokens >> 32);
+        h[11] = (uint32_t)index_off; h[12] = (uint32_t)(index_off >> 32);
+    }
+    unsigned char hb[DS_HEADER_INTS * 4];
+    for (int i = 0; i < DS_HEADER_INTS; i++) ds_put_u32(hb + 4 * i, h[i]);
+    if (fseek(w->f, 0, SEEK_SET) != 0 || fwrite(hb, 1, sizeof hb, w->f) != sizeof hb) w->failed = 1;
+    if (ferror(w->f)) w->failed = 1;
+    if (fclose(w->f) != 0) w->failed = 1;
+    free(w->index);
+    w->index = NULL;
+    if (w->failed || rename(w->tmp, w->path) != 0) {
+        remove(w->tmp);
+        if (w->failed != 2) ds_errf(err, errlen, "%s: write failed (disk full, or the folder is not writable?)", w->path);
+        return -1;
+    }
+    return 0;
+}
+
+// ---------------------------------------------------------------------------- reader (mmap)
+
+typedef struct {
+    const unsigned char* base;  // the whole file, mapped read-only
+    size_t size;
+    int magic, kind, vocab_size, bytes_per_token, num_labels, max_len;
+    uint64_t count;             // tokens (token files) or examples (example files)
+    uint64_t total_tokens;
+    const unsigned char* data;  // token files: the first token; example files: unused
+    const unsigned char* index; // example files: N+1 little-endian uint64 offsets
+} Dataset;
+
+// one example, pointing into the mapping (valid until dataset_close)
+typedef struct {
+    size_t n;                   // tokens
+    int label;                  // class id (DS_CLS) or number of prompt tokens (DS_SFT)
+    const unsigned char* ids;   // n tokens of ds->bytes_per_token bytes; read with dataset_id()
+    const unsigned char* mask;  // DS_SFT: n bytes of 0/1; DS_CLS: NULL
+} Example;
+
+DS_API void dataset_close(Dataset* ds) {
+    if (ds->base) munmap((void*)ds->base, ds->size);
+    memset(ds, 0, sizeof *ds);
+}
+
+// Opens a token file (ours or llm.c's) or an example file. Returns 0, or -1 with a message in err.
+// Every offset in the file is checked against its size here, so dataset_get cannot read outside.
+DS_API int dataset_open(Dataset* ds, const char* path, char* err, size_t errlen) {
+    memset(ds, 0, sizeof *ds);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) { ds_errf(err, errlen, "%s: cannot open (hint: run dataprep first; check the path)", path); return -1; }
+    struct stat st;
+    if (fstat(fd, &st) != 0 || st.st_size < DS_HEADER_INTS * 4) {
+        close(fd);
+        ds_errf(err, errlen, "%s: %lld bytes, smaller than the 1024-byte header (truncated file?)", path, (long long)st.st_size);
+        return -1;
+    }
+    ds->size = (size_t)st.st_size;
+    void* p = mmap(NULL, ds->size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);  // the mapping stays valid
+    if (p == MAP_FAILED) { ds_errf(err, errlen, "%s: mmap failed", path); ds->size = 0; return -1; }
+    ds->base = p;
+    const unsigned char* h = ds->base;
+    ds->magic = (int)ds_get_u32(h);
+    int version = (int)ds_get_u32(h + 4);
+    if (ds->magic == LLMC_MAGIC) {
+        ds->bytes_per_token = 2;
+        ds->count = ds_get_u32(h + 8);
+        ds->total_tokens = ds->count;
+        ds->data = h + DS_HEADER_INTS * 4;
+        if (version != 1) { ds_errf(err, errlen, "%s: llm.c token file version %d, expected 1", path, version); dataset_close(ds); return -1; }
+    } else if (ds->magic == TOKENS_MAGIC) {
+        ds->bytes_per_token = (int)ds_get_u32(h + 8);
+        ds->vocab_size = (int)ds_get_u32(h + 12);
+        ds->count = ds_get_u64(h + 16);
+        ds->total_tokens = ds->count;
+        ds->data = h + DS_HEADER_INTS * 4;
+    } else if (ds->magic == EXAMPLES_MAGIC) {
+        ds->kind = (int)ds_get_u32(h + 8);
+        ds->vocab_size = (int)ds_get_u32(h + 12);
+        ds->bytes_per_token = (int)ds_get_u32(h + 16);
+        ds->num_labels = (int)ds_get_u32(h + 20);
+        ds->max_len = (int)ds_get_u32(h + 24);
+        ds->count = ds_get_u64(h + 28);
+        ds->total_tokens = ds_get_u64(h + 36);
+        uint64_t index_off = ds_get_u64(h + 44);
+        if (ds->kind != DS_CLS && ds->kind != DS_SFT) { ds_errf(err, errlen, "%s: unknown example kind %d (expected 1 = classification or 2 = SFT)", path, ds->kind); dataset_close(ds); return -1; }
+        if (index_off < DS_HEADER_INTS * 4 || index_off > ds->size || ds->count >= (ds->size - index_off) / 8) {
+            ds_errf(err, errlen, "%s: index at byte %llu with %llu entries does not fit in the file's %zu bytes (truncated?)", path,
+                    (unsigned long long)index_off, (unsigned long long)ds->count + 1, ds->size);
+            dataset_close(ds); return -1;
+        }
+        ds->index = h + index_off;
+    } else {
+        ds_errf(err, errlen, "%s: magic number %d, expected %d (token file), %d (example file) or %d (llm.c tokens)",
+                path, ds->magic, TOKENS_MAGIC, EXAMPLES_MAGIC, LLMC_MAGIC);
+        dataset_close(ds); return -1;
+    }
+    if (ds->magic != LLMC_MAGIC && version != DS_VERSION) {
+        ds_errf(err, errlen, "%s: format version %d, this program reads version %d", path, version, DS_VERSION);
+        dataset_close(ds); return -1;
+    }
+    if (ds->bytes_per_token != 2 && ds->bytes_per_token != 4) {
+        ds_errf(err, errlen, "%s: %d bytes per token, expected 2 or 4", path, ds->bytes_per_token);
+        dataset_close(ds); return -1;
+    }
+    if (ds->data && (ds->size - DS_HEADER_INTS * 4) / (size_t)ds->bytes_per_token < ds->count) {
+        ds_errf(err, errlen, "%s: header says %llu tokens but the file holds only %zu (truncated?)", path,
+                (unsigned long long)ds->count, (ds->size - DS_HEADER_INTS * 4) / (size_t)ds->bytes_per_token);
+        dataset_close(ds); return -1;
+    }
+    return 0;
+}
+
+// token i of a token list with b bytes per token
+DS_API int dataset_id(const unsigned char* ids, int bytes_per_token, size_t i) {
+    return bytes_per_token == 2 ? (int)(ids[2 * i] | ids[2 * i + 1] << 8) : (int)ds_get_u32(ids + 4 * i);
+}
+// token i of a token file
+DS_API int dataset_token(const Dataset* ds, uint64_t i) { return dataset_id(ds->data, ds->bytes_per_token, (size_t)i); }
+
+// example i of an example file. Returns 0, or -1 if the record is damaged (offsets out of range).
+DS_API int dataset_get(const Dataset* ds, uint64_t i, Example* ex) {
+    if (!ds->index || i >= ds->count) return -1;
+    uint64_t a = ds_get_u64(ds->index + 8 * i), b = ds_get_u64(ds->index + 8 * (i + 1));
+    if (a < DS_HEADER_INTS * 4 || b < a + 8 || b > (uint64_t)(ds->index - ds->base)) return -1;
+    const unsigned char* r = ds->base + a;
+    ex->n = ds_get_u32(r);
+    ex->label = (int)ds_get_u32(r + 4);
+    size_t need = 8 + ex->n * (size_t)ds->bytes_per_token + (ds->kind == DS_SFT ? ex->n : 0);
+    if (need > b - a) return -1;
+    ex->ids = r + 8;
+    ex->mask = ds->kind == DS_SFT ? ex->ids + ex->n * (size_t)ds->bytes_per_token : NULL;
+    return 0;
+}
+
+#endif // DATASET_H
