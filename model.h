@@ -1051,6 +1051,38 @@ static void gpt_lora_merge(GPT* model, float sign) {
     }
 }
 
+static void gpt_free(GPT* model);
+
+// Grows the vocabulary to V_new (tokens added by dataprep --add-token, say): wte gets V_new - V new rows, each
+// set to the mean of the existing embeddings, so a new token starts as an "average" token rather than at
+// random (Hugging Face's resize_token_embeddings also starts from the mean). Since wte is also the LM head,
+// the new tokens start with the average logit. Everything else is kept. Call before training starts.
+static void gpt_grow_vocab(GPT* model, int V_new) {
+    GPTConfig c = model->config, cn = c;
+    if (V_new <= c.V) return;
+    cn.V = V_new;
+    cn.Vp = pad_vocab(V_new) > c.Vp ? pad_vocab(V_new) : c.Vp;
+    GPT m;
+    gpt_build(&m, cn);
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        if (i == PIDX(wte)) continue;
+        memcpy(m.params.t[i], model->params.t[i], param_numel(&c, i) * sizeof(float));
+    }
+    int C = c.C;
+    memcpy(m.params.wte, model->params.wte, (size_t)c.V * C * sizeof(float));
+    for (int j = 0; j < C; j++) {
+        double s = 0.0;
+        for (int v = 0; v < c.V; v++) s += model->params.wte[(size_t)v * C + j];
+        for (int v = c.V; v < V_new; v++) m.params.wte[(size_t)v * C + j] = (float)(s / c.V);
+    }
+    memcpy(m.trainable, model->trainable, (size_t)NUM_PARAMS * c.L);
+    float* cw = model->class_weights;
+    model->class_weights = NULL;
+    gpt_free(model);
+    *model = m;
+    model->class_weights = cw;
+}
+
 static void gpt_free(GPT* model) {
     free(model->params_memory);
     free(model->trainable);

@@ -1198,6 +1198,29 @@ static void test_cli_methods(void) {
     }
     expect_error("metric the task lacks",  "./train --model test_tmp/base/model.bin --train test_tmp/tok.bin --val test_tmp/tok.bin "
                  "--seq 16 --metric f1 --early-stop 2", "--metric f1 for a lm dataset");
+    // added tokens: a dataset made for V=70 grows a V=64 model; old rows unchanged, new rows the mean
+    {
+        int ids[400];
+        uint64_t r2 = 17;
+        for (int i = 0; i < 400; i++) ids[i] = (int)(random_u32(&r2) % 70);
+        write_tokens("test_tmp/tok70.bin", ids, 400, 70);
+        mkdir("test_tmp/grow", 0755);
+        rc = run_cmd("./train --model test_tmp/base/model.bin --train test_tmp/tok70.bin --batch 2 --seq 16 --steps 1 --lr 0 "
+                     "--out test_tmp/grow", "done:", out, sizeof out);
+        GPT g0, g1;
+        load_model(&g0, "test_tmp/base/model.bin", NULL);
+        load_model(&g1, "test_tmp/grow/model.bin", NULL);
+        int C = g0.config.C, ok = rc == 0 && g1.config.V == 70 &&
+                                  !memcmp(g0.params.wte, g1.params.wte, (size_t)64 * C * sizeof(float));
+        for (int j = 0; ok && j < C; j++) {
+            double s = 0;
+            for (int v = 0; v < 64; v++) s += g0.params.wte[(size_t)v * C + j];
+            for (int v = 64; v < 70; v++) ok &= fabs(g1.params.wte[(size_t)v * C + j] - s / 64) < 1e-6;
+        }
+        report(ok, "a dataset with 6 added tokens grows the model to V=%d: old rows kept, new rows the mean", g1.config.V);
+        gpt_free(&g0);
+        gpt_free(&g1);
+    }
     // bad input
     mkdir("test_tmp/other", 0755);
     run_cmd("./train --init 1,2,16 --vocab 64 --max-seq 32 --train test_tmp/tok.bin --batch 2 --seq 16 --steps 1 "

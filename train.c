@@ -1774,6 +1774,11 @@ static int cmd_train(const Args* a) {
         dl.rng = st.data_next_rng;
         dl.pos = st.data_pos;
     } else {
+        if (dl.ds.vocab_size > model.config.V) {  // the data has tokens the model does not (dataprep --add-token)
+            printf("growing the vocabulary from %d to %d for %s: the new embedding rows start as the mean of the others\n",
+                   model.config.V, dl.ds.vocab_size, a->train);
+            gpt_grow_vocab(&model, dl.ds.vocab_size);
+        }
         setup_finetuning(&model, a, &dl, &rng);
     }
     const GPTConfig* c = &model.config;
