@@ -753,7 +753,8 @@ static void attention_backward(float* dqkv, float* dpk, float* dpv, const float*
 // [-12, 12] (libm's tanhf: 1.0e-7), which in GELU is far below the fp32 noise the tests allow.
 #define GELU_SCALE 0.7978845608028654f  // sqrt(2/pi)
 static inline float exp_poly(float x) {  // e^x for x in [-87, 88], relative error < 1e-7
-    x = x < -87.0f ? -87.0f : x > 88.0f ? 88.0f : x;
+    x = x > -87.0f ? x : -87.0f;  // written so that NaN becomes -87: the conversion below needs a number
+    x = x < 88.0f ? x : 88.0f;    // (a NaN input still gives NaN in GELU: it multiplies x)
     float t = x * 1.44269504088896341f;                      // x / ln 2
     int32_t k = (int32_t)(t + (t >= 0.0f ? 0.5f : -0.5f));  // nearest integer
     float r = x - (float)k * 0.693359375f + (float)k * 2.12194440e-4f;  // x - k ln2, ln2 split in two
@@ -764,13 +765,14 @@ static inline float exp_poly(float x) {  // e^x for x in [-87, 88], relative err
     p = p * r + 1.6666665459e-1f;
     p = p * r + 5.0000001201e-1f;
     p = p * r * r + r + 1.0f;                                // e^r
-    int32_t bits = (k + 127) << 23;                          // 2^k as a float
+    uint32_t bits = (uint32_t)(k + 127) << 23;               // 2^k as a float
     float s;
     memcpy(&s, &bits, 4);
     return p * s;
 }
 static inline float tanh_poly(float u) {  // tanh(u) = (e^2u - 1) / (e^2u + 1); |u| > 9 is +-1 in fp32
-    u = u < -9.0f ? -9.0f : u > 9.0f ? 9.0f : u;
+    u = u > -9.0f ? u : -9.0f;
+    u = u < 9.0f ? u : 9.0f;
     float e = exp_poly(2.0f * u);
     return (e - 1.0f) / (e + 1.0f);
 }

@@ -2285,6 +2285,7 @@ static int cmd_sweep(int argc, char** argv) {
             printf(" ... ");
             fflush(stdout);
             status[p] = run_logged(runs[p], so);
+            runs[p][k - 4] = NULL;  // dir and log are this iteration's buffers: drop them from the saved argv
             results[p] = status[p] == 0 ? read_best_metric(log, metric) : NAN;
             printf("%s %s %.6f\n", status[p] == 0 ? "ok" : "FAILED (see stdout.txt)", metric, results[p]);
             rf = fopen(res, "w");
