@@ -57,6 +57,28 @@ debug:
 demo: train dataprep
 	bash dev/demo.sh
 
+# cuda: train_gpu and test_gpt_gpu (train.cu mirrors model.h on CUDA; cuBLAS for the large matmuls), and the
+# per-kernel programs in dev/cuda; only when nvcc is found. CUDA_ARCH defaults to Hopper (H100/H200).
+NVCC ?= nvcc
+CUDA_ARCH ?= sm_90
+NVCC_OMP := $(if $(OMP_OK),-fopenmp,)
+NVCCFLAGS ?= -O3 -std=c++17 -arch=$(CUDA_ARCH) -Xcompiler $(NVCC_OMP)$(if $(NVCC_OMP),$(comma),)-Wall,-Wextra,-Wno-unused-function,-Wno-missing-field-initializers
+comma := ,
+NVCC_LIBS = -lcublas $(if $(OMP_OK),-lgomp,)
+CUDA_KERNEL_BENCHES = $(patsubst %.cu,%,$(wildcard dev/cuda/*.cu))
+ifneq ($(shell command -v $(NVCC) 2>/dev/null),)
+cuda: train_gpu test_gpt_gpu $(CUDA_KERNEL_BENCHES)
+else
+cuda:
+	@echo "nvcc not found: skipping the CUDA build"
+endif
+train_gpu: train.cu train.c model.h lora.c dataset.h tokenizer.c Makefile
+	$(NVCC) $(NVCCFLAGS) -o $@ $< $(NVCC_LIBS)
+test_gpt_gpu: test_gpt.cu train.cu train.c model.h lora.c dataset.h tokenizer.c Makefile
+	$(NVCC) $(NVCCFLAGS) -o $@ $< $(NVCC_LIBS)
+dev/cuda/%: dev/cuda/%.cu dev/cuda/common.h train.cu train.c model.h Makefile
+	$(NVCC) $(NVCCFLAGS) -o $@ $< $(NVCC_LIBS)
+
 # mpi: train_mpi, the trainer built against Open MPI (-DUSE_MPI) for mpirun; the default build has no MPI
 MPICC ?= mpicc
 mpi: train_mpi
@@ -73,6 +95,6 @@ bench: train
 
 # clean: remove what make built
 clean:
-	rm -f $(BINS)
+	rm -f $(BINS) train_gpu test_gpt_gpu $(CUDA_KERNEL_BENCHES)
 
-.PHONY: all test debug demo bench clean mpi test-mpi
+.PHONY: all test debug demo bench clean mpi test-mpi cuda

@@ -143,7 +143,7 @@ DS_API void ds_write_tokens(DsWriter* w, const int* ids, size_t n) {
 DS_API void ds_write_example(DsWriter* w, const int* ids, size_t n, int label, const unsigned char* mask) {
     if (w->count + 2 > w->index_cap) {
         w->index_cap = w->index_cap ? 2 * w->index_cap : 1024;
-        w->index = realloc(w->index, w->index_cap * sizeof(uint64_t));
+        w->index = (uint64_t*)realloc(w->index, w->index_cap * sizeof(uint64_t));
         if (!w->index) { fprintf(stderr, "%s:%d: out of memory\n", __FILE__, __LINE__); exit(EXIT_FAILURE); }
     }
     w->index[w->count++] = w->offset;
@@ -243,7 +243,7 @@ DS_API int dataset_open(Dataset* ds, const char* path, char* err, size_t errlen)
     void* p = mmap(NULL, ds->size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);  // the mapping stays valid
     if (p == MAP_FAILED) { ds_errf(err, errlen, "%s: mmap failed", path); ds->size = 0; return -1; }
-    ds->base = p;
+    ds->base = (const unsigned char*)p;
     const unsigned char* h = ds->base;
     ds->magic = (int)ds_get_u32(h);
     int version = (int)ds_get_u32(h + 4);

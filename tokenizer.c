@@ -88,14 +88,14 @@ typedef struct { unsigned char* data; size_t len, cap; } ByteVec;
 TOK_API void intvec_push(IntVec* v, int x) {
     if (v->len == v->cap) {
         v->cap = v->cap ? 2 * v->cap : 256;
-        v->data = tok_realloc(v->data, v->cap * sizeof(int));
+        v->data = (int*)tok_realloc(v->data, v->cap * sizeof(int));
     }
     v->data[v->len++] = x;
 }
 TOK_API void bytevec_append(ByteVec* v, const void* p, size_t n) {
     if (v->len + n + 1 > v->cap) {  // +1 keeps room for a terminating 0
         while (v->len + n + 1 > v->cap) v->cap = v->cap ? 2 * v->cap : 256;
-        v->data = tok_realloc(v->data, v->cap);
+        v->data = (unsigned char*)tok_realloc(v->data, v->cap);
     }
     if (n) memcpy(v->data + v->len, p, n);
     v->len += n;
@@ -237,7 +237,7 @@ typedef struct { MergeSlot* slots; size_t cap; } MergeMap;
 TOK_API void mergemap_init(MergeMap* m, size_t n) {
     m->cap = 1024;
     while (m->cap < 2 * n) m->cap *= 2;
-    m->slots = tok_malloc(m->cap * sizeof(MergeSlot));
+    m->slots = (MergeSlot*)tok_malloc(m->cap * sizeof(MergeSlot));
     memset(m->slots, 0, m->cap * sizeof(MergeSlot));
 }
 TOK_API uint64_t merge_key(int a, int b) { return (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1; }
@@ -265,7 +265,7 @@ TOK_API void strmap_init(StrMap* m, size_t n) {
     m->cap = 1024;
     while (m->cap < 2 * n) m->cap *= 2;
     m->count = 0;
-    m->slots = tok_malloc(m->cap * sizeof(StrSlot));
+    m->slots = (StrSlot*)tok_malloc(m->cap * sizeof(StrSlot));
     memset(m->slots, 0, m->cap * sizeof(StrSlot));
 }
 TOK_API StrSlot* strmap_find(StrMap* m, const unsigned char* p, size_t n, uint64_t hash) {
@@ -333,13 +333,13 @@ TOK_API void tok_push_token(Tokenizer* t, const unsigned char* p, size_t n, int 
     size_t off = t->token_off[id];
     if (off + n > t->bytes_cap) {  // grow geometrically: one realloc per token would be O(V^2)
         while (off + n > t->bytes_cap) t->bytes_cap = t->bytes_cap ? 2 * t->bytes_cap : 4096;
-        t->token_bytes = tok_realloc(t->token_bytes, t->bytes_cap);
+        t->token_bytes = (unsigned char*)tok_realloc(t->token_bytes, t->bytes_cap);
     }
     if (n) memcpy(t->token_bytes + off, p, n);
     if ((size_t)id + 2 > t->ids_cap) {
         t->ids_cap = t->ids_cap ? 2 * t->ids_cap : 1024;
-        t->token_off = tok_realloc(t->token_off, t->ids_cap * sizeof(size_t));
-        t->is_special = tok_realloc(t->is_special, t->ids_cap);
+        t->token_off = (size_t*)tok_realloc(t->token_off, t->ids_cap * sizeof(size_t));
+        t->is_special = (unsigned char*)tok_realloc(t->is_special, t->ids_cap);
     }
     t->token_off[id + 1] = off + n;
     t->is_special[id] = (unsigned char)special;
@@ -350,7 +350,7 @@ TOK_API void tok_init_empty(Tokenizer* t, int kind) {
     memset(t, 0, sizeof *t);
     t->kind = kind;
     t->eot_id = -1;
-    t->token_off = tok_malloc(sizeof(size_t));
+    t->token_off = (size_t*)tok_malloc(sizeof(size_t));
     t->token_off[0] = 0;
     for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
 }
@@ -396,7 +396,7 @@ TOK_API int tok_finish(Tokenizer* t, char* err, size_t errlen) {
         tok_errf(err, errlen, "no token for the single byte 0x%02X (byte-level BPE needs all 256)", b);
         return -1;
     }
-    t->cache = tok_malloc(TOK_CACHE_SLOTS * sizeof(CacheSlot));
+    t->cache = (CacheSlot*)tok_malloc(TOK_CACHE_SLOTS * sizeof(CacheSlot));
     memset(t->cache, 0, TOK_CACHE_SLOTS * sizeof(CacheSlot));
     return 0;
 }
@@ -620,11 +620,11 @@ TOK_API int tokenizer_load_gpt2(Tokenizer* t, const char* dir, char* err, size_t
         if (strcmp((char*)key.data, "<|endoftext|>") == 0) special = 1;
         if (count == cap) {
             cap = cap ? 2 * cap : 65536;
-            tb = tok_realloc(tb, cap * sizeof *tb); tl = tok_realloc(tl, cap * sizeof *tl);
-            ids = tok_realloc(ids, cap * sizeof *ids); spec = tok_realloc(spec, cap * sizeof *spec);
+            tb = (unsigned char**)tok_realloc(tb, cap * sizeof *tb); tl = (size_t*)tok_realloc(tl, cap * sizeof *tl);
+            ids = (int*)tok_realloc(ids, cap * sizeof *ids); spec = (int*)tok_realloc(spec, cap * sizeof *spec);
         }
         ByteVec* src = special ? &key : &raw;
-        tb[count] = tok_malloc(src->len + 1);
+        tb[count] = (unsigned char*)tok_malloc(src->len + 1);
         memcpy(tb[count], src->data, src->len);
         tl[count] = src->len; ids[count] = (int)d; spec[count] = special;
         if ((int)d > max_id) max_id = (int)d;
@@ -644,7 +644,7 @@ TOK_API int tokenizer_load_gpt2(Tokenizer* t, const char* dir, char* err, size_t
     }
     int* order = NULL;
     if (rc == 0) {  // place token i at id i, checking each id appears once
-        order = tok_malloc(count * sizeof(int));
+        order = (int*)tok_malloc(count * sizeof(int));
         for (size_t i = 0; i < count; i++) order[i] = -1;
         for (size_t i = 0; i < count && rc == 0; i++) {
             if (order[ids[i]] >= 0) { tok_errf(err, errlen, "%s: id %d is used twice", path, ids[i]); rc = -1; }
@@ -713,9 +713,9 @@ TOK_API int tokenizer_load_gpt2(Tokenizer* t, const char* dir, char* err, size_t
         }
         if ((size_t)t->num_merges == mcap) {
             mcap = mcap ? 2 * mcap : 65536;
-            t->merge_left = tok_realloc(t->merge_left, mcap * sizeof(int));
-            t->merge_right = tok_realloc(t->merge_right, mcap * sizeof(int));
-            t->merge_id = tok_realloc(t->merge_id, mcap * sizeof(int));
+            t->merge_left = (int*)tok_realloc(t->merge_left, mcap * sizeof(int));
+            t->merge_right = (int*)tok_realloc(t->merge_right, mcap * sizeof(int));
+            t->merge_id = (int*)tok_realloc(t->merge_id, mcap * sizeof(int));
         }
         t->merge_left[t->num_merges] = ia; t->merge_right[t->num_merges] = ib; t->merge_id[t->num_merges] = im;
         t->num_merges++;
@@ -814,9 +814,9 @@ TOK_API int tokenizer_parse_(Tokenizer* t, const unsigned char* text, size_t n, 
         return -1;
     }
     if (t->kind == TOK_BYTES && merges != 0) { tok_errf(err, errlen, "%s:%d: a byte tokenizer has no merges", name, line); return -1; }
-    t->merge_left = tok_malloc((size_t)merges * sizeof(int));
-    t->merge_right = tok_malloc((size_t)merges * sizeof(int));
-    t->merge_id = tok_malloc((size_t)merges * sizeof(int));
+    t->merge_left = (int*)tok_malloc((size_t)merges * sizeof(int));
+    t->merge_right = (int*)tok_malloc((size_t)merges * sizeof(int));
+    t->merge_id = (int*)tok_malloc((size_t)merges * sizeof(int));
     for (int r = 0; r < merges; r++) {
         int a, b, extra;
         char c;
@@ -838,7 +838,7 @@ TOK_API int tokenizer_parse_(Tokenizer* t, const unsigned char* text, size_t n, 
             tok_errf(err, errlen, "%s:%d: tokens add up to more than 256 MiB; not a real tokenizer", name, line);
             return -1;
         }
-        unsigned char* joined = tok_malloc(na + nb);
+        unsigned char* joined = (unsigned char*)tok_malloc(na + nb);
         memcpy(joined, tok_bytes(t, a, &na), na);
         memcpy(joined + na, tok_bytes(t, b, &nb), nb);
         tok_push_token(t, joined, na + nb, 0);
@@ -938,7 +938,7 @@ TOK_API void bpe_word(const Tokenizer* t, const unsigned char* w, size_t n, int*
 TOK_API void bpe_word_cached(Tokenizer* t, const unsigned char* w, size_t n, IntVec* out) {
     int small[TOK_CACHE_MAX_WORD];
     if (n > TOK_CACHE_MAX_WORD) {
-        int* ids = tok_malloc(n * sizeof(int));
+        int* ids = (int*)tok_malloc(n * sizeof(int));
         bpe_word(t, w, n, ids, out);
         free(ids);
         return;
@@ -982,7 +982,7 @@ TOK_API void tok_encode_ordinary(Tokenizer* t, const unsigned char* s, size_t n,
 // ("<|endoftext|>", or one added with tokenizer_add_special) becomes that token's id; without it
 // (the default everywhere) special tokens are just text.
 TOK_API void tokenizer_encode(Tokenizer* t, const void* text, size_t n, int allow_special, IntVec* out) {
-    const unsigned char* s = text;
+    const unsigned char* s = (const unsigned char*)text;
     if (!allow_special) { tok_encode_ordinary(t, s, n, out); return; }
     IntVec specials = {0};
     for (int id = 0; id < t->vocab_size; id++) if (t->is_special[id]) intvec_push(&specials, id);
@@ -1045,10 +1045,10 @@ TOK_API void tokenizer_train_bpe(Tokenizer* t, const unsigned char* text, size_t
         i = e;
     }
     size_t nw = 0;
-    TrainWord* words = tok_malloc(pieces.count * sizeof(TrainWord));
+    TrainWord* words = (TrainWord*)tok_malloc(pieces.count * sizeof(TrainWord));
     for (size_t k = 0; k < pieces.cap; k++) if (pieces.slots[k].used) {
         StrSlot* s = &pieces.slots[k];
-        words[nw].ids = tok_malloc(s->n * sizeof(int));
+        words[nw].ids = (int*)tok_malloc(s->n * sizeof(int));
         for (size_t i = 0; i < s->n; i++) words[nw].ids[i] = s->p[i];
         words[nw].len = (int)s->n;
         words[nw].count = s->value;
@@ -1056,9 +1056,9 @@ TOK_API void tokenizer_train_bpe(Tokenizer* t, const unsigned char* text, size_t
     }
     free(pieces.slots);
     int num_merges = vocab_size - 257 > 0 ? vocab_size - 257 : 0;  // 256 bytes + merges + <|endoftext|>
-    t->merge_left = tok_malloc((size_t)(num_merges + 1) * sizeof(int));
-    t->merge_right = tok_malloc((size_t)(num_merges + 1) * sizeof(int));
-    t->merge_id = tok_malloc((size_t)(num_merges + 1) * sizeof(int));
+    t->merge_left = (int*)tok_malloc((size_t)(num_merges + 1) * sizeof(int));
+    t->merge_right = (int*)tok_malloc((size_t)(num_merges + 1) * sizeof(int));
+    t->merge_id = (int*)tok_malloc((size_t)(num_merges + 1) * sizeof(int));
     // pair counts: a hash map from (a, b) to count, rebuilt each round (simple, fast enough)
     MergeMap counts;
     mergemap_init(&counts, 1 << 18);
@@ -1094,7 +1094,7 @@ TOK_API void tokenizer_train_bpe(Tokenizer* t, const unsigned char* text, size_t
             t->num_merges = r + 1;
             size_t na, nb;
             tok_bytes(t, ba, &na); tok_bytes(t, bb, &nb);
-            unsigned char* joined = tok_malloc(na + nb);
+            unsigned char* joined = (unsigned char*)tok_malloc(na + nb);
             memcpy(joined, tok_bytes(t, ba, &na), na);
             memcpy(joined + na, tok_bytes(t, bb, &nb), nb);
             tok_push_token(t, joined, na + nb, 0);

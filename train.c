@@ -473,8 +473,8 @@ static void st_open(SafeTensors* st, const char* path) {
     Json j = {text, text + hlen, path};
     int cap = 16;
     st->t = (StTensor*)mallocCheck(cap * sizeof(StTensor));
-    st->meta_key = mallocCheck(64 * 64);
-    st->meta_val = mallocCheck(64 * 64);
+    st->meta_key = (char(*)[64])mallocCheck(64 * 64);
+    st->meta_val = (char(*)[64])mallocCheck(64 * 64);
     json_expect(&j, '{');
     while (json_peek(&j) != '}') {
         char key[128];
@@ -719,7 +719,7 @@ static void load_llmc(GPT* model, FILE* f, const char* path) {
     fread_check(h, sizeof h, f, path, "the llm.c header");
     if (h[1] == 5) failf("use the fp32 file (gpt2_124M.bin), not gpt2_124M_bf16.bin", "%s: llm.c bf16 checkpoints (version 5) are not supported", path);
     if (h[1] != 3) failf("re-export with llm.c's train_gpt2.py", "%s: llm.c model version %d, expected 3 (fp32)", path, h[1]);
-    GPTConfig c = {.maxT = h[2], .V = h[3], .L = h[4], .NH = h[5], .C = h[6], .Vp = h[7]};
+    GPTConfig c = {.maxT = h[2], .V = h[3], .Vp = h[7], .L = h[4], .NH = h[5], .C = h[6]};
     if (c.maxT < 1 || c.V < 1 || c.L < 1 || c.NH < 1 || c.C < 1 || c.C % c.NH || c.Vp < c.V)
         failf("the header is corrupt", "%s: bad config maxT=%d V=%d L=%d NH=%d C=%d Vp=%d", path, c.maxT, c.V, c.L, c.NH, c.C, c.Vp);
     gpt_build(model, c);
@@ -767,7 +767,7 @@ static void ckpt_header(int32_t h[256], const GPTConfig* c, int kind) {
 }
 
 static GPTConfig ckpt_config(const int32_t h[256], const char* path) {
-    GPTConfig c = {.maxT = h[3], .V = h[4], .L = h[5], .NH = h[6], .C = h[7], .Vp = h[8], .lora_r = h[10],
+    GPTConfig c = {.maxT = h[3], .V = h[4], .Vp = h[8], .L = h[5], .NH = h[6], .C = h[7], .lora_r = h[10],
                    .lora_targets = h[11], .adapter_dim = h[13], .prefix_len = h[14], .num_classes = h[15],
                    .lora_first = h[16], .lora_last = h[17]};
     memcpy(&c.lora_alpha, &h[12], 4);
@@ -1484,12 +1484,14 @@ static float parse_float_arg(const char* flag, const char* v) {
 }
 
 static Args parse_args(int argc, char** argv) {
-    Args a = {.cmd = "train", .vocab = 50257, .max_seq = 1024, .B = 4, .T = 64, .steps = 100, .lr = 3e-4f,
-              .min_lr_frac = 0.1f, .weight_decay = 0.1f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f,
-              .grad_clip = 1.0f, .schedule = SCHED_COSINE, .seed = 1337, .val_batches = 20, .shuffle = 1,
-              .print_every = 1, .gen_steps = 64, .top_k = 0, .stop_token = -1, .temperature = 1.0f,
-              .method = "full", .lora_rank = 8, .lora_alpha = 16.0f, .lora_targets = "qkv,proj", .adapter_dim = 16,
-              .prefix_len = 10, .layer_decay = 1.0f, .accum = 1, .metric = "val_loss"};
+    Args a;  // defaults (assigned one by one: C++, which train.cu compiles this file as, wants no reordering)
+    memset(&a, 0, sizeof a);
+    a.cmd = "train", a.vocab = 50257, a.max_seq = 1024, a.B = 4, a.T = 64, a.steps = 100, a.lr = 3e-4f;
+    a.min_lr_frac = 0.1f, a.weight_decay = 0.1f, a.beta1 = 0.9f, a.beta2 = 0.95f, a.eps = 1e-8f, a.grad_clip = 1.0f;
+    a.schedule = SCHED_COSINE, a.seed = 1337, a.val_batches = 20, a.shuffle = 1, a.print_every = 1;
+    a.gen_steps = 64, a.top_k = 0, a.stop_token = -1, a.temperature = 1.0f;
+    a.method = "full", a.lora_rank = 8, a.lora_alpha = 16.0f, a.lora_targets = "qkv,proj", a.adapter_dim = 16;
+    a.prefix_len = 10, a.layer_decay = 1.0f, a.accum = 1, a.metric = "val_loss";
     int i = 1;
     if (argc > 1 && argv[1][0] != '-') {
         a.cmd = argv[1];
@@ -2279,7 +2281,7 @@ static int cmd_sweep(int argc, char** argv) {
         } else {
             int k = 0;
             while (runs[p][k]) k++;
-            runs[p][k++] = "--out", runs[p][k++] = dir, runs[p][k++] = "--log", runs[p][k++] = log;
+            runs[p][k++] = (char*)"--out", runs[p][k++] = dir, runs[p][k++] = (char*)"--log", runs[p][k++] = log;
             printf("run %03zu:", p);
             for (int i = 1 + np; i < k - 4; i++) printf(" %s", runs[p][i]);
             printf(" ... ");
@@ -2305,7 +2307,8 @@ static int cmd_sweep(int argc, char** argv) {
         char model[1200], so[1200];
         snprintf(model, sizeof model, "%s/run_%03ld/best.bin", out, best);
         snprintf(so, sizeof so, "%s/test.txt", out);
-        char* av[] = {self, "eval", "--model", model, "--data", (char*)test, "--batch", (char*)batch, "--seq", (char*)seq, NULL};
+        char* av[] = {self, (char*)"eval", (char*)"--model", model, (char*)"--data", (char*)test, (char*)"--batch",
+                      (char*)batch, (char*)"--seq", (char*)seq, NULL};
         int rc = run_logged(av, so);
         FILE* f = fopen(so, "r");
         if (f && fgets(test_line, sizeof test_line, f)) {
