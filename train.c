@@ -1391,6 +1391,7 @@ typedef struct {
     int lora_rank, adapter_dim, prefix_len, classes, accum, early_stop, zero;
     float epochs;
     const char* metric, *test, *tokenizer;
+    int exact_match;  // eval on SFT data: greedy-generate the responses of this many examples (-1 = all)
     float lora_alpha, layer_decay, label_smoothing, lora_dropout, dropout;
     const char* lora_targets, *lora_layers, *freeze, *unfreeze, *class_weights, *adapter;
 } Args;
@@ -1461,6 +1462,8 @@ static void print_help(void) {
         "eval:   ./train eval --model FILE --data FILE [--adapter FILE --batch B --seq T --max-batches N]\n"
         "        prints one JSON line: loss and ppl (LM, SFT), or loss, accuracy, macro/micro F1, per-class\n"
         "        precision/recall/F1 and the confusion matrix [gold][predicted] (classification)\n"
+        "        --exact-match N: on SFT data, also greedy-generate N responses (-1: all) and report the share\n"
+        "        reproduced exactly\n"
         "sample: ./train sample --model FILE --tokens \"ids\" [--gen N (64) --temperature X (1.0) --top-k K (0)\n"
         "        --stop ID (-1) --seed S]  prints the prompt and generated token ids\n"
         "sweep:  ./train sweep --grid \"lr=1e-3,3e-3 lora-rank=4,8\" --out DIR [--random N --test FILE] <train flags>\n"
@@ -1567,6 +1570,7 @@ static Args parse_args(int argc, char** argv) {
         else if (!strcmp(f, "--metric")) a.metric = v;
         else if (!strcmp(f, "--test")) a.test = v;
         else if (!strcmp(f, "--tokenizer")) a.tokenizer = v;
+        else if (!strcmp(f, "--exact-match")) a.exact_match = parse_int_arg(f, v);
         else failf("see ./train --help for the list of flags", "unknown flag '%s'", f);
     }
     if (a.B < 1 || a.T < 1) failf(NULL, "--batch and --seq must be at least 1 (got %d, %d)", a.B, a.T);
@@ -2064,6 +2068,37 @@ static int cmd_train(const Args* a) {
     return 0;
 }
 
+// SFT: the share of examples whose greedy continuation of the prompt reproduces the reference response
+// exactly (all of its tokens). Up to max_examples examples (all when <= 0), in file order.
+static double sft_exact_match(GPT* model, const char* path, int max_examples, size_t* n_out) {
+    Dataset ds;
+    char err[512];
+    if (dataset_open(&ds, path, err, sizeof err) != 0) failf(NULL, "%s", err);
+    size_t n = ds.count, hits = 0, done = 0;
+    if (max_examples > 0 && (size_t)max_examples < n) n = (size_t)max_examples;
+    uint64_t rng = 1;
+    int maxT = model->config.maxT;
+    int* ids = (int*)mallocCheck((size_t)maxT * 2 * sizeof(int));
+    int* out = (int*)mallocCheck((size_t)maxT * 2 * sizeof(int));
+    for (size_t e = 0; e < n; e++) {
+        Example ex;
+        if (dataset_get(&ds, e, &ex) != 0) failf("run dataprep again", "%s: example %zu is corrupt", path, e);
+        int np = ex.label, nr = (int)ex.n - ex.label;
+        if (np < 1 || nr < 1 || (int)ex.n > maxT) continue;  // no prompt, no response, or too long for the model
+        for (size_t i = 0; i < ex.n; i++) ids[i] = dataset_id(ex.ids, ds.bytes_per_token, i);
+        int len = generate(model, ids, np, nr, 0.0f, 0, -1, &rng, out);
+        int ok = len == (int)ex.n;
+        for (int i = np; ok && i < len; i++) ok = out[i] == ids[i];
+        hits += ok;
+        done++;
+    }
+    free(ids);
+    free(out);
+    dataset_close(&ds);
+    if (n_out) *n_out = done;
+    return done ? (double)hits / done : NAN;
+}
+
 static int cmd_eval(const Args* a) {
     GPT model;
     uint64_t rng = a->seed;
@@ -2086,8 +2121,20 @@ static int cmd_eval(const Args* a) {
         }
         printf("]}\n");
         free(r.confusion);
-    } else
-        printf("{\"loss\": %.6f, \"ppl\": %.4f, \"tokens\": %zu}\n", r.loss, exp(r.loss), r.count);
+    } else {
+        printf("{\"loss\": %.6f, \"ppl\": %.4f, \"tokens\": %zu", r.loss, exp(r.loss), r.count);
+        Dataset probe;
+        char err[512];
+        if (a->exact_match && dataset_open(&probe, a->data, err, sizeof err) == 0) {
+            int sft = probe.kind == DS_SFT && probe.magic == EXAMPLES_MAGIC;
+            dataset_close(&probe);
+            if (!sft) failf("exact match compares generated responses: it needs an SFT dataset", "--exact-match on %s", a->data);
+            size_t n = 0;
+            double em = sft_exact_match(&model, a->data, a->exact_match, &n);
+            printf(", \"exact_match\": %.6f, \"generated\": %zu", em, n);
+        }
+        printf("}\n");
+    }
     gpt_free(&model);
     return 0;
 }

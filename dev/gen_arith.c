@@ -1,14 +1,19 @@
-// gen_arith.c: the demo's synthetic corpus, a tiny language of arithmetic problems, written as byte-level
-// token files (token id = byte value, V = 256) so no tokenizer is needed.
+// gen_arith.c: the demo's synthetic corpus, a tiny language of arithmetic problems, byte-level (token id =
+// byte value, V = 256) so no tokenizer is needed. Written twice:
+//   PREFIX_train.bin, PREFIX_val.bin   token files: the problems as running text (language modelling)
+//   PREFIX_train.ds,  PREFIX_val.ds    SFT example files (dataset.h): prompt "71+57=", response "821\n",
+//                                      the loss taken on the response only
 //
-//   ./gen_arith OP N SEED PREFIX   writes PREFIX_train.bin and PREFIX_val.bin
+//   ./gen_arith OP N SEED PREFIX
 //
 // OP is + or -. Each line is "aa+bb=ccc\n": a, b in [0, 99] written with two digits (for -, a >= b), and the
 // answer written least-significant digit first, zero padded (3 digits for +, 2 for -). Reversed answers are
 // the order you add by hand: each digit then depends only on digits already seen plus a carry, which a
 // small GPT learns in minutes (minGPT's adder does the same). Example: 71+57=128 is written "71+57=821".
-// A problem goes to val when (100a + b) % 10 == 0, so validation problems never appear in training: val
-// loss measures whether the model learned the arithmetic, not whether it memorised lines.
+// A fixed pseudo-random tenth of all (a, b) pairs goes to val, so validation problems never appear in
+// training: val loss measures whether the model learned the arithmetic, not whether it memorised lines.
+#define _POSIX_C_SOURCE 200809L
+#include "../dataset.h"
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +44,30 @@ static int write_tokens(const char* path, const char* text, size_t n) {
     return 0;
 }
 
+// Writes every "prompt=answer\n" line of text as an SFT example: loss mask on the answer and the newline.
+static int write_sft(const char* path, const char* text, size_t n) {
+    DsWriter w;
+    char err[512];
+    if (ds_writer_open(&w, path, EXAMPLES_MAGIC, DS_SFT, 256, 0, err, sizeof err)) { fprintf(stderr, "error: %s\n", err); return 1; }
+    int ids[64];
+    unsigned char mask[64];
+    size_t start = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (text[i] != '\n') continue;
+        int len = (int)(i + 1 - start), prompt = 0;
+        if (len > 64) { start = i + 1; continue; }
+        for (int k = 0; k < len; k++) {
+            ids[k] = (unsigned char)text[start + k];
+            if (text[start + k] == '=' && !prompt) prompt = k + 1;
+        }
+        for (int k = 0; k < len; k++) mask[k] = k >= prompt;
+        ds_write_example(&w, ids, (size_t)len, prompt, mask);
+        start = i + 1;
+    }
+    if (ds_writer_close(&w, err, sizeof err)) { fprintf(stderr, "error: %s\n", err); return 1; }
+    return 0;
+}
+
 int main(int argc, char** argv) {
     if (argc != 5 || (strcmp(argv[1], "+") && strcmp(argv[1], "-"))) {
         fprintf(stderr, "usage: %s +|- N SEED PREFIX\n", argv[0]);
@@ -54,7 +83,7 @@ int main(int argc, char** argv) {
         int a = next_u32() % 100, b = next_u32() % 100;
         if (op == '-' && a < b) { int t = a; a = b; b = t; }
         int c = op == '+' ? a + b : a - b;
-        int held_out = (100 * a + b) % 10 == 0;
+        int held_out = (a * 7919 + b * 104729) % 10 == 0;  // a fixed pseudo-random tenth of all problems
         char* dst = held_out ? va : tr;
         size_t* len = held_out ? &nva : &ntr;
         int digits = op == '+' ? 3 : 2;
@@ -67,6 +96,10 @@ int main(int argc, char** argv) {
     if (write_tokens(path, tr, ntr)) return 1;
     snprintf(path, sizeof path, "%s_val.bin", argv[4]);
     if (write_tokens(path, va, nva)) return 1;
+    snprintf(path, sizeof path, "%s_train.ds", argv[4]);
+    if (write_sft(path, tr, ntr)) return 1;
+    snprintf(path, sizeof path, "%s_val.ds", argv[4]);
+    if (write_sft(path, va, nva)) return 1;
     // a few problems from each split, for the demo's samples
     snprintf(path, sizeof path, "%s_examples.txt", argv[4]);
     FILE* ex = fopen(path, "w");
