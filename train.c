@@ -1825,9 +1825,9 @@ static int cmd_train(const Args* a) {
     printf("data: %s (%s), %zu %s, %zu batches of B=%d x T=%d per epoch\n", a->train, kind_names[dl.kind], dl.num_items,
            dl.kind == DATA_LM ? "windows" : "examples", dl.num_batches, a->B * dist_world, a->T);
     if (dist_world > 1)
-        printf("ranks: %d, each B=%d; AdamW state per rank %.1f MB (%s)\n", dist_world, a->B,
-               2.0 * 4 * (a->zero ? (double)(dist_hi(model.num_trainable) - dist_lo(model.num_trainable)) : (double)model.num_trainable) / 1e6,
-               a->zero ? "ZeRO-1: a 1/N shard" : "full copy on each rank");
+        printf("ranks: %d, each B=%d; AdamW state per rank %.1f MB (%s; %.1f MB in all)\n", dist_world, a->B,
+               2.0 * 4 * (a->zero ? (double)(dist_hi(ntrain) - dist_lo(ntrain)) : (double)ntrain) / 1e6,
+               a->zero ? "ZeRO-1: a 1/N shard" : "a full copy on each rank", 2.0 * 4 * ntrain / 1e6);
 #ifdef _OPENMP
     printf("threads: %d (OpenMP)\n", omp_get_max_threads());
 #else
@@ -1849,7 +1849,7 @@ static int cmd_train(const Args* a) {
         free(model.m_memory), free(model.v_memory);
         model.m_memory = m, model.v_memory = v;
     }
-    float* flat = a->zero ? (float*)mallocCheck(model.num_trainable * sizeof(float) + 4) : NULL;  // params, packed
+
     int steps = a->steps;
     if (a->epochs > 0) steps = (int)ceil(a->epochs * dl.num_batches / a->accum);
     // early stopping / best model: the metric must exist for this task, and needs validation data
@@ -1917,16 +1917,17 @@ static int cmd_train(const Args* a) {
         float norm = gpt_clip_grad_norm(&model, a->grad_clip);
         opt.lr = lr_at(step, a->lr, a->warmup, steps, a->schedule, a->min_lr_frac);
         gpt_adamw_update_range(&model, &opt, step + 1, zlo, zhi);
-        if (a->zero) {  // every rank updated its shard; gather the updated parameters everywhere
-            gpt_pack_trainable(&model, flat, 1);
-            dist_allgather_ranges(flat, model.num_trainable);
-            gpt_pack_trainable(&model, flat, 0);
+        if (a->zero) {  // every rank updated its shard; gather the updated parameters everywhere. The gradient
+            // buffer is free until the next backward, so it carries them (packed) instead of a second copy.
+            gpt_pack_trainable(&model, model.grads_memory, 1);
+            dist_allgather_ranges(model.grads_memory, model.num_trainable);
+            gpt_pack_trainable(&model, model.grads_memory, 0);
         }
         model.training = 0;
         double dt = now_seconds() - t0;
         t_steps += dt;
         int done = step + 1 - first;
-        double tok_s = BT * a->accum / dt;
+        double tok_s = BT * a->accum * dist_world / dt;  // all ranks' tokens
         int is_eval = a->val && ((a->eval_every > 0 && (step + 1) % a->eval_every == 0) || step + 1 == steps);
         int improved = 0;
         double metric = NAN;
@@ -2028,7 +2029,8 @@ static int cmd_train(const Args* a) {
     free(train_curve.x), free(train_curve.y), free(val_curve.x), free(val_curve.y);
     int n = (int)st.step - first;
     printf("done: %d steps in %.1fs, %.1f ms/step, %.0f tokens/s, trainable %zu, peak RSS %.0f MB\n", n,
-           now_seconds() - t_start, n ? 1000.0 * t_steps / n : 0.0, n ? BT * a->accum * n / t_steps : 0.0, ntrain, peak_rss_mb());
+           now_seconds() - t_start, n ? 1000.0 * t_steps / n : 0.0, n ? BT * a->accum * dist_world * n / t_steps : 0.0, ntrain,
+           peak_rss_mb());
     if (a->test && (st.step == steps || stopped_early)) {
         // The test split is evaluated once, at the end, with the model chosen on validation.
         memcpy(model.params_memory, best, model.num_parameters * sizeof(float));
@@ -2062,7 +2064,6 @@ static int cmd_train(const Args* a) {
     for (int k = 0; k < a->accum; k++) batch_free(&micro[k]);
     free(micro);
     batch_free(&global);
-    free(flat);
     loader_free(&dl);
     gpt_free(&model);
     return 0;
