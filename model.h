@@ -1001,6 +1001,8 @@ static void gpt_init_peft(GPT* model, uint64_t* rng) {
     }
 }
 
+static void gpt_free(GPT* model);
+
 // Rebuilds a model with new fine-tuning settings (LoRA, adapters, prefix, head), keeping the base weights.
 // The added tensors start from gpt_init_peft. Call before training starts.
 static void gpt_set_peft(GPT* model, GPTConfig with, uint64_t* rng) {
@@ -1011,21 +1013,10 @@ static void gpt_set_peft(GPT* model, GPTConfig with, uint64_t* rng) {
     gpt_build(&m, with);
     memcpy(m.params_memory, model->params_memory, num_base_parameters(&c) * sizeof(float));
     gpt_init_peft(&m, rng);
-    free(model->params_memory);
-    free(model->trainable);
-    free(model->grad_offset);
-    free(model->lr_scale);
-    free(model->grads_memory);
-    free(model->m_memory);
-    free(model->v_memory);
-    free(model->acts_memory);
-    free(model->gacts_memory);
-    free(model->inputs);
-    free(model->targets);
-    free(model->lengths);
-    free(model->labels);
-    float* cw = model->class_weights;
+    float* cw = model->class_weights;  // training options survive the rebuild
     float ls = model->label_smoothing;
+    model->class_weights = NULL;
+    gpt_free(model);
     *model = m;
     model->class_weights = cw;
     model->label_smoothing = ls;
@@ -1052,8 +1043,6 @@ static void gpt_lora_merge(GPT* model, float sign) {
                              t[k].Bm + (size_t)l * t[k].out * r, s, t[k].in, t[k].out, r, sign);
     }
 }
-
-static void gpt_free(GPT* model);
 
 // Grows the vocabulary to V_new (tokens added by dataprep --add-token, say): wte gets V_new - V new rows, each
 // set to the mean of the existing embeddings, so a new token starts as an "average" token rather than at
