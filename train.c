@@ -1366,6 +1366,9 @@ static void svg_confusion(const char* path, const size_t* cm, int K) {
 }
 
 // ---------------------------------------------------------------------------- command line
+static int g_argc;     // the command line, kept for DIR/command.txt (the config a run used)
+static char** g_argv;
+
 typedef struct {
     const char* cmd;            // "train", "eval", "sample" or "bench"
     const char* model;          // --model
@@ -1452,8 +1455,9 @@ static void print_help(void) {
         "  --tokenizer PATH    decode example text in DIR/errors.md (the gpt2_bpe folder or a dataprep tokenizer)\n"
         "  --print-every N     console line every N steps (default 1)\n"
         "  --log FILE          JSONL: step, loss, lr, grad_norm, tokens_per_s, val_loss (and val_accuracy) on eval steps\n"
-        "  --out DIR           write DIR/model.bin (final model), DIR/ckpt.bin (resumable state) and, for\n"
-        "                      lora/adapter/prefix or a class head, DIR/adapter.bin (just the fine-tuning tensors)\n"
+        "  --out DIR           the run folder: DIR/model.bin (last), DIR/best.bin (best on --val), DIR/ckpt.bin\n"
+        "                      (resumable state), DIR/adapter.bin (lora/adapter/prefix/head tensors only),\n"
+        "                      DIR/log.jsonl (unless --log), DIR/command.txt, DIR/curves.svg\n"
         "  --save-every N      also write DIR/ckpt.bin every N steps (default 0 = only at the end)\n"
         "  --resume DIR        continue from DIR/ckpt.bin with the same flags; reproduces the uninterrupted run\n"
         "  --stop-at N         stop after step N as if interrupted (writes DIR/ckpt.bin; continue with --resume)\n"
@@ -1813,7 +1817,17 @@ static int cmd_train(const Args* a) {
         fclose(p);
         remove(probe);
     }
-    if (a->log && dist_rank == 0) logf = fopen_check(a->log, a->resume ? "a" : "w");
+    char default_log[1100];
+    if (a->out && !a->log) snprintf(default_log, sizeof default_log, "%s/log.jsonl", a->out);  // the run folder's log
+    const char* log_path = a->log ? a->log : a->out ? default_log : NULL;
+    if (log_path && dist_rank == 0) logf = fopen_check(log_path, a->resume ? "a" : "w");
+    if (a->out && dist_rank == 0 && g_argv) {  // the config this run used: its command line
+        char path[1100];
+        snprintf(path, sizeof path, "%s/command.txt", a->out);
+        FILE* f = fopen_check(path, a->resume ? "a" : "w");
+        for (int i = 0; i < g_argc; i++) fprintf(f, "%s%s", g_argv[i], i + 1 < g_argc ? " " : "\n");
+        fclose(f);
+    }
     size_t BT = (size_t)a->B * a->T, ntrain = count_trainable(&model);
     printf("model: L=%d NH=%d C=%d V=%d (Vp=%d) maxT=%d, %zu parameters", c->L, c->NH, c->C, c->V, c->Vp, c->maxT,
            model.num_parameters);
@@ -2476,6 +2490,7 @@ static int cmd_bench(const Args* a) {
 
 #ifndef TESTING
 int main(int argc, char** argv) {
+    g_argc = argc, g_argv = argv;
     dist_init(&argc, &argv);
     if (dist_rank != 0 && !freopen("/dev/null", "w", stdout)) exit(1);  // one rank speaks
     {  // every rank must run the same command line
