@@ -1222,6 +1222,13 @@ static void test_cli_methods(void) {
         gpt_free(&g0);
         gpt_free(&g1);
     }
+    // text in, text out: a byte-tokenizer model samples from a text prompt
+    mkdir("test_tmp/v257", 0755);
+    run_cmd("./train --init 1,1,8 --vocab 257 --max-seq 32 --train test_tmp/tok.bin --batch 2 --seq 16 --steps 1 --out test_tmp/v257",
+            "done:", out, sizeof out);
+    rc = run_cmd("./train sample --model test_tmp/v257/model.bin --tokenizer bytes --prompt \"hi there\" --gen 4 --temperature 0",
+                 "hi there", out, sizeof out);
+    report(rc == 0 && !strncmp(out, "hi there", 8), "sample --prompt text with --tokenizer: \"%s\"", out);
     // bad input
     mkdir("test_tmp/other", 0755);
     run_cmd("./train --init 1,2,16 --vocab 64 --max-seq 32 --train test_tmp/tok.bin --batch 2 --seq 16 --steps 1 "

@@ -1394,6 +1394,7 @@ typedef struct {
     int lora_rank, adapter_dim, prefix_len, classes, accum, early_stop, zero;
     float epochs;
     const char* metric, *test, *tokenizer;
+    const char* prompt;  // sample: prompt text (needs --tokenizer)
     int exact_match;  // eval on SFT data: greedy-generate the responses of this many examples (-1 = all)
     float lora_alpha, layer_decay, label_smoothing, lora_dropout, dropout;
     const char* lora_targets, *lora_layers, *freeze, *unfreeze, *class_weights, *adapter;
@@ -1469,7 +1470,8 @@ static void print_help(void) {
         "        --exact-match N: on SFT data, also greedy-generate N responses (-1: all) and report the share\n"
         "        reproduced exactly\n"
         "sample: ./train sample --model FILE --tokens \"ids\" [--gen N (64) --temperature X (1.0) --top-k K (0)\n"
-        "        --stop ID (-1) --seed S]  prints the prompt and generated token ids\n"
+        "        --stop ID (-1) --seed S]  prints the prompt and generated token ids; or, as text,\n"
+        "        ./train sample --model FILE --tokenizer PATH --prompt \"text\" [...]\n"
         "sweep:  ./train sweep --grid \"lr=1e-3,3e-3 lora-rank=4,8\" --out DIR [--random N --test FILE] <train flags>\n"
         "        one run per grid point in DIR/run_NNN, resumable; the best on --val (--metric) is evaluated on\n"
         "        --test; DIR/results.csv and DIR/results.md\n"
@@ -1575,6 +1577,7 @@ static Args parse_args(int argc, char** argv) {
         else if (!strcmp(f, "--test")) a.test = v;
         else if (!strcmp(f, "--tokenizer")) a.tokenizer = v;
         else if (!strcmp(f, "--exact-match")) a.exact_match = parse_int_arg(f, v);
+        else if (!strcmp(f, "--prompt")) a.prompt = v;
         else failf("see ./train --help for the list of flags", "unknown flag '%s'", f);
     }
     if (a.B < 1 || a.T < 1) failf(NULL, "--batch and --seq must be at least 1 (got %d, %d)", a.B, a.T);
@@ -2159,10 +2162,24 @@ static int cmd_sample(const Args* a) {
     uint64_t rng = a->seed ? a->seed : 1;
     model_from_args(&model, a, NULL, &rng);
     if (model.config.num_classes) failf("sampling needs the LM head", "this model has a %d-class head", model.config.num_classes);
-    if (!a->tokens) failf("give --tokens \"id id ...\" as the prompt", "no prompt");
+    if (!a->tokens && !a->prompt) failf("give --tokens \"id id ...\", or --prompt \"text\" with --tokenizer", "no prompt");
+    if (a->prompt && !a->tokenizer) failf("text needs the tokenizer the model was trained with", "--prompt without --tokenizer");
     int cap = 16, n = 0;
     int* prompt = (int*)mallocCheck((size_t)cap * sizeof(int));
-    const char* s = a->tokens;
+    Tokenizer tok;
+    if (a->tokenizer) tokenizer_load_or_die(&tok, a->tokenizer);
+    if (a->prompt) {  // text -> ids
+        IntVec ids = {0};
+        tokenizer_encode(&tok, a->prompt, strlen(a->prompt), 0, &ids);
+        for (size_t i = 0; i < ids.len; i++) {
+            if (ids.data[i] >= model.config.V)
+                failf("use the tokenizer the model was trained with", "prompt token %d out of range [0, %d)", ids.data[i], model.config.V);
+            if (n == cap) prompt = (int*)realloc(prompt, (size_t)(cap *= 2) * sizeof(int));
+            prompt[n++] = ids.data[i];
+        }
+        free(ids.data);
+    }
+    const char* s = a->prompt ? "" : a->tokens;
     while (*s) {
         char* e;
         long id = strtol(s, &e, 10);
@@ -2179,7 +2196,16 @@ static int cmd_sample(const Args* a) {
     if (n == 0 || n >= model.config.maxT) failf(NULL, "the prompt needs 1 to maxT-1 = %d tokens, got %d", model.config.maxT - 1, n);
     int* out = (int*)mallocCheck((size_t)(n + a->gen_steps) * sizeof(int));
     int len = generate(&model, prompt, n, a->gen_steps, a->temperature, a->top_k, a->stop_token, &rng, out);
-    for (int i = 0; i < len; i++) printf("%d%s", out[i], i + 1 < len ? " " : "\n");
+    if (a->tokenizer) {  // ids -> text
+        ByteVec text = {0};
+        tokenizer_decode(&tok, out, (size_t)len, &text, NULL);
+        fwrite(text.data, 1, text.len, stdout);
+        printf("\n");
+        free(text.data);
+        tokenizer_free(&tok);
+    } else {
+        for (int i = 0; i < len; i++) printf("%d%s", out[i], i + 1 < len ? " " : "\n");
+    }
     free(prompt);
     free(out);
     gpt_free(&model);
