@@ -1229,6 +1229,37 @@ static void test_cli_methods(void) {
     rc = run_cmd("./train sample --model test_tmp/v257/model.bin --tokenizer bytes --prompt \"hi there\" --gen 4 --temperature 0",
                  "hi there", out, sizeof out);
     report(rc == 0 && !strncmp(out, "hi there", 8), "sample --prompt text with --tokenizer: \"%s\"", out);
+    // export: Hugging Face safetensors and llm.c files load back to the same model; LoRA merged on export
+    {
+        mkdir("test_tmp/hf_export", 0755);
+        mkdir("test_tmp/hf_cls", 0755);
+        int r1 = run_cmd("./train export --model test_tmp/base/model.bin --format safetensors --out test_tmp/hf_export", "wrote", out, sizeof out);
+        int r2 = run_cmd("./train export --model test_tmp/base/model.bin --format llmc --out test_tmp/export.llmc.bin", "wrote", out, sizeof out);
+        int r3 = run_cmd("./train export --model test_tmp/base/model.bin --adapter test_tmp/lora/adapter.bin --format safetensors "
+                         "--out test_tmp/hf_export_lora --merge 1", "wrote", out, sizeof out);
+        int r4 = run_cmd("./train export --model test_tmp/cls/model.bin --format safetensors --out test_tmp/hf_cls --merge 1", "wrote", out, sizeof out);
+        GPT m0, m1, m2;
+        load_model(&m0, "test_tmp/base/model.bin", NULL);
+        load_model(&m1, "test_tmp/hf_export", NULL);
+        load_model(&m2, "test_tmp/export.llmc.bin", NULL);
+        size_t nb = num_base_parameters(&m0.config);
+        int same = r1 == 0 && r2 == 0 && m1.num_parameters == nb && !memcmp(m0.params_memory, m1.params_memory, nb * 4) &&
+                   !memcmp(m0.params_memory, m2.params_memory, nb * 4);
+        report(same, "export to HF safetensors and llm.c, load back: every parameter bit-identical (%zu)", nb);
+        // the merged LoRA export evaluates like base + adapter
+        char e1[512], e2[512];
+        run_cmd("./train eval --model test_tmp/base/model.bin --adapter test_tmp/lora/adapter.bin --data test_tmp/tok.bin --batch 2 --seq 16", "loss", e1, sizeof e1);
+        run_cmd("./train eval --model test_tmp/hf_export_lora --data test_tmp/tok.bin --batch 2 --seq 16", "loss", e2, sizeof e2);
+        double l1 = strstr(e1, "\"loss\": ") ? atof(strstr(e1, "\"loss\": ") + 8) : -1, l2 = strstr(e2, "\"loss\": ") ? atof(strstr(e2, "\"loss\": ") + 8) : -2;
+        report(r3 == 0 && fabs(l1 - l2) <= 1e-5 * fabs(l1), "LoRA merged on export evaluates as base + adapter: %.6f vs %.6f", l1, l2);
+        run_cmd("./train eval --model test_tmp/cls/model.bin --data test_tmp/cls.ds --batch 4 --seq 16", "accuracy", e1, sizeof e1);
+        run_cmd("./train eval --model test_tmp/hf_cls --data test_tmp/cls.ds --batch 4 --seq 16", "accuracy", e2, sizeof e2);
+        report(r4 == 0 && strstr(e1, "accuracy") && strstr(e2, "accuracy") && !strncmp(strstr(e1, "accuracy"), strstr(e2, "accuracy"), 20),
+               "classification model through HF export (score.weight) evaluates the same: %.60s", e2);
+        gpt_free(&m0), gpt_free(&m1), gpt_free(&m2);
+        expect_error("export LoRA without --merge", "./train export --model test_tmp/lora/model.bin --format safetensors --out test_tmp/x",
+                     "the model has LoRA tensors");
+    }
     // bad input
     mkdir("test_tmp/other", 0755);
     run_cmd("./train --init 1,2,16 --vocab 64 --max-seq 32 --train test_tmp/tok.bin --batch 2 --seq 16 --steps 1 "

@@ -664,12 +664,19 @@ static void load_hf_safetensors(GPT* model, const char* path) {
     SafeTensors st;
     st_open(&st, path);
     GPTConfig c = hf_config(&st, path);
+    const StTensor* score = st_find(&st, "score.weight");  // GPT2ForSequenceClassification's head
+    if (score) {
+        if (score->ndim != 2 || score->shape[1] != c.C || score->shape[0] < 2)
+            failf("score.weight must be (K, C) with K >= 2", "%s: score.weight has a bad shape", path);
+        c.num_classes = (int)score->shape[0];
+    }
     gpt_build(model, c);
+    if (score) st_read_f32(&st, score, model->params.cls_w);
     // every tensor must be a known one: ignore only the attention-mask buffers and the tied lm_head
     for (int i = 0; i < st.n; i++) {
         const char* b = hf_base_name(st.t[i].name);
         const char* dot = strrchr(b, '.');
-        if (!strcmp(b, "lm_head.weight") || (dot && (!strcmp(dot, ".bias") || !strcmp(dot, ".masked_bias")) &&
+        if (!strcmp(b, "lm_head.weight") || !strcmp(b, "score.weight") || (dot && (!strcmp(dot, ".bias") || !strcmp(dot, ".masked_bias")) &&
                                               strstr(b, ".attn.") && !strstr(b, "c_attn") && !strstr(b, "c_proj")))
             continue;
         int known = 0;
@@ -728,6 +735,92 @@ static void load_llmc(GPT* model, FILE* f, const char* path) {
     if (got != expect)
         failf("the file is truncated or the header does not match the data", "%s: expected %lld bytes for this config, found %lld", path, expect, got);
     fread_check(model->params_memory, nb * 4, f, path, "parameters");
+}
+
+// ---------------------------------------------------------------------------- export
+// Writes the base model in other tools' formats: Hugging Face GPT-2 safetensors (+ config.json, so
+// transformers loads it as GPT2LMHeadModel, or GPT2ForSequenceClassification with score.weight) and llm.c's
+// model file. LoRA must be merged into the weights first (--merge); adapters and prefixes have no place in
+// these formats.
+static void export_hf(const GPT* model, const char* dir) {
+    const GPTConfig* c = &model->config;
+    // the tensors in HF order and layout; offsets accumulate as the JSON header is written
+    char path[1100];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    size_t cap = 1 << 16, len = 0;
+    char* hdr = (char*)mallocCheck(cap);
+    uint64_t off = 0;
+    len += (size_t)snprintf(hdr + len, cap - len, "{\"__metadata__\":{\"format\":\"pt\"}");
+    for (int pass = 0; pass < 2; pass++) {  // pass 0: header; pass 1: data (in the same order)
+        SafeWriter w;
+        if (pass == 1) {
+            while (len % 8) hdr[len++] = ' ';  // data starts 8-byte aligned
+            safe_open(&w, path);
+            uint64_t n = len;
+            fwrite_check(&n, 8, w.f, path);
+            fwrite_check(hdr, len, w.f, path);
+        }
+        int ntensor = NUM_BASE_PARAMS + (c->num_classes ? 1 : 0);
+        for (int k = 0; k < ntensor; k++) {
+            int p = k < NUM_BASE_PARAMS ? k : PIDX(cls_w);
+            int layers = param_per_layer(p) ? c->L : 1;
+            size_t per = param_numel(c, p) / layers;
+            size_t dims[5];
+            int nd = shape_dims(PARAM_TABLE[p].shape, c, 0, 0, dims);
+            if (param_per_layer(p)) memmove(dims, dims + 1, (size_t)(--nd) * sizeof(size_t));  // drop L
+            if (p == PIDX(wte)) dims[0] = (size_t)c->V, per = (size_t)c->V * c->C;  // unpadded
+            for (int l = 0; l < layers; l++) {
+                char name[128];
+                if (p == PIDX(cls_w)) snprintf(name, sizeof name, "score.weight");
+                else if (param_per_layer(p)) snprintf(name, sizeof name, "h.%d.%s", l, PARAM_TABLE[p].hf);
+                else snprintf(name, sizeof name, "%s", PARAM_TABLE[p].hf);
+                const float* src = model->params.t[p] + (size_t)l * (param_numel(c, p) / layers);
+                int tr = PARAM_TABLE[p].hf_transposed;
+                if (pass == 0) {
+                    if (len + 512 > cap) hdr = (char*)realloc(hdr, cap *= 2);
+                    if (nd == 1) len += (size_t)snprintf(hdr + len, cap - len, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%zu],", name, dims[0]);
+                    else len += (size_t)snprintf(hdr + len, cap - len, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%zu,%zu],", name,
+                                                 tr ? dims[1] : dims[0], tr ? dims[0] : dims[1]);
+                    len += (size_t)snprintf(hdr + len, cap - len, "\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
+                                            (unsigned long long)(off + per * 4));
+                    off += per * 4;
+                } else if (tr) {  // ours (out, in) -> Conv1D (in, out)
+                    size_t rows = dims[0], cols = dims[1];
+                    float* tmp = (float*)mallocCheck(per * sizeof(float));
+                    for (size_t r = 0; r < rows; r++)
+                        for (size_t q = 0; q < cols; q++) tmp[q * rows + r] = src[r * cols + q];
+                    fwrite_check(tmp, per * 4, w.f, path);
+                    free(tmp);
+                } else {
+                    fwrite_check(src, per * 4, w.f, path);
+                }
+            }
+        }
+        if (pass == 0) len += (size_t)snprintf(hdr + len, cap - len, "}");
+        else safe_close(&w);
+    }
+    free(hdr);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    SafeWriter w;
+    safe_open(&w, path);
+    fprintf(w.f, "{\n  \"model_type\": \"gpt2\",\n  \"architectures\": [\"%s\"],\n  \"n_layer\": %d,\n  \"n_head\": %d,\n"
+            "  \"n_embd\": %d,\n  \"n_positions\": %d,\n  \"n_ctx\": %d,\n  \"vocab_size\": %d,\n  \"layer_norm_epsilon\": 1e-05,\n"
+            "  \"activation_function\": \"gelu_new\",\n  \"resid_pdrop\": 0.0,\n  \"embd_pdrop\": 0.0,\n  \"attn_pdrop\": 0.0",
+            c->num_classes ? "GPT2ForSequenceClassification" : "GPT2LMHeadModel", c->L, c->NH, c->C, c->maxT, c->maxT, c->V);
+    if (c->num_classes) fprintf(w.f, ",\n  \"num_labels\": %d,\n  \"pad_token_id\": %d", c->num_classes, c->V - 1);
+    fprintf(w.f, "\n}\n");
+    safe_close(&w);
+}
+
+static void export_llmc(const GPT* model, const char* path) {
+    const GPTConfig* c = &model->config;
+    SafeWriter w;
+    safe_open(&w, path);
+    int32_t h[256] = {0};
+    h[0] = 20240326, h[1] = 3, h[2] = c->maxT, h[3] = c->V, h[4] = c->L, h[5] = c->NH, h[6] = c->C, h[7] = c->Vp;
+    fwrite_check(h, sizeof h, w.f, path);
+    fwrite_check(model->params_memory, num_base_parameters(c) * 4, w.f, path);  // the base comes first in memory
+    safe_close(&w);
 }
 
 // ---------------------------------------------------------------------------- our checkpoints
@@ -1395,6 +1488,8 @@ typedef struct {
     float epochs;
     const char* metric, *test, *tokenizer;
     const char* prompt;  // sample: prompt text (needs --tokenizer)
+    const char* format;  // export: safetensors | llmc
+    int merge;           // export: fold LoRA into the weights first
     int exact_match;  // eval on SFT data: greedy-generate the responses of this many examples (-1 = all)
     float lora_alpha, layer_decay, label_smoothing, lora_dropout, dropout;
     const char* lora_targets, *lora_layers, *freeze, *unfreeze, *class_weights, *adapter;
@@ -1475,6 +1570,9 @@ static void print_help(void) {
         "sweep:  ./train sweep --grid \"lr=1e-3,3e-3 lora-rank=4,8\" --out DIR [--random N --test FILE] <train flags>\n"
         "        one run per grid point in DIR/run_NNN, resumable; the best on --val (--metric) is evaluated on\n"
         "        --test; DIR/results.csv and DIR/results.md\n"
+        "export: ./train export --model FILE [--adapter FILE] --format safetensors|llmc --out PATH [--merge 1]\n"
+        "        safetensors: PATH/model.safetensors + PATH/config.json in Hugging Face GPT-2 layout (score.weight for\n"
+        "        a class head); llmc: llm.c's model file. --merge 1 folds LoRA into the weights first\n"
         "bench:  ./train bench --init 12,12,768 [--method lora ... --batch 4 --seq 64 --steps 5]  timed training\n"
         "        steps on random tokens (1 warmup step first); one JSON line with ms/step, tokens/s, GFLOP/s\n");
 }
@@ -1504,8 +1602,9 @@ static Args parse_args(int argc, char** argv) {
     int i = 1;
     if (argc > 1 && argv[1][0] != '-') {
         a.cmd = argv[1];
-        if (strcmp(a.cmd, "train") && strcmp(a.cmd, "eval") && strcmp(a.cmd, "sample") && strcmp(a.cmd, "bench"))
-            failf("commands: train (default), eval, sample, bench", "unknown command '%s'", a.cmd);
+        if (strcmp(a.cmd, "train") && strcmp(a.cmd, "eval") && strcmp(a.cmd, "sample") && strcmp(a.cmd, "bench") &&
+            strcmp(a.cmd, "export"))
+            failf("commands: train (default), eval, sample, sweep, bench, export", "unknown command '%s'", a.cmd);
         i = 2;
     }
     for (; i < argc; i++) {
@@ -1578,6 +1677,8 @@ static Args parse_args(int argc, char** argv) {
         else if (!strcmp(f, "--tokenizer")) a.tokenizer = v;
         else if (!strcmp(f, "--exact-match")) a.exact_match = parse_int_arg(f, v);
         else if (!strcmp(f, "--prompt")) a.prompt = v;
+        else if (!strcmp(f, "--format")) a.format = v;
+        else if (!strcmp(f, "--merge")) a.merge = parse_int_arg(f, v);
         else failf("see ./train --help for the list of flags", "unknown flag '%s'", f);
     }
     if (a.B < 1 || a.T < 1) failf(NULL, "--batch and --seq must be at least 1 (got %d, %d)", a.B, a.T);
@@ -2453,6 +2554,36 @@ static int cmd_sweep(int argc, char** argv) {
     return best >= 0 ? 0 : 1;
 }
 
+static int cmd_export(const Args* a) {
+    GPT model;
+    uint64_t rng = 1;
+    model_from_args(&model, a, NULL, &rng);
+    GPTConfig* c = &model.config;
+    if (!a->out || !a->format) failf("for example: ./train export --model run/model.bin --format safetensors --out hf_model",
+                                     "export needs --format and --out");
+    if (c->lora_r) {
+        if (!a->merge) failf("add --merge 1 to fold LoRA into the weights (W += alpha/r B A)", "the model has LoRA tensors");
+        gpt_lora_merge(&model, 1.0f);
+        c->lora_r = 0;  // the merged weights alone now compute the same function
+    }
+    if (c->adapter_dim || c->prefix_len)
+        failf("adapters and prefixes have no place in GPT-2's layout; export the base, or keep our format",
+              "the model has %s", c->adapter_dim ? "adapters" : "a prefix");
+    if (!strcmp(a->format, "safetensors")) {
+        mkdir(a->out, 0755);
+        export_hf(&model, a->out);
+        printf("wrote %s/model.safetensors and %s/config.json\n", a->out, a->out);
+    } else if (!strcmp(a->format, "llmc")) {
+        if (c->num_classes) failf("llm.c's format has no classification head; use --format safetensors", "the model has a %d-class head", c->num_classes);
+        export_llmc(&model, a->out);
+        printf("wrote %s\n", a->out);
+    } else {
+        failf("formats: safetensors, llmc", "unknown --format '%s'", a->format);
+    }
+    gpt_free(&model);
+    return 0;
+}
+
 // Model FLOPs of one training step, by the usual convention (Kaplan et al. / PaLM appendix B): 6 per
 // parameter per token for the matmuls (2 forward, 4 backward; the LM head counts, the position embedding
 // does not), plus 6 * 2 * L * T * C per token for attention scores and weighted sums (causal masking not
@@ -2532,7 +2663,7 @@ int main(int argc, char** argv) {
     }
     Args a = parse_args(argc, argv);
     int rc = !strcmp(a.cmd, "eval") ? cmd_eval(&a) : !strcmp(a.cmd, "sample") ? cmd_sample(&a)
-           : !strcmp(a.cmd, "bench") ? cmd_bench(&a) : cmd_train(&a);
+           : !strcmp(a.cmd, "bench") ? cmd_bench(&a) : !strcmp(a.cmd, "export") ? cmd_export(&a) : cmd_train(&a);
     dist_finalize();
     return rc;
 }
