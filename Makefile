@@ -32,7 +32,7 @@ train: train.c model.h lora.c dataset.h Makefile
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
 # test_gpt: kernel finite-difference checks, PyTorch reference checks, loader and invariant tests
-test_gpt: test_gpt.c train.c model.h lora.c dataset.h Makefile
+test_gpt: test_gpt.c test_report.h train.c model.h lora.c dataset.h Makefile
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
 # dataprep: tokenizer and dataset preparation
@@ -74,7 +74,7 @@ cuda:
 endif
 train_gpu: train.cu train.c model.h lora.c dataset.h tokenizer.c Makefile
 	$(NVCC) $(NVCCFLAGS) -o $@ $< $(NVCC_LIBS)
-test_gpt_gpu: test_gpt.cu train.cu train.c model.h lora.c dataset.h tokenizer.c Makefile
+test_gpt_gpu: test_gpt.cu test_report.h train.cu train.c model.h lora.c dataset.h tokenizer.c Makefile
 	$(NVCC) $(NVCCFLAGS) -o $@ $< $(NVCC_LIBS)
 dev/cuda/%: dev/cuda/%.cu dev/cuda/common.h train.cu train.c model.h Makefile
 	$(NVCC) $(NVCCFLAGS) -o $@ $< $(NVCC_LIBS)
