@@ -28,11 +28,11 @@ BINS = train test_gpt dataprep test_dataprep train_mpi
 all: train test_gpt dataprep test_dataprep
 
 # train: the trainer (train / eval / sample)
-train: train.c model.h lora.c dataset.h Makefile
+train: train.c model.h lora.c compress.c export.c dataset.h Makefile
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
 # test_gpt: kernel finite-difference checks, PyTorch reference checks, loader and invariant tests
-test_gpt: test_gpt.c test_report.h train.c model.h lora.c dataset.h Makefile
+test_gpt: test_gpt.c test_report.h train.c model.h lora.c compress.c export.c dataset.h Makefile
 	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
 
 # dataprep: tokenizer and dataset preparation
@@ -72,9 +72,9 @@ else
 cuda:
 	@echo "nvcc not found: skipping the CUDA build"
 endif
-train_gpu: train.cu train.c model.h lora.c dataset.h tokenizer.c Makefile
+train_gpu: train.cu train.c model.h lora.c compress.c export.c dataset.h tokenizer.c Makefile
 	$(NVCC) $(NVCCFLAGS) -o $@ $< $(NVCC_LIBS)
-test_gpt_gpu: test_gpt.cu test_report.h train.cu train.c model.h lora.c dataset.h tokenizer.c Makefile
+test_gpt_gpu: test_gpt.cu test_report.h train.cu train.c model.h lora.c compress.c export.c dataset.h tokenizer.c Makefile
 	$(NVCC) $(NVCCFLAGS) -o $@ $< $(NVCC_LIBS)
 dev/cuda/%: dev/cuda/%.cu dev/cuda/common.h train.cu train.c model.h Makefile
 	$(NVCC) $(NVCCFLAGS) -o $@ $< $(NVCC_LIBS)
@@ -82,7 +82,7 @@ dev/cuda/%: dev/cuda/%.cu dev/cuda/common.h train.cu train.c model.h Makefile
 # mpi: train_mpi, the trainer built against Open MPI (-DUSE_MPI) for mpirun; the default build has no MPI
 MPICC ?= mpicc
 mpi: train_mpi
-train_mpi: train.c model.h lora.c dataset.h Makefile
+train_mpi: train.c model.h lora.c compress.c export.c dataset.h Makefile
 	OMPI_CC=$(CC) $(MPICC) $(CFLAGS) -DUSE_MPI -o $@ $< $(LDLIBS)
 
 # test-mpi: 2 ranks against 1 rank at twice the batch, ZeRO-1, LoRA, resume (needs Open MPI)

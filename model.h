@@ -56,6 +56,7 @@ typedef struct {
     int L;     // number of blocks
     int NH;    // number of heads
     int C;     // channels
+    int F;     // MLP hidden width; 0 means GPT-2's 4C (structured pruning of MLP neurons makes it smaller)
     // parameter-efficient additions (lora.c); 0 = absent, and then their tensors have no elements
     int lora_r;        // LoRA rank r
     int lora_targets;  // LORA_* bits: which projections get W x + (alpha/r) B A x
@@ -67,6 +68,7 @@ typedef struct {
 } GPTConfig;
 
 static int pad_vocab(int V) { return (V + 63) / 64 * 64; }
+static int mlp_width(const GPTConfig* c) { return c->F ? c->F : 4 * c->C; }
 
 // ---------------------------------------------------------------------------- the parameter table
 // The one list of parameters, in memory order (the first 16 are GPT-2's, in llm.c's order). Allocation,
@@ -98,9 +100,9 @@ static const ParamSpec PARAM_TABLE[NUM_PARAMS] = {
     {"attprojb", "L,C", 0, "attn.c_proj.bias", 0},
     {"ln2w", "L,C", 0, "ln_2.weight", 0},             // LayerNorm before the MLP
     {"ln2b", "L,C", 0, "ln_2.bias", 0},
-    {"fcw", "L,4C,C", 1, "mlp.c_fc.weight", 1},       // MLP up projection
-    {"fcb", "L,4C", 0, "mlp.c_fc.bias", 0},
-    {"fcprojw", "L,C,4C", 1, "mlp.c_proj.weight", 1}, // MLP down projection
+    {"fcw", "L,F,C", 1, "mlp.c_fc.weight", 1},       // MLP up projection
+    {"fcb", "L,F", 0, "mlp.c_fc.bias", 0},
+    {"fcprojw", "L,C,F", 1, "mlp.c_proj.weight", 1}, // MLP down projection
     {"fcprojb", "L,C", 0, "mlp.c_proj.bias", 0},
     {"lnfw", "C", 0, "ln_f.weight", 0},               // final LayerNorm
     {"lnfb", "C", 0, "ln_f.bias", 0},
@@ -110,8 +112,8 @@ static const ParamSpec PARAM_TABLE[NUM_PARAMS] = {
     {"lora_proj_a", "L,rproj,C", 1, "attn.c_proj.lora_A.weight", 0},
     {"lora_proj_b", "L,C,rproj", 1, "attn.c_proj.lora_B.weight", 0},
     {"lora_fc_a", "L,rfc,C", 1, "mlp.c_fc.lora_A.weight", 0},
-    {"lora_fc_b", "L,4C,rfc", 1, "mlp.c_fc.lora_B.weight", 0},
-    {"lora_fcproj_a", "L,rfcproj,4C", 1, "mlp.c_proj.lora_A.weight", 0},
+    {"lora_fc_b", "L,F,rfc", 1, "mlp.c_fc.lora_B.weight", 0},
+    {"lora_fcproj_a", "L,rfcproj,F", 1, "mlp.c_proj.lora_A.weight", 0},
     {"lora_fcproj_b", "L,C,rfcproj", 1, "mlp.c_proj.lora_B.weight", 0},
     // Houlsby adapters: x + up(gelu(down(x))), after the attention projection and after the MLP
     {"adpa_dw", "L,A,C", 1, "adapter_attn.down.weight", 0},
@@ -150,7 +152,7 @@ static int lora_rank_for(const GPTConfig* c, int target) { return (c->lora_targe
 // Writes up to 5 dims, returns the number of dims.
 static int shape_dims(const char* shape, const GPTConfig* c, int B, int T, size_t dims[5]) {
     static const char* names[] = {"maxT", "Vlm", "Vp", "NH", "rqkv", "rproj", "rfcproj", "rfc", "PT",
-                                  "V", "L", "CA", "C", "B", "T", "A", "P", "K", "r"};
+                                  "V", "L", "CA", "C", "B", "T", "A", "P", "K", "r", "F"};
     int nd = 0;
     const char* s = shape;
     while (*s && nd < 5) {
@@ -181,6 +183,7 @@ static int shape_dims(const char* shape, const GPTConfig* c, int B, int T, size_
             case 16: v = (size_t)c->prefix_len; break;
             case 17: v = (size_t)c->num_classes; break;
             case 18: v = (size_t)c->lora_r; break;
+            case 19: v = (size_t)mlp_width(c); break;
         }
         dims[nd++] = mult * v;
         if (*s == ',') s++;
@@ -233,8 +236,8 @@ static const struct { const char* name; const char* shape; } ACT_TABLE[NUM_ACTS]
     {"ln2", "L,B,T,C"},
     {"ln2_mean", "L,B,T"},
     {"ln2_rstd", "L,B,T"},
-    {"fch", "L,B,T,4C"},         // MLP hidden, before GELU
-    {"fch_gelu", "L,B,T,4C"},    // MLP hidden, after GELU
+    {"fch", "L,B,T,F"},         // MLP hidden, before GELU
+    {"fch_gelu", "L,B,T,F"},    // MLP hidden, after GELU
     {"fcproj", "L,B,T,C"},       // MLP output
     {"residual3", "L,B,T,C"},    // residual stream after the block
     {"lnf", "B,T,C"},
@@ -276,8 +279,8 @@ static const struct { const char* name; const char* shape; } GRAD_ACT_TABLE[NUM_
     {"dln", "B,T,C"},         // gradient of a LayerNorm output (ln1, ln2 or lnf)
     {"dqkv", "B,T,3C"},
     {"datty", "B,T,C"},
-    {"dfch", "B,T,4C"},
-    {"dfch_gelu", "B,T,4C"},
+    {"dfch", "B,T,F"},
+    {"dfch_gelu", "B,T,F"},
     {"dlora_h", "B,T,r"},     // LoRA: gradient of x A^T
     {"dadp_x", "B,T,CA"},     // adapters: gradient of the adapter's input
     {"dadp_h", "B,T,A"},
@@ -492,12 +495,29 @@ static void gemm_pack_a(float* dst, const float* A, size_t sai, size_t sak, int 
     }
 }
 
+// int8 weights (see "int8 weights" below): element e is q[e] * d[e / Q8_GROUP]
+#define Q8_GROUP 32
+typedef struct { const int8_t* q; const float* d; } Q8;
+static inline float q8_at(const Q8* w, size_t e) { return (float)w->q[e] * w->d[e / Q8_GROUP]; }
+
 // Packs Bm rows [p0, p0+kc) x cols [j0, j0+nc) into panels of NR columns: dst[panel][k][NR], zero padded.
-static void gemm_pack_b(float* dst, const float* B, size_t sbk, size_t sbj, int p0, int kc, int j0, int nc) {
+// Bm is B, or the int8 weight Bq when B is NULL.
+static void gemm_pack_b(float* dst, const float* B, const Q8* Bq, size_t sbk, size_t sbj, int p0, int kc, int j0,
+                        int nc) {
     for (int jp = 0; jp < nc; jp += GEMM_NR) {
         float* d = dst + (size_t)jp * kc;
         int nr = nc - jp < GEMM_NR ? nc - jp : GEMM_NR;
-        if (sbj == 1) {  // rows of Bm are contiguous: copy NR at a time
+        if (Bq && sbj == 1) {  // int8: the same two walks as the float cases below, widening each element
+            for (int k = 0; k < kc; k++) {
+                size_t e = (size_t)(p0 + k) * sbk + (size_t)(j0 + jp);
+                for (int j = 0; j < GEMM_NR; j++) d[k * GEMM_NR + j] = j < nr ? q8_at(Bq, e + j) : 0.0f;
+            }
+        } else if (Bq) {
+            for (int j = 0; j < GEMM_NR; j++) {
+                size_t e = (size_t)(j0 + jp + j) * sbj + (size_t)p0 * sbk;
+                for (int k = 0; k < kc; k++) d[k * GEMM_NR + j] = j < nr ? q8_at(Bq, e + (size_t)k * sbk) : 0.0f;
+            }
+        } else if (sbj == 1) {  // rows of Bm are contiguous: copy NR at a time
             for (int k = 0; k < kc; k++) {
                 const float* src = B + (size_t)(p0 + k) * sbk + (size_t)(j0 + jp);
                 for (int j = 0; j < GEMM_NR; j++) d[k * GEMM_NR + j] = j < nr ? src[j] : 0.0f;
@@ -523,8 +543,10 @@ static void gemm_pack_b(float* dst, const float* B, size_t sbk, size_t sbj, int 
 static float* gemm_shared;
 static size_t gemm_shared_cap;
 
-static void gemm(float* Cm, size_t ldc, const float* A, size_t sai, size_t sak, const float* B, size_t sbk,
-                 size_t sbj, int M, int N, int K) {
+// Cm(M,N) += A(M,K) @ Bm(K,N), element (i,k) of A at A[i*sai + k*sak], element (k,j) of Bm at B[k*sbk + j*sbj]
+// (or, when Bq is given instead of B, the int8 weight Bq at the same index, widened to fp32 as it is packed).
+static void gemm_any(float* Cm, size_t ldc, const float* A, size_t sai, size_t sak, const float* B, const Q8* Bq,
+                     size_t sbk, size_t sbj, int M, int N, int K) {
     int a_small = M <= N;
     int small = a_small ? M : N, large = a_small ? N : M;
     int small_r = a_small ? GEMM_MR : GEMM_NR;  // panel width of the small operand
@@ -544,7 +566,7 @@ static void gemm(float* Cm, size_t ldc, const float* A, size_t sai, size_t sak, 
             for (int pn = 0; pn < npanels; pn++) {
                 int off = pn * small_r, w = small - off < small_r ? small - off : small_r;
                 if (a_small) gemm_pack_a(gemm_shared + (size_t)off * kc, A, sai, sak, off, w, p0, kc);
-                else gemm_pack_b(gemm_shared + (size_t)off * kc, B, sbk, sbj, p0, kc, off, w);
+                else gemm_pack_b(gemm_shared + (size_t)off * kc, B, Bq, sbk, sbj, p0, kc, off, w);
             }
             // (implicit barrier: everyone sees the packed small operand)
             // 2. each block of the large dimension: pack it, then run the micro-kernel over all pairs of panels
@@ -553,7 +575,7 @@ static void gemm(float* Cm, size_t ldc, const float* A, size_t sai, size_t sak, 
                 static _Thread_local float big[GEMM_BLOCK * GEMM_KC] __attribute__((aligned(64)));
                 int b0 = blk * GEMM_BLOCK, bw = large - b0 < GEMM_BLOCK ? large - b0 : GEMM_BLOCK;
                 if (a_small) {  // big = B columns [b0, b0+bw); the B panel stays in L1 while A panels stream
-                    gemm_pack_b(big, B, sbk, sbj, p0, kc, b0, bw);
+                    gemm_pack_b(big, B, Bq, sbk, sbj, p0, kc, b0, bw);
                     for (int jp = 0; jp < bw; jp += GEMM_NR)
                         for (int ip = 0; ip < M; ip += GEMM_MR)
                             gemm_micro(kc, gemm_shared + (size_t)ip * kc, big + (size_t)jp * kc,
@@ -570,6 +592,11 @@ static void gemm(float* Cm, size_t ldc, const float* A, size_t sai, size_t sak, 
             }
         }
     }
+}
+
+static void gemm(float* Cm, size_t ldc, const float* A, size_t sai, size_t sak, const float* B, size_t sbk,
+                 size_t sbj, int M, int N, int K) {
+    gemm_any(Cm, ldc, A, sai, sak, B, NULL, sbk, sbj, M, N, K);
 }
 
 // Same contract as matmul_forward_ref.
@@ -596,6 +623,68 @@ static void matmul_backward(float* dinp, float* dw, float* dbias, const float* d
             dbias[o] += s;
         }
     }
+}
+
+// ---------------------------------------------------------------------------- int8 weights (Q8_0)
+// Post-training weight-only quantization, as llama.cpp's Q8_0 and llama2.c's runq.c: each group of 32
+// consecutive weights (in memory order, so along a row when the row length is a multiple of 32) shares one
+// scale d = max|w| / 127, rounded to fp16 as GGUF stores it, and keeps q = round(w / d) in int8:
+//   w ~= q * d,  |w - q * d| <= d / 2.
+// 1 byte + 4/32 bytes per weight instead of 4: 28% of the fp32 size. Only the big matrices are quantized
+// (wte, qkvw, attprojw, fcw, fcprojw); the matmuls read them through gemm's packing step, which widens
+// them to fp32 as it copies, so the arithmetic and accumulation stay fp32.
+
+// IEEE half precision <-> float, round to nearest even (GGUF stores Q8_0 scales as fp16)
+static uint16_t fp16_from_f32(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000, ax = x & 0x7fffffff;
+    if (ax > 0x7f800000) return (uint16_t)(sign | 0x7e00);   // NaN
+    if (ax >= 0x477ff000) return (uint16_t)(sign | 0x7c00);  // >= 65520 rounds to infinity
+    if (ax < 0x38800000) {                                   // below 2^-14: a subnormal half, in units of 2^-24
+        float a;
+        memcpy(&a, &ax, 4);
+        return (uint16_t)(sign | (uint32_t)lrintf(a * 16777216.0f));
+    }
+    uint32_t h = ((ax >> 23) - 112) << 10 | (ax >> 13 & 0x3ff), rest = ax & 0x1fff;
+    if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) h++;  // a carry into the exponent is still right
+    return (uint16_t)(sign | h);
+}
+static float fp16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = h >> 10 & 0x1f, m = h & 0x3ff, x;
+    if (e == 0) return (sign ? -1.0f : 1.0f) * ldexpf((float)m, -24);
+    x = e == 31 ? sign | 0x7f800000 | m << 13 : sign | (e + 112) << 23 | m << 13;
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+
+// q (n), d (n / Q8_GROUP): out.  x (n): in, n a multiple of Q8_GROUP.
+static void q8_quantize(int8_t* q, float* d, const float* x, size_t n) {
+#pragma omp parallel for
+    for (size_t g = 0; g < n / Q8_GROUP; g++) {
+        const float* xg = x + g * Q8_GROUP;
+        float amax = 0.0f;
+        for (int j = 0; j < Q8_GROUP; j++) amax = fmaxf(amax, fabsf(xg[j]));
+        float dg = fp16_to_f32(fp16_from_f32(amax / 127.0f)), id = dg > 0.0f ? 1.0f / dg : 0.0f;
+        for (int j = 0; j < Q8_GROUP; j++) {
+            float v = rintf(xg[j] * id);  // |v| <= 127 up to fp16's rounding of d (< 0.05%)
+            q[g * Q8_GROUP + j] = (int8_t)(v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v);
+        }
+        d[g] = dg;
+    }
+}
+
+// matmul_forward with an int8 weight w: out(N,OC) = inp(N,C) @ w^T + bias
+static void matmul_forward_q8(float* out, const float* inp, const Q8* w, const float* bias, size_t N, int C, int OC) {
+#pragma omp parallel for
+    for (size_t n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) out[n * OC + o] = bias ? bias[o] : 0.0f;
+    gemm_any(out, (size_t)OC, inp, (size_t)C, 1, NULL, w, 1, (size_t)C, (int)N, OC, C);
+}
+// Its backward to the input only (a quantized weight is frozen): dinp(N,C) += dout(N,OC) @ w(OC,C)
+static void matmul_backward_q8(float* dinp, const float* dout, const Q8* w, size_t N, int C, int OC) {
+    gemm_any(dinp, (size_t)C, dout, (size_t)OC, 1, NULL, w, (size_t)C, 1, (int)N, C, OC);
 }
 
 // ---------------------------------------------------------------------------- residual
@@ -890,10 +979,16 @@ typedef struct {
                               // embd/attn/resid_pdrop), applied while training is set
     int training;             // 1: dropout is on (the trainer sets it around training steps)
     uint64_t dropout_seed;    // the current step's dropout seed (masks are recomputed from it in backward)
-    float* dropout_scratch;   // (2, B, T, 4C) when LoRA dropout is on: dropped inputs and their gradient
+    float* dropout_scratch;   // (2, B, T, max(C, F)) when LoRA dropout is on: dropped inputs and their gradient
     float grad_scale;         // pending gradient clipping factor, applied by the next AdamW update (1 = none)
     float loss_scale;         // backward differentiates loss_scale * loss (1; gradient accumulation sets it)
     float mean_loss;          // the last forward's loss; NaN when no targets
+    // int8 weights (gpt_quantize): q8[i].q is set for a quantized tensor, whose fp32 pointer is then NULL
+    // (its place in params_memory is never touched, so it costs no resident memory). Quantized tensors are
+    // frozen: LoRA on an int8 base is QLoRA's idea with int8 instead of 4-bit NF4.
+    Q8 q8[NUM_PARAMS];
+    int8_t* q8_memory;
+    float* q8_scales;
 } GPT;
 
 static float lora_scale(const GPTConfig* c) { return c->lora_alpha / (float)c->lora_r; }
@@ -943,6 +1038,8 @@ static void gpt_alloc_grads(GPT* model) {
         for (int l = 0; l < c->L; l++) {
             size_t k = (size_t)i * c->L + l;
             int exists = n > 0 && (param_per_layer(i) || l == 0);
+            if (exists && model->trainable[k] && model->q8[i].q)
+                DIE("an int8-quantized weight is set trainable", "quantized base weights are frozen: use --method lora");
             model->grad_offset[k] = exists && model->trainable[k] ? off : SIZE_MAX;
             if (model->grad_offset[k] != SIZE_MAX) off += n;
         }
@@ -1005,13 +1102,22 @@ static void gpt_free(GPT* model);
 
 // Rebuilds a model with new fine-tuning settings (LoRA, adapters, prefix, head), keeping the base weights.
 // The added tensors start from gpt_init_peft. Call before training starts.
+static void gpt_drop_fp32_copies(GPT* model);  // int8 model, below
 static void gpt_set_peft(GPT* model, GPTConfig with, uint64_t* rng) {
     GPTConfig c = model->config;
-    if (with.maxT != c.maxT || with.V != c.V || with.Vp != c.Vp || with.L != c.L || with.NH != c.NH || with.C != c.C)
+    if (with.maxT != c.maxT || with.V != c.V || with.Vp != c.Vp || with.L != c.L || with.NH != c.NH ||
+        with.C != c.C || mlp_width(&with) != mlp_width(&c))
         DIE("gpt_set_peft cannot change the base model's shape", "");
     GPT m;
     gpt_build(&m, with);
-    memcpy(m.params_memory, model->params_memory, num_base_parameters(&c) * sizeof(float));
+    for (int i = 0; i < NUM_BASE_PARAMS; i++)
+        if (!model->q8[i].q) memcpy(m.params.t[i], model->params.t[i], param_numel(&c, i) * sizeof(float));
+    if (model->q8_memory) {  // an int8 base moves over as it is, and stays frozen
+        m.q8_memory = model->q8_memory, m.q8_scales = model->q8_scales;
+        model->q8_memory = NULL, model->q8_scales = NULL;
+        memcpy(m.q8, model->q8, sizeof m.q8);
+        gpt_drop_fp32_copies(&m);
+    }
     gpt_init_peft(&m, rng);
     float* cw = model->class_weights;  // training options survive the rebuild
     float ls = model->label_smoothing;
@@ -1027,13 +1133,14 @@ static void gpt_set_peft(GPT* model, GPTConfig with, uint64_t* rng) {
 static void gpt_lora_merge(GPT* model, float sign) {
     const GPTConfig* c = &model->config;
     if (!c->lora_r) return;
+    if (model->q8_memory) DIE("LoRA cannot be merged into int8 weights", "merge the fp32 model first, then quantize");
     float s = lora_scale(c);
-    int C = c->C;
+    int C = c->C, F = mlp_width(c);
     const struct { int target; float *W, *A, *Bm; int in, out; } t[4] = {
         {LORA_QKV, model->params.qkvw, model->params.lora_qkv_a, model->params.lora_qkv_b, C, 3 * C},
         {LORA_PROJ, model->params.attprojw, model->params.lora_proj_a, model->params.lora_proj_b, C, C},
-        {LORA_FC, model->params.fcw, model->params.lora_fc_a, model->params.lora_fc_b, C, 4 * C},
-        {LORA_FCPROJ, model->params.fcprojw, model->params.lora_fcproj_a, model->params.lora_fcproj_b, 4 * C, C},
+        {LORA_FC, model->params.fcw, model->params.lora_fc_a, model->params.lora_fc_b, C, F},
+        {LORA_FCPROJ, model->params.fcprojw, model->params.lora_fcproj_a, model->params.lora_fcproj_b, F, C},
     };
     for (int k = 0; k < 4; k++) {
         int r = lora_rank_for(c, t[k].target);
@@ -1051,6 +1158,7 @@ static void gpt_lora_merge(GPT* model, float sign) {
 static void gpt_grow_vocab(GPT* model, int V_new) {
     GPTConfig c = model->config, cn = c;
     if (V_new <= c.V) return;
+    if (model->q8_memory) DIE("cannot add tokens to an int8 model", "add tokens to the fp32 model, then quantize");
     cn.V = V_new;
     cn.Vp = pad_vocab(V_new) > c.Vp ? pad_vocab(V_new) : c.Vp;
     GPT m;
@@ -1090,6 +1198,8 @@ static void gpt_free(GPT* model) {
     free(model->labels);
     free(model->class_weights);
     free(model->dropout_scratch);
+    free(model->q8_memory);
+    free(model->q8_scales);
     memset(model, 0, sizeof(*model));
 }
 
@@ -1139,25 +1249,123 @@ static uint64_t dropout_site_seed(const GPT* model, int site, int l) {
     return model->dropout_seed ^ ((uint64_t)(64 * l + site + 1) * 0xD1B54A32D192ED03ull);
 }
 
+// ---------------------------------------------------------------------------- int8 model
+// Which tensors gpt_quantize turns into int8: the matrices every token multiplies by (99.7% of GPT-2's weights).
+static int param_quantizable(int i) {
+    return i == PIDX(wte) || i == PIDX(qkvw) || i == PIDX(attprojw) || i == PIDX(fcw) || i == PIDX(fcprojw);
+}
+
+// Allocates the int8 copies of the quantizable tensors and points q8[] at them (their contents follow).
+static void gpt_alloc_q8(GPT* model) {
+    const GPTConfig* c = &model->config;
+    size_t n = 0;
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        if (!param_quantizable(i)) continue;
+        if (slice_numel(c, i) % Q8_GROUP)
+            DIE("a weight's size is not a multiple of the int8 group size 32", "int8 needs C a multiple of 32");
+        n += param_numel(c, i);
+    }
+    model->q8_memory = (int8_t*)mallocCheck(n);
+    model->q8_scales = (float*)mallocCheck(n / Q8_GROUP * sizeof(float));
+    for (size_t off = 0, i = 0; i < NUM_PARAMS; i++) {
+        if (!param_quantizable((int)i)) continue;
+        model->q8[i].q = model->q8_memory + off;
+        model->q8[i].d = model->q8_scales + off / Q8_GROUP;
+        off += param_numel(c, (int)i);
+    }
+}
+
+// Frees the fp32 copies of the int8 tensors: params_memory shrinks to the tensors that stay fp32 (same
+// order), their pointers become NULL, and they are frozen for good.
+static void gpt_drop_fp32_copies(GPT* model) {
+    const GPTConfig* c = &model->config;
+    size_t n = 0;
+    for (int i = 0; i < NUM_PARAMS; i++)
+        if (!model->q8[i].q) n += param_numel(c, i);
+    float* mem = (float*)callocCheck(n ? n : 1, sizeof(float));
+    float* p = mem;
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        if (model->q8[i].q) {
+            model->params.t[i] = NULL;
+            gpt_set_trainable(model, i, -1, 0);
+            continue;
+        }
+        memcpy(p, model->params.t[i], param_numel(c, i) * sizeof(float));
+        model->params.t[i] = p;
+        p += param_numel(c, i);
+    }
+    free(model->params_memory);
+    model->params_memory = mem;
+    model->num_parameters = n;
+}
+
+// Quantizes a float model's big matrices to int8 (Q8_0); their fp32 values are then freed.
+static void gpt_quantize(GPT* model) {
+    if (model->q8_memory) return;
+    gpt_alloc_q8(model);
+    for (int i = 0; i < NUM_PARAMS; i++)
+        if (model->q8[i].q)
+            q8_quantize((int8_t*)model->q8[i].q, (float*)model->q8[i].d, model->params.t[i], param_numel(&model->config, i));
+    gpt_drop_fp32_copies(model);
+}
+
+// Layer l's slice of the weight tensor i, as int8 (q8 set) or fp32.
+static Q8 gpt_q8_slice(const GPT* model, int i, int l) {
+    size_t off = (size_t)l * slice_numel(&model->config, i);
+    Q8 w = {model->q8[i].q + off, model->q8[i].d + off / Q8_GROUP};
+    return w;
+}
+// out(N,OC) = inp(N,C) @ W^T + bias with W layer l of weight tensor i, whether fp32 or int8
+static void gpt_matmul_forward(const GPT* model, int i, int l, float* out, const float* inp, const float* bias,
+                               size_t N, int C, int OC) {
+    if (model->q8[i].q) {
+        Q8 w = gpt_q8_slice(model, i, l);
+        matmul_forward_q8(out, inp, &w, bias, N, C, OC);
+    } else {
+        matmul_forward(out, inp, model->params.t[i] + (size_t)l * C * OC, bias, N, C, OC);
+    }
+}
+// Its backward: matmul_backward's contract (dw must be NULL for an int8 weight: those are frozen).
+static void gpt_matmul_backward(const GPT* model, int i, int l, float* dinp, float* dw, float* dbias,
+                                const float* dout, const float* inp, size_t N, int C, int OC) {
+    if (model->q8[i].q) {
+        Q8 w = gpt_q8_slice(model, i, l);
+        matmul_backward(NULL, NULL, dbias, dout, inp, NULL, N, C, OC);
+        if (dinp) matmul_backward_q8(dinp, dout, &w, N, C, OC);
+    } else {
+        matmul_backward(dinp, dw, dbias, dout, inp, model->params.t[i] + (size_t)l * C * OC, N, C, OC);
+    }
+}
+// encoder_forward reading an int8 wte: out[b,t,:] = wte[inp[b,t],:] + wpe[t,:]
+static void encoder_forward_q8(float* out, const int* inp, const Q8* wte, const float* wpe, int B, int T, int C) {
+#pragma omp parallel for
+    for (int bt = 0; bt < B * T; bt++) {
+        size_t row = (size_t)inp[bt] * C;
+        const float* wp = wpe + (size_t)(bt % T) * C;
+        for (int i = 0; i < C; i++) out[(size_t)bt * C + i] = q8_at(wte, row + i) + wp[i];
+    }
+}
+
 // The body of the forward pass; gpt_forward and gpt_forward_cls set up the batch first.
 static void gpt_forward_body(GPT* model) {
     const GPTConfig* c = &model->config;
     int B = model->B, T = model->T;
     size_t BT = (size_t)B * T;
-    int C = c->C, L = c->L, NH = c->NH, P = c->prefix_len, A = c->adapter_dim, PT = P + T;
+    int C = c->C, L = c->L, NH = c->NH, P = c->prefix_len, A = c->adapter_dim, PT = P + T, F = mlp_width(c);
     int rq = lora_rank_for(c, LORA_QKV), rp = lora_rank_for(c, LORA_PROJ), rf = lora_rank_for(c, LORA_FC),
         rg = lora_rank_for(c, LORA_FCPROJ);
     float ls = c->lora_r ? lora_scale(c) : 0.0f;
     float pd = model->training && c->lora_r ? model->lora_dropout : 0.0f;  // LoRA dropout while training
     float* xd = NULL;
     if (pd > 0.0f) {
-        if (!model->dropout_scratch) model->dropout_scratch = (float*)mallocCheck(2 * BT * 4 * C * sizeof(float));
+        if (!model->dropout_scratch) model->dropout_scratch = (float*)mallocCheck(2 * BT * (F > C ? F : C) * sizeof(float));
         xd = model->dropout_scratch;
     }
     float pdrop = model->training ? model->dropout : 0.0f;  // embeddings, attention, residual branches
     ParameterTensors p = model->params;
     ActivationTensors a = model->acts;
-    encoder_forward(a.encoded, model->inputs, p.wte, p.wpe, B, T, C);
+    if (model->q8[PIDX(wte)].q) encoder_forward_q8(a.encoded, model->inputs, &model->q8[PIDX(wte)], p.wpe, B, T, C);
+    else encoder_forward(a.encoded, model->inputs, p.wte, p.wpe, B, T, C);
     if (pdrop > 0.0f) dropout_forward(a.encoded, a.encoded, BT * C, pdrop, dropout_site_seed(model, DROP_EMB, 0));
     for (int l = 0; l < L; l++) {
         const float* residual = l == 0 ? a.encoded : a.residual3 + (size_t)(l - 1) * BT * C;
@@ -1165,15 +1373,11 @@ static void gpt_forward_body(GPT* model) {
         // this layer's slices of weights and activations
         const float* l_ln1w = p.ln1w + (size_t)l * C;
         const float* l_ln1b = p.ln1b + (size_t)l * C;
-        const float* l_qkvw = p.qkvw + (size_t)l * 3 * C * C;
         const float* l_qkvb = p.qkvb + (size_t)l * 3 * C;
-        const float* l_attprojw = p.attprojw + (size_t)l * C * C;
         const float* l_attprojb = p.attprojb + (size_t)l * C;
         const float* l_ln2w = p.ln2w + (size_t)l * C;
         const float* l_ln2b = p.ln2b + (size_t)l * C;
-        const float* l_fcw = p.fcw + (size_t)l * 4 * C * C;
-        const float* l_fcb = p.fcb + (size_t)l * 4 * C;
-        const float* l_fcprojw = p.fcprojw + (size_t)l * C * 4 * C;
+        const float* l_fcb = p.fcb + (size_t)l * F;
         const float* l_fcprojb = p.fcprojb + (size_t)l * C;
         float* l_ln1 = a.ln1 + (size_t)l * BT * C;
         float* l_ln1_mean = a.ln1_mean + (size_t)l * BT;
@@ -1186,19 +1390,19 @@ static void gpt_forward_body(GPT* model) {
         float* l_ln2 = a.ln2 + (size_t)l * BT * C;
         float* l_ln2_mean = a.ln2_mean + (size_t)l * BT;
         float* l_ln2_rstd = a.ln2_rstd + (size_t)l * BT;
-        float* l_fch = a.fch + (size_t)l * BT * 4 * C;
-        float* l_fch_gelu = a.fch_gelu + (size_t)l * BT * 4 * C;
+        float* l_fch = a.fch + (size_t)l * BT * F;
+        float* l_fch_gelu = a.fch_gelu + (size_t)l * BT * F;
         float* l_fcproj = a.fcproj + (size_t)l * BT * C;
         float* l_residual3 = a.residual3 + (size_t)l * BT * C;
 
         layernorm_forward(l_ln1, l_ln1_mean, l_ln1_rstd, residual, l_ln1w, l_ln1b, BT, C);
-        matmul_forward(l_qkv, l_ln1, l_qkvw, l_qkvb, BT, C, 3 * C);
+        gpt_matmul_forward(model, PIDX(qkvw), l, l_qkv, l_ln1, l_qkvb, BT, C, 3 * C);
         if (rq && lon) lora_forward(l_qkv, a.lora_h_qkv + (size_t)l * BT * rq, l_ln1, p.lora_qkv_a + (size_t)l * rq * C,
                              p.lora_qkv_b + (size_t)l * 3 * C * rq, ls, BT, C, 3 * C, rq, pd, dropout_site_seed(model, DROP_LORA + 0, l), xd);
         attention_forward(l_atty, l_att, l_qkv, P ? p.prefix_k + (size_t)l * P * C : NULL,
                           P ? p.prefix_v + (size_t)l * P * C : NULL, B, T, C, NH, P, pdrop,
                           dropout_site_seed(model, DROP_ATT, l));
-        matmul_forward(l_attproj, l_atty, l_attprojw, l_attprojb, BT, C, C);
+        gpt_matmul_forward(model, PIDX(attprojw), l, l_attproj, l_atty, l_attprojb, BT, C, C);
         if (rp && lon) lora_forward(l_attproj, a.lora_h_proj + (size_t)l * BT * rp, l_atty, p.lora_proj_a + (size_t)l * rp * C,
                              p.lora_proj_b + (size_t)l * C * rp, ls, BT, C, C, rp, pd, dropout_site_seed(model, DROP_LORA + 1, l), xd);
         const float* attn_out = l_attproj;  // what the residual adds: the projection, or the adapter's output
@@ -1211,14 +1415,14 @@ static void gpt_forward_body(GPT* model) {
         }
         residual_dropout_forward(l_residual2, residual, attn_out, BT * C, pdrop, dropout_site_seed(model, DROP_RES_ATT, l));
         layernorm_forward(l_ln2, l_ln2_mean, l_ln2_rstd, l_residual2, l_ln2w, l_ln2b, BT, C);
-        matmul_forward(l_fch, l_ln2, l_fcw, l_fcb, BT, C, 4 * C);
+        gpt_matmul_forward(model, PIDX(fcw), l, l_fch, l_ln2, l_fcb, BT, C, F);
         if (rf && lon) lora_forward(l_fch, a.lora_h_fc + (size_t)l * BT * rf, l_ln2, p.lora_fc_a + (size_t)l * rf * C,
-                             p.lora_fc_b + (size_t)l * 4 * C * rf, ls, BT, C, 4 * C, rf, pd, dropout_site_seed(model, DROP_LORA + 2, l), xd);
-        gelu_forward(l_fch_gelu, l_fch, BT * 4 * C);
-        matmul_forward(l_fcproj, l_fch_gelu, l_fcprojw, l_fcprojb, BT, 4 * C, C);
+                             p.lora_fc_b + (size_t)l * F * rf, ls, BT, C, F, rf, pd, dropout_site_seed(model, DROP_LORA + 2, l), xd);
+        gelu_forward(l_fch_gelu, l_fch, BT * F);
+        gpt_matmul_forward(model, PIDX(fcprojw), l, l_fcproj, l_fch_gelu, l_fcprojb, BT, F, C);
         if (rg && lon) lora_forward(l_fcproj, a.lora_h_fcproj + (size_t)l * BT * rg, l_fch_gelu,
-                             p.lora_fcproj_a + (size_t)l * rg * 4 * C, p.lora_fcproj_b + (size_t)l * C * rg, ls, BT,
-                             4 * C, C, rg, pd, dropout_site_seed(model, DROP_LORA + 3, l), xd);
+                             p.lora_fcproj_a + (size_t)l * rg * F, p.lora_fcproj_b + (size_t)l * C * rg, ls, BT,
+                             F, C, rg, pd, dropout_site_seed(model, DROP_LORA + 3, l), xd);
         const float* mlp_out = l_fcproj;
         if (A) {
             float* l_out = a.adpm_out + (size_t)l * BT * C;
@@ -1235,7 +1439,7 @@ static void gpt_forward_body(GPT* model) {
         model->mean_loss = cls_forward(a.cls_logits, a.cls_probs, a.lnf, model->lengths, model->labels, p.cls_w,
                                        model->class_weights, model->label_smoothing, B, T, C, c->num_classes);
     } else {
-        matmul_forward(a.logits, a.lnf, p.wte, NULL, BT, C, c->Vp);  // tied LM head: logits = lnf @ wte^T
+        gpt_matmul_forward(model, PIDX(wte), 0, a.logits, a.lnf, NULL, BT, C, c->Vp);  // tied LM head: logits = lnf @ wte^T
         // probs are always computed (sampling needs them); the loss only with targets
         model->mean_loss = crossentropy_forward(a.probs, a.losses, a.logits, model->targets, BT, c->V, c->Vp);
     }
@@ -1293,6 +1497,240 @@ static void gpt_forward_cls(GPT* model, const int* inputs, const int* lengths, c
     gpt_forward_body(model);
 }
 
+// ---------------------------------------------------------------------------- inference with a KV cache
+// Generation one token at a time. Attention is causal, so the keys and values of position t depend only
+// on tokens 0..t and never change once computed: the cache keeps them, and each new token then costs one
+// position's forward (matrix-vector products) instead of the whole sequence's. gpt_decode_step below is
+// gpt_forward_body at B = T = 1 for position pos, line for line, with attention reading the cache and the
+// big matmuls as gpt_matvec_forward (the same products, summed in another order).
+// Inference only: no dropout, nothing kept for backward. LoRA stays unmerged (as in the forward).
+// PyTorch: Hugging Face's past_key_values / use_cache=True.
+typedef struct {
+    int cap;              // positions the cache holds (at most maxT)
+    int len;              // positions 0..len-1 are filled
+    float* k;             // (L, P+cap, C) keys, heads concatenated as in qkv; entries 0..P-1: the prefix
+    float* v;             // (L, P+cap, C) values, the same layout
+    // one position's activations, named as in ACT_TABLE; every layer reuses them
+    float* x;             // (C) the residual stream
+    float* ln;            // (C) a LayerNorm's output (ln1, ln2, lnf)
+    float* ln_stat;       // (2) its mean and rstd
+    float* qkv;           // (3C)
+    float* att;           // (NH, P+cap) the query's attention probabilities
+    float *atty, *attproj, *fcproj, *adp_out;  // (C)
+    float *fch, *fch_gelu;                     // (F)
+    float *adp_h, *adp_hg;                     // (A) adapter bottleneck, before and after GELU
+    float* lora_h;        // (r)
+    float* logits;        // (Vp), or (K) class logits with a classification head
+    float* probs;         // (K) class probabilities
+    float* memory;        // the one allocation all of the above are carved from
+} KVCache;
+
+// Allocates a cache of cap positions (1..maxT) for this model's shape. The only allocation of decoding.
+static void kv_init(KVCache* kv, const GPT* model, int cap) {
+    const GPTConfig* c = &model->config;
+    if (cap < 1 || cap > c->maxT) DIE("KV cache capacity outside [1, maxT]", "");
+    size_t C = (size_t)c->C, PC = (size_t)(c->prefix_len + cap), F = (size_t)mlp_width(c), A = (size_t)c->adapter_dim;
+    size_t K = (size_t)c->num_classes, kvn = (size_t)c->L * PC * C;
+    float** dst[] = {&kv->k, &kv->v, &kv->x, &kv->ln, &kv->ln_stat, &kv->qkv, &kv->att, &kv->atty, &kv->attproj,
+                     &kv->fcproj, &kv->adp_out, &kv->fch, &kv->fch_gelu, &kv->adp_h, &kv->adp_hg, &kv->lora_h,
+                     &kv->logits, &kv->probs};
+    size_t n[] = {kvn, kvn, C, C, 2, 3 * C, (size_t)c->NH * PC, C, C, C, C, F, F, A, A, (size_t)c->lora_r,
+                  K ? K : (size_t)c->Vp, K};
+    size_t total = 0;
+    for (size_t i = 0; i < sizeof n / sizeof n[0]; i++) total += n[i];
+    kv->memory = (float*)callocCheck(total, sizeof(float));
+    float* p = kv->memory;
+    for (size_t i = 0; i < sizeof n / sizeof n[0]; i++) {
+        *dst[i] = p;
+        p += n[i];
+    }
+    kv->cap = cap;
+    kv->len = 0;
+}
+static void kv_free(KVCache* kv) {
+    free(kv->memory);
+    memset(kv, 0, sizeof(*kv));
+}
+
+// Copies each layer's prefix-tuning keys and values into cache entries 0..P-1 (done whenever a sequence
+// starts, so a cache follows the current prefix weights).
+static void kv_copy_prefix(const GPT* model, KVCache* kv) {
+    const GPTConfig* c = &model->config;
+    size_t P = (size_t)c->prefix_len, C = (size_t)c->C, PC = P + (size_t)kv->cap;
+    for (int l = 0; l < c->L && P; l++) {
+        memcpy(kv->k + l * PC * C, model->params.prefix_k + l * P * C, P * C * sizeof(float));
+        memcpy(kv->v + l * PC * C, model->params.prefix_v + l * P * C, P * C * sizeof(float));
+    }
+}
+
+// Dot products for the matrix-vector products of a decode step: 16 independent partial sums, which the
+// compiler keeps in one vector register (a single running sum could not be vectorised without reordering
+// the additions, which only -ffast-math allows).
+static inline float dot_f32(const float* a, const float* b, int n) {
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += a[i + j] * b[i + j];
+    float s = 0.0f;
+    for (int j = 0; j < 16; j++) s += acc[j];
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+// the same with an int8 row (q, one scale d per group of 32): sum_e q[e] d[e/32] x[e], n a multiple of 32
+static inline float dot_q8(const int8_t* q, const float* d, const float* x, int n) {
+    float acc[Q8_GROUP] = {0};
+    for (int g = 0; g < n / Q8_GROUP; g++)
+        for (int j = 0; j < Q8_GROUP; j++) acc[j] += (float)q[g * Q8_GROUP + j] * d[g] * x[g * Q8_GROUP + j];
+    float s = 0.0f;
+    for (int j = 0; j < Q8_GROUP; j++) s += acc[j];
+    return s;
+}
+
+// out(OC) = W x + bias for one row x (C), W layer l of weight tensor i, fp32 or int8: gpt_matmul_forward at
+// N = 1. There gemm's packing and 8-row tiles would be 8x wasted work; a matrix-vector product is bound by
+// reading each weight once, and that is all this does. (Same sums in another order: ~1e-7 relative.)
+static void gpt_matvec_forward(const GPT* model, int i, int l, float* out, const float* x, const float* bias, int C,
+                               int OC) {
+    const Q8* w = &model->q8[i];
+    if (w->q && C % Q8_GROUP) {  // int8 groups that straddle rows: the general path
+        gpt_matmul_forward(model, i, l, out, x, bias, 1, C, OC);
+        return;
+    }
+    size_t base = (size_t)l * C * OC;
+#pragma omp parallel for
+    for (int o = 0; o < OC; o++) {
+        size_t row = base + (size_t)o * C;
+        float s = w->q ? dot_q8(w->q + row, w->d + row / Q8_GROUP, x, C) : dot_f32(model->params.t[i] + row, x, C);
+        out[o] = (bias ? bias[o] : 0.0f) + s;
+    }
+}
+
+// One query against the cache: row t = pos of attention_forward, its n = P + pos + 1 keys and values read
+// from the cache (the prefix first) instead of from qkv. The same operations in the same order.
+// out: (C)   att: (NH, stride) probabilities   q: (C) the query   kc, vc: (n, C) this layer's cache
+static void attention_decode(float* out, float* att, const float* q, const float* kc, const float* vc, int n,
+                             int C, int NH, int stride) {
+    int hs = C / NH;
+    float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for
+    for (int h = 0; h < NH; h++) {
+        float* a = att + (size_t)h * stride;
+        float maxv = -INFINITY;
+        for (int j = 0; j < n; j++) {
+            const float* k = kc + (size_t)j * C + h * hs;
+            float s = 0.0f;
+            for (int i = 0; i < hs; i++) s += q[h * hs + i] * k[i];
+            s *= scale;
+            a[j] = s;
+            if (s > maxv) maxv = s;
+        }
+        float sum = 0.0f;  // subtract the max before exp, as in attention_forward
+        for (int j = 0; j < n; j++) {
+            a[j] = expf(a[j] - maxv);
+            sum += a[j];
+        }
+        for (int j = 0; j < n; j++) a[j] /= sum;
+        float* y = out + h * hs;
+        for (int i = 0; i < hs; i++) y[i] = 0.0f;
+        for (int j = 0; j < n; j++) {
+            const float* v = vc + (size_t)j * C + h * hs;
+            for (int i = 0; i < hs; i++) y[i] += a[j] * v[i];
+        }
+    }
+}
+
+// The forward pass of the token at position pos, given the cached keys/values of positions 0..pos-1.
+// Writes this position's keys/values into the cache (anything cached after pos is dropped: kv->len =
+// pos + 1) and returns kv->logits: the (Vp) next-token logits, or for a classification model the (K)
+// class logits of the sequence 0..pos (its head reads the last token; kv->probs has their softmax).
+static float* gpt_decode_step(GPT* model, KVCache* kv, int token, int pos) {
+    const GPTConfig* c = &model->config;
+    if (pos < 0 || pos > kv->len || pos >= kv->cap) DIE("gpt_decode_step: pos is not the next free cache position", "decode positions in order 0, 1, 2, ... up to the cache's capacity");
+    if (token < 0 || token >= c->V) DIE("gpt_decode_step: token id out of range", "");
+    int C = c->C, L = c->L, NH = c->NH, P = c->prefix_len, A = c->adapter_dim, F = mlp_width(c), PC = P + kv->cap;
+    int rq = lora_rank_for(c, LORA_QKV), rp = lora_rank_for(c, LORA_PROJ), rf = lora_rank_for(c, LORA_FC),
+        rg = lora_rank_for(c, LORA_FCPROJ);
+    float ls = c->lora_r ? lora_scale(c) : 0.0f;
+    ParameterTensors p = model->params;
+    if (pos == 0) kv_copy_prefix(model, kv);
+    const float* wpe_t = p.wpe + (size_t)pos * C;  // encoder at position pos: wte[token] + wpe[pos]
+    if (model->q8[PIDX(wte)].q) encoder_forward_q8(kv->x, &token, &model->q8[PIDX(wte)], wpe_t, 1, 1, C);
+    else encoder_forward(kv->x, &token, p.wte, wpe_t, 1, 1, C);
+    for (int l = 0; l < L; l++) {
+        int lon = l >= c->lora_first && l <= c->lora_last;  // LoRA acts on this layer
+        float* l_k = kv->k + (size_t)l * PC * C;  // this layer's cache, (P+cap, C)
+        float* l_v = kv->v + (size_t)l * PC * C;
+        layernorm_forward(kv->ln, kv->ln_stat, kv->ln_stat + 1, kv->x, p.ln1w + (size_t)l * C, p.ln1b + (size_t)l * C, 1, C);
+        gpt_matvec_forward(model, PIDX(qkvw), l, kv->qkv, kv->ln, p.qkvb + (size_t)l * 3 * C, C, 3 * C);
+        if (rq && lon) lora_forward(kv->qkv, kv->lora_h, kv->ln, p.lora_qkv_a + (size_t)l * rq * C,
+                                    p.lora_qkv_b + (size_t)l * 3 * C * rq, ls, 1, C, 3 * C, rq, 0.0f, 0, NULL);
+        memcpy(l_k + (size_t)(P + pos) * C, kv->qkv + C, (size_t)C * sizeof(float));  // this position's k and v
+        memcpy(l_v + (size_t)(P + pos) * C, kv->qkv + 2 * C, (size_t)C * sizeof(float));
+        attention_decode(kv->atty, kv->att, kv->qkv, l_k, l_v, P + pos + 1, C, NH, PC);
+        gpt_matvec_forward(model, PIDX(attprojw), l, kv->attproj, kv->atty, p.attprojb + (size_t)l * C, C, C);
+        if (rp && lon) lora_forward(kv->attproj, kv->lora_h, kv->atty, p.lora_proj_a + (size_t)l * rp * C,
+                                    p.lora_proj_b + (size_t)l * C * rp, ls, 1, C, C, rp, 0.0f, 0, NULL);
+        const float* attn_out = kv->attproj;
+        if (A) {
+            adapter_forward(kv->adp_out, kv->adp_h, kv->adp_hg, kv->attproj, p.adpa_dw + (size_t)l * A * C,
+                            p.adpa_db + (size_t)l * A, p.adpa_uw + (size_t)l * C * A, p.adpa_ub + (size_t)l * C, 1, C, A);
+            attn_out = kv->adp_out;
+        }
+        residual_forward(kv->x, kv->x, attn_out, C);  // residual2, in place
+        layernorm_forward(kv->ln, kv->ln_stat, kv->ln_stat + 1, kv->x, p.ln2w + (size_t)l * C, p.ln2b + (size_t)l * C, 1, C);
+        gpt_matvec_forward(model, PIDX(fcw), l, kv->fch, kv->ln, p.fcb + (size_t)l * F, C, F);
+        if (rf && lon) lora_forward(kv->fch, kv->lora_h, kv->ln, p.lora_fc_a + (size_t)l * rf * C,
+                                    p.lora_fc_b + (size_t)l * F * rf, ls, 1, C, F, rf, 0.0f, 0, NULL);
+        gelu_forward(kv->fch_gelu, kv->fch, F);
+        gpt_matvec_forward(model, PIDX(fcprojw), l, kv->fcproj, kv->fch_gelu, p.fcprojb + (size_t)l * C, F, C);
+        if (rg && lon) lora_forward(kv->fcproj, kv->lora_h, kv->fch_gelu, p.lora_fcproj_a + (size_t)l * rg * F,
+                                    p.lora_fcproj_b + (size_t)l * C * rg, ls, 1, F, C, rg, 0.0f, 0, NULL);
+        const float* mlp_out = kv->fcproj;
+        if (A) {
+            adapter_forward(kv->adp_out, kv->adp_h, kv->adp_hg, kv->fcproj, p.adpm_dw + (size_t)l * A * C,
+                            p.adpm_db + (size_t)l * A, p.adpm_uw + (size_t)l * C * A, p.adpm_ub + (size_t)l * C, 1, C, A);
+            mlp_out = kv->adp_out;
+        }
+        residual_forward(kv->x, kv->x, mlp_out, C);  // residual3, in place
+    }
+    layernorm_forward(kv->ln, kv->ln_stat, kv->ln_stat + 1, kv->x, p.lnfw, p.lnfb, 1, C);
+    if (c->num_classes) {
+        int one = 1, none = -1;  // a sequence of length 1 (the row just computed), no label
+        cls_forward(kv->logits, kv->probs, kv->ln, &one, &none, p.cls_w, NULL, 0.0f, 1, 1, C, c->num_classes);
+    } else {
+        gpt_matvec_forward(model, PIDX(wte), 0, kv->logits, kv->ln, NULL, C, c->Vp);  // tied LM head
+    }
+    kv->len = pos + 1;
+    return kv->logits;
+}
+
+// Fills the cache with tokens[0..n) in one batched forward pass (matrix-matrix products: much faster than
+// n decode steps) and returns what gpt_decode_step would have for the last of them. Leaves the (1, n)
+// activations allocated in the model.
+static float* gpt_prefill(GPT* model, KVCache* kv, const int* tokens, int n) {
+    const GPTConfig* c = &model->config;
+    if (n < 1 || n > kv->cap) DIE("gpt_prefill: more tokens than the KV cache holds (or none)", "");
+    if (c->num_classes) gpt_forward_cls(model, tokens, &n, NULL, 1, n);
+    else gpt_forward(model, tokens, NULL, 1, n);
+    kv_copy_prefix(model, kv);
+    size_t C = (size_t)c->C, P = (size_t)c->prefix_len, PC = P + (size_t)kv->cap;
+    for (int l = 0; l < c->L; l++) {
+        for (int t = 0; t < n; t++) {  // qkv is (L, 1, n, 3C): k at offset C, v at 2C
+            const float* qkv = model->acts.qkv + ((size_t)l * n + t) * 3 * C;
+            memcpy(kv->k + (l * PC + P + t) * C, qkv + C, C * sizeof(float));
+            memcpy(kv->v + (l * PC + P + t) * C, qkv + 2 * C, C * sizeof(float));
+        }
+    }
+    kv->len = n;
+    if (c->num_classes) {
+        memcpy(kv->logits, model->acts.cls_logits, (size_t)c->num_classes * sizeof(float));
+        memcpy(kv->probs, model->acts.cls_probs, (size_t)c->num_classes * sizeof(float));
+    } else {
+        memcpy(kv->logits, model->acts.logits + (size_t)(n - 1) * c->Vp, (size_t)c->Vp * sizeof(float));
+    }
+    return kv->logits;
+}
+
 // The lowest layer backward must reach: below it nothing is trainable (a speed-up for LoRA on top layers
 // and for frozen lower blocks). -1 means the embeddings train, so every layer is needed.
 static int gpt_lowest_trainable_layer(const GPT* model) {
@@ -1311,14 +1749,14 @@ static void gpt_backward(GPT* model) {
     const GPTConfig* c = &model->config;
     if (!isfinite(model->mean_loss))
         DIE("backward called without a finite loss", "call gpt_forward with targets first (some not -1)");
-    int B = model->B, T = model->T, C = c->C, L = c->L, NH = c->NH, P = c->prefix_len, A = c->adapter_dim, PT = P + T;
+    int B = model->B, T = model->T, C = c->C, L = c->L, NH = c->NH, P = c->prefix_len, A = c->adapter_dim, PT = P + T, F = mlp_width(c);
     int rq = lora_rank_for(c, LORA_QKV), rp = lora_rank_for(c, LORA_PROJ), rf = lora_rank_for(c, LORA_FC),
         rg = lora_rank_for(c, LORA_FCPROJ);
     float ls = c->lora_r ? lora_scale(c) : 0.0f;
     size_t BT = (size_t)B * T;
     float pd = model->training && c->lora_r ? model->lora_dropout : 0.0f;  // as in the forward
     float* xd = pd > 0.0f ? model->dropout_scratch : NULL;
-    float* dxd = pd > 0.0f ? model->dropout_scratch + BT * 4 * C : NULL;
+    float* dxd = pd > 0.0f ? model->dropout_scratch + BT * (F > C ? F : C) : NULL;
     float pdrop = model->training ? model->dropout : 0.0f;
     if (!model->grads_memory) gpt_alloc_grads(model);
     if (!model->gacts_memory) {
@@ -1342,7 +1780,7 @@ static void gpt_backward(GPT* model) {
                      model->class_weights, model->label_smoothing, model->loss_scale, B, T, C, c->num_classes);
     } else {
         crossentropy_backward(ga.dlogits, a.probs, model->targets, BT, c->V, c->Vp, model->loss_scale);
-        matmul_backward(ga.dln, G(wte, 0), NULL, ga.dlogits, a.lnf, p.wte, BT, C, c->Vp);
+        gpt_matmul_backward(model, PIDX(wte), 0, ga.dln, G(wte, 0), NULL, ga.dlogits, a.lnf, BT, C, c->Vp);
     }
     memset(ga.dresidual, 0, BT * C * sizeof(float));
     layernorm_backward(ga.dresidual, G(lnfw, 0), G(lnfb, 0), ga.dln, a.residual3 + (size_t)(L - 1) * BT * C, p.lnfw,
@@ -1352,11 +1790,7 @@ static void gpt_backward(GPT* model) {
         const float* residual = l == 0 ? a.encoded : a.residual3 + (size_t)(l - 1) * BT * C;
         int lon = l >= c->lora_first && l <= c->lora_last;
         const float* l_ln1w = p.ln1w + (size_t)l * C;
-        const float* l_qkvw = p.qkvw + (size_t)l * 3 * C * C;
-        const float* l_attprojw = p.attprojw + (size_t)l * C * C;
         const float* l_ln2w = p.ln2w + (size_t)l * C;
-        const float* l_fcw = p.fcw + (size_t)l * 4 * C * C;
-        const float* l_fcprojw = p.fcprojw + (size_t)l * C * 4 * C;
         const float* l_ln1 = a.ln1 + (size_t)l * BT * C;
         const float* l_ln1_mean = a.ln1_mean + (size_t)l * BT;
         const float* l_ln1_rstd = a.ln1_rstd + (size_t)l * BT;
@@ -1368,8 +1802,8 @@ static void gpt_backward(GPT* model) {
         const float* l_ln2 = a.ln2 + (size_t)l * BT * C;
         const float* l_ln2_mean = a.ln2_mean + (size_t)l * BT;
         const float* l_ln2_rstd = a.ln2_rstd + (size_t)l * BT;
-        const float* l_fch = a.fch + (size_t)l * BT * 4 * C;
-        const float* l_fch_gelu = a.fch_gelu + (size_t)l * BT * 4 * C;
+        const float* l_fch = a.fch + (size_t)l * BT * F;
+        const float* l_fch_gelu = a.fch_gelu + (size_t)l * BT * F;
         const float* l_fcproj = a.fcproj + (size_t)l * BT * C;
 
         // residual3 = residual2 + mlp_out: residual_backward would add dresidual into both d(residual2) and
@@ -1391,18 +1825,18 @@ static void gpt_backward(GPT* model) {
                              p.adpm_uw + (size_t)l * C * A, BT, C, A);
             dmlp_out = ga.dadp_x;
         }
-        memset(ga.dfch_gelu, 0, BT * 4 * C * sizeof(float));
+        memset(ga.dfch_gelu, 0, BT * F * sizeof(float));
         if (rg && lon) lora_backward(ga.dfch_gelu, G(lora_fcproj_a, l), G(lora_fcproj_b, l), ga.dlora_h, dmlp_out,
-                              a.lora_h_fcproj + (size_t)l * BT * rg, l_fch_gelu, p.lora_fcproj_a + (size_t)l * rg * 4 * C,
-                              p.lora_fcproj_b + (size_t)l * C * rg, ls, BT, 4 * C, C, rg, pd, dropout_site_seed(model, DROP_LORA + 3, l), xd, dxd);
-        matmul_backward(ga.dfch_gelu, G(fcprojw, l), G(fcprojb, l), dmlp_out, l_fch_gelu, l_fcprojw, BT, 4 * C, C);
-        memset(ga.dfch, 0, BT * 4 * C * sizeof(float));
-        gelu_backward(ga.dfch, l_fch, ga.dfch_gelu, BT * 4 * C);
+                              a.lora_h_fcproj + (size_t)l * BT * rg, l_fch_gelu, p.lora_fcproj_a + (size_t)l * rg * F,
+                              p.lora_fcproj_b + (size_t)l * C * rg, ls, BT, F, C, rg, pd, dropout_site_seed(model, DROP_LORA + 3, l), xd, dxd);
+        gpt_matmul_backward(model, PIDX(fcprojw), l, ga.dfch_gelu, G(fcprojw, l), G(fcprojb, l), dmlp_out, l_fch_gelu, BT, F, C);
+        memset(ga.dfch, 0, BT * F * sizeof(float));
+        gelu_backward(ga.dfch, l_fch, ga.dfch_gelu, BT * F);
         memset(ga.dln, 0, BT * C * sizeof(float));
         if (rf && lon) lora_backward(ga.dln, G(lora_fc_a, l), G(lora_fc_b, l), ga.dlora_h, ga.dfch,
                               a.lora_h_fc + (size_t)l * BT * rf, l_ln2, p.lora_fc_a + (size_t)l * rf * C,
-                              p.lora_fc_b + (size_t)l * 4 * C * rf, ls, BT, C, 4 * C, rf, pd, dropout_site_seed(model, DROP_LORA + 2, l), xd, dxd);
-        matmul_backward(ga.dln, G(fcw, l), G(fcb, l), ga.dfch, l_ln2, l_fcw, BT, C, 4 * C);
+                              p.lora_fc_b + (size_t)l * F * rf, ls, BT, C, F, rf, pd, dropout_site_seed(model, DROP_LORA + 2, l), xd, dxd);
+        gpt_matmul_backward(model, PIDX(fcw), l, ga.dln, G(fcw, l), G(fcb, l), ga.dfch, l_ln2, BT, C, F);
         layernorm_backward(ga.dresidual, G(ln2w, l), G(ln2b, l), ga.dln, l_residual2, l_ln2w, l_ln2_mean, l_ln2_rstd,
                            BT, C);
         // residual2 = residual + attn_out: dresidual is now d(residual2), read as d(attn_out)
@@ -1425,7 +1859,7 @@ static void gpt_backward(GPT* model) {
         if (rp && lon) lora_backward(ga.datty, G(lora_proj_a, l), G(lora_proj_b, l), ga.dlora_h, dattn_out,
                               a.lora_h_proj + (size_t)l * BT * rp, l_atty, p.lora_proj_a + (size_t)l * rp * C,
                               p.lora_proj_b + (size_t)l * C * rp, ls, BT, C, C, rp, pd, dropout_site_seed(model, DROP_LORA + 1, l), xd, dxd);
-        matmul_backward(ga.datty, G(attprojw, l), G(attprojb, l), dattn_out, l_atty, l_attprojw, BT, C, C);
+        gpt_matmul_backward(model, PIDX(attprojw), l, ga.datty, G(attprojw, l), G(attprojb, l), dattn_out, l_atty, BT, C, C);
         memset(ga.dqkv, 0, BT * 3 * C * sizeof(float));
         attention_backward(ga.dqkv, P ? G(prefix_k, l) : NULL, P ? G(prefix_v, l) : NULL, ga.datty, l_qkv,
                            P ? p.prefix_k + (size_t)l * P * C : NULL, P ? p.prefix_v + (size_t)l * P * C : NULL, l_att,
@@ -1434,7 +1868,7 @@ static void gpt_backward(GPT* model) {
         if (rq && lon) lora_backward(ga.dln, G(lora_qkv_a, l), G(lora_qkv_b, l), ga.dlora_h, ga.dqkv,
                               a.lora_h_qkv + (size_t)l * BT * rq, l_ln1, p.lora_qkv_a + (size_t)l * rq * C,
                               p.lora_qkv_b + (size_t)l * 3 * C * rq, ls, BT, C, 3 * C, rq, pd, dropout_site_seed(model, DROP_LORA + 0, l), xd, dxd);
-        matmul_backward(ga.dln, G(qkvw, l), G(qkvb, l), ga.dqkv, l_ln1, l_qkvw, BT, C, 3 * C);
+        gpt_matmul_backward(model, PIDX(qkvw), l, ga.dln, G(qkvw, l), G(qkvb, l), ga.dqkv, l_ln1, BT, C, 3 * C);
         layernorm_backward(ga.dresidual, G(ln1w, l), G(ln1b, l), ga.dln, residual, l_ln1w, l_ln1_mean, l_ln1_rstd,
                            BT, C);
     }

@@ -1243,6 +1243,641 @@ static void test_cli_methods(void) {
     expect_error("--task vs data", "./train --model test_tmp/base/model.bin --train test_tmp/tok.bin --seq 16 --task cls", "--task cls but");
 }
 
+// ---------------------------------------------------------------------------- inference: KV cache, sampling, classify
+// The KV cache reorganises the forward pass, it does not approximate it: gpt_decode_step at position t
+// computes row t of gpt_forward from the same numbers. Only the big matmuls sum in another order (the
+// decode step's matrix-vector products use 16 partial sums, gemm runs along k), so logits differ by fp32
+// rounding: worst seen 2.7e-6 relative (to |ref| + rms, check_tensor's rule; LoRA, whose extra products
+// round too), the rest below 1e-6. The tolerance 1e-5 is 4x that, and far below any real mistake: a
+// missing LoRA term or prefix, or a wrong position, moves the logits by 1e-2 to 1 of their scale.
+static void test_inference(void) {
+    printf("-- inference: KV cache against the full forward, sampling, classify (runs ./train)\n");
+    const char* what[] = {"plain", "LoRA", "adapters", "prefix", "int8+LoRA", "classifier"};
+    for (int k = 0; k < 6; k++) {
+        GPTConfig c = {.maxT = 16, .V = 67, .Vp = 128, .L = 2, .NH = 2, .C = 32};  // C = 32: one int8 group
+        if (k == 1 || k == 4)  // LoRA on every target of layer 1 only
+            c.lora_r = 4, c.lora_alpha = 8.0f, c.lora_targets = LORA_QKV | LORA_PROJ | LORA_FC | LORA_FCPROJ, c.lora_first = 1, c.lora_last = 1;
+        if (k == 2) c.adapter_dim = 8;
+        if (k == 3 || k == 5) c.prefix_len = 3;
+        if (k == 5) c.num_classes = 3, c.V = 257, c.Vp = 320;  // the byte tokenizer's vocabulary, for classify
+        uint64_t rng = 100 + (uint64_t)k;
+        GPT m;
+        gpt_build(&m, c);
+        gpt_init_random(&m, &rng);
+        for (int i = NUM_BASE_PARAMS; i < NUM_PARAMS; i++) fill_random(m.params.t[i], param_numel(&c, i), 0.1f);  // LoRA B, adapter up != 0
+        if (k == 4) gpt_quantize(&m);
+        int T = c.maxT, K = c.num_classes, n = K ? K : c.Vp, x[16], xs[256], lens[16];
+        for (int t = 0; t < T; t++) x[t] = (int)(random_u32(&rng) % (uint32_t)c.V);
+        float* ref = (float*)mallocCheck((size_t)T * n * sizeof(float));
+        float* got = (float*)mallocCheck((size_t)T * n * sizeof(float));
+        if (K) {  // row t of the batch is the sequence x[0..t], classified at its last token
+            for (int b = 0; b < T; b++) {
+                memcpy(xs + b * T, x, sizeof x);
+                lens[b] = b + 1;
+            }
+            gpt_forward_cls(&m, xs, lens, NULL, T, T);
+            memcpy(ref, m.acts.cls_logits, (size_t)T * n * sizeof(float));
+        } else {
+            gpt_forward(&m, x, NULL, 1, T);
+            memcpy(ref, m.acts.logits, (size_t)T * n * sizeof(float));
+        }
+        KVCache kv;
+        kv_init(&kv, &m, T);
+        for (int t = 0; t < T; t++) memcpy(got + (size_t)t * n, gpt_decode_step(&m, &kv, x[t], t), (size_t)n * sizeof(float));
+        char name[64];
+        snprintf(name, sizeof name, "kv %s", what[k]);
+        check_tensor(name, K ? "(T,K)" : "(T,Vp)", got, ref, (size_t)T * n, 1e-5);
+        // the prompt as one batched prefill of 7 tokens, then decode steps (the cache is reused as it is)
+        memcpy(got + (size_t)6 * n, gpt_prefill(&m, &kv, x, 7), (size_t)n * sizeof(float));
+        for (int t = 7; t < T; t++) memcpy(got + (size_t)t * n, gpt_decode_step(&m, &kv, x[t], t), (size_t)n * sizeof(float));
+        snprintf(name, sizeof name, "prefill %s", what[k]);
+        check_tensor(name, "(T-6,.)", got + (size_t)6 * n, ref + (size_t)6 * n, (size_t)(T - 6) * n, 1e-5);
+        kv_free(&kv);
+        // generation: the cached path against the old one (a full forward of the whole context per token),
+        // greedy for 12 tokens, then sampled for 40 (past maxT = 16: the window slides as generate's does)
+        for (int mode = 0; mode < 2 && !K; mode++) {
+            int steps = mode ? 40 : 12, a[64], b[64], nb = 4, start = 0, cap = 4 + steps < T ? 4 + steps : T;
+            Sampler s1, s2;
+            sampler_init(&s1, c.V, mode ? 1.0f : 0.0f, mode ? 20 : 0, mode ? 0.9f : 1.0f, -1, 7);
+            sampler_init(&s2, c.V, mode ? 1.0f : 0.0f, mode ? 20 : 0, mode ? 0.9f : 1.0f, -1, 7);
+            int na = generate(&m, &s1, x, 4, steps, a);
+            memcpy(b, x, 4 * sizeof(int));
+            for (int i = 0; i < steps; i++) {
+                if (nb - start > cap) start = nb - (cap + 1) / 2;
+                gpt_forward(&m, b + start, NULL, 1, nb - start);
+                b[nb] = sample_next(&s2, m.acts.logits + (size_t)(nb - start - 1) * c.Vp, c.V);
+                nb++;
+            }
+            report(na == nb && !memcmp(a, b, (size_t)nb * sizeof(int)), "generate with the KV cache, %s, %s: the same %d tokens as without",
+                   what[k], mode ? "sampled (T=1, top-k 20, top-p 0.9) past maxT" : "greedy", na - 4);
+            sampler_free(&s1);
+            sampler_free(&s2);
+        }
+        free(ref);
+        free(got);
+        if (k == 5) save_checkpoint(&m, "test_tmp/clsinf.bin", NULL);  // for classify below
+        gpt_free(&m);
+    }
+    // sampling on hand-made logits: probabilities 0.10 0.30 0.05 0.40 0.15, so by rank tokens 3, 1, 4, 0, 2.
+    // 20000 seeded draws each; a frequency's standard deviation is at most 0.0035, the tolerance 0.015 (4 sd)
+    const float pr[5] = {0.10f, 0.30f, 0.05f, 0.40f, 0.15f};
+    float lg[5];
+    for (int i = 0; i < 5; i++) lg[i] = logf(pr[i]);
+    const struct { float temp; int k; float p; double expect[5]; const char* what; } sc[] = {
+        {1.0f, 0, 1.0f, {.10, .30, .05, .40, .15}, "no filter: all 5 at their probabilities"},
+        {1.0f, 0, 0.5f, {0, .3 / .7, 0, .4 / .7, 0}, "top-p 0.5: {3,1} (0.40 < 0.5 <= 0.70), renormalised"},
+        {1.0f, 0, 0.8f, {0, .3 / .85, 0, .4 / .85, .15 / .85}, "top-p 0.8: {3,1,4} (0.70 < 0.8 <= 0.85)"},
+        {1.0f, 3, 1.0f, {0, .3 / .85, 0, .4 / .85, .15 / .85}, "top-k 3: {3,1,4}"},
+        {1.0f, 2, 0.5f, {0, 0, 0, 1, 0}, "top-k 2 then top-p 0.5: {3} (0.57 of the renormalised pair)"},
+        {0.0f, 0, 1.0f, {0, 0, 0, 1, 0}, "temperature 0: argmax"},
+    };
+    for (size_t j = 0; j < sizeof sc / sizeof sc[0]; j++) {
+        Sampler s;
+        sampler_init(&s, 5, sc[j].temp, sc[j].k, sc[j].p, -1, 99);
+        int count[5] = {0}, draws = 20000;
+        for (int d = 0; d < draws; d++) count[sample_next(&s, lg, 5)]++;
+        double worst = 0.0;
+        int ok = 1;
+        for (int i = 0; i < 5; i++) {
+            ok &= sc[j].expect[i] > 0 || count[i] == 0;  // outside the set: never drawn
+            worst = fmax(worst, fabs((double)count[i] / draws - sc[j].expect[i]));
+        }
+        report(ok && worst <= 0.015, "sampling, %s: drawn %d %d %d %d %d of %d, max|freq - p| = %.4f tol 0.015", sc[j].what,
+               count[0], count[1], count[2], count[3], count[4], draws, worst);
+        sampler_free(&s);
+    }
+    // ./train classify on a file: batches of 3 lines, one line longer than maxT, one empty; each printed
+    // label and probability is the model's on that line alone (gpt_forward_cls at B = 1)
+    FILE* f = fopen_check("test_tmp/lines.txt", "w");
+    const char* lines[] = {"hello", "", "0123456789 this line is longer than 16 bytes", "ab", "XYZ", "4"};
+    for (int i = 0; i < 6; i++) fprintf(f, "%s\n", lines[i]);
+    fclose(f);
+    FILE* p = popen("./train classify --model test_tmp/clsinf.bin --tokenizer bytes --input test_tmp/lines.txt "
+                    "--labels neg,neu,pos --batch 3 2>test_tmp/classify.err", "r");
+    GPT m;
+    load_model(&m, "test_tmp/clsinf.bin", NULL);
+    const char* names[3] = {"neg", "neu", "pos"};
+    char line[512];
+    int printed = 0, agree = 0;
+    double worst = 0.0;
+    while (p && fgets(line, sizeof line, p)) {
+        char label[64], text[256] = "";
+        float prob = -1.0f;
+        if (sscanf(line, "%63[^\t]\t%f\t%255[^\n]", label, &prob, text) < 2) continue;
+        int ids[16], n = 0;
+        for (const char* s = text; *s && n < 16; s++) ids[n++] = (unsigned char)*s;  // the byte tokenizer, truncated
+        if (!n) continue;
+        gpt_forward_cls(&m, ids, &n, NULL, 1, n);
+        int best = 0;
+        for (int kk = 1; kk < 3; kk++) if (m.acts.cls_probs[kk] > m.acts.cls_probs[best]) best = kk;
+        worst = fmax(worst, fabs(prob - m.acts.cls_probs[best]));
+        agree += !strcmp(label, names[best]) && !strcmp(text, lines[printed + (printed >= 1)]);
+        printed++;
+    }
+    int rc = p ? pclose(p) : -1;
+    char err[512] = "";
+    FILE* e = fopen("test_tmp/classify.err", "r");
+    int noted = 0;
+    while (e && fgets(err, sizeof err, e)) noted |= strstr(err, "line 3 has 44 tokens") != NULL;
+    if (e) fclose(e);
+    // printed with 4 decimals: 5e-5 of rounding, plus fp32 noise
+    report(rc == 0 && printed == 5 && agree == 5 && worst <= 6e-5 && noted,
+           "classify: %d of 5 lines (the empty one skipped) with the label and probability of a B=1 forward, max|d| = %.1e (printed %%.4f), truncation noted: %d",
+           agree, worst, noted);
+    gpt_free(&m);
+    expect_error("classify with an LM model", "./train classify --model ref/gpt_a.bin --tokenizer bytes --input test_tmp/lines.txt", "LM head");
+    expect_error("classify --labels count", "./train classify --model test_tmp/clsinf.bin --tokenizer bytes --labels a,b --input test_tmp/lines.txt",
+                 "--labels has 2 names");
+}
+
+// ---------------------------------------------------------------------------- other tools' formats (export.c)
+// Reads a whole file; *n is its size (0 and NULL when missing).
+static unsigned char* read_whole(const char* path, size_t* n) {
+    FILE* f = fopen(path, "rb");
+    *n = 0;
+    if (!f) return NULL;
+    *n = (size_t)file_size(f);
+    unsigned char* b = (unsigned char*)mallocCheck(*n + 1);
+    if (fread(b, 1, *n, f) != *n) *n = 0;
+    b[*n] = 0;
+    fclose(f);
+    return b;
+}
+// A GGUF metadata entry found by its key in a file's bytes: points at the u32 value type (the value follows).
+static const unsigned char* gguf_entry(const unsigned char* b, size_t n, const char* key) {
+    size_t k = strlen(key);
+    for (size_t i = 8; i + k + 4 <= n; i++) {
+        uint64_t len;
+        memcpy(&len, b + i - 8, 8);
+        if (len == k && !memcmp(b + i, key, k)) return b + i + k;
+    }
+    return NULL;
+}
+// Element idx of the string array at entry e (type 9, element type 8, count, then u64-length strings).
+static void gguf_entry_string(const unsigned char* e, uint64_t idx, char* out, size_t cap) {
+    const unsigned char* s = e + 16;
+    uint64_t len;
+    for (uint64_t i = 0;; i++, s += 8 + len) {
+        memcpy(&len, s, 8);
+        if (i == idx) break;
+    }
+    snprintf(out, cap, "%.*s", (int)len, (const char*)s + 8);
+}
+static uint64_t u64_at(const unsigned char* p) { uint64_t v; memcpy(&v, p, 8); return v; }
+static uint32_t u32_at(const unsigned char* p) { uint32_t v; memcpy(&v, p, 4); return v; }
+
+// Writes a copy of src with 4 bytes replaced at offset `at` (a corrupted GGUF for the bad-input checks).
+static void copy_patched(const char* src, const char* dst, size_t at, const char* four) {
+    size_t n;
+    unsigned char* b = read_whole(src, &n);
+    if (b && at + 4 <= n) memcpy(b + at, four, 4);
+    FILE* f = fopen_check(dst, "wb");
+    if (b) fwrite(b, 1, n, f);
+    fclose(f);
+    free(b);
+}
+
+// PEFT adapters and GGUF files: each exported by ./train export, read back by our loaders, compared bit for bit
+// with the model that was exported; the GGUF header byte by byte; bad input. dev/check_gguf.mjs and
+// dev/check_peft.py check the same files with other people's readers.
+static void test_export_formats(void) {
+    printf("-- export formats: PEFT LoRA adapters, GGUF (runs ./train)\n");
+    int B = 2, T = 8, x[16], lens[2] = {8, 5};
+    uint64_t rng = 23;
+    GPTConfig c;
+    memset(&c, 0, sizeof c);
+    c.maxT = 16, c.V = 50257, c.Vp = pad_vocab(c.V), c.L = 3, c.NH = 2, c.C = 32;  // GPT-2's vocabulary, C = 32 for Q8_0
+    GPT base;
+    gpt_build(&base, c);
+    gpt_init_random(&base, &test_rng);
+    for (int p = PIDX(ln1w); p < NUM_BASE_PARAMS; p++)  // nonzero biases and LayerNorm parameters too
+        if (!PARAM_TABLE[p].decay) fill_random(base.params.t[p], param_numel(&c, p), 0.1f);
+    save_checkpoint(&base, "test_tmp/xf_base.bin", NULL);
+    for (int i = 0; i < B * T; i++) x[i] = (int)(random_u32(&rng) % (uint32_t)c.V);
+    size_t nl = (size_t)B * T * c.Vp, nb = num_base_parameters(&c);
+    float* lbase = lm_logits_copy(&base, x, B, T);
+    char out[1024];
+    system("rm -rf test_tmp/xf_peft test_tmp/xf_peft_cls test_tmp/xf_*.gguf*");
+
+    // PEFT, language model: LoRA r=4 on qkv and on the MLP's c_proj in layers 1-2. The attention's c_proj has
+    // none, so target_modules must tell the two c_proj apart.
+    GPT lora, back, back2;
+    load_model(&lora, "test_tmp/xf_base.bin", NULL);
+    GPTConfig cl = lora.config;
+    cl.lora_r = 4, cl.lora_alpha = 12.0f, cl.lora_targets = LORA_QKV | LORA_FCPROJ, cl.lora_first = 1, cl.lora_last = 2;
+    gpt_set_peft(&lora, cl, &rng);
+    for (int i = PIDX(lora_qkv_b); i <= PIDX(lora_fcproj_b); i += 2) fill_random(lora.params.t[i], param_numel(&cl, i), 0.05f);
+    save_checkpoint(&lora, "test_tmp/xf_lora.bin", NULL);
+    float* llora = lm_logits_copy(&lora, x, B, T);
+    int rc = run_cmd("./train export --model test_tmp/xf_lora.bin --format peft --out test_tmp/xf_peft", "wrote", out, sizeof out);
+    load_model(&back, "test_tmp/xf_base.bin", NULL);
+    load_adapter(&back, "test_tmp/xf_peft");
+    float* lback = lm_logits_copy(&back, x, B, T);
+    const GPTConfig* cb = &back.config;
+    report(rc == 0 && memcmp(llora, lbase, nl * 4) && cb->lora_r == 4 && cb->lora_alpha == 12.0f &&
+           cb->lora_targets == cl.lora_targets && cb->lora_first == 1 && cb->lora_last == 2 && !memcmp(lback, llora, nl * 4),
+           "PEFT export, then --adapter DIR on the base: the same LoRA config and logits bit for bit (%s)", out);
+    load_model(&back2, "test_tmp/xf_base.bin", NULL);
+    load_adapter(&back2, "test_tmp/xf_peft/adapter_model.safetensors");
+    float* lback2 = lm_logits_copy(&back2, x, B, T);
+    report(!memcmp(lback2, llora, nl * 4), "--adapter DIR/adapter_model.safetensors works the same");
+    SafeTensors st;
+    st_open(&st, "test_tmp/xf_peft/adapter_model.safetensors");
+    const StTensor* ta = st_find(&st, "base_model.model.transformer.h.1.attn.c_attn.lora_A.weight");
+    const StTensor* tb = st_find(&st, "base_model.model.transformer.h.2.mlp.c_proj.lora_B.weight");
+    int keys_ok = st.n == 8 && ta && ta->ndim == 2 && ta->shape[0] == 4 && ta->shape[1] == 32 && tb && tb->ndim == 2 &&
+                  tb->shape[0] == 32 && tb->shape[1] == 4;
+    st_close(&st);
+    size_t ncfg;
+    char* cfg = (char*)read_whole("test_tmp/xf_peft/adapter_config.json", &ncfg);
+    const char* want = "\"target_modules\": \"(transformer\\\\.)?h\\\\.(1|2)\\\\.(attn\\\\.c_attn|mlp\\\\.c_proj)\"";
+    report(keys_ok && cfg && strstr(cfg, want) && strstr(cfg, "\"fan_in_fan_out\": true") && strstr(cfg, "\"task_type\": \"CAUSAL_LM\"") &&
+           strstr(cfg, "\"r\": 4,") && strstr(cfg, "\"lora_alpha\": 12,"),
+           "PEFT files: 8 tensors base_model.model.transformer.h.N.<module>.lora_A (r,in) / lora_B (out,r); config %s", want);
+    free(cfg);
+    // PEFT, classification: LoRA on all four targets and the score head (modules_to_save)
+    GPT cls, clsb;
+    load_model(&cls, "test_tmp/xf_base.bin", NULL);
+    GPTConfig cc = cls.config;
+    cc.num_classes = 3, cc.lora_r = 2, cc.lora_alpha = 4.0f, cc.lora_targets = LORA_QKV | LORA_PROJ | LORA_FC | LORA_FCPROJ;
+    cc.lora_first = 0, cc.lora_last = 2;
+    gpt_set_peft(&cls, cc, &rng);
+    for (int i = PIDX(lora_qkv_b); i <= PIDX(lora_fcproj_b); i += 2) fill_random(cls.params.t[i], param_numel(&cc, i), 0.05f);
+    save_checkpoint(&cls, "test_tmp/xf_cls.bin", NULL);
+    gpt_forward_cls(&cls, x, lens, NULL, B, T);
+    float lc[6];
+    memcpy(lc, cls.acts.cls_logits, sizeof lc);
+    rc = run_cmd("./train export --model test_tmp/xf_cls.bin --format peft --out test_tmp/xf_peft_cls", "wrote", out, sizeof out);
+    load_model(&clsb, "test_tmp/xf_base.bin", NULL);
+    load_adapter(&clsb, "test_tmp/xf_peft_cls");
+    gpt_forward_cls(&clsb, x, lens, NULL, B, T);
+    cfg = (char*)read_whole("test_tmp/xf_peft_cls/adapter_config.json", &ncfg);
+    report(rc == 0 && clsb.config.num_classes == 3 && !memcmp(lc, clsb.acts.cls_logits, sizeof lc) && cfg &&
+           strstr(cfg, "\"task_type\": \"SEQ_CLS\"") && strstr(cfg, "\"modules_to_save\": [\"score\"]"),
+           "PEFT export of a classifier (SEQ_CLS, score in modules_to_save) on the base: class logits bit for bit");
+    free(cfg);
+
+    // GGUF, F32 with GPT-2's tokenizer: loads back to the same parameters and logits
+    rc = run_cmd("./train export --model test_tmp/xf_base.bin --format gguf --out test_tmp/xf.gguf --tokenizer ../shared/data/gpt2_bpe",
+                 "wrote", out, sizeof out);
+    GPT g;
+    load_model(&g, "test_tmp/xf.gguf", NULL);
+    float* lg = lm_logits_copy(&g, x, B, T);
+    report(rc == 0 && !memcmp(&g.config, &c, sizeof c) && !memcmp(g.params_memory, base.params_memory, nb * 4) &&
+           !memcmp(lg, lbase, nl * 4), "GGUF F32 export, load back: config, %zu parameters and logits bit for bit (%s)", nb, out);
+    // the header, byte by byte
+    size_t n;
+    unsigned char* b = read_whole("test_tmp/xf.gguf", &n);
+    const unsigned char* ff = b ? gguf_entry(b, n, "gpt2.feed_forward_length") : NULL;
+    const unsigned char* tk = b ? gguf_entry(b, n, "tokenizer.ggml.tokens") : NULL;
+    const unsigned char* mg = b ? gguf_entry(b, n, "tokenizer.ggml.merges") : NULL;
+    const unsigned char* eos = b ? gguf_entry(b, n, "tokenizer.ggml.eos_token_id") : NULL;
+    char t262[32] = "", m0[32] = "";
+    if (tk && u32_at(tk) == 9 && u32_at(tk + 4) == 8 && u64_at(tk + 8) == 50257) gguf_entry_string(tk, 262, t262, sizeof t262);
+    if (mg && u32_at(mg) == 9 && u32_at(mg + 4) == 8 && u64_at(mg + 8) == 50000) gguf_entry_string(mg, 0, m0, sizeof m0);
+    int hdr_ok = n > 64 && !memcmp(b, "GGUF", 4) && u32_at(b + 4) == 3 && u64_at(b + 8) == 2 + 12 * 3 + 2 &&
+                 u64_at(b + 16) == 16 && u64_at(b + 24) == 20 && !memcmp(b + 32, "general.architecture", 20) &&
+                 u32_at(b + 52) == 8 && u64_at(b + 56) == 4 && !memcmp(b + 64, "gpt2", 4) && n % 32 == 0;
+    report(hdr_ok && ff && u32_at(ff) == 4 && u32_at(ff + 4) == 128 && !strcmp(t262, "\xC4\xA0the") && !strcmp(m0, "\xC4\xA0 t") &&
+           eos && u32_at(eos) == 4 && u32_at(eos + 4) == 50256,
+           "GGUF bytes: magic, v3, 40 tensors, 16 entries, general.architecture = gpt2 first, feed_forward_length u32 128, "
+           "token 262 \"%s\", merge 0 \"%s\", eos 50256, size %zu a multiple of 32", t262, m0, n);
+    free(b);
+    // GGUF Q8_0 from the fp32 model: the same int8 model as gpt_quantize makes
+    rc = run_cmd("./train export --model test_tmp/xf_base.bin --format gguf --dtype q8_0 --out test_tmp/xf_q8.gguf", "wrote", out, sizeof out);
+    GPT g8, q, g8b, gf;
+    load_model(&g8, "test_tmp/xf_q8.gguf", NULL);
+    load_model(&q, "test_tmp/xf_base.bin", NULL);
+    gpt_quantize(&q);
+    float* lq = lm_logits_copy(&q, x, B, T);
+    float* lg8 = lm_logits_copy(&g8, x, B, T);
+    report(rc == 0 && g8.q8_memory && !memcmp(lg8, lq, nl * 4) && memcmp(lq, lbase, nl * 4),
+           "GGUF Q8_0 export of the fp32 model loads as the int8 model gpt_quantize makes: logits bit for bit");
+    // an int8 model: its int8 values and scales go out and come back as they are
+    export_gguf(&q, "test_tmp/xf_q8b.gguf", 1, NULL);
+    load_model(&g8b, "test_tmp/xf_q8b.gguf", NULL);
+    float* lg8b = lm_logits_copy(&g8b, x, B, T);
+    int same8 = g8b.q8_memory != NULL;
+    for (int i = 0; same8 && i < NUM_PARAMS; i++)
+        if (q.q8[i].q) {
+            size_t m = param_numel(&c, i);
+            same8 = g8b.q8[i].q && !memcmp(g8b.q8[i].q, q.q8[i].q, m) && !memcmp(g8b.q8[i].d, q.q8[i].d, m / Q8_GROUP * 4);
+        }
+    report(same8 && !memcmp(lg8b, lq, nl * 4), "GGUF Q8_0 of an int8 model: int8 values, scales and logits bit for bit");
+    // and as F32: each weight widened to q * d, exactly what the int8 matmul computes with
+    export_gguf(&q, "test_tmp/xf_q8f.gguf", 0, NULL);
+    load_model(&gf, "test_tmp/xf_q8f.gguf", NULL);
+    float* lgf = lm_logits_copy(&gf, x, B, T);
+    report(!gf.q8_memory && !memcmp(lgf, lq, nl * 4), "GGUF F32 of an int8 model (widened) gives the int8 model's logits bit for bit");
+    // a pruned MLP (F = 96, not 4C): feed_forward_length in GGUF, n_inner in config.json
+    GPTConfig cf = c;
+    cf.V = 64, cf.Vp = 64, cf.F = 96;
+    GPT mf, mf1, mf2;
+    gpt_build(&mf, cf);
+    gpt_init_random(&mf, &test_rng);
+    export_gguf(&mf, "test_tmp/xf_f96.gguf", 0, NULL);
+    mkdir("test_tmp/xf_f96_hf", 0755);
+    export_hf(&mf, "test_tmp/xf_f96_hf");
+    load_model(&mf1, "test_tmp/xf_f96.gguf", NULL);
+    load_model(&mf2, "test_tmp/xf_f96_hf", NULL);
+    size_t nbf = num_base_parameters(&cf);
+    report(mf1.config.F == 96 && mf2.config.F == 96 && !memcmp(mf1.params_memory, mf.params_memory, nbf * 4) &&
+           !memcmp(mf2.params_memory, mf.params_memory, nbf * 4), "MLP width 96 (not 4C): GGUF and Hugging Face exports load back with F = %d, %d",
+           mf1.config.F, mf2.config.F);
+    save_checkpoint(&mf, "test_tmp/xf_f96.bin", NULL);
+
+    // bad input: one-line errors, and nothing half-written left behind
+    expect_error("unknown export format", "./train export --model test_tmp/xf_base.bin --format onnx --out test_tmp/xf_x", "unknown --format 'onnx'");
+    expect_error("export into a missing folder", "./train export --model test_tmp/xf_base.bin --format gguf --out test_tmp/no_dir/x.gguf",
+                 "cannot write test_tmp/no_dir/x.gguf");
+    expect_error("peft export without LoRA", "./train export --model test_tmp/xf_base.bin --format peft --out test_tmp/xf_peft_none",
+                 "the model has no LoRA");
+    expect_error("gguf with unmerged LoRA", "./train export --model test_tmp/xf_lora.bin --format gguf --out test_tmp/xf_bad.gguf",
+                 "the model has LoRA tensors");
+    expect_error("gguf of a classifier", "./train export --model test_tmp/xf_cls.bin --format gguf --merge 1 --out test_tmp/xf_bad.gguf",
+                 "3-class head");
+    expect_error("llm.c export of MLP width 96", "./train export --model test_tmp/xf_f96.bin --format llmc --out test_tmp/xf_bad.bin",
+                 "MLP width is 96, not 4C");
+    expect_error("q8_0 with rows of 16", "./train export --model test_tmp/base/model.bin --format gguf --dtype q8_0 --out test_tmp/xf_bad.gguf",
+                 "not a multiple of the Q8_0 block size 32");
+    expect_error("safetensors export of an int8 model", "./train export --model test_tmp/xf_q8.gguf --format safetensors --out test_tmp/xf_bad_hf",
+                 "weights are int8");
+    int left = run_cmd("ls test_tmp | grep -c -e '^xf_bad' -e '^xf_peft_none'", NULL, out, sizeof out);  // PATH.tmpPID too
+    report(left == 1 && !strcmp(out, "0"), "failed exports leave no file, temporary or final, behind (%s found)", out);
+    copy_patched("test_tmp/xf_q8.gguf", "test_tmp/xf_arch.gguf", 64, "gptj");
+    expect_error("GGUF of another architecture", "./train sample --model test_tmp/xf_arch.gguf --tokens \"1 2\"", "general.architecture is 'gptj'");
+    copy_patched("test_tmp/xf_q8.gguf", "test_tmp/xf_ver.gguf", 4, "\x01\x00\x00\x00");
+    expect_error("GGUF version 1", "./train sample --model test_tmp/xf_ver.gguf --tokens \"1 2\"", "GGUF version 1, expected 3");
+    FILE* f = fopen_check("test_tmp/xf_q8.gguf", "rb");
+    long keep = (long)file_size(f) - 1000;
+    fclose(f);
+    copy_truncated("test_tmp/xf_q8.gguf", "test_tmp/xf_trunc.gguf", keep);
+    expect_error("truncated GGUF", "./train sample --model test_tmp/xf_trunc.gguf --tokens \"1 2\"", "truncated?");
+    copy_truncated("test_tmp/xf.gguf", "test_tmp/xf_trunc2.gguf", 300000);  // inside the vocabulary
+    expect_error("GGUF truncated in its metadata", "./train sample --model test_tmp/xf_trunc2.gguf --tokens \"1 2\"", "unexpected end of file");
+    free(lbase), free(llora), free(lback), free(lback2), free(lg), free(lq), free(lg8), free(lg8b), free(lgf);
+    gpt_free(&base), gpt_free(&lora), gpt_free(&back), gpt_free(&back2), gpt_free(&cls), gpt_free(&clsb), gpt_free(&g);
+    gpt_free(&g8), gpt_free(&q), gpt_free(&g8b), gpt_free(&gf), gpt_free(&mf), gpt_free(&mf1), gpt_free(&mf2);
+}
+
+// ---------------------------------------------------------------------------- int8 weights and pruning
+// A small model with C a multiple of 32 (int8 groups run along rows), random weights.
+static void build_random(GPT* m, int L, int NH, int C, int V, uint64_t seed) {
+    GPTConfig c = {.maxT = 16, .V = V, .Vp = pad_vocab(V), .L = L, .NH = NH, .C = C};
+    gpt_build(m, c);
+    uint64_t rng = seed;
+    gpt_init_random(m, &rng);
+}
+
+static void test_int8(void) {
+    printf("-- int8 weights (Q8_0), LoRA on an int8 base (QLoRA-style)\n");
+    // fp16 conversion: hand-checked values, including ties (to even), subnormals and overflow
+    struct { float f; uint16_t h; } cs[] = {{1.0f, 0x3c00}, {-2.0f, 0xc000}, {65504.0f, 0x7bff}, {65520.0f, 0x7c00},
+        {1.0f + 0x1p-11f, 0x3c00}, {1.0f + 3 * 0x1p-11f, 0x3c02}, {0x1p-24f, 0x0001}, {0x1p-25f, 0x0000},
+        {1.5f * 0x1p-24f, 0x0002}, {0x1p-14f, 0x0400}, {-0.0f, 0x8000}, {0.333333343f, 0x3555}};
+    int bad = -1;
+    for (int i = 0; i < (int)(sizeof cs / sizeof cs[0]); i++)
+        if (fp16_from_f32(cs[i].f) != cs[i].h) bad = i;
+    int rt_bad = 0;  // every finite half survives half -> float -> half
+    for (uint32_t h = 0; h < 0x10000; h++)
+        if ((h & 0x7c00) != 0x7c00 && fp16_from_f32(fp16_to_f32((uint16_t)h)) != h) rt_bad++;
+    report(bad < 0 && rt_bad == 0, "fp16: %d hand-checked conversions%s, all 63488 finite halves round-trip (%d differ)",
+           (int)(sizeof cs / sizeof cs[0]), bad < 0 ? " right" : " WRONG", rt_bad);
+    // Q8_0 quantization: |w - q d| <= d/2, d fp16-exact, |q| <= 127, an all-zero group gives d = 0
+    size_t n = 4096;
+    float* x = (float*)mallocCheck(n * sizeof(float));
+    fill_random(x, n, 1.0f);
+    x[5] = 40.0f;                                     // an outlier: its group's scale is large
+    for (int j = 64; j < 96; j++) x[j] = 0.0f;        // group 2 all zero
+    int8_t* q = (int8_t*)mallocCheck(n);
+    float* d = (float*)mallocCheck(n / Q8_GROUP * sizeof(float));
+    q8_quantize(q, d, x, n);
+    double worst = 0.0;
+    int ok = d[2] == 0.0f;
+    for (size_t j = 0; j < n; j++) {
+        float dg = d[j / Q8_GROUP];
+        if (q[j] < -127 || fp16_to_f32(fp16_from_f32(dg)) != dg) ok = 0;
+        if (dg > 0) worst = fmax(worst, fabs(x[j] - (double)q[j] * dg) / (0.5 * dg));
+    }
+    report(ok && worst <= 1.0 + 1e-6, "Q8_0 quantize: error within half a step everywhere (worst %.3f of d/2), scales fp16-exact", worst);
+    // the int8 matmul against the reference matmul on the dequantized weights (same math, another sum order)
+    int N = 5, C = 64, OC = 96;
+    float *w = (float*)mallocCheck((size_t)OC * C * 4), *deq = (float*)mallocCheck((size_t)OC * C * 4);
+    float *inp = (float*)mallocCheck((size_t)N * C * 4), *bias = (float*)mallocCheck((size_t)OC * 4);
+    float *o1 = (float*)mallocCheck((size_t)N * OC * 4), *o2 = (float*)mallocCheck((size_t)N * OC * 4);
+    float *dy = (float*)mallocCheck((size_t)N * OC * 4), *g1 = (float*)callocCheck((size_t)N * C, 4), *g2 = (float*)callocCheck((size_t)N * C, 4);
+    fill_random(w, (size_t)OC * C, 1.0f), fill_random(inp, (size_t)N * C, 1.0f), fill_random(bias, OC, 1.0f), fill_random(dy, (size_t)N * OC, 1.0f);
+    int8_t* wq = (int8_t*)mallocCheck((size_t)OC * C);
+    float* wd = (float*)mallocCheck((size_t)OC * C / Q8_GROUP * 4);
+    q8_quantize(wq, wd, w, (size_t)OC * C);
+    Q8 wv = {wq, wd};
+    for (size_t j = 0; j < (size_t)OC * C; j++) deq[j] = q8_at(&wv, j);
+    matmul_forward_q8(o1, inp, &wv, bias, N, C, OC);
+    matmul_forward_ref(o2, inp, deq, bias, N, C, OC);
+    check_tensor("q8 fwd", "(N,OC)", o1, o2, (size_t)N * OC, 1e-5);
+    matmul_backward_q8(g1, dy, &wv, N, C, OC);
+    matmul_backward_ref(g2, NULL, NULL, dy, inp, deq, N, C, OC);
+    check_tensor("q8 dinp", "(N,C)", g1, g2, (size_t)N * C, 1e-5);
+    free(x), free(q), free(d), free(w), free(deq), free(inp), free(bias), free(o1), free(o2), free(dy), free(g1), free(g2), free(wq), free(wd);
+
+    // whole model: an int8 model and an fp32 model holding the dequantized weights compute the same numbers.
+    // Both paths pack the same fp32 values (q * d) into the same gemm, so logits and LoRA gradients agree
+    // bit for bit: that is the claim "int8 storage, fp32 arithmetic".
+    GPT m, m8;
+    build_random(&m, 2, 2, 32, 50, 21);
+    save_checkpoint(&m, "test_tmp/fp32.bin", NULL);
+    load_model(&m8, "test_tmp/fp32.bin", NULL);
+    size_t np32 = m8.num_parameters;
+    gpt_quantize(&m8);
+    for (int i = 0; i < NUM_PARAMS; i++)
+        if (m8.q8[i].q)
+            for (size_t j = 0; j < param_numel(&m.config, i); j++) m.params.t[i][j] = q8_at(&m8.q8[i], j);
+    int B = 2, T = 8, xs[16], ys[16];
+    uint64_t rng = 5;
+    for (int i = 0; i < B * T; i++) xs[i] = (int)(random_u32(&rng) % 50), ys[i] = (int)(random_u32(&rng) % 50);
+    float* l32 = lm_logits_copy(&m, xs, B, T);
+    float* l8 = lm_logits_copy(&m8, xs, B, T);
+    size_t nl = (size_t)B * T * m.config.Vp;
+    report(!memcmp(l32, l8, nl * 4), "int8 model = fp32 model on the dequantized weights: logits bit for bit");
+    report(m8.num_parameters < np32 / 2 && !m8.params.wte && !m8.params.qkvw,
+           "int8 model keeps no fp32 copy of its matrices (%zu fp32 floats left of %zu)", m8.num_parameters, np32);
+    GPTConfig lc = m.config;
+    lc.lora_r = 4, lc.lora_alpha = 8.0f, lc.lora_targets = LORA_QKV | LORA_PROJ | LORA_FC | LORA_FCPROJ, lc.lora_last = 1;
+    uint64_t r1 = 9, r2 = 9;
+    gpt_set_peft(&m, lc, &r1);
+    gpt_set_peft(&m8, lc, &r2);
+    for (int i = PIDX(lora_qkv_b); i <= PIDX(lora_fcproj_b); i += 2) {  // trained-looking LoRA: B nonzero
+        fill_random(m.params.t[i], param_numel(&lc, i), 0.05f);
+        memcpy(m8.params.t[i], m.params.t[i], param_numel(&lc, i) * 4);
+    }
+    for (int i = 0; i < NUM_BASE_PARAMS; i++) gpt_set_trainable(&m, i, -1, 0), gpt_set_trainable(&m8, i, -1, 0);
+    gpt_forward(&m, xs, ys, B, T), gpt_zero_grad(&m), gpt_backward(&m);
+    gpt_forward(&m8, xs, ys, B, T), gpt_zero_grad(&m8), gpt_backward(&m8);
+    report(m.num_trainable == m8.num_trainable && m.mean_loss == m8.mean_loss &&
+               !memcmp(m.grads_memory, m8.grads_memory, m.num_trainable * 4),
+           "LoRA on the int8 base: loss and all %zu LoRA gradients bit-identical to LoRA on its fp32 twin", m.num_trainable);
+    // our checkpoint holds int8 as int8: round trip, and the size
+    gpt_free(&m8);
+    load_model(&m8, "test_tmp/fp32.bin", NULL);
+    gpt_quantize(&m8);
+    save_checkpoint(&m8, "test_tmp/q8.bin", NULL);
+    GPT m9;
+    load_model(&m9, "test_tmp/q8.bin", NULL);
+    float* l9 = lm_logits_copy(&m9, xs, B, T);
+    float* l8b = lm_logits_copy(&m8, xs, B, T);
+    FILE* f = fopen("test_tmp/q8.bin", "rb");
+    long long s8 = file_size(f);
+    fclose(f);
+    f = fopen("test_tmp/fp32.bin", "rb");
+    long long s32 = file_size(f);
+    fclose(f);
+    report(!memcmp(l9, l8b, nl * 4) && m9.q8_memory && !memcmp(m9.q8_memory, m8.q8_memory, 10),
+           "int8 checkpoint round trip: same logits bit for bit; file %lld bytes vs fp32 %lld (%.1f%%)", s8, s32, 100.0 * s8 / s32);
+    free(l32), free(l8), free(l9), free(l8b);
+    gpt_free(&m), gpt_free(&m8), gpt_free(&m9);
+    // command line
+    char out[1024];
+    // the size is exactly: header, table, then per tensor n int8 + n/32 fp32 scales, or n fp32
+    long long expect = 1024 + NUM_PARAMS * 24;
+    GPTConfig qc = {.maxT = 16, .V = 50, .Vp = 64, .L = 2, .NH = 2, .C = 32};
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        long long k = (long long)param_numel(&qc, i);
+        expect += param_quantizable(i) ? k + k / Q8_GROUP * 4 : 4 * k;
+    }
+    report(s8 == expect, "int8 checkpoint size %lld = %lld expected (n + n/32*4 bytes per int8 tensor)", s8, expect);
+    int rc = run_cmd("./train quantize --model test_tmp/fp32.bin --out test_tmp/q8cli.bin", "int8 file is", out, sizeof out);
+    report(rc == 0 && strstr(out, "int8 file is 32.9%"), "./train quantize: exit %d, \"%s\"", rc, out);
+    {  // data this model's vocabulary covers (V = 50)
+        int ids[600];
+        for (int i = 0; i < 600; i++) ids[i] = (int)(random_u32(&rng) % 50);
+        write_tokens("test_tmp/tok50.bin", ids, 600, 50);
+    }
+    copy_truncated("test_tmp/q8cli.bin", "test_tmp/q8trunc.bin", 2000);
+    expect_error("truncated int8 checkpoint", "./train eval --model test_tmp/q8trunc.bin --data test_tmp/tok.bin", "expected");
+    expect_error("full fine-tuning of an int8 model",
+                 "./train --model test_tmp/q8cli.bin --train test_tmp/tok50.bin --batch 2 --seq 8 --steps 1", "int8 model and --method is full");
+    expect_error("quantizing an int8 model", "./train quantize --model test_tmp/q8cli.bin --out test_tmp/q8q8.bin", "already int8");
+    FILE* partial = fopen("test_tmp/q8q8.bin", "rb");
+    report(!partial, "no output file left behind after a refused quantize");
+    if (partial) fclose(partial);
+}
+
+static void test_pruning(void) {
+    printf("-- pruning: unstructured, heads, neurons\n");
+    // quickselect against a sort, with many ties
+    float a[1000], b[1000];
+    uint64_t rng = 17;
+    for (int i = 0; i < 1000; i++) a[i] = (float)(random_u32(&rng) % 50);
+    memcpy(b, a, sizeof a);
+    for (int i = 1; i < 1000; i++)  // insertion sort: the obviously correct reference
+        for (int j = i; j > 0 && b[j - 1] > b[j]; j--) { float t = b[j]; b[j] = b[j - 1]; b[j - 1] = t; }
+    int ok = 1;
+    for (size_t k = 0; k < 1000; k += 37) {
+        float c[1000];
+        memcpy(c, a, sizeof a);
+        if (kth_smallest(c, 1000, k) != b[k]) ok = 0;
+    }
+    report(ok, "kth_smallest agrees with sorting at 28 ranks of 1000 values with ties");
+    // unstructured, global: the reached sparsity, and every dropped weight is no larger than every kept one
+    GPT m;
+    build_random(&m, 2, 2, 32, 50, 33);
+    prune_unstructured(&m, 0.3f, 0);
+    size_t nz;
+    double sp = prunable_sparsity(&m, &nz);
+    GPT orig;
+    build_random(&orig, 2, 2, 32, 50, 33);
+    double max_dropped = 0.0, min_kept = INFINITY;
+    for (int k = 0; k < 4; k++)
+        for (size_t e = 0; e < param_numel(&m.config, PRUNABLE[k]); e++) {
+            double v = fabs(orig.params.t[PRUNABLE[k]][e]);
+            if (m.params.t[PRUNABLE[k]][e] == 0.0f) max_dropped = fmax(max_dropped, v);
+            else min_kept = fmin(min_kept, v);
+        }
+    report(fabs(sp - 0.3) < 1e-3 && max_dropped <= min_kept,  // floor(0.3 n) weights go
+           "unstructured 30%%: sparsity %.4f, largest dropped |w| %.4g <= smallest kept %.4g", sp, max_dropped, min_kept);
+    gpt_free(&m);
+    // per layer: each layer's each matrix at the fraction
+    build_random(&m, 2, 2, 32, 50, 33);
+    prune_unstructured(&m, 0.5f, 1);
+    double worst = 0.0;
+    for (int k = 0; k < 4; k++) {
+        size_t sn = slice_numel(&m.config, PRUNABLE[k]);
+        for (int l = 0; l < 2; l++) {
+            size_t z = 0;
+            for (size_t e = 0; e < sn; e++) z += m.params.t[PRUNABLE[k]][(size_t)l * sn + e] == 0.0f;
+            worst = fmax(worst, fabs((double)z / sn - 0.5));
+        }
+    }
+    report(worst < 0.002, "per-layer 50%%: every layer's every matrix within %.4f of 50%%", worst);
+    gpt_free(&m);
+    // heads: the weakest head of each layer goes (made weak on purpose: head 1 of layer 0, head 0 of layer 1)
+    build_random(&m, 2, 2, 32, 50, 33);
+    int C = 32, hs = 16;
+    for (int l = 0; l < 2; l++) {
+        int h = l == 0 ? 1 : 0;
+        float* qkvw = m.params.qkvw + (size_t)l * 3 * C * C;
+        for (int part = 0; part < 3; part++)
+            for (int r = part * C + h * hs; r < part * C + (h + 1) * hs; r++)
+                for (int i = 0; i < C; i++) qkvw[(size_t)r * C + i] *= 0.1f;
+    }
+    prune_heads(&m, 1);
+    int heads_ok = 1;
+    for (int l = 0; l < 2; l++) {
+        int h = l == 0 ? 1 : 0;
+        const float* qkvw = m.params.qkvw + (size_t)l * 3 * C * C;
+        const float* pw = m.params.attprojw + (size_t)l * C * C;
+        for (int part = 0; part < 3; part++)
+            for (int r = 0; r < C; r++)
+                for (int i = 0; i < C; i++) {
+                    int in_head = r / hs == h;
+                    if ((qkvw[(size_t)(part * C + r) * C + i] == 0.0f) != in_head) heads_ok = 0;
+                }
+        for (int o = 0; o < C; o++)
+            for (int i = 0; i < C; i++)
+                if ((pw[(size_t)o * C + i] == 0.0f) != (i / hs == h)) heads_ok = 0;
+    }
+    report(heads_ok, "heads: exactly the weakest head of each layer is zeroed (its q,k,v rows and output columns)");
+    gpt_free(&m);
+    // neurons: neurons that write nothing (zero fcprojw column) are the ones removed, and removing them does
+    // not change the function. F 128 -> 64 shrinks the model; the sum order changes, hence 1e-5 not bit-exact.
+    build_random(&m, 2, 2, 32, 50, 33);
+    int F = 128;
+    for (int l = 0; l < 2; l++)
+        for (int o = 0; o < C; o++)
+            for (int j = 1; j < F; j += 2) m.params.fcprojw[(size_t)l * C * F + (size_t)o * F + j] = 0.0f;
+    int xs[16];
+    for (int i = 0; i < 16; i++) xs[i] = (int)(random_u32(&rng) % 50);
+    float* before = lm_logits_copy(&m, xs, 2, 8);
+    prune_neurons(&m, 64);
+    float* after = lm_logits_copy(&m, xs, 2, 8);
+    report(mlp_width(&m.config) == 64 && param_numel(&m.config, PIDX(fcw)) == (size_t)2 * 64 * 32,
+           "neurons: F 128 -> %d, fcw now %zu floats", mlp_width(&m.config), param_numel(&m.config, PIDX(fcw)));
+    check_tensor("pruned", "(B,T,Vp)", after, before, (size_t)16 * m.config.Vp, 1e-5);
+    save_checkpoint(&m, "test_tmp/pruned.bin", NULL);
+    GPT m2;
+    load_model(&m2, "test_tmp/pruned.bin", NULL);
+    float* again = lm_logits_copy(&m2, xs, 2, 8);
+    report(m2.config.F == 64 && !memcmp(again, after, (size_t)16 * m.config.Vp * 4),
+           "a pruned model's checkpoint keeps F = %d: same logits bit for bit", m2.config.F);
+    free(before), free(after), free(again);
+    gpt_free(&m), gpt_free(&m2), gpt_free(&orig);
+    // command line: prune, then recover with --keep-sparsity (the zeros survive training)
+    char out[1024];
+    int rc = run_cmd("./train prune --model test_tmp/fp32.bin --prune unstructured --sparsity 0.5 --out test_tmp/sparse.bin",
+                     "wrote", out, sizeof out);
+    report(rc == 0 && strstr(out, "-> 50.0%"), "./train prune: exit %d, \"%s\"", rc, out);
+    mkdir("test_tmp/recover", 0755);
+    rc = run_cmd("./train --model test_tmp/sparse.bin --train test_tmp/tok50.bin --batch 2 --seq 8 --steps 3 --lr 1e-2 "
+                 "--keep-sparsity 1 --out test_tmp/recover", "done:", out, sizeof out);
+    GPT r;
+    load_model(&r, "test_tmp/recover/model.bin", NULL);
+    double sr = prunable_sparsity(&r, NULL);
+    report(rc == 0 && sr >= 0.5, "--keep-sparsity 1: after 3 training steps sparsity is still %.4f", sr);
+    gpt_free(&r);
+    expect_error("sparsity 1", "./train prune --model test_tmp/fp32.bin --prune heads --sparsity 1 --out test_tmp/x.bin", "[0, 1)");
+    expect_error("unknown prune mode", "./train prune --model test_tmp/fp32.bin --prune rows --sparsity 0.5 --out test_tmp/x.bin", "unknown --prune");
+}
+
 int main(void) {
     mkdir("test_tmp", 0755);
     printf("-- tier 1: kernels against finite differences, fast matmul against the reference\n");
@@ -1276,6 +1911,10 @@ int main(void) {
     test_checkpoint_roundtrip();
     test_cli();
     test_cli_methods();
+    test_export_formats();
+    test_inference();
+    test_int8();
+    test_pruning();
     printf("gpt: %d passed, %d failed\n", checks_passed, checks_failed);
     return checks_failed ? 1 : 0;
 }

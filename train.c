@@ -4,6 +4,7 @@
 //   ./train --init 4,4,128 --vocab 256 --train data_train.bin --val data_val.bin --steps 500 --out run
 //   ./train eval --model run/model.bin --data data_val.bin
 //   ./train sample --model run/model.bin --tokens "12 43 7"
+//   ./train classify --model run/best.bin --tokenizer bytes < lines.txt
 //
 // test_gpt.c #includes this file with TESTING defined, which leaves out main().
 #define _POSIX_C_SOURCE 200809L  // for getpid, clock_gettime
@@ -637,6 +638,8 @@ static GPTConfig hf_config(const SafeTensors* st, const char* path) {
         if (!hf_find(st, name)) break;
     }
     c.NH = c.C % 64 == 0 ? c.C / 64 : 0;
+    const StTensor* fc = hf_find(st, "h.0.mlp.c_fc.weight");  // (C, F): the MLP width, unless config.json says
+    if (fc && fc->ndim == 2 && fc->shape[1] != 4 * c.C) c.F = (int)fc->shape[1];
     // config.json beside the file overrides the inference
     char cfg[1024];
     snprintf(cfg, sizeof cfg, "%s", path);
@@ -650,6 +653,7 @@ static GPTConfig hf_config(const SafeTensors* st, const char* path) {
         fclose(f);
         double v;
         if (json_get_number(text, (size_t)n, "n_head", cfg, &v)) c.NH = (int)v;
+        if (json_get_number(text, (size_t)n, "n_inner", cfg, &v)) c.F = (int)v == 4 * c.C ? 0 : (int)v;  // null: 4C
         if (json_get_number(text, (size_t)n, "n_layer", cfg, &v) && (int)v != c.L)
             failf("config.json and model.safetensors disagree", "%s: n_layer=%d but the checkpoint has %d blocks", cfg, (int)v, c.L);
         free(text);
@@ -737,96 +741,16 @@ static void load_llmc(GPT* model, FILE* f, const char* path) {
     fread_check(model->params_memory, nb * 4, f, path, "parameters");
 }
 
-// ---------------------------------------------------------------------------- export
-// Writes the base model in other tools' formats: Hugging Face GPT-2 safetensors (+ config.json, so
-// transformers loads it as GPT2LMHeadModel, or GPT2ForSequenceClassification with score.weight) and llm.c's
-// model file. LoRA must be merged into the weights first (--merge); adapters and prefixes have no place in
-// these formats.
-static void export_hf(const GPT* model, const char* dir) {
-    const GPTConfig* c = &model->config;
-    // the tensors in HF order and layout; offsets accumulate as the JSON header is written
-    char path[1100];
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    size_t cap = 1 << 16, len = 0;
-    char* hdr = (char*)mallocCheck(cap);
-    uint64_t off = 0;
-    len += (size_t)snprintf(hdr + len, cap - len, "{\"__metadata__\":{\"format\":\"pt\"}");
-    for (int pass = 0; pass < 2; pass++) {  // pass 0: header; pass 1: data (in the same order)
-        SafeWriter w;
-        if (pass == 1) {
-            while (len % 8) hdr[len++] = ' ';  // data starts 8-byte aligned
-            safe_open(&w, path);
-            uint64_t n = len;
-            fwrite_check(&n, 8, w.f, path);
-            fwrite_check(hdr, len, w.f, path);
-        }
-        int ntensor = NUM_BASE_PARAMS + (c->num_classes ? 1 : 0);
-        for (int k = 0; k < ntensor; k++) {
-            int p = k < NUM_BASE_PARAMS ? k : PIDX(cls_w);
-            int layers = param_per_layer(p) ? c->L : 1;
-            size_t per = param_numel(c, p) / layers;
-            size_t dims[5];
-            int nd = shape_dims(PARAM_TABLE[p].shape, c, 0, 0, dims);
-            if (param_per_layer(p)) memmove(dims, dims + 1, (size_t)(--nd) * sizeof(size_t));  // drop L
-            if (p == PIDX(wte)) dims[0] = (size_t)c->V, per = (size_t)c->V * c->C;  // unpadded
-            for (int l = 0; l < layers; l++) {
-                char name[128];
-                if (p == PIDX(cls_w)) snprintf(name, sizeof name, "score.weight");
-                else if (param_per_layer(p)) snprintf(name, sizeof name, "h.%d.%s", l, PARAM_TABLE[p].hf);
-                else snprintf(name, sizeof name, "%s", PARAM_TABLE[p].hf);
-                const float* src = model->params.t[p] + (size_t)l * (param_numel(c, p) / layers);
-                int tr = PARAM_TABLE[p].hf_transposed;
-                if (pass == 0) {
-                    if (len + 512 > cap) hdr = (char*)realloc(hdr, cap *= 2);
-                    if (nd == 1) len += (size_t)snprintf(hdr + len, cap - len, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%zu],", name, dims[0]);
-                    else len += (size_t)snprintf(hdr + len, cap - len, ",\"%s\":{\"dtype\":\"F32\",\"shape\":[%zu,%zu],", name,
-                                                 tr ? dims[1] : dims[0], tr ? dims[0] : dims[1]);
-                    len += (size_t)snprintf(hdr + len, cap - len, "\"data_offsets\":[%llu,%llu]}", (unsigned long long)off,
-                                            (unsigned long long)(off + per * 4));
-                    off += per * 4;
-                } else if (tr) {  // ours (out, in) -> Conv1D (in, out)
-                    size_t rows = dims[0], cols = dims[1];
-                    float* tmp = (float*)mallocCheck(per * sizeof(float));
-                    for (size_t r = 0; r < rows; r++)
-                        for (size_t q = 0; q < cols; q++) tmp[q * rows + r] = src[r * cols + q];
-                    fwrite_check(tmp, per * 4, w.f, path);
-                    free(tmp);
-                } else {
-                    fwrite_check(src, per * 4, w.f, path);
-                }
-            }
-        }
-        if (pass == 0) len += (size_t)snprintf(hdr + len, cap - len, "}");
-        else safe_close(&w);
-    }
-    free(hdr);
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    SafeWriter w;
-    safe_open(&w, path);
-    fprintf(w.f, "{\n  \"model_type\": \"gpt2\",\n  \"architectures\": [\"%s\"],\n  \"n_layer\": %d,\n  \"n_head\": %d,\n"
-            "  \"n_embd\": %d,\n  \"n_positions\": %d,\n  \"n_ctx\": %d,\n  \"vocab_size\": %d,\n  \"layer_norm_epsilon\": 1e-05,\n"
-            "  \"activation_function\": \"gelu_new\",\n  \"resid_pdrop\": 0.0,\n  \"embd_pdrop\": 0.0,\n  \"attn_pdrop\": 0.0",
-            c->num_classes ? "GPT2ForSequenceClassification" : "GPT2LMHeadModel", c->L, c->NH, c->C, c->maxT, c->maxT, c->V);
-    if (c->num_classes) fprintf(w.f, ",\n  \"num_labels\": %d,\n  \"pad_token_id\": %d", c->num_classes, c->V - 1);
-    fprintf(w.f, "\n}\n");
-    safe_close(&w);
-}
-
-static void export_llmc(const GPT* model, const char* path) {
-    const GPTConfig* c = &model->config;
-    SafeWriter w;
-    safe_open(&w, path);
-    int32_t h[256] = {0};
-    h[0] = 20240326, h[1] = 3, h[2] = c->maxT, h[3] = c->V, h[4] = c->L, h[5] = c->NH, h[6] = c->C, h[7] = c->Vp;
-    fwrite_check(h, sizeof h, w.f, path);
-    fwrite_check(model->params_memory, num_base_parameters(c) * 4, w.f, path);  // the base comes first in memory
-    safe_close(&w);
-}
+// ---------------------------------------------------------------------------- other tools' formats
+// Hugging Face GPT-2 and llm.c exports, PEFT LoRA adapters, GGUF for llama.cpp: export.c.
+#include "export.c"
 
 // ---------------------------------------------------------------------------- our checkpoints
 // 256 int32: [0]=20261130 [1]=1 (version) [2]=kind (1 model, 2 training state, 3 adapter only) [3]=maxT [4]=V
 // [5]=L [6]=NH [7]=C [8]=Vp [9]=NUM_PARAMS [10]=lora_r [11]=lora_targets [12]=lora_alpha (float bits)
-// [13]=adapter_dim [14]=prefix_len [15]=num_classes [16]=lora_first [17]=lora_last.
+// [13]=adapter_dim [14]=prefix_len [15]=num_classes [16]=lora_first [17]=lora_last [18]=F (MLP width, 0 = 4C)
+// [19]=1 when the big matrices are int8 (model.h's Q8_0: each such tensor is stored as its n int8 values
+// followed by its n/32 fp32 scales, instead of n fp32 values).
 // Then the parameter table: per tensor a 16-byte name and an int64 element count (0 for a tensor the file
 // does not hold), so a loader can say which tensor does not match; then those tensors (fp32, table order).
 // An adapter-only file holds just the fine-tuning tensors (LoRA, adapters, prefix, head): small, and applied
@@ -855,16 +779,16 @@ static void ckpt_header(int32_t h[256], const GPTConfig* c, int kind) {
     memcpy(&alpha, &c->lora_alpha, 4);
     int32_t v[] = {CKPT_MAGIC, CKPT_VERSION, kind, c->maxT, c->V, c->L, c->NH, c->C, c->Vp, NUM_PARAMS,
                    c->lora_r, c->lora_targets, alpha, c->adapter_dim, c->prefix_len, c->num_classes,
-                   c->lora_first, c->lora_last};
+                   c->lora_first, c->lora_last, c->F};
     memcpy(h, v, sizeof v);
 }
 
 static GPTConfig ckpt_config(const int32_t h[256], const char* path) {
-    GPTConfig c = {.maxT = h[3], .V = h[4], .Vp = h[8], .L = h[5], .NH = h[6], .C = h[7], .lora_r = h[10],
+    GPTConfig c = {.maxT = h[3], .V = h[4], .Vp = h[8], .L = h[5], .NH = h[6], .C = h[7], .F = h[18], .lora_r = h[10],
                    .lora_targets = h[11], .adapter_dim = h[13], .prefix_len = h[14], .num_classes = h[15],
                    .lora_first = h[16], .lora_last = h[17]};
     memcpy(&c.lora_alpha, &h[12], 4);
-    if (c.maxT < 1 || c.V < 1 || c.L < 1 || c.NH < 1 || c.C < 1 || c.C % c.NH || c.Vp < c.V || c.lora_r < 0 ||
+    if (c.maxT < 1 || c.V < 1 || c.L < 1 || c.NH < 1 || c.C < 1 || c.C % c.NH || c.Vp < c.V || c.lora_r < 0 || c.F < 0 ||
         c.adapter_dim < 0 || c.prefix_len < 0 || c.num_classes < 0 || c.num_classes == 1)
         failf("the header is corrupt", "%s: bad config maxT=%d V=%d L=%d NH=%d C=%d Vp=%d", path, c.maxT, c.V, c.L,
               c.NH, c.C, c.Vp);
@@ -880,6 +804,7 @@ static void save_checkpoint_kind(const GPT* model, const char* path, const Train
     const GPTConfig* c = &model->config;
     int32_t h[256];
     ckpt_header(h, c, kind);
+    h[19] = model->q8_memory != NULL;
     fwrite_check(h, sizeof h, w.f, path);
     for (int i = 0; i < NUM_PARAMS; i++) {
         char name[16] = {0};
@@ -888,8 +813,16 @@ static void save_checkpoint_kind(const GPT* model, const char* path, const Train
         fwrite_check(name, 16, w.f, path);
         fwrite_check(&n, 8, w.f, path);
     }
-    for (int i = 0; i < NUM_PARAMS; i++)
-        if (ckpt_holds(kind, i)) fwrite_check(model->params.t[i], param_numel(c, i) * 4, w.f, path);
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        if (!ckpt_holds(kind, i)) continue;
+        size_t n = param_numel(c, i);
+        if (model->q8[i].q) {  // int8 values, then their scales
+            fwrite_check(model->q8[i].q, n, w.f, path);
+            fwrite_check(model->q8[i].d, n / Q8_GROUP * 4, w.f, path);
+        } else {
+            fwrite_check(model->params.t[i], n * 4, w.f, path);
+        }
+    }
     if (kind == CKPT_TRAIN) {
         if (!model->m_memory) failf(NULL, "%s: no optimizer state to save before the first step", path);
         int64_t nt = (int64_t)model->num_trainable;
@@ -933,9 +866,14 @@ static void load_checkpoint(GPT* model, FILE* f, const char* path, TrainState* s
         failf("load the base model with --model and this file with --adapter", "%s: this is an adapter-only file", path);
     GPTConfig c = ckpt_config(h, path);
     gpt_build(model, c);
+    if (h[19]) gpt_alloc_q8(model), gpt_drop_fp32_copies(model);
     ckpt_read_table(f, path, &c, h[2]);
-    size_t np = model->num_parameters, ns = (size_t)NUM_PARAMS * c.L;
-    long long expect = 1024 + NUM_PARAMS * 24 + (long long)np * 4;
+    size_t ns = (size_t)NUM_PARAMS * c.L;
+    long long expect = 1024 + NUM_PARAMS * 24;
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        long long n = (long long)param_numel(&c, i);
+        expect += model->q8[i].q ? n + n / Q8_GROUP * 4 : n * 4;
+    }
     if (h[2] == CKPT_TRAIN) {
         long long at = expect;
         int64_t nt = 0;
@@ -946,7 +884,15 @@ static void load_checkpoint(GPT* model, FILE* f, const char* path, TrainState* s
     if (file_size(f) != expect)
         failf("the file is truncated or was not written completely", "%s: expected %lld bytes, found %lld", path, expect, file_size(f));
     fseek(f, 1024 + NUM_PARAMS * 24, SEEK_SET);
-    fread_check(model->params_memory, np * 4, f, path, "parameters");
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        size_t n = param_numel(&c, i);
+        if (model->q8[i].q) {
+            fread_check((int8_t*)model->q8[i].q, n, f, path, PARAM_TABLE[i].name);
+            fread_check((float*)model->q8[i].d, n / Q8_GROUP * 4, f, path, PARAM_TABLE[i].name);
+        } else {
+            fread_check(model->params.t[i], n * 4, f, path, PARAM_TABLE[i].name);
+        }
+    }
     if (state) {
         if (h[2] != CKPT_TRAIN) failf("--resume needs the run folder's ckpt.bin (a training checkpoint), not model.bin", "%s: this is a model-only checkpoint", path);
         fread_check(model->trainable, ns, f, path, "the trainable mask");
@@ -964,8 +910,14 @@ static void load_checkpoint(GPT* model, FILE* f, const char* path, TrainState* s
 }
 
 // Applies an adapter-only file (LoRA / adapters / prefix / head) to a loaded base model. The file's base
-// config must match the model's; the model is rebuilt with the file's fine-tuning config.
+// config must match the model's; the model is rebuilt with the file's fine-tuning config. A PEFT adapter
+// (folder or .safetensors) goes to load_peft instead.
 static void load_adapter(GPT* model, const char* path) {
+    char stp[1100], cfgp[1100];
+    if (peft_paths(path, stp, cfgp)) {  // a Hugging Face PEFT LoRA adapter (export.c)
+        load_peft(model, path);
+        return;
+    }
     FILE* f = fopen_check(path, "rb");
     int32_t h[256];
     fread_check(h, sizeof h, f, path, "the adapter header");
@@ -991,7 +943,7 @@ static void load_adapter(GPT* model, const char* path) {
 }
 
 // Loads any supported model file, telling the format by its first bytes: our checkpoint, llm.c's model file,
-// or a Hugging Face model.safetensors (a folder holding one also works).
+// a GGUF file (llama.cpp's gpt2), or a Hugging Face model.safetensors (a folder holding one also works).
 static void load_model(GPT* model, const char* path_in, TrainState* state) {
     char path[1024];
     snprintf(path, sizeof path, "%s", path_in);
@@ -1015,12 +967,15 @@ static void load_model(GPT* model, const char* path_in, TrainState* state) {
     } else if (magic == LLMC_MODEL_MAGIC) {
         load_llmc(model, f, path);
         fclose(f);
+    } else if (!memcmp(first, "GGUF", 4)) {
+        fclose(f);
+        load_gguf(model, path);
     } else if (first[8] == '{') {
         fclose(f);
         load_hf_safetensors(model, path);
     } else {
         fclose(f);
-        failf("supported: finetune.c checkpoints, llm.c's gpt2_124M.bin, Hugging Face model.safetensors",
+        failf("supported: finetune.c checkpoints, llm.c's gpt2_124M.bin, Hugging Face model.safetensors, GGUF (gpt2)",
               "%s: unknown model format (first int32 %d, expected %d, %d or a safetensors header)", path, magic,
               CKPT_MAGIC, LLMC_MODEL_MAGIC);
     }
@@ -1189,60 +1144,115 @@ static EvalResult evaluate(GPT* model, const char* path, int B, int T, int max_b
 }
 
 // ---------------------------------------------------------------------------- sampling
-// Draws the next token from the logits at one position: softmax(logits / temperature) restricted to the
-// top_k most likely tokens (top_k <= 0: all V). temperature 0 means greedy (argmax).
-static int sample_next(const float* logits, int V, float temperature, int top_k, uint64_t* rng) {
-    int best = 0;
-    for (int i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
-    if (temperature <= 0.0f) return best;
-    float* p = (float*)mallocCheck((size_t)V * sizeof(float));
-    float cutoff = -INFINITY;
-    if (top_k > 0 && top_k < V) {  // the k-th largest logit, by partial selection on a copy
-        memcpy(p, logits, (size_t)V * sizeof(float));
-        for (int k = 0; k < top_k; k++) {
-            int m = k;
-            for (int i = k + 1; i < V; i++) if (p[i] > p[m]) m = i;
-            float t = p[k]; p[k] = p[m]; p[m] = t;
-        }
-        cutoff = p[top_k - 1];
-    }
-    double z = 0.0;
-    for (int i = 0; i < V; i++) {
-        p[i] = logits[i] >= cutoff ? expf((logits[i] - logits[best]) / temperature) : 0.0f;
-        z += p[i];
-    }
-    double r = random_f32(rng) * z, acc = 0.0;
-    int pick = best;
-    for (int i = 0; i < V; i++) {
-        acc += p[i];
-        if (p[i] > 0.0f && r < acc) { pick = i; break; }
-    }
-    free(p);
-    return pick;
+// How the next token is drawn, in Hugging Face's order: logits / temperature, then top-k, then top-p
+// (nucleus), each renormalising what is left. llama2.c's Sampler, with top-k added.
+typedef struct { float p; int i; } ProbIndex;  // a token and its (unnormalised) probability
+typedef struct {
+    float temperature;  // 0: greedy (argmax)
+    int top_k;          // keep the k most likely tokens (0: all)
+    float top_p;        // then the smallest set of those whose probability sum reaches top_p (1: all)
+    int stop_token;     // generation stops after this token (-1: never)
+    uint64_t rng;
+    ProbIndex* cand;    // (V) scratch, allocated once
+} Sampler;
+
+static void sampler_init(Sampler* s, int V, float temperature, int top_k, float top_p, int stop_token, uint64_t seed) {
+    s->temperature = temperature, s->top_k = top_k, s->top_p = top_p, s->stop_token = stop_token;
+    s->rng = seed ? seed : 1;  // xorshift's state must not be 0
+    s->cand = (ProbIndex*)mallocCheck((size_t)V * sizeof(ProbIndex));
+}
+static void sampler_free(Sampler* s) { free(s->cand); }
+
+static int cmp_prob_desc(const void* a, const void* b) {
+    float x = ((const ProbIndex*)a)->p, y = ((const ProbIndex*)b)->p;
+    return x < y ? 1 : x > y ? -1 : 0;
 }
 
-// Extends prompt[0..n) by up to `steps` tokens (stopping early at stop_token >= 0). Writes into out, which
-// holds n + steps ints; returns the new length. The whole context is recomputed per token (no KV cache yet):
-// with causal attention position t does not see later positions, so a fixed-length window is padded with 0.
-static int generate(GPT* model, const int* prompt, int n, int steps, float temperature, int top_k, int stop_token,
-                    uint64_t* rng, int* out) {
-    int maxT = model->config.maxT;
-    memcpy(out, prompt, (size_t)n * sizeof(int));
-    int len = n;
-    int T = n + steps < maxT ? n + steps : maxT;
-    int* window = (int*)callocCheck((size_t)T, sizeof(int));
-    for (int s = 0; s < steps; s++) {
-        int start = len > T ? len - T : 0;  // slide when the context is full
-        int wlen = len - start;
-        memset(window, 0, (size_t)T * sizeof(int));
-        memcpy(window, out + start, (size_t)wlen * sizeof(int));
-        gpt_forward(model, window, NULL, 1, T);
-        const float* logits = model->acts.logits + (size_t)(wlen - 1) * model->config.Vp;
-        int next = sample_next(logits, model->config.V, temperature, top_k, rng);
-        out[len++] = next;
-        if (next == stop_token) break;
+// Reorders c[0..n) so that c[0..k) are the k largest (in no particular order): quickselect (Hoare
+// partition), O(n) on average, instead of sorting all V tokens for every one generated.
+static void select_top_k(ProbIndex* c, int n, int k) {
+    int lo = 0, hi = n - 1;
+    while (lo < hi) {
+        float pivot = c[lo + (hi - lo) / 2].p;
+        int i = lo, j = hi;
+        while (i <= j) {  // larger to the left: afterwards c[lo..j] >= pivot >= c[i..hi]
+            while (c[i].p > pivot) i++;
+            while (c[j].p < pivot) j--;
+            if (i <= j) {
+                ProbIndex t = c[i]; c[i] = c[j]; c[j] = t;
+                i++, j--;
+            }
+        }
+        if (k - 1 <= j) hi = j;
+        else if (k - 1 >= i) lo = i;
+        else break;  // position k-1 is in the band equal to the pivot: done
     }
-    free(window);
+}
+
+// Draws the next token from one position's logits (V of them).
+static int sample_next(Sampler* s, const float* logits, int V) {
+    int best = 0;
+    for (int i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
+    if (s->temperature <= 0.0f) return best;
+    ProbIndex* c = s->cand;
+    for (int i = 0; i < V; i++) {  // exp((logit - max) / temperature): the best token gets exactly 1
+        c[i].p = expf((logits[i] - logits[best]) / s->temperature);
+        c[i].i = i;
+    }
+    int n = V;
+    if (s->top_k > 0 && s->top_k < V) {
+        select_top_k(c, V, s->top_k);
+        n = s->top_k;
+    }
+    if (s->top_p < 1.0f) {
+        double z = 0.0;
+        for (int k = 0; k < n; k++) z += c[k].p;
+        // A token below (1-p)/(n-1) of the mass cannot be in the nucleus (all such tokens together hold
+        // less than 1-p), so only the others are sorted. The best token (p = 1) is always kept.
+        float cutoff = fminf((float)((1.0 - s->top_p) / (n > 1 ? n - 1 : 1) * z), 1.0f);
+        int m = 0;
+        for (int k = 0; k < n; k++) if (c[k].p >= cutoff) c[m++] = c[k];
+        qsort(c, (size_t)m, sizeof *c, cmp_prob_desc);
+        double acc = 0.0;
+        n = 0;
+        while (n < m && acc < s->top_p * z) acc += c[n++].p;  // the smallest prefix reaching p
+    }
+    double z = 0.0;
+    for (int k = 0; k < n; k++) z += c[k].p;
+    double r = random_f32(&s->rng) * z, acc = 0.0;
+    for (int k = 0; k < n; k++) {
+        acc += c[k].p;
+        if (r < acc) return c[k].i;
+    }
+    return c[n - 1].i;  // r fell in the rounding of the last sum
+}
+
+// Extends prompt[0..n) by up to `steps` tokens, stopping after s->stop_token. Writes into out, which holds
+// n + steps ints; returns the new length. The prompt goes through one batched pass (gpt_prefill), then each
+// new token is one gpt_decode_step on the KV cache. When the cache (maxT positions) is full it is refilled
+// with the last maxT/2 tokens in one batched pass and generation goes on: a window that slides by half its
+// length at a time, so the model always sees between maxT/2 and maxT tokens (positions are absolute, so
+// the cache cannot simply be shifted by one).
+static int generate(GPT* model, Sampler* s, const int* prompt, int n, int steps, int* out) {
+    int maxT = model->config.maxT, cap = n + steps < maxT ? n + steps : maxT;
+    memcpy(out, prompt, (size_t)n * sizeof(int));
+    if (steps < 1) return n;
+    KVCache kv;
+    kv_init(&kv, model, cap);
+    int len = n, start = n > cap ? n - cap : 0;  // the cache holds out[start..len)
+    const float* logits = gpt_prefill(model, &kv, out + start, len - start);
+    for (int i = 0; i < steps; i++) {
+        int next = sample_next(s, logits, model->config.V);
+        out[len++] = next;
+        if (next == s->stop_token || i + 1 == steps) break;
+        if (len - start > cap) {  // full: keep the last half
+            start = len - (cap + 1) / 2;
+            logits = gpt_prefill(model, &kv, out + start, len - start);
+        } else {
+            logits = gpt_decode_step(model, &kv, next, len - 1 - start);
+        }
+    }
+    kv_free(&kv);
     return len;
 }
 
@@ -1261,7 +1271,17 @@ static int cmp_conf_desc(const void* a, const void* b) {
     return x < y ? 1 : x > y ? -1 : 0;
 }
 
-// Reads label names (second tab-separated column) from the labels file next to a dataset, if any.
+// Reads label names (second tab-separated column of dataprep's PREFIX_labels.txt) from f, and closes it.
+static void read_label_file(FILE* f, char names[][64], int K) {
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        int id;
+        char name[64];
+        if (line[0] != '#' && sscanf(line, "%d\t%63[^\t\n]", &id, name) == 2 && id >= 0 && id < K) snprintf(names[id], 64, "%s", name);
+    }
+    fclose(f);
+}
+// Label names from the labels file next to a dataset, if any; else the class ids.
 static void read_label_names(const char* data_path, char names[][64], int K) {
     for (int k = 0; k < K; k++) snprintf(names[k], 64, "%d", k);
     char path[1100];
@@ -1270,14 +1290,7 @@ static void read_label_names(const char* data_path, char names[][64], int K) {
     if (!u) return;
     snprintf(u, sizeof path - (size_t)(u - path), "_labels.txt");
     FILE* f = fopen(path, "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        int id;
-        char name[64];
-        if (line[0] != '#' && sscanf(line, "%d\t%63[^\t\n]", &id, name) == 2 && id >= 0 && id < K) snprintf(names[id], 64, "%s", name);
-    }
-    fclose(f);
+    if (f) read_label_file(f, names, K);
 }
 
 static void error_analysis(GPT* model, const char* data_path, int B, int T, const char* out_path, const char* tokenizer_path) {
@@ -1477,8 +1490,9 @@ typedef struct {
     const char* log, *out, *resume;
     int eval_every, val_batches, save_every, shuffle, print_every;
     const char* tokens;         // --tokens (sample)
-    int gen_steps, top_k, stop_token;
-    float temperature;
+    int gen_steps, top_k, stop_token, stop_set;  // stop_set: --stop was given (else the tokenizer's <|endoftext|>)
+    float temperature, top_p;
+    const char* input, *labels;  // classify: --input FILE|- and --labels a,b,...|FILE
     int max_batches;            // eval
     int stop_at;                // stop (as if interrupted) after this step, writing the checkpoint
     // fine-tuning
@@ -1488,8 +1502,12 @@ typedef struct {
     float epochs;
     const char* metric, *test, *tokenizer;
     const char* prompt;  // sample: prompt text (needs --tokenizer)
-    const char* format;  // export: safetensors | llmc
+    const char* format;  // export: safetensors | llmc | peft | gguf
+    const char* dtype;   // export gguf: f32 | q8_0 (default: q8_0 for an int8 model, else f32)
     int merge;           // export: fold LoRA into the weights first
+    const char* prune;   // prune: unstructured | layer | heads | neurons
+    float sparsity;      // prune: fraction of the block-matrix weights to remove, in [0, 1)
+    int keep_sparsity;   // train: put a pruned model's zeros back after every step
     int exact_match;  // eval on SFT data: greedy-generate the responses of this many examples (-1 = all)
     float lora_alpha, layer_decay, label_smoothing, lora_dropout, dropout;
     const char* lora_targets, *lora_layers, *freeze, *unfreeze, *class_weights, *adapter;
@@ -1498,13 +1516,15 @@ typedef struct {
 static void print_help(void) {
     printf(
         "finetune.c trainer\n"
-        "usage: ./train [train] [flags]  |  ./train eval [flags]  |  ./train sample [flags]  |  ./train bench [flags]\n\n"
+        "usage: ./train [train] [flags]  |  ./train eval [flags]  |  ./train sample [flags]  |  ./train classify [flags]  |  ./train bench [flags]\n\n"
         "model (one of):\n"
-        "  --model FILE        load a model: finetune.c checkpoint, llm.c gpt2_124M.bin, or HF model.safetensors (or its folder)\n"
+        "  --model FILE        load a model: finetune.c checkpoint, llm.c gpt2_124M.bin, HF model.safetensors (or its\n"
+        "                      folder), or a GGUF file of llama.cpp's gpt2 (F32, F16 or Q8_0; Q8_0 loads as int8)\n"
         "  --init L,NH,C       random GPT-2-style init with L layers, NH heads, C channels\n"
         "  --vocab V           vocabulary size for --init (default 50257)\n"
         "  --max-seq N         positions (maxT) for --init (default 1024)\n"
-        "  --adapter FILE      apply an adapter.bin (LoRA / adapters / prefix / head) to the model\n"
+        "  --adapter FILE      apply an adapter.bin (LoRA / adapters / prefix / head) to the model, or a Hugging\n"
+        "                      Face PEFT LoRA adapter (its folder or adapter_model.safetensors)\n"
         "data (from ./dataprep; the kind of file sets the task):\n"
         "  --train FILE        token file (LM), classification or SFT example file\n"
         "  --val FILE          validation data of the same kind (optional)\n"
@@ -1564,15 +1584,25 @@ static void print_help(void) {
         "        precision/recall/F1 and the confusion matrix [gold][predicted] (classification)\n"
         "        --exact-match N: on SFT data, also greedy-generate N responses (-1: all) and report the share\n"
         "        reproduced exactly\n"
-        "sample: ./train sample --model FILE --tokens \"ids\" [--gen N (64) --temperature X (1.0) --top-k K (0)\n"
-        "        --stop ID (-1) --seed S]  prints the prompt and generated token ids; or, as text,\n"
-        "        ./train sample --model FILE --tokenizer PATH --prompt \"text\" [...]\n"
+        "sample: ./train sample --model FILE --tokens \"ids\" [--gen N (64) --temperature X (1.0; 0 = greedy)\n"
+        "        --top-k K (0 = off) --top-p P (1.0 = off) --stop ID --seed S]  prints the prompt and generated\n"
+        "        token ids; or, as text, ./train sample --model FILE --tokenizer PATH --prompt \"text\" [...]\n"
+        "        Uses a KV cache (tokens/s on stderr). --stop defaults to the tokenizer's <|endoftext|> (50256\n"
+        "        for GPT-2), -1 without a tokenizer. Past maxT tokens the context slides by maxT/2 at a time.\n"
+        "classify: ./train classify --model FILE --tokenizer PATH [--input FILE (default - = stdin)\n"
+        "        --labels a,b,...|PREFIX_labels.txt --batch B]  a classification model on each line of text:\n"
+        "        prints label<TAB>probability<TAB>text; empty lines skipped, lines over maxT tokens truncated\n"
         "sweep:  ./train sweep --grid \"lr=1e-3,3e-3 lora-rank=4,8\" --out DIR [--random N --test FILE] <train flags>\n"
         "        one run per grid point in DIR/run_NNN, resumable; the best on --val (--metric) is evaluated on\n"
         "        --test; DIR/results.csv and DIR/results.md\n"
-        "export: ./train export --model FILE [--adapter FILE] --format safetensors|llmc --out PATH [--merge 1]\n"
+        "export: ./train export --model FILE [--adapter FILE] --format safetensors|llmc|peft|gguf --out PATH [--merge 1]\n"
         "        safetensors: PATH/model.safetensors + PATH/config.json in Hugging Face GPT-2 layout (score.weight for\n"
         "        a class head); llmc: llm.c's model file. --merge 1 folds LoRA into the weights first\n"
+        "        peft: the LoRA itself (unmerged) as a Hugging Face PEFT adapter: PATH/adapter_model.safetensors +\n"
+        "        PATH/adapter_config.json (score.weight too for a class head); load it back with --adapter PATH\n"
+        "        gguf: PATH.gguf for llama.cpp (architecture gpt2) [--dtype f32|q8_0] [--tokenizer DIR]: q8_0 stores\n"
+        "        the matrices as int8 (C and the MLP width must be multiples of 32; default for an int8 model);\n"
+        "        --tokenizer ../shared/data/gpt2_bpe puts the vocabulary in (llama.cpp needs it to run the model)\n"
         "bench:  ./train bench --init 12,12,768 [--method lora ... --batch 4 --seq 64 --steps 5]  timed training\n"
         "        steps on random tokens (1 warmup step first); one JSON line with ms/step, tokens/s, GFLOP/s\n");
 }
@@ -1596,15 +1626,15 @@ static Args parse_args(int argc, char** argv) {
     a.cmd = "train", a.vocab = 50257, a.max_seq = 1024, a.B = 4, a.T = 64, a.steps = 100, a.lr = 3e-4f;
     a.min_lr_frac = 0.1f, a.weight_decay = 0.1f, a.beta1 = 0.9f, a.beta2 = 0.95f, a.eps = 1e-8f, a.grad_clip = 1.0f;
     a.schedule = SCHED_COSINE, a.seed = 1337, a.val_batches = 20, a.shuffle = 1, a.print_every = 1;
-    a.gen_steps = 64, a.top_k = 0, a.stop_token = -1, a.temperature = 1.0f;
+    a.gen_steps = 64, a.top_k = 0, a.stop_token = -1, a.temperature = 1.0f, a.top_p = 1.0f;
     a.method = "full", a.lora_rank = 8, a.lora_alpha = 16.0f, a.lora_targets = "qkv,proj", a.adapter_dim = 16;
     a.prefix_len = 10, a.layer_decay = 1.0f, a.accum = 1, a.metric = "val_loss";
     int i = 1;
     if (argc > 1 && argv[1][0] != '-') {
         a.cmd = argv[1];
         if (strcmp(a.cmd, "train") && strcmp(a.cmd, "eval") && strcmp(a.cmd, "sample") && strcmp(a.cmd, "bench") &&
-            strcmp(a.cmd, "export"))
-            failf("commands: train (default), eval, sample, sweep, bench, export", "unknown command '%s'", a.cmd);
+            strcmp(a.cmd, "export") && strcmp(a.cmd, "classify") && strcmp(a.cmd, "quantize") && strcmp(a.cmd, "prune"))
+            failf("commands: train (default), eval, sample, classify, sweep, bench, export, quantize, prune", "unknown command '%s'", a.cmd);
         i = 2;
     }
     for (; i < argc; i++) {
@@ -1647,7 +1677,10 @@ static Args parse_args(int argc, char** argv) {
         else if (!strcmp(f, "--tokens")) a.tokens = v;
         else if (!strcmp(f, "--gen")) a.gen_steps = parse_int_arg(f, v);
         else if (!strcmp(f, "--top-k")) a.top_k = parse_int_arg(f, v);
-        else if (!strcmp(f, "--stop")) a.stop_token = parse_int_arg(f, v);
+        else if (!strcmp(f, "--stop")) a.stop_token = parse_int_arg(f, v), a.stop_set = 1;
+        else if (!strcmp(f, "--top-p")) a.top_p = parse_float_arg(f, v);
+        else if (!strcmp(f, "--input")) a.input = v;
+        else if (!strcmp(f, "--labels")) a.labels = v;
         else if (!strcmp(f, "--temperature")) a.temperature = parse_float_arg(f, v);
         else if (!strcmp(f, "--max-batches")) a.max_batches = parse_int_arg(f, v);
         else if (!strcmp(f, "--stop-at")) a.stop_at = parse_int_arg(f, v);
@@ -1678,7 +1711,11 @@ static Args parse_args(int argc, char** argv) {
         else if (!strcmp(f, "--exact-match")) a.exact_match = parse_int_arg(f, v);
         else if (!strcmp(f, "--prompt")) a.prompt = v;
         else if (!strcmp(f, "--format")) a.format = v;
+        else if (!strcmp(f, "--dtype")) a.dtype = v;
         else if (!strcmp(f, "--merge")) a.merge = parse_int_arg(f, v);
+        else if (!strcmp(f, "--prune")) a.prune = v;
+        else if (!strcmp(f, "--sparsity")) a.sparsity = parse_float_arg(f, v);
+        else if (!strcmp(f, "--keep-sparsity")) a.keep_sparsity = parse_int_arg(f, v);
         else failf("see ./train --help for the list of flags", "unknown flag '%s'", f);
     }
     if (a.B < 1 || a.T < 1) failf(NULL, "--batch and --seq must be at least 1 (got %d, %d)", a.B, a.T);
@@ -1701,6 +1738,8 @@ static Args parse_args(int argc, char** argv) {
     if (a.label_smoothing < 0.0f || a.label_smoothing >= 1.0f) failf(NULL, "--label-smoothing %g must be in [0, 1)", a.label_smoothing);
     if (a.dropout < 0.0f || a.dropout >= 1.0f) failf(NULL, "--dropout %g must be in [0, 1)", a.dropout);
     if (a.lora_dropout < 0.0f || a.lora_dropout >= 1.0f) failf(NULL, "--lora-dropout %g must be in [0, 1)", a.lora_dropout);
+    if (a.top_p <= 0.0f || a.top_p > 1.0f) failf("e.g. 0.9 samples from the tokens that make up 90% of the probability", "--top-p %g must be in (0, 1]", a.top_p);
+    if (a.temperature < 0.0f || a.top_k < 0) failf("--temperature 0 is greedy; --top-k 0 keeps every token", "--temperature and --top-k must not be negative");
     return a;
 }
 
@@ -1864,6 +1903,8 @@ static int has_finetuning_tensors(const GPTConfig* c) {
     return c->lora_r || c->adapter_dim || c->prefix_len || c->num_classes;
 }
 
+#include "compress.c"  // quantize and prune commands
+
 static int cmd_train(const Args* a) {
     GPT model;
     TrainState st = {0};
@@ -1888,6 +1929,9 @@ static int cmd_train(const Args* a) {
         dl.rng = st.data_next_rng;
         dl.pos = st.data_pos;
     } else {
+        if (dl.ds.vocab_size > model.config.V && model.q8_memory)
+            failf("add the tokens to the fp32 model (train it once on this data), then quantize",
+                  "%s has %d token ids but the int8 model only %d", a->train, dl.ds.vocab_size, model.config.V);
         if (dl.ds.vocab_size > model.config.V) {  // the data has tokens the model does not (dataprep --add-token)
             printf("growing the vocabulary from %d to %d for %s: the new embedding rows start as the mean of the others\n",
                    model.config.V, dl.ds.vocab_size, a->train);
@@ -1903,6 +1947,17 @@ static int cmd_train(const Args* a) {
         check_data_matches_model(&vl, &model);
         if (vl.kind != dl.kind) failf("give validation data of the same kind as --train", "%s and %s are different kinds of dataset", a->train, a->val);
         loader_free(&vl);
+    }
+    if (model.q8_memory && !strcmp(a->method, "full"))
+        failf("int8 weights are frozen: train LoRA on the int8 base (--method lora), or fine-tune the fp32 model",
+              "%s is an int8 model and --method is full", a->model ? a->model : "the model");
+    uint8_t* pruned = NULL;  // --keep-sparsity: where the prunable matrices are zero now, stays zero
+    if (a->keep_sparsity) {
+        size_t n = 0;
+        for (int k = 0; k < 4; k++) n += param_numel(c, PRUNABLE[k]);
+        pruned = (uint8_t*)mallocCheck(n);
+        for (int k = 0, j = 0; k < 4; k++)
+            for (size_t e = 0; e < param_numel(c, PRUNABLE[k]); e++) pruned[j++] = model.params.t[PRUNABLE[k]][e] == 0.0f;
     }
     set_layer_decay(&model, a->layer_decay);
     model.label_smoothing = a->label_smoothing;
@@ -2040,6 +2095,11 @@ static int cmd_train(const Args* a) {
             gpt_pack_trainable(&model, model.grads_memory, 1);
             dist_allgather_ranges(model.grads_memory, model.num_trainable);
             gpt_pack_trainable(&model, model.grads_memory, 0);
+        }
+        if (pruned) {  // AdamW moved pruned weights off zero (momentum, decay of others): put them back
+            for (int k = 0, j = 0; k < 4; k++)
+                for (size_t e = 0; e < param_numel(c, PRUNABLE[k]); e++, j++)
+                    if (pruned[j]) model.params.t[PRUNABLE[k]][e] = 0.0f;
         }
         model.training = 0;
         double dt = now_seconds() - t0;
@@ -2183,6 +2243,7 @@ static int cmd_train(const Args* a) {
     free(micro);
     batch_free(&global);
     loader_free(&dl);
+    free(pruned);
     gpt_free(&model);
     return 0;
 }
@@ -2195,7 +2256,8 @@ static double sft_exact_match(GPT* model, const char* path, int max_examples, si
     if (dataset_open(&ds, path, err, sizeof err) != 0) failf(NULL, "%s", err);
     size_t n = ds.count, hits = 0, done = 0;
     if (max_examples > 0 && (size_t)max_examples < n) n = (size_t)max_examples;
-    uint64_t rng = 1;
+    Sampler greedy;
+    sampler_init(&greedy, model->config.V, 0.0f, 0, 1.0f, -1, 1);
     int maxT = model->config.maxT;
     int* ids = (int*)mallocCheck((size_t)maxT * 2 * sizeof(int));
     int* out = (int*)mallocCheck((size_t)maxT * 2 * sizeof(int));
@@ -2205,7 +2267,7 @@ static double sft_exact_match(GPT* model, const char* path, int max_examples, si
         int np = ex.label, nr = (int)ex.n - ex.label;
         if (np < 1 || nr < 1 || (int)ex.n > maxT) continue;  // no prompt, no response, or too long for the model
         for (size_t i = 0; i < ex.n; i++) ids[i] = dataset_id(ex.ids, ds.bytes_per_token, i);
-        int len = generate(model, ids, np, nr, 0.0f, 0, -1, &rng, out);
+        int len = generate(model, &greedy, ids, np, nr, out);
         int ok = len == (int)ex.n;
         for (int i = np; ok && i < len; i++) ok = out[i] == ids[i];
         hits += ok;
@@ -2213,6 +2275,7 @@ static double sft_exact_match(GPT* model, const char* path, int max_examples, si
     }
     free(ids);
     free(out);
+    sampler_free(&greedy);
     dataset_close(&ds);
     if (n_out) *n_out = done;
     return done ? (double)hits / done : NAN;
@@ -2294,12 +2357,21 @@ static int cmd_sample(const Args* a) {
         prompt[n++] = (int)id;
         s = e;
     }
-    if (n == 0 || n >= model.config.maxT) failf(NULL, "the prompt needs 1 to maxT-1 = %d tokens, got %d", model.config.maxT - 1, n);
+    if (n == 0) failf(NULL, "the prompt is empty");
+    if (n > model.config.maxT) fprintf(stderr, "note: the prompt has %d tokens; the model sees its last maxT = %d\n", n, model.config.maxT);
+    // stop at <|endoftext|> (50256 in GPT-2) when there is a tokenizer, unless --stop says otherwise
+    int stop = a->stop_set ? a->stop_token : a->tokenizer ? tok.eot_id : -1;
+    Sampler sampler;
+    sampler_init(&sampler, model.config.V, a->temperature, a->top_k, a->top_p, stop, rng);
     int* out = (int*)mallocCheck((size_t)(n + a->gen_steps) * sizeof(int));
-    int len = generate(&model, prompt, n, a->gen_steps, a->temperature, a->top_k, a->stop_token, &rng, out);
-    if (a->tokenizer) {  // ids -> text
+    double t0 = now_seconds();
+    int len = generate(&model, &sampler, prompt, n, a->gen_steps, out);
+    double dt = now_seconds() - t0;
+    fprintf(stderr, "sample: %d prompt tokens, %d generated in %.3f s: %.1f tokens/s (KV cache)\n", n, len - n, dt,
+            (len - n) / (dt > 0 ? dt : 1e-9));
+    if (a->tokenizer) {  // ids -> text, without the stop token
         ByteVec text = {0};
-        tokenizer_decode(&tok, out, (size_t)len, &text, NULL);
+        tokenizer_decode(&tok, out, (size_t)(len > n && out[len - 1] == stop ? len - 1 : len), &text, NULL);
         fwrite(text.data, 1, text.len, stdout);
         printf("\n");
         free(text.data);
@@ -2309,6 +2381,88 @@ static int cmd_sample(const Args* a) {
     }
     free(prompt);
     free(out);
+    sampler_free(&sampler);
+    gpt_free(&model);
+    return 0;
+}
+
+// ./train classify: each line of text in, its predicted class out, as "label<TAB>probability<TAB>text".
+// Lines are read --batch at a time and run as one padded batch: gpt_forward_cls reads each row at its own
+// last token, and causal attention keeps the padding after it from changing anything. Empty lines are
+// skipped; a line longer than maxT tokens keeps its first maxT, as training truncates examples.
+// Label names: --labels a,b,... or dataprep's PREFIX_labels.txt (--labels FILE); without it the class ids.
+static int cmd_classify(const Args* a) {
+    GPT model;
+    uint64_t rng = a->seed ? a->seed : 1;
+    model_from_args(&model, a, NULL, &rng);
+    int K = model.config.num_classes, maxT = model.config.maxT, B = a->B;
+    if (!K) failf("classify needs a model with a class head (trained on ./dataprep cls data)", "this model has the LM head");
+    if (!a->tokenizer) failf("give the tokenizer the model was trained with", "classify needs --tokenizer");
+    char(*names)[64] = (char(*)[64])mallocCheck((size_t)K * 64);
+    for (int k = 0; k < K; k++) snprintf(names[k], 64, "%d", k);
+    if (a->labels && strchr(a->labels, ',')) {  // a comma list, one name per class
+        int k = 0;
+        for (const char* s = a->labels; *s; k++) {
+            size_t m = strcspn(s, ",");
+            if (k < K) snprintf(names[k], 64, "%.*s", (int)(m < 63 ? m : 63), s);
+            s += m + (s[m] == ',');
+        }
+        if (k != K) failf("give one name per class, in class-id order", "--labels has %d names, the model's head %d classes", k, K);
+    } else if (a->labels) {
+        read_label_file(fopen_check(a->labels, "r"), names, K);
+    }
+    Tokenizer tok;
+    tokenizer_load_or_die(&tok, a->tokenizer);
+    FILE* in = !a->input || !strcmp(a->input, "-") ? stdin : fopen_check(a->input, "r");
+    char** text = (char**)callocCheck((size_t)B, sizeof(char*));  // the batch's lines (getline grows them)
+    size_t* text_cap = (size_t*)callocCheck((size_t)B, sizeof(size_t));
+    int* rows = (int*)mallocCheck((size_t)B * maxT * sizeof(int));  // each line's ids, maxT apart
+    int* x = (int*)mallocCheck((size_t)B * maxT * sizeof(int));     // the batch (nb, T)
+    int* len = (int*)mallocCheck((size_t)B * sizeof(int));
+    IntVec ids = {0};
+    size_t line = 0, done = 0;
+    double t0 = now_seconds();
+    for (;;) {
+        int nb = 0, T = 1;
+        while (nb < B && getline(&text[nb], &text_cap[nb], in) >= 0) {
+            line++;
+            text[nb][strcspn(text[nb], "\r\n")] = 0;
+            ids.len = 0;
+            tokenizer_encode(&tok, text[nb], strlen(text[nb]), 0, &ids);
+            int n = (int)ids.len;
+            if (n == 0) continue;  // an empty line
+            if (n > maxT) {
+                fprintf(stderr, "note: line %zu has %d tokens; classified on its first maxT = %d\n", line, n, maxT);
+                n = maxT;
+            }
+            for (int i = 0; i < n; i++) {
+                if (ids.data[i] >= model.config.V)
+                    failf("use the tokenizer the model was trained with", "line %zu: token %d out of range [0, %d)", line, ids.data[i], model.config.V);
+                rows[(size_t)nb * maxT + i] = ids.data[i];
+            }
+            len[nb] = n;
+            if (n > T) T = n;
+            nb++;
+        }
+        if (!nb) break;
+        for (int b = 0; b < nb; b++)  // (nb, T), each line padded with token 0 after its end
+            for (int i = 0; i < T; i++) x[(size_t)b * T + i] = i < len[b] ? rows[(size_t)b * maxT + i] : 0;
+        gpt_forward_cls(&model, x, len, NULL, nb, T);
+        for (int b = 0; b < nb; b++) {
+            const float* p = model.acts.cls_probs + (size_t)b * K;
+            int best = 0;
+            for (int k = 1; k < K; k++) if (p[k] > p[best]) best = k;
+            printf("%s\t%.4f\t%s\n", names[best], p[best], text[b]);
+        }
+        fflush(stdout);
+        done += (size_t)nb;
+    }
+    double dt = now_seconds() - t0;
+    fprintf(stderr, "classify: %zu lines in %.3f s (%.1f lines/s)\n", done, dt, done / (dt > 0 ? dt : 1e-9));
+    if (in != stdin) fclose(in);
+    for (int b = 0; b < B; b++) free(text[b]);
+    free(text), free(text_cap), free(rows), free(x), free(len), free(ids.data), free(names);
+    tokenizer_free(&tok);
     gpt_free(&model);
     return 0;
 }
@@ -2561,8 +2715,16 @@ static int cmd_export(const Args* a) {
     GPTConfig* c = &model.config;
     if (!a->out || !a->format) failf("for example: ./train export --model run/model.bin --format safetensors --out hf_model",
                                      "export needs --format and --out");
+    if (!strcmp(a->format, "peft")) {  // the LoRA itself, unmerged
+        if (a->merge) failf("peft exports the LoRA tensors themselves; drop --merge", "--merge 1 with --format peft");
+        export_peft(&model, a->out, a->lora_dropout);
+        printf("wrote %s/adapter_model.safetensors and %s/adapter_config.json\n", a->out, a->out);
+        gpt_free(&model);
+        return 0;
+    }
     if (c->lora_r) {
         if (!a->merge) failf("add --merge 1 to fold LoRA into the weights (W += alpha/r B A)", "the model has LoRA tensors");
+        if (model.q8_memory) failf("merge into the fp32 model, then quantize", "LoRA cannot be merged into int8 weights");
         gpt_lora_merge(&model, 1.0f);
         c->lora_r = 0;  // the merged weights alone now compute the same function
     }
@@ -2570,15 +2732,19 @@ static int cmd_export(const Args* a) {
         failf("adapters and prefixes have no place in GPT-2's layout; export the base, or keep our format",
               "the model has %s", c->adapter_dim ? "adapters" : "a prefix");
     if (!strcmp(a->format, "safetensors")) {
-        mkdir(a->out, 0755);
         export_hf(&model, a->out);
         printf("wrote %s/model.safetensors and %s/config.json\n", a->out, a->out);
     } else if (!strcmp(a->format, "llmc")) {
         if (c->num_classes) failf("llm.c's format has no classification head; use --format safetensors", "the model has a %d-class head", c->num_classes);
         export_llmc(&model, a->out);
         printf("wrote %s\n", a->out);
+    } else if (!strcmp(a->format, "gguf")) {
+        const char* dt = a->dtype ? a->dtype : model.q8_memory ? "q8_0" : "f32";
+        if (strcmp(dt, "f32") && strcmp(dt, "q8_0")) failf("use --dtype f32 or q8_0", "unknown --dtype '%s'", dt);
+        export_gguf(&model, a->out, !strcmp(dt, "q8_0"), a->tokenizer);
+        printf("wrote %s (%s%s)\n", a->out, dt, a->tokenizer ? ", with the tokenizer" : ", no tokenizer: llama.cpp needs --tokenizer");
     } else {
-        failf("formats: safetensors, llmc", "unknown --format '%s'", a->format);
+        failf("formats: safetensors, llmc, peft, gguf", "unknown --format '%s'", a->format);
     }
     gpt_free(&model);
     return 0;
@@ -2663,7 +2829,9 @@ int main(int argc, char** argv) {
     }
     Args a = parse_args(argc, argv);
     int rc = !strcmp(a.cmd, "eval") ? cmd_eval(&a) : !strcmp(a.cmd, "sample") ? cmd_sample(&a)
-           : !strcmp(a.cmd, "bench") ? cmd_bench(&a) : !strcmp(a.cmd, "export") ? cmd_export(&a) : cmd_train(&a);
+           : !strcmp(a.cmd, "classify") ? cmd_classify(&a)
+           : !strcmp(a.cmd, "bench") ? cmd_bench(&a) : !strcmp(a.cmd, "export") ? cmd_export(&a)
+           : !strcmp(a.cmd, "quantize") ? cmd_quantize(&a) : !strcmp(a.cmd, "prune") ? cmd_prune(&a) : cmd_train(&a);
     dist_finalize();
     return rc;
 }

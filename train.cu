@@ -43,7 +43,9 @@
 //     in the CPU's order. The per-row normaliser is summed in double, as on the CPU.
 //  6. gpt_grad_norm sums squares in double per 64K-element chunk on the GPU, then adds the chunks in order on
 //     the host, as the CPU does (the order inside a chunk differs).
-//  7. Sampling (sample command) copies one row of logits to the host and uses train.c's sample_next.
+//  7. Sampling (sample command) copies one row of logits to the host and uses train.c's sample_next. There is
+//     no KV cache: every token recomputes the window (the CPU path prefills once, then decodes one position
+//     per token), and past maxT the window slides by one token (the CPU path: by maxT/2).
 //  8. bf16 only: activations (including logits and probs) and activation gradients are stored in bf16, so
 //     every stored value is rounded to 8 mantissa bits; the math inside each kernel is fp32 (LayerNorm
 //     statistics, softmax, GELU, AdamW) and cuBLAS accumulates in fp32. LayerNorm mean/rstd and the
@@ -1278,8 +1280,7 @@ static EvalResult evaluate_gpu(gpu::GPT* model, const GPT* host, const char* pat
 
 // ---------------------------------------------------------------------------- sampling
 // ::generate on the GPU: the same windowing, and train.c's sample_next on the logits row copied back.
-static int generate_gpu(gpu::GPT* model, const int* prompt, int n, int steps, float temperature, int top_k,
-                        int stop_token, uint64_t* rng, int* out) {
+static int generate_gpu(gpu::GPT* model, Sampler* sampler, const int* prompt, int n, int steps, int* out) {
     int maxT = model->config.maxT;
     memcpy(out, prompt, (size_t)n * sizeof(int));
     int len = n;
@@ -1293,9 +1294,9 @@ static int generate_gpu(gpu::GPT* model, const int* prompt, int n, int steps, fl
         memcpy(window, out + start, (size_t)wlen * sizeof(int));
         gpu::gpt_forward(model, window, NULL, 1, T);
         gpu::gpt_logits_row(model, (size_t)(wlen - 1), logits);
-        int next = sample_next(logits, model->config.V, temperature, top_k, rng);
+        int next = sample_next(sampler, logits, model->config.V);
         out[len++] = next;
-        if (next == stop_token) break;
+        if (next == sampler->stop_token) break;
     }
     free(window);
     free(logits);
@@ -1543,8 +1544,11 @@ static int cmd_sample_gpu(const Args* a, gpu::Precision prec) {
     }
     if (n == 0 || n >= model.config.maxT) failf(NULL, "the prompt needs 1 to maxT-1 = %d tokens, got %d", model.config.maxT - 1, n);
     int* out = (int*)mallocCheck((size_t)(n + a->gen_steps) * sizeof(int));
-    int len = generate_gpu(&model, prompt, n, a->gen_steps, a->temperature, a->top_k, a->stop_token, &rng, out);
+    Sampler sampler;
+    sampler_init(&sampler, model.config.V, a->temperature, a->top_k, a->top_p, a->stop_token, rng);
+    int len = generate_gpu(&model, &sampler, prompt, n, a->gen_steps, out);
     for (int i = 0; i < len; i++) printf("%d%s", out[i], i + 1 < len ? " " : "\n");
+    sampler_free(&sampler);
     free(prompt);
     free(out);
     gpu::gpt_free(&model);

@@ -24,7 +24,9 @@ evaluate() {  # $1 model, $2 data: held-out loss per answer token and exact-matc
 samples() {  # greedy answers to subtraction problems seen in training and held out (gen_arith's examples)
     while read -r split line; do
         p="${line%%=*}="
-        ids=$(./train sample --model "$1" --tokens "$(encode "$p")" --gen 4 --temperature 0 --stop 10)
+        # (stderr kept aside: sample prints its tokens/s there; shown only if it fails)
+        ids=$(./train sample --model "$1" --tokens "$(encode "$p")" --gen 4 --temperature 0 --stop 10 2>"$out/sample.err") ||
+            { cat "$out/sample.err" >&2; exit 1; }
         got="$(decode "$ids")"
         printf '    %-5s %-10s model: %-10s %s\n' "$split" "$line" "$got" "$([ "$got" = "$line" ] && echo right || echo wrong)"
     done < "$out/sub_examples.txt"

@@ -1,0 +1,300 @@
+// Model compression, the deployment end of the workflow: int8 quantization and magnitude pruning.
+// #included by train.c (it uses its loaders, evaluate and checkpoint writer); the int8 kernels are model.h's.
+//
+//   ./train quantize --model M --out M8 [--data VAL]     fp32 -> int8 (Q8_0) checkpoint, quality before/after
+//   ./train prune --model M --prune MODE --sparsity S --out P [--data VAL]
+//       MODE unstructured: the smallest |w| over all block matrices together (one global threshold)
+//            layer:        the same fraction of each layer's each matrix
+//            heads:        whole attention heads, lowest weight norm first, the same number in every layer
+//            neurons:      whole MLP neurons (a row of fcw and a column of fcprojw), the same number in
+//                          every layer; the model really shrinks (F = 4C -> fewer), so files get smaller
+// Prunable: the block matrices qkvw, attprojw, fcw, fcprojw. The embeddings stay (wte is also the LM head;
+// zeroing token rows removes tokens, not redundancy). A short fine-tune afterwards recovers quality; with
+// --keep-sparsity 1 training puts the pruned zeros back after every step, so the sparsity survives it.
+
+static const int PRUNABLE[4] = {PIDX(qkvw), PIDX(attprojw), PIDX(fcw), PIDX(fcprojw)};
+
+// Zeros and total over the prunable matrices: the sparsity actually reached.
+static double prunable_sparsity(const GPT* model, size_t* nonzero_out) {
+    size_t zeros = 0, total = 0;
+    for (int k = 0; k < 4; k++) {
+        const float* w = model->params.t[PRUNABLE[k]];
+        size_t n = param_numel(&model->config, PRUNABLE[k]);
+        for (size_t j = 0; j < n; j++) zeros += w[j] == 0.0f;
+        total += n;
+    }
+    if (nonzero_out) *nonzero_out = total - zeros;
+    return total ? (double)zeros / total : 0.0;
+}
+
+// The k-th smallest of x[0..n) (0-based), by quickselect with a three-way partition; x is reordered.
+static float kth_smallest(float* x, size_t n, size_t k) {
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        float p = x[lo + (hi - lo) / 2], t;
+        size_t lt = lo, i = lo, gt = hi + 1;  // x[lo, lt) < p, x[lt, i) == p, x[gt, hi] > p
+        while (i < gt) {
+            if (x[i] < p) t = x[lt], x[lt++] = x[i], x[i++] = t;
+            else if (x[i] > p) t = x[--gt], x[gt] = x[i], x[i] = t;
+            else i++;
+        }
+        if (k < lt) hi = lt - 1;
+        else if (k >= gt) lo = gt;
+        else return p;
+    }
+    return x[lo];
+}
+
+// Unstructured magnitude pruning: zero every weight with |w| below the threshold that removes a fraction s of
+// the weights in the group. The groups are all prunable matrices together (global) or each layer's slice of
+// each matrix (per layer). Weights tied with the threshold go too, so the reached sparsity can be a hair above s.
+static void prune_unstructured(GPT* model, float s, int per_layer) {
+    const GPTConfig* c = &model->config;
+    size_t total = 0;
+    for (int k = 0; k < 4; k++) total += param_numel(c, PRUNABLE[k]);
+    float* mag = (float*)mallocCheck(total * sizeof(float));
+    int groups = per_layer ? 4 * c->L : 1;
+    for (int g = 0; g < groups; g++) {
+        size_t n = 0;  // gather the group's magnitudes
+        for (int k = 0; k < 4; k++) {
+            int i = PRUNABLE[k];
+            size_t sn = slice_numel(c, i);
+            for (int l = 0; l < c->L; l++) {
+                if (per_layer && (g != k * c->L + l)) continue;
+                const float* w = model->params.t[i] + (size_t)l * sn;
+                for (size_t j = 0; j < sn; j++) mag[n++] = fabsf(w[j]);
+            }
+        }
+        size_t drop = (size_t)((double)s * n);
+        if (drop == 0) continue;
+        float thr = kth_smallest(mag, n, drop - 1);  // the largest magnitude that is dropped
+        for (int k = 0; k < 4; k++) {
+            int i = PRUNABLE[k];
+            size_t sn = slice_numel(c, i);
+            for (int l = 0; l < c->L; l++) {
+                if (per_layer && (g != k * c->L + l)) continue;
+                float* w = model->params.t[i] + (size_t)l * sn;
+                for (size_t j = 0; j < sn; j++)
+                    if (fabsf(w[j]) <= thr) w[j] = 0.0f;
+            }
+        }
+    }
+    free(mag);
+}
+
+// Sorts (score, index) pairs ascending by score.
+typedef struct { double score; int index; } Scored;
+static int cmp_scored(const void* a, const void* b) {
+    double x = ((const Scored*)a)->score, y = ((const Scored*)b)->score;
+    return x < y ? -1 : x > y;
+}
+
+// Structured: removes `drop` heads in every layer. A head's score is the norm of everything it reads and
+// writes: its q, k, v rows of qkvw and its columns of attprojw. Its v rows, v bias and output columns are
+// zeroed, so it adds nothing to the residual (q and k too, for a clean zero). The tensors keep their shape:
+// GPT-2's layout ties the head width to C / n_head, so a model with fewer heads per layer is not a GPT-2
+// any loader reads; the zeros are structured (whole blocks) rather than scattered.
+static void prune_heads(GPT* model, int drop) {
+    const GPTConfig* c = &model->config;
+    int C = c->C, NH = c->NH, hs = C / NH;
+    Scored* sc = (Scored*)mallocCheck((size_t)NH * sizeof(Scored));
+    for (int l = 0; l < c->L; l++) {
+        float* qkvw = model->params.qkvw + (size_t)l * 3 * C * C;
+        float* qkvb = model->params.qkvb + (size_t)l * 3 * C;
+        float* pw = model->params.attprojw + (size_t)l * C * C;
+        for (int h = 0; h < NH; h++) {
+            double s = 0.0;
+            for (int part = 0; part < 3; part++)
+                for (int r = part * C + h * hs; r < part * C + (h + 1) * hs; r++)
+                    for (int i = 0; i < C; i++) s += (double)qkvw[(size_t)r * C + i] * qkvw[(size_t)r * C + i];
+            for (int o = 0; o < C; o++)
+                for (int i = h * hs; i < (h + 1) * hs; i++) s += (double)pw[(size_t)o * C + i] * pw[(size_t)o * C + i];
+            sc[h].score = sqrt(s), sc[h].index = h;
+        }
+        qsort(sc, (size_t)NH, sizeof *sc, cmp_scored);
+        for (int d = 0; d < drop; d++) {
+            int h = sc[d].index;
+            for (int part = 0; part < 3; part++)
+                for (int r = part * C + h * hs; r < part * C + (h + 1) * hs; r++) {
+                    memset(qkvw + (size_t)r * C, 0, (size_t)C * sizeof(float));
+                    qkvb[r] = 0.0f;
+                }
+            for (int o = 0; o < C; o++) memset(pw + (size_t)o * C + h * hs, 0, (size_t)hs * sizeof(float));
+        }
+    }
+    free(sc);
+}
+
+// Structured: keeps `keep` MLP neurons in every layer and rebuilds the model with F = keep. Neuron j of a
+// layer is row j of fcw, fcb[j] and column j of fcprojw; its score is ||fcw[j,:]|| * ||fcprojw[:,j]|| (how
+// much it can read times how much it can write). Kept neurons stay in their original order.
+static void prune_neurons(GPT* model, int keep) {
+    GPTConfig c = model->config, cn = c;
+    int C = c.C, F = mlp_width(&c);
+    cn.F = keep;
+    GPT m;
+    gpt_build(&m, cn);
+    for (int i = 0; i < NUM_PARAMS; i++)
+        if (i != PIDX(fcw) && i != PIDX(fcb) && i != PIDX(fcprojw))
+            memcpy(m.params.t[i], model->params.t[i], param_numel(&c, i) * sizeof(float));
+    Scored* sc = (Scored*)mallocCheck((size_t)F * sizeof(Scored));
+    int* kept = (int*)mallocCheck((size_t)keep * sizeof(int));
+    for (int l = 0; l < c.L; l++) {
+        const float* fcw = model->params.fcw + (size_t)l * F * C;
+        const float* fcb = model->params.fcb + (size_t)l * F;
+        const float* pw = model->params.fcprojw + (size_t)l * C * F;
+        for (int j = 0; j < F; j++) {
+            double a = 0.0, b = 0.0;
+            for (int i = 0; i < C; i++) a += (double)fcw[(size_t)j * C + i] * fcw[(size_t)j * C + i];
+            for (int o = 0; o < C; o++) b += (double)pw[(size_t)o * F + j] * pw[(size_t)o * F + j];
+            sc[j].score = -sqrt(a * b), sc[j].index = j;  // negated: the largest come first
+        }
+        qsort(sc, (size_t)F, sizeof *sc, cmp_scored);
+        for (int k = 0; k < keep; k++) kept[k] = sc[k].index;
+        for (int k = 1; k < keep; k++)  // back to the original order (insertion sort: keep is small)
+            for (int q = k; q > 0 && kept[q - 1] > kept[q]; q--) { int t = kept[q]; kept[q] = kept[q - 1]; kept[q - 1] = t; }
+        float* nfcw = m.params.fcw + (size_t)l * keep * C;
+        float* nfcb = m.params.fcb + (size_t)l * keep;
+        float* npw = m.params.fcprojw + (size_t)l * C * keep;
+        for (int k = 0; k < keep; k++) {
+            memcpy(nfcw + (size_t)k * C, fcw + (size_t)kept[k] * C, (size_t)C * sizeof(float));
+            nfcb[k] = fcb[kept[k]];
+            for (int o = 0; o < C; o++) npw[(size_t)o * keep + k] = pw[(size_t)o * F + kept[k]];
+        }
+    }
+    free(sc);
+    free(kept);
+    gpt_free(model);
+    *model = m;
+}
+
+// Quality on a validation set: loss, and accuracy for a class head (NaN when there is no --data).
+static void quality(GPT* model, const Args* a, double* loss, double* acc) {
+    *loss = *acc = NAN;
+    if (!a->data) return;
+    EvalResult r = evaluate(model, a->data, a->B, a->T, a->max_batches);
+    *loss = r.loss;
+    if (model->config.num_classes) *acc = r.accuracy, free(r.confusion);
+}
+
+static long long file_bytes(const char* path) {
+    FILE* f = fopen_check(path, "rb");
+    long long n = file_size(f);
+    fclose(f);
+    return n;
+}
+
+static void print_quality_row(const char* what, long long bytes, double loss, double acc, double seconds) {
+    char l[16] = "-", c[16] = "-";
+    if (!isnan(loss)) snprintf(l, sizeof l, "%.4f", loss);
+    if (!isnan(acc)) snprintf(c, sizeof c, "%.4f", acc);
+    printf("| %-16s | %9.2f MB | %8s | %8s | %7.0f |\n", what, bytes / 1e6, l, c, seconds * 1e3);
+}
+
+static void require_plain(const GPT* model, const char* what) {
+    const GPTConfig* c = &model->config;
+    if (c->lora_r) failf("merge LoRA first: ./train export ... or train without it", "%s: the model has unmerged LoRA", what);
+    if (model->q8_memory) failf("start from the fp32 model", "%s: the model is already int8", what);
+}
+
+static int cmd_quantize(const Args* a) {
+    if (!a->model || !a->out) failf("for example: ./train quantize --model run/model.bin --out run/model_q8.bin", "quantize needs --model and --out");
+    GPT model;
+    uint64_t rng = 1;
+    model_from_args(&model, a, NULL, &rng);
+    require_plain(&model, "quantize");
+    long long fp32_bytes = file_bytes(a->model);
+    double t0 = now_seconds(), loss0, acc0;
+    quality(&model, a, &loss0, &acc0);
+    double t_fp32 = now_seconds() - t0;
+    // the weight error: max |w - q d| over the quantized tensors, relative to the largest |w|
+    double maxerr = 0.0, maxw = 0.0;
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        if (!param_quantizable(i)) continue;
+        size_t n = param_numel(&model.config, i);
+        int8_t* q = (int8_t*)mallocCheck(n);
+        float* d = (float*)mallocCheck(n / Q8_GROUP * sizeof(float) + 4);
+        q8_quantize(q, d, model.params.t[i], n);
+        for (size_t j = 0; j < n; j++) {
+            double w = model.params.t[i][j], e = fabs(w - (double)q[j] * d[j / Q8_GROUP]);
+            if (e > maxerr) maxerr = e;
+            if (fabs(w) > maxw) maxw = fabs(w);
+        }
+        free(q);
+        free(d);
+    }
+    gpt_quantize(&model);
+    save_checkpoint(&model, a->out, NULL);
+    t0 = now_seconds();
+    double loss1, acc1;
+    quality(&model, a, &loss1, &acc1);
+    double t_q8 = now_seconds() - t0;
+    long long q8_bytes = file_bytes(a->out);
+    printf("wrote %s: int8 (Q8_0, groups of %d) weights, max |w - q*d| = %.3g (largest |w| %.3g)\n", a->out, Q8_GROUP,
+           maxerr, maxw);
+    printf("| model            |      file    | val loss | accuracy | eval ms |\n");
+    printf("|------------------|--------------|----------|----------|---------|\n");
+    print_quality_row("fp32", fp32_bytes, loss0, acc0, t_fp32);
+    print_quality_row("int8 (Q8_0)", q8_bytes, loss1, acc1, t_q8);
+    printf("int8 file is %.1f%% of the fp32 file", 100.0 * q8_bytes / fp32_bytes);
+    if (!isnan(loss0)) printf("; val loss changes by %+.2f%% relative", 100.0 * (loss1 - loss0) / loss0);
+    if (!isnan(acc0)) printf(", accuracy by %+.2f points", 100.0 * (acc1 - acc0));
+    printf("\n");
+    gpt_free(&model);
+    return 0;
+}
+
+static int cmd_prune(const Args* a) {
+    if (!a->model || !a->out || !a->prune)
+        failf("for example: ./train prune --model run/model.bin --prune neurons --sparsity 0.5 --out run/pruned.bin",
+              "prune needs --model, --prune MODE and --out");
+    if (!(a->sparsity >= 0.0f && a->sparsity < 1.0f)) failf("the fraction of weights to remove", "--sparsity %g must be in [0, 1)", a->sparsity);
+    int mode = !strcmp(a->prune, "unstructured") ? 0 : !strcmp(a->prune, "layer") ? 1 : !strcmp(a->prune, "heads") ? 2
+             : !strcmp(a->prune, "neurons") ? 3 : -1;
+    if (mode < 0) failf("modes: unstructured, layer, heads, neurons", "unknown --prune '%s'", a->prune);
+    GPT model;
+    uint64_t rng = 1;
+    model_from_args(&model, a, NULL, &rng);
+    require_plain(&model, "prune");
+    long long bytes0 = file_bytes(a->model);
+    size_t params0 = num_parameters(&model.config), nz0;
+    double sp0 = prunable_sparsity(&model, &nz0), t0 = now_seconds(), loss0, acc0;
+    quality(&model, a, &loss0, &acc0);
+    double t_before = now_seconds() - t0;
+    const GPTConfig* c = &model.config;
+    if (mode <= 1) {
+        prune_unstructured(&model, a->sparsity, mode == 1);
+    } else if (mode == 2) {
+        int drop = (int)(a->sparsity * c->NH);  // whole heads: rounds down
+        prune_heads(&model, drop);
+        printf("heads: removed %d of %d in every layer\n", drop, c->NH);
+    } else {
+        int F = mlp_width(c), keep = (int)lrint((1.0 - a->sparsity) * F);
+        if (F % 32 == 0 && keep >= 32) keep = (keep + 31) / 32 * 32;  // stays a multiple of 32: int8 and GGUF rows
+        if (keep < 1) keep = 1;
+        if (keep > F) keep = F;
+        if (c->lora_r && (c->lora_targets & (LORA_FC | LORA_FCPROJ)))
+            failf("merge LoRA first", "neurons: the model has LoRA on the MLP");
+        prune_neurons(&model, keep);
+        printf("neurons: kept %d of %d in every layer (F = %d)\n", keep, F, keep);
+    }
+    size_t nz1;
+    double sp1 = prunable_sparsity(&model, &nz1);
+    save_checkpoint(&model, a->out, NULL);
+    t0 = now_seconds();
+    double loss1, acc1;
+    quality(&model, a, &loss1, &acc1);
+    double t_after = now_seconds() - t0;
+    long long bytes1 = file_bytes(a->out);
+    size_t params1 = num_parameters(&model.config);
+    printf("wrote %s: block-matrix weights nonzero %zu -> %zu (sparsity %.1f%% -> %.1f%%), parameters %zu -> %zu\n",
+           a->out, nz0, nz1, 100 * sp0, 100 * sp1, params0, params1);
+    printf("| model            |      file    | val loss | accuracy | eval ms |\n");
+    printf("|------------------|--------------|----------|----------|---------|\n");
+    print_quality_row("before", bytes0, loss0, acc0, t_before);
+    char what[64];
+    snprintf(what, sizeof what, "%s %.0f%%", a->prune, 100 * a->sparsity);
+    print_quality_row(what, bytes1, loss1, acc1, t_after);
+    gpt_free(&model);
+    return 0;
+}
