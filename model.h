@@ -537,9 +537,12 @@ static void gemm_pack_b(float* dst, const float* B, const Q8* Bq, size_t sbk, si
 
 // The operand that is small along its free dimension (M for A, N for B; at small batch that is the
 // activations, BT = 256 rows) is packed whole for each K-slice, shared by all threads: it then stays in L2
-// and is packed once instead of once per tile. Threads split the large dimension into 256-wide blocks, each
-// packing its own block of the other operand. Grow-only buffers: no allocation in the steady state.
-#define GEMM_BLOCK 256  // width of a thread's block of the large dimension (multiple of MR and NR)
+// and is packed once instead of once per tile. Threads split the large dimension into GEMM_BLOCK-wide blocks,
+// each packing its own block of the other operand. Grow-only buffers: no allocation in the steady state.
+// 64, not wider: the large dimension is often only C = 768, and 768 / 64 = 12 blocks share out evenly over 2, 3,
+// 4 or 6 threads, while 768 / 256 = 3 blocks left one of 2 threads idle a third of the time. A block's
+// micro-kernel calls (2 panels x all of the small operand's) still take far longer than handing it out.
+#define GEMM_BLOCK 64  // width of a thread's block of the large dimension (multiple of MR and NR)
 static float* gemm_shared;
 static size_t gemm_shared_cap;
 
@@ -845,8 +848,12 @@ static inline float exp_poly(float x) {  // e^x for x in [-87, 88], relative err
     x = x > -87.0f ? x : -87.0f;  // written so that NaN becomes -87: the conversion below needs a number
     x = x < 88.0f ? x : 88.0f;    // (a NaN input still gives NaN in GELU: it multiplies x)
     float t = x * 1.44269504088896341f;                      // x / ln 2
-    int32_t k = (int32_t)(t + (t >= 0.0f ? 0.5f : -0.5f));  // nearest integer
-    float r = x - (float)k * 0.693359375f + (float)k * 2.12194440e-4f;  // x - k ln2, ln2 split in two
+    // k = the nearest integer to t, by the 1.5 * 2^23 trick (the sum's last bit is the ones place). Not
+    // (int)(t + (t >= 0 ? 0.5 : -0.5)): after the clamps above gcc "threads" that branch into separate code
+    // paths, and a loop with control flow is not vectorised (GELU ran scalar, 10x slower).
+    float kf = (t + 12582912.0f) - 12582912.0f;
+    int32_t k = (int32_t)kf;
+    float r = x - kf * 0.693359375f + kf * 2.12194440e-4f;  // x - k ln2, ln2 split in two
     float p = 1.9875691500e-4f;
     p = p * r + 1.3981999507e-3f;
     p = p * r + 8.3334519073e-3f;
@@ -1345,6 +1352,70 @@ static void encoder_forward_q8(float* out, const int* inp, const Q8* wte, const 
         for (int i = 0; i < C; i++) out[(size_t)bt * C + i] = q8_at(wte, row + i) + wp[i];
     }
 }
+
+// ---------------------------------------------------------------------------- kernel timers (optional)
+// Built with -DKERNEL_TIMERS (`make profile`), every kernel call in gpt_forward_body and gpt_backward is
+// timed (wall clock, summed by kind and direction; matmuls by weight) and `./train bench` prints the table.
+// The two functions' text is untouched: each kernel name is redefined below as a macro that wraps the call
+// in a start/stop pair (a function-like macro does not expand inside its own expansion, so the inner name
+// is the real function), and #undef'd again right after gpt_backward. dev/PROFILE.md has a breakdown.
+#ifdef KERNEL_TIMERS
+#include <time.h>
+enum { KT_ENCODER, KT_LAYERNORM, KT_MM_QKV, KT_MM_ATTPROJ, KT_MM_FC, KT_MM_FCPROJ, KT_MM_LMHEAD, KT_ATTENTION,
+       KT_GELU, KT_RESIDUAL, KT_XENT, KT_PEFT, KT_KINDS };  // forward k, backward KT_KINDS + k
+static const char* const KT_NAME[KT_KINDS] = {"encoder", "layernorm", "matmul qkv", "matmul attproj",
+    "matmul fc", "matmul fcproj", "matmul lm head", "attention", "gelu", "residual (+dropout)",
+    "softmax + cross-entropy", "PEFT (LoRA, adapters, cls head)"};
+static double kt_sec[2 * KT_KINDS], kt_t0;
+static double kt_now(void) {
+    struct timespec t;
+    timespec_get(&t, TIME_UTC);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+static void kt_start(void) { kt_t0 = kt_now(); }
+static void kt_stop(int k) { kt_sec[k] += kt_now() - kt_t0; }
+static float kt_stop_f(int k, float r) { kt_stop(k); return r; }
+static void kt_reset(void) { memset(kt_sec, 0, sizeof kt_sec); }
+// the table, per step over `steps` steps of step_ms each, of which opt_ms was clipping + AdamW
+static void kt_print(int steps, double step_ms, double opt_ms) {
+    double timed = opt_ms;
+    printf("%-32s %9s %9s %7s\n", "kernel (ms per step)", "forward", "backward", "share");
+    for (int k = 0; k < KT_KINDS; k++) {
+        double f = 1000.0 * kt_sec[k] / steps, b = 1000.0 * kt_sec[KT_KINDS + k] / steps;
+        timed += f + b;
+        if (f + b > 0.0) printf("%-32s %9.1f %9.1f %6.1f%%\n", KT_NAME[k], f, b, 100.0 * (f + b) / step_ms);
+    }
+    printf("%-32s %19.1f %6.1f%%\n", "grad norm + AdamW", opt_ms, 100.0 * opt_ms / step_ms);
+    printf("%-32s %19.1f %6.1f%%\n", "rest (memsets, the loops' glue)", step_ms - timed, 100.0 * (step_ms - timed) / step_ms);
+}
+static int kt_matmul(int i, int bwd) {
+    int k = i == PIDX(qkvw) ? KT_MM_QKV : i == PIDX(attprojw) ? KT_MM_ATTPROJ : i == PIDX(fcw) ? KT_MM_FC
+          : i == PIDX(fcprojw) ? KT_MM_FCPROJ : KT_MM_LMHEAD;
+    return k + bwd * KT_KINDS;
+}
+#define KT_WRAP(k, call) (kt_start(), call, kt_stop(k))
+#define encoder_forward(...) KT_WRAP(KT_ENCODER, encoder_forward(__VA_ARGS__))
+#define encoder_forward_q8(...) KT_WRAP(KT_ENCODER, encoder_forward_q8(__VA_ARGS__))
+#define encoder_backward(...) KT_WRAP(KT_KINDS + KT_ENCODER, encoder_backward(__VA_ARGS__))
+#define layernorm_forward(...) KT_WRAP(KT_LAYERNORM, layernorm_forward(__VA_ARGS__))
+#define layernorm_backward(...) KT_WRAP(KT_KINDS + KT_LAYERNORM, layernorm_backward(__VA_ARGS__))
+#define gpt_matmul_forward(m, i, ...) KT_WRAP(kt_matmul(i, 0), gpt_matmul_forward(m, i, __VA_ARGS__))
+#define gpt_matmul_backward(m, i, ...) KT_WRAP(kt_matmul(i, 1), gpt_matmul_backward(m, i, __VA_ARGS__))
+#define attention_forward(...) KT_WRAP(KT_ATTENTION, attention_forward(__VA_ARGS__))
+#define attention_backward(...) KT_WRAP(KT_KINDS + KT_ATTENTION, attention_backward(__VA_ARGS__))
+#define gelu_forward(...) KT_WRAP(KT_GELU, gelu_forward(__VA_ARGS__))
+#define gelu_backward(...) KT_WRAP(KT_KINDS + KT_GELU, gelu_backward(__VA_ARGS__))
+#define residual_dropout_forward(...) KT_WRAP(KT_RESIDUAL, residual_dropout_forward(__VA_ARGS__))
+#define dropout_backward(...) KT_WRAP(KT_KINDS + KT_RESIDUAL, dropout_backward(__VA_ARGS__))
+#define crossentropy_forward(...) (kt_start(), kt_stop_f(KT_XENT, crossentropy_forward(__VA_ARGS__)))
+#define crossentropy_backward(...) KT_WRAP(KT_KINDS + KT_XENT, crossentropy_backward(__VA_ARGS__))
+#define lora_forward(...) KT_WRAP(KT_PEFT, lora_forward(__VA_ARGS__))
+#define lora_backward(...) KT_WRAP(KT_KINDS + KT_PEFT, lora_backward(__VA_ARGS__))
+#define adapter_forward(...) KT_WRAP(KT_PEFT, adapter_forward(__VA_ARGS__))
+#define adapter_backward(...) KT_WRAP(KT_KINDS + KT_PEFT, adapter_backward(__VA_ARGS__))
+#define cls_forward(...) (kt_start(), kt_stop_f(KT_PEFT, cls_forward(__VA_ARGS__)))
+#define cls_backward(...) KT_WRAP(KT_KINDS + KT_PEFT, cls_backward(__VA_ARGS__))
+#endif
 
 // The body of the forward pass; gpt_forward and gpt_forward_cls set up the batch first.
 static void gpt_forward_body(GPT* model) {
@@ -1879,6 +1950,29 @@ static void gpt_backward(GPT* model) {
     }
 #undef G
 }
+#ifdef KERNEL_TIMERS  // the timed names end here (see "kernel timers")
+#undef encoder_forward
+#undef encoder_forward_q8
+#undef encoder_backward
+#undef layernorm_forward
+#undef layernorm_backward
+#undef gpt_matmul_forward
+#undef gpt_matmul_backward
+#undef attention_forward
+#undef attention_backward
+#undef gelu_forward
+#undef gelu_backward
+#undef residual_dropout_forward
+#undef dropout_backward
+#undef crossentropy_forward
+#undef crossentropy_backward
+#undef lora_forward
+#undef lora_backward
+#undef adapter_forward
+#undef adapter_backward
+#undef cls_forward
+#undef cls_backward
+#endif
 
 static void gpt_zero_grad(GPT* model) {
     if (model->grads_memory) memset(model->grads_memory, 0, model->num_trainable * sizeof(float));
@@ -1895,9 +1989,13 @@ static float gpt_grad_norm(const GPT* model) {
     const float* g = model->grads_memory;
 #pragma omp parallel for
     for (size_t k = 0; k < nchunks; k++) {
+        size_t i = k * chunk, end = (k + 1) * chunk < n ? (k + 1) * chunk : n;
+        double s8[8] = {0};  // 8 independent running sums, not one: a single sum is a chain of dependent
+        for (; i + 8 <= end; i += 8)  // adds, each waiting out the previous one's 4-cycle latency
+            for (int j = 0; j < 8; j++) s8[j] += (double)g[i + j] * g[i + j];
         double s = 0.0;
-        size_t end = (k + 1) * chunk < n ? (k + 1) * chunk : n;
-        for (size_t i = k * chunk; i < end; i++) s += (double)g[i] * g[i];
+        for (; i < end; i++) s += (double)g[i] * g[i];
+        for (int j = 0; j < 8; j++) s += s8[j];
         partial[k] = s;
     }
     double s = 0.0;

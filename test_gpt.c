@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "test_report.h"
+#include <ctype.h>
 
 // ---------------------------------------------------------------------------- tier 1: finite differences
 // For a kernel y = f(x, w, ...) we take the scalar objective J = sum_i y_i r_i with fixed random r, so dJ/dy = r
@@ -1069,6 +1070,8 @@ static long long output_number(const char* cmd, const char* key) {
     return s ? atoll(s + strlen(key)) : -1;
 }
 
+static unsigned char* read_whole(const char* path, size_t* n);  // below, with the export tests
+
 static void test_cli_methods(void) {
     printf("-- command line: fine-tuning methods (runs ./train)\n");
     mkdir("test_tmp/base", 0755);
@@ -1155,6 +1158,30 @@ static void test_cli_methods(void) {
         }
         const char* acc = strstr(l3, "accuracy ");
         report(acc && ta && fabs(atof(acc + 9) - atof(ta + 9)) < 1e-4, "errors.md agrees with the test accuracy: %s", l3);
+        // the run report: the same test accuracy, and a confusion matrix whose cells add up to the examples
+        size_t rn = 0;
+        unsigned char* rep = read_whole("test_tmp/es/report.md", &rn);
+        const char* racc = rep ? strstr((const char*)rep, "accuracy **") : NULL;
+        const char* conf = rep ? strstr((const char*)rep, "Confusion matrix") : NULL;
+        const char* nex = rep ? strstr((const char*)rep, " examples\n") : NULL;
+        long cells = 0;
+        for (const char* p = conf; p && (p = strstr(p, "| **")); p++) {  // each row: | **name** | n | n | ... |
+            const char* q = strstr(p + 4, "** |") + 4;
+            while (*q == ' ' || isdigit((unsigned char)*q) || *q == '|') {
+                if (isdigit((unsigned char)*q)) cells += strtol(q, (char**)&q, 10);
+                else q++;
+            }
+        }
+        long examples = 0;
+        if (nex) {  // "... over N examples"
+            const char* o = nex;
+            while (o > (const char*)rep && isdigit((unsigned char)o[-1])) o--;
+            examples = atol(o);
+        }
+        report(racc && ta && fabs(atof(racc + 11) - atof(ta + 9)) < 1e-4 && cells == examples && examples > 0,
+               "report.md: test accuracy %.4f as printed, confusion cells sum to %ld of %ld examples",
+               racc ? atof(racc + 11) : -1.0, cells, examples);
+        free(rep);
     }
     expect_error("metric the task lacks",  "./train --model test_tmp/base/model.bin --train test_tmp/tok.bin --val test_tmp/tok.bin "
                  "--seq 16 --metric f1 --early-stop 2", "--metric f1 for a lm dataset");

@@ -1903,6 +1903,82 @@ static int has_finetuning_tensors(const GPTConfig* c) {
     return c->lora_r || c->adapter_dim || c->prefix_len || c->num_classes;
 }
 
+// ---------------------------------------------------------------------------- the run report
+// DIR/report.md: what a person reads after a run. The command, the model and method, how training went, the
+// test result of the model chosen on validation (per-class table and confusion matrix for classification),
+// and the other files of the run folder.
+typedef struct {
+    int steps_done, stopped_early;
+    double seconds, ms_per_step, tokens_per_s, peak_mb, last_loss;
+    const TrainState* st;
+    const EvalResult* test;  // NULL when there was no --test
+} RunSummary;
+
+static void write_report(const Args* a, const GPT* model, size_t ntrain, const RunSummary* r) {
+    const GPTConfig* c = &model->config;
+    char path[1100];
+    snprintf(path, sizeof path, "%s/report.md", a->out);
+    SafeWriter w;
+    safe_open(&w, path);
+    FILE* f = w.f;
+    fprintf(f, "# Run report: %s\n\n```\n", a->out);
+    for (int i = 0; i < g_argc; i++) fprintf(f, "%s%s", g_argv[i], i + 1 < g_argc ? " " : "\n");
+    fprintf(f, "```\n\n## Model\n\n| | |\n|---|---|\n");
+    fprintf(f, "| shape | L=%d, NH=%d, C=%d, MLP width %d, V=%d, maxT=%d |\n", c->L, c->NH, c->C, mlp_width(c), c->V, c->maxT);
+    fprintf(f, "| method | %s", a->method);
+    if (c->lora_r) fprintf(f, " (r=%d, alpha=%g, layers %d-%d)", c->lora_r, c->lora_alpha, c->lora_first, c->lora_last);
+    if (c->adapter_dim) fprintf(f, " (bottleneck %d)", c->adapter_dim);
+    if (c->prefix_len) fprintf(f, " (prefix %d)", c->prefix_len);
+    if (model->q8_memory) fprintf(f, " on an int8 base");
+    fprintf(f, " |\n| head | %s |\n", c->num_classes ? "classification" : "language model");
+    fprintf(f, "| trainable | %zu of %zu parameters (%.2f%%) |\n\n", ntrain, model->num_parameters,
+            100.0 * ntrain / model->num_parameters);
+    fprintf(f, "## Training\n\n| | |\n|---|---|\n");
+    fprintf(f, "| steps | %lld%s |\n", (long long)r->st->step, r->stopped_early ? " (stopped early)" : "");
+    fprintf(f, "| batch | %d x %d tokens, accumulation %d |\n", a->B, a->T, a->accum);
+    fprintf(f, "| time | %.1f s, %.1f ms/step, %.0f tokens/s |\n", r->seconds, r->ms_per_step, r->tokens_per_s);
+    fprintf(f, "| peak memory | %.0f MB (resident) |\n", r->peak_mb);
+    fprintf(f, "| last train loss | %.4f |\n", r->last_loss);
+    if (a->val && isfinite(r->st->best_metric))
+        fprintf(f, "| best validation %s | %.4f at step %lld |\n", a->metric, r->st->best_metric, (long long)r->st->best_step);
+    if (r->test) {
+        const EvalResult* te = r->test;
+        fprintf(f, "\n## Test (evaluated once, with the model chosen on validation at step %lld)\n\n", (long long)r->st->best_step);
+        if (!c->num_classes) {
+            fprintf(f, "loss %.4f, perplexity %.2f over %zu targets\n", te->loss, exp(te->loss), te->count);
+        } else {
+            int K = c->num_classes;
+            ClsMetrics mt = cls_metrics(te->confusion, K);
+            char(*names)[64] = (char(*)[64])mallocCheck((size_t)K * 64);
+            read_label_names(a->test, names, K);
+            fprintf(f, "accuracy **%.4f**, macro F1 %.4f, micro F1 %.4f, loss %.4f over %zu examples\n\n", te->accuracy,
+                    mt.macro_f1, mt.micro_f1, te->loss, te->count);
+            fprintf(f, "| class | precision | recall | F1 | support |\n|---|---|---|---|---|\n");
+            for (int k = 0; k < K && k < 64; k++)
+                fprintf(f, "| %s | %.4f | %.4f | %.4f | %zu |\n", names[k], mt.precision[k], mt.recall[k], mt.f1[k], mt.support[k]);
+            fprintf(f, "\nConfusion matrix (rows: true class, columns: predicted):\n\n| |");
+            for (int p = 0; p < K; p++) fprintf(f, " %s |", names[p]);
+            fprintf(f, "\n|---|");
+            for (int p = 0; p < K; p++) fprintf(f, "---|");
+            fprintf(f, "\n");
+            for (int g = 0; g < K; g++) {
+                fprintf(f, "| **%s** |", names[g]);
+                for (int p = 0; p < K; p++) fprintf(f, " %zu |", te->confusion[(size_t)g * K + p]);
+                fprintf(f, "\n");
+            }
+            free(names);
+        }
+    }
+    fprintf(f, "\n## Files\n\n- `curves.svg`: train and validation loss\n- `log.jsonl`: every step\n");
+    fprintf(f, "- `model.bin`: the last model; `ckpt.bin`: it with the optimizer state (for --resume)\n");
+    if (a->val) fprintf(f, "- `best.bin`: the model chosen on validation\n");
+    if (has_finetuning_tensors(c)) fprintf(f, "- `adapter.bin`: the fine-tuning tensors alone (apply with --adapter)\n");
+    if (r->test && c->num_classes)
+        fprintf(f, "- `confusion_test.svg`: the confusion matrix\n- `errors.md`: misclassified test examples, "
+                   "most confident first, and accuracy by class and by length\n");
+    safe_close(&w);
+}
+
 #include "compress.c"  // quantize and prune commands
 
 static int cmd_train(const Args* a) {
@@ -2053,6 +2129,7 @@ static int cmd_train(const Args* a) {
     double t_start = now_seconds(), t_steps = 0.0;
     int first = (int)st.step, stopped_early = 0;
     EvalResult val = {NAN, NAN, 0, NULL};
+    double last_loss = NAN;
     for (int step = first; step < steps; step++) {
         double t0 = now_seconds();
         // Gradient accumulation: fetch the K micro-batches, then forward/backward each with its loss weighted
@@ -2110,6 +2187,7 @@ static int cmd_train(const Args* a) {
         int improved = 0;
         double metric = NAN;
         series_add(&train_curve, step + 1, loss);
+        last_loss = loss;
         if (is_eval) {
             val = evaluate(&model, a->val, a->B, a->T, a->val_batches);
             series_add(&val_curve, step + 1, val.loss);
@@ -2136,8 +2214,11 @@ static int cmd_train(const Args* a) {
         if (step + 1 == steps || (a->print_every > 0 && (step + 1) % a->print_every == 0) || is_eval) {
             char eta[32];
             format_duration(eta, sizeof eta, t_steps / done * (steps - step - 1));
-            printf("step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | eta %s", step + 1, steps, loss, opt.lr,
-                   norm, tok_s, eta);
+            char bar[21];  // 20 cells, one per 5% of the steps
+            for (int k = 0; k < 20; k++) bar[k] = k < 20 * (step + 1) / steps ? '#' : '.';
+            bar[20] = 0;
+            printf("step %5d/%d [%s] | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | eta %s", step + 1, steps, bar, loss,
+                   opt.lr, norm, tok_s, eta);
             if (is_eval) printf(" | val %.4f", val.loss);
             if (is_eval && c->num_classes) printf(" acc %.4f", val.accuracy);
             if (is_eval && best) printf("%s", improved ? " (best)" : "");
@@ -2209,10 +2290,13 @@ static int cmd_train(const Args* a) {
     printf("done: %d steps in %.1fs, %.1f ms/step, %.0f tokens/s, trainable %zu, peak RSS %.0f MB\n", n,
            now_seconds() - t_start, n ? 1000.0 * t_steps / n : 0.0, n ? BT * a->accum * dist_world * n / t_steps : 0.0, ntrain,
            peak_rss_mb());
+    EvalResult te = {NAN, NAN, 0, NULL};
+    int tested = 0;
     if (a->test && (st.step == steps || stopped_early)) {
         // The test split is evaluated once, at the end, with the model chosen on validation.
         memcpy(model.params_memory, best, model.num_parameters * sizeof(float));
-        EvalResult te = evaluate(&model, a->test, a->B, a->T, 0);
+        te = evaluate(&model, a->test, a->B, a->T, 0);
+        tested = 1;
         printf("test (best by %s, step %lld): loss %.6f", a->metric, (long long)st.best_step, te.loss);
         if (c->num_classes) {
             ClsMetrics mt = cls_metrics(te.confusion, c->num_classes);
@@ -2234,8 +2318,15 @@ static int cmd_train(const Args* a) {
                                         cls_metrics(te.confusion, c->num_classes).macro_f1);
             fprintf(logf, "}\n");
         }
-        free(te.confusion);
     }
+    if (a->out && dist_rank == 0) {
+        RunSummary rs = {n, stopped_early, now_seconds() - t_start, n ? 1000.0 * t_steps / n : 0.0,
+                         n ? BT * a->accum * dist_world * n / t_steps : 0.0, peak_rss_mb(), last_loss, &st,
+                         tested ? &te : NULL};
+        write_report(a, &model, ntrain, &rs);
+        printf("report: %s/report.md\n", a->out);
+    }
+    free(te.confusion);
     if (logf && a->val) fprintf(logf, "{\"best_%s\": %.8f, \"best_step\": %lld}\n", a->metric, st.best_metric, (long long)st.best_step);
     if (logf) fclose(logf);
     free(best);
@@ -2358,6 +2449,7 @@ static int cmd_sample(const Args* a) {
         s = e;
     }
     if (n == 0) failf(NULL, "the prompt is empty");
+    if (a->gen_steps < 0) failf(NULL, "--gen %d must not be negative", a->gen_steps);
     if (n > model.config.maxT) fprintf(stderr, "note: the prompt has %d tokens; the model sees its last maxT = %d\n", n, model.config.maxT);
     // stop at <|endoftext|> (50256 in GPT-2) when there is a tokenizer, unless --stop says otherwise
     int stop = a->stop_set ? a->stop_token : a->tokenizer ? tok.eot_id : -1;
@@ -2753,10 +2845,47 @@ static int cmd_export(const Args* a) {
 // Model FLOPs of one training step, by the usual convention (Kaplan et al. / PaLM appendix B): 6 per
 // parameter per token for the matmuls (2 forward, 4 backward; the LM head counts, the position embedding
 // does not), plus 6 * 2 * L * T * C per token for attention scores and weighted sums (causal masking not
-// subtracted). Achieved GFLOP/s = this / step time.
-static double train_flops_per_step(const GPTConfig* c, int B, int T) {
-    double n = (double)num_parameters(c) - (double)c->maxT * c->C;
-    return 6.0 * n * B * T + 12.0 * c->L * (double)T * c->C * B * T;
+// subtracted). A frozen parameter gets no weight gradient, so it costs 4, not 6 (LoRA: 4 per base weight,
+// 6 per adapter weight). Achieved GFLOP/s = this / step time.
+static double train_flops_per_step(const GPT* model, int B, int T) {
+    const GPTConfig* c = &model->config;
+    double wpe = (double)c->maxT * c->C;
+    double n = (double)num_parameters(c) - wpe;
+    double ntrain = (double)count_trainable(model) - (model->trainable[(size_t)PIDX(wpe) * c->L] ? wpe : 0.0);
+    return (4.0 * n + 2.0 * ntrain) * B * T + 12.0 * c->L * (double)T * c->C * B * T;
+}
+
+// The machine's FP32 peak as measured, not as specified: GFLOP/s of a loop that does nothing but
+// independent multiply-adds, run for about `seconds` on `threads` threads (OpenMP). 12 accumulators of 16
+// floats: with -O3 -march=native each row is one AVX-512 register and the loop body 12 FMA instructions,
+// enough independent chains to keep both FMA units busy (latency 4 cycles x 2 units needs at least 8).
+// x -> x * m + a converges to 1: no overflow, no denormals. Each thread counts its own rounds until the time
+// is up (no barrier between rounds to wait on). The reference for "% of peak" in the bench.
+#define PEAK_ACC 12
+#define PEAK_W 16
+static double fma_peak_gflops(int threads, double seconds) {
+    const long iters = 1 << 18;  // one round: 2 * 12 * 16 * 2^18 = 100 MFLOP, ~1 ms
+    volatile float sink = 0.0f;  // the results are used, so the loop is not optimised away
+    double rounds = 0.0, t0 = now_seconds();
+#pragma omp parallel num_threads(threads) reduction(+ : rounds)
+    {
+        float x[PEAK_ACC][PEAK_W];
+        for (int i = 0; i < PEAK_ACC; i++)
+            for (int j = 0; j < PEAK_W; j++) x[i][j] = 1e-3f * (float)(i + j);
+        do {
+            for (long it = 0; it < iters; it++)
+                for (int i = 0; i < PEAK_ACC; i++)
+                    for (int j = 0; j < PEAK_W; j++) x[i][j] = x[i][j] * 0.999999f + 1e-6f;
+            rounds += 1.0;
+        } while (now_seconds() - t0 < seconds);
+        float s = 0.0f;
+        for (int i = 0; i < PEAK_ACC; i++)
+            for (int j = 0; j < PEAK_W; j++) s += x[i][j];
+        sink = s;
+    }
+    double t1 = now_seconds();
+    (void)sink;
+    return 2.0 * PEAK_ACC * PEAK_W * (double)iters * rounds / (t1 - t0) / 1e9;
 }
 
 static int cmd_bench(const Args* a) {
@@ -2777,6 +2906,9 @@ static int cmd_bench(const Args* a) {
     double t_total = 0.0, t_fwd = 0.0, t_bwd = 0.0, t_opt = 0.0;
     float loss = NAN;
     for (int s = 0; s <= a->steps; s++) {  // step 0 is the warmup: first-touch of every buffer, not timed
+#ifdef KERNEL_TIMERS
+        if (s == 1) kt_reset();
+#endif
         double t0 = now_seconds();
         gpt_forward(&model, x, y, a->B, a->T);
         loss = model.mean_loss;
@@ -2799,10 +2931,17 @@ static int cmd_bench(const Args* a) {
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
+#ifdef KERNEL_TIMERS
+    kt_print(a->steps, ms, 1000.0 * t_opt / a->steps);
+#endif
+    // the peak, measured right after the steps (same machine state, same load): on 1 thread and on all
+    double peak1 = fma_peak_gflops(1, 1.0), peak = threads > 1 ? fma_peak_gflops(threads, 1.0) : peak1;
+    double gflops = train_flops_per_step(&model, a->B, a->T) / (ms * 1e6);
     printf("{\"impl\": \"finetune.c\", \"threads\": %d, \"L\": %d, \"C\": %d, \"B\": %d, \"T\": %d, \"ms_per_step\": %.1f, "
-           "\"tokens_per_s\": %.1f, \"gflops\": %.1f, \"peak_rss_mb\": %.0f, \"loss\": %.6f, "
+           "\"tokens_per_s\": %.1f, \"gflops\": %.1f, \"peak_gflops_1t\": %.1f, \"peak_gflops\": %.1f, "
+           "\"frac_of_peak\": %.3f, \"peak_rss_mb\": %.0f, \"loss\": %.6f, "
            "\"ms_forward\": %.1f, \"ms_backward\": %.1f, \"ms_optimizer\": %.1f, \"method\": \"%s\", \"trainable\": %zu}\n",
-           threads, c->L, c->C, a->B, a->T, ms, BT / (ms / 1000.0), train_flops_per_step(c, a->B, a->T) / (ms * 1e6),
+           threads, c->L, c->C, a->B, a->T, ms, BT / (ms / 1000.0), gflops, peak1, peak, gflops / peak,
            peak_rss_mb(), loss, 1000.0 * t_fwd / a->steps, 1000.0 * t_bwd / a->steps, 1000.0 * t_opt / a->steps,
            a->method, count_trainable(&model));
     free(x);

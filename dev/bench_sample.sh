@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Generation speed: GPT-2 124M-shaped model (random init), batch 1, a prompt of M tokens then N new tokens,
 # greedy, with a KV cache; ./train sample and PyTorch (dev/bench_sample.py, Debian's python3-torch with
-# OPENBLAS_CORETYPE=SkylakeX, see dev/bench.sh) back to back, and their ratio. Both count
-# tokens/s = N / (prompt pass + N steps). Both run with OMP_WAIT_POLICY=PASSIVE: a decode step is ~100 short
-# parallel loops, and spinning threads lose badly when anything else runs on the machine (check the load).
+# OPENBLAS_CORETYPE=SkylakeX, see dev/bench.sh; projections as F.linear, then as torch.mv) back to back,
+# and the ratios. All count tokens/s = N / (prompt pass + N steps). All run with OMP_WAIT_POLICY=PASSIVE: a
+# decode step is ~100 short parallel loops, and spinning threads lose badly when anything else runs on the
+# machine (check the load printed with each run).
 #   SHAPE="--init 6,6,384" M=64 N=256 THREADS=1 bash dev/bench_sample.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,12 +26,15 @@ if ! "$py" -c "import torch" 2>/dev/null; then
     echo "PyTorch not found (apt-get install python3-torch libopenblas0-pthread): no side-by-side ratio"
     exit 0
 fi
-echo "== PyTorch $("$py" -c 'import torch; print(torch.__version__)'), same shape (load: $(cut -d' ' -f1 /proc/loadavg))"
-theirs=$(OPENBLAS_CORETYPE=SkylakeX "$py" dev/bench_sample.py --L "$L" --NH "$NH" --C "$C" --M "$M" --N "$N" \
-         --threads "$threads" | tail -n 1)
-echo "$theirs"
 a=$(echo "$ours" | sed 's/.*: \([0-9.]*\) tokens\/s.*/\1/')
-b=$(echo "$theirs" | sed 's/.*"tokens_per_s": \([0-9.]*\).*/\1/')
-awk -v a="$a" -v b="$b" 'BEGIN {
-    printf "ratio: finetune.c %.1f tokens/s / PyTorch %.1f tokens/s = %.2f (%.2fx %s)\n", a, b, a / b,
-           (a > b ? a / b : b / a), (a > b ? "faster" : "slower") }'
+# PyTorch twice: --mv 0 projects with F.linear as nn.Linear does; --mv 1 uses torch.mv for one-token steps
+for mv in 0 1; do
+    echo "== PyTorch $("$py" -c 'import torch; print(torch.__version__)'), same shape, --mv $mv (load: $(cut -d' ' -f1 /proc/loadavg))"
+    theirs=$(OPENBLAS_CORETYPE=SkylakeX "$py" dev/bench_sample.py --L "$L" --NH "$NH" --C "$C" --M "$M" --N "$N" \
+             --threads "$threads" --mv "$mv" | tail -n 1)
+    echo "$theirs"
+    b=$(echo "$theirs" | sed 's/.*"tokens_per_s": \([0-9.]*\).*/\1/')
+    awk -v a="$a" -v b="$b" -v mv="$mv" 'BEGIN {
+        printf "ratio (--mv %d): finetune.c %.1f tokens/s / PyTorch %.1f tokens/s = %.2f (%.2fx %s)\n", mv, a, b, a / b,
+               (a > b ? a / b : b / a), (a > b ? "faster" : "slower") }'
+done

@@ -5,11 +5,18 @@ The speed peer: the same GPT-2 (dev/gpt_torch.py) trained in float32 PyTorch on 
         --Vp 50304 --maxT 1024 --B 4 --T 64 --steps 5 --threads 2 --lora 0 --mode train]
 
 Debian's torch uses the system OpenBLAS, whose CPU detection does not recognise this (virtual) CPU
-and falls back to a slow generic kernel; OPENBLAS_CORETYPE=SkylakeX selects the AVX-512 kernels.
-Checked: the same losses with and without it (bit-identical at small sizes; at 124M the loss after 6
-steps differs in the 7th digit, 6.952947 vs 6.952945, from the kernels' different summation order);
-only the speed changes, ~5x at 124M. (With a pyenv shim in front of the system python, run
-/usr/bin/python3.)
+and falls back to a slow generic kernel ("Prescott"); OPENBLAS_CORETYPE=SkylakeX selects the AVX-512
+kernels. Checked: the same losses with and without it (bit-identical at small sizes; at 124M the loss
+after 6 steps differs in the 7th digit, 6.952947 vs 6.952945, from the kernels' different summation
+order); only the speed changes, ~5x at 124M. Every run also checks it again: the float32 products that
+the step uses (x @ W^T, dy @ W, dy^T @ x at the run's shapes) against float64, before timing; a kernel
+that computed wrong numbers would stop the bench here. (With a pyenv shim in front of the system python,
+run /usr/bin/python3.)
+
+Threads: torch.set_num_threads sets torch's own (OpenMP) pool but not OpenBLAS's, which Debian builds
+with pthreads and which keeps one thread per core; so --threads also calls openblas_set_num_threads
+(found in the loaded library). "1 thread" is then really one: before this, a 1-thread PyTorch run
+still did its matmuls on 2.
 
 OMP_WAIT_POLICY defaults to PASSIVE here (set before torch is imported; override from the shell):
 torch's OpenMP pool and Debian's pthread OpenBLAS pool otherwise busy-wait against each other, and on
@@ -26,9 +33,11 @@ runs on the machine; check the load average.
 
 Prints one JSON line:
 {"peer":"pytorch","torch":..,"threads":..,"B":..,"T":..,"ms_per_step":..,"tokens_per_s":..,
- "peak_rss_mb":..,"loss":..}   (loss: of the last timed step, before its update)
+ "peak_rss_mb":..,"loss":..,"blas":..,"blas_threads":..,"blas_check_rel_err":..}
+ (loss: of the last timed step, before its update; blas: OpenBLAS's kernel name, "SkylakeX" wanted)
 """
 import argparse
+import ctypes
 import json
 import os
 import resource
@@ -43,6 +52,30 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gpt_torch as G  # noqa: E402
 
 
+def openblas():
+    """The OpenBLAS library torch loaded (Debian links it as the system BLAS), or None."""
+    with open("/proc/self/maps") as f:
+        paths = sorted({line.split()[-1] for line in f if "libopenblas" in line})
+    if not paths:
+        return None
+    lib = ctypes.CDLL(paths[0])
+    lib.openblas_get_corename.restype = ctypes.c_char_p
+    return lib
+
+
+def check_blas(a):
+    """Max relative error of the step's three float32 matmul forms against float64 (at the run's shapes)."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(a.B * a.T, a.C, generator=g, dtype=torch.float64)
+    w = torch.randn(4 * a.C, a.C, generator=g, dtype=torch.float64) / a.C ** 0.5
+    dy = torch.randn(a.B * a.T, 4 * a.C, generator=g, dtype=torch.float64)
+    worst = 0.0
+    for f in (lambda x, w, dy: x @ w.t(), lambda x, w, dy: dy @ w, lambda x, w, dy: dy.t() @ x):
+        ref, got = f(x, w, dy), f(x.float(), w.float(), dy.float()).double()
+        worst = max(worst, ((got - ref).abs().max() / ref.abs().max()).item())
+    return worst
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     for k, v in dict(L=12, NH=12, C=768, V=50257, Vp=50304, maxT=1024, B=4, T=64,
@@ -54,6 +87,13 @@ def main():
     a = ap.parse_args()
     assert a.T <= a.maxT and a.C % a.NH == 0 and a.V <= a.Vp
     torch.set_num_threads(a.threads)
+    blas = openblas()
+    if blas:
+        blas.openblas_set_num_threads(a.threads)
+    rel = check_blas(a)
+    if not rel < 1e-5:  # fp32 products of length C..4C: ~1e-7..1e-6 here; a broken kernel is off by O(1)
+        sys.exit(f"bench_torch.py: float32 matmul off by {rel:.2e} (relative) against float64 with OpenBLAS "
+                 f"kernel {blas.openblas_get_corename().decode() if blas else '?'}: results would be wrong")
     cfg = dict(L=a.L, NH=a.NH, C=a.C, maxT=a.maxT, V=a.V, Vp=a.Vp)
 
     gen = torch.Generator().manual_seed(a.seed)
@@ -103,7 +143,9 @@ def main():
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),  # KiB on Linux
         "loss": round(loss, 6),
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", ""),
-        "omp_wait_policy": os.environ["OMP_WAIT_POLICY"], "loadavg_1min": os.getloadavg()[0]}))
+        "omp_wait_policy": os.environ["OMP_WAIT_POLICY"], "loadavg_1min": os.getloadavg()[0],
+        "blas": blas.openblas_get_corename().decode() if blas else "", "blas_threads":
+        blas.openblas_get_num_threads() if blas else 0, "blas_check_rel_err": float(f"{rel:.2e}")}))
 
 
 if __name__ == "__main__":

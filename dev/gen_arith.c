@@ -5,6 +5,8 @@
 //                                      the loss taken on the response only
 //
 //   ./gen_arith OP N SEED PREFIX
+//   ./gen_arith check N SEED FILE.tsv   a classification task for fine-tuning: is the sum right, too low or
+//                                       too high? ("label<TAB>text" rows, a header, a third of each class)
 //
 // OP is + or -. Each line is "aa+bb=ccc\n": a, b in [0, 99] written with two digits (for -, a >= b), and the
 // answer written least-significant digit first, zero padded (3 digits for +, 2 for -). Reversed answers are
@@ -68,9 +70,35 @@ static int write_sft(const char* path, const char* text, size_t n) {
     return 0;
 }
 
+// Rows like "right<TAB>71+57=821": the sum as the pretraining text writes it (answer reversed), with the
+// true answer, or one moved down or up by 1 to 30. Telling them apart takes the arithmetic the base learned.
+static int write_check(const char* path, long n) {
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE* f = fopen(tmp, "w");
+    if (!f) { fprintf(stderr, "error: cannot write %s\nhint: check the folder exists\n", path); return 1; }
+    static const char* names[3] = {"right", "too_low", "too_high"};
+    fprintf(f, "label\ttext\n");
+    for (long i = 0; i < n; i++) {
+        int a = next_u32() % 100, b = next_u32() % 100, label = (int)(next_u32() % 3), c = a + b;
+        int shown = c + (label == 0 ? 0 : (label == 1 ? -1 : 1) * (1 + (int)(next_u32() % 30)));
+        if (shown < 0 || shown > 198) { i--; continue; }  // not writable in 3 digits as a sum: draw again
+        fprintf(f, "%s\t%02d+%02d=", names[label], a, b);
+        for (int d = 0; d < 3; d++, shown /= 10) fputc('0' + shown % 10, f);
+        fputc('\n', f);
+    }
+    if (fclose(f) != 0 || rename(tmp, path) != 0) { fprintf(stderr, "error: writing %s failed\n", path); return 1; }
+    printf("%s: %ld rows\n", path, n);
+    return 0;
+}
+
 int main(int argc, char** argv) {
+    if (argc == 5 && !strcmp(argv[1], "check")) {
+        rng_state = (uint64_t)atoll(argv[3]) * 2654435761u + 1;
+        return write_check(argv[4], atol(argv[2]));
+    }
     if (argc != 5 || (strcmp(argv[1], "+") && strcmp(argv[1], "-"))) {
-        fprintf(stderr, "usage: %s +|- N SEED PREFIX\n", argv[0]);
+        fprintf(stderr, "usage: %s +|- N SEED PREFIX   or   %s check N SEED FILE.tsv\n", argv[0], argv[0]);
         return 1;
     }
     char op = argv[1][0];
