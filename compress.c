@@ -287,8 +287,11 @@ static int cmd_prune(const Args* a) {
     double t_after = now_seconds() - t0;
     long long bytes1 = file_bytes(a->out);
     size_t params1 = num_parameters(&model.config);
-    printf("wrote %s: block-matrix weights nonzero %zu -> %zu (sparsity %.1f%% -> %.1f%%), parameters %zu -> %zu\n",
-           a->out, nz0, nz1, 100 * sp0, 100 * sp1, params0, params1);
+    // the sparsity reached counts removed neurons too: nonzero block weights left, against the original count
+    double total0 = nz0 / (1.0 - sp0 + 1e-300), reached = 1.0 - nz1 / total0;
+    (void)sp1;
+    printf("wrote %s: block-matrix weights nonzero %zu -> %zu (sparsity %.1f%% -> %.1f%% of the original %.0f), "
+           "parameters %zu -> %zu\n", a->out, nz0, nz1, 100 * sp0, 100 * reached, total0, params0, params1);
     printf("| model            |      file    | val loss | accuracy | eval ms |\n");
     printf("|------------------|--------------|----------|----------|---------|\n");
     print_quality_row("before", bytes0, loss0, acc0, t_before);

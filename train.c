@@ -2903,12 +2903,17 @@ static int cmd_bench(const Args* a) {
         y[i] = (int)(random_u32(&rng) % (uint32_t)c->V);
     }
     AdamWConfig opt = {a->lr, a->beta1, a->beta2, a->eps, a->weight_decay};
-    double t_total = 0.0, t_fwd = 0.0, t_bwd = 0.0, t_opt = 0.0;
+    double t_total = 0.0, t_fwd = 0.0, t_bwd = 0.0, t_opt = 0.0, cpu0 = 0.0;
     float loss = NAN;
     for (int s = 0; s <= a->steps; s++) {  // step 0 is the warmup: first-touch of every buffer, not timed
+        if (s == 1) {
+            struct timespec ts;
+            clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+            cpu0 = ts.tv_sec + ts.tv_nsec * 1e-9;
 #ifdef KERNEL_TIMERS
-        if (s == 1) kt_reset();
+            kt_reset();
 #endif
+        }
         double t0 = now_seconds();
         gpt_forward(&model, x, y, a->B, a->T);
         loss = model.mean_loss;
@@ -2931,6 +2936,11 @@ static int cmd_bench(const Args* a) {
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
+    // CPU time the process got over the timed steps / (their wall time x threads): ~1 on an idle machine
+    // (waiting OpenMP threads spin, so they count), lower when other processes took the cores: a busy machine
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    double cpu_share = (ts.tv_sec + ts.tv_nsec * 1e-9 - cpu0) / (t_total * threads);
 #ifdef KERNEL_TIMERS
     kt_print(a->steps, ms, 1000.0 * t_opt / a->steps);
 #endif
@@ -2939,9 +2949,9 @@ static int cmd_bench(const Args* a) {
     double gflops = train_flops_per_step(&model, a->B, a->T) / (ms * 1e6);
     printf("{\"impl\": \"finetune.c\", \"threads\": %d, \"L\": %d, \"C\": %d, \"B\": %d, \"T\": %d, \"ms_per_step\": %.1f, "
            "\"tokens_per_s\": %.1f, \"gflops\": %.1f, \"peak_gflops_1t\": %.1f, \"peak_gflops\": %.1f, "
-           "\"frac_of_peak\": %.3f, \"peak_rss_mb\": %.0f, \"loss\": %.6f, "
+           "\"frac_of_peak\": %.3f, \"cpu_share\": %.2f, \"peak_rss_mb\": %.0f, \"loss\": %.6f, "
            "\"ms_forward\": %.1f, \"ms_backward\": %.1f, \"ms_optimizer\": %.1f, \"method\": \"%s\", \"trainable\": %zu}\n",
-           threads, c->L, c->C, a->B, a->T, ms, BT / (ms / 1000.0), gflops, peak1, peak, gflops / peak,
+           threads, c->L, c->C, a->B, a->T, ms, BT / (ms / 1000.0), gflops, peak1, peak, gflops / peak, cpu_share,
            peak_rss_mb(), loss, 1000.0 * t_fwd / a->steps, 1000.0 * t_bwd / a->steps, 1000.0 * t_opt / a->steps,
            a->method, count_trainable(&model));
     free(x);

@@ -6,7 +6,10 @@
 #   L6 NH6 C384 (V 50257) at B=8 T=256: the README's from-scratch example; 2048 tokens a step instead of
 #     256, so the matmuls have 8x more rows and the LM head (19M of its 30M parameters) dominates.
 # Each of our runs also measures the machine's FP32 peak (an FMA loop, 1 and all threads, in that run), so
-# "% of peak" compares with the peak under the same load. Then a table (markdown, as in README.md).
+# "% of peak" compares with the peak under the same load. Then a table (markdown, as in README.md). The
+# "CPU share" column (process CPU time / (wall time x threads), ours / PyTorch's) says whether the run had the
+# cores to itself: ~1.0 on an idle machine (waiting threads spin and count); lower means other processes
+# ran too and the times are not to be trusted.
 # PyTorch is Debian's python3-torch, given OPENBLAS_CORETYPE=SkylakeX so its OpenBLAS uses the AVX-512
 # kernels on this CPU it does not recognise; dev/bench_torch.py checks those kernels' numbers against float64
 # first, and sets OpenBLAS's own thread count (torch.set_num_threads does not). Takes ~5 minutes on 2 cores.
@@ -55,19 +58,20 @@ echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 import json, sys
 rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
 print("\n| case | threads | finetune.c ms/step | tokens/s | GFLOP/s | % of peak | peak RSS | PyTorch ms/step "
-      "| PyTorch peak RSS | finetune.c vs PyTorch |")
-print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+      "| PyTorch peak RSS | finetune.c vs PyTorch | CPU share |")
+print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
 peaks = {}
 for name, o, t in rows:
     o, t = json.loads(o), json.loads(t)
     peaks.setdefault(o["threads"], []).append(o["peak_gflops"])
-    ratio, theirs, rss = "", "", ""
+    ratio, theirs, rss, share = "", "", "", f"{o['cpu_share']:.2f}"
     if t:
         r = t["ms_per_step"] / o["ms_per_step"]
         ratio = f"**{r:.2f}x faster**" if r >= 1 else f"{1 / r:.2f}x slower"
         theirs, rss = f"{t['ms_per_step']:.0f}", f"{t['peak_rss_mb']:.0f} MB"
+        share += f" / {t['cpu_share']:.2f}"
     print(f"| {name} | {o['threads']} | {o['ms_per_step']:.0f} | {o['tokens_per_s']:.0f} | {o['gflops']:.1f} | "
-          f"{100 * o['frac_of_peak']:.0f}% | {o['peak_rss_mb']:.0f} MB | {theirs} | {rss} | {ratio} |")
+          f"{100 * o['frac_of_peak']:.0f}% | {o['peak_rss_mb']:.0f} MB | {theirs} | {rss} | {ratio} | {share} |")
 med = lambda v: sorted(v)[len(v) // 2]
 print("\nmeasured FP32 peak (FMA loop, median over the runs): " +
       ", ".join(f"{med(v):.0f} GFLOP/s on {k} thread{'s' if k > 1 else ''}" for k, v in sorted(peaks.items())))

@@ -132,14 +132,17 @@ def main():
         return loss.item()
 
     step()  # warmup: allocator, OpenBLAS thread pool, AdamW state
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(a.steps):
         loss = step()
     ms = (time.perf_counter() - t0) * 1000 / a.steps
+    # CPU time / (wall x threads): ~1 on an idle machine, lower when other processes took the cores
+    cpu_share = (time.process_time() - c0) / ((time.perf_counter() - t0) * a.threads)
     print(json.dumps({
         "peer": "pytorch", "torch": torch.__version__, "threads": a.threads, "mode": a.mode,
         "lora": a.lora, "L": a.L, "C": a.C, "B": a.B, "T": a.T,
         "ms_per_step": round(ms, 2), "tokens_per_s": round(a.B * a.T / (ms / 1000), 1),
+        "cpu_share": round(cpu_share, 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),  # KiB on Linux
         "loss": round(loss, 6),
         "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", ""),
