@@ -1,19 +1,15 @@
 #!/usr/bin/env bash
 # SMS Spam, the fine-tuning way: pretrain a small GPT (4 layers, 128 channels, GPT-2 tokenizer) on Tiny
-# Shakespeare + the TinyStories sample as language modelling, then fine-tune it with a classification head,
-# once with all weights and once with LoRA (r=8 on every projection; base frozen, head trained), and compare
-# with the same model trained from scratch (dev/recipe_sms_scratch.sh). About 25 minutes on 2 cores, most of
-# it the pretraining. Needs ../shared/data (tinyshakespeare, tinystories, sms_spam, gpt2_bpe).
+# Shakespeare + the TinyStories sample as language modelling (dev/pretrain_base.sh), then fine-tune it with a
+# classification head, once with all weights and once with LoRA (r=8 on every projection; base frozen, head
+# trained), and compare with the same model trained from scratch (dev/recipe_sms_scratch.sh). About 25 minutes
+# on 2 cores, most of it the pretraining. Needs ../shared/data (tinyshakespeare, tinystories, sms_spam, gpt2_bpe).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s train dataprep
-mkdir -p data runs/base_gpt2tok runs/sms_full runs/sms_lora
+mkdir -p data runs/sms_full runs/sms_lora
+bash dev/pretrain_base.sh
 bpe=../shared/data/gpt2_bpe
-./dataprep text --tokenizer $bpe --out data/pretrain --chunk-lines 100 --split 95/5/0 \
-    ../shared/data/tinyshakespeare/input.txt ../shared/data/tinystories/tiny_stories.txt
-./train --init 4,4,128 --vocab 50257 --max-seq 128 --train data/pretrain_train.bin --val data/pretrain_val.bin \
-    --batch 8 --seq 128 --steps 1500 --lr 1e-3 --warmup 50 --eval-every 500 --val-batches 0 --print-every 100 \
-    --out runs/base_gpt2tok
 ./dataprep cls --tokenizer $bpe --out data/sms --no-header --label-col 0 --text-col 1 --input-format tsv \
     ../shared/data/sms_spam/SMSSpamCollection
 common="--model runs/base_gpt2tok/model.bin --train data/sms_train.ds --val data/sms_val.ds --test data/sms_test.ds
