@@ -1635,7 +1635,7 @@ static int cmd_bench_gpu(const Args* a, gpu::Precision prec) {
     }
     int steps = a->steps > 0 ? a->steps : 1;
     double ms = 1000.0 * t_total / steps;
-    double tflops = train_flops_per_step(c, a->B, a->T) / (ms * 1e9);
+    double tflops = train_flops_full(c, a->B, a->T) / (ms * 1e9);
     double ceiling = measure_bf16_matmul_tflops();
     size_t free_b = 0, total_b = 0;
     cudaCheck(cudaMemGetInfo(&free_b, &total_b));

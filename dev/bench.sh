@@ -8,8 +8,11 @@
 # Each of our runs also measures the machine's FP32 peak (an FMA loop, 1 and all threads, in that run), so
 # "% of peak" compares with the peak under the same load. Then a table (markdown, as in README.md). The
 # "CPU share" column (process CPU time / (wall time x threads), ours / PyTorch's) says whether the run had the
-# cores to itself: ~1.0 on an idle machine (waiting threads spin and count); lower means other processes
-# ran too and the times are not to be trusted.
+# cores to itself: ours is ~1.0 on an idle machine (its waiting OpenMP threads spin, and count), and lower
+# means other processes took the cores: do not trust that row. PyTorch's threads sleep while they wait
+# (OMP_WAIT_POLICY=PASSIVE, see dev/bench_torch.py), so its share is also below 1 when it alone leaves a
+# core idle (~0.8 on 2 threads here). The machine this was written on is a shared VM where even runs at
+# CPU share 1.0 vary by +-10% (memory bandwidth and cache are shared too): compare medians of repeats.
 # PyTorch is Debian's python3-torch, given OPENBLAS_CORETYPE=SkylakeX so its OpenBLAS uses the AVX-512
 # kernels on this CPU it does not recognise; dev/bench_torch.py checks those kernels' numbers against float64
 # first, and sets OpenBLAS's own thread count (torch.set_num_threads does not). Takes ~5 minutes on 2 cores.

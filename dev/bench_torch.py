@@ -22,7 +22,8 @@ OMP_WAIT_POLICY defaults to PASSIVE here (set before torch is imported; override
 torch's OpenMP pool and Debian's pthread OpenBLAS pool otherwise busy-wait against each other, and on
 a 2-core machine every elementwise op after a GEMM then waits out a scheduler slice (~7 ms each):
 --mode forward at 124M went 2.2 s -> 0.9 s per step. Timings also swing widely when anything else
-runs on the machine; check the load average.
+runs on the machine; check the load average (and cpu_share in the output: CPU time / (wall x threads),
+~1.0 when the run had its cores to itself). ms_per_step is the median over the timed steps.
 
 --mode train: 1 warmup + --steps full steps: forward, backward, clip_grad_norm_(1.0), AdamW (weight
   decay 0.1 on matrices only), zero_grad. Random init and random tokens, fixed seed.
@@ -133,9 +134,13 @@ def main():
 
     step()  # warmup: allocator, OpenBLAS thread pool, AdamW state
     t0, c0 = time.perf_counter(), time.process_time()
+    times = []
     for _ in range(a.steps):
+        t = time.perf_counter()
         loss = step()
-    ms = (time.perf_counter() - t0) * 1000 / a.steps
+        times.append(time.perf_counter() - t)
+    times.sort()  # the median step, as finetune.c's bench reports: robust to a step slowed by another process
+    ms = 1000 * (times[len(times) // 2] if len(times) % 2 else (times[len(times) // 2 - 1] + times[len(times) // 2]) / 2)
     # CPU time / (wall x threads): ~1 on an idle machine, lower when other processes took the cores
     cpu_share = (time.process_time() - c0) / ((time.perf_counter() - t0) * a.threads)
     print(json.dumps({
