@@ -2850,13 +2850,14 @@ static int cmp_double(const void* a, const void* b) {
 // Model FLOPs of one training step, by the usual convention (Kaplan et al. / PaLM appendix B): 6 per
 // parameter per token for the matmuls (2 forward, 4 backward; the LM head counts, the position embedding
 // does not), plus 6 * 2 * L * T * C per token for attention scores and weighted sums (causal masking not
-// subtracted). A frozen parameter gets no weight gradient, so it costs 4, not 6 (LoRA: 4 per base weight,
-// 6 per adapter weight). Achieved GFLOP/s = this / step time.
+// subtracted). Achieved GFLOP/s = this / step time.
 // Full fine-tuning (every weight trained): 6 per parameter per token. train.cu's bench uses this one.
 static double train_flops_full(const GPTConfig* c, int B, int T) {
     double n = (double)num_parameters(c) - (double)c->maxT * c->C;
     return 6.0 * n * B * T + 12.0 * c->L * (double)T * c->C * B * T;
 }
+// Any method: a frozen parameter gets no weight gradient, so it costs 4, not 6 (LoRA: 4 per base weight,
+// 6 per adapter weight). The same as train_flops_full when everything trains.
 static double train_flops_per_step(const GPT* model, int B, int T) {
     const GPTConfig* c = &model->config;
     double wpe = (double)c->maxT * c->C;
