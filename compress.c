@@ -168,27 +168,36 @@ static void prune_neurons(GPT* model, int keep) {
     *model = m;
 }
 
-// Quality on a validation set: loss, and accuracy for a class head (NaN when there is no --data).
-static void quality(GPT* model, const Args* a, double* loss, double* acc) {
-    *loss = *acc = NAN;
-    if (!a->data) return;
-    EvalResult r = evaluate(model, a->data, a->B, a->T, a->max_batches);
-    *loss = r.loss;
-    if (model->config.num_classes) *acc = r.accuracy, free(r.confusion);
-}
-
-static long long file_bytes(const char* path) {
-    FILE* f = fopen_check(path, "rb");
-    long long n = file_size(f);
+// A model's quality on --data (loss, and accuracy for a class head; NaN without --data), how long that
+// evaluation took, and the size of its file.
+typedef struct { double loss, acc, seconds; long long bytes; } Quality;
+static Quality measure(GPT* model, const Args* a, const char* file) {
+    Quality q = {NAN, NAN, 0.0, 0};
+    double t0 = now_seconds();
+    if (a->data) {
+        EvalResult r = evaluate(model, a->data, a->B, a->T, a->max_batches);
+        q.loss = r.loss;
+        if (model->config.num_classes) q.acc = r.accuracy, free(r.confusion);
+    }
+    q.seconds = now_seconds() - t0;
+    FILE* f = fopen_check(file, "rb");
+    q.bytes = file_size(f);
     fclose(f);
-    return n;
+    return q;
 }
 
-static void print_quality_row(const char* what, long long bytes, double loss, double acc, double seconds) {
-    char l[16] = "-", c[16] = "-";
-    if (!isnan(loss)) snprintf(l, sizeof l, "%.4f", loss);
-    if (!isnan(acc)) snprintf(c, sizeof c, "%.4f", acc);
-    printf("| %-16s | %9.2f MB | %8s | %8s | %7.0f |\n", what, bytes / 1e6, l, c, seconds * 1e3);
+// The before/after table both commands print.
+static void print_quality_table(const char* name0, const Quality* q0, const char* name1, const Quality* q1) {
+    printf("| model            |      file    | val loss | accuracy | eval ms |\n");
+    printf("|------------------|--------------|----------|----------|---------|\n");
+    const char* names[2] = {name0, name1};
+    const Quality* qs[2] = {q0, q1};
+    for (int i = 0; i < 2; i++) {
+        char l[16] = "-", c[16] = "-";
+        if (!isnan(qs[i]->loss)) snprintf(l, sizeof l, "%.4f", qs[i]->loss);
+        if (!isnan(qs[i]->acc)) snprintf(c, sizeof c, "%.4f", qs[i]->acc);
+        printf("| %-16s | %9.2f MB | %8s | %8s | %7.0f |\n", names[i], qs[i]->bytes / 1e6, l, c, qs[i]->seconds * 1e3);
+    }
 }
 
 static void require_plain(const GPT* model, const char* what) {
@@ -203,10 +212,7 @@ static int cmd_quantize(const Args* a) {
     uint64_t rng = 1;
     model_from_args(&model, a, NULL, &rng);
     require_plain(&model, "quantize");
-    long long fp32_bytes = file_bytes(a->model);
-    double t0 = now_seconds(), loss0, acc0;
-    quality(&model, a, &loss0, &acc0);
-    double t_fp32 = now_seconds() - t0;
+    Quality q0 = measure(&model, a, a->model);
     // the weight error: max |w - q d| over the quantized tensors, relative to the largest |w|
     double maxerr = 0.0, maxw = 0.0;
     for (int i = 0; i < NUM_PARAMS; i++) {
@@ -225,20 +231,13 @@ static int cmd_quantize(const Args* a) {
     }
     gpt_quantize(&model);
     save_checkpoint(&model, a->out, NULL);
-    t0 = now_seconds();
-    double loss1, acc1;
-    quality(&model, a, &loss1, &acc1);
-    double t_q8 = now_seconds() - t0;
-    long long q8_bytes = file_bytes(a->out);
+    Quality q1 = measure(&model, a, a->out);
     printf("wrote %s: int8 (Q8_0, groups of %d) weights, max |w - q*d| = %.3g (largest |w| %.3g)\n", a->out, Q8_GROUP,
            maxerr, maxw);
-    printf("| model            |      file    | val loss | accuracy | eval ms |\n");
-    printf("|------------------|--------------|----------|----------|---------|\n");
-    print_quality_row("fp32", fp32_bytes, loss0, acc0, t_fp32);
-    print_quality_row("int8 (Q8_0)", q8_bytes, loss1, acc1, t_q8);
-    printf("int8 file is %.1f%% of the fp32 file", 100.0 * q8_bytes / fp32_bytes);
-    if (!isnan(loss0)) printf("; val loss changes by %+.2f%% relative", 100.0 * (loss1 - loss0) / loss0);
-    if (!isnan(acc0)) printf(", accuracy by %+.2f points", 100.0 * (acc1 - acc0));
+    print_quality_table("fp32", &q0, "int8 (Q8_0)", &q1);
+    printf("int8 file is %.1f%% of the fp32 file", 100.0 * q1.bytes / q0.bytes);
+    if (!isnan(q0.loss)) printf("; val loss changes by %+.2f%% relative", 100.0 * (q1.loss - q0.loss) / q0.loss);
+    if (!isnan(q0.acc)) printf(", accuracy by %+.2f points", 100.0 * (q1.acc - q0.acc));
     printf("\n");
     gpt_free(&model);
     return 0;
@@ -256,11 +255,9 @@ static int cmd_prune(const Args* a) {
     uint64_t rng = 1;
     model_from_args(&model, a, NULL, &rng);
     require_plain(&model, "prune");
-    long long bytes0 = file_bytes(a->model);
     size_t params0 = num_parameters(&model.config), nz0;
-    double sp0 = prunable_sparsity(&model, &nz0), t0 = now_seconds(), loss0, acc0;
-    quality(&model, a, &loss0, &acc0);
-    double t_before = now_seconds() - t0;
+    double sp0 = prunable_sparsity(&model, &nz0);
+    Quality q0 = measure(&model, a, a->model);
     const GPTConfig* c = &model.config;
     if (mode <= 1) {
         prune_unstructured(&model, a->sparsity, mode == 1);
@@ -279,25 +276,17 @@ static int cmd_prune(const Args* a) {
         printf("neurons: kept %d of %d in every layer (F = %d)\n", keep, F, keep);
     }
     size_t nz1;
-    double sp1 = prunable_sparsity(&model, &nz1);
+    prunable_sparsity(&model, &nz1);
     save_checkpoint(&model, a->out, NULL);
-    t0 = now_seconds();
-    double loss1, acc1;
-    quality(&model, a, &loss1, &acc1);
-    double t_after = now_seconds() - t0;
-    long long bytes1 = file_bytes(a->out);
+    Quality q1 = measure(&model, a, a->out);
     size_t params1 = num_parameters(&model.config);
     // the sparsity reached counts removed neurons too: nonzero block weights left, against the original count
     double total0 = nz0 / (1.0 - sp0 + 1e-300), reached = 1.0 - nz1 / total0;
-    (void)sp1;
     printf("wrote %s: block-matrix weights nonzero %zu -> %zu (sparsity %.1f%% -> %.1f%% of the original %.0f), "
            "parameters %zu -> %zu\n", a->out, nz0, nz1, 100 * sp0, 100 * reached, total0, params0, params1);
-    printf("| model            |      file    | val loss | accuracy | eval ms |\n");
-    printf("|------------------|--------------|----------|----------|---------|\n");
-    print_quality_row("before", bytes0, loss0, acc0, t_before);
     char what[64];
     snprintf(what, sizeof what, "%s %.0f%%", a->prune, 100 * a->sparsity);
-    print_quality_row(what, bytes1, loss1, acc1, t_after);
+    print_quality_table("before", &q0, what, &q1);
     gpt_free(&model);
     return 0;
 }
