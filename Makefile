@@ -26,24 +26,30 @@ endif
 
 BINS = train test_gpt dataprep test_dataprep train_mpi train_prof
 
+# Each program is one translation unit (train.c includes the files it needs). The compiler writes the list of
+# files each one read to .deps/NAME.d (-MMD -MP), and make reads those lists back: touching any source file
+# rebuilds exactly the programs that include it, with no hand-kept dependency list to go stale.
+DEPFLAGS = -MMD -MP -MF .deps/$(subst /,_,$@).d
+$(shell mkdir -p .deps)
+
 # all: the trainer, the data tool and the tests
 all: train test_gpt dataprep test_dataprep
 
 # train: the trainer (train / eval / sample)
-train: train.c model.h lora.c compress.c export.c dataset.h Makefile
-	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+train: train.c Makefile
+	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(LDLIBS)
 
 # test_gpt: kernel finite-difference checks, PyTorch reference checks, loader and invariant tests
-test_gpt: test_gpt.c test_report.h train.c model.h lora.c compress.c export.c dataset.h Makefile
-	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+test_gpt: test_gpt.c Makefile
+	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(LDLIBS)
 
 # dataprep: tokenizer and dataset preparation
-dataprep: dataprep.c tokenizer.c dataset.h unicode_tables.h
-	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+dataprep: dataprep.c Makefile
+	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(LDLIBS)
 
 # test_dataprep: tokenizer and dataprep tests
-test_dataprep: test_dataprep.c dataprep.c tokenizer.c dataset.h unicode_tables.h
-	$(CC) $(CFLAGS) -o $@ $< $(LDLIBS)
+test_dataprep: test_dataprep.c Makefile
+	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(LDLIBS)
 
 # test: every test; the exit code is the tests' own
 test: test_gpt test_dataprep train dataprep
@@ -74,18 +80,18 @@ else
 cuda:
 	@echo "nvcc not found: skipping the CUDA build"
 endif
-train_gpu: train.cu train.c model.h lora.c compress.c export.c dataset.h tokenizer.c Makefile
-	$(NVCC) $(NVCCFLAGS) -o $@ $< $(NVCC_LIBS)
-test_gpt_gpu: test_gpt.cu test_report.h train.cu train.c model.h lora.c compress.c export.c dataset.h tokenizer.c Makefile
-	$(NVCC) $(NVCCFLAGS) -o $@ $< $(NVCC_LIBS)
-dev/cuda/%: dev/cuda/%.cu dev/cuda/common.h train.cu train.c model.h Makefile
-	$(NVCC) $(NVCCFLAGS) -o $@ $< $(NVCC_LIBS)
+train_gpu: train.cu Makefile
+	$(NVCC) $(NVCCFLAGS) $(DEPFLAGS) -o $@ $< $(NVCC_LIBS)
+test_gpt_gpu: test_gpt.cu Makefile
+	$(NVCC) $(NVCCFLAGS) $(DEPFLAGS) -o $@ $< $(NVCC_LIBS)
+dev/cuda/%: dev/cuda/%.cu Makefile
+	$(NVCC) $(NVCCFLAGS) $(DEPFLAGS) -o $@ $< $(NVCC_LIBS)
 
 # mpi: train_mpi, the trainer built against Open MPI (-DUSE_MPI) for mpirun; the default build has no MPI
 MPICC ?= mpicc
 mpi: train_mpi
-train_mpi: train.c model.h lora.c compress.c export.c dataset.h Makefile
-	OMPI_CC=$(CC) $(MPICC) $(CFLAGS) -DUSE_MPI -o $@ $< $(LDLIBS)
+train_mpi: train.c Makefile
+	OMPI_CC=$(CC) $(MPICC) $(CFLAGS) $(DEPFLAGS) -DUSE_MPI -o $@ $< $(LDLIBS)
 
 # test-mpi: 2 ranks against 1 rank at twice the batch, ZeRO-1, LoRA, resume (needs Open MPI)
 test-mpi: train_mpi train
@@ -97,11 +103,15 @@ bench: train
 
 # profile: train_prof, the trainer with per-kernel timers (-DKERNEL_TIMERS): `./train_prof bench ...` prints them
 profile: train_prof
-train_prof: train.c model.h lora.c compress.c export.c dataset.h Makefile
-	$(CC) $(CFLAGS) -DKERNEL_TIMERS -o $@ $< $(LDLIBS)
+train_prof: train.c Makefile
+	$(CC) $(CFLAGS) $(DEPFLAGS) -DKERNEL_TIMERS -o $@ $< $(LDLIBS)
 
 # clean: remove what make built
 clean:
 	rm -f $(BINS) train_gpu test_gpt_gpu $(CUDA_KERNEL_BENCHES)
+	rm -rf .deps
 
 .PHONY: all test debug demo bench profile clean mpi test-mpi cuda
+
+# the dependency lists the compiler wrote (last, so that `all` stays the default goal)
+-include $(wildcard .deps/*.d)

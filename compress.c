@@ -11,6 +11,9 @@
 // Prunable: the block matrices qkvw, attprojw, fcw, fcprojw. The embeddings stay (wte is also the LM head;
 // zeroing token rows removes tokens, not redundancy). A short fine-tune afterwards recovers quality; with
 // --keep-sparsity 1 training puts the pruned zeros back after every step, so the sparsity survives it.
+#pragma once
+#include "loader.c"  // defines: evaluate (quality before and after)
+#include "setup.c"   // defines: model_from_args, Args, save_checkpoint
 
 static const int PRUNABLE[4] = {PIDX(qkvw), PIDX(attprojw), PIDX(fcw), PIDX(fcprojw)};
 

@@ -2,6 +2,8 @@
 // above its backward. model.h includes this file after its own kernels (these are built from them) and calls
 // them from gpt_forward / gpt_backward when GPTConfig turns them on. The base weights they sit on are frozen
 // by the trainer: a NULL gradient pointer means "frozen", exactly as in model.h.
+#pragma once
+#include "kernels.h"  // defines: matmul, gemm, dropout, gelu, residual (what these are built from)
 
 // ---------------------------------------------------------------------------- LoRA
 // out += (alpha/r) * (dropout(x) A^T) B^T: a rank-r update of a frozen projection W (Hu et al. 2021). PyTorch

@@ -1,25 +1,199 @@
-// export.c: other tools' formats. train.c #includes it after the safetensors reader and the Hugging Face and
-// llm.c loaders (it uses failf, SafeWriter, st_open and the JSON reader from there), before our checkpoints.
+// formats.c: every model file format, each reader next to its writer, and load_model, which tells them apart
+// by their first bytes.
 //
-//   format                 written by    read by                   files
-//   Hugging Face GPT-2     export_hf     load_hf_safetensors       model.safetensors + config.json
-//   llm.c                  export_llmc   load_llmc                 gpt2_124M.bin's layout
-//   PEFT LoRA adapter      export_peft   load_peft (--adapter)     adapter_model.safetensors + adapter_config.json
-//   GGUF v3 (llama.cpp)    export_gguf   load_gguf (--model)       one .gguf, architecture gpt2, F32 or Q8_0
+//   format                 written by                 read by                   files
+//   finetune.c checkpoint  save_checkpoint(_kind)     load_checkpoint, load_adapter   model.bin, ckpt.bin, adapter.bin
+//   Hugging Face GPT-2     export_hf                  load_hf_safetensors       model.safetensors + config.json
+//   llm.c                  export_llmc                load_llmc                 gpt2_124M.bin's layout
+//   PEFT LoRA adapter      export_peft                load_peft (--adapter)     adapter_model.safetensors + adapter_config.json
+//   GGUF v3 (llama.cpp)    export_gguf                load_gguf (--model)       one .gguf, architecture gpt2, F32 or Q8_0
 //
 // Every file is written through SafeWriter (PATH.tmp, renamed when complete). Numbers are written in the
 // host's byte order, which all these formats define as little-endian: x86 and ARM, not big-endian machines.
-// Kept valid C++ as well (train.cu compiles train.c as C++): casts on malloc, no compound literals.
-#include <sys/stat.h>
+// Kept valid C++ as well (train.cu compiles it as C++): casts on malloc, no compound literals.
 
-// ---------------------------------------------------------------------------- shapes
-// Layer l's slice of tensor p as a matrix: rows x cols in memory order, cols = 0 for a vector. wte is cut to its
-// V real rows: padding to Vp is ours, other formats do not have it.
-static void slice_shape(const GPTConfig* c, int p, size_t* rows, size_t* cols) {
-    size_t dims[5];
-    int nd = shape_dims(PARAM_TABLE[p].shape, c, 0, 0, dims), k = param_per_layer(p);  // k = 1 skips the L axis
-    *rows = p == PIDX(wte) ? (size_t)c->V : dims[k];
-    *cols = nd - k == 2 ? dims[k + 1] : 0;
+#pragma once
+#include <sys/stat.h>     // defines: mkdir (export folders)
+#include "model.h"        // defines: GPT, the parameter table, the int8 layout
+#include "tokenizer.c"    // defines: Tokenizer (GGUF files carry the vocabulary)
+
+// ---------------------------------------------------------------------------- safetensors
+// The format: u64 little-endian N, then N bytes of JSON {"name": {"dtype": "F32", "shape": [..],
+// "data_offsets": [begin, end]}, ..., "__metadata__": {"key": "value"}}, then the raw data, offsets relative
+// to its start. Used for Hugging Face checkpoints and for this project's PyTorch reference files.
+typedef struct {
+    char name[128];
+    char dtype[8];
+    int ndim;
+    int64_t shape[8];
+    uint64_t begin, end;  // byte offsets into the data region
+} StTensor;
+
+typedef struct {
+    FILE* f;
+    char path[1024];
+    uint64_t data_start;
+    int n;
+    StTensor* t;
+    int nmeta;
+    char (*meta_key)[64];
+    char (*meta_val)[64];
+} SafeTensors;
+
+static size_t st_dtype_size(const char* d) {
+    if (!strcmp(d, "F32") || !strcmp(d, "I32")) return 4;
+    if (!strcmp(d, "F16") || !strcmp(d, "BF16")) return 2;
+    if (!strcmp(d, "I64") || !strcmp(d, "F64")) return 8;
+    return 0;
+}
+
+static void st_open(SafeTensors* st, const char* path) {
+    memset(st, 0, sizeof(*st));
+    snprintf(st->path, sizeof st->path, "%s", path);
+    st->f = fopen_check(path, "rb");
+    long long fsize = file_size(st->f);
+    uint64_t hlen;
+    fread_check(&hlen, 8, st->f, path, "the safetensors header length");
+    if (hlen < 2 || hlen > (uint64_t)fsize - 8 || hlen > (100u << 20))
+        failf("is this a safetensors file?", "%s: header length %llu does not fit the file (%lld bytes)", path,
+              (unsigned long long)hlen, fsize);
+    char* text = (char*)mallocCheck(hlen);
+    fread_check(text, hlen, st->f, path, "the safetensors JSON header");
+    st->data_start = 8 + hlen;
+    uint64_t data_len = (uint64_t)fsize - st->data_start;
+    Json j = {text, text + hlen, path};
+    int cap = 16;
+    st->t = (StTensor*)mallocCheck(cap * sizeof(StTensor));
+    st->meta_key = (char(*)[64])mallocCheck(64 * 64);
+    st->meta_val = (char(*)[64])mallocCheck(64 * 64);
+    json_expect(&j, '{');
+    while (json_peek(&j) != '}') {
+        char key[128];
+        json_string(&j, key, sizeof key);
+        json_expect(&j, ':');
+        json_expect(&j, '{');
+        if (!strcmp(key, "__metadata__")) {
+            while (json_peek(&j) != '}') {
+                char k[64], v[64];
+                json_string(&j, k, sizeof k);
+                json_expect(&j, ':');
+                json_string(&j, v, sizeof v);
+                if (st->nmeta < 64) {
+                    memcpy(st->meta_key[st->nmeta], k, 64);
+                    memcpy(st->meta_val[st->nmeta], v, 64);
+                    st->nmeta++;
+                }
+                if (json_peek(&j) == ',') j.s++;
+            }
+            j.s++;
+        } else {
+            if (st->n == cap) st->t = (StTensor*)realloc(st->t, (cap *= 2) * sizeof(StTensor));
+            StTensor* t = &st->t[st->n++];
+            memset(t, 0, sizeof(*t));
+            snprintf(t->name, sizeof t->name, "%s", key);
+            int have = 0;
+            while (json_peek(&j) != '}') {
+                char k[32];
+                json_string(&j, k, sizeof k);
+                json_expect(&j, ':');
+                if (!strcmp(k, "dtype")) {
+                    json_string(&j, t->dtype, sizeof t->dtype);
+                    have |= 1;
+                } else if (!strcmp(k, "shape") || !strcmp(k, "data_offsets")) {
+                    int is_shape = k[0] == 's', n = 0;
+                    json_expect(&j, '[');
+                    while (json_peek(&j) != ']') {
+                        double v = json_number(&j);
+                        if (v < 0 || n >= 8) json_fail(&j, "bad shape or offsets");
+                        if (is_shape) t->shape[n] = (int64_t)v;
+                        else if (n == 0) t->begin = (uint64_t)v;
+                        else t->end = (uint64_t)v;
+                        n++;
+                        if (json_peek(&j) == ',') j.s++;
+                    }
+                    j.s++;
+                    if (is_shape) t->ndim = n, have |= 2;
+                    else if (n == 2) have |= 4;
+                } else {
+                    json_skip(&j, 0);
+                }
+                if (json_peek(&j) == ',') j.s++;
+            }
+            j.s++;
+            if (have != 7) failf("is this a safetensors file?", "%s: tensor '%s' lacks dtype, shape or data_offsets", path, key);
+            size_t es = st_dtype_size(t->dtype);
+            uint64_t numel = 1;
+            for (int d = 0; d < t->ndim; d++) numel *= (uint64_t)t->shape[d];
+            if (!es) failf("supported: F32, F16, BF16, I32", "%s: tensor '%s' has unsupported dtype %s", path, key, t->dtype);
+            if (t->end < t->begin || t->end > data_len || t->end - t->begin != numel * es)
+                failf("the file is truncated or corrupt", "%s: tensor '%s' offsets [%llu, %llu] do not match its shape or the file size",
+                      path, key, (unsigned long long)t->begin, (unsigned long long)t->end);
+        }
+        if (json_peek(&j) == ',') j.s++;
+        else if (json_peek(&j) != '}') json_fail(&j, "expected ',' or '}'");
+    }
+    free(text);
+}
+
+static const StTensor* st_find(const SafeTensors* st, const char* name) {
+    for (int i = 0; i < st->n; i++)
+        if (!strcmp(st->t[i].name, name)) return &st->t[i];
+    return NULL;
+}
+
+static const char* st_meta(const SafeTensors* st, const char* key) {
+    for (int i = 0; i < st->nmeta; i++)
+        if (!strcmp(st->meta_key[i], key)) return st->meta_val[i];
+    return NULL;
+}
+
+static size_t st_numel(const StTensor* t) {
+    size_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= (size_t)t->shape[d];
+    return n;
+}
+
+// Reads a tensor as float32 (F16 and BF16 are widened; I32 converted) into out, which holds st_numel floats.
+static void st_read_f32(const SafeTensors* st, const StTensor* t, float* out) {
+    size_t n = st_numel(t), es = st_dtype_size(t->dtype);
+    unsigned char* raw = (unsigned char*)mallocCheck(n * es);
+    fseek(st->f, (long)(st->data_start + t->begin), SEEK_SET);
+    fread_check(raw, n * es, st->f, st->path, t->name);
+    for (size_t i = 0; i < n; i++) {
+        if (!strcmp(t->dtype, "F32")) memcpy(&out[i], raw + 4 * i, 4);
+        else if (!strcmp(t->dtype, "I32")) { int32_t v; memcpy(&v, raw + 4 * i, 4); out[i] = (float)v; }
+        else {
+            uint16_t h;
+            memcpy(&h, raw + 2 * i, 2);
+            uint32_t bits;
+            if (!strcmp(t->dtype, "BF16")) bits = (uint32_t)h << 16;  // bf16 is the top half of an fp32
+            else {  // IEEE half -> float
+                uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+                if (e == 0) {
+                    float f = ldexpf((float)m, -24);
+                    memcpy(&bits, &f, 4);
+                    bits |= sign;
+                } else if (e == 31) bits = sign | 0x7f800000u | (m << 13);
+                else bits = sign | ((e + 112) << 23) | (m << 13);
+            }
+            memcpy(&out[i], &bits, 4);
+        }
+    }
+    free(raw);
+}
+
+static void st_read_i32(const SafeTensors* st, const StTensor* t, int* out) {
+    if (strcmp(t->dtype, "I32")) failf(NULL, "%s: tensor '%s' is %s, expected I32", st->path, t->name, t->dtype);
+    fseek(st->f, (long)(st->data_start + t->begin), SEEK_SET);
+    fread_check(out, st_numel(t) * 4, st->f, st->path, t->name);
+}
+
+static void st_close(SafeTensors* st) {
+    if (st->f) fclose(st->f);
+    free(st->t);
+    free(st->meta_key);
+    free(st->meta_val);
+    memset(st, 0, sizeof(*st));
 }
 
 // ---------------------------------------------------------------------------- safetensors writer
@@ -68,6 +242,129 @@ static void st_write(const char* path, const StOut* t, int n) {
     }
     safe_close(&w);
     free(hdr);
+}
+
+// ---------------------------------------------------------------------------- shapes
+// Layer l's slice of tensor p as a matrix: rows x cols in memory order, cols = 0 for a vector. wte is cut to its
+// V real rows: padding to Vp is ours, other formats do not have it.
+static void slice_shape(const GPTConfig* c, int p, size_t* rows, size_t* cols) {
+    size_t dims[5];
+    int nd = shape_dims(PARAM_TABLE[p].shape, c, 0, 0, dims), k = param_per_layer(p);  // k = 1 skips the L axis
+    *rows = p == PIDX(wte) ? (size_t)c->V : dims[k];
+    *cols = nd - k == 2 ? dims[k + 1] : 0;
+}
+
+// ---------------------------------------------------------------------------- Hugging Face GPT-2 names
+// PARAM_TABLE gives each parameter's Hugging Face name; per-layer ones (shape starting with L) get "h.N.".
+
+// Strips an optional "transformer." prefix (GPT2LMHeadModel checkpoints carry it).
+static const char* hf_base_name(const char* name) {
+    return strncmp(name, "transformer.", 12) ? name : name + 12;
+}
+
+static const StTensor* hf_find(const SafeTensors* st, const char* base) {
+    for (int i = 0; i < st->n; i++)
+        if (!strcmp(hf_base_name(st->t[i].name), base)) return &st->t[i];
+    return NULL;
+}
+
+// Reads the config from a sibling config.json, or infers it from shapes: V, C from wte; maxT from wpe;
+// L by counting blocks; NH cannot be seen in any shape, so without config.json it is taken as C/64, which
+// holds for every released GPT-2 size (head size 64).
+static GPTConfig hf_config(const SafeTensors* st, const char* path) {
+    GPTConfig c = {0};
+    const StTensor* wte = hf_find(st, "wte.weight");
+    const StTensor* wpe = hf_find(st, "wpe.weight");
+    if (!wte || !wpe || wte->ndim != 2 || wpe->ndim != 2)
+        failf("expected a GPT-2 checkpoint with wte.weight and wpe.weight", "%s: no GPT-2 embedding tensors found", path);
+    c.V = (int)wte->shape[0];
+    c.C = (int)wte->shape[1];
+    c.maxT = (int)wpe->shape[0];
+    for (c.L = 0;; c.L++) {
+        char name[64];
+        snprintf(name, sizeof name, "h.%d.ln_1.weight", c.L);
+        if (!hf_find(st, name)) break;
+    }
+    c.NH = c.C % 64 == 0 ? c.C / 64 : 0;
+    const StTensor* fc = hf_find(st, "h.0.mlp.c_fc.weight");  // (C, F): the MLP width, unless config.json says
+    if (fc && fc->ndim == 2 && fc->shape[1] != 4 * c.C) c.F = (int)fc->shape[1];
+    // config.json beside the file overrides the inference
+    char cfg[1024];
+    snprintf(cfg, sizeof cfg, "%s", path);
+    char* slash = strrchr(cfg, '/');
+    snprintf(slash ? slash + 1 : cfg, sizeof cfg - (slash ? (size_t)(slash + 1 - cfg) : 0), "config.json");
+    FILE* f = fopen(cfg, "rb");
+    if (f) {
+        long long n = file_size(f);
+        char* text = (char*)mallocCheck((size_t)n + 1);
+        fread_check(text, (size_t)n, f, cfg, "config.json");
+        fclose(f);
+        double v;
+        if (json_get_number(text, (size_t)n, "n_head", cfg, &v)) c.NH = (int)v;
+        if (json_get_number(text, (size_t)n, "n_inner", cfg, &v)) c.F = (int)v == 4 * c.C ? 0 : (int)v;  // null: 4C
+        if (json_get_number(text, (size_t)n, "n_layer", cfg, &v) && (int)v != c.L)
+            failf("config.json and model.safetensors disagree", "%s: n_layer=%d but the checkpoint has %d blocks", cfg, (int)v, c.L);
+        free(text);
+    }
+    if (c.L < 1 || c.NH < 1 || c.C % c.NH)
+        failf("put the model's config.json next to the .safetensors file", "%s: cannot tell the number of heads (C=%d)", path, c.C);
+    c.Vp = pad_vocab(c.V);
+    return c;
+}
+
+static void load_hf_safetensors(GPT* model, const char* path) {
+    SafeTensors st;
+    st_open(&st, path);
+    GPTConfig c = hf_config(&st, path);
+    const StTensor* score = st_find(&st, "score.weight");  // GPT2ForSequenceClassification's head
+    if (score) {
+        if (score->ndim != 2 || score->shape[1] != c.C || score->shape[0] < 2)
+            failf("score.weight must be (K, C) with K >= 2", "%s: score.weight has a bad shape", path);
+        c.num_classes = (int)score->shape[0];
+    }
+    gpt_build(model, c);
+    if (score) st_read_f32(&st, score, model->params.cls_w);
+    // every tensor must be a known one: ignore only the attention-mask buffers and the tied lm_head
+    for (int i = 0; i < st.n; i++) {
+        const char* b = hf_base_name(st.t[i].name);
+        const char* dot = strrchr(b, '.');
+        if (!strcmp(b, "lm_head.weight") || !strcmp(b, "score.weight") || (dot && (!strcmp(dot, ".bias") || !strcmp(dot, ".masked_bias")) &&
+                                              strstr(b, ".attn.") && !strstr(b, "c_attn") && !strstr(b, "c_proj")))
+            continue;
+        int known = 0;
+        for (int p = 0; p < NUM_BASE_PARAMS && !known; p++) {
+            const char* s = strstr(b, PARAM_TABLE[p].hf);
+            known = s && !strcmp(s, PARAM_TABLE[p].hf);
+        }
+        if (!known) failf("this loader reads GPT-2 (GPT2Model / GPT2LMHeadModel) checkpoints", "%s: unexpected tensor '%s'", path, st.t[i].name);
+    }
+    for (int p = 0; p < NUM_BASE_PARAMS; p++) {
+        int layers = param_per_layer(p) ? c.L : 1;
+        size_t per = param_numel(&c, p) / layers;
+        if (p == 0) per = (size_t)c.V * c.C;  // wte: only the first V rows are stored
+        float* tmp = (float*)mallocCheck(per * sizeof(float));
+        for (int l = 0; l < layers; l++) {
+            char name[128];
+            if (param_per_layer(p)) snprintf(name, sizeof name, "h.%d.%s", l, PARAM_TABLE[p].hf);
+            else snprintf(name, sizeof name, "%s", PARAM_TABLE[p].hf);
+            const StTensor* t = hf_find(&st, name);
+            if (!t) failf("the checkpoint is incomplete or not GPT-2", "%s: missing tensor '%s'", path, name);
+            if (st_numel(t) != per)
+                failf("the checkpoint does not match its config", "%s: tensor '%s' has %zu elements, expected %zu", path, name,
+                      st_numel(t), per);
+            float* dst = model->params.t[p] + (size_t)l * per;
+            if (PARAM_TABLE[p].hf_transposed) {  // (in, out) -> (out, in)
+                st_read_f32(&st, t, tmp);
+                int rows = (int)t->shape[0], cols = (int)t->shape[1];
+                for (int r = 0; r < rows; r++)
+                    for (int k = 0; k < cols; k++) dst[(size_t)k * rows + r] = tmp[(size_t)r * cols + k];
+            } else {
+                st_read_f32(&st, t, dst);
+            }
+        }
+        free(tmp);
+    }
+    st_close(&st);
 }
 
 // ---------------------------------------------------------------------------- Hugging Face GPT-2 and llm.c
@@ -129,6 +426,192 @@ static void export_llmc(const GPT* model, const char* path) {
     fwrite_check(h, sizeof h, w.f, path);
     fwrite_check(model->params_memory, num_base_parameters(c) * 4, w.f, path);  // the base comes first in memory
     safe_close(&w);
+}
+
+// ---------------------------------------------------------------------------- llm.c model files
+// llm.c's format: 256 int32 [0]=20240326 [1]=3 (fp32) [2]=maxT [3]=V [4]=L [5]=NH [6]=C [7]=Vp, then every
+// parameter as fp32 in this project's table order (which is llm.c's).
+#define LLMC_MODEL_MAGIC 20240326
+
+static void load_llmc(GPT* model, FILE* f, const char* path) {
+    int32_t h[256];
+    fseek(f, 0, SEEK_SET);
+    fread_check(h, sizeof h, f, path, "the llm.c header");
+    if (h[1] == 5) failf("use the fp32 file (gpt2_124M.bin), not gpt2_124M_bf16.bin", "%s: llm.c bf16 checkpoints (version 5) are not supported", path);
+    if (h[1] != 3) failf("re-export with llm.c's train_gpt2.py", "%s: llm.c model version %d, expected 3 (fp32)", path, h[1]);
+    GPTConfig c = {.maxT = h[2], .V = h[3], .Vp = h[7], .L = h[4], .NH = h[5], .C = h[6]};
+    if (c.maxT < 1 || c.V < 1 || c.L < 1 || c.NH < 1 || c.C < 1 || c.C % c.NH || c.Vp < c.V)
+        failf("the header is corrupt", "%s: bad config maxT=%d V=%d L=%d NH=%d C=%d Vp=%d", path, c.maxT, c.V, c.L, c.NH, c.C, c.Vp);
+    gpt_build(model, c);
+    size_t nb = num_base_parameters(&c);
+    long long expect = 1024 + (long long)nb * 4, got = file_size(f);
+    if (got != expect)
+        failf("the file is truncated or the header does not match the data", "%s: expected %lld bytes for this config, found %lld", path, expect, got);
+    fread_check(model->params_memory, nb * 4, f, path, "parameters");
+}
+
+// ---------------------------------------------------------------------------- our checkpoints
+// 256 int32: [0]=20261130 [1]=1 (version) [2]=kind (1 model, 2 training state, 3 adapter only) [3]=maxT [4]=V
+// [5]=L [6]=NH [7]=C [8]=Vp [9]=NUM_PARAMS [10]=lora_r [11]=lora_targets [12]=lora_alpha (float bits)
+// [13]=adapter_dim [14]=prefix_len [15]=num_classes [16]=lora_first [17]=lora_last [18]=F (MLP width, 0 = 4C)
+// [19]=1 when the big matrices are int8 (model.h's Q8_0: each such tensor is stored as its n int8 values
+// followed by its n/32 fp32 scales, instead of n fp32 values).
+// Then the parameter table: per tensor a 16-byte name and an int64 element count (0 for a tensor the file
+// does not hold), so a loader can say which tensor does not match; then those tensors (fp32, table order).
+// An adapter-only file holds just the fine-tuning tensors (LoRA, adapters, prefix, head): small, and applied
+// to a base model with --adapter. A training checkpoint continues with the trainable mask (NUM_PARAMS x L
+// bytes), the number of trainable floats (int64), AdamW's m and v over them, and a TrainState.
+#define CKPT_MAGIC 20261130
+#define CKPT_VERSION 1
+enum { CKPT_MODEL = 1, CKPT_TRAIN = 2, CKPT_ADAPTER = 3 };
+
+typedef struct {
+    int64_t step;          // optimizer steps done
+    int64_t B, T;          // batch shape of the run (a resumed run must use the same)
+    uint64_t rng;          // the trainer's RNG state
+    uint64_t data_epoch;   // data loader position: epoch, the RNG state that shuffled it, index within it
+    uint64_t data_epoch_rng;
+    uint64_t data_next_rng;
+    uint64_t data_pos;
+    double best_metric;    // early stopping: best validation metric so far (NaN: none yet)
+    int64_t best_step;     // the step it was reached at
+    int64_t bad_evals;     // evaluations since then without improvement
+} TrainState;
+
+static void ckpt_header(int32_t h[256], const GPTConfig* c, int kind) {
+    memset(h, 0, 256 * sizeof(int32_t));
+    int32_t alpha;
+    memcpy(&alpha, &c->lora_alpha, 4);
+    int32_t v[] = {CKPT_MAGIC, CKPT_VERSION, kind, c->maxT, c->V, c->L, c->NH, c->C, c->Vp, NUM_PARAMS,
+                   c->lora_r, c->lora_targets, alpha, c->adapter_dim, c->prefix_len, c->num_classes,
+                   c->lora_first, c->lora_last, c->F};
+    memcpy(h, v, sizeof v);
+}
+
+static GPTConfig ckpt_config(const int32_t h[256], const char* path) {
+    GPTConfig c = {.maxT = h[3], .V = h[4], .Vp = h[8], .L = h[5], .NH = h[6], .C = h[7], .F = h[18], .lora_r = h[10],
+                   .lora_targets = h[11], .adapter_dim = h[13], .prefix_len = h[14], .num_classes = h[15],
+                   .lora_first = h[16], .lora_last = h[17]};
+    memcpy(&c.lora_alpha, &h[12], 4);
+    if (c.maxT < 1 || c.V < 1 || c.L < 1 || c.NH < 1 || c.C < 1 || c.C % c.NH || c.Vp < c.V || c.lora_r < 0 || c.F < 0 ||
+        c.adapter_dim < 0 || c.prefix_len < 0 || c.num_classes < 0 || c.num_classes == 1)
+        failf("the header is corrupt", "%s: bad config maxT=%d V=%d L=%d NH=%d C=%d Vp=%d", path, c.maxT, c.V, c.L,
+              c.NH, c.C, c.Vp);
+    return c;
+}
+
+// Which tensors a file of this kind holds.
+static int ckpt_holds(int kind, int i) { return kind != CKPT_ADAPTER || i >= NUM_BASE_PARAMS; }
+
+static void save_checkpoint_kind(const GPT* model, const char* path, const TrainState* state, int kind) {
+    SafeWriter w;
+    safe_open(&w, path);
+    const GPTConfig* c = &model->config;
+    int32_t h[256];
+    ckpt_header(h, c, kind);
+    h[19] = model->q8_memory != NULL;
+    fwrite_check(h, sizeof h, w.f, path);
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        char name[16] = {0};
+        snprintf(name, sizeof name, "%s", PARAM_TABLE[i].name);
+        int64_t n = ckpt_holds(kind, i) ? (int64_t)param_numel(c, i) : 0;
+        fwrite_check(name, 16, w.f, path);
+        fwrite_check(&n, 8, w.f, path);
+    }
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        if (!ckpt_holds(kind, i)) continue;
+        size_t n = param_numel(c, i);
+        if (model->q8[i].q) {  // int8 values, then their scales
+            fwrite_check(model->q8[i].q, n, w.f, path);
+            fwrite_check(model->q8[i].d, n / Q8_GROUP * 4, w.f, path);
+        } else {
+            fwrite_check(model->params.t[i], n * 4, w.f, path);
+        }
+    }
+    if (kind == CKPT_TRAIN) {
+        if (!model->m_memory) failf(NULL, "%s: no optimizer state to save before the first step", path);
+        int64_t nt = (int64_t)model->num_trainable;
+        fwrite_check(model->trainable, (size_t)NUM_PARAMS * c->L, w.f, path);
+        fwrite_check(&nt, 8, w.f, path);
+        fwrite_check(model->m_memory, model->num_trainable * 4, w.f, path);
+        fwrite_check(model->v_memory, model->num_trainable * 4, w.f, path);
+        fwrite_check(state, sizeof *state, w.f, path);
+    }
+    safe_close(&w);
+}
+
+static void save_checkpoint(const GPT* model, const char* path, const TrainState* state) {
+    save_checkpoint_kind(model, path, state, state ? CKPT_TRAIN : CKPT_MODEL);
+}
+
+// Reads the parameter table of an open checkpoint (after the header) and checks it against config c.
+static void ckpt_read_table(FILE* f, const char* path, const GPTConfig* c, int kind) {
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        char name[17] = {0};
+        int64_t n;
+        fread_check(name, 16, f, path, "the parameter table");
+        fread_check(&n, 8, f, path, "the parameter table");
+        int64_t want = ckpt_holds(kind, i) ? (int64_t)param_numel(c, i) : 0;
+        if (strcmp(name, PARAM_TABLE[i].name) || n != want)
+            failf("the checkpoint's parameter table does not match this model definition",
+                  "%s: tensor %d is '%s' with %lld elements, expected '%s' (%s) with %lld", path, i, name, (long long)n,
+                  PARAM_TABLE[i].name, PARAM_TABLE[i].shape, (long long)want);
+    }
+}
+
+// Loads our checkpoint. With state != NULL, it must be a training checkpoint and the optimizer state,
+// trainable mask and TrainState are restored too.
+static void load_checkpoint(GPT* model, FILE* f, const char* path, TrainState* state) {
+    int32_t h[256];
+    fseek(f, 0, SEEK_SET);
+    fread_check(h, sizeof h, f, path, "the checkpoint header");
+    if (h[1] != CKPT_VERSION) failf("was it written by a newer finetune.c?", "%s: checkpoint version %d, expected %d", path, h[1], CKPT_VERSION);
+    if (h[9] != NUM_PARAMS) failf(NULL, "%s: checkpoint has %d parameter tensors, expected %d", path, h[9], NUM_PARAMS);
+    if (h[2] == CKPT_ADAPTER)
+        failf("load the base model with --model and this file with --adapter", "%s: this is an adapter-only file", path);
+    GPTConfig c = ckpt_config(h, path);
+    gpt_build(model, c);
+    if (h[19]) gpt_alloc_q8(model), gpt_drop_fp32_copies(model);
+    ckpt_read_table(f, path, &c, h[2]);
+    size_t ns = (size_t)NUM_PARAMS * c.L;
+    long long expect = 1024 + NUM_PARAMS * 24;
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        long long n = (long long)param_numel(&c, i);
+        expect += model->q8[i].q ? n + n / Q8_GROUP * 4 : n * 4;
+    }
+    if (h[2] == CKPT_TRAIN) {
+        long long at = expect;
+        int64_t nt = 0;
+        fseek(f, (long)(at + (long long)ns), SEEK_SET);
+        if (fread(&nt, 8, 1, f) != 1 || nt < 0) nt = 0;
+        expect += (long long)ns + 8 + nt * 8 + (long long)sizeof(TrainState);
+    }
+    if (file_size(f) != expect)
+        failf("the file is truncated or was not written completely", "%s: expected %lld bytes, found %lld", path, expect, file_size(f));
+    fseek(f, 1024 + NUM_PARAMS * 24, SEEK_SET);
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        size_t n = param_numel(&c, i);
+        if (model->q8[i].q) {
+            fread_check((int8_t*)model->q8[i].q, n, f, path, PARAM_TABLE[i].name);
+            fread_check((float*)model->q8[i].d, n / Q8_GROUP * 4, f, path, PARAM_TABLE[i].name);
+        } else {
+            fread_check(model->params.t[i], n * 4, f, path, PARAM_TABLE[i].name);
+        }
+    }
+    if (state) {
+        if (h[2] != CKPT_TRAIN) failf("--resume needs the run folder's ckpt.bin (a training checkpoint), not model.bin", "%s: this is a model-only checkpoint", path);
+        fread_check(model->trainable, ns, f, path, "the trainable mask");
+        int64_t nt;
+        fread_check(&nt, 8, f, path, "the trainable count");
+        gpt_alloc_grads(model);
+        if ((int64_t)model->num_trainable != nt)
+            failf("the file is corrupt", "%s: trainable mask gives %zu floats, file says %lld", path, model->num_trainable, (long long)nt);
+        model->m_memory = (float*)mallocCheck((size_t)nt * 4 + 4);
+        model->v_memory = (float*)mallocCheck((size_t)nt * 4 + 4);
+        fread_check(model->m_memory, (size_t)nt * 4, f, path, "AdamW m");
+        fread_check(model->v_memory, (size_t)nt * 4, f, path, "AdamW v");
+        fread_check(state, sizeof *state, f, path, "the training state");
+    }
 }
 
 // ---------------------------------------------------------------------------- PEFT LoRA adapters
@@ -818,4 +1301,77 @@ static void load_gguf(GPT* model, const char* path) {
     if (any_q8) gpt_drop_fp32_copies(model);  // the int8 tensors' fp32 places were never needed
     free(used), free(t);
     fclose(f);
+}
+
+// ---------------------------------------------------------------------------- any model file
+// Applies an adapter-only file (LoRA / adapters / prefix / head) to a loaded base model. The file's base
+// config must match the model's; the model is rebuilt with the file's fine-tuning config. A PEFT adapter
+// (folder or .safetensors) goes to load_peft instead.
+static void load_adapter(GPT* model, const char* path) {
+    char stp[1100], cfgp[1100];
+    if (peft_paths(path, stp, cfgp)) {  // a Hugging Face PEFT LoRA adapter (export.c)
+        load_peft(model, path);
+        return;
+    }
+    FILE* f = fopen_check(path, "rb");
+    int32_t h[256];
+    fread_check(h, sizeof h, f, path, "the adapter header");
+    if (h[0] != CKPT_MAGIC || h[2] != CKPT_ADAPTER)
+        failf("--adapter takes the adapter.bin that training with --method lora|adapter|prefix writes",
+              "%s: not a finetune.c adapter file (magic %d, kind %d)", path, h[0], h[2]);
+    if (h[1] != CKPT_VERSION || h[9] != NUM_PARAMS) failf(NULL, "%s: adapter file version %d, expected %d", path, h[1], CKPT_VERSION);
+    GPTConfig ac = ckpt_config(h, path), mc = model->config;
+    if (ac.maxT != mc.maxT || ac.V != mc.V || ac.L != mc.L || ac.NH != mc.NH || ac.C != mc.C)
+        failf("apply an adapter to the base model it was trained on",
+              "%s: adapter is for L=%d NH=%d C=%d V=%d maxT=%d, the model is L=%d NH=%d C=%d V=%d maxT=%d", path, ac.L,
+              ac.NH, ac.C, ac.V, ac.maxT, mc.L, mc.NH, mc.C, mc.V, mc.maxT);
+    uint64_t rng = 1;
+    gpt_set_peft(model, ac, &rng);
+    ckpt_read_table(f, path, &ac, CKPT_ADAPTER);
+    long long expect = 1024 + NUM_PARAMS * 24;
+    for (int i = NUM_BASE_PARAMS; i < NUM_PARAMS; i++) expect += (long long)param_numel(&ac, i) * 4;
+    if (file_size(f) != expect)
+        failf("the file is truncated", "%s: expected %lld bytes, found %lld", path, expect, file_size(f));
+    for (int i = NUM_BASE_PARAMS; i < NUM_PARAMS; i++)
+        fread_check(model->params.t[i], param_numel(&ac, i) * 4, f, path, PARAM_TABLE[i].name);
+    fclose(f);
+}
+
+// Loads any supported model file, telling the format by its first bytes: our checkpoint, llm.c's model file,
+// a GGUF file (llama.cpp's gpt2), or a Hugging Face model.safetensors (a folder holding one also works).
+static void load_model(GPT* model, const char* path_in, TrainState* state) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s", path_in);
+    char inside[1024];  // a Hugging Face model folder: read the model.safetensors inside it
+    snprintf(inside, sizeof inside, "%s/model.safetensors", path_in);
+    FILE* g = fopen(inside, "rb");
+    if (g) {
+        fclose(g);
+        snprintf(path, sizeof path, "%s", inside);
+    }
+    FILE* f = fopen_check(path, "rb");
+    int32_t magic = 0;
+    unsigned char first[9] = {0};
+    if (fread(first, 1, 9, f) < 9) failf("is this a model file?", "%s: file is too short to be a model", path);
+    memcpy(&magic, first, 4);
+    if (magic == CKPT_MAGIC) {
+        load_checkpoint(model, f, path, state);
+        fclose(f);
+    } else if (state) {
+        failf("--resume needs the ckpt.bin that --out DIR writes", "%s: not a finetune.c training checkpoint (magic %d)", path, magic);
+    } else if (magic == LLMC_MODEL_MAGIC) {
+        load_llmc(model, f, path);
+        fclose(f);
+    } else if (!memcmp(first, "GGUF", 4)) {
+        fclose(f);
+        load_gguf(model, path);
+    } else if (first[8] == '{') {
+        fclose(f);
+        load_hf_safetensors(model, path);
+    } else {
+        fclose(f);
+        failf("supported: finetune.c checkpoints, llm.c's gpt2_124M.bin, Hugging Face model.safetensors, GGUF (gpt2)",
+              "%s: unknown model format (first int32 %d, expected %d, %d or a safetensors header)", path, magic,
+              CKPT_MAGIC, LLMC_MODEL_MAGIC);
+    }
 }

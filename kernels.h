@@ -1,0 +1,661 @@
+// kernels.h: every layer kernel of the model, each forward directly above its backward, with the shapes in
+// model.h's legend. model.h builds the model from them; test_gpt.c checks each against finite differences.
+
+#pragma once
+#include "common.h"  // defines: the error helpers, mallocCheck
+#ifdef _OPENMP
+#include <omp.h>     // defines: omp_get_max_threads (the kernels' loops are OpenMP parallel)
+#endif
+
+// ---------------------------------------------------------------------------- random numbers
+// xorshift64*: small, fast, and its whole state is one u64 that checkpoints save and restore.
+static uint32_t random_u32(uint64_t* state) {
+    *state ^= *state >> 12;
+    *state ^= *state << 25;
+    *state ^= *state >> 27;
+    return (uint32_t)((*state * 0x2545F4914F6CDD1Dull) >> 32);
+}
+// uniform in [0, 1)
+static float random_f32(uint64_t* state) { return (random_u32(state) >> 8) / 16777216.0f; }
+// standard normal by Box-Muller
+static float random_normal(uint64_t* state) {
+    float u1 = random_f32(state), u2 = random_f32(state);
+    if (u1 < 1e-7f) u1 = 1e-7f;
+    return sqrtf(-2.0f * logf(u1)) * cosf(6.283185307179586f * u2);
+}
+
+// ---------------------------------------------------------------------------- encoder
+// x[b,t,:] = wte[inp[b,t],:] + wpe[t,:].  PyTorch: wte(idx) + wpe(pos)
+// out: (B,T,C)   inp: (B,T) ids in [0,V)   wte: (Vp,C)   wpe: (maxT,C)
+static void encoder_forward(float* out, const int* inp, const float* wte, const float* wpe, int B, int T, int C) {
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            float* o = out + ((size_t)b * T + t) * C;
+            const float* we = wte + (size_t)inp[b * T + t] * C;
+            const float* pe = wpe + (size_t)t * C;
+            for (int i = 0; i < C; i++) o[i] = we[i] + pe[i];
+        }
+    }
+}
+// forward was out = wte[ix] + wpe[t], so dwte[ix] += dout and dwpe[t] += dout. Either may be NULL (frozen).
+static void encoder_backward(float* dwte, float* dwpe, const float* dout, const int* inp, int B, int T, int C) {
+    for (int b = 0; b < B; b++) {
+        for (int t = 0; t < T; t++) {
+            const float* d = dout + ((size_t)b * T + t) * C;
+            if (dwte) {
+                float* dw = dwte + (size_t)inp[b * T + t] * C;
+                for (int i = 0; i < C; i++) dw[i] += d[i];
+            }
+            if (dwpe) {
+                float* dp = dwpe + (size_t)t * C;
+                for (int i = 0; i < C; i++) dp[i] += d[i];
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------- layernorm
+// y = (x - mean) * rstd * w + b over the last axis, rstd = 1/sqrt(var + 1e-5) with the biased variance.
+// PyTorch: nn.LayerNorm(C, eps=1e-5)
+// y, x: (N,C)   w, b: (C)   mean, rstd: (N), saved for backward
+static void layernorm_forward(float* y, float* mean, float* rstd, const float* x, const float* w, const float* b,
+                              size_t N, int C) {
+    const float eps = 1e-5f;
+#pragma omp parallel for
+    for (size_t n = 0; n < N; n++) {
+        const float* xn = x + n * C;
+        float m = 0.0f;
+        for (int i = 0; i < C; i++) m += xn[i];
+        m /= C;
+        float v = 0.0f;  // two passes: var of (x - m) is stable, E[x^2] - m^2 is not
+        for (int i = 0; i < C; i++) v += (xn[i] - m) * (xn[i] - m);
+        v /= C;
+        float s = 1.0f / sqrtf(v + eps);
+        float* yn = y + n * C;
+        for (int i = 0; i < C; i++) yn[i] = (xn[i] - m) * s * w[i] + b[i];
+        mean[n] = m;
+        rstd[n] = s;
+    }
+}
+// forward was y = xhat * w + b with xhat = (x - mean) * rstd. So dw += dy * xhat, db += dy, and with
+// g = dy * w:  dx += rstd * (g - mean(g) - xhat * mean(g * xhat))   (mean over the C channels).
+// Accumulates into dx, dw, db; dw and db may be NULL (frozen).
+static void layernorm_backward(float* dx, float* dw, float* db, const float* dy, const float* x, const float* w,
+                               const float* mean, const float* rstd, size_t N, int C) {
+    // dx rows are independent and run in parallel; dw, db sum over rows and stay serial (they are only C long)
+#pragma omp parallel for
+    for (size_t n = 0; n < N; n++) {
+        const float* dyn = dy + n * C;
+        const float* xn = x + n * C;
+        float m = mean[n], s = rstd[n];
+        float gmean = 0.0f, gxmean = 0.0f;
+        for (int i = 0; i < C; i++) {
+            float xhat = (xn[i] - m) * s;
+            float g = dyn[i] * w[i];
+            gmean += g;
+            gxmean += g * xhat;
+        }
+        gmean /= C;
+        gxmean /= C;
+        float* dxn = dx + n * C;
+        for (int i = 0; i < C; i++) {
+            float xhat = (xn[i] - m) * s;
+            dxn[i] += s * (dyn[i] * w[i] - gmean - xhat * gxmean);
+        }
+    }
+    if (dw || db) {
+        for (size_t n = 0; n < N; n++) {
+            const float* dyn = dy + n * C;
+            const float* xn = x + n * C;
+            float m = mean[n], s = rstd[n];
+            for (int i = 0; i < C; i++) {
+                if (dw) dw[i] += dyn[i] * (xn[i] - m) * s;
+                if (db) db[i] += dyn[i];
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------- matmul
+// out = inp @ w^T + bias.  PyTorch: nn.Linear(C, OC) (weight stored (OC, C))
+// out: (N,OC)   inp: (N,C)   w: (OC,C)   bias: (OC) or NULL
+//
+// Two versions: the _ref one is the definition, three plain loops a student can check by eye; the fast one
+// (below) is what the model runs, and test_gpt.c holds it to the reference.
+static void matmul_forward_ref(float* out, const float* inp, const float* w, const float* bias, size_t N, int C,
+                               int OC) {
+    for (size_t n = 0; n < N; n++) {
+        for (int o = 0; o < OC; o++) {
+            float acc = bias ? bias[o] : 0.0f;
+            for (int i = 0; i < C; i++) acc += inp[n * C + i] * w[(size_t)o * C + i];
+            out[n * OC + o] = acc;
+        }
+    }
+}
+// forward was out[n,o] = sum_i inp[n,i] w[o,i] + bias[o], so
+//   dinp[n,i] += sum_o dout[n,o] w[o,i]     dw[o,i] += sum_n dout[n,o] inp[n,i]     dbias[o] += sum_n dout[n,o]
+// Any of dinp, dw, dbias may be NULL (not needed / frozen).
+static void matmul_backward_ref(float* dinp, float* dw, float* dbias, const float* dout, const float* inp,
+                                const float* w, size_t N, int C, int OC) {
+    for (size_t n = 0; n < N; n++) {
+        for (int o = 0; o < OC; o++) {
+            float d = dout[n * OC + o];
+            if (dinp) for (int i = 0; i < C; i++) dinp[n * C + i] += d * w[(size_t)o * C + i];
+            if (dw) for (int i = 0; i < C; i++) dw[(size_t)o * C + i] += d * inp[n * C + i];
+            if (dbias) dbias[o] += d;
+        }
+    }
+}
+
+// The fast path: one blocked, packed matrix product that all three products above reduce to:
+//   Cm[i,j] += sum_k A(i,k) * Bm(k,j)   for i < M, j < N, k < K,
+// where A(i,k) = A[i*sai + k*sak] and Bm(k,j) = B[k*sbk + j*sbj], so a transpose is only a change of strides.
+//
+// Blocking scheme (the classic Goto/BLIS one): K is walked in KC-long slices; each slice of A and of B is first
+// copied ("packed") into a contiguous buffer laid out in the exact order the micro-kernel reads it, so its
+// loads are unit-stride and one operand's panel stays in L1 cache while the other's stream from L2. The
+// micro-kernel computes an
+// MR x NR block of Cm in registers: MR*NR = 8*32 floats = 16 AVX-512 registers of accumulators. It is plain C
+// with fixed trip counts, which gcc -O3 -march=native turns into broadcast + FMA instructions.
+#define GEMM_MR 8
+#define GEMM_NR 32
+#define GEMM_KC 256
+
+// acc = Ap (MR x kc, packed k-major) times Bp (kc x NR, packed k-major); then Cm[:mr, :nr] += acc
+static void gemm_micro(int kc, const float* restrict Ap, const float* restrict Bp, float* restrict Cm, size_t ldc,
+                       int mr, int nr) {
+    float acc[GEMM_MR][GEMM_NR];
+    for (int i = 0; i < GEMM_MR; i++)
+        for (int j = 0; j < GEMM_NR; j++) acc[i][j] = 0.0f;
+    for (int k = 0; k < kc; k++) {
+        const float* a = Ap + (size_t)k * GEMM_MR;
+        const float* b = Bp + (size_t)k * GEMM_NR;
+        for (int i = 0; i < GEMM_MR; i++)
+            for (int j = 0; j < GEMM_NR; j++) acc[i][j] += a[i] * b[j];
+    }
+    if (mr == GEMM_MR && nr == GEMM_NR) {
+        for (int i = 0; i < GEMM_MR; i++)
+            for (int j = 0; j < GEMM_NR; j++) Cm[i * ldc + j] += acc[i][j];
+    } else {  // edge tile: only the valid corner (the packed buffers were zero-padded)
+        for (int i = 0; i < mr; i++)
+            for (int j = 0; j < nr; j++) Cm[i * ldc + j] += acc[i][j];
+    }
+}
+
+// Packs A rows [i0, i0+mc) x cols [p0, p0+kc) into panels of MR rows: dst[panel][k][MR], zero padded.
+static void gemm_pack_a(float* dst, const float* A, size_t sai, size_t sak, int i0, int mc, int p0, int kc) {
+    for (int ip = 0; ip < mc; ip += GEMM_MR) {
+        float* d = dst + (size_t)ip * kc;
+        int mr = mc - ip < GEMM_MR ? mc - ip : GEMM_MR;
+        if (sai == 1) {  // columns of A are contiguous (a transposed operand): copy MR at a time
+            for (int k = 0; k < kc; k++) {
+                const float* src = A + (size_t)(i0 + ip) + (size_t)(p0 + k) * sak;
+                for (int i = 0; i < GEMM_MR; i++) d[k * GEMM_MR + i] = i < mr ? src[i] : 0.0f;
+            }
+        } else {  // rows of A are contiguous: walk each row
+            for (int i = 0; i < GEMM_MR; i++) {
+                if (i < mr) {
+                    const float* src = A + (size_t)(i0 + ip + i) * sai + (size_t)p0 * sak;
+                    for (int k = 0; k < kc; k++) d[k * GEMM_MR + i] = src[(size_t)k * sak];
+                } else {
+                    for (int k = 0; k < kc; k++) d[k * GEMM_MR + i] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+// int8 weights (see "int8 weights" below): element e is q[e] * d[e / Q8_GROUP]
+#define Q8_GROUP 32
+typedef struct { const int8_t* q; const float* d; } Q8;
+static inline float q8_at(const Q8* w, size_t e) { return (float)w->q[e] * w->d[e / Q8_GROUP]; }
+
+// Packs Bm rows [p0, p0+kc) x cols [j0, j0+nc) into panels of NR columns: dst[panel][k][NR], zero padded.
+// Bm is B, or the int8 weight Bq when B is NULL.
+static void gemm_pack_b(float* dst, const float* B, const Q8* Bq, size_t sbk, size_t sbj, int p0, int kc, int j0,
+                        int nc) {
+    for (int jp = 0; jp < nc; jp += GEMM_NR) {
+        float* d = dst + (size_t)jp * kc;
+        int nr = nc - jp < GEMM_NR ? nc - jp : GEMM_NR;
+        if (Bq && sbj == 1) {  // int8: the same two walks as the float cases below, widening each element
+            for (int k = 0; k < kc; k++) {
+                size_t e = (size_t)(p0 + k) * sbk + (size_t)(j0 + jp);
+                for (int j = 0; j < GEMM_NR; j++) d[k * GEMM_NR + j] = j < nr ? q8_at(Bq, e + j) : 0.0f;
+            }
+        } else if (Bq) {
+            for (int j = 0; j < GEMM_NR; j++) {
+                size_t e = (size_t)(j0 + jp + j) * sbj + (size_t)p0 * sbk;
+                for (int k = 0; k < kc; k++) d[k * GEMM_NR + j] = j < nr ? q8_at(Bq, e + (size_t)k * sbk) : 0.0f;
+            }
+        } else if (sbj == 1) {  // rows of Bm are contiguous: copy NR at a time
+            for (int k = 0; k < kc; k++) {
+                const float* src = B + (size_t)(p0 + k) * sbk + (size_t)(j0 + jp);
+                for (int j = 0; j < GEMM_NR; j++) d[k * GEMM_NR + j] = j < nr ? src[j] : 0.0f;
+            }
+        } else {  // columns of Bm are contiguous (a transposed weight): walk each column
+            for (int j = 0; j < GEMM_NR; j++) {
+                if (j < nr) {
+                    const float* src = B + (size_t)(j0 + jp + j) * sbj + (size_t)p0 * sbk;
+                    for (int k = 0; k < kc; k++) d[k * GEMM_NR + j] = src[(size_t)k * sbk];
+                } else {
+                    for (int k = 0; k < kc; k++) d[k * GEMM_NR + j] = 0.0f;
+                }
+            }
+        }
+    }
+}
+
+// The operand that is small along its free dimension (M for A, N for B; at small batch that is the
+// activations, BT = 256 rows) is packed whole for each K-slice, shared by all threads: it then stays in L2
+// and is packed once instead of once per tile. Threads split the large dimension into GEMM_BLOCK-wide blocks,
+// each packing its own block of the other operand. Grow-only buffers: no allocation in the steady state.
+// 64, not wider: the large dimension is often only C = 768, and 768 / 64 = 12 blocks share out evenly over 2, 3,
+// 4 or 6 threads, while 768 / 256 = 3 blocks left one of 2 threads idle a third of the time. A block's
+// micro-kernel calls (2 panels x all of the small operand's) still take far longer than handing it out.
+#define GEMM_BLOCK 64  // width of a thread's block of the large dimension (multiple of MR and NR)
+static float* gemm_shared;
+static size_t gemm_shared_cap;
+
+// Cm(M,N) += A(M,K) @ Bm(K,N), element (i,k) of A at A[i*sai + k*sak], element (k,j) of Bm at B[k*sbk + j*sbj]
+// (or, when Bq is given instead of B, the int8 weight Bq at the same index, widened to fp32 as it is packed).
+static void gemm_any(float* Cm, size_t ldc, const float* A, size_t sai, size_t sak, const float* B, const Q8* Bq,
+                     size_t sbk, size_t sbj, int M, int N, int K) {
+    int a_small = M <= N;
+    int small = a_small ? M : N, large = a_small ? N : M;
+    int small_r = a_small ? GEMM_MR : GEMM_NR;  // panel width of the small operand
+    size_t need = (size_t)((small + small_r - 1) / small_r * small_r) * GEMM_KC;
+    if (need > gemm_shared_cap) {
+        free(gemm_shared);
+        gemm_shared = (float*)mallocCheck(need * sizeof(float));
+        gemm_shared_cap = need;
+    }
+    int npanels = (small + small_r - 1) / small_r, nblocks = (large + GEMM_BLOCK - 1) / GEMM_BLOCK;
+    for (int p0 = 0; p0 < K; p0 += GEMM_KC) {
+        int kc = K - p0 < GEMM_KC ? K - p0 : GEMM_KC;
+#pragma omp parallel
+        {
+            // 1. pack the small operand whole, its panels split among the threads
+#pragma omp for
+            for (int pn = 0; pn < npanels; pn++) {
+                int off = pn * small_r, w = small - off < small_r ? small - off : small_r;
+                if (a_small) gemm_pack_a(gemm_shared + (size_t)off * kc, A, sai, sak, off, w, p0, kc);
+                else gemm_pack_b(gemm_shared + (size_t)off * kc, B, Bq, sbk, sbj, p0, kc, off, w);
+            }
+            // (implicit barrier: everyone sees the packed small operand)
+            // 2. each block of the large dimension: pack it, then run the micro-kernel over all pairs of panels
+#pragma omp for schedule(dynamic, 1)
+            for (int blk = 0; blk < nblocks; blk++) {
+                static _Thread_local float big[GEMM_BLOCK * GEMM_KC] __attribute__((aligned(64)));
+                int b0 = blk * GEMM_BLOCK, bw = large - b0 < GEMM_BLOCK ? large - b0 : GEMM_BLOCK;
+                if (a_small) {  // big = B columns [b0, b0+bw); the B panel stays in L1 while A panels stream
+                    gemm_pack_b(big, B, Bq, sbk, sbj, p0, kc, b0, bw);
+                    for (int jp = 0; jp < bw; jp += GEMM_NR)
+                        for (int ip = 0; ip < M; ip += GEMM_MR)
+                            gemm_micro(kc, gemm_shared + (size_t)ip * kc, big + (size_t)jp * kc,
+                                       Cm + (size_t)ip * ldc + b0 + jp, ldc, M - ip < GEMM_MR ? M - ip : GEMM_MR,
+                                       bw - jp < GEMM_NR ? bw - jp : GEMM_NR);
+                } else {  // big = A rows [b0, b0+bw); the A panel stays in L1 while B panels stream
+                    gemm_pack_a(big, A, sai, sak, b0, bw, p0, kc);
+                    for (int ip = 0; ip < bw; ip += GEMM_MR)
+                        for (int jp = 0; jp < N; jp += GEMM_NR)
+                            gemm_micro(kc, big + (size_t)ip * kc, gemm_shared + (size_t)jp * kc,
+                                       Cm + (size_t)(b0 + ip) * ldc + jp, ldc, bw - ip < GEMM_MR ? bw - ip : GEMM_MR,
+                                       N - jp < GEMM_NR ? N - jp : GEMM_NR);
+                }
+            }
+        }
+    }
+}
+
+static void gemm(float* Cm, size_t ldc, const float* A, size_t sai, size_t sak, const float* B, size_t sbk,
+                 size_t sbj, int M, int N, int K) {
+    gemm_any(Cm, ldc, A, sai, sak, B, NULL, sbk, sbj, M, N, K);
+}
+
+// Same contract as matmul_forward_ref.
+static void matmul_forward(float* out, const float* inp, const float* w, const float* bias, size_t N, int C,
+                           int OC) {
+#pragma omp parallel for
+    for (size_t n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) out[n * OC + o] = bias ? bias[o] : 0.0f;
+    // out(N,OC) += inp(N,C) @ w^T: A = inp, Bm(k=i, j=o) = w[o*C + i]
+    gemm(out, (size_t)OC, inp, (size_t)C, 1, w, 1, (size_t)C, (int)N, OC, C);
+}
+// Same contract as matmul_backward_ref.
+static void matmul_backward(float* dinp, float* dw, float* dbias, const float* dout, const float* inp,
+                            const float* w, size_t N, int C, int OC) {
+    // dinp(N,C) += dout(N,OC) @ w(OC,C)
+    if (dinp) gemm(dinp, (size_t)C, dout, (size_t)OC, 1, w, (size_t)C, 1, (int)N, C, OC);
+    // dw(OC,C) += dout^T(OC,N) @ inp(N,C): A(i=o, k=n) = dout[n*OC + o]
+    if (dw) gemm(dw, (size_t)C, dout, 1, (size_t)OC, inp, (size_t)C, 1, OC, C, (int)N);
+    if (dbias) {
+#pragma omp parallel for
+        for (int o = 0; o < OC; o++) {
+            float s = 0.0f;
+            for (size_t n = 0; n < N; n++) s += dout[n * OC + o];
+            dbias[o] += s;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------- int8 weights (Q8_0)
+// Post-training weight-only quantization, as llama.cpp's Q8_0 and llama2.c's runq.c: each group of 32
+// consecutive weights (in memory order, so along a row when the row length is a multiple of 32) shares one
+// scale d = max|w| / 127, rounded to fp16 as GGUF stores it, and keeps q = round(w / d) in int8:
+//   w ~= q * d,  |w - q * d| <= d / 2.
+// 1 byte + 4/32 bytes per weight instead of 4: 28% of the fp32 size. Only the big matrices are quantized
+// (wte, qkvw, attprojw, fcw, fcprojw); the matmuls read them through gemm's packing step, which widens
+// them to fp32 as it copies, so the arithmetic and accumulation stay fp32.
+
+// IEEE half precision <-> float, round to nearest even (GGUF stores Q8_0 scales as fp16)
+static uint16_t fp16_from_f32(float f) {
+    uint32_t x;
+    memcpy(&x, &f, 4);
+    uint32_t sign = (x >> 16) & 0x8000, ax = x & 0x7fffffff;
+    if (ax > 0x7f800000) return (uint16_t)(sign | 0x7e00);   // NaN
+    if (ax >= 0x477ff000) return (uint16_t)(sign | 0x7c00);  // >= 65520 rounds to infinity
+    if (ax < 0x38800000) {                                   // below 2^-14: a subnormal half, in units of 2^-24
+        float a;
+        memcpy(&a, &ax, 4);
+        return (uint16_t)(sign | (uint32_t)lrintf(a * 16777216.0f));
+    }
+    uint32_t h = ((ax >> 23) - 112) << 10 | (ax >> 13 & 0x3ff), rest = ax & 0x1fff;
+    if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) h++;  // a carry into the exponent is still right
+    return (uint16_t)(sign | h);
+}
+static float fp16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = h >> 10 & 0x1f, m = h & 0x3ff, x;
+    if (e == 0) return (sign ? -1.0f : 1.0f) * ldexpf((float)m, -24);
+    x = e == 31 ? sign | 0x7f800000 | m << 13 : sign | (e + 112) << 23 | m << 13;
+    float f;
+    memcpy(&f, &x, 4);
+    return f;
+}
+
+// q (n), d (n / Q8_GROUP): out.  x (n): in, n a multiple of Q8_GROUP.
+static void q8_quantize(int8_t* q, float* d, const float* x, size_t n) {
+#pragma omp parallel for
+    for (size_t g = 0; g < n / Q8_GROUP; g++) {
+        const float* xg = x + g * Q8_GROUP;
+        float amax = 0.0f;
+        for (int j = 0; j < Q8_GROUP; j++) amax = fmaxf(amax, fabsf(xg[j]));
+        float dg = fp16_to_f32(fp16_from_f32(amax / 127.0f)), id = dg > 0.0f ? 1.0f / dg : 0.0f;
+        for (int j = 0; j < Q8_GROUP; j++) {
+            float v = rintf(xg[j] * id);  // |v| <= 127 up to fp16's rounding of d (< 0.05%)
+            q[g * Q8_GROUP + j] = (int8_t)(v > 127.0f ? 127.0f : v < -127.0f ? -127.0f : v);
+        }
+        d[g] = dg;
+    }
+}
+
+// matmul_forward with an int8 weight w: out(N,OC) = inp(N,C) @ w^T + bias
+static void matmul_forward_q8(float* out, const float* inp, const Q8* w, const float* bias, size_t N, int C, int OC) {
+#pragma omp parallel for
+    for (size_t n = 0; n < N; n++)
+        for (int o = 0; o < OC; o++) out[n * OC + o] = bias ? bias[o] : 0.0f;
+    gemm_any(out, (size_t)OC, inp, (size_t)C, 1, NULL, w, 1, (size_t)C, (int)N, OC, C);
+}
+// Its backward to the input only (a quantized weight is frozen): dinp(N,C) += dout(N,OC) @ w(OC,C)
+static void matmul_backward_q8(float* dinp, const float* dout, const Q8* w, size_t N, int C, int OC) {
+    gemm_any(dinp, (size_t)C, dout, (size_t)OC, 1, NULL, w, (size_t)C, 1, (int)N, C, OC);
+}
+
+// ---------------------------------------------------------------------------- residual
+// y = x1 + x2.  y, x1, x2: (N)
+static void residual_forward(float* y, const float* x1, const float* x2, size_t N) {
+#pragma omp parallel for
+    for (size_t i = 0; i < N; i++) y[i] = x1[i] + x2[i];
+}
+// forward was y = x1 + x2, so dx1 += dy and dx2 += dy. gpt_backward needs no call to it: there the two
+// gradients are the same buffer (see the comment in gpt_backward); it is kept, and tested, for completeness.
+static inline void residual_backward(float* dx1, float* dx2, const float* dy, size_t N) {
+    for (size_t i = 0; i < N; i++) {
+        dx1[i] += dy[i];
+        dx2[i] += dy[i];
+    }
+}
+
+// ---------------------------------------------------------------------------- dropout
+// Inverted dropout with a counter-based mask: element i of a tensor is kept (and scaled by 1/(1-p)) unless a
+// hash of (seed, i) falls below p. The mask is a pure function of the seed, so backward recomputes it
+// instead of storing it, and the result does not depend on threads. PyTorch: F.dropout(x, p, training=True)
+// (its masks come from a different generator, so runs are not bit-comparable with PyTorch's).
+static inline float dropout_keep_scale(uint64_t seed, size_t i, float p) {
+    uint64_t z = seed + (uint64_t)(i + 1) * 0x9E3779B97F4A7C15ull;  // splitmix64 finaliser
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    float u = (float)(z >> 40) / 16777216.0f;  // uniform in [0, 1)
+    return u < p ? 0.0f : 1.0f / (1.0f - p);
+}
+// y = dropout(x) (y may be x). y, x: (n)
+static void dropout_forward(float* y, const float* x, size_t n, float p, uint64_t seed) {
+#pragma omp parallel for
+    for (size_t i = 0; i < n; i++) y[i] = x[i] * dropout_keep_scale(seed, i, p);
+}
+// forward was y = x * m_i (m_i = 0 or 1/(1-p)), so dx += dy * m_i.
+static void dropout_backward(float* dx, const float* dy, size_t n, float p, uint64_t seed) {
+#pragma omp parallel for
+    for (size_t i = 0; i < n; i++) dx[i] += dy[i] * dropout_keep_scale(seed, i, p);
+}
+// y = x1 + dropout(x2): the residual add with dropout on the branch (GPT-2's resid_pdrop). p = 0: plain add.
+static void residual_dropout_forward(float* y, const float* x1, const float* x2, size_t n, float p, uint64_t seed) {
+    if (p <= 0.0f) {
+        residual_forward(y, x1, x2, n);
+        return;
+    }
+#pragma omp parallel for
+    for (size_t i = 0; i < n; i++) y[i] = x1[i] + x2[i] * dropout_keep_scale(seed, i, p);
+}
+
+// ---------------------------------------------------------------------------- attention
+// Causal multi-head self-attention on a packed qkv, optionally with P prefix keys/values (prefix-tuning)
+// that every position attends to. For batch b, head h, query position t, with keys j over the prefix
+// (j < P: pk_j, pv_j) and the sequence up to t (j = P + t2, t2 <= t: k_t2, v_t2):
+//   s[j] = q_t . key_j / sqrt(hs);  att[j] = softmax(s)[j];  y_t = sum_j att[j] value_j
+// PyTorch: F.scaled_dot_product_attention(q, cat(pk, k), cat(pv, v), attn_mask) (is_causal when P = 0)
+// out: (B,T,C) heads concatenated   att: (B,NH,T,P+T) probabilities, saved for backward   qkv: (B,T,3C)
+// pk, pv: (P,C) this layer's prefix, heads concatenated like q/k/v; NULL when P = 0
+// p > 0: attention dropout on the probabilities (GPT-2's attn_pdrop) with the mask of `seed`; att keeps the
+// probabilities before dropout (what softmax backward needs), the mask is recomputed in backward.
+static void attention_forward(float* out, float* att, const float* qkv, const float* pk, const float* pv, int B,
+                              int T, int C, int NH, int P, float p, uint64_t seed) {
+    int hs = C / NH, PT = P + T;
+    float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for collapse(3)
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            for (int t = 0; t < T; t++) {
+                const float* q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
+                float* a = att + (((size_t)b * NH + h) * T + t) * PT;
+                float maxv = -INFINITY;
+                for (int j = 0; j <= P + t; j++) {
+                    const float* k = j < P ? pk + (size_t)j * C + h * hs : qkv + ((size_t)b * T + j - P) * 3 * C + C + h * hs;
+                    float s = 0.0f;
+                    for (int i = 0; i < hs; i++) s += q[i] * k[i];
+                    s *= scale;
+                    a[j] = s;
+                    if (s > maxv) maxv = s;
+                }
+                float sum = 0.0f;  // subtract the max before exp: same softmax, no overflow
+                for (int j = 0; j <= P + t; j++) {
+                    a[j] = expf(a[j] - maxv);
+                    sum += a[j];
+                }
+                for (int j = 0; j <= P + t; j++) a[j] /= sum;
+                for (int j = P + t + 1; j < PT; j++) a[j] = 0.0f;  // masked: exactly zero
+                float* y = out + ((size_t)b * T + t) * C + h * hs;
+                for (int i = 0; i < hs; i++) y[i] = 0.0f;
+                size_t row = (((size_t)b * NH + h) * T + t) * PT;  // the mask index of a[0]
+                for (int j = 0; j <= P + t; j++) {
+                    const float* v = j < P ? pv + (size_t)j * C + h * hs : qkv + ((size_t)b * T + j - P) * 3 * C + 2 * C + h * hs;
+                    float aj = p > 0.0f ? a[j] * dropout_keep_scale(seed, row + j, p) : a[j];
+                    for (int i = 0; i < hs; i++) y[i] += aj * v[i];
+                }
+            }
+        }
+    }
+}
+// forward was y_t = sum_j m_j att[j] value_j (m_j the dropout mask, 1 without dropout), att = softmax(s),
+// s[j] = q_t.key_j * scale. So, per query row t:
+//   dvalue_j += m_j att[j] dy_t;  datt[j] = m_j dy_t . value_j;
+//   ds[j] = att[j] (datt[j] - sum_i att[i] datt[i])     (softmax backward)
+//   dq_t += sum_j ds[j] key_j * scale;  dkey_j += ds[j] q_t * scale
+// Each head owns its channel slice of dqkv and of dpk/dpv, so heads run in parallel without races (batch
+// rows share the prefix, so they stay inside one thread). Accumulates into dqkv, and dpk, dpv unless NULL.
+static void attention_backward(float* dqkv, float* dpk, float* dpv, const float* dout, const float* qkv,
+                               const float* pk, const float* pv, const float* att, int B, int T, int C, int NH,
+                               int P, float p, uint64_t seed) {
+    int hs = C / NH, PT = P + T;
+    float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for
+    for (int h = 0; h < NH; h++) {
+        float datt[PT];  // one row of d(att), on this thread's stack
+        for (int b = 0; b < B; b++) {
+            for (int t = 0; t < T; t++) {
+                const float* a = att + (((size_t)b * NH + h) * T + t) * PT;
+                const float* dy = dout + ((size_t)b * T + t) * C + h * hs;
+                const float* q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
+                float* dq = dqkv + ((size_t)b * T + t) * 3 * C + h * hs;
+                float dot = 0.0f;  // sum_i att[i] datt[i]
+                size_t row = (((size_t)b * NH + h) * T + t) * PT;
+                for (int j = 0; j <= P + t; j++) {
+                    float mj = p > 0.0f ? dropout_keep_scale(seed, row + j, p) : 1.0f;
+                    int pre = j < P;
+                    const float* v = pre ? pv + (size_t)j * C + h * hs : qkv + ((size_t)b * T + j - P) * 3 * C + 2 * C + h * hs;
+                    float* dv = pre ? (dpv ? dpv + (size_t)j * C + h * hs : NULL)
+                                    : dqkv + ((size_t)b * T + j - P) * 3 * C + 2 * C + h * hs;
+                    float d = 0.0f;
+                    for (int i = 0; i < hs; i++) d += dy[i] * v[i];
+                    if (dv) for (int i = 0; i < hs; i++) dv[i] += mj * a[j] * dy[i];
+                    d *= mj;
+                    datt[j] = d;
+                    dot += a[j] * d;
+                }
+                for (int j = 0; j <= P + t; j++) {
+                    int pre = j < P;
+                    float ds = a[j] * (datt[j] - dot) * scale;
+                    const float* k = pre ? pk + (size_t)j * C + h * hs : qkv + ((size_t)b * T + j - P) * 3 * C + C + h * hs;
+                    float* dk = pre ? (dpk ? dpk + (size_t)j * C + h * hs : NULL)
+                                    : dqkv + ((size_t)b * T + j - P) * 3 * C + C + h * hs;
+                    for (int i = 0; i < hs; i++) dq[i] += ds * k[i];
+                    if (dk) for (int i = 0; i < hs; i++) dk[i] += ds * q[i];
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------- gelu
+// y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).  PyTorch: nn.GELU(approximate='tanh')
+// y, x: (N)
+//
+// tanh is computed from a plain-C exp (Cephes' expf polynomial after the usual 2^k range reduction) that the
+// compiler vectorises, unlike libm's tanhf: 3x faster. Its error is absolute, at most 1.3e-7 over
+// [-12, 12] (libm's tanhf: 1.0e-7), which in GELU is far below the fp32 noise the tests allow.
+#define GELU_SCALE 0.7978845608028654f  // sqrt(2/pi)
+static inline float exp_poly(float x) {  // e^x for x in [-87, 88], relative error < 1e-7
+    x = x > -87.0f ? x : -87.0f;  // written so that NaN becomes -87: the conversion below needs a number
+    x = x < 88.0f ? x : 88.0f;    // (a NaN input still gives NaN in GELU: it multiplies x)
+    float t = x * 1.44269504088896341f;                      // x / ln 2
+    // k = the nearest integer to t, by the 1.5 * 2^23 trick (the sum's last bit is the ones place). Not
+    // (int)(t + (t >= 0 ? 0.5 : -0.5)): after the clamps above gcc "threads" that branch into separate code
+    // paths, and a loop with control flow is not vectorised (GELU ran scalar, 10x slower).
+    float kf = (t + 12582912.0f) - 12582912.0f;
+    int32_t k = (int32_t)kf;
+    float r = x - kf * 0.693359375f + kf * 2.12194440e-4f;  // x - k ln2, ln2 split in two
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;                                // e^r
+    uint32_t bits = (uint32_t)(k + 127) << 23;               // 2^k as a float
+    float s;
+    memcpy(&s, &bits, 4);
+    return p * s;
+}
+static inline float tanh_poly(float u) {  // tanh(u) = (e^2u - 1) / (e^2u + 1); |u| > 9 is +-1 in fp32
+    u = u > -9.0f ? u : -9.0f;
+    u = u < 9.0f ? u : 9.0f;
+    float e = exp_poly(2.0f * u);
+    return (e - 1.0f) / (e + 1.0f);
+}
+static void gelu_forward(float* y, const float* x, size_t N) {
+#pragma omp parallel for simd
+    for (size_t i = 0; i < N; i++) {
+        float xi = x[i];
+        y[i] = 0.5f * xi * (1.0f + tanh_poly(GELU_SCALE * (xi + 0.044715f * xi * xi * xi)));
+    }
+}
+// forward was y = 0.5 x (1 + tanh(u)), u = s (x + 0.044715 x^3), so
+//   dy/dx = 0.5 (1 + tanh(u)) + 0.5 x (1 - tanh(u)^2) s (1 + 3 * 0.044715 x^2).  Accumulates into dx.
+static void gelu_backward(float* dx, const float* x, const float* dy, size_t N) {
+#pragma omp parallel for simd
+    for (size_t i = 0; i < N; i++) {
+        float xi = x[i];
+        float th = tanh_poly(GELU_SCALE * (xi + 0.044715f * xi * xi * xi));
+        float grad = 0.5f * (1.0f + th) + 0.5f * xi * (1.0f - th * th) * GELU_SCALE * (1.0f + 3.0f * 0.044715f * xi * xi);
+        dx[i] += grad * dy[i];
+    }
+}
+
+// ---------------------------------------------------------------------------- softmax + cross-entropy
+// probs = softmax(logits[:V]); loss[n] = -log(probs[n, target[n]]); targets of -1 are ignored (loss 0).
+// Returns the mean loss over the non-ignored positions, or NaN when every target is ignored (undefined).
+// PyTorch: F.cross_entropy(logits[..., :V].view(-1, V), targets.view(-1), ignore_index=-1)
+// probs: (N,Vp), zero in the padded columns   losses: (N)   logits: (N,Vp)   targets: (N)
+static float crossentropy_forward(float* probs, float* losses, const float* logits, const int* targets, size_t N,
+                                  int V, int Vp) {
+#pragma omp parallel for
+    for (size_t n = 0; n < N; n++) {
+        const float* lg = logits + n * Vp;
+        float* p = probs + n * Vp;
+        float maxv = -INFINITY;
+        for (int i = 0; i < V; i++) if (lg[i] > maxv) maxv = lg[i];
+        double z = 0.0;  // the normaliser in double: V terms, and the loss is judged to 1e-5 relative
+        for (int i = 0; i < V; i++) {
+            p[i] = expf(lg[i] - maxv);
+            z += p[i];
+        }
+        float inv = (float)(1.0 / z);
+        for (int i = 0; i < V; i++) p[i] *= inv;
+        for (int i = V; i < Vp; i++) p[i] = 0.0f;
+        int tg = targets[n];
+        // -log p[tg] = log z - (lg[tg] - max): exact even when p[tg] underflows to 0
+        losses[n] = tg < 0 ? 0.0f : (float)(log(z) - (double)(lg[tg] - maxv));
+    }
+    // the mean, summed in a fixed order so the result does not depend on the number of threads
+    double sum = 0.0;
+    size_t count = 0;
+    for (size_t n = 0; n < N; n++) {
+        if (targets[n] < 0) continue;
+        sum += losses[n];
+        count++;
+    }
+    return count ? (float)(sum / count) : NAN;
+}
+// forward was loss = mean_n -log softmax(logits_n)[target_n], so for a kept position
+//   dlogits[n,i] = (probs[n,i] - [i == target_n]) / count,  and 0 for ignored positions and padded columns.
+// Writes (=) dlogits. scale multiplies the whole gradient (1 normally; gradient accumulation weights each
+// micro-batch by its share of the targets, so k micro-batches add up to the mean over all of them).
+static void crossentropy_backward(float* dlogits, const float* probs, const int* targets, size_t N, int V, int Vp,
+                                  float scale) {
+    size_t count = 0;
+    for (size_t n = 0; n < N; n++) count += targets[n] >= 0;
+    float w = count ? scale / count : 0.0f;
+#pragma omp parallel for
+    for (size_t n = 0; n < N; n++) {
+        float* d = dlogits + n * Vp;
+        const float* p = probs + n * Vp;
+        int tg = targets[n];
+        if (tg < 0) {
+            memset(d, 0, (size_t)Vp * sizeof(float));
+            continue;
+        }
+        for (int i = 0; i < V; i++) d[i] = p[i] * w;
+        d[tg] -= w;
+        for (int i = V; i < Vp; i++) d[i] = 0.0f;
+    }
+}

@@ -1,0 +1,263 @@
+// loader.c: datasets into batches (the data loader, memory-mapped, shuffled per epoch, resumable), running the
+// model on a batch, and evaluate(): loss, accuracy and the confusion matrix over a dataset.
+
+#pragma once
+#include "dataset.h"  // defines: Dataset, dataset_open, dataset_get (the file formats)
+#include "dist.h"     // defines: dist_rank, dist_world, dist_sum_doubles (evaluation is sharded over ranks)
+#include "model.h"    // defines: GPT, gpt_forward, gpt_forward_cls
+
+// ---------------------------------------------------------------------------- data loader
+// Datasets come from dataprep (dataset.h documents the formats; files are memory-mapped, never read whole):
+//   token files (ours or llm.c's): language modelling. The file is cut into windows of B*T+1 tokens; window k
+//     starts at token k*B*T (consecutive windows share one token, as in llm.c). Inputs are the first B*T
+//     tokens, targets the same shifted by one.
+//   example files, classification: B examples per batch, each truncated/padded to T tokens; the batch
+//     carries each example's length and label.
+//   example files, SFT: B examples per batch, inputs ids[0..T), targets ids[1..T] where the loss mask is 1
+//     (the response), -1 elsewhere (the prompt and the padding).
+// With shuffle, each epoch visits the windows (or examples) in a fresh seeded permutation.
+typedef enum { DATA_LM, DATA_CLS, DATA_SFT } DataKind;
+
+typedef struct {
+    Dataset ds;
+    char path[1024];
+    DataKind kind;
+    int B, T, shuffle;
+    int pad_tail;           // examples: the last batch of an epoch is filled up with ignored rows (evaluation)
+    size_t num_items;       // windows (LM) or examples
+    size_t num_batches;     // per epoch
+    size_t* order;          // permutation of the items for this epoch
+    size_t pos;             // next index into order
+    uint64_t epoch;
+    uint64_t epoch_rng;     // RNG state that made this epoch's permutation (saved in checkpoints)
+    uint64_t rng;           // RNG state for the next epoch's permutation
+} DataLoader;
+
+static void loader_make_order(DataLoader* dl) {
+    for (size_t i = 0; i < dl->num_items; i++) dl->order[i] = i;
+    dl->epoch_rng = dl->rng;
+    if (dl->shuffle) {  // Fisher-Yates
+        for (size_t i = dl->num_items - 1; i > 0; i--) {
+            size_t j = random_u32(&dl->rng) % (i + 1);
+            size_t t = dl->order[i];
+            dl->order[i] = dl->order[j];
+            dl->order[j] = t;
+        }
+    }
+    dl->pos = 0;
+}
+
+static void loader_init(DataLoader* dl, const char* path, int B, int T, int shuffle, uint64_t seed) {
+    memset(dl, 0, sizeof(*dl));
+    snprintf(dl->path, sizeof dl->path, "%s", path);
+    char err[512];
+    if (dataset_open(&dl->ds, path, err, sizeof err) != 0)
+        failf("datasets come from ./dataprep (text, cls or sft) or llm.c's data scripts", "%s", err);
+    dl->B = B;
+    dl->T = T;
+    dl->shuffle = shuffle;
+    size_t BT = (size_t)B * T;
+    if (dl->ds.magic != EXAMPLES_MAGIC) {
+        dl->kind = DATA_LM;
+        if (dl->ds.count < BT + 1)
+            failf("use a smaller --batch or --seq, or more data",
+                  "%s: %llu tokens is too few for one batch of B*T+1 = %zu", path, (unsigned long long)dl->ds.count, BT + 1);
+        dl->num_items = (dl->ds.count - 1) / BT;
+        dl->num_batches = dl->num_items;
+    } else {
+        dl->kind = dl->ds.kind == DS_CLS ? DATA_CLS : DATA_SFT;
+        if (dl->ds.count < (uint64_t)B)
+            failf("use a smaller --batch", "%s: %llu examples is fewer than one batch of %d", path, (unsigned long long)dl->ds.count, B);
+        dl->num_items = dl->ds.count;
+        dl->num_batches = dl->num_items / B;
+    }
+    dl->order = (size_t*)mallocCheck(dl->num_items * sizeof(size_t));
+    dl->rng = seed ? seed : 1;
+    loader_make_order(dl);
+}
+
+// Token i of an example, checked against the model's vocabulary.
+static int loader_token(const DataLoader* dl, const unsigned char* ids, size_t i, uint64_t where, int V) {
+    int id = dataset_id(ids, dl->ds.bytes_per_token, i);
+    if (id < 0 || id >= V)
+        failf("the data was tokenized with a different vocabulary than the model's",
+              "%s: token id %d at %s %llu is out of range for the model's vocabulary V=%d", dl->path, id,
+              dl->kind == DATA_LM ? "position" : "example", (unsigned long long)where, V);
+    return id;
+}
+
+// The next batch. LM and SFT fill inputs and targets (B,T); classification fills inputs (B,T), lengths (B)
+// and labels (B). Any of the outputs a kind does not use may be NULL.
+static void loader_next(DataLoader* dl, int* inputs, int* targets, int* lengths, int* labels, int V) {
+    int B = dl->B, T = dl->T;
+    size_t need = dl->kind == DATA_LM || dl->pad_tail ? 1 : (size_t)B;
+    if (dl->pos + need > dl->num_items) {
+        dl->epoch++;
+        loader_make_order(dl);
+    }
+    if (dl->kind == DATA_LM) {
+        size_t BT = (size_t)B * T, start = dl->order[dl->pos++] * BT;
+        for (size_t i = 0; i <= BT; i++) {
+            int id = loader_token(dl, dl->ds.data, start + i, start + i, V);
+            if (i < BT) inputs[i] = id;
+            if (i > 0) targets[i - 1] = id;
+        }
+        return;
+    }
+    for (int b = 0; b < B; b++) {
+        if (dl->pos >= dl->num_items) {  // pad_tail: an ignored row (no label, no targets)
+            for (int i = 0; i < T; i++) inputs[(size_t)b * T + i] = 0;
+            if (dl->kind == DATA_CLS) lengths[b] = 1, labels[b] = -1;
+            else for (int i = 0; i < T; i++) targets[(size_t)b * T + i] = -1;
+            continue;
+        }
+        size_t e = dl->order[dl->pos++];
+        Example ex;
+        if (dataset_get(&dl->ds, e, &ex) != 0) failf("the file is damaged; run dataprep again", "%s: example %zu is corrupt", dl->path, e);
+        if (ex.n == 0) failf("dataprep drops empty rows; run it again", "%s: example %zu is empty", dl->path, e);
+        int* in = inputs + (size_t)b * T;
+        if (dl->kind == DATA_CLS) {
+            int n = ex.n < (size_t)T ? (int)ex.n : T;  // truncated to T tokens
+            for (int i = 0; i < T; i++) in[i] = i < n ? loader_token(dl, ex.ids, (size_t)i, e, V) : 0;
+            lengths[b] = n;
+            labels[b] = ex.label;
+        } else {
+            int* tg = targets + (size_t)b * T;
+            for (int i = 0; i < T; i++) {
+                in[i] = (size_t)i < ex.n ? loader_token(dl, ex.ids, (size_t)i, e, V) : 0;
+                // target i is token i+1, kept where the mask says the loss is taken there
+                tg[i] = ((size_t)i + 1 < ex.n && ex.mask[i + 1]) ? loader_token(dl, ex.ids, (size_t)i + 1, e, V) : -1;
+            }
+        }
+    }
+}
+
+static void loader_free(DataLoader* dl) {
+    dataset_close(&dl->ds);
+    free(dl->order);
+    memset(dl, 0, sizeof(*dl));
+}
+
+// ---------------------------------------------------------------------------- batches and evaluation
+typedef struct {
+    int *x, *y, *len, *lab;  // inputs (B,T); targets (B,T); lengths (B); labels (B)
+    int B, T;
+} Batch;
+
+static void batch_alloc(Batch* b, int B, int T) {
+    b->B = B;
+    b->T = T;
+    b->x = (int*)mallocCheck((size_t)B * T * sizeof(int));
+    b->y = (int*)mallocCheck((size_t)B * T * sizeof(int));
+    b->len = (int*)mallocCheck((size_t)B * sizeof(int));
+    b->lab = (int*)mallocCheck((size_t)B * sizeof(int));
+}
+static void batch_free(Batch* b) {
+    free(b->x);
+    free(b->y);
+    free(b->len);
+    free(b->lab);
+}
+
+// Checks that the data and the model's head go together: classification data needs a class head with at
+// least as many classes; LM and SFT data need the LM head.
+static void check_data_matches_model(const DataLoader* dl, const GPT* model) {
+    int K = model->config.num_classes;
+    if (dl->kind == DATA_CLS && !K)
+        failf("train a classification model on it first (./train --train that file), or pass --classes K",
+              "%s is a classification dataset but the model has the LM head", dl->path);
+    if (dl->kind != DATA_CLS && K)
+        failf("use a classification dataset (./dataprep cls) with this model",
+              "%s is a %s dataset but the model has a %d-class head", dl->path, dl->kind == DATA_LM ? "language-modelling" : "SFT", K);
+    if (dl->kind == DATA_CLS && dl->ds.num_labels > K)
+        failf("the dataset and the model disagree on the labels", "%s has %d labels, the model's head %d", dl->path, dl->ds.num_labels, K);
+}
+
+// The denominator of a batch's mean loss: its number of targets (LM, SFT), or for classification the sum
+// of its labels' class weights (the number of labelled examples without weights).
+static double batch_denominator(const GPT* model, DataKind kind, const Batch* b) {
+    double n = 0.0;
+    if (kind == DATA_CLS) {
+        for (int i = 0; i < b->B; i++)
+            if (b->lab[i] >= 0) n += model->class_weights ? model->class_weights[b->lab[i]] : 1.0;
+    } else {
+        for (size_t i = 0; i < (size_t)b->B * b->T; i++) n += b->y[i] >= 0;
+    }
+    return n;
+}
+
+// Runs the forward pass on a fetched batch. Returns its number of targets (LM, SFT) or labelled examples
+// (classification).
+static size_t batch_run(GPT* model, DataKind kind, const Batch* b) {
+    size_t n = 0;
+    if (kind == DATA_CLS) {
+        gpt_forward_cls(model, b->x, b->len, b->lab, b->B, b->T);
+        for (int i = 0; i < b->B; i++) n += b->lab[i] >= 0;
+    } else {
+        gpt_forward(model, b->x, b->y, b->B, b->T);
+        for (size_t i = 0; i < (size_t)b->B * b->T; i++) n += b->y[i] >= 0;
+    }
+    return n;
+}
+
+// Fetches the next batch and runs the forward pass.
+static size_t batch_forward(GPT* model, DataLoader* dl, Batch* b) {
+    loader_next(dl, b->x, b->y, b->len, b->lab, model->config.V);
+    return batch_run(model, dl->kind, b);
+}
+
+typedef struct {
+    double loss;      // mean over all targets (LM, SFT) or labelled examples (classification)
+    double accuracy;  // classification: share of examples whose argmax is the label; else NaN
+    size_t count;     // targets or examples
+    size_t* confusion;  // classification: (K,K) counts [gold][predicted], malloc'd; else NULL
+} EvalResult;
+
+// Evaluates up to max_batches batches (all of the file when max_batches <= 0), in file order.
+static EvalResult evaluate(GPT* model, const char* path, int B, int T, int max_batches) {
+    DataLoader dl;
+    loader_init(&dl, path, B, T, 0, 1);
+    check_data_matches_model(&dl, model);
+    if (dl.kind != DATA_LM) {  // every example counts: the last batch is padded with ignored rows
+        dl.pad_tail = 1;
+        dl.num_batches = (dl.num_items + B - 1) / B;
+    }
+    size_t nb = dl.num_batches;
+    if (max_batches > 0 && (size_t)max_batches < nb) nb = (size_t)max_batches;
+    Batch b;
+    batch_alloc(&b, B, T);
+    double sum = 0.0;
+    size_t count = 0, correct = 0;
+    int K = model->config.num_classes;
+    size_t* cm = K ? (size_t*)callocCheck((size_t)K * K, sizeof(size_t)) : NULL;
+    for (size_t i = 0; i < nb; i++) {
+        if (i % (size_t)dist_world != (size_t)dist_rank) {  // another rank's batch (evaluation is sharded)
+            loader_next(&dl, b.x, b.y, b.len, b.lab, model->config.V);
+            continue;
+        }
+        size_t n = batch_forward(model, &dl, &b);
+        if (n) sum += (double)model->mean_loss * n;  // NaN-free: a batch with no targets adds nothing
+        count += n;
+        for (int e = 0; K && e < B; e++) {
+            const float* lg = model->acts.cls_logits + (size_t)e * K;
+            int best = 0;
+            for (int k = 1; k < K; k++) if (lg[k] > lg[best]) best = k;
+            correct += b.lab[e] >= 0 && best == b.lab[e];
+            if (b.lab[e] >= 0) cm[(size_t)b.lab[e] * K + best]++;
+        }
+    }
+    batch_free(&b);
+    loader_free(&dl);
+    if (dist_world > 1) {  // add up the ranks' shards
+        size_t nk = (size_t)K * K;
+        double* red = (double*)callocCheck(3 + nk, sizeof(double));
+        red[0] = sum, red[1] = (double)count, red[2] = (double)correct;
+        for (size_t i = 0; i < nk; i++) red[3 + i] = (double)cm[i];
+        dist_sum_doubles(red, 3 + nk);
+        sum = red[0], count = (size_t)red[1], correct = (size_t)red[2];
+        for (size_t i = 0; i < nk; i++) cm[i] = (size_t)red[3 + i];
+        free(red);
+    }
+    EvalResult r = {count ? sum / count : NAN, K && count ? (double)correct / count : NAN, count, cm};
+    return r;
+}

@@ -1,0 +1,147 @@
+// setup.c: from the flags to a model ready to train: load or initialise it (model_from_args), add the
+// fine-tuning method's tensors, freeze what the flags freeze, layer-wise LR decay and class weights.
+
+#pragma once
+#include "flags.h"    // defines: Args
+#include "formats.c"  // defines: load_model, load_adapter, TrainState
+#include "loader.c"   // defines: DataLoader
+
+// Builds the model the flags ask for: --resume DIR, --model FILE or --init L,NH,C; then --adapter FILE.
+static void model_from_args(GPT* model, const Args* a, TrainState* state, uint64_t* rng) {
+    if (a->resume) {
+        char path[1024];
+        snprintf(path, sizeof path, "%s/ckpt.bin", a->resume);
+        load_model(model, path, state);
+        return;  // the checkpoint holds the fine-tuning tensors and the trainable set already
+    } else if (a->model) {
+        load_model(model, a->model, NULL);
+    } else if (a->init) {
+        GPTConfig c = {.maxT = a->max_seq, .V = a->vocab};
+        if (sscanf(a->init, "%d,%d,%d", &c.L, &c.NH, &c.C) != 3 || c.L < 1 || c.NH < 1 || c.C < 1 || c.C % c.NH)
+            failf("for example --init 12,12,768 (GPT-2 124M); C must be divisible by NH", "bad --init '%s'", a->init);
+        if (c.V < 2 || c.maxT < 1) failf(NULL, "--vocab must be at least 2 and --max-seq at least 1");
+        c.Vp = pad_vocab(c.V);
+        gpt_build(model, c);
+        gpt_init_random(model, rng);
+    } else {
+        failf("give --model FILE, --init L,NH,C or --resume DIR", "no model to %s", a->cmd);
+    }
+    if (a->adapter) load_adapter(model, a->adapter);
+}
+
+// Parses "A-B" (or "A") into a layer range within [0, L).
+static void parse_layer_range(const char* s, int L, int* lo, int* hi, const char* flag) {
+    int n = sscanf(s, "%d-%d", lo, hi);
+    if (n == 1) *hi = *lo;
+    if (n < 1 || *lo < 0 || *hi < *lo || *hi >= L)
+        failf("layers are numbered 0..L-1", "%s '%s' is outside the model's layers 0-%d", flag, s, L - 1);
+}
+
+// Applies one --freeze / --unfreeze list: embeddings, head, final-ln, first:K, blocks:A-B, base.
+static void apply_freeze_list(GPT* model, const char* list, int on, const char* flag) {
+    const GPTConfig* c = &model->config;
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", list);
+    for (char* item = strtok(buf, ","); item; item = strtok(NULL, ",")) {
+        int lo = 0, hi = -1;
+        if (!strcmp(item, "embeddings")) {  // wte is also the LM head (tied): freezing it freezes the head
+            gpt_set_trainable(model, PIDX(wte), -1, on);
+            gpt_set_trainable(model, PIDX(wpe), -1, on);
+        } else if (!strcmp(item, "head")) {  // the LM head is wte (tied); a class head is cls_w
+            gpt_set_trainable(model, c->num_classes ? PIDX(cls_w) : PIDX(wte), -1, on);
+        } else if (!strcmp(item, "final-ln")) {
+            gpt_set_trainable(model, PIDX(lnfw), -1, on);
+            gpt_set_trainable(model, PIDX(lnfb), -1, on);
+        } else if (!strcmp(item, "base")) {
+            for (int i = 0; i < NUM_BASE_PARAMS; i++) gpt_set_trainable(model, i, -1, on);
+        } else if (!strncmp(item, "first:", 6)) {
+            int k = atoi(item + 6);
+            if (k < 1 || k > c->L) failf("first:K takes 1 <= K <= L", "%s item '%s' with L=%d", flag, item, c->L);
+            lo = 0, hi = k - 1;
+        } else if (!strncmp(item, "blocks:", 7)) {
+            parse_layer_range(item + 7, c->L, &lo, &hi, flag);
+        } else {
+            failf("items: embeddings, head, final-ln, first:K, blocks:A-B, base", "%s: unknown item '%s'", flag, item);
+        }
+        for (int l = lo; l <= hi; l++)  // every per-layer base tensor of those blocks
+            for (int i = 0; i < NUM_BASE_PARAMS; i++)
+                if (param_per_layer(i)) gpt_set_trainable(model, i, l, on);
+    }
+}
+
+// Sets up the fine-tuning the flags ask for on a freshly loaded model (not on resume, where the checkpoint
+// already holds it): the head for the data, the method's tensors, the trainable set, and LR scales.
+static void setup_finetuning(GPT* model, const Args* a, const DataLoader* dl, uint64_t* rng) {
+    GPTConfig c = model->config;
+    int peft = strcmp(a->method, "full") != 0;
+    if (dl->kind == DATA_CLS && !c.num_classes) {
+        c.num_classes = a->classes ? a->classes : dl->ds.num_labels;
+        if (c.num_classes < 2) failf("classification needs at least 2 classes", "--classes %d (dataset %s has %d labels)", c.num_classes, dl->path, dl->ds.num_labels);
+    }
+    if (!strcmp(a->method, "lora")) {
+        c.lora_r = a->lora_rank;
+        c.lora_alpha = a->lora_alpha;
+        c.lora_targets = 0;
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", a->lora_targets);
+        for (char* s = strtok(buf, ","); s; s = strtok(NULL, ",")) {
+            if (!strcmp(s, "qkv")) c.lora_targets |= LORA_QKV;
+            else if (!strcmp(s, "proj")) c.lora_targets |= LORA_PROJ;
+            else if (!strcmp(s, "fc")) c.lora_targets |= LORA_FC;
+            else if (!strcmp(s, "fcproj")) c.lora_targets |= LORA_FCPROJ;
+            else failf("targets: qkv, proj, fc, fcproj", "unknown --lora-targets name '%s'", s);
+        }
+        c.lora_first = 0;
+        c.lora_last = c.L - 1;
+        if (a->lora_layers) parse_layer_range(a->lora_layers, c.L, &c.lora_first, &c.lora_last, "--lora-layers");
+    }
+    if (!strcmp(a->method, "adapter")) c.adapter_dim = a->adapter_dim;
+    if (!strcmp(a->method, "prefix")) c.prefix_len = a->prefix_len;
+    if (memcmp(&c, &model->config, sizeof c)) gpt_set_peft(model, c, rng);
+    if (peft) apply_freeze_list(model, "base", 0, "--method");  // parameter-efficient: the base is frozen
+    for (int l = 0; l < c.L; l++)  // LoRA outside its layer range stays zero and frozen
+        if (l < c.lora_first || l > c.lora_last)
+            for (int i = PIDX(lora_qkv_a); i <= PIDX(lora_fcproj_b); i++) gpt_set_trainable(model, i, l, 0);
+    if (a->freeze) apply_freeze_list(model, a->freeze, 0, "--freeze");
+    if (a->unfreeze) apply_freeze_list(model, a->unfreeze, 1, "--unfreeze");
+}
+
+// Layer-wise LR decay: per-layer slices of block l get D^(L-1-l); the embeddings D^L; the rest 1.
+static void set_layer_decay(GPT* model, float d) {
+    int L = model->config.L;
+    for (int i = 0; i < NUM_PARAMS; i++)
+        for (int l = 0; l < L; l++) {
+            float s = 1.0f;
+            if (param_per_layer(i)) s = powf(d, (float)(L - 1 - l));
+            else if (i == PIDX(wte) || i == PIDX(wpe)) s = powf(d, (float)L);
+            model->lr_scale[(size_t)i * L + l] = s;
+        }
+}
+
+// Class weights: a comma list of K numbers, or "auto" = N / (K * count_k) over the training labels.
+static float* parse_class_weights(const char* spec, const DataLoader* dl, int K) {
+    float* w = (float*)mallocCheck((size_t)K * sizeof(float));
+    if (!strcmp(spec, "auto")) {
+        size_t* count = (size_t*)callocCheck((size_t)K, sizeof(size_t));
+        for (uint64_t e = 0; e < dl->ds.count; e++) {
+            Example ex;
+            if (dataset_get(&dl->ds, e, &ex) == 0 && ex.label >= 0 && ex.label < K) count[ex.label]++;
+        }
+        for (int k = 0; k < K; k++) {
+            if (!count[k]) failf("give the weights by hand (--class-weights w1,w2,...)", "--class-weights auto: class %d never occurs in %s", k, dl->path);
+            w[k] = (float)dl->ds.count / ((float)K * count[k]);
+        }
+        free(count);
+        return w;
+    }
+    char buf[512];
+    snprintf(buf, sizeof buf, "%s", spec);
+    int k = 0;
+    for (char* s = strtok(buf, ","); s; s = strtok(NULL, ",")) {
+        if (k == K) failf(NULL, "--class-weights has more than K=%d values", K);
+        w[k++] = parse_float_arg("--class-weights", s);
+        if (w[k - 1] < 0.0f) failf(NULL, "--class-weights must not be negative");
+    }
+    if (k != K) failf(NULL, "--class-weights has %d values, the head has K=%d classes", k, K);
+    return w;
+}
