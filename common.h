@@ -88,7 +88,7 @@ static long long file_size(FILE* f) {
 // Nothing half-written is left behind: writers write PATH.tmp, then rename it over PATH when complete.
 typedef struct {
     FILE* f;
-    char path[1024], tmp[1100];
+    char path[1280], tmp[1320];  // longer than every path buffer of the callers, with room for .tmpPID
 } SafeWriter;
 
 static void safe_open(SafeWriter* w, const char* path) {

@@ -1,14 +1,17 @@
-// flags.h: the command line: Args (every flag's value), --help, and parse_args.
+// flags.h: the command line. One table (FLAGS) lists every flag once: its name, its type, the Args field it
+// sets, its default, the --help group and the help text. Defaults, parsing, `./train --help` and the README's
+// flag table (`./train --help-markdown`) are all made from it, so they cannot disagree (test_gpt.c checks the
+// README against it).
 
 #pragma once
-#include "model.h"  // defines: Schedule (--schedule)
+#include "model.h"  // defines: Schedule (--schedule), and common.h's failf
 
-// ---------------------------------------------------------------------------- command line
-static int g_argc;     // the command line, kept for DIR/command.txt (the config a run used)
-static char** g_argv;
-
+// ---------------------------------------------------------------------------- Args: every flag's value
 typedef struct {
-    const char* cmd;            // "train", "eval", "sample" or "bench"
+    const char* cmd;            // the command: train (default), eval, sample, ... (train.c's command table)
+    int argc;                   // the whole command line, for DIR/command.txt and DIR/report.md
+    char** argv;
+    int help, help_markdown;    // --help, --help-markdown
     const char* model;          // --model
     const char* init;           // --init L,NH,C
     int vocab, max_seq;         // --vocab, --max-seq (for --init)
@@ -22,7 +25,7 @@ typedef struct {
     const char* log, *out, *resume;
     int eval_every, val_batches, save_every, shuffle, print_every;
     const char* tokens;         // --tokens (sample)
-    int gen_steps, top_k, stop_token, stop_set;  // stop_set: --stop was given (else the tokenizer's <|endoftext|>)
+    int gen_steps, top_k, stop_token;
     float temperature, top_p;
     const char* input, *labels;  // classify: --input FILE|- and --labels a,b,...|FILE
     int max_batches;            // eval
@@ -40,105 +43,141 @@ typedef struct {
     const char* prune;   // prune: unstructured | layer | heads | neurons
     float sparsity;      // prune: fraction of the block-matrix weights to remove, in [0, 1)
     int keep_sparsity;   // train: put a pruned model's zeros back after every step
-    int exact_match;  // eval on SFT data: greedy-generate the responses of this many examples (-1 = all)
+    int exact_match;     // eval on SFT data: greedy-generate the responses of this many examples (-1 = all)
     float lora_alpha, layer_decay, label_smoothing, lora_dropout, dropout;
     const char* lora_targets, *lora_layers, *freeze, *unfreeze, *class_weights, *adapter;
+    const char* grid;    // sweep: "flag=v1,v2 flag=..."
+    int random_points;   // sweep: run this many points drawn from the grid (0 = all)
+    uint8_t given[96];   // given[i]: flag FLAGS[i] was on the command line (not just its default)
 } Args;
 
-static void print_help(void) {
-    printf(
-        "finetune.c trainer\n"
-        "usage: ./train [train] [flags]  |  ./train eval [flags]  |  ./train sample [flags]  |  ./train classify [flags]  |  ./train bench [flags]\n\n"
-        "model (one of):\n"
-        "  --model FILE        load a model: finetune.c checkpoint, llm.c gpt2_124M.bin, HF model.safetensors (or its\n"
-        "                      folder), or a GGUF file of llama.cpp's gpt2 (F32, F16 or Q8_0; Q8_0 loads as int8)\n"
-        "  --init L,NH,C       random GPT-2-style init with L layers, NH heads, C channels\n"
-        "  --vocab V           vocabulary size for --init (default 50257)\n"
-        "  --max-seq N         positions (maxT) for --init (default 1024)\n"
-        "  --adapter FILE      apply an adapter.bin (LoRA / adapters / prefix / head) to the model, or a Hugging\n"
-        "                      Face PEFT LoRA adapter (its folder or adapter_model.safetensors)\n"
-        "data (from ./dataprep; the kind of file sets the task):\n"
-        "  --train FILE        token file (LM), classification or SFT example file\n"
-        "  --val FILE          validation data of the same kind (optional)\n"
-        "  --task T            lm|cls|sft: check that the data is of this kind (default: take it from the data)\n"
-        "  --batch B           sequences per micro-batch (default 4)\n"
-        "  --accum K           gradient accumulation: K micro-batches per optimizer step (default 1)\n"
-        "  --seq T             tokens per sequence (default 64); examples are truncated or padded to it\n"
-        "  --shuffle 0|1       visit windows / examples in a seeded random order each epoch (default 1)\n"
-        "fine-tuning method:\n"
-        "  --method M          full|lora|adapter|prefix (default full)\n"
-        "  --lora-rank r       LoRA rank (default 8)\n"
-        "  --lora-alpha a      LoRA scale is alpha/r (default 16)\n"
-        "  --lora-targets L    comma list of qkv,proj,fc,fcproj (default qkv,proj)\n"
-        "  --lora-layers A-B   layers that get LoRA (default all)\n"
-        "  --lora-dropout P    dropout on the LoRA input while training (default 0)\n"
-        "  --adapter-dim A     adapter bottleneck (default 16)\n"
-        "  --prefix-len P      prefix-tuning positions per layer (default 10)\n"
-        "  --freeze LIST       freeze: embeddings, head, final-ln, first:K, blocks:A-B, base (all GPT-2 weights)\n"
-        "  --unfreeze LIST     the same items, applied after --freeze (e.g. --freeze base --unfreeze blocks:10-11)\n"
-        "  --layer-decay D     layer-wise LR decay: block l gets lr*D^(L-1-l), embeddings lr*D^L (default 1)\n"
-        "  --classes K         classes of the classification head (default: the dataset's label count)\n"
-        "  --class-weights W   comma list of K loss weights, or 'auto' = N/(K*count_k) from the training data\n"
-        "  --label-smoothing E classification label smoothing (default 0)\n"
-        "optimization:\n"
-        "  --steps N           optimizer steps (default 100)\n"
-        "  --epochs E          train for E passes over the data instead (sets --steps; fractions allowed)\n"
-        "  --lr X              peak learning rate (default 3e-4)\n"
-        "  --schedule S        constant|cosine|linear (default cosine)\n"
-        "  --warmup N          linear warmup steps (default 0)\n"
-        "  --min-lr-frac F     decay to lr*F at the last step (default 0.1)\n"
-        "  --weight-decay W    AdamW decoupled weight decay on matrices (default 0.1)\n"
-        "  --beta1 B1 --beta2 B2 --eps E   AdamW (defaults 0.9, 0.95, 1e-8)\n"
-        "  --grad-clip G       clip the global gradient norm to G, 0 = off (default 1.0)\n"
-        "  --dropout P         dropout on embeddings, attention probabilities and residual branches while\n"
-        "                      training (GPT-2's embd/attn/resid_pdrop; default 0)\n"
-        "  --seed S            seed for init and data order (default 1337)\n"
-        "monitoring and output:\n"
-        "  --eval-every N      validation every N steps and at the end, 0 = only at the end (default 0)\n"
-        "  --val-batches N     batches per validation (default 20; 0 = all)\n"
-        "  --early-stop N      stop after N validations without improvement of --metric; DIR/best.bin keeps the best\n"
-        "  --metric M          val_loss | accuracy | f1 (macro F1): what --early-stop watches (default val_loss)\n"
-        "  --test FILE         evaluate the best model (by --metric) on this data once, at the end; for\n"
-        "                      classification also DIR/errors.md (accuracy by class and length, worst mistakes)\n"
-        "  --tokenizer PATH    decode example text in DIR/errors.md (the gpt2_bpe folder or a dataprep tokenizer)\n"
-        "  --print-every N     console line every N steps (default 1)\n"
-        "  --log FILE          JSONL: step, loss, lr, grad_norm, tokens_per_s, val_loss (and val_accuracy) on eval steps\n"
-        "  --out DIR           the run folder: DIR/model.bin (last), DIR/best.bin (best on --val), DIR/ckpt.bin\n"
-        "                      (resumable state), DIR/adapter.bin (lora/adapter/prefix/head tensors only),\n"
-        "                      DIR/log.jsonl (unless --log), DIR/command.txt, DIR/curves.svg\n"
-        "  --save-every N      also write DIR/ckpt.bin every N steps (default 0 = only at the end)\n"
-        "  --resume DIR        continue from DIR/ckpt.bin with the same flags; reproduces the uninterrupted run\n"
-        "  --stop-at N         stop after step N as if interrupted (writes DIR/ckpt.bin; continue with --resume)\n"
-        "distributed (build with make mpi, run with mpirun -np N): --batch is per rank, the global batch N*B\n"
-        "  --zero 0|1          1: shard AdamW state over the ranks (ZeRO stage 1) (default 0)\n"
-        "eval:   ./train eval --model FILE --data FILE [--adapter FILE --batch B --seq T --max-batches N]\n"
-        "        prints one JSON line: loss and ppl (LM, SFT), or loss, accuracy, macro/micro F1, per-class\n"
-        "        precision/recall/F1 and the confusion matrix [gold][predicted] (classification)\n"
-        "        --exact-match N: on SFT data, also greedy-generate N responses (-1: all) and report the share\n"
-        "        reproduced exactly\n"
-        "sample: ./train sample --model FILE --tokens \"ids\" [--gen N (64) --temperature X (1.0; 0 = greedy)\n"
-        "        --top-k K (0 = off) --top-p P (1.0 = off) --stop ID --seed S]  prints the prompt and generated\n"
-        "        token ids; or, as text, ./train sample --model FILE --tokenizer PATH --prompt \"text\" [...]\n"
-        "        Uses a KV cache (tokens/s on stderr). --stop defaults to the tokenizer's <|endoftext|> (50256\n"
-        "        for GPT-2), -1 without a tokenizer. Past maxT tokens the context slides by maxT/2 at a time.\n"
-        "classify: ./train classify --model FILE --tokenizer PATH [--input FILE (default - = stdin)\n"
-        "        --labels a,b,...|PREFIX_labels.txt --batch B]  a classification model on each line of text:\n"
-        "        prints label<TAB>probability<TAB>text; empty lines skipped, lines over maxT tokens truncated\n"
-        "sweep:  ./train sweep --grid \"lr=1e-3,3e-3 lora-rank=4,8\" --out DIR [--random N --test FILE] <train flags>\n"
-        "        one run per grid point in DIR/run_NNN, resumable; the best on --val (--metric) is evaluated on\n"
-        "        --test; DIR/results.csv and DIR/results.md\n"
-        "export: ./train export --model FILE [--adapter FILE] --format safetensors|llmc|peft|gguf --out PATH [--merge 1]\n"
-        "        safetensors: PATH/model.safetensors + PATH/config.json in Hugging Face GPT-2 layout (score.weight for\n"
-        "        a class head); llmc: llm.c's model file. --merge 1 folds LoRA into the weights first\n"
-        "        peft: the LoRA itself (unmerged) as a Hugging Face PEFT adapter: PATH/adapter_model.safetensors +\n"
-        "        PATH/adapter_config.json (score.weight too for a class head); load it back with --adapter PATH\n"
-        "        gguf: PATH.gguf for llama.cpp (architecture gpt2) [--dtype f32|q8_0] [--tokenizer DIR]: q8_0 stores\n"
-        "        the matrices as int8 (C and the MLP width must be multiples of 32; default for an int8 model);\n"
-        "        --tokenizer ../shared/data/gpt2_bpe puts the vocabulary in (llama.cpp needs it to run the model)\n"
-        "bench:  ./train bench --init 12,12,768 [--method lora ... --batch 4 --seq 64 --steps 5]  timed training\n"
-        "        steps on random tokens (1 warmup step first); one JSON line with ms/step, tokens/s, GFLOP/s\n");
+// ---------------------------------------------------------------------------- the flag table
+typedef enum { FLAG_SWITCH, FLAG_INT, FLAG_FLOAT, FLAG_U64, FLAG_STRING, FLAG_SCHEDULE } FlagType;
+
+typedef struct {
+    const char* name;     // "--batch"
+    const char* value;    // what the value looks like in the help ("B"); NULL for a switch (no value)
+    FlagType type;
+    size_t field;         // offsetof(Args, ...)
+    const char* def;      // the default, as it would be typed (parsed like a typed value); NULL: none
+    const char* group;    // the --help section
+    const char* help;
+} Flag;
+
+#define F_(name, value, type, field, def, group, help) {name, value, type, offsetof(Args, field), def, group, help}
+static const Flag FLAGS[] = {
+    F_("--help", NULL, FLAG_SWITCH, help, NULL, "help", "print this help"),
+    F_("--help-markdown", NULL, FLAG_SWITCH, help_markdown, NULL, "help", "print the flag table as Markdown (the README's table)"),
+    // model
+    F_("--model", "FILE", FLAG_STRING, model, NULL, "model", "load a model: finetune.c checkpoint, llm.c gpt2_124M.bin, HF model.safetensors (or its folder), or a GGUF file of llama.cpp's gpt2 (F32, F16 or Q8_0; Q8_0 loads as int8)"),
+    F_("--init", "L,NH,C", FLAG_STRING, init, NULL, "model", "random GPT-2-style init with L layers, NH heads, C channels"),
+    F_("--vocab", "V", FLAG_INT, vocab, "50257", "model", "vocabulary size for --init"),
+    F_("--max-seq", "N", FLAG_INT, max_seq, "1024", "model", "positions (maxT) for --init"),
+    F_("--adapter", "FILE", FLAG_STRING, adapter, NULL, "model", "apply an adapter.bin (LoRA / adapters / prefix / head) to the model, or a Hugging Face PEFT LoRA adapter (its folder or adapter_model.safetensors)"),
+    // data
+    F_("--train", "FILE", FLAG_STRING, train, NULL, "data", "token file (LM), classification or SFT example file (from ./dataprep; the kind of file sets the task)"),
+    F_("--val", "FILE", FLAG_STRING, val, NULL, "data", "validation data of the same kind"),
+    F_("--task", "T", FLAG_STRING, task, NULL, "data", "lm|cls|sft: check that the data is of this kind (default: take it from the data)"),
+    F_("--batch", "B", FLAG_INT, B, "4", "data", "sequences per micro-batch (per rank under MPI)"),
+    F_("--accum", "K", FLAG_INT, accum, "1", "data", "gradient accumulation: K micro-batches per optimizer step"),
+    F_("--seq", "T", FLAG_INT, T, "64", "data", "tokens per sequence; examples are truncated or padded to it"),
+    F_("--shuffle", "0|1", FLAG_INT, shuffle, "1", "data", "visit windows / examples in a seeded random order each epoch (0: in file order, as llm.c's loader)"),
+    // fine-tuning method
+    F_("--method", "M", FLAG_STRING, method, "full", "method", "full|lora|adapter|prefix"),
+    F_("--lora-rank", "r", FLAG_INT, lora_rank, "8", "method", "LoRA rank"),
+    F_("--lora-alpha", "a", FLAG_FLOAT, lora_alpha, "16", "method", "LoRA scale is alpha/r"),
+    F_("--lora-targets", "LIST", FLAG_STRING, lora_targets, "qkv,proj", "method", "comma list of qkv,proj,fc,fcproj"),
+    F_("--lora-layers", "A-B", FLAG_STRING, lora_layers, NULL, "method", "layers that get LoRA (default all)"),
+    F_("--lora-dropout", "P", FLAG_FLOAT, lora_dropout, "0", "method", "dropout on the LoRA input while training"),
+    F_("--adapter-dim", "A", FLAG_INT, adapter_dim, "16", "method", "adapter bottleneck width"),
+    F_("--prefix-len", "P", FLAG_INT, prefix_len, "10", "method", "prefix-tuning positions per layer"),
+    F_("--freeze", "LIST", FLAG_STRING, freeze, NULL, "method", "freeze: embeddings, head, final-ln, first:K, blocks:A-B, base (all GPT-2 weights)"),
+    F_("--unfreeze", "LIST", FLAG_STRING, unfreeze, NULL, "method", "the same items, applied after --freeze (e.g. --freeze base --unfreeze blocks:10-11)"),
+    F_("--layer-decay", "D", FLAG_FLOAT, layer_decay, "1", "method", "layer-wise LR decay: block l gets lr*D^(L-1-l), embeddings lr*D^L"),
+    F_("--classes", "K", FLAG_INT, classes, NULL, "method", "classes of the classification head (default: the dataset's label count)"),
+    F_("--class-weights", "W", FLAG_STRING, class_weights, NULL, "method", "comma list of K loss weights, or 'auto' = N/(K*count_k) from the training data"),
+    F_("--label-smoothing", "E", FLAG_FLOAT, label_smoothing, "0", "method", "classification label smoothing"),
+    // optimization
+    F_("--steps", "N", FLAG_INT, steps, "100", "optimization", "optimizer steps"),
+    F_("--epochs", "E", FLAG_FLOAT, epochs, NULL, "optimization", "train for E passes over the data instead (sets --steps; fractions allowed)"),
+    F_("--lr", "X", FLAG_FLOAT, lr, "3e-4", "optimization", "peak learning rate"),
+    F_("--schedule", "S", FLAG_SCHEDULE, schedule, "cosine", "optimization", "constant|cosine|linear decay after warmup"),
+    F_("--warmup", "N", FLAG_INT, warmup, "0", "optimization", "linear warmup steps"),
+    F_("--min-lr-frac", "F", FLAG_FLOAT, min_lr_frac, "0.1", "optimization", "decay ends at lr*F at the last step"),
+    F_("--weight-decay", "W", FLAG_FLOAT, weight_decay, "0.1", "optimization", "AdamW decoupled weight decay, on matrices only (not biases, LayerNorm)"),
+    F_("--beta1", "B1", FLAG_FLOAT, beta1, "0.9", "optimization", "AdamW beta1"),
+    F_("--beta2", "B2", FLAG_FLOAT, beta2, "0.95", "optimization", "AdamW beta2"),
+    F_("--eps", "E", FLAG_FLOAT, eps, "1e-8", "optimization", "AdamW epsilon"),
+    F_("--grad-clip", "G", FLAG_FLOAT, grad_clip, "1.0", "optimization", "clip the global gradient norm to G, 0 = off"),
+    F_("--dropout", "P", FLAG_FLOAT, dropout, "0", "optimization", "dropout on embeddings, attention probabilities and residual branches while training (GPT-2's embd/attn/resid_pdrop)"),
+    F_("--seed", "S", FLAG_U64, seed, "1337", "optimization", "seed for init, data order, dropout and sampling"),
+    // monitoring and output
+    F_("--eval-every", "N", FLAG_INT, eval_every, "0", "output", "validation every N steps and at the end, 0 = only at the end"),
+    F_("--val-batches", "N", FLAG_INT, val_batches, "20", "output", "batches per validation (0 = all)"),
+    F_("--early-stop", "N", FLAG_INT, early_stop, "0", "output", "stop after N validations without improvement of --metric; DIR/best.bin keeps the best"),
+    F_("--metric", "M", FLAG_STRING, metric, "val_loss", "output", "val_loss | accuracy | f1 (macro F1): what --early-stop, best.bin and the sweep watch"),
+    F_("--test", "FILE", FLAG_STRING, test, NULL, "output", "evaluate the best model (by --metric) on this data once, at the end; for classification also DIR/errors.md and DIR/confusion_test.svg"),
+    F_("--tokenizer", "PATH", FLAG_STRING, tokenizer, NULL, "output", "the gpt2_bpe folder or a dataprep tokenizer: decodes DIR/errors.md, and is needed by sample --prompt and classify"),
+    F_("--print-every", "N", FLAG_INT, print_every, "1", "output", "console line (step, loss, lr, grad norm, tokens/s, ETA) every N steps"),
+    F_("--log", "FILE", FLAG_STRING, log, NULL, "output", "JSONL, one line per step: step, loss (before the update), lr, grad_norm, tokens_per_s, and val_loss (val_accuracy) on eval steps"),
+    F_("--out", "DIR", FLAG_STRING, out, NULL, "output", "the run folder: DIR/model.bin (last), DIR/best.bin (best on --val), DIR/ckpt.bin (resumable state), DIR/adapter.bin (fine-tuning tensors only), DIR/log.jsonl (unless --log), DIR/command.txt, DIR/curves.svg, DIR/report.md; export and quantize/prune: the output path"),
+    F_("--save-every", "N", FLAG_INT, save_every, "0", "output", "also write DIR/ckpt.bin every N steps (0 = only at the end)"),
+    F_("--resume", "DIR", FLAG_STRING, resume, NULL, "output", "continue from DIR/ckpt.bin with the same flags; reproduces the uninterrupted run"),
+    F_("--stop-at", "N", FLAG_INT, stop_at, NULL, "output", "stop after step N as if interrupted (writes DIR/ckpt.bin; continue with --resume)"),
+    // distributed
+    F_("--zero", "0|1", FLAG_INT, zero, "0", "distributed", "1: shard AdamW state over the MPI ranks (ZeRO stage 1)"),
+    // eval
+    F_("--data", "FILE", FLAG_STRING, data, NULL, "eval", "the dataset to evaluate (eval, quantize and prune: the before/after table)"),
+    F_("--max-batches", "N", FLAG_INT, max_batches, "0", "eval", "evaluate at most N batches (0 = all)"),
+    F_("--exact-match", "N", FLAG_INT, exact_match, "0", "eval", "on SFT data, also greedy-generate N responses (-1: all) and report the share reproduced exactly"),
+    // sample
+    F_("--tokens", "IDS", FLAG_STRING, tokens, NULL, "sample", "the prompt as space-separated token ids"),
+    F_("--prompt", "TEXT", FLAG_STRING, prompt, NULL, "sample", "the prompt as text (needs --tokenizer)"),
+    F_("--gen", "N", FLAG_INT, gen_steps, "64", "sample", "tokens to generate"),
+    F_("--temperature", "X", FLAG_FLOAT, temperature, "1.0", "sample", "sampling temperature (0 = greedy)"),
+    F_("--top-k", "K", FLAG_INT, top_k, "0", "sample", "keep the K most likely tokens (0 = off)"),
+    F_("--top-p", "P", FLAG_FLOAT, top_p, "1.0", "sample", "then the smallest set of them whose probability reaches P (1.0 = off)"),
+    F_("--stop", "ID", FLAG_INT, stop_token, "-1", "sample", "stop after this token (default: the tokenizer's <|endoftext|>, 50256 for GPT-2; -1 = never)"),
+    // classify
+    F_("--input", "FILE", FLAG_STRING, input, "-", "classify", "lines of text to classify (- = stdin)"),
+    F_("--labels", "NAMES", FLAG_STRING, labels, NULL, "classify", "class names: a,b,... or dataprep's PREFIX_labels.txt"),
+    // export
+    F_("--format", "F", FLAG_STRING, format, NULL, "export", "safetensors|llmc|peft|gguf"),
+    F_("--dtype", "D", FLAG_STRING, dtype, NULL, "export", "gguf: f32|q8_0 (default q8_0 for an int8 model, else f32)"),
+    F_("--merge", "0|1", FLAG_INT, merge, "0", "export", "fold LoRA into the weights first (W += alpha/r B A)"),
+    // compression
+    F_("--prune", "MODE", FLAG_STRING, prune, NULL, "compress", "prune: unstructured|layer|heads|neurons"),
+    F_("--sparsity", "S", FLAG_FLOAT, sparsity, "0", "compress", "prune: fraction of the block-matrix weights to remove, in [0, 1)"),
+    F_("--keep-sparsity", "0|1", FLAG_INT, keep_sparsity, "0", "compress", "train: put a pruned model's zeros back after every step"),
+    // sweep
+    F_("--grid", "AXES", FLAG_STRING, grid, NULL, "sweep", "\"flag=v1,v2 flag=v1,v2\": one run per point of the grid"),
+    F_("--random", "N", FLAG_INT, random_points, "0", "sweep", "run N points drawn from the grid (seeded by --seed; 0 = all)"),
+};
+#undef F_
+#define NUM_FLAGS ((int)(sizeof FLAGS / sizeof FLAGS[0]))
+_Static_assert(sizeof FLAGS / sizeof FLAGS[0] <= sizeof(((Args*)0)->given), "Args.given needs a slot per flag");
+
+// The help sections, in --help order.
+static const char* const FLAG_GROUPS[][2] = {
+    {"model", "model (one of --model, --init, --resume)"}, {"data", "data (from ./dataprep)"},
+    {"method", "fine-tuning method"}, {"optimization", "optimization"}, {"output", "monitoring and output"},
+    {"distributed", "distributed (make mpi, mpirun -np N: --batch is per rank, the global batch N*B)"},
+    {"eval", "eval"}, {"sample", "sample"}, {"classify", "classify"}, {"export", "export"},
+    {"compress", "quantize and prune"}, {"sweep", "sweep"}, {"help", "help"},
+};
+
+static int flag_index(const char* name) {
+    for (int i = 0; i < NUM_FLAGS; i++)
+        if (!strcmp(FLAGS[i].name, name)) return i;
+    return -1;
+}
+// Whether a flag was given on the command line (not only defaulted).
+static int flag_given(const Args* a, const char* name) {
+    int i = flag_index(name);
+    return i >= 0 && a->given[i];
 }
 
+// ---------------------------------------------------------------------------- parsing
 static int parse_int_arg(const char* flag, const char* v) {
     char* e;
     long x = strtol(v, &e, 10);
@@ -152,125 +191,131 @@ static float parse_float_arg(const char* flag, const char* v) {
     return x;
 }
 
-static Args parse_args(int argc, char** argv) {
-    Args a;  // defaults (assigned one by one: C++, which train.cu compiles this file as, wants no reordering)
-    memset(&a, 0, sizeof a);
-    a.cmd = "train", a.vocab = 50257, a.max_seq = 1024, a.B = 4, a.T = 64, a.steps = 100, a.lr = 3e-4f;
-    a.min_lr_frac = 0.1f, a.weight_decay = 0.1f, a.beta1 = 0.9f, a.beta2 = 0.95f, a.eps = 1e-8f, a.grad_clip = 1.0f;
-    a.schedule = SCHED_COSINE, a.seed = 1337, a.val_batches = 20, a.shuffle = 1, a.print_every = 1;
-    a.gen_steps = 64, a.top_k = 0, a.stop_token = -1, a.temperature = 1.0f, a.top_p = 1.0f;
-    a.method = "full", a.lora_rank = 8, a.lora_alpha = 16.0f, a.lora_targets = "qkv,proj", a.adapter_dim = 16;
-    a.prefix_len = 10, a.layer_decay = 1.0f, a.accum = 1, a.metric = "val_loss";
-    int i = 1;
-    if (argc > 1 && argv[1][0] != '-') {
-        a.cmd = argv[1];
-        if (strcmp(a.cmd, "train") && strcmp(a.cmd, "eval") && strcmp(a.cmd, "sample") && strcmp(a.cmd, "bench") &&
-            strcmp(a.cmd, "export") && strcmp(a.cmd, "classify") && strcmp(a.cmd, "quantize") && strcmp(a.cmd, "prune"))
-            failf("commands: train (default), eval, sample, classify, sweep, bench, export, quantize, prune", "unknown command '%s'", a.cmd);
-        i = 2;
-    }
-    for (; i < argc; i++) {
-        const char* f = argv[i];
-        if (!strcmp(f, "--help") || !strcmp(f, "-h")) { print_help(); exit(0); }
-        if (i + 1 >= argc) failf("see ./train --help", "flag %s needs a value", f);
-        const char* v = argv[++i];
-        if (!strcmp(f, "--model")) a.model = v;
-        else if (!strcmp(f, "--init")) a.init = v;
-        else if (!strcmp(f, "--vocab")) a.vocab = parse_int_arg(f, v);
-        else if (!strcmp(f, "--max-seq")) a.max_seq = parse_int_arg(f, v);
-        else if (!strcmp(f, "--train")) a.train = v;
-        else if (!strcmp(f, "--val")) a.val = v;
-        else if (!strcmp(f, "--data")) a.data = v;
-        else if (!strcmp(f, "--batch")) a.B = parse_int_arg(f, v);
-        else if (!strcmp(f, "--seq")) a.T = parse_int_arg(f, v);
-        else if (!strcmp(f, "--steps")) a.steps = parse_int_arg(f, v);
-        else if (!strcmp(f, "--lr")) a.lr = parse_float_arg(f, v);
-        else if (!strcmp(f, "--min-lr-frac")) a.min_lr_frac = parse_float_arg(f, v);
-        else if (!strcmp(f, "--weight-decay")) a.weight_decay = parse_float_arg(f, v);
-        else if (!strcmp(f, "--beta1")) a.beta1 = parse_float_arg(f, v);
-        else if (!strcmp(f, "--beta2")) a.beta2 = parse_float_arg(f, v);
-        else if (!strcmp(f, "--eps")) a.eps = parse_float_arg(f, v);
-        else if (!strcmp(f, "--grad-clip")) a.grad_clip = parse_float_arg(f, v);
-        else if (!strcmp(f, "--warmup")) a.warmup = parse_int_arg(f, v);
-        else if (!strcmp(f, "--schedule")) {
-            if (!strcmp(v, "constant")) a.schedule = SCHED_CONSTANT;
-            else if (!strcmp(v, "cosine")) a.schedule = SCHED_COSINE;
-            else if (!strcmp(v, "linear")) a.schedule = SCHED_LINEAR;
+// Sets flag f's field from its text value v (a default or what was typed).
+static void flag_set(Args* a, const Flag* f, const char* v) {
+    char* p = (char*)a + f->field;
+    switch (f->type) {
+        case FLAG_SWITCH: *(int*)p = 1; break;
+        case FLAG_INT: *(int*)p = parse_int_arg(f->name, v); break;
+        case FLAG_FLOAT: *(float*)p = parse_float_arg(f->name, v); break;
+        case FLAG_U64: *(uint64_t*)p = (uint64_t)strtoull(v, NULL, 10); break;
+        case FLAG_STRING: *(const char**)p = v; break;
+        case FLAG_SCHEDULE:
+            if (!strcmp(v, "constant")) *(Schedule*)p = SCHED_CONSTANT;
+            else if (!strcmp(v, "cosine")) *(Schedule*)p = SCHED_COSINE;
+            else if (!strcmp(v, "linear")) *(Schedule*)p = SCHED_LINEAR;
             else failf("use constant, cosine or linear", "unknown --schedule '%s'", v);
-        } else if (!strcmp(f, "--seed")) a.seed = (uint64_t)strtoull(v, NULL, 10);
-        else if (!strcmp(f, "--log")) a.log = v;
-        else if (!strcmp(f, "--out")) a.out = v;
-        else if (!strcmp(f, "--resume")) a.resume = v;
-        else if (!strcmp(f, "--eval-every")) a.eval_every = parse_int_arg(f, v);
-        else if (!strcmp(f, "--val-batches")) a.val_batches = parse_int_arg(f, v);
-        else if (!strcmp(f, "--save-every")) a.save_every = parse_int_arg(f, v);
-        else if (!strcmp(f, "--shuffle")) a.shuffle = parse_int_arg(f, v);
-        else if (!strcmp(f, "--print-every")) a.print_every = parse_int_arg(f, v);
-        else if (!strcmp(f, "--tokens")) a.tokens = v;
-        else if (!strcmp(f, "--gen")) a.gen_steps = parse_int_arg(f, v);
-        else if (!strcmp(f, "--top-k")) a.top_k = parse_int_arg(f, v);
-        else if (!strcmp(f, "--stop")) a.stop_token = parse_int_arg(f, v), a.stop_set = 1;
-        else if (!strcmp(f, "--top-p")) a.top_p = parse_float_arg(f, v);
-        else if (!strcmp(f, "--input")) a.input = v;
-        else if (!strcmp(f, "--labels")) a.labels = v;
-        else if (!strcmp(f, "--temperature")) a.temperature = parse_float_arg(f, v);
-        else if (!strcmp(f, "--max-batches")) a.max_batches = parse_int_arg(f, v);
-        else if (!strcmp(f, "--stop-at")) a.stop_at = parse_int_arg(f, v);
-        else if (!strcmp(f, "--method")) a.method = v;
-        else if (!strcmp(f, "--task")) a.task = v;
-        else if (!strcmp(f, "--lora-rank")) a.lora_rank = parse_int_arg(f, v);
-        else if (!strcmp(f, "--lora-alpha")) a.lora_alpha = parse_float_arg(f, v);
-        else if (!strcmp(f, "--lora-targets")) a.lora_targets = v;
-        else if (!strcmp(f, "--lora-layers")) a.lora_layers = v;
-        else if (!strcmp(f, "--lora-dropout")) a.lora_dropout = parse_float_arg(f, v);
-        else if (!strcmp(f, "--dropout")) a.dropout = parse_float_arg(f, v);
-        else if (!strcmp(f, "--adapter-dim")) a.adapter_dim = parse_int_arg(f, v);
-        else if (!strcmp(f, "--prefix-len")) a.prefix_len = parse_int_arg(f, v);
-        else if (!strcmp(f, "--freeze")) a.freeze = v;
-        else if (!strcmp(f, "--unfreeze")) a.unfreeze = v;
-        else if (!strcmp(f, "--layer-decay")) a.layer_decay = parse_float_arg(f, v);
-        else if (!strcmp(f, "--classes")) a.classes = parse_int_arg(f, v);
-        else if (!strcmp(f, "--class-weights")) a.class_weights = v;
-        else if (!strcmp(f, "--label-smoothing")) a.label_smoothing = parse_float_arg(f, v);
-        else if (!strcmp(f, "--adapter")) a.adapter = v;
-        else if (!strcmp(f, "--accum")) a.accum = parse_int_arg(f, v);
-        else if (!strcmp(f, "--epochs")) a.epochs = parse_float_arg(f, v);
-        else if (!strcmp(f, "--zero")) a.zero = parse_int_arg(f, v);
-        else if (!strcmp(f, "--early-stop")) a.early_stop = parse_int_arg(f, v);
-        else if (!strcmp(f, "--metric")) a.metric = v;
-        else if (!strcmp(f, "--test")) a.test = v;
-        else if (!strcmp(f, "--tokenizer")) a.tokenizer = v;
-        else if (!strcmp(f, "--exact-match")) a.exact_match = parse_int_arg(f, v);
-        else if (!strcmp(f, "--prompt")) a.prompt = v;
-        else if (!strcmp(f, "--format")) a.format = v;
-        else if (!strcmp(f, "--dtype")) a.dtype = v;
-        else if (!strcmp(f, "--merge")) a.merge = parse_int_arg(f, v);
-        else if (!strcmp(f, "--prune")) a.prune = v;
-        else if (!strcmp(f, "--sparsity")) a.sparsity = parse_float_arg(f, v);
-        else if (!strcmp(f, "--keep-sparsity")) a.keep_sparsity = parse_int_arg(f, v);
-        else failf("see ./train --help for the list of flags", "unknown flag '%s'", f);
+            break;
     }
-    if (a.B < 1 || a.T < 1) failf(NULL, "--batch and --seq must be at least 1 (got %d, %d)", a.B, a.T);
-    if (strcmp(a.metric, "val_loss") && strcmp(a.metric, "accuracy") && strcmp(a.metric, "f1"))
-        failf("use val_loss, accuracy or f1 (macro F1)", "unknown --metric '%s'", a.metric);
-    if (a.early_stop < 0 || a.epochs < 0) failf(NULL, "--early-stop and --epochs must not be negative");
-    if (a.zero != 0 && a.zero != 1) failf("0: every rank keeps all AdamW state; 1: ZeRO stage 1 shards it", "--zero %d", a.zero);
-    if (a.accum < 1) failf("--accum k runs k micro-batches of --batch B per optimizer step", "--accum %d must be at least 1", a.accum);
-    if (a.steps < 0 || a.warmup < 0) failf(NULL, "--steps and --warmup must not be negative");
-    if (a.lr < 0.0f || a.weight_decay < 0.0f || a.grad_clip < 0.0f) failf(NULL, "--lr, --weight-decay and --grad-clip must not be negative");
-    if (strcmp(a.method, "full") && strcmp(a.method, "lora") && strcmp(a.method, "adapter") && strcmp(a.method, "prefix"))
-        failf("use full, lora, adapter or prefix", "unknown --method '%s'", a.method);
-    if (a.task && strcmp(a.task, "lm") && strcmp(a.task, "cls") && strcmp(a.task, "sft"))
-        failf("use lm, cls or sft", "unknown --task '%s'", a.task);
-    if (!strcmp(a.method, "lora") && a.lora_rank < 1) failf("a LoRA rank is at least 1, typically 4-64", "--lora-rank %d", a.lora_rank);
-    if (!strcmp(a.method, "lora") && a.lora_alpha <= 0.0f) failf("alpha scales the update (alpha/r); use e.g. 2r", "--lora-alpha %g must be > 0", a.lora_alpha);
-    if (!strcmp(a.method, "adapter") && a.adapter_dim < 1) failf(NULL, "--adapter-dim %d must be at least 1", a.adapter_dim);
-    if (!strcmp(a.method, "prefix") && a.prefix_len < 1) failf(NULL, "--prefix-len %d must be at least 1", a.prefix_len);
-    if (a.layer_decay <= 0.0f || a.layer_decay > 1.0f) failf("typical values are 0.65-0.95", "--layer-decay %g must be in (0, 1]", a.layer_decay);
-    if (a.label_smoothing < 0.0f || a.label_smoothing >= 1.0f) failf(NULL, "--label-smoothing %g must be in [0, 1)", a.label_smoothing);
-    if (a.dropout < 0.0f || a.dropout >= 1.0f) failf(NULL, "--dropout %g must be in [0, 1)", a.dropout);
-    if (a.lora_dropout < 0.0f || a.lora_dropout >= 1.0f) failf(NULL, "--lora-dropout %g must be in [0, 1)", a.lora_dropout);
-    if (a.top_p <= 0.0f || a.top_p > 1.0f) failf("e.g. 0.9 samples from the tokens that make up 90% of the probability", "--top-p %g must be in (0, 1]", a.top_p);
-    if (a.temperature < 0.0f || a.top_k < 0) failf("--temperature 0 is greedy; --top-k 0 keeps every token", "--temperature and --top-k must not be negative");
+}
+
+// The checks no single flag can make alone: names of methods and metrics, ranges that depend on the method.
+static void check_args(const Args* a) {
+    if (a->B < 1 || a->T < 1) failf(NULL, "--batch and --seq must be at least 1 (got %d, %d)", a->B, a->T);
+    if (strcmp(a->metric, "val_loss") && strcmp(a->metric, "accuracy") && strcmp(a->metric, "f1"))
+        failf("use val_loss, accuracy or f1 (macro F1)", "unknown --metric '%s'", a->metric);
+    if (a->early_stop < 0 || a->epochs < 0) failf(NULL, "--early-stop and --epochs must not be negative");
+    if (a->zero != 0 && a->zero != 1) failf("0: every rank keeps all AdamW state; 1: ZeRO stage 1 shards it", "--zero %d", a->zero);
+    if (a->accum < 1) failf("--accum k runs k micro-batches of --batch B per optimizer step", "--accum %d must be at least 1", a->accum);
+    if (a->steps < 0 || a->warmup < 0) failf(NULL, "--steps and --warmup must not be negative");
+    if (a->lr < 0.0f || a->weight_decay < 0.0f || a->grad_clip < 0.0f) failf(NULL, "--lr, --weight-decay and --grad-clip must not be negative");
+    if (strcmp(a->method, "full") && strcmp(a->method, "lora") && strcmp(a->method, "adapter") && strcmp(a->method, "prefix"))
+        failf("use full, lora, adapter or prefix", "unknown --method '%s'", a->method);
+    if (a->task && strcmp(a->task, "lm") && strcmp(a->task, "cls") && strcmp(a->task, "sft"))
+        failf("use lm, cls or sft", "unknown --task '%s'", a->task);
+    if (!strcmp(a->method, "lora") && a->lora_rank < 1) failf("a LoRA rank is at least 1, typically 4-64", "--lora-rank %d", a->lora_rank);
+    if (!strcmp(a->method, "lora") && a->lora_alpha <= 0.0f) failf("alpha scales the update (alpha/r); use e.g. 2r", "--lora-alpha %g must be > 0", a->lora_alpha);
+    if (!strcmp(a->method, "adapter") && a->adapter_dim < 1) failf(NULL, "--adapter-dim %d must be at least 1", a->adapter_dim);
+    if (!strcmp(a->method, "prefix") && a->prefix_len < 1) failf(NULL, "--prefix-len %d must be at least 1", a->prefix_len);
+    if (a->layer_decay <= 0.0f || a->layer_decay > 1.0f) failf("typical values are 0.65-0.95", "--layer-decay %g must be in (0, 1]", a->layer_decay);
+    if (a->label_smoothing < 0.0f || a->label_smoothing >= 1.0f) failf(NULL, "--label-smoothing %g must be in [0, 1)", a->label_smoothing);
+    if (a->dropout < 0.0f || a->dropout >= 1.0f) failf(NULL, "--dropout %g must be in [0, 1)", a->dropout);
+    if (a->lora_dropout < 0.0f || a->lora_dropout >= 1.0f) failf(NULL, "--lora-dropout %g must be in [0, 1)", a->lora_dropout);
+    if (a->top_p <= 0.0f || a->top_p > 1.0f) failf("e.g. 0.9 samples from the tokens that make up 90% of the probability", "--top-p %g must be in (0, 1]", a->top_p);
+    if (a->temperature < 0.0f || a->top_k < 0) failf("--temperature 0 is greedy; --top-k 0 keeps every token", "--temperature and --top-k must not be negative");
+}
+
+// argv: [./train] [COMMAND] [--flag value | --switch]... The command (a first word without "--") is kept in
+// cmd and checked by train.c's command table; the flags are checked here.
+static Args parse_args(int argc, char** argv) {
+    Args a;
+    memset(&a, 0, sizeof a);
+    a.cmd = "train";
+    a.argc = argc, a.argv = argv;
+    for (int i = 0; i < NUM_FLAGS; i++)
+        if (FLAGS[i].def) flag_set(&a, &FLAGS[i], FLAGS[i].def);
+    int i = 1;
+    if (argc > 1 && argv[1][0] != '-') a.cmd = argv[1], i = 2;
+    for (; i < argc; i++) {
+        int k = flag_index(!strcmp(argv[i], "-h") ? "--help" : argv[i]);
+        if (k < 0) failf("see ./train --help for the list of flags", "unknown flag '%s'", argv[i]);
+        const Flag* f = &FLAGS[k];
+        if (f->type != FLAG_SWITCH && i + 1 >= argc) failf("see ./train --help", "flag %s needs a value", f->name);
+        flag_set(&a, f, f->type == FLAG_SWITCH ? NULL : argv[++i]);
+        a.given[k] = 1;
+        if (a.help || a.help_markdown) return a;  // the rest need not parse
+    }
+    check_args(&a);
     return a;
+}
+
+// ---------------------------------------------------------------------------- help
+// Every flag of one group, two columns, the help text wrapped at 110 characters.
+static void flags_print_group(FILE* out, const char* group) {
+    for (int i = 0; i < NUM_FLAGS; i++) {
+        const Flag* f = &FLAGS[i];
+        if (strcmp(f->group, group)) continue;
+        char left[64];
+        snprintf(left, sizeof left, "  %s%s%s", f->name, f->value ? " " : "", f->value ? f->value : "");
+        char help[600];
+        snprintf(help, sizeof help, "%s%s%s%s", f->help, f->def ? " (default " : "", f->def ? f->def : "", f->def ? ")" : "");
+        const char* s = help;
+        int first = 1;
+        while (*s) {  // wrap at a space so each line fits 110 columns after the 24-column left part
+            size_t n = strlen(s);
+            if (n > 86) {
+                n = 86;
+                while (n > 0 && s[n] != ' ') n--;
+                if (n == 0) n = 86;
+            }
+            fprintf(out, "%-23s %.*s\n", first ? left : "", (int)n, s);
+            first = 0;
+            s += n;
+            while (*s == ' ') s++;
+        }
+    }
+}
+
+static void flags_print_help(FILE* out) {
+    for (size_t g = 0; g < sizeof FLAG_GROUPS / sizeof FLAG_GROUPS[0]; g++) {
+        fprintf(out, "%s:\n", FLAG_GROUPS[g][1]);
+        flags_print_group(out, FLAG_GROUPS[g][0]);
+    }
+}
+
+// Text in a Markdown table cell: a | would end the cell, so it is escaped (also inside `code`, as GitHub reads it).
+static void markdown_cell(FILE* out, const char* s) {
+    for (; *s; s++) {
+        if (*s == '|') fputc('\\', out);
+        fputc(*s, out);
+    }
+}
+
+// The flag table as Markdown: the README's table is this output, pasted (test_gpt.c checks that they agree).
+static void flags_print_markdown(FILE* out) {
+    fprintf(out, "| flag | default | what it does |\n| --- | --- | --- |\n");
+    for (size_t g = 0; g < sizeof FLAG_GROUPS / sizeof FLAG_GROUPS[0]; g++) {
+        fprintf(out, "| **%s** | | |\n", FLAG_GROUPS[g][1]);
+        for (int i = 0; i < NUM_FLAGS; i++) {
+            const Flag* f = &FLAGS[i];
+            if (strcmp(f->group, FLAG_GROUPS[g][0])) continue;
+            fprintf(out, "| `%s%s", f->name, f->value ? " " : "");
+            markdown_cell(out, f->value ? f->value : "");
+            fprintf(out, "` | ");
+            markdown_cell(out, f->def ? f->def : "");
+            fprintf(out, " | ");
+            markdown_cell(out, f->help);
+            fprintf(out, " |\n");
+        }
+    }
 }

@@ -289,7 +289,7 @@ static GPTConfig hf_config(const SafeTensors* st, const char* path) {
     const StTensor* fc = hf_find(st, "h.0.mlp.c_fc.weight");  // (C, F): the MLP width, unless config.json says
     if (fc && fc->ndim == 2 && fc->shape[1] != 4 * c.C) c.F = (int)fc->shape[1];
     // config.json beside the file overrides the inference
-    char cfg[1024];
+    char cfg[1200];
     snprintf(cfg, sizeof cfg, "%s", path);
     char* slash = strrchr(cfg, '/');
     snprintf(slash ? slash + 1 : cfg, sizeof cfg - (slash ? (size_t)(slash + 1 - cfg) : 0), "config.json");
@@ -1340,9 +1340,10 @@ static void load_adapter(GPT* model, const char* path) {
 // Loads any supported model file, telling the format by its first bytes: our checkpoint, llm.c's model file,
 // a GGUF file (llama.cpp's gpt2), or a Hugging Face model.safetensors (a folder holding one also works).
 static void load_model(GPT* model, const char* path_in, TrainState* state) {
-    char path[1024];
+    if (strlen(path_in) > 1000) failf("use a shorter path", "model path too long (%zu characters)", strlen(path_in));
+    char path[1100];
     snprintf(path, sizeof path, "%s", path_in);
-    char inside[1024];  // a Hugging Face model folder: read the model.safetensors inside it
+    char inside[1100];  // a Hugging Face model folder: read the model.safetensors inside it
     snprintf(inside, sizeof inside, "%s/model.safetensors", path_in);
     FILE* g = fopen(inside, "rb");
     if (g) {

@@ -313,7 +313,7 @@ static void write_report(const Args* a, const GPT* model, size_t ntrain, const R
     safe_open(&w, path);
     FILE* f = w.f;
     fprintf(f, "# Run report: %s\n\n```\n", a->out);
-    for (int i = 0; i < g_argc; i++) fprintf(f, "%s%s", g_argv[i], i + 1 < g_argc ? " " : "\n");
+    for (int i = 0; i < a->argc; i++) fprintf(f, "%s%s", a->argv[i], i + 1 < a->argc ? " " : "\n");
     fprintf(f, "```\n\n## Model\n\n| | |\n|---|---|\n");
     fprintf(f, "| shape | L=%d, NH=%d, C=%d, MLP width %d, V=%d, maxT=%d |\n", c->L, c->NH, c->C, mlp_width(c), c->V, c->maxT);
     fprintf(f, "| method | %s", a->method);

@@ -1905,6 +1905,68 @@ static void test_pruning(void) {
     expect_error("unknown prune mode", "./train prune --model test_tmp/fp32.bin --prune rows --sparsity 0.5 --out test_tmp/x.bin", "unknown --prune");
 }
 
+// ---------------------------------------------------------------------------- the flag table
+// flags.h's FLAGS is the one list of flags: --help, parsing and the README's table come from it. These
+// checks fail if a flag is added to Args without a row, if --help leaves one out, or if the README's table
+// was not regenerated after a change (paste `./train --help-markdown` between its markers).
+static char* read_text(const char* path, const char* cmd) {
+    FILE* f = path ? fopen(path, "rb") : popen(cmd, "r");
+    if (!f) return NULL;
+    size_t cap = 1 << 16, n = 0, k;
+    char* s = (char*)mallocCheck(cap);
+    while ((k = fread(s + n, 1, cap - n - 1, f)) > 0) {
+        n += k;
+        if (n + 1 == cap) s = (char*)realloc(s, cap *= 2);
+    }
+    s[n] = 0;
+    if (path) fclose(f);
+    else pclose(f);
+    return s;
+}
+
+static void test_flag_table(void) {
+    char* help = read_text(NULL, "./train --help");
+    int missing = 0, cmds_missing = 0;
+    const char* first_missing = "";
+    for (int i = 0; i < NUM_FLAGS; i++) {
+        char want[64];
+        snprintf(want, sizeof want, "  %s ", FLAGS[i].name);  // the flag at the start of its help line
+        char want_nl[64];
+        snprintf(want_nl, sizeof want_nl, "  %s\n", FLAGS[i].name);
+        if (!help || (!strstr(help, want) && !strstr(help, want_nl))) missing++, first_missing = FLAGS[i].name;
+    }
+    for (int i = 0; i < NUM_COMMANDS; i++) {
+        char want[64];
+        snprintf(want, sizeof want, " %s", COMMANDS[i].name);
+        if (!help || !strstr(strstr(help, "usage:"), want)) cmds_missing++;
+    }
+    report(help && missing == 0 && cmds_missing == 0, "--help lists all %d flags of the table (%d missing%s%s) and all %d commands (%d missing)",
+           NUM_FLAGS, missing, missing ? ", e.g. " : "", first_missing, NUM_COMMANDS, cmds_missing);
+    free(help);
+    // every flag given its default explicitly parses to the same Args as no flags at all
+    char* av0[] = {(char*)"./train", NULL};
+    Args base = parse_args(1, av0);
+    int differ = 0;
+    const char* first_differ = "";
+    for (int i = 0; i < NUM_FLAGS; i++) {
+        if (!FLAGS[i].def) continue;
+        char* av[] = {(char*)"./train", (char*)FLAGS[i].name, (char*)FLAGS[i].def, NULL};
+        Args a = parse_args(3, av);
+        a.given[i] = 0, a.argc = base.argc, a.argv = base.argv;
+        if (memcmp(&a, &base, sizeof a)) differ++, first_differ = FLAGS[i].name;
+    }
+    report(differ == 0, "each flag typed with its default value parses as the default (%d differ%s%s)", differ,
+           differ ? ", e.g. " : "", first_differ);
+    char* md = read_text(NULL, "./train --help-markdown");
+    char* readme = read_text("README.md", NULL);
+    const char* start = readme ? strstr(readme, "<!-- flags: ./train --help-markdown -->\n") : NULL;
+    const char* end = start ? strstr(start, "<!-- end flags -->") : NULL;
+    int same = md && start && end && (size_t)(end - start) == strlen(md) + 40 && !strncmp(start + 40, md, strlen(md));
+    report(same, "README.md's flag table is ./train --help-markdown (%s)", same ? "identical" : start ? "differs: regenerate it" : "markers not found");
+    free(md), free(readme);
+    expect_error("unknown command", "./train frobnicate --steps 1", "unknown command 'frobnicate'");
+}
+
 int main(void) {
     mkdir("test_tmp", 0755);
     printf("-- tier 1: kernels against finite differences, fast matmul against the reference\n");
@@ -1936,6 +1998,7 @@ int main(void) {
     test_metrics();
     test_param_names();
     test_checkpoint_roundtrip();
+    test_flag_table();
     test_cli();
     test_cli_methods();
     test_export_formats();

@@ -90,11 +90,11 @@ static int cmd_train(const Args* a) {
     if (a->out && !a->log) snprintf(default_log, sizeof default_log, "%s/log.jsonl", a->out);  // the run folder's log
     const char* log_path = a->log ? a->log : a->out ? default_log : NULL;
     if (log_path && dist_rank == 0) logf = fopen_check(log_path, a->resume ? "a" : "w");
-    if (a->out && dist_rank == 0 && g_argv) {  // the config this run used: its command line
+    if (a->out && dist_rank == 0 && a->argv) {  // the config this run used: its command line
         char path[1100];
         snprintf(path, sizeof path, "%s/command.txt", a->out);
         FILE* f = fopen_check(path, a->resume ? "a" : "w");
-        for (int i = 0; i < g_argc; i++) fprintf(f, "%s%s", g_argv[i], i + 1 < g_argc ? " " : "\n");
+        for (int i = 0; i < a->argc; i++) fprintf(f, "%s%s", a->argv[i], i + 1 < a->argc ? " " : "\n");
         fclose(f);
     }
     size_t BT = (size_t)a->B * a->T, ntrain = count_trainable(&model);
@@ -453,7 +453,7 @@ static int cmd_sample(const Args* a) {
     if (a->gen_steps < 0) failf(NULL, "--gen %d must not be negative", a->gen_steps);
     if (n > model.config.maxT) fprintf(stderr, "note: the prompt has %d tokens; the model sees its last maxT = %d\n", n, model.config.maxT);
     // stop at <|endoftext|> (50256 in GPT-2) when there is a tokenizer, unless --stop says otherwise
-    int stop = a->stop_set ? a->stop_token : a->tokenizer ? tok.eot_id : -1;
+    int stop = flag_given(a, "--stop") ? a->stop_token : a->tokenizer ? tok.eot_id : -1;
     Sampler sampler;
     sampler_init(&sampler, model.config.V, a->temperature, a->top_k, a->top_p, stop, rng);
     int* out = (int*)mallocCheck((size_t)(n + a->gen_steps) * sizeof(int));
@@ -992,9 +992,58 @@ static int cmd_bench(const Args* a) {
     return 0;
 }
 
+// ---------------------------------------------------------------------------- commands and main
+// The one command table: the name typed after ./train, what runs it, and its line in --help.
+typedef struct {
+    const char* name;
+    int (*run)(const Args* a);
+    const char* usage;
+} Command;
+
+static int cmd_sweep_args(const Args* a) { return cmd_sweep(a->argc, a->argv); }
+
+static const Command COMMANDS[] = {
+    {"train", cmd_train, "./train [train] --model FILE|--init L,NH,C --train FILE [--val FILE --out DIR ...]: fine-tune or pretrain (the default command)"},
+    {"eval", cmd_eval, "./train eval --model FILE --data FILE: one JSON line: loss and ppl (LM, SFT), or loss, accuracy, macro/micro F1,\n"
+                       "        per-class precision/recall/F1 and the confusion matrix [gold][predicted] (classification)"},
+    {"sample", cmd_sample, "./train sample --model FILE --tokens \"ids\" | --tokenizer PATH --prompt \"text\": generate with a KV cache\n"
+                           "        (tokens/s on stderr); past maxT tokens the context slides by maxT/2 at a time"},
+    {"classify", cmd_classify, "./train classify --model FILE --tokenizer PATH [--input FILE --labels ...]: label<TAB>probability<TAB>text\n"
+                               "        for each line; empty lines skipped, lines over maxT tokens truncated"},
+    {"sweep", cmd_sweep_args, "./train sweep --grid \"lr=1e-3,3e-3 lora-rank=4,8\" --out DIR [--random N --test FILE] <train flags>:\n"
+                              "        one run per grid point in DIR/run_NNN, resumable; the best on --val (--metric) is evaluated on\n"
+                              "        --test; DIR/results.csv and DIR/results.md"},
+    {"bench", cmd_bench, "./train bench --init 12,12,768 [--method lora ... --batch 4 --seq 64 --steps 5]: timed training steps on\n"
+                         "        random tokens (1 warmup step first); one JSON line with ms/step, tokens/s, GFLOP/s"},
+    {"export", cmd_export, "./train export --model FILE [--adapter FILE] --format safetensors|llmc|peft|gguf --out PATH [--merge 1]:\n"
+                           "        safetensors: PATH/model.safetensors + config.json (Hugging Face GPT-2); llmc: llm.c's file;\n"
+                           "        peft: the LoRA as PATH/adapter_model.safetensors + adapter_config.json; gguf: PATH.gguf for\n"
+                           "        llama.cpp [--dtype f32|q8_0] [--tokenizer DIR, which llama.cpp needs to run it]"},
+    {"quantize", cmd_quantize, "./train quantize --model FILE --out FILE [--data FILE]: int8 (Q8_0) weights, size and quality before/after"},
+    {"prune", cmd_prune, "./train prune --model FILE --prune MODE --sparsity S --out FILE [--data FILE]: magnitude pruning"},
+};
+#define NUM_COMMANDS ((int)(sizeof COMMANDS / sizeof COMMANDS[0]))
+
+static void print_help(void) {
+    printf("finetune.c trainer\nusage: ./train COMMAND [flags], COMMAND one of:");
+    for (int i = 0; i < NUM_COMMANDS; i++) printf(" %s", COMMANDS[i].name);
+    printf("\n\n");
+    flags_print_help(stdout);
+    printf("\ncommands:\n");
+    for (int i = 0; i < NUM_COMMANDS; i++) printf("  %s\n", COMMANDS[i].usage);
+}
+
+static const Command* find_command(const char* name) {
+    for (int i = 0; i < NUM_COMMANDS; i++)
+        if (!strcmp(COMMANDS[i].name, name)) return &COMMANDS[i];
+    char list[256] = "";
+    for (int i = 0; i < NUM_COMMANDS; i++) snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", COMMANDS[i].name);
+    failf(list, "unknown command '%s'", name);
+    return NULL;
+}
+
 #ifndef TESTING
 int main(int argc, char** argv) {
-    g_argc = argc, g_argv = argv;
     dist_init(&argc, &argv);
     if (dist_rank != 0 && !freopen("/dev/null", "w", stdout)) exit(1);  // one rank speaks
     {  // every rank must run the same command line
@@ -1003,16 +1052,15 @@ int main(int argc, char** argv) {
         for (int i = 1; i < argc && n < sizeof all - 1; i++) n += (size_t)snprintf(all + n, sizeof all - n, "%s ", argv[i]);
         dist_check_same(all, strlen(all), "the command line");
     }
-    if (argc > 1 && !strcmp(argv[1], "sweep")) {
+    if (argc > 1 && !strcmp(argv[1], "sweep")) {  // the sweep passes its flags on to the runs it starts
         int rc = cmd_sweep(argc, argv);
         dist_finalize();
         return rc;
     }
     Args a = parse_args(argc, argv);
-    int rc = !strcmp(a.cmd, "eval") ? cmd_eval(&a) : !strcmp(a.cmd, "sample") ? cmd_sample(&a)
-           : !strcmp(a.cmd, "classify") ? cmd_classify(&a)
-           : !strcmp(a.cmd, "bench") ? cmd_bench(&a) : !strcmp(a.cmd, "export") ? cmd_export(&a)
-           : !strcmp(a.cmd, "quantize") ? cmd_quantize(&a) : !strcmp(a.cmd, "prune") ? cmd_prune(&a) : cmd_train(&a);
+    if (a.help) print_help();
+    if (a.help_markdown) flags_print_markdown(stdout);
+    int rc = a.help || a.help_markdown ? 0 : find_command(a.cmd)->run(&a);
     dist_finalize();
     return rc;
 }
