@@ -15,71 +15,175 @@
 #include "report.c"    // defines: metrics, error analysis, plots, write_report
 #include "setup.c"     // defines: Args, parse_args, model_from_args, setup_finetuning
 
-static int cmd_train(const Args* a) {
-    GPT model;
-    TrainState st = {0};
-    uint64_t rng = a->seed ? a->seed : 1;
-    model_from_args(&model, a, &st, &rng);
-    if (!a->train) failf("give --train FILE (a dataset from ./dataprep)", "no training data");
-    if (a->T > model.config.maxT) failf("use a smaller --seq", "--seq %d is longer than the model's maxT=%d", a->T, model.config.maxT);
-    if (a->resume && (st.B != a->B || st.T != a->T))
-        failf("resume with the same --batch and --seq as the original run", "%s: the run used B=%lld T=%lld, flags say B=%d T=%d",
-              a->resume, (long long)st.B, (long long)st.T, a->B, a->T);
-    if (!a->resume) st.rng = rng;
-    DataLoader dl;  // reads global batches of N*B rows; this rank trains on rows r*B .. r*B+B-1
-    loader_init(&dl, a->train, a->B * dist_world, a->T, a->shuffle, a->seed ^ 0x9E3779B97F4A7C15ull);
-    static const char* kind_names[] = {"lm", "cls", "sft"};
-    if (a->task && strcmp(a->task, kind_names[dl.kind]))
-        failf("--task must match the data: token files are lm, dataprep cls files cls, dataprep sft files sft",
-              "--task %s but %s is a %s dataset", a->task, a->train, kind_names[dl.kind]);
-    if (a->resume) {  // put the loader back where the interrupted run left it
-        dl.rng = st.data_epoch_rng;
-        loader_make_order(&dl);
-        dl.epoch = st.data_epoch;
-        dl.rng = st.data_next_rng;
-        dl.pos = st.data_pos;
-    } else {
-        if (dl.ds.vocab_size > model.config.V && model.q8_memory)
-            failf("add the tokens to the fp32 model (train it once on this data), then quantize",
-                  "%s has %d token ids but the int8 model only %d", a->train, dl.ds.vocab_size, model.config.V);
-        if (dl.ds.vocab_size > model.config.V) {  // the data has tokens the model does not (dataprep --add-token)
-            printf("growing the vocabulary from %d to %d for %s: the new embedding rows start as the mean of the others\n",
-                   model.config.V, dl.ds.vocab_size, a->train);
-            gpt_grow_vocab(&model, dl.ds.vocab_size);
-        }
-        setup_finetuning(&model, a, &dl, &rng);
+// ---------------------------------------------------------------------------- the training loop
+// One training run, as a student would step through it:
+//   run_prepare   the model (loaded, grown, given its method's tensors and trainable set), the data, every
+//                 check that can fail before any work, the run folder and the lines that describe the run
+//   run_train     the loop: one optimizer step, then evaluate and track the best model, log, checkpoint
+//   run_finish    the final files, the test evaluation of the best model, the report
+// The arithmetic of a step goes through a Backend: the CPU's (below) or the GPU's (train.cu), so both devices
+// run this same loop, with the same logs, checkpoints and report.
+static const char* const KIND_NAMES[] = {"lm", "cls", "sft"};
+
+typedef struct {
+    const Args* a;
+    GPT model;               // the model (on the GPU: the host copy that checkpoints are written from)
+    TrainState st;           // what a checkpoint saves besides the model: step, RNG, data position, best so far
+    DataLoader dl;           // reads global batches of N*B rows; this rank trains on rows r*B .. r*B+B-1
+    Batch* micro;            // (accum) this rank's micro-batches of the current step
+    Batch global;            // the global batch the loader reads (N*B rows)
+    size_t zlo, zhi;         // ZeRO-1: this rank's range of the packed trainable floats
+    size_t ntrain;           // trainable parameters
+    int steps, first;        // the last step, and the one this invocation started at (> 0 on resume)
+    int higher_better;       // --metric: accuracy and f1 grow, val_loss shrinks
+    int stopped_early;
+    uint8_t* pruned;         // --keep-sparsity: 1 where a prunable weight was zero at the start
+    float* best;             // the best parameters so far (by --metric on --val), when --early-stop or --test
+    FILE* log;               // the JSONL log, or NULL
+    Series train_curve, val_curve;
+    AdamWConfig opt;
+    double t_start, t_steps, last_loss;
+} Run;
+
+// What a step needs from the device that does its arithmetic. ctx is the device's model.
+typedef struct {
+    void* ctx;
+    void (*zero_grad)(void* ctx);
+    // forward and backward of one micro-batch, its loss weighted by share (of the step's targets); returns
+    // the batch's mean loss
+    float (*forward_backward)(void* ctx, DataKind kind, const Batch* b, float share, uint64_t dropout_seed);
+    // after the micro-batches: sum gradients over ranks, clip, AdamW (r->opt, at step t, 1-based); returns the
+    // gradient norm before clipping
+    float (*update)(void* ctx, Run* r, int t);
+    EvalResult (*evaluate)(void* ctx, const GPT* host, const char* path, int B, int T, int max_batches);
+    void (*to_host)(void* ctx, GPT* host);  // copy weights and AdamW state into host (CPU: they are there)
+    // what this device cannot do with these flags and this model (NULL: everything asked is supported)
+    const char* (*unsupported)(const Args* a, const GPT* model);
+} Backend;
+
+// ---------------------------------------------------------------------------- the CPU backend
+static void cpu_zero_grad(void* ctx) { gpt_zero_grad((GPT*)ctx); }
+
+static float cpu_forward_backward(void* ctx, DataKind kind, const Batch* b, float share, uint64_t dropout_seed) {
+    GPT* model = (GPT*)ctx;
+    model->training = 1;  // dropout on, with this micro-batch's seed (masks are recomputed from it in backward)
+    model->dropout_seed = dropout_seed;
+    batch_run(model, kind, b);
+    model->loss_scale = share;
+    if (isfinite(model->mean_loss)) gpt_backward(model);
+    model->loss_scale = 1.0f;
+    model->training = 0;
+    return model->mean_loss;
+}
+
+static float cpu_update(void* ctx, Run* r, int t) {
+    GPT* model = (GPT*)ctx;
+    if (dist_world > 1) dist_sum_floats(model->grads_memory, model->num_trainable);  // each rank's gradient is
+    // its share of the global mean: summed, they are the gradient of the global batch
+    float norm = gpt_clip_grad_norm(model, r->a->grad_clip);
+    gpt_adamw_update_range(model, &r->opt, t, r->zlo, r->zhi);
+    if (r->a->zero) {  // every rank updated its shard; gather the updated parameters everywhere. The gradient
+        // buffer is free until the next backward, so it carries them (packed) instead of a second copy.
+        gpt_pack_trainable(model, model->grads_memory, 1);
+        dist_allgather_ranges(model->grads_memory, model->num_trainable);
+        gpt_pack_trainable(model, model->grads_memory, 0);
     }
-    const GPTConfig* c = &model.config;
-    check_data_matches_model(&dl, &model);
-    if (a->val) {  // the same check for the validation file, before any work
+    return norm;
+}
+
+static EvalResult cpu_evaluate(void* ctx, const GPT* host, const char* path, int B, int T, int max_batches) {
+    (void)host;
+    return evaluate((GPT*)ctx, path, B, T, max_batches);
+}
+static void cpu_to_host(void* ctx, GPT* host) { (void)ctx, (void)host; }
+
+static Backend cpu_backend(GPT* model) {
+    Backend b = {model, cpu_zero_grad, cpu_forward_backward, cpu_update, cpu_evaluate, cpu_to_host, NULL};
+    return b;
+}
+
+// ---------------------------------------------------------------------------- preparing a run
+// The model and the data, checked against each other and the flags.
+static void run_load(Run* r, const Args* a) {
+    uint64_t rng = a->seed ? a->seed : 1;
+    model_from_args(&r->model, a, &r->st, &rng);
+    GPT* model = &r->model;
+    if (!a->train) failf("give --train FILE (a dataset from ./dataprep)", "no training data");
+    if (a->T > model->config.maxT) failf("use a smaller --seq", "--seq %d is longer than the model's maxT=%d", a->T, model->config.maxT);
+    if (a->resume && (r->st.B != a->B || r->st.T != a->T))
+        failf("resume with the same --batch and --seq as the original run", "%s: the run used B=%lld T=%lld, flags say B=%d T=%d",
+              a->resume, (long long)r->st.B, (long long)r->st.T, a->B, a->T);
+    if (!a->resume) r->st.rng = rng;
+    DataLoader* dl = &r->dl;
+    loader_init(dl, a->train, a->B * dist_world, a->T, a->shuffle, a->seed ^ 0x9E3779B97F4A7C15ull);
+    if (a->task && strcmp(a->task, KIND_NAMES[dl->kind]))
+        failf("--task must match the data: token files are lm, dataprep cls files cls, dataprep sft files sft",
+              "--task %s but %s is a %s dataset", a->task, a->train, KIND_NAMES[dl->kind]);
+    if (a->resume) {  // put the loader back where the interrupted run left it
+        dl->rng = r->st.data_epoch_rng;
+        loader_make_order(dl);
+        dl->epoch = r->st.data_epoch;
+        dl->rng = r->st.data_next_rng;
+        dl->pos = r->st.data_pos;
+    } else {
+        if (dl->ds.vocab_size > model->config.V && model->q8_memory)
+            failf("add the tokens to the fp32 model (train it once on this data), then quantize",
+                  "%s has %d token ids but the int8 model only %d", a->train, dl->ds.vocab_size, model->config.V);
+        if (dl->ds.vocab_size > model->config.V) {  // the data has tokens the model does not (dataprep --add-token)
+            printf("growing the vocabulary from %d to %d for %s: the new embedding rows start as the mean of the others\n",
+                   model->config.V, dl->ds.vocab_size, a->train);
+            gpt_grow_vocab(model, dl->ds.vocab_size);
+        }
+        setup_finetuning(model, a, dl, &rng);
+    }
+    check_data_matches_model(dl, model);
+    const char* other[2] = {a->val, a->test};  // validation and test files: the same checks, before any work
+    for (int k = 0; k < 2; k++) {
+        if (!other[k]) continue;
         DataLoader vl;
-        loader_init(&vl, a->val, a->B, a->T, 0, 1);
-        check_data_matches_model(&vl, &model);
-        if (vl.kind != dl.kind) failf("give validation data of the same kind as --train", "%s and %s are different kinds of dataset", a->train, a->val);
+        loader_init(&vl, other[k], a->B, a->T, 0, 1);
+        check_data_matches_model(&vl, model);
+        if (k == 0 && vl.kind != dl->kind) failf("give validation data of the same kind as --train", "%s and %s are different kinds of dataset", a->train, a->val);
         loader_free(&vl);
     }
-    if (model.q8_memory && !strcmp(a->method, "full"))
+    if (model->q8_memory && !strcmp(a->method, "full"))
         failf("int8 weights are frozen: train LoRA on the int8 base (--method lora), or fine-tune the fp32 model",
               "%s is an int8 model and --method is full", a->model ? a->model : "the model");
-    uint8_t* pruned = NULL;  // --keep-sparsity: where the prunable matrices are zero now, stays zero
-    if (a->keep_sparsity) {
+}
+
+// The recipe around the model: sparsity mask, LR scales, losses, the step count, early stopping.
+static void run_recipe(Run* r, const Args* a) {
+    GPT* model = &r->model;
+    const GPTConfig* c = &model->config;
+    if (a->keep_sparsity) {  // where the prunable matrices are zero now, they stay zero
         size_t n = 0;
         for (int k = 0; k < 4; k++) n += param_numel(c, PRUNABLE[k]);
-        pruned = (uint8_t*)mallocCheck(n);
+        r->pruned = (uint8_t*)mallocCheck(n);
         for (int k = 0, j = 0; k < 4; k++)
-            for (size_t e = 0; e < param_numel(c, PRUNABLE[k]); e++) pruned[j++] = model.params.t[PRUNABLE[k]][e] == 0.0f;
+            for (size_t e = 0; e < param_numel(c, PRUNABLE[k]); e++) r->pruned[j++] = model->params.t[PRUNABLE[k]][e] == 0.0f;
     }
-    set_layer_decay(&model, a->layer_decay);
-    model.label_smoothing = a->label_smoothing;
-    model.lora_dropout = a->lora_dropout;
-    model.dropout = a->dropout;
+    set_layer_decay(model, a->layer_decay);
+    model->label_smoothing = a->label_smoothing;
+    model->lora_dropout = a->lora_dropout;
+    model->dropout = a->dropout;
     if (a->class_weights) {
-        if (!c->num_classes) failf("class weights are for classification data", "--class-weights given for a %s dataset", kind_names[dl.kind]);
-        model.class_weights = parse_class_weights(a->class_weights, &dl, c->num_classes);
+        if (!c->num_classes) failf("class weights are for classification data", "--class-weights given for a %s dataset", KIND_NAMES[r->dl.kind]);
+        model->class_weights = parse_class_weights(a->class_weights, &r->dl, c->num_classes);
     }
-    FILE* logf = NULL;
-    if (a->out && dist_rank == 0) {
-        char probe[1024];
+    r->steps = a->epochs > 0 ? (int)ceil(a->epochs * r->dl.num_batches / a->accum) : a->steps;
+    r->higher_better = strcmp(a->metric, "val_loss") != 0;  // the metric must exist for this task, and needs --val
+    if (r->higher_better && !c->num_classes)
+        failf("accuracy and f1 are classification metrics; use --metric val_loss", "--metric %s for a %s dataset", a->metric, KIND_NAMES[r->dl.kind]);
+    if ((a->early_stop || a->test) && !a->val) failf("give --val FILE to choose the best model on", "--early-stop/--test need validation data");
+    AdamWConfig opt = {a->lr, a->beta1, a->beta2, a->eps, a->weight_decay};
+    r->opt = opt;
+}
+
+// The run folder: checked writable, the log opened (appended on resume), the command line saved.
+static void run_folder(Run* r, const Args* a) {
+    if (dist_rank != 0) return;
+    if (a->out) {
+        char probe[1100];
         snprintf(probe, sizeof probe, "%s/.write_test", a->out);
         FILE* p = fopen(probe, "wb");
         if (!p) failf("create the folder first (mkdir -p) or choose another --out", "cannot write into --out %s: %s", a->out, strerror(errno));
@@ -89,287 +193,334 @@ static int cmd_train(const Args* a) {
     char default_log[1100];
     if (a->out && !a->log) snprintf(default_log, sizeof default_log, "%s/log.jsonl", a->out);  // the run folder's log
     const char* log_path = a->log ? a->log : a->out ? default_log : NULL;
-    if (log_path && dist_rank == 0) logf = fopen_check(log_path, a->resume ? "a" : "w");
-    if (a->out && dist_rank == 0 && a->argv) {  // the config this run used: its command line
+    if (log_path) r->log = fopen_check(log_path, a->resume ? "a" : "w");
+    if (a->out && a->argv) {  // the config this run used: its command line
         char path[1100];
         snprintf(path, sizeof path, "%s/command.txt", a->out);
         FILE* f = fopen_check(path, a->resume ? "a" : "w");
         for (int i = 0; i < a->argc; i++) fprintf(f, "%s%s", a->argv[i], i + 1 < a->argc ? " " : "\n");
         fclose(f);
     }
-    size_t BT = (size_t)a->B * a->T, ntrain = count_trainable(&model);
+}
+
+static void run_describe(const Run* r, const Args* a) {
+    const GPT* model = &r->model;
+    const GPTConfig* c = &model->config;
     printf("model: L=%d NH=%d C=%d V=%d (Vp=%d) maxT=%d, %zu parameters", c->L, c->NH, c->C, c->V, c->Vp, c->maxT,
-           model.num_parameters);
+           model->num_parameters);
     if (c->lora_r) printf(", LoRA r=%d alpha=%g on layers %d-%d", c->lora_r, c->lora_alpha, c->lora_first, c->lora_last);
     if (c->adapter_dim) printf(", adapters A=%d", c->adapter_dim);
     if (c->prefix_len) printf(", prefix P=%d", c->prefix_len);
     if (c->num_classes) printf(", %d-class head", c->num_classes);
-    printf("\ntrainable: %zu parameters (%.2f%%), method %s\n", ntrain, 100.0 * ntrain / model.num_parameters, a->method);
-    printf("data: %s (%s), %zu %s, %zu batches of B=%d x T=%d per epoch\n", a->train, kind_names[dl.kind], dl.num_items,
-           dl.kind == DATA_LM ? "windows" : "examples", dl.num_batches, a->B * dist_world, a->T);
+    printf("\ntrainable: %zu parameters (%.2f%%), method %s\n", r->ntrain, 100.0 * r->ntrain / model->num_parameters, a->method);
+    printf("data: %s (%s), %zu %s, %zu batches of B=%d x T=%d per epoch\n", a->train, KIND_NAMES[r->dl.kind], r->dl.num_items,
+           r->dl.kind == DATA_LM ? "windows" : "examples", r->dl.num_batches, a->B * dist_world, a->T);
     if (dist_world > 1)
         printf("ranks: %d, each B=%d; AdamW state per rank %.1f MB (%s; %.1f MB in all)\n", dist_world, a->B,
-               2.0 * 4 * (a->zero ? (double)(dist_hi(ntrain) - dist_lo(ntrain)) : (double)ntrain) / 1e6,
-               a->zero ? "ZeRO-1: a 1/N shard" : "a full copy on each rank", 2.0 * 4 * ntrain / 1e6);
+               2.0 * 4 * (a->zero ? (double)(dist_hi(r->ntrain) - dist_lo(r->ntrain)) : (double)r->ntrain) / 1e6,
+               a->zero ? "ZeRO-1: a 1/N shard" : "a full copy on each rank", 2.0 * 4 * r->ntrain / 1e6);
 #ifdef _OPENMP
     printf("threads: %d (OpenMP)\n", omp_get_max_threads());
 #else
     printf("threads: 1 (built without OpenMP)\n");
 #endif
-    Batch* micro = (Batch*)mallocCheck((size_t)a->accum * sizeof(Batch));
-    for (int k = 0; k < a->accum; k++) batch_alloc(&micro[k], a->B, a->T);
-    Batch global;  // the global batch the loader reads (N*B rows); micro[k] is this rank's slice of it
-    batch_alloc(&global, a->B * dist_world, a->T);
-    size_t zlo = 0, zhi = 0;  // ZeRO-1: this rank's range of the packed trainable floats
-    if (!model.grads_memory) gpt_alloc_grads(&model);
-    zlo = a->zero ? dist_lo(model.num_trainable) : 0;
-    zhi = a->zero ? dist_hi(model.num_trainable) : model.num_trainable;
-    if (a->zero && model.m_memory) {  // resumed: keep just this rank's shard of the optimizer state
-        float* m = (float*)mallocCheck((zhi - zlo + 1) * sizeof(float));
-        float* v = (float*)mallocCheck((zhi - zlo + 1) * sizeof(float));
-        memcpy(m, model.m_memory + zlo, (zhi - zlo) * sizeof(float));
-        memcpy(v, model.v_memory + zlo, (zhi - zlo) * sizeof(float));
-        free(model.m_memory), free(model.v_memory);
-        model.m_memory = m, model.v_memory = v;
-    }
+}
 
-    int steps = a->steps;
-    if (a->epochs > 0) steps = (int)ceil(a->epochs * dl.num_batches / a->accum);
-    // early stopping / best model: the metric must exist for this task, and needs validation data
-    int higher_better = strcmp(a->metric, "val_loss") != 0;
-    if (higher_better && !c->num_classes)
-        failf("accuracy and f1 are classification metrics; use --metric val_loss", "--metric %s for a %s dataset", a->metric, kind_names[dl.kind]);
-    if ((a->early_stop || a->test) && !a->val) failf("give --val FILE to choose the best model on", "--early-stop/--test need validation data");
-    if (a->test) {  // check the test file before any work
-        DataLoader tl;
-        loader_init(&tl, a->test, a->B, a->T, 0, 1);
-        check_data_matches_model(&tl, &model);
-        loader_free(&tl);
+// Batches, gradients, the ZeRO shard of AdamW's state, and the best model so far on resume.
+static void run_buffers(Run* r, const Args* a) {
+    GPT* model = &r->model;
+    r->micro = (Batch*)mallocCheck((size_t)a->accum * sizeof(Batch));
+    for (int k = 0; k < a->accum; k++) batch_alloc(&r->micro[k], a->B, a->T);
+    batch_alloc(&r->global, a->B * dist_world, a->T);
+    if (!model->grads_memory) gpt_alloc_grads(model);
+    r->zlo = a->zero ? dist_lo(model->num_trainable) : 0;
+    r->zhi = a->zero ? dist_hi(model->num_trainable) : model->num_trainable;
+    if (a->zero && model->m_memory) {  // resumed: keep just this rank's shard of the optimizer state
+        size_t n = r->zhi - r->zlo;
+        float* m = (float*)mallocCheck((n + 1) * sizeof(float));
+        float* v = (float*)mallocCheck((n + 1) * sizeof(float));
+        memcpy(m, model->m_memory + r->zlo, n * sizeof(float));
+        memcpy(v, model->v_memory + r->zlo, n * sizeof(float));
+        free(model->m_memory), free(model->v_memory);
+        model->m_memory = m, model->v_memory = v;
     }
-    Series train_curve = {0}, val_curve = {0};  // for DIR/curves.svg
-    float* best = NULL;  // the best parameters so far (by --metric on --val); DIR/best.bin whenever --val and --out
-    if (a->early_stop || a->test) best = (float*)mallocCheck(model.num_parameters * sizeof(float));
-    if (!a->resume) st.best_metric = NAN;
-    if (best && a->resume && isfinite(st.best_metric)) {  // the best model so far was saved next to the checkpoint
-        char path[1024];
+    if (a->early_stop || a->test) r->best = (float*)mallocCheck(model->num_parameters * sizeof(float));
+    if (!a->resume) r->st.best_metric = NAN;
+    if (r->best && a->resume && isfinite(r->st.best_metric)) {  // the best model so far was saved next to the checkpoint
+        char path[1100];
         snprintf(path, sizeof path, "%s/best.bin", a->resume);
         GPT bm;
         load_model(&bm, path, NULL);
-        if (bm.num_parameters != model.num_parameters) failf(NULL, "%s does not match the checkpoint", path);
-        memcpy(best, bm.params_memory, model.num_parameters * sizeof(float));
+        if (bm.num_parameters != model->num_parameters) failf(NULL, "%s does not match the checkpoint", path);
+        memcpy(r->best, bm.params_memory, model->num_parameters * sizeof(float));
         gpt_free(&bm);
     }
-    AdamWConfig opt = {a->lr, a->beta1, a->beta2, a->eps, a->weight_decay};
-    double t_start = now_seconds(), t_steps = 0.0;
-    int first = (int)st.step, stopped_early = 0;
-    EvalResult val = {NAN, NAN, 0, NULL};
-    double last_loss = NAN;
-    for (int step = first; step < steps; step++) {
+}
+
+static void run_prepare(Run* r, const Args* a, const Backend* be) {
+    memset(r, 0, sizeof *r);
+    r->a = a;
+    run_load(r, a);
+    run_recipe(r, a);
+    const char* missing = be->unsupported ? be->unsupported(a, &r->model) : NULL;
+    if (missing)
+        failf("use ./train for this (same flags, same files): this device does not have it yet", "%s is not supported here", missing);
+    run_folder(r, a);
+    r->ntrain = count_trainable(&r->model);
+    run_describe(r, a);
+    run_buffers(r, a);
+}
+
+// ---------------------------------------------------------------------------- one step
+// Gradient accumulation: fetch the K micro-batches, then forward/backward each with its loss weighted by its
+// share of all K batches' targets (over all ranks), so the summed gradient is exactly that of their mean loss
+// (one batch of K*B), up to fp32 rounding. Returns that mean loss; *norm is the gradient norm.
+static double train_step(Run* r, const Backend* be, int step, float* norm) {
+    const Args* a = r->a;
+    GPT* model = &r->model;
+    size_t BT = (size_t)a->B * a->T, r0 = (size_t)dist_rank * a->B;  // this rank's rows of the global batch
+    double total = 0.0, loss = 0.0;
+    for (int k = 0; k < a->accum; k++) {
+        Batch* g = &r->global;
+        loader_next(&r->dl, g->x, g->y, g->len, g->lab, model->config.V);
+        memcpy(r->micro[k].x, g->x + r0 * a->T, BT * sizeof(int));
+        memcpy(r->micro[k].y, g->y + r0 * a->T, BT * sizeof(int));
+        memcpy(r->micro[k].len, g->len + r0, (size_t)a->B * sizeof(int));
+        memcpy(r->micro[k].lab, g->lab + r0, (size_t)a->B * sizeof(int));
+        total += batch_denominator(model, r->dl.kind, &r->micro[k]);
+    }
+    dist_sum_doubles(&total, 1);  // targets over all ranks' micro-batches: the global mean's denominator
+    if (total <= 0.0) failf("check the data: every target of this batch is masked", "step %d: the batch has no targets", step + 1);
+    be->zero_grad(be->ctx);
+    for (int k = 0; k < a->accum; k++) {
+        double share = batch_denominator(model, r->dl.kind, &r->micro[k]) / total;
+        if (share == 0.0) continue;
+        // a dropout seed drawn from the saved RNG (so resume reproduces it), different on every rank
+        uint64_t seed = ((uint64_t)random_u32(&r->st.rng) << 32 | random_u32(&r->st.rng)) ^ (uint64_t)dist_rank * 0x9E3779B97F4A7C15ull;
+        float l = be->forward_backward(be->ctx, r->dl.kind, &r->micro[k], (float)share, seed);
+        if (!isfinite(l)) failf("lower --lr, or check the data", "step %d: loss is %f", step + 1, l);
+        loss += share * l;
+    }
+    if (dist_world > 1) dist_sum_doubles(&loss, 1);
+    r->opt.lr = lr_at(step, a->lr, a->warmup, r->steps, a->schedule, a->min_lr_frac);
+    *norm = be->update(be->ctx, r, step + 1);
+    if (r->pruned) {  // AdamW moved pruned weights off zero (momentum, decay of others): put them back
+        const GPTConfig* c = &model->config;
+        for (int k = 0, j = 0; k < 4; k++)
+            for (size_t e = 0; e < param_numel(c, PRUNABLE[k]); e++, j++)
+                if (r->pruned[j]) model->params.t[PRUNABLE[k]][e] = 0.0f;
+    }
+    return loss;
+}
+
+// ---------------------------------------------------------------------------- evaluate, track the best, log, save
+// Validation after a step: the metric, and whether it is the best so far (then DIR/best.bin is written).
+static int run_validate(Run* r, const Backend* be, int step, EvalResult* val, double* metric) {
+    const Args* a = r->a;
+    GPT* model = &r->model;
+    *val = be->evaluate(be->ctx, model, a->val, a->B, a->T, a->val_batches);
+    series_add(&r->val_curve, step + 1, val->loss);
+    *metric = val->loss;
+    if (!strcmp(a->metric, "accuracy")) *metric = val->accuracy;
+    if (!strcmp(a->metric, "f1")) *metric = cls_metrics(val->confusion, model->config.num_classes).macro_f1;
+    free(val->confusion);
+    val->confusion = NULL;
+    int improved = !isfinite(r->st.best_metric) || (r->higher_better ? *metric > r->st.best_metric : *metric < r->st.best_metric);
+    if (!improved) {
+        r->st.bad_evals++;
+        return 0;
+    }
+    r->st.best_metric = *metric;
+    r->st.best_step = step + 1;
+    r->st.bad_evals = 0;
+    be->to_host(be->ctx, model);
+    if (r->best) memcpy(r->best, model->params_memory, model->num_parameters * sizeof(float));
+    if (a->out && dist_rank == 0) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/best.bin", a->out);
+        save_checkpoint(model, path, NULL);
+    }
+    return 1;
+}
+
+// The console line (with a progress bar and ETA) and the JSONL record of a step.
+static void run_log(Run* r, int step, double loss, float norm, double tok_s, const EvalResult* val, double metric, int improved) {
+    const Args* a = r->a;
+    int is_eval = val != NULL, K = r->model.config.num_classes, done = step + 1 - r->first;
+    if (step + 1 == r->steps || (a->print_every > 0 && (step + 1) % a->print_every == 0) || is_eval) {
+        char eta[32];
+        format_duration(eta, sizeof eta, r->t_steps / done * (r->steps - step - 1));
+        char bar[21];  // 20 cells, one per 5% of the steps
+        for (int k = 0; k < 20; k++) bar[k] = k < 20 * (step + 1) / r->steps ? '#' : '.';
+        bar[20] = 0;
+        printf("step %5d/%d [%s] | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | eta %s", step + 1, r->steps, bar, loss,
+               r->opt.lr, norm, tok_s, eta);
+        if (is_eval) printf(" | val %.4f", val->loss);
+        if (is_eval && K) printf(" acc %.4f", val->accuracy);
+        if (is_eval && r->best) printf("%s", improved ? " (best)" : "");
+        printf("\n");
+        fflush(stdout);
+    }
+    if (!r->log) return;
+    fprintf(r->log, "{\"step\": %d, \"loss\": %.8f, \"lr\": %.6e, \"grad_norm\": %.6f, \"tokens_per_s\": %.1f", step + 1,
+            loss, r->opt.lr, norm, tok_s);
+    if (is_eval) fprintf(r->log, ", \"val_loss\": %.6f", val->loss);
+    if (is_eval && K) fprintf(r->log, ", \"val_accuracy\": %.6f", val->accuracy);
+    if (is_eval && !strcmp(a->metric, "f1")) fprintf(r->log, ", \"val_f1\": %.6f", metric);
+    fprintf(r->log, "}\n");
+    fflush(r->log);
+}
+
+// DIR/ckpt.bin: the model, AdamW's state (gathered from the ranks' shards under ZeRO-1) and the TrainState.
+static void run_checkpoint(Run* r, const Backend* be) {
+    const Args* a = r->a;
+    GPT* model = &r->model;
+    be->to_host(be->ctx, model);
+    float *m_shard = model->m_memory, *v_shard = model->v_memory;
+    if (a->zero) {  // rank 0 writes the whole optimizer state: gather the shards first
+        float* m_full = dist_rank == 0 ? (float*)mallocCheck(model->num_trainable * sizeof(float) + 4) : NULL;
+        float* v_full = dist_rank == 0 ? (float*)mallocCheck(model->num_trainable * sizeof(float) + 4) : NULL;
+        dist_gather_to_root(m_full, m_shard, model->num_trainable);
+        dist_gather_to_root(v_full, v_shard, model->num_trainable);
+        model->m_memory = m_full, model->v_memory = v_full;
+    }
+    r->st.B = a->B;
+    r->st.T = a->T;
+    r->st.data_epoch = r->dl.epoch;
+    r->st.data_epoch_rng = r->dl.epoch_rng;
+    r->st.data_next_rng = r->dl.rng;
+    r->st.data_pos = r->dl.pos;
+    char path[1100];
+    snprintf(path, sizeof path, "%s/ckpt.bin", a->out);
+    if (dist_rank == 0) save_checkpoint(model, path, &r->st);
+    if (a->zero) {
+        free(model->m_memory), free(model->v_memory);
+        model->m_memory = m_shard, model->v_memory = v_shard;
+    }
+}
+
+// ---------------------------------------------------------------------------- the loop
+static void run_train(Run* r, const Backend* be) {
+    const Args* a = r->a;
+    r->t_start = now_seconds();
+    r->first = (int)r->st.step;
+    r->last_loss = NAN;
+    for (int step = r->first; step < r->steps; step++) {
         double t0 = now_seconds();
-        // Gradient accumulation: fetch the K micro-batches, then forward/backward each with its loss weighted
-        // by its share of all K batches' targets, so the summed gradient is exactly that of their mean loss
-        // (one batch of K*B), up to fp32 rounding.
-        double total = 0.0, loss = 0.0;
-        for (int k = 0; k < a->accum; k++) {
-            loader_next(&dl, global.x, global.y, global.len, global.lab, c->V);
-            size_t r0 = (size_t)dist_rank * a->B;  // this rank's rows of the global batch
-            memcpy(micro[k].x, global.x + r0 * a->T, BT * sizeof(int));
-            memcpy(micro[k].y, global.y + r0 * a->T, BT * sizeof(int));
-            memcpy(micro[k].len, global.len + r0, (size_t)a->B * sizeof(int));
-            memcpy(micro[k].lab, global.lab + r0, (size_t)a->B * sizeof(int));
-            total += batch_denominator(&model, dl.kind, &micro[k]);
-        }
-        dist_sum_doubles(&total, 1);  // targets over all ranks' micro-batches: the global mean's denominator
-        if (total <= 0.0) failf("check the data: every target of this batch is masked", "step %d: the batch has no targets", step + 1);
-        gpt_zero_grad(&model);
-        for (int k = 0; k < a->accum; k++) {
-            double share = batch_denominator(&model, dl.kind, &micro[k]) / total;
-            if (share == 0.0) continue;
-            model.training = 1;  // dropout on, with a seed drawn from the saved RNG (resumable), one per rank
-            model.dropout_seed = ((uint64_t)random_u32(&st.rng) << 32 | random_u32(&st.rng)) ^ (uint64_t)dist_rank * 0x9E3779B97F4A7C15ull;
-            batch_run(&model, dl.kind, &micro[k]);
-            if (!isfinite(model.mean_loss)) failf("lower --lr, or check the data", "step %d: loss is %f", step + 1, model.mean_loss);
-            loss += share * model.mean_loss;
-            model.loss_scale = (float)share;
-            gpt_backward(&model);
-        }
-        model.loss_scale = 1.0f;
-        if (dist_world > 1) {  // each rank's gradient is its share of the global mean: summing them gives it
-            dist_sum_floats(model.grads_memory, model.num_trainable);
-            dist_sum_doubles(&loss, 1);
-        }
-        float norm = gpt_clip_grad_norm(&model, a->grad_clip);
-        opt.lr = lr_at(step, a->lr, a->warmup, steps, a->schedule, a->min_lr_frac);
-        gpt_adamw_update_range(&model, &opt, step + 1, zlo, zhi);
-        if (a->zero) {  // every rank updated its shard; gather the updated parameters everywhere. The gradient
-            // buffer is free until the next backward, so it carries them (packed) instead of a second copy.
-            gpt_pack_trainable(&model, model.grads_memory, 1);
-            dist_allgather_ranges(model.grads_memory, model.num_trainable);
-            gpt_pack_trainable(&model, model.grads_memory, 0);
-        }
-        if (pruned) {  // AdamW moved pruned weights off zero (momentum, decay of others): put them back
-            for (int k = 0, j = 0; k < 4; k++)
-                for (size_t e = 0; e < param_numel(c, PRUNABLE[k]); e++, j++)
-                    if (pruned[j]) model.params.t[PRUNABLE[k]][e] = 0.0f;
-        }
-        model.training = 0;
-        double dt = now_seconds() - t0;
-        t_steps += dt;
-        int done = step + 1 - first;
-        double tok_s = BT * a->accum * dist_world / dt;  // all ranks' tokens
-        int is_eval = a->val && ((a->eval_every > 0 && (step + 1) % a->eval_every == 0) || step + 1 == steps);
-        int improved = 0;
+        float norm;
+        double loss = train_step(r, be, step, &norm);
+        double dt = now_seconds() - t0, tok_s = (double)a->B * a->T * a->accum * dist_world / dt;  // all ranks' tokens
+        r->t_steps += dt;
+        series_add(&r->train_curve, step + 1, loss);
+        r->last_loss = loss;
+        int is_eval = a->val && ((a->eval_every > 0 && (step + 1) % a->eval_every == 0) || step + 1 == r->steps);
+        EvalResult val;
         double metric = NAN;
-        series_add(&train_curve, step + 1, loss);
-        last_loss = loss;
-        if (is_eval) {
-            val = evaluate(&model, a->val, a->B, a->T, a->val_batches);
-            series_add(&val_curve, step + 1, val.loss);
-            metric = val.loss;
-            if (!strcmp(a->metric, "accuracy")) metric = val.accuracy;
-            if (!strcmp(a->metric, "f1")) metric = cls_metrics(val.confusion, c->num_classes).macro_f1;
-            free(val.confusion);
-            val.confusion = NULL;
-            improved = !isfinite(st.best_metric) || (higher_better ? metric > st.best_metric : metric < st.best_metric);
-            if (improved) {
-                st.best_metric = metric;
-                st.best_step = step + 1;
-                st.bad_evals = 0;
-                if (best) memcpy(best, model.params_memory, model.num_parameters * sizeof(float));
-                if (a->out && dist_rank == 0) {
-                    char path[1024];
-                    snprintf(path, sizeof path, "%s/best.bin", a->out);
-                    save_checkpoint(&model, path, NULL);
-                }
-            } else {
-                st.bad_evals++;
-            }
-        }
-        if (step + 1 == steps || (a->print_every > 0 && (step + 1) % a->print_every == 0) || is_eval) {
-            char eta[32];
-            format_duration(eta, sizeof eta, t_steps / done * (steps - step - 1));
-            char bar[21];  // 20 cells, one per 5% of the steps
-            for (int k = 0; k < 20; k++) bar[k] = k < 20 * (step + 1) / steps ? '#' : '.';
-            bar[20] = 0;
-            printf("step %5d/%d [%s] | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | eta %s", step + 1, steps, bar, loss,
-                   opt.lr, norm, tok_s, eta);
-            if (is_eval) printf(" | val %.4f", val.loss);
-            if (is_eval && c->num_classes) printf(" acc %.4f", val.accuracy);
-            if (is_eval && best) printf("%s", improved ? " (best)" : "");
-            printf("\n");
-            fflush(stdout);
-        }
-        if (logf) {
-            fprintf(logf, "{\"step\": %d, \"loss\": %.8f, \"lr\": %.6e, \"grad_norm\": %.6f, \"tokens_per_s\": %.1f", step + 1,
-                    loss, opt.lr, norm, tok_s);
-            if (is_eval) fprintf(logf, ", \"val_loss\": %.6f", val.loss);
-            if (is_eval && c->num_classes) fprintf(logf, ", \"val_accuracy\": %.6f", val.accuracy);
-            if (is_eval && !strcmp(a->metric, "f1")) fprintf(logf, ", \"val_f1\": %.6f", metric);
-            fprintf(logf, "}\n");
-            fflush(logf);
-        }
-        st.step = step + 1;
+        int improved = is_eval ? run_validate(r, be, step, &val, &metric) : 0;
+        run_log(r, step, loss, norm, tok_s, is_eval ? &val : NULL, metric, improved);
+        r->st.step = step + 1;
         int stop_now = step + 1 == a->stop_at;
-        if (a->early_stop && st.bad_evals >= a->early_stop) {
+        if (a->early_stop && r->st.bad_evals >= a->early_stop) {
             printf("early stop: no improvement of %s in %d evaluations; best %.6f at step %lld\n", a->metric, a->early_stop,
-                   st.best_metric, (long long)st.best_step);
-            stopped_early = 1;
+                   r->st.best_metric, (long long)r->st.best_step);
+            r->stopped_early = 1;
         }
-        if (a->out && (stop_now || stopped_early || step + 1 == steps || (a->save_every > 0 && (step + 1) % a->save_every == 0))) {
-            float *m_shard = model.m_memory, *v_shard = model.v_memory;
-            if (a->zero) {  // rank 0 writes the whole optimizer state: gather the shards first
-                float* m_full = dist_rank == 0 ? (float*)mallocCheck(model.num_trainable * sizeof(float) + 4) : NULL;
-                float* v_full = dist_rank == 0 ? (float*)mallocCheck(model.num_trainable * sizeof(float) + 4) : NULL;
-                dist_gather_to_root(m_full, m_shard, model.num_trainable);
-                dist_gather_to_root(v_full, v_shard, model.num_trainable);
-                model.m_memory = m_full, model.v_memory = v_full;
-            }
-            st.B = a->B;
-            st.T = a->T;
-            st.data_epoch = dl.epoch;
-            st.data_epoch_rng = dl.epoch_rng;
-            st.data_next_rng = dl.rng;
-            st.data_pos = dl.pos;
-            char path[1024];
-            snprintf(path, sizeof path, "%s/ckpt.bin", a->out);
-            if (dist_rank == 0) save_checkpoint(&model, path, &st);
-            if (a->zero) {
-                free(model.m_memory), free(model.v_memory);
-                model.m_memory = m_shard, model.v_memory = v_shard;
-            }
-        }
-        if (stop_now) {
-            printf("stopping after step %d as asked (--stop-at); continue with --resume\n", step + 1);
-            break;
-        }
-        if (stopped_early) break;
+        if (a->out && (stop_now || r->stopped_early || step + 1 == r->steps || (a->save_every > 0 && (step + 1) % a->save_every == 0)))
+            run_checkpoint(r, be);
+        if (stop_now) printf("stopping after step %d as asked (--stop-at); continue with --resume\n", step + 1);
+        if (stop_now || r->stopped_early) break;
     }
-    if (a->out && dist_rank == 0) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/model.bin", a->out);
-        save_checkpoint(&model, path, NULL);
-        printf("wrote %s/model.bin (last) and %s/ckpt.bin", a->out, a->out);
-        if (a->val) printf(" and %s/best.bin (best %s %.6f, step %lld)", a->out, a->metric, st.best_metric, (long long)st.best_step);
-        if (has_finetuning_tensors(c)) {
-            snprintf(path, sizeof path, "%s/adapter.bin", a->out);
-            save_checkpoint_kind(&model, path, NULL, CKPT_ADAPTER);
-            printf(" and %s/adapter.bin", a->out);
-        }
-        snprintf(path, sizeof path, "%s/curves.svg", a->out);
-        svg_curves(path, "loss", &train_curve, "train loss", &val_curve, "val loss");
-        printf("\nplot: %s (this run's steps)\n", path);
+}
+
+// ---------------------------------------------------------------------------- finishing a run
+// DIR/model.bin, DIR/adapter.bin and DIR/curves.svg.
+static void run_save_final(Run* r, const Backend* be) {
+    const Args* a = r->a;
+    if (!a->out || dist_rank != 0) return;
+    be->to_host(be->ctx, &r->model);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/model.bin", a->out);
+    save_checkpoint(&r->model, path, NULL);
+    printf("wrote %s/model.bin (last) and %s/ckpt.bin", a->out, a->out);
+    if (a->val) printf(" and %s/best.bin (best %s %.6f, step %lld)", a->out, a->metric, r->st.best_metric, (long long)r->st.best_step);
+    if (has_finetuning_tensors(&r->model.config)) {
+        snprintf(path, sizeof path, "%s/adapter.bin", a->out);
+        save_checkpoint_kind(&r->model, path, NULL, CKPT_ADAPTER);
+        printf(" and %s/adapter.bin", a->out);
     }
-    free(train_curve.x), free(train_curve.y), free(val_curve.x), free(val_curve.y);
-    int n = (int)st.step - first;
+    snprintf(path, sizeof path, "%s/curves.svg", a->out);
+    svg_curves(path, "loss", &r->train_curve, "train loss", &r->val_curve, "val loss");
+    printf("\nplot: %s (this run's steps)\n", path);
+}
+
+// The test split, evaluated once at the end with the model chosen on validation; for classification also
+// the confusion matrix plot and DIR/errors.md.
+static EvalResult run_test(Run* r, const Backend* be) {
+    const Args* a = r->a;
+    GPT* model = &r->model;
+    int K = model->config.num_classes;
+    memcpy(model->params_memory, r->best, model->num_parameters * sizeof(float));
+    EvalResult te = be->evaluate(be->ctx, model, a->test, a->B, a->T, 0);
+    printf("test (best by %s, step %lld): loss %.6f", a->metric, (long long)r->st.best_step, te.loss);
+    if (K) printf(" accuracy %.6f macro F1 %.6f", te.accuracy, cls_metrics(te.confusion, K).macro_f1);
+    printf(" over %zu %s\n", te.count, K ? "examples" : "targets");
+    if (K && a->out && dist_rank == 0) {
+        char path[1100];
+        snprintf(path, sizeof path, "%s/confusion_test.svg", a->out);
+        svg_confusion(path, te.confusion, K);
+        printf("plot: %s\n", path);
+        snprintf(path, sizeof path, "%s/errors.md", a->out);
+        error_analysis(model, a->test, a->B, a->T, path, a->tokenizer);
+        printf("error analysis: %s\n", path);
+    }
+    if (r->log) {
+        fprintf(r->log, "{\"test_loss\": %.6f, \"best_step\": %lld", te.loss, (long long)r->st.best_step);
+        if (K) fprintf(r->log, ", \"test_accuracy\": %.6f, \"test_macro_f1\": %.6f", te.accuracy, cls_metrics(te.confusion, K).macro_f1);
+        fprintf(r->log, "}\n");
+    }
+    return te;
+}
+
+static void run_finish(Run* r, const Backend* be) {
+    const Args* a = r->a;
+    run_save_final(r, be);
+    int n = (int)r->st.step - r->first;
+    double ms = n ? 1000.0 * r->t_steps / n : 0.0, tok_s = n ? (double)a->B * a->T * a->accum * dist_world * n / r->t_steps : 0.0;
     printf("done: %d steps in %.1fs, %.1f ms/step, %.0f tokens/s, trainable %zu, peak RSS %.0f MB\n", n,
-           now_seconds() - t_start, n ? 1000.0 * t_steps / n : 0.0, n ? BT * a->accum * dist_world * n / t_steps : 0.0, ntrain,
-           peak_rss_mb());
+           now_seconds() - r->t_start, ms, tok_s, r->ntrain, peak_rss_mb());
     EvalResult te = {NAN, NAN, 0, NULL};
-    int tested = 0;
-    if (a->test && (st.step == steps || stopped_early)) {
-        // The test split is evaluated once, at the end, with the model chosen on validation.
-        memcpy(model.params_memory, best, model.num_parameters * sizeof(float));
-        te = evaluate(&model, a->test, a->B, a->T, 0);
-        tested = 1;
-        printf("test (best by %s, step %lld): loss %.6f", a->metric, (long long)st.best_step, te.loss);
-        if (c->num_classes) {
-            ClsMetrics mt = cls_metrics(te.confusion, c->num_classes);
-            printf(" accuracy %.6f macro F1 %.6f", te.accuracy, mt.macro_f1);
-        }
-        printf(" over %zu %s\n", te.count, c->num_classes ? "examples" : "targets");
-        if (c->num_classes && a->out && dist_rank == 0) {
-            char path[1024];
-            snprintf(path, sizeof path, "%s/confusion_test.svg", a->out);
-            svg_confusion(path, te.confusion, c->num_classes);
-            printf("plot: %s\n", path);
-            snprintf(path, sizeof path, "%s/errors.md", a->out);
-            error_analysis(&model, a->test, a->B, a->T, path, a->tokenizer);
-            printf("error analysis: %s\n", path);
-        }
-        if (logf) {
-            fprintf(logf, "{\"test_loss\": %.6f, \"best_step\": %lld", te.loss, (long long)st.best_step);
-            if (c->num_classes) fprintf(logf, ", \"test_accuracy\": %.6f, \"test_macro_f1\": %.6f", te.accuracy,
-                                        cls_metrics(te.confusion, c->num_classes).macro_f1);
-            fprintf(logf, "}\n");
-        }
-    }
+    int tested = a->test && (r->st.step == r->steps || r->stopped_early);
+    if (tested) te = run_test(r, be);
     if (a->out && dist_rank == 0) {
-        RunSummary rs = {n, stopped_early, now_seconds() - t_start, n ? 1000.0 * t_steps / n : 0.0,
-                         n ? BT * a->accum * dist_world * n / t_steps : 0.0, peak_rss_mb(), last_loss, &st,
+        RunSummary rs = {n, r->stopped_early, now_seconds() - r->t_start, ms, tok_s, peak_rss_mb(), r->last_loss, &r->st,
                          tested ? &te : NULL};
-        write_report(a, &model, ntrain, &rs);
+        write_report(a, &r->model, r->ntrain, &rs);
         printf("report: %s/report.md\n", a->out);
     }
     free(te.confusion);
-    if (logf && a->val) fprintf(logf, "{\"best_%s\": %.8f, \"best_step\": %lld}\n", a->metric, st.best_metric, (long long)st.best_step);
-    if (logf) fclose(logf);
-    free(best);
-    for (int k = 0; k < a->accum; k++) batch_free(&micro[k]);
-    free(micro);
-    batch_free(&global);
-    loader_free(&dl);
-    free(pruned);
-    gpt_free(&model);
+    if (r->log && a->val) fprintf(r->log, "{\"best_%s\": %.8f, \"best_step\": %lld}\n", a->metric, r->st.best_metric, (long long)r->st.best_step);
+}
+
+static void run_free(Run* r) {
+    if (r->log) fclose(r->log);
+    free(r->best);
+    for (int k = 0; k < r->a->accum; k++) batch_free(&r->micro[k]);
+    free(r->micro);
+    batch_free(&r->global);
+    loader_free(&r->dl);
+    free(r->pruned);
+    free(r->train_curve.x), free(r->train_curve.y), free(r->val_curve.x), free(r->val_curve.y);
+    gpt_free(&r->model);
+}
+
+static int cmd_train(const Args* a) {
+    Run r;
+    Backend cpu = cpu_backend(NULL);
+    run_prepare(&r, a, &cpu);
+    cpu.ctx = &r.model;
+    run_train(&r, &cpu);
+    run_finish(&r, &cpu);
+    run_free(&r);
     return 0;
 }
 

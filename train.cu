@@ -54,15 +54,16 @@
 //     AdamW step the bf16 copy of the weights is re-rounded from the fp32 master weights (round to nearest
 //     even). No loss scaling: bf16 has fp32's exponent range.
 //  9. Not on the GPU yet: LoRA, adapters and the classification head (lora.c's kernels), dropout (--dropout),
-//     early stopping and the final test evaluation (--early-stop, --test); a model or flags that use them stop
-//     with an error naming ./train. The SVG plots train.c writes at the end of a run are not written. The
-//     base model, SFT data (targets masked with -1), prefix-tuning (in attention), freezing (--freeze,
-//     --unfreeze: frozen slices get no gradient, backward stops at the lowest trainable layer), layer-wise LR
-//     decay, gradient accumulation (--accum) and --epochs are mirrored. The trainable set, the packing of
-//     gradients and AdamW state, and the LR scales are set up on the host by train.c and copied over.
-// 10. The model is built, loaded and set up on the host by train.c's own functions (model_from_args,
-//     setup_finetuning, set_layer_decay), then copied to the GPU; the host copy stays and is what
-//     save_checkpoint writes, after the GPU's weights and AdamW state are copied back into it.
+//     early stopping, the final test evaluation and keeping a pruned model's zeros (--early-stop, --test,
+//     --keep-sparsity); a model or flags that use them stop with an error naming ./train. The base model,
+//     SFT data (targets masked with -1), prefix-tuning (in attention), freezing (--freeze, --unfreeze: frozen
+//     slices get no gradient, backward stops at the lowest trainable layer), layer-wise LR decay, gradient
+//     accumulation (--accum) and --epochs are mirrored.
+// 10. The training loop is train.c's own (run_prepare, run_train, run_finish), with a Backend whose step
+//     functions run here: the model is built, loaded and set up on the host by train.c, then copied to the
+//     GPU; the host copy is what save_checkpoint writes, after the GPU's weights and AdamW state are copied
+//     back into it (to_host). So the console lines, the JSONL log, the run folder (log.jsonl, command.txt,
+//     best.bin, curves.svg, report.md) and the checkpoints are the CPU's, line for line.
 // Not differences: the same data order, the same RNG streams (host side), the same learning-rate schedule
 // (lr_at), the same AdamW expression, the same checkpoint and log formats, the same error messages.
 
@@ -1334,173 +1335,60 @@ static void print_device(gpu::Precision prec) {
            prec == gpu::PREC_FP32 ? " (TF32 off)" : prec == gpu::PREC_BF16 ? " (fp32 master weights and AdamW)" : "");
 }
 
-// cmd_train of train.c, step for step: the model is built and set up on the host by train.c's own
-// functions, then moved to the GPU, where it trains. The same console lines and JSONL log; checkpoints are
-// written by save_checkpoint from the host copy.
+// ---------------------------------------------------------------------------- the GPU backend
+// train.c's training loop (run_prepare, run_train, run_finish: the same console lines, JSONL log, run folder,
+// checkpoints and report) with the arithmetic of each step on the GPU. The model is built and set up on the
+// host by train.c, then copied to the GPU; to_host copies weights and AdamW state back before a file is written.
+static void gpu_zero_grad(void* ctx) { gpu::gpt_zero_grad((gpu::GPT*)ctx); }
+
+static float gpu_forward_backward(void* ctx, DataKind kind, const Batch* b, float share, uint64_t dropout_seed) {
+    (void)kind, (void)dropout_seed;  // LM and SFT data only (a class head is refused), and no dropout yet
+    gpu::GPT* model = (gpu::GPT*)ctx;
+    gpu::gpt_forward(model, b->x, b->y, b->B, b->T);
+    model->loss_scale = share;
+    if (isfinite(model->mean_loss)) gpu::gpt_backward(model);
+    model->loss_scale = 1.0f;
+    return model->mean_loss;
+}
+
+static float gpu_update(void* ctx, Run* r, int t) {
+    gpu::GPT* model = (gpu::GPT*)ctx;
+    float norm = gpu::gpt_clip_grad_norm(model, r->a->grad_clip);
+    gpu::gpt_adamw_update(model, &r->opt, t);
+    cudaCheck(cudaDeviceSynchronize());  // the step is done when the GPU is: for the loop's timing
+    return norm;
+}
+
+static EvalResult gpu_evaluate(void* ctx, const GPT* host, const char* path, int B, int T, int max_batches) {
+    return evaluate_gpu((gpu::GPT*)ctx, host, path, B, T, max_batches);
+}
+static void gpu_to_host(void* ctx, GPT* host) { gpu::gpt_to_host(host, (gpu::GPT*)ctx); }
+
+// Flags whose work is not on the GPU yet (Differences, 9): refused before any work, naming the flag.
+static const char* gpu_unsupported(const Args* a, const GPT* model) {
+    (void)model;  // LoRA, adapters and a class head are refused by gpt_from_host
+    if (a->dropout > 0.0f) return "--dropout";
+    if (a->early_stop) return "--early-stop";
+    if (a->test) return "--test";
+    if (a->keep_sparsity) return "--keep-sparsity";
+    return NULL;
+}
+
 static int cmd_train_gpu(const Args* a, gpu::Precision prec) {
-    GPT host;
-    TrainState st = {0};
-    uint64_t rng = a->seed ? a->seed : 1;
-    model_from_args(&host, a, &st, &rng);
-    if (!a->train) failf("give --train FILE (a dataset from ./dataprep)", "no training data");
-    if (a->T > host.config.maxT) failf("use a smaller --seq", "--seq %d is longer than the model's maxT=%d", a->T, host.config.maxT);
-    if (a->resume && (st.B != a->B || st.T != a->T))
-        failf("resume with the same --batch and --seq as the original run", "%s: the run used B=%lld T=%lld, flags say B=%d T=%d",
-              a->resume, (long long)st.B, (long long)st.T, a->B, a->T);
-    if (!a->resume) st.rng = rng;
-    DataLoader dl;
-    loader_init(&dl, a->train, a->B, a->T, a->shuffle, a->seed ^ 0x9E3779B97F4A7C15ull);
-    static const char* kind_names[] = {"lm", "cls", "sft"};
-    if (a->task && strcmp(a->task, kind_names[dl.kind]))
-        failf("--task must match the data: token files are lm, dataprep cls files cls, dataprep sft files sft",
-              "--task %s but %s is a %s dataset", a->task, a->train, kind_names[dl.kind]);
-    if (a->resume) {  // put the loader back where the interrupted run left it
-        dl.rng = st.data_epoch_rng;
-        loader_make_order(&dl);
-        dl.epoch = st.data_epoch;
-        dl.rng = st.data_next_rng;
-        dl.pos = st.data_pos;
-    } else {
-        setup_finetuning(&host, a, &dl, &rng);
-    }
-    const GPTConfig* c = &host.config;
-    check_data_matches_model(&dl, &host);
-    if (a->val) {  // the same check for the validation file, before any work
-        DataLoader vl;
-        loader_init(&vl, a->val, a->B, a->T, 0, 1);
-        check_data_matches_model(&vl, &host);
-        if (vl.kind != dl.kind) failf("give validation data of the same kind as --train", "%s and %s are different kinds of dataset", a->train, a->val);
-        loader_free(&vl);
-    }
-    set_layer_decay(&host, a->layer_decay);
-    if (a->class_weights && !c->num_classes)
-        failf("class weights are for classification data", "--class-weights given for a %s dataset", kind_names[dl.kind]);
-    if (a->dropout > 0.0f || a->early_stop || a->test)
-        failf("use ./train for these (same flags, same files): the GPU trainer does not have them yet",
-              "%s is not on the GPU yet", a->dropout > 0.0f ? "--dropout" : a->early_stop ? "--early-stop" : "--test");
-    gpu::GPT model;
-    gpu::gpt_from_host(&model, &host, prec);  // the trainable set and LR scales are fixed from here
-    FILE* logf = NULL;
-    if (a->out) {
-        char probe[1024];
-        snprintf(probe, sizeof probe, "%s/.write_test", a->out);
-        FILE* p = fopen(probe, "wb");
-        if (!p) failf("create the folder first (mkdir -p) or choose another --out", "cannot write into --out %s: %s", a->out, strerror(errno));
-        fclose(p);
-        remove(probe);
-    }
-    if (a->log) logf = fopen_check(a->log, a->resume ? "a" : "w");
-    size_t BT = (size_t)a->B * a->T, ntrain = count_trainable(&host);
-    printf("model: L=%d NH=%d C=%d V=%d (Vp=%d) maxT=%d, %zu parameters", c->L, c->NH, c->C, c->V, c->Vp, c->maxT,
-           host.num_parameters);
-    if (c->prefix_len) printf(", prefix P=%d", c->prefix_len);
-    printf("\ntrainable: %zu parameters (%.2f%%), method %s\n", ntrain, 100.0 * ntrain / host.num_parameters, a->method);
-    printf("data: %s (%s), %zu %s, %zu batches of B=%d x T=%d per epoch\n", a->train, kind_names[dl.kind], dl.num_items,
-           dl.kind == DATA_LM ? "windows" : "examples", dl.num_batches, a->B, a->T);
+    Run r;
+    Backend be = {NULL, gpu_zero_grad, gpu_forward_backward, gpu_update, gpu_evaluate, gpu_to_host, gpu_unsupported};
+    run_prepare(&r, a, &be);
     print_device(prec);
-    Batch* micro = (Batch*)mallocCheck((size_t)a->accum * sizeof(Batch));
-    for (int k = 0; k < a->accum; k++) batch_alloc(&micro[k], a->B, a->T);
-    int steps = a->steps;
-    if (a->epochs > 0) steps = (int)ceil(a->epochs * dl.num_batches / a->accum);
-    AdamWConfig opt = {a->lr, a->beta1, a->beta2, a->eps, a->weight_decay};
-    double t_start = now_seconds(), t_steps = 0.0;
-    if (!a->resume) st.best_metric = NAN;
-    int first = (int)st.step;
-    EvalResult val = {NAN, NAN, 0, NULL};
-    for (int step = first; step < steps; step++) {
-        double t0 = now_seconds();
-        // Gradient accumulation: fetch the K micro-batches, then forward/backward each with its loss weighted
-        // by its share of all K batches' targets, so the summed gradient is that of their mean loss.
-        double total = 0.0, loss = 0.0;
-        for (int k = 0; k < a->accum; k++) {
-            loader_next(&dl, micro[k].x, micro[k].y, micro[k].len, micro[k].lab, c->V);
-            total += batch_denominator(&host, dl.kind, &micro[k]);
-        }
-        if (total <= 0.0) failf("check the data: every target of this batch is masked", "step %d: the batch has no targets", step + 1);
-        gpu::gpt_zero_grad(&model);
-        for (int k = 0; k < a->accum; k++) {
-            double share = batch_denominator(&host, dl.kind, &micro[k]) / total;
-            if (share == 0.0) continue;
-            // the CPU draws each micro-batch's dropout seed here; drawn (and unused: no dropout on the GPU) to
-            // keep the trainer's RNG, which checkpoints save, in step with the CPU's
-            host.dropout_seed = (uint64_t)random_u32(&st.rng) << 32 | random_u32(&st.rng);
-            gpu::gpt_forward(&model, micro[k].x, micro[k].y, a->B, a->T);
-            if (!isfinite(model.mean_loss)) failf("lower --lr, or check the data", "step %d: loss is %f", step + 1, model.mean_loss);
-            loss += share * model.mean_loss;
-            model.loss_scale = (float)share;
-            gpu::gpt_backward(&model);
-        }
-        model.loss_scale = 1.0f;
-        float norm = gpu::gpt_clip_grad_norm(&model, a->grad_clip);
-        opt.lr = lr_at(step, a->lr, a->warmup, steps, a->schedule, a->min_lr_frac);
-        gpu::gpt_adamw_update(&model, &opt, step + 1);
-        cudaCheck(cudaDeviceSynchronize());  // the step is done when the GPU is: for the timing below
-        double dt = now_seconds() - t0;
-        t_steps += dt;
-        int done = step + 1 - first;
-        double tok_s = BT * a->accum / dt;
-        int is_eval = a->val && ((a->eval_every > 0 && (step + 1) % a->eval_every == 0) || step + 1 == steps);
-        if (is_eval) val = evaluate_gpu(&model, &host, a->val, a->B, a->T, a->val_batches);
-        if (step + 1 == steps || (a->print_every > 0 && (step + 1) % a->print_every == 0) || is_eval) {
-            char eta[32];
-            format_duration(eta, sizeof eta, t_steps / done * (steps - step - 1));
-            printf("step %5d/%d | loss %.4f | lr %.2e | norm %.3f | %.0f tok/s | eta %s", step + 1, steps, loss, opt.lr,
-                   norm, tok_s, eta);
-            if (is_eval) printf(" | val %.4f", val.loss);
-            printf("\n");
-            fflush(stdout);
-        }
-        if (logf) {
-            fprintf(logf, "{\"step\": %d, \"loss\": %.6f, \"lr\": %.6e, \"grad_norm\": %.6f, \"tokens_per_s\": %.1f", step + 1,
-                    loss, opt.lr, norm, tok_s);
-            if (is_eval) fprintf(logf, ", \"val_loss\": %.6f", val.loss);
-            fprintf(logf, "}\n");
-            fflush(logf);
-        }
-        st.step = step + 1;
-        int stop_now = step + 1 == a->stop_at;
-        if (a->out && (stop_now || step + 1 == steps || (a->save_every > 0 && (step + 1) % a->save_every == 0))) {
-            st.B = a->B;
-            st.T = a->T;
-            st.data_epoch = dl.epoch;
-            st.data_epoch_rng = dl.epoch_rng;
-            st.data_next_rng = dl.rng;
-            st.data_pos = dl.pos;
-            char path[1024];
-            snprintf(path, sizeof path, "%s/ckpt.bin", a->out);
-            gpu::gpt_to_host(&host, &model);
-            save_checkpoint(&host, path, &st);
-        }
-        if (stop_now) {
-            printf("stopping after step %d as asked (--stop-at); continue with --resume\n", step + 1);
-            break;
-        }
-    }
-    if (a->out) {
-        char path[1024];
-        snprintf(path, sizeof path, "%s/model.bin", a->out);
-        gpu::gpt_to_host(&host, &model);
-        save_checkpoint(&host, path, NULL);
-        printf("wrote %s/model.bin (last) and %s/ckpt.bin", a->out, a->out);
-        if (has_finetuning_tensors(c)) {
-            snprintf(path, sizeof path, "%s/adapter.bin", a->out);
-            save_checkpoint_kind(&host, path, NULL, CKPT_ADAPTER);
-            printf(" and %s/adapter.bin", a->out);
-        }
-        printf("\n");
-    }
-    int n = (int)st.step - first;
+    gpu::GPT model;
+    gpu::gpt_from_host(&model, &r.model, prec);  // the trainable set and LR scales are fixed from here
+    be.ctx = &model;
+    run_train(&r, &be);
+    run_finish(&r, &be);
     size_t free_b = 0, total_b = 0;
     cudaCheck(cudaMemGetInfo(&free_b, &total_b));
-    printf("done: %d steps in %.1fs, %.1f ms/step, %.0f tokens/s, trainable %zu, peak RSS %.0f MB, GPU memory in use %.0f MB\n",
-           n, now_seconds() - t_start, n ? 1000.0 * t_steps / n : 0.0, n ? BT * a->accum * n / t_steps : 0.0, ntrain, peak_rss_mb(),
-           (total_b - free_b) / 1048576.0);
-    if (logf) fclose(logf);
-    for (int k = 0; k < a->accum; k++) batch_free(&micro[k]);
-    free(micro);
-    loader_free(&dl);
+    printf("GPU memory in use: %.0f MB\n", (total_b - free_b) / 1048576.0);
     gpu::gpt_free(&model);
-    gpt_free(&host);
+    run_free(&r);
     return 0;
 }
 

@@ -12,7 +12,7 @@ cuda_inc=${CUDA_INC:-/usr/local/cuda/include}
 out=${EMU_OUT:-${TMPDIR:-/tmp}/finetune_emu}
 rm -rf "$out" && mkdir -p "$out/dev/cuda" "$out/test_tmp"
 # train.cu includes "train.c" from its own folder: the build folder gets the C sources beside the rewritten .cu
-cp "$root"/model.h "$root"/train.c "$root"/lora.c "$root"/dataset.h "$root"/tokenizer.c "$root"/unicode_tables.h "$root"/test_report.h "$out"/
+cp "$root"/*.c "$root"/*.h "$out"/  # every C source: train.cu reaches them through train.c's includes
 for f in train.cu test_gpt.cu; do python3 "$emu/rewrite.py" "$root/$f" "$out/$f"; done
 cp "$root"/dev/cuda/common.h "$out/dev/cuda/"
 flags="-std=c++17 -O2 -fopenmp -Wall -Wno-unused-function -Wno-missing-field-initializers -Wno-unknown-pragmas -include $emu/emu.h -I$cuda_inc"
