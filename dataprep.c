@@ -945,6 +945,84 @@ static void cls_emit(ClsOut* c, const void* text, size_t n, int label, int k, do
     c->per_label[(size_t)k * c->K + label]++;
 }
 
+// Items, de-duplicated by exact text within each source (the first is kept); counts the duplicates, those
+// with a different label, and val/test texts also in train (leaks). seen_text[k] is source k's text index.
+static size_t cls_items(RowVec rows[3], const LabelMap* labels, int keep_duplicates, StrMap seen_text[3], ClsItem* items,
+                        size_t* dups, size_t* conflicts, size_t* leaks) {
+    size_t nitems = 0;
+    for (int k = 0; k < 3; k++) {
+        strmap_init(&seen_text[k], rows[k].len);
+        for (size_t i = 0; i < rows[k].len; i++) {
+            Row* r = &rows[k].data[i];
+            int label = label_find(labels, r->v[1]);
+            int prev = strmap_get(&seen_text[k], (unsigned char*)r->v[0], r->len[0]);
+            if (prev >= 0 && !keep_duplicates) {
+                (*dups)++;
+                if (items[prev].label != label) (*conflicts)++;
+                continue;
+            }
+            if (k > 0 && strmap_get(&seen_text[0], (unsigned char*)r->v[0], r->len[0]) >= 0) (*leaks)++;
+            strmap_put(&seen_text[k], (unsigned char*)r->v[0], r->len[0], (int)nitems);
+            items[nitems++] = (ClsItem){r, label, k};
+        }
+    }
+    return nitems;
+}
+
+// Stratified split of a single file: each label's items are shuffled and cut by the ratios.
+static void cls_stratify(ClsItem* items, size_t nitems, int K, const double split[3], uint64_t* rng) {
+    for (int c = 0; c < K; c++) {
+        size_t m = 0;
+        for (size_t i = 0; i < nitems; i++) m += items[i].label == c;
+        size_t* which = tok_malloc((m ? m : 1) * sizeof(size_t));
+        unsigned char* sp = tok_malloc(m ? m : 1);
+        m = 0;
+        for (size_t i = 0; i < nitems; i++) if (items[i].label == c) which[m++] = i;
+        assign_splits(sp, m, split, rng);
+        for (size_t i = 0; i < m; i++) items[which[i]].split = sp[i];
+        free(which); free(sp);
+    }
+}
+
+// Oversampling: random training examples of each smaller class are repeated until it matches the largest.
+// Returns how many were added.
+static size_t cls_oversample(ClsOut* out, ClsItem* items, size_t nitems, int K, size_t** lens, uint64_t* rng) {
+    size_t largest = 0, added = 0;
+    for (int c = 0; c < K; c++) if (out->per_label[c] > largest) largest = out->per_label[c];
+    size_t* pool = tok_malloc((nitems + 1) * sizeof(size_t));
+    for (int c = 0; c < K; c++) {
+        size_t m = 0;
+        for (size_t i = 0; i < nitems; i++) if (items[i].split == 0 && items[i].label == c) pool[m++] = i;
+        if (m == 0) continue;
+        while (out->per_label[c] < largest) {
+            ClsItem* it = &items[pool[rng_below(rng, m)]];
+            lens[0] = tok_realloc(lens[0], (out->count[0] + 1) * sizeof(size_t));
+            cls_emit(out, it->row->v[0], it->row->len[0], c, 0, 0.0);
+            added++;
+        }
+    }
+    free(pool);
+    return added;
+}
+
+// PREFIX_labels.txt: the label map with training counts and class weights N/(K*count) (1.0 everywhere when
+// balanced). path gets its name.
+static void cls_write_labels(const char* prefix, const LabelMap* labels, const size_t* per_label, size_t ntrain,
+                             char* path, size_t cap) {
+    int K = labels->count;
+    snprintf(path, cap, "%s_labels.txt", prefix);
+    char tmp[4300];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE* f = fopen(tmp, "w");
+    if (!f) fail(tmp, "does the folder of --out exist, and is it writable?", "cannot open for writing");
+    fprintf(f, "# id\tname\ttrain_count\tclass_weight (N/(K*count); pass to train as class weights)\n");
+    for (int c = 0; c < K; c++) {
+        size_t nc = per_label[c];
+        fprintf(f, "%d\t%s\t%zu\t%.6f\n", c, labels->names[c], nc, nc ? (double)ntrain / ((double)K * nc) : 0.0);
+    }
+    if (fclose(f) != 0 || rename(tmp, path) != 0) fail(path, "is the disk full?", "write failed");
+}
+
 static int cmd_cls(const Options* o) {
     if (!o->out) fail("cls", "pass --out PREFIX, e.g. --out data/sst2", "missing --out");
     int given = o->given[0] || o->given[1] || o->given[2];
@@ -985,42 +1063,13 @@ static int cmd_cls(const Options* o) {
     }
     int K = labels.count;
     if (K < 2) report("warning: only %d distinct label(s); is --label-col right?\n", K);
-    // items, de-duplicated by exact text within each source (keep the first)
-    size_t total_rows = rows[0].len + rows[1].len + rows[2].len;
-    ClsItem* items = tok_malloc(total_rows * sizeof(ClsItem));
-    size_t nitems = 0, dups = 0, conflicts = 0, leaks = 0;
+    ClsItem* items = tok_malloc((rows[0].len + rows[1].len + rows[2].len + 1) * sizeof(ClsItem));
     StrMap seen_text[3];
-    for (int k = 0; k < 3; k++) {
-        strmap_init(&seen_text[k], rows[k].len);
-        for (size_t i = 0; i < rows[k].len; i++) {
-            Row* r = &rows[k].data[i];
-            int label = label_find(&labels, r->v[1]);
-            int prev = strmap_get(&seen_text[k], (unsigned char*)r->v[0], r->len[0]);
-            if (prev >= 0 && !o->keep_duplicates) {
-                dups++;
-                if (items[prev].label != label) conflicts++;
-                continue;
-            }
-            if (k > 0 && strmap_get(&seen_text[0], (unsigned char*)r->v[0], r->len[0]) >= 0) leaks++;
-            strmap_put(&seen_text[k], (unsigned char*)r->v[0], r->len[0], (int)nitems);
-            items[nitems++] = (ClsItem){r, label, k};
-        }
-    }
+    size_t dups = 0, conflicts = 0, leaks = 0;
+    size_t nitems = cls_items(rows, &labels, o->keep_duplicates, seen_text, items, &dups, &conflicts, &leaks);
     // stratified split of a single file: each label's items are shuffled and cut by the ratios
     uint64_t rng = o->seed;
-    if (!given) {
-        for (int c = 0; c < K; c++) {
-            size_t m = 0;
-            for (size_t i = 0; i < nitems; i++) m += items[i].label == c;
-            size_t* which = tok_malloc((m ? m : 1) * sizeof(size_t));
-            unsigned char* sp = tok_malloc(m ? m : 1);
-            m = 0;
-            for (size_t i = 0; i < nitems; i++) if (items[i].label == c) which[m++] = i;
-            assign_splits(sp, m, o->split, &rng);
-            for (size_t i = 0; i < m; i++) items[which[i]].split = sp[i];
-            free(which); free(sp);
-        }
-    }
+    if (!given) cls_stratify(items, nitems, K, o->split, &rng);
     // encode and write
     DsWriter w[3];
     int have[3] = {0};
@@ -1054,23 +1103,7 @@ static int cmd_cls(const Options* o) {
         }
     }
     // oversampling: repeat random training examples of each smaller class until it matches the largest
-    if (o->oversample) {
-        size_t largest = 0;
-        for (int c = 0; c < K; c++) if (per_label[c] > largest) largest = per_label[c];
-        size_t* pool = tok_malloc((nitems + 1) * sizeof(size_t));
-        for (int c = 0; c < K; c++) {
-            size_t m = 0;
-            for (size_t i = 0; i < nitems; i++) if (items[i].split == 0 && items[i].label == c) pool[m++] = i;
-            if (m == 0) continue;
-            while (per_label[c] < largest) {
-                ClsItem* it = &items[pool[rng_below(&rng, m)]];
-                lens[0] = tok_realloc(lens[0], (count[0] + 1) * sizeof(size_t));
-                cls_emit(&out, it->row->v[0], it->row->len[0], c, 0, 0.0);
-                oversampled++;
-            }
-        }
-        free(pool);
-    }
+    if (o->oversample) oversampled = cls_oversample(&out, items, nitems, K, lens, &rng);
     // the report
     report("dataprep cls: %zu records read from %s%s%s%s%s\n", records, src[0], src[1] ? ", " : "", src[1] ? src[1] : "", src[2] ? ", " : "", src[2] ? src[2] : "");
     report("tokenizer: %s (V=%d)  max-len %d%s  seed %llu  %s\n", o->tokenizer, t.vocab_size, o->max_len, o->append_eot ? " (+<|endoftext|>)" : "",
@@ -1093,17 +1126,7 @@ static int cmd_cls(const Options* o) {
     }
     report_coverage(seen, t.vocab_size);
     // label map with training counts and class weights N/(K*count) (1.0 everywhere when balanced)
-    snprintf(path, sizeof path, "%s_labels.txt", o->out);
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE* f = fopen(tmp, "w");
-    if (!f) fail(tmp, "does the folder of --out exist, and is it writable?", "cannot open for writing");
-    fprintf(f, "# id\tname\ttrain_count\tclass_weight (N/(K*count); pass to train as class weights)\n");
-    for (int c = 0; c < K; c++) {
-        size_t nc = per_label[c];
-        fprintf(f, "%d\t%s\t%zu\t%.6f\n", c, labels.names[c], nc, nc ? (double)count[0] / ((double)K * nc) : 0.0);
-    }
-    if (fclose(f) != 0 || rename(tmp, path) != 0) fail(path, "is the disk full?", "write failed");
+    cls_write_labels(o->out, &labels, per_label, count[0], path, sizeof path);
     for (int k = 0; k < 3; k++) if (have[k]) write_or_die(&w[k]);
     printf("wrote %s\n", path);
     report_close();

@@ -718,12 +718,30 @@ static int cmd_classify(const Args* a) {
 // is not run again, so an interrupted sweep continues where it stopped; a failed run is recorded and the
 // sweep goes on. The best run on validation (--metric) is then evaluated on --test, and only that one.
 // Results: DIR/results.csv and DIR/results.md.
-
 typedef struct {
     char name[64];
     char* values[32];
     int n;
 } GridAxis;
+
+typedef struct {
+    const char *grid, *out, *test, *metric, *val, *train;
+    int random_n;
+    uint64_t seed;
+    char* pass[256];        // flags forwarded to every run
+    int np;
+    GridAxis axes[16];
+    int na;
+    char* grid_text;        // the --grid value, cut up in place by the axes
+    size_t* pts;            // the grid points run (indices into the full grid)
+    size_t npts;
+    char self[1024];        // the program to run (this one)
+    char*** runs;           // each run's argv
+    double* results;        // each run's best --metric on --val (NaN: none)
+    int* status;            // each run's exit status
+    long best;              // the best run, -1 when none finished
+    double test_metric;     // the best run's --test result
+} Sweep;
 
 // Runs argv with stdout and stderr to log_path; returns the exit status (-1 if it could not run).
 static int run_logged(char** argv, const char* log_path) {
@@ -759,44 +777,39 @@ static double read_best_metric(const char* log_path, const char* metric) {
     return v;
 }
 
-static int cmd_sweep(int argc, char** argv) {
-    const char *grid = NULL, *out = NULL, *test = NULL, *metric = "val_loss", *val = NULL, *train = NULL;
-    const char *batch = "4", *seq = "64";  // for the test evaluation: the defaults, or the best run's
-    int random_n = 0;
-    uint64_t seed = 1337;
-    char* pass[256];  // flags forwarded to every run
-    int np = 0;
+// The sweep's own flags, the ones passed on to every run, and the grid: space-separated axes "flag=v1,v2,...".
+static void sweep_parse(Sweep* sw, int argc, char** argv) {
+    sw->metric = "val_loss";
+    sw->seed = 1337;
     for (int i = 2; i < argc; i++) {
         if (i + 1 >= argc) failf("see ./train --help", "flag %s needs a value", argv[i]);
         const char *f = argv[i], *v = argv[i + 1];
-        if (!strcmp(f, "--grid")) grid = v;
-        else if (!strcmp(f, "--out")) out = v;
-        else if (!strcmp(f, "--random")) random_n = parse_int_arg(f, v);
-        else if (!strcmp(f, "--test")) test = v;
+        if (!strcmp(f, "--grid")) sw->grid = v;
+        else if (!strcmp(f, "--out")) sw->out = v;
+        else if (!strcmp(f, "--random")) sw->random_n = parse_int_arg(f, v);
+        else if (!strcmp(f, "--test")) sw->test = v;
         else {
-            if (!strcmp(f, "--metric")) metric = v;
-            if (!strcmp(f, "--seed")) seed = strtoull(v, NULL, 10);
-            if (!strcmp(f, "--val")) val = v;
-            if (!strcmp(f, "--train")) train = v;
+            if (!strcmp(f, "--metric")) sw->metric = v;
+            if (!strcmp(f, "--seed")) sw->seed = strtoull(v, NULL, 10);
+            if (!strcmp(f, "--val")) sw->val = v;
+            if (!strcmp(f, "--train")) sw->train = v;
             if (!strcmp(f, "--log") || !strcmp(f, "--resume"))
                 failf("each run gets its own log and folder under the sweep's --out", "%s is not allowed in a sweep", f);
-            if (np + 2 > 200) failf(NULL, "too many flags");
-            pass[np++] = argv[i], pass[np++] = argv[i + 1];
+            if (sw->np + 2 > 200) failf(NULL, "too many flags");
+            sw->pass[sw->np++] = argv[i], sw->pass[sw->np++] = argv[i + 1];
         }
         i++;
     }
-    if (!grid || !out) failf("for example: ./train sweep --grid \"lr=1e-3,3e-3 lora-rank=4,8\" --out sweep1 --train ... --val ...",
-                             "sweep needs --grid and --out");
-    if (!val) failf("the sweep picks the best run on validation data", "sweep needs --val FILE");
-    // parse the grid: space-separated axes "flag=v1,v2,..."
-    GridAxis axes[16];
-    int na = 0;
-    char* gbuf = strdup(grid);
-    for (char* tok = strtok(gbuf, " "); tok; tok = strtok(NULL, " ")) {
+    if (!sw->grid || !sw->out)
+        failf("for example: ./train sweep --grid \"lr=1e-3,3e-3 lora-rank=4,8\" --out sweep1 --train ... --val ...",
+              "sweep needs --grid and --out");
+    if (!sw->val) failf("the sweep picks the best run on validation data", "sweep needs --val FILE");
+    sw->grid_text = strdup(sw->grid);
+    for (char* tok = strtok(sw->grid_text, " "); tok; tok = strtok(NULL, " ")) {
         char* eq = strchr(tok, '=');
-        if (!eq || na == 16) failf("axes look like lr=1e-3,3e-3", "bad --grid axis '%s'", tok);
+        if (!eq || sw->na == 16) failf("axes look like lr=1e-3,3e-3", "bad --grid axis '%s'", tok);
         *eq = 0;
-        GridAxis* ax = &axes[na++];
+        GridAxis* ax = &sw->axes[sw->na++];
         snprintf(ax->name, sizeof ax->name, "--%s", tok);
         ax->n = 0;
         for (char* s = eq + 1; s && *s && ax->n < 32;) {
@@ -807,147 +820,161 @@ static int cmd_sweep(int argc, char** argv) {
         }
         if (!ax->n) failf(NULL, "grid axis %s has no values", ax->name);
     }
+}
+
+// Axis a's value at grid point idx (the point index read as mixed-radix digits, the last axis fastest).
+static const char* sweep_value(const Sweep* sw, size_t idx, int a) {
+    for (int k = sw->na - 1; k > a; k--) idx /= (size_t)sw->axes[k].n;
+    return sw->axes[a].values[idx % (size_t)sw->axes[a].n];
+}
+
+// Which points (all, or random_n drawn without replacement, seeded), and each one's command line, checked
+// to parse before any run starts.
+static void sweep_plan(Sweep* sw, const char* self) {
     size_t total = 1;
-    for (int a = 0; a < na; a++) total *= (size_t)axes[a].n;
-    // which points: all, or random_n of them drawn without replacement (seeded)
-    size_t* pts = (size_t*)mallocCheck(total * sizeof(size_t));
-    for (size_t i = 0; i < total; i++) pts[i] = i;
-    size_t npts = total;
-    if (random_n > 0 && (size_t)random_n < total) {
-        uint64_t r = seed ^ 0xA5A5A5A5ull;
-        for (size_t i = 0; i < (size_t)random_n; i++) {
-            size_t j = i + random_u32(&r) % (total - i), tmp = pts[i];
-            pts[i] = pts[j], pts[j] = tmp;
+    for (int a = 0; a < sw->na; a++) total *= (size_t)sw->axes[a].n;
+    sw->pts = (size_t*)mallocCheck(total * sizeof(size_t));
+    for (size_t i = 0; i < total; i++) sw->pts[i] = i;
+    sw->npts = total;
+    if (sw->random_n > 0 && (size_t)sw->random_n < total) {
+        uint64_t r = sw->seed ^ 0xA5A5A5A5ull;
+        for (size_t i = 0; i < (size_t)sw->random_n; i++) {
+            size_t j = i + random_u32(&r) % (total - i), tmp = sw->pts[i];
+            sw->pts[i] = sw->pts[j], sw->pts[j] = tmp;
         }
-        npts = (size_t)random_n;
+        sw->npts = (size_t)sw->random_n;
     }
-    // build every run's command line and check it parses before any work starts
-    char self[1024];
-    snprintf(self, sizeof self, "%s", argv[0]);
-    char*** runs = (char***)mallocCheck(npts * sizeof(char**));
-    for (size_t p = 0; p < npts; p++) {
-        char** av = (char**)callocCheck((size_t)np + 2 * na + 8, sizeof(char*));
+    snprintf(sw->self, sizeof sw->self, "%s", self);
+    sw->runs = (char***)mallocCheck(sw->npts * sizeof(char**));
+    for (size_t p = 0; p < sw->npts; p++) {
+        char** av = (char**)callocCheck((size_t)sw->np + 2 * sw->na + 8, sizeof(char*));
         int k = 0;
-        av[k++] = self;
-        for (int i = 0; i < np; i++) av[k++] = pass[i];
-        size_t idx = pts[p];
-        for (int a = na - 1; a >= 0; a--) {  // mixed-radix digits of the point index
-            av[k++] = axes[a].name;
-            av[k++] = axes[a].values[idx % (size_t)axes[a].n];
-            idx /= (size_t)axes[a].n;
+        av[k++] = sw->self;
+        for (int i = 0; i < sw->np; i++) av[k++] = sw->pass[i];
+        for (int a = sw->na - 1; a >= 0; a--) {
+            av[k++] = sw->axes[a].name;
+            av[k++] = (char*)sweep_value(sw, sw->pts[p], a);
         }
-        runs[p] = av;
+        sw->runs[p] = av;
         Args check = parse_args(k, av);  // an unknown flag or bad value fails here, before any run
         (void)check;
     }
-    if (train && strcmp(metric, "val_loss")) {  // a metric the task lacks fails before any run, too
+    if (sw->train && strcmp(sw->metric, "val_loss")) {  // a metric the task lacks fails before any run, too
         DataLoader dl;
-        loader_init(&dl, train, 1, 1, 0, 1);
-        if (dl.kind != DATA_CLS) failf("accuracy and f1 are classification metrics", "--metric %s for a non-classification dataset", metric);
+        loader_init(&dl, sw->train, 1, 1, 0, 1);
+        if (dl.kind != DATA_CLS) failf("accuracy and f1 are classification metrics", "--metric %s for a non-classification dataset", sw->metric);
         loader_free(&dl);
     }
-    mkdir(out, 0755);
-    double* results = (double*)mallocCheck(npts * sizeof(double));
-    int* status = (int*)mallocCheck(npts * sizeof(int));
-    int higher = strcmp(metric, "val_loss") != 0;
-    long best = -1;
-    for (size_t p = 0; p < npts; p++) {
+}
+
+// Every run in its folder (skipping those finished before), and the best one on validation.
+static void sweep_run_all(Sweep* sw) {
+    mkdir(sw->out, 0755);
+    sw->results = (double*)mallocCheck(sw->npts * sizeof(double));
+    sw->status = (int*)mallocCheck(sw->npts * sizeof(int));
+    int higher = strcmp(sw->metric, "val_loss") != 0;
+    sw->best = -1;
+    for (size_t p = 0; p < sw->npts; p++) {
         char dir[1100], log[1200], res[1200], so[1200];
-        snprintf(dir, sizeof dir, "%s/run_%03zu", out, p);
+        snprintf(dir, sizeof dir, "%s/run_%03zu", sw->out, p);
         snprintf(log, sizeof log, "%s/log.jsonl", dir);
         snprintf(res, sizeof res, "%s/result.txt", dir);
         snprintf(so, sizeof so, "%s/stdout.txt", dir);
         mkdir(dir, 0755);
         FILE* rf = fopen(res, "r");
         if (rf) {  // finished in an earlier invocation
-            if (fscanf(rf, "%d %lf", &status[p], &results[p]) != 2) status[p] = -1, results[p] = NAN;
+            if (fscanf(rf, "%d %lf", &sw->status[p], &sw->results[p]) != 2) sw->status[p] = -1, sw->results[p] = NAN;
             fclose(rf);
-            printf("run %03zu: done before (%s %.6f)\n", p, metric, results[p]);
+            printf("run %03zu: done before (%s %.6f)\n", p, sw->metric, sw->results[p]);
         } else {
+            char** av = sw->runs[p];
             int k = 0;
-            while (runs[p][k]) k++;
-            runs[p][k++] = (char*)"--out", runs[p][k++] = dir, runs[p][k++] = (char*)"--log", runs[p][k++] = log;
+            while (av[k]) k++;
+            av[k++] = (char*)"--out", av[k++] = dir, av[k++] = (char*)"--log", av[k++] = log;
             printf("run %03zu:", p);
-            for (int i = 1 + np; i < k - 4; i++) printf(" %s", runs[p][i]);
+            for (int i = 1 + sw->np; i < k - 4; i++) printf(" %s", av[i]);
             printf(" ... ");
             fflush(stdout);
-            status[p] = run_logged(runs[p], so);
-            runs[p][k - 4] = NULL;  // dir and log are this iteration's buffers: drop them from the saved argv
-            results[p] = status[p] == 0 ? read_best_metric(log, metric) : NAN;
-            printf("%s %s %.6f\n", status[p] == 0 ? "ok" : "FAILED (see stdout.txt)", metric, results[p]);
+            sw->status[p] = run_logged(av, so);
+            av[k - 4] = NULL;  // dir and log are this iteration's buffers: drop them from the saved argv
+            sw->results[p] = sw->status[p] == 0 ? read_best_metric(log, sw->metric) : NAN;
+            printf("%s %s %.6f\n", sw->status[p] == 0 ? "ok" : "FAILED (see stdout.txt)", sw->metric, sw->results[p]);
             rf = fopen(res, "w");
-            if (rf) fprintf(rf, "%d %.10g\n", status[p], results[p]), fclose(rf);
+            if (rf) fprintf(rf, "%d %.10g\n", sw->status[p], sw->results[p]), fclose(rf);
         }
-        if (status[p] == 0 && isfinite(results[p]) &&
-            (best < 0 || (higher ? results[p] > results[best] : results[p] < results[best])))
-            best = (long)p;
+        double v = sw->results[p];
+        if (sw->status[p] == 0 && isfinite(v) && (sw->best < 0 || (higher ? v > sw->results[sw->best] : v < sw->results[sw->best])))
+            sw->best = (long)p;
     }
-    double test_metric = NAN;
-    char test_line[2048] = "";
-    if (best >= 0 && test) {  // only the chosen run sees the test set, with that run's --batch and --seq
-        for (int i = 1; runs[best][i] && runs[best][i + 1]; i++) {
-            if (!strcmp(runs[best][i], "--batch")) batch = runs[best][i + 1];
-            if (!strcmp(runs[best][i], "--seq")) seq = runs[best][i + 1];
-        }
-        char model[1200], so[1200];
-        snprintf(model, sizeof model, "%s/run_%03ld/best.bin", out, best);
-        snprintf(so, sizeof so, "%s/test.txt", out);
-        char* av[] = {self, (char*)"eval", (char*)"--model", model, (char*)"--data", (char*)test, (char*)"--batch",
-                      (char*)batch, (char*)"--seq", (char*)seq, NULL};
-        int rc = run_logged(av, so);
-        FILE* f = fopen(so, "r");
-        if (f && fgets(test_line, sizeof test_line, f)) {
-            const char* key = strcmp(metric, "val_loss") ? "\"accuracy\": " : "\"loss\": ";
-            char* s = strstr(test_line, key);
-            if (s) test_metric = strtod(s + strlen(key), NULL);
-        }
-        if (f) fclose(f);
-        if (rc) printf("test evaluation failed, see %s\n", so);
+}
+
+// Only the chosen run sees the test set, with that run's --batch and --seq (or the defaults).
+static void sweep_test_best(Sweep* sw) {
+    sw->test_metric = NAN;
+    if (sw->best < 0 || !sw->test) return;
+    const char *batch = "4", *seq = "64";
+    char** best = sw->runs[sw->best];
+    for (int i = 1; best[i] && best[i + 1]; i++) {
+        if (!strcmp(best[i], "--batch")) batch = best[i + 1];
+        if (!strcmp(best[i], "--seq")) seq = best[i + 1];
     }
-    // the results table
+    char model[1200], so[1200], line[2048] = "";
+    snprintf(model, sizeof model, "%s/run_%03ld/best.bin", sw->out, sw->best);
+    snprintf(so, sizeof so, "%s/test.txt", sw->out);
+    char* av[] = {sw->self, (char*)"eval", (char*)"--model", model, (char*)"--data", (char*)sw->test, (char*)"--batch",
+                  (char*)batch, (char*)"--seq", (char*)seq, NULL};
+    int rc = run_logged(av, so);
+    FILE* f = fopen(so, "r");
+    if (f && fgets(line, sizeof line, f)) {
+        const char* key = strcmp(sw->metric, "val_loss") ? "\"accuracy\": " : "\"loss\": ";
+        char* s = strstr(line, key);
+        if (s) sw->test_metric = strtod(s + strlen(key), NULL);
+    }
+    if (f) fclose(f);
+    if (rc) printf("test evaluation failed, see %s\n", so);
+}
+
+// DIR/results.csv (markdown = 0) or DIR/results.md (markdown = 1): one row per run.
+static void sweep_write_table(const Sweep* sw, int markdown) {
     char path[1100];
-    snprintf(path, sizeof path, "%s/results.csv", out);
+    snprintf(path, sizeof path, "%s/results.%s", sw->out, markdown ? "md" : "csv");
     SafeWriter w;
     safe_open(&w, path);
-    fprintf(w.f, "run");
-    for (int a = 0; a < na; a++) fprintf(w.f, ",%s", axes[a].name + 2);
-    fprintf(w.f, ",status,%s,test\n", metric);
-    for (size_t p = 0; p < npts; p++) {
-        fprintf(w.f, "%03zu", p);
-        size_t idx = pts[p];
-        const char* v[16];
-        for (int a = na - 1; a >= 0; a--) v[a] = axes[a].values[idx % (size_t)axes[a].n], idx /= (size_t)axes[a].n;
-        for (int a = 0; a < na; a++) fprintf(w.f, ",%s", v[a]);
-        fprintf(w.f, ",%s,%.6f,", status[p] == 0 ? "ok" : "failed", results[p]);
-        if ((long)p == best && test) fprintf(w.f, "%.6f", test_metric);
-        fprintf(w.f, "\n");
+    const char *lead = markdown ? "| " : "", *sep = markdown ? " | " : ",", *end = markdown ? " |\n" : "\n";
+    fprintf(w.f, "%srun", lead);
+    for (int a = 0; a < sw->na; a++) fprintf(w.f, "%s%s", sep, sw->axes[a].name + 2);
+    fprintf(w.f, markdown ? "%sstatus%sbest %s (val)%stest%s" : "%sstatus%s%s%stest%s", sep, sep, sw->metric, sep, end);
+    if (markdown) {
+        fprintf(w.f, "|---|");
+        for (int a = 0; a < sw->na; a++) fprintf(w.f, "---|");
+        fprintf(w.f, "---|---|---|\n");
+    }
+    for (size_t p = 0; p < sw->npts; p++) {
+        fprintf(w.f, "%s%03zu%s", lead, p, markdown && (long)p == sw->best ? " (best)" : "");
+        for (int a = 0; a < sw->na; a++) fprintf(w.f, "%s%s", sep, sweep_value(sw, sw->pts[p], a));
+        fprintf(w.f, "%s%s%s%.6f%s", sep, sw->status[p] == 0 ? "ok" : "failed", sep, sw->results[p], sep);
+        if ((long)p == sw->best && sw->test) fprintf(w.f, "%.6f", sw->test_metric);
+        fprintf(w.f, "%s", end);
     }
     safe_close(&w);
-    snprintf(path, sizeof path, "%s/results.md", out);
-    safe_open(&w, path);
-    fprintf(w.f, "| run |");
-    for (int a = 0; a < na; a++) fprintf(w.f, " %s |", axes[a].name + 2);
-    fprintf(w.f, " status | best %s (val) | test |\n|---|", metric);
-    for (int a = 0; a < na; a++) fprintf(w.f, "---|");
-    fprintf(w.f, "---|---|---|\n");
-    for (size_t p = 0; p < npts; p++) {
-        fprintf(w.f, "| %03zu%s |", p, (long)p == best ? " (best)" : "");
-        size_t idx = pts[p];
-        const char* v[16];
-        for (int a = na - 1; a >= 0; a--) v[a] = axes[a].values[idx % (size_t)axes[a].n], idx /= (size_t)axes[a].n;
-        for (int a = 0; a < na; a++) fprintf(w.f, " %s |", v[a]);
-        fprintf(w.f, " %s | %.6f | ", status[p] == 0 ? "ok" : "failed", results[p]);
-        if ((long)p == best && test) fprintf(w.f, "%.6f", test_metric);
-        fprintf(w.f, " |\n");
-    }
-    safe_close(&w);
-    if (best >= 0) printf("best: run %03ld, %s %.6f%s", best, metric, results[best], test ? "" : "\n");
-    if (best >= 0 && test) printf("; test %s %.6f\n", strcmp(metric, "val_loss") ? "accuracy" : "loss", test_metric);
-    printf("results: %s/results.csv and %s/results.md\n", out, out);
-    free(gbuf), free(pts), free(results), free(status);
-    for (size_t p = 0; p < npts; p++) free(runs[p]);
-    free(runs);
-    return best >= 0 ? 0 : 1;
+}
+
+static int cmd_sweep(int argc, char** argv) {
+    Sweep sw;
+    memset(&sw, 0, sizeof sw);
+    sweep_parse(&sw, argc, argv);
+    sweep_plan(&sw, argv[0]);
+    sweep_run_all(&sw);
+    sweep_test_best(&sw);
+    sweep_write_table(&sw, 0);
+    sweep_write_table(&sw, 1);
+    if (sw.best >= 0) printf("best: run %03ld, %s %.6f%s", sw.best, sw.metric, sw.results[sw.best], sw.test ? "" : "\n");
+    if (sw.best >= 0 && sw.test) printf("; test %s %.6f\n", strcmp(sw.metric, "val_loss") ? "accuracy" : "loss", sw.test_metric);
+    printf("results: %s/results.csv and %s/results.md\n", sw.out, sw.out);
+    free(sw.grid_text), free(sw.pts), free(sw.results), free(sw.status);
+    for (size_t p = 0; p < sw.npts; p++) free(sw.runs[p]);
+    free(sw.runs);
+    return sw.best >= 0 ? 0 : 1;
 }
 
 static int cmd_export(const Args* a) {
