@@ -350,3 +350,21 @@ static int generate(GPT* model, Sampler* s, const int* prompt, int n, int steps,
     kv_free(&kv);
     return len;
 }
+
+// Appends the ids of a --tokens string ("464 3290", commas and whitespace between) to prompt[0..*n), which
+// holds *cap ints and grows; every id must be in [0, V). Returns the (possibly moved) array.
+static int* parse_token_ids(const char* s, int V, int* prompt, int* n, int* cap) {
+    while (*s) {
+        char* e;
+        long id = strtol(s, &e, 10);
+        if (e == s) {
+            if (*s == ' ' || *s == ',' || *s == '\n' || *s == '\t') { s++; continue; }
+            failf("--tokens takes space-separated integers", "bad character '%c' in --tokens", *s);
+        }
+        if (id < 0 || id >= V) failf("the prompt must use the model's vocabulary", "prompt token %ld out of range [0, %d)", id, V);
+        if (*n == *cap) prompt = (int*)realloc(prompt, (size_t)(*cap *= 2) * sizeof(int));
+        prompt[(*n)++] = (int)id;
+        s = e;
+    }
+    return prompt;
+}

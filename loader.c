@@ -213,8 +213,15 @@ typedef struct {
     size_t* confusion;  // classification: (K,K) counts [gold][predicted], malloc'd; else NULL
 } EvalResult;
 
-// Evaluates up to max_batches batches (all of the file when max_batches <= 0), in file order.
-static EvalResult evaluate(GPT* model, const char* path, int B, int T, int max_batches) {
+// How evaluate runs the model on the next batch: the CPU's batch_forward below, or the GPU's (train.cu). Returns
+// the number of targets (or labelled examples) and sets the batch's mean loss and, with a class head, its
+// (B,K) class logits (else NULL).
+typedef size_t (*BatchForward)(void* ctx, DataLoader* dl, Batch* b, float* mean_loss, const float** cls_logits);
+
+// Evaluates up to max_batches batches (all of the file when max_batches <= 0), in file order, running the
+// model through forward (ctx is its model; model is the host's, for its config and the data checks).
+static EvalResult evaluate_with(void* ctx, BatchForward forward, const GPT* model, const char* path, int B, int T,
+                                int max_batches) {
     DataLoader dl;
     loader_init(&dl, path, B, T, 0, 1);
     check_data_matches_model(&dl, model);
@@ -235,11 +242,13 @@ static EvalResult evaluate(GPT* model, const char* path, int B, int T, int max_b
             loader_next(&dl, b.x, b.y, b.len, b.lab, model->config.V);
             continue;
         }
-        size_t n = batch_forward(model, &dl, &b);
-        if (n) sum += (double)model->mean_loss * n;  // NaN-free: a batch with no targets adds nothing
+        float mean_loss;
+        const float* cls_logits;
+        size_t n = forward(ctx, &dl, &b, &mean_loss, &cls_logits);
+        if (n) sum += (double)mean_loss * n;  // NaN-free: a batch with no targets adds nothing
         count += n;
         for (int e = 0; K && e < B; e++) {
-            const float* lg = model->acts.cls_logits + (size_t)e * K;
+            const float* lg = cls_logits + (size_t)e * K;
             int best = 0;
             for (int k = 1; k < K; k++) if (lg[k] > lg[best]) best = k;
             correct += b.lab[e] >= 0 && best == b.lab[e];
@@ -260,4 +269,16 @@ static EvalResult evaluate(GPT* model, const char* path, int B, int T, int max_b
     }
     EvalResult r = {count ? sum / count : NAN, K && count ? (double)correct / count : NAN, count, cm};
     return r;
+}
+
+static size_t cpu_batch_forward(void* ctx, DataLoader* dl, Batch* b, float* mean_loss, const float** cls_logits) {
+    GPT* model = (GPT*)ctx;
+    size_t n = batch_forward(model, dl, b);
+    *mean_loss = model->mean_loss;
+    *cls_logits = model->acts.cls_logits;
+    return n;
+}
+
+static EvalResult evaluate(GPT* model, const char* path, int B, int T, int max_batches) {
+    return evaluate_with(model, cpu_batch_forward, model, path, B, T, max_batches);
 }

@@ -145,3 +145,9 @@ static float* parse_class_weights(const char* spec, const DataLoader* dl, int K)
     if (k != K) failf(NULL, "--class-weights has %d values, the head has K=%d classes", k, K);
     return w;
 }
+
+// AdamW's settings from the flags (the learning rate is set per step by the schedule).
+static AdamWConfig adamw_config(const Args* a) {
+    AdamWConfig o = {a->lr, a->beta1, a->beta2, a->eps, a->weight_decay};
+    return o;
+}

@@ -175,8 +175,7 @@ static void run_recipe(Run* r, const Args* a) {
     if (r->higher_better && !c->num_classes)
         failf("accuracy and f1 are classification metrics; use --metric val_loss", "--metric %s for a %s dataset", a->metric, KIND_NAMES[r->dl.kind]);
     if ((a->early_stop || a->test) && !a->val) failf("give --val FILE to choose the best model on", "--early-stop/--test need validation data");
-    AdamWConfig opt = {a->lr, a->beta1, a->beta2, a->eps, a->weight_decay};
-    r->opt = opt;
+    r->opt = adamw_config(a);
 }
 
 // The run folder: checked writable, the log opened (appended on resume), the command line saved.
@@ -586,20 +585,7 @@ static int cmd_sample(const Args* a) {
         }
         free(ids.data);
     }
-    const char* s = a->prompt ? "" : a->tokens;
-    while (*s) {
-        char* e;
-        long id = strtol(s, &e, 10);
-        if (e == s) {
-            if (*s == ' ' || *s == ',' || *s == '\n' || *s == '\t') { s++; continue; }
-            failf("--tokens takes space-separated integers", "bad character '%c' in --tokens", *s);
-        }
-        if (id < 0 || id >= model.config.V)
-            failf("the prompt must use the model's vocabulary", "prompt token %ld out of range [0, %d)", id, model.config.V);
-        if (n == cap) prompt = (int*)realloc(prompt, (size_t)(cap *= 2) * sizeof(int));
-        prompt[n++] = (int)id;
-        s = e;
-    }
+    if (!a->prompt) prompt = parse_token_ids(a->tokens, model.config.V, prompt, &n, &cap);
     if (n == 0) failf(NULL, "the prompt is empty");
     if (a->gen_steps < 0) failf(NULL, "--gen %d must not be negative", a->gen_steps);
     if (n > model.config.maxT) fprintf(stderr, "note: the prompt has %d tokens; the model sees its last maxT = %d\n", n, model.config.maxT);
@@ -1086,6 +1072,13 @@ static double fma_peak_gflops(int threads, double seconds) {
     return best;
 }
 
+// n token ids drawn uniformly from [0, V), in a new array: the bench's batches.
+static int* random_tokens(size_t n, int V, uint64_t* rng) {
+    int* x = (int*)mallocCheck(n * sizeof(int));
+    for (size_t i = 0; i < n; i++) x[i] = (int)(random_u32(rng) % (uint32_t)V);
+    return x;
+}
+
 static int cmd_bench(const Args* a) {
     GPT model;
     uint64_t rng = a->seed ? a->seed : 1;
@@ -1094,13 +1087,9 @@ static int cmd_bench(const Args* a) {
     setup_finetuning(&model, a, &lm, &rng);
     const GPTConfig* c = &model.config;
     size_t BT = (size_t)a->B * a->T;
-    int* x = (int*)mallocCheck(BT * sizeof(int));
-    int* y = (int*)mallocCheck(BT * sizeof(int));
-    for (size_t i = 0; i < BT; i++) {
-        x[i] = (int)(random_u32(&rng) % (uint32_t)c->V);
-        y[i] = (int)(random_u32(&rng) % (uint32_t)c->V);
-    }
-    AdamWConfig opt = {a->lr, a->beta1, a->beta2, a->eps, a->weight_decay};
+    int* x = random_tokens(BT, c->V, &rng);  // inputs
+    int* y = random_tokens(BT, c->V, &rng);  // targets
+    AdamWConfig opt = adamw_config(a);
     double t_total = 0.0, t_fwd = 0.0, t_bwd = 0.0, t_opt = 0.0, cpu0 = 0.0;
     int n = a->steps > 0 ? a->steps : 1;
     double* per_step = (double*)callocCheck(4 * (size_t)n, sizeof(double));  // [what][step]: the 4 times below

@@ -1241,42 +1241,24 @@ static void gpt_logits_row(const GPT* model, size_t pos, float* out) {
 }  // namespace gpu
 
 // ---------------------------------------------------------------------------- batches and evaluation
-// ::batch_forward on the GPU: the next batch, then the forward. Returns the number of targets the mean loss
-// was taken over. (Classification data never gets here: its model has a class head, refused on the GPU.)
-static size_t batch_forward_gpu(gpu::GPT* model, DataLoader* dl, Batch* b) {
+// ::batch_forward on the GPU, for evaluate_with: the next batch, then the forward. Returns the number of
+// targets the mean loss was taken over. (Classification data never gets here: its model has a class head,
+// refused on the GPU.)
+static size_t batch_forward_gpu(void* ctx, DataLoader* dl, Batch* b, float* mean_loss, const float** cls_logits) {
+    gpu::GPT* model = (gpu::GPT*)ctx;
     loader_next(dl, b->x, b->y, b->len, b->lab, model->config.V);
     if (dl->kind == DATA_CLS) failf("use ./train for classification", "%s: classification is not on the GPU yet", dl->path);
     gpu::gpt_forward(model, b->x, b->y, b->B, b->T);
+    *mean_loss = model->mean_loss;
+    *cls_logits = NULL;
     size_t n = 0;
     for (size_t i = 0; i < (size_t)b->B * b->T; i++) n += b->y[i] >= 0;
     return n;
 }
 
-// ::evaluate on the GPU: up to max_batches batches (all of the file when max_batches <= 0), in file order.
-// host is the model's host copy, for check_data_matches_model.
+// ::evaluate on the GPU: host is the model's host copy, for its config and check_data_matches_model.
 static EvalResult evaluate_gpu(gpu::GPT* model, const GPT* host, const char* path, int B, int T, int max_batches) {
-    DataLoader dl;
-    loader_init(&dl, path, B, T, 0, 1);
-    check_data_matches_model(&dl, host);
-    if (dl.kind != DATA_LM) {  // every example counts: the last batch is padded with ignored rows
-        dl.pad_tail = 1;
-        dl.num_batches = (dl.num_items + B - 1) / B;
-    }
-    size_t nb = dl.num_batches;
-    if (max_batches > 0 && (size_t)max_batches < nb) nb = (size_t)max_batches;
-    Batch b;
-    batch_alloc(&b, B, T);
-    double sum = 0.0;
-    size_t count = 0;
-    for (size_t i = 0; i < nb; i++) {
-        size_t n = batch_forward_gpu(model, &dl, &b);
-        if (n) sum += (double)model->mean_loss * n;  // NaN-free: a batch with no targets adds nothing
-        count += n;
-    }
-    batch_free(&b);
-    loader_free(&dl);
-    EvalResult r = {count ? sum / count : NAN, NAN, count, NULL};
-    return r;
+    return evaluate_with(model, batch_forward_gpu, host, path, B, T, max_batches);
 }
 
 // ---------------------------------------------------------------------------- sampling
@@ -1415,21 +1397,7 @@ static int cmd_sample_gpu(const Args* a, gpu::Precision prec) {
     gpu::GPT model;
     gpu::gpt_from_host(&model, &host, prec);
     int cap = 16, n = 0;
-    int* prompt = (int*)mallocCheck((size_t)cap * sizeof(int));
-    const char* s = a->tokens;
-    while (*s) {
-        char* e;
-        long id = strtol(s, &e, 10);
-        if (e == s) {
-            if (*s == ' ' || *s == ',' || *s == '\n' || *s == '\t') { s++; continue; }
-            failf("--tokens takes space-separated integers", "bad character '%c' in --tokens", *s);
-        }
-        if (id < 0 || id >= model.config.V)
-            failf("the prompt must use the model's vocabulary", "prompt token %ld out of range [0, %d)", id, model.config.V);
-        if (n == cap) prompt = (int*)realloc(prompt, (size_t)(cap *= 2) * sizeof(int));
-        prompt[n++] = (int)id;
-        s = e;
-    }
+    int* prompt = parse_token_ids(a->tokens, model.config.V, (int*)mallocCheck((size_t)cap * sizeof(int)), &n, &cap);
     if (n == 0 || n >= model.config.maxT) failf(NULL, "the prompt needs 1 to maxT-1 = %d tokens, got %d", model.config.maxT - 1, n);
     int* out = (int*)mallocCheck((size_t)(n + a->gen_steps) * sizeof(int));
     Sampler sampler;
@@ -1491,13 +1459,9 @@ static int cmd_bench_gpu(const Args* a, gpu::Precision prec) {
     gpu::gpt_from_host(&model, &host, prec);
     const GPTConfig* c = &model.config;
     size_t BT = (size_t)a->B * a->T;
-    int* x = (int*)mallocCheck(BT * sizeof(int));
-    int* y = (int*)mallocCheck(BT * sizeof(int));
-    for (size_t i = 0; i < BT; i++) {
-        x[i] = (int)(random_u32(&rng) % (uint32_t)c->V);
-        y[i] = (int)(random_u32(&rng) % (uint32_t)c->V);
-    }
-    AdamWConfig opt = {a->lr, a->beta1, a->beta2, a->eps, a->weight_decay};
+    int* x = random_tokens(BT, c->V, &rng);  // inputs
+    int* y = random_tokens(BT, c->V, &rng);  // targets
+    AdamWConfig opt = adamw_config(a);
     double t_total = 0.0, t_fwd = 0.0, t_bwd = 0.0, t_opt = 0.0;
     float loss = NAN;
     for (int s = 0; s <= a->steps; s++) {  // step 0 is the warmup (allocation, cuBLAS heuristics): not timed
