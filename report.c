@@ -2,8 +2,6 @@
 // error analysis (DIR/errors.md), SVG plots, and the run report (DIR/report.md).
 
 #pragma once
-#include "flags.h"      // defines: Args, g_argc, g_argv (the report quotes the command)
-#include "formats.c"    // defines: TrainState
 #include "infer.h"      // defines: generate (exact match)
 #include "loader.c"     // defines: DataLoader, Batch, EvalResult
 #include "tokenizer.c"  // defines: Tokenizer (errors.md decodes examples)
@@ -299,24 +297,30 @@ static void svg_confusion(const char* path, const size_t* cm, int K) {
 // test result of the model chosen on validation (per-class table and confusion matrix for classification),
 // and the other files of the run folder.
 typedef struct {
-    int steps_done, stopped_early;
+    const char* out;            // the run folder
+    int argc;                   // the command line
+    char** argv;
+    const char* method, *metric, *val, *test;  // --method, --metric, and the validation and test files (or NULL)
+    int B, T, accum;
+    long long steps, best_step;  // steps done in all, and the step of the best validation metric
+    double best_metric;         // NaN when never validated
+    int steps_done, stopped_early;  // steps done by this invocation (fewer after --resume)
     double seconds, ms_per_step, tokens_per_s, peak_mb, last_loss;
-    const TrainState* st;
-    const EvalResult* test;  // NULL when there was no --test
+    const EvalResult* test_result;  // NULL when there was no --test
 } RunSummary;
 
-static void write_report(const Args* a, const GPT* model, size_t ntrain, const RunSummary* r) {
+static void write_report(const GPT* model, size_t ntrain, const RunSummary* r) {
     const GPTConfig* c = &model->config;
     char path[1100];
-    snprintf(path, sizeof path, "%s/report.md", a->out);
+    snprintf(path, sizeof path, "%s/report.md", r->out);
     SafeWriter w;
     safe_open(&w, path);
     FILE* f = w.f;
-    fprintf(f, "# Run report: %s\n\n```\n", a->out);
-    for (int i = 0; i < a->argc; i++) fprintf(f, "%s%s", a->argv[i], i + 1 < a->argc ? " " : "\n");
+    fprintf(f, "# Run report: %s\n\n```\n", r->out);
+    for (int i = 0; i < r->argc; i++) fprintf(f, "%s%s", r->argv[i], i + 1 < r->argc ? " " : "\n");
     fprintf(f, "```\n\n## Model\n\n| | |\n|---|---|\n");
     fprintf(f, "| shape | L=%d, NH=%d, C=%d, MLP width %d, V=%d, maxT=%d |\n", c->L, c->NH, c->C, mlp_width(c), c->V, c->maxT);
-    fprintf(f, "| method | %s", a->method);
+    fprintf(f, "| method | %s", r->method);
     if (c->lora_r) fprintf(f, " (r=%d, alpha=%g, layers %d-%d)", c->lora_r, c->lora_alpha, c->lora_first, c->lora_last);
     if (c->adapter_dim) fprintf(f, " (bottleneck %d)", c->adapter_dim);
     if (c->prefix_len) fprintf(f, " (prefix %d)", c->prefix_len);
@@ -325,23 +329,23 @@ static void write_report(const Args* a, const GPT* model, size_t ntrain, const R
     fprintf(f, "| trainable | %zu of %zu parameters (%.2f%%) |\n\n", ntrain, model->num_parameters,
             100.0 * ntrain / model->num_parameters);
     fprintf(f, "## Training\n\n| | |\n|---|---|\n");
-    fprintf(f, "| steps | %lld%s |\n", (long long)r->st->step, r->stopped_early ? " (stopped early)" : "");
-    fprintf(f, "| batch | %d x %d tokens, accumulation %d |\n", a->B, a->T, a->accum);
+    fprintf(f, "| steps | %lld%s |\n", r->steps, r->stopped_early ? " (stopped early)" : "");
+    fprintf(f, "| batch | %d x %d tokens, accumulation %d |\n", r->B, r->T, r->accum);
     fprintf(f, "| time | %.1f s, %.1f ms/step, %.0f tokens/s |\n", r->seconds, r->ms_per_step, r->tokens_per_s);
     fprintf(f, "| peak memory | %.0f MB (resident) |\n", r->peak_mb);
     fprintf(f, "| last train loss | %.4f |\n", r->last_loss);
-    if (a->val && isfinite(r->st->best_metric))
-        fprintf(f, "| best validation %s | %.4f at step %lld |\n", a->metric, r->st->best_metric, (long long)r->st->best_step);
-    if (r->test) {
-        const EvalResult* te = r->test;
-        fprintf(f, "\n## Test (evaluated once, with the model chosen on validation at step %lld)\n\n", (long long)r->st->best_step);
+    if (r->val && isfinite(r->best_metric))
+        fprintf(f, "| best validation %s | %.4f at step %lld |\n", r->metric, r->best_metric, r->best_step);
+    if (r->test_result) {
+        const EvalResult* te = r->test_result;
+        fprintf(f, "\n## Test (evaluated once, with the model chosen on validation at step %lld)\n\n", r->best_step);
         if (!c->num_classes) {
             fprintf(f, "loss %.4f, perplexity %.2f over %zu targets\n", te->loss, exp(te->loss), te->count);
         } else {
             int K = c->num_classes;
             ClsMetrics mt = cls_metrics(te->confusion, K);
             char(*names)[64] = (char(*)[64])mallocCheck((size_t)K * 64);
-            read_label_names(a->test, names, K);
+            read_label_names(r->test, names, K);
             fprintf(f, "accuracy **%.4f**, macro F1 %.4f, micro F1 %.4f, loss %.4f over %zu examples\n\n", te->accuracy,
                     mt.macro_f1, mt.micro_f1, te->loss, te->count);
             fprintf(f, "| class | precision | recall | F1 | support |\n|---|---|---|---|---|\n");
@@ -362,9 +366,9 @@ static void write_report(const Args* a, const GPT* model, size_t ntrain, const R
     }
     fprintf(f, "\n## Files\n\n- `curves.svg`: train and validation loss\n- `log.jsonl`: every step\n");
     fprintf(f, "- `model.bin`: the last model; `ckpt.bin`: it with the optimizer state (for --resume)\n");
-    if (a->val) fprintf(f, "- `best.bin`: the model chosen on validation\n");
+    if (r->val) fprintf(f, "- `best.bin`: the model chosen on validation\n");
     if (has_finetuning_tensors(c)) fprintf(f, "- `adapter.bin`: the fine-tuning tensors alone (apply with --adapter)\n");
-    if (r->test && c->num_classes)
+    if (r->test_result && c->num_classes)
         fprintf(f, "- `confusion_test.svg`: the confusion matrix\n- `errors.md`: misclassified test examples, "
                    "most confident first, and accuracy by class and by length\n");
     safe_close(&w);

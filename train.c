@@ -491,9 +491,10 @@ static void run_finish(Run* r, const Backend* be) {
     int tested = a->test && (r->st.step == r->steps || r->stopped_early);
     if (tested) te = run_test(r, be);
     if (a->out && dist_rank == 0) {
-        RunSummary rs = {n, r->stopped_early, now_seconds() - r->t_start, ms, tok_s, peak_rss_mb(), r->last_loss, &r->st,
-                         tested ? &te : NULL};
-        write_report(a, &r->model, r->ntrain, &rs);
+        RunSummary rs = {a->out, a->argc, a->argv, a->method, a->metric, a->val, a->test, a->B, a->T, a->accum,
+                         (long long)r->st.step, (long long)r->st.best_step, r->st.best_metric, n, r->stopped_early,
+                         now_seconds() - r->t_start, ms, tok_s, peak_rss_mb(), r->last_loss, tested ? &te : NULL};
+        write_report(&r->model, r->ntrain, &rs);
         printf("report: %s/report.md\n", a->out);
     }
     free(te.confusion);
