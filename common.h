@@ -15,12 +15,34 @@
 #include <time.h>       // defines: clock_gettime, nanosleep
 #include <unistd.h>     // defines: getpid, for temp names
 
-// ---------------------------------------------------------------------------- error helpers
-// Every failure a user can cause ends here: one line naming what and where, one hint line, exit 1.
-static void die(const char* file, int line, const char* what, const char* hint) {
-    fprintf(stderr, "error: %s (%s:%d)\n", what, file, line);
+// ---------------------------------------------------------------------------- errors
+// The one error helper. Every failure ends here: "WHERE: error: WHAT" (or "error: WHAT" when there is no
+// place to name), then "hint: HINT", exit 1. WHERE is a file, a file:line of the input (a dataset row, a
+// tokenizer file), or, for the errors only a programmer can cause (DIE), the source file:line.
+static int dist_rank_for_errors = 0;  // set by dist_init (dist.h)
+static void fail_at(const char* where, const char* hint, const char* fmt, ...) {
+    if (dist_rank_for_errors > 0) {  // under MPI: let rank 0 report an error every rank hits (it takes all
+        struct timespec ts = {0, 300000000};  // processes down first), so it is printed once
+        nanosleep(&ts, NULL);
+    }
+    va_list ap;
+    va_start(ap, fmt);
+    if (where && where[0]) fprintf(stderr, "%s: ", where);
+    fprintf(stderr, "error: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
     if (hint && hint[0]) fprintf(stderr, "hint: %s\n", hint);
-    exit(1);  // under MPI, train.c's exit handler takes every other process down too
+    exit(1);  // under MPI, dist.h's exit handler takes every other process down too
+}
+// A user's error whose message names the file or flag itself: failf(hint, "%s: ...", path, ...).
+#define failf(hint, ...) fail_at(NULL, hint, __VA_ARGS__)
+
+// A programmer's error (or out of memory): names the source line.
+static void die(const char* file, int line, const char* what, const char* hint) {
+    char where[256];
+    snprintf(where, sizeof where, "%s:%d", file, line);
+    fail_at(where, hint, "%s", what);
 }
 #define DIE(what, hint) die(__FILE__, __LINE__, what, hint)
 
@@ -42,24 +64,55 @@ static void* calloc_check(size_t n, size_t size, const char* file, int line) {
 }
 #define callocCheck(n, size) calloc_check(n, size, __FILE__, __LINE__)
 
-// ---------------------------------------------------------------------------- file helpers
-// Formats a message and dies with a hint: the one-line error every bad input gets.
-static int dist_rank_for_errors = 0;  // set by dist_init; see failf
-static void failf(const char* hint, const char* fmt, ...) {
-    if (dist_rank_for_errors > 0) {  // under MPI: let rank 0 report an error every rank hits (it takes all
-        struct timespec ts = {0, 300000000};  // processes down first), so it is printed once
-        nanosleep(&ts, NULL);
+static void* realloc_check(void* p, size_t size, const char* file, int line) {
+    p = realloc(p, size ? size : 1);
+    if (!p) die(file, line, "out of memory", "the input is too large for this machine's memory");
+    return p;
+}
+#define reallocCheck(p, size) realloc_check(p, size, __FILE__, __LINE__)
+
+// ---------------------------------------------------------------------------- growable arrays
+// of ids and of bytes (a ByteVec keeps a 0 after its bytes, so its data is also a C string)
+typedef struct { int* data; size_t len, cap; } IntVec;
+typedef struct { unsigned char* data; size_t len, cap; } ByteVec;
+
+static void intvec_push(IntVec* v, int x) {
+    if (v->len == v->cap) {
+        v->cap = v->cap ? 2 * v->cap : 256;
+        v->data = (int*)reallocCheck(v->data, v->cap * sizeof(int));
     }
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "error: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\n");
-    va_end(ap);
-    if (hint && hint[0]) fprintf(stderr, "hint: %s\n", hint);
-    exit(1);
+    v->data[v->len++] = x;
+}
+static void bytevec_append(ByteVec* v, const void* p, size_t n) {
+    if (v->len + n + 1 > v->cap) {  // +1 keeps room for a terminating 0
+        while (v->len + n + 1 > v->cap) v->cap = v->cap ? 2 * v->cap : 256;
+        v->data = (unsigned char*)reallocCheck(v->data, v->cap);
+    }
+    if (n) memcpy(v->data + v->len, p, n);
+    v->len += n;
+    v->data[v->len] = 0;
+}
+static void bytevec_push(ByteVec* v, unsigned char c) { bytevec_append(v, &c, 1); }
+
+// appends the UTF-8 encoding of cp (< 0x110000) to out
+static void utf8_encode(ByteVec* out, uint32_t cp) {
+    unsigned char b[4]; size_t n;
+    if (cp < 0x80) { b[0] = (unsigned char)cp; n = 1; }
+    else if (cp < 0x800) { b[0] = 0xC0 | (cp >> 6); b[1] = 0x80 | (cp & 0x3F); n = 2; }
+    else if (cp < 0x10000) { b[0] = 0xE0 | (cp >> 12); b[1] = 0x80 | ((cp >> 6) & 0x3F); b[2] = 0x80 | (cp & 0x3F); n = 3; }
+    else { b[0] = 0xF0 | (cp >> 18); b[1] = 0x80 | ((cp >> 12) & 0x3F); b[2] = 0x80 | ((cp >> 6) & 0x3F); b[3] = 0x80 | (cp & 0x3F); n = 4; }
+    bytevec_append(out, b, n);
 }
 
+// formats an error message into err (truncating if needed), for readers that report instead of exiting
+static void tok_errf(char* err, size_t errlen, const char* fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+// ---------------------------------------------------------------------------- file helpers
 static FILE* fopen_check(const char* path, const char* mode) {
     FILE* f = fopen(path, mode);
     if (!f) failf(mode[0] == 'r' ? "check the path" : "check that the folder exists and is writable",
@@ -123,101 +176,199 @@ static void format_duration(char* out, size_t cap, double s) {
     else snprintf(out, cap, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
 }
 
-// ---------------------------------------------------------------------------- a very small JSON reader
-// Enough JSON for safetensors headers and config.json: objects, arrays, strings, numbers, true/false/null.
+// ---------------------------------------------------------------------------- JSON: the one reader
+// Enough JSON to read encoder.json, JSONL rows and Alpaca files without building a tree: the caller
+// walks the text with these functions. Each returns 0 on success, -1 with js->err set on error;
+// js->line is the 1-based line of js->pos, for "file:line:" messages.
+
+typedef struct { const unsigned char* s; size_t n, pos; int line; const char* err; } JsonScan;
+
+static void jscan_ws(JsonScan* js) {
+    while (js->pos < js->n) {
+        unsigned char c = js->s[js->pos];
+        if (c == '\n') js->line++;
+        else if (c != ' ' && c != '\t' && c != '\r') break;
+        js->pos++;
+    }
+}
+static int jscan_fail(JsonScan* js, const char* what) { js->err = what; return -1; }
+static int jscan_expect(JsonScan* js, char c) {
+    jscan_ws(js);
+    if (js->pos >= js->n || js->s[js->pos] != (unsigned char)c) {
+        static char msg[64];  // static: the message outlives this call (not thread-safe, fine here)
+        tok_errf(msg, sizeof msg, "expected '%c'", c);
+        return jscan_fail(js, msg);
+    }
+    js->pos++;
+    return 0;
+}
+static int jscan_hex4(JsonScan* js, uint32_t* out) {
+    if (js->pos + 4 > js->n) return jscan_fail(js, "truncated \\u escape");
+    uint32_t v = 0;
+    for (int k = 0; k < 4; k++) {
+        unsigned char c = js->s[js->pos++];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= c - '0';
+        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') v |= (c | 0x20) - 'a' + 10;
+        else return jscan_fail(js, "bad hex digit in \\u escape");
+    }
+    *out = v;
+    return 0;
+}
+// reads a string value into out (replacing its content), decoding escapes to UTF-8.
+// A lone UTF-16 surrogate (\ud800 without its pair) becomes U+FFFD.
+static int jscan_string(JsonScan* js, ByteVec* out) {
+    out->len = 0;
+    bytevec_append(out, "", 0);
+    if (jscan_expect(js, '"')) return jscan_fail(js, "expected a string");
+    while (1) {
+        size_t start = js->pos;  // copy runs of plain bytes at once
+        while (js->pos < js->n && js->s[js->pos] != '"' && js->s[js->pos] != '\\' && js->s[js->pos] >= 0x20) js->pos++;
+        bytevec_append(out, js->s + start, js->pos - start);
+        if (js->pos >= js->n) return jscan_fail(js, "unterminated string");
+        unsigned char c = js->s[js->pos++];
+        if (c == '"') return 0;
+        if (c != '\\') return jscan_fail(js, "raw control character in string (newlines must be written \\n)");
+        if (js->pos >= js->n) return jscan_fail(js, "unterminated string");
+        c = js->s[js->pos++];
+        switch (c) {
+            case '"': case '\\': case '/': bytevec_push(out, c); break;
+            case 'b': bytevec_push(out, '\b'); break;
+            case 'f': bytevec_push(out, '\f'); break;
+            case 'n': bytevec_push(out, '\n'); break;
+            case 'r': bytevec_push(out, '\r'); break;
+            case 't': bytevec_push(out, '\t'); break;
+            case 'u': {
+                uint32_t u;
+                if (jscan_hex4(js, &u)) return -1;
+                if (u >= 0xD800 && u <= 0xDBFF && js->pos + 6 <= js->n && js->s[js->pos] == '\\' && js->s[js->pos + 1] == 'u') {
+                    size_t save = js->pos;
+                    uint32_t lo;
+                    js->pos += 2;
+                    if (jscan_hex4(js, &lo)) return -1;
+                    if (lo >= 0xDC00 && lo <= 0xDFFF) u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+                    else js->pos = save;  // not a pair: decode the second escape on its own
+                }
+                if (u >= 0xD800 && u <= 0xDFFF) u = 0xFFFD;
+                utf8_encode(out, u);
+                break;
+            }
+            default: return jscan_fail(js, "unknown escape in string");
+        }
+    }
+}
+static int jscan_number(JsonScan* js, double* out) {
+    jscan_ws(js);
+    size_t start = js->pos;
+    while (js->pos < js->n && js->s[js->pos] && strchr("+-0123456789.eE", js->s[js->pos])) js->pos++;
+    size_t len = js->pos - start;
+    if (len == 0 || len > 63) return jscan_fail(js, "expected a number");
+    char buf[64];
+    memcpy(buf, js->s + start, len);
+    buf[len] = 0;
+    char* end;
+    *out = strtod(buf, &end);
+    if (*end) return jscan_fail(js, "malformed number");
+    return 0;
+}
+// type of the next value: '"', '{', '[', 'n' (number), 't'/'f' (bool), 'z' (null), 0 at end/garbage
+static int jscan_peek(JsonScan* js) {
+    jscan_ws(js);
+    if (js->pos >= js->n) return 0;
+    unsigned char c = js->s[js->pos];
+    if (c == '"' || c == '{' || c == '[') return c;
+    if (c == '-' || (c >= '0' && c <= '9')) return 'n';
+    if (c == 't' || c == 'f') return c;
+    if (c == 'n') return 'z';
+    return 0;
+}
+static int jscan_literal(JsonScan* js, const char* word) {
+    size_t n = strlen(word);
+    if (js->pos + n > js->n || memcmp(js->s + js->pos, word, n) != 0) return jscan_fail(js, "unexpected character");
+    js->pos += n;
+    return 0;
+}
+// skips one value of any type; depth guards against stack overflow on [[[[[[...
+static int jscan_skip(JsonScan* js, int depth) {
+    if (depth > 200) return jscan_fail(js, "nested too deeply");
+    ByteVec tmp = {0};
+    int rc = 0;
+    switch (jscan_peek(js)) {
+        case '"': rc = jscan_string(js, &tmp); break;
+        case 'n': { double d; rc = jscan_number(js, &d); break; }
+        case 't': rc = jscan_literal(js, "true"); break;
+        case 'f': rc = jscan_literal(js, "false"); break;
+        case 'z': rc = jscan_literal(js, "null"); break;
+        case '{': case '[': {
+            char close = js->s[js->pos] == '{' ? '}' : ']';
+            int is_obj = close == '}';
+            js->pos++;
+            jscan_ws(js);
+            if (js->pos < js->n && js->s[js->pos] == (unsigned char)close) { js->pos++; break; }
+            while (1) {
+                if (is_obj) {
+                    if ((rc = jscan_string(js, &tmp))) break;
+                    if ((rc = jscan_expect(js, ':'))) break;
+                }
+                if ((rc = jscan_skip(js, depth + 1))) break;
+                jscan_ws(js);
+                if (js->pos < js->n && js->s[js->pos] == ',') { js->pos++; continue; }
+                if ((rc = jscan_expect(js, close))) break;
+                break;
+            }
+            break;
+        }
+        default: rc = jscan_fail(js, js->pos >= js->n ? "unexpected end of input" : "unexpected character");
+    }
+    free(tmp.data);
+    return rc;
+}
+
+
+// The same scanner for readers that stop at the first error (safetensors headers, config.json, PEFT files):
+// each json_* call either succeeds or exits naming the file, the line and what was wrong.
 typedef struct {
-    const char* s;
-    const char* end;
+    JsonScan js;
     const char* path;  // for error messages
 } Json;
 
+static Json json_begin(const char* text, size_t len, const char* path) {
+    Json j = {{(const unsigned char*)text, len, 0, 1, NULL}, path};
+    return j;
+}
 static void json_fail(Json* j, const char* what) {
-    failf("the file is not valid JSON of the expected shape", "%s: JSON: %s (%ld bytes before the end)", j->path, what,
-          (long)(j->end - j->s));
+    fail_at(j->path, "the file is not valid JSON of the expected shape", "line %d: JSON: %s", j->js.line, what);
 }
-static void json_ws(Json* j) {
-    while (j->s < j->end && (*j->s == ' ' || *j->s == '\n' || *j->s == '\r' || *j->s == '\t')) j->s++;
+static void json_check(Json* j, int rc) {
+    if (rc) json_fail(j, j->js.err);
 }
+// The next character after whitespace, -1 at the end.
 static int json_peek(Json* j) {
-    json_ws(j);
-    return j->s < j->end ? *j->s : -1;
+    jscan_ws(&j->js);
+    return j->js.pos < j->js.n ? j->js.s[j->js.pos] : -1;
 }
-static void json_expect(Json* j, char c) {
-    if (json_peek(j) != c) {
-        char msg[32];
-        snprintf(msg, sizeof msg, "expected '%c'", c);
-        json_fail(j, msg);
-    }
-    j->s++;
-}
-// Reads a string into out (truncated to cap-1). Escapes are decoded for ASCII; \uXXXX becomes '?'.
+static void json_next(Json* j) { j->js.pos++; }                                        // steps over one character
+static const char* json_here(const Json* j) { return (const char*)j->js.s + j->js.pos; }  // where the scan is
+static void json_expect(Json* j, char c) { json_check(j, jscan_expect(&j->js, c)); }
+// Reads a string into out (truncated to cap-1 bytes), escapes decoded to UTF-8.
 static void json_string(Json* j, char* out, size_t cap) {
-    json_expect(j, '"');
-    size_t n = 0;
-    while (j->s < j->end && *j->s != '"') {
-        char c = *j->s++;
-        if (c == '\\') {
-            if (j->s >= j->end) break;
-            char e = *j->s++;
-            c = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e == 'b' ? '\b' : e == 'f' ? '\f' : e;
-            if (e == 'u') {
-                if (j->end - j->s < 4) break;
-                j->s += 4;
-                c = '?';
-            }
-        }
-        if (n + 1 < cap) out[n++] = c;
-    }
-    if (j->s >= j->end) json_fail(j, "unterminated string");
-    j->s++;
-    if (cap) out[n] = 0;
+    ByteVec v = {0};
+    int rc = jscan_string(&j->js, &v);
+    if (rc) free(v.data);
+    json_check(j, rc);
+    if (cap) snprintf(out, cap, "%s", (const char*)v.data);
+    free(v.data);
 }
 static double json_number(Json* j) {
-    json_ws(j);
-    char buf[64];
-    size_t n = 0;
-    while (j->s < j->end && n < sizeof buf - 1 && strchr("+-0123456789.eE", *j->s)) buf[n++] = *j->s++;
-    buf[n] = 0;
-    char* e;
-    double v = strtod(buf, &e);
-    if (n == 0 || *e) json_fail(j, "bad number");
+    double v;
+    json_check(j, jscan_number(&j->js, &v));
     return v;
 }
-static void json_skip(Json* j, int depth) {
-    if (depth > 64) json_fail(j, "nested too deeply");
-    int c = json_peek(j);
-    if (c == '"') {
-        char tmp[8];
-        json_string(j, tmp, sizeof tmp);
-    } else if (c == '{' || c == '[') {
-        char close = c == '{' ? '}' : ']';
-        j->s++;
-        if (json_peek(j) == close) { j->s++; return; }
-        for (;;) {
-            if (c == '{') {
-                char tmp[8];
-                json_string(j, tmp, sizeof tmp);
-                json_expect(j, ':');
-            }
-            json_skip(j, depth + 1);
-            int d = json_peek(j);
-            if (d == ',') { j->s++; continue; }
-            if (d == close) { j->s++; return; }
-            json_fail(j, "expected ',' or a closing bracket");
-        }
-    } else if (c == 't' || c == 'f' || c == 'n') {
-        const char* w = c == 't' ? "true" : c == 'f' ? "false" : "null";
-        size_t n = strlen(w);
-        if ((size_t)(j->end - j->s) < n || strncmp(j->s, w, n)) json_fail(j, "bad literal");
-        j->s += n;
-    } else {
-        json_number(j);
-    }
-}
+static void json_skip(Json* j, int depth) { json_check(j, jscan_skip(&j->js, depth)); }
 
 // Finds a top-level numeric key in a JSON object text; returns 1 and sets *out when present.
 static int json_get_number(const char* text, size_t len, const char* key, const char* path, double* out) {
-    Json j = {text, text + len, path};
+    Json j = json_begin(text, len, path);
     json_expect(&j, '{');
     if (json_peek(&j) == '}') return 0;
     for (;;) {
@@ -231,7 +382,7 @@ static int json_get_number(const char* text, size_t len, const char* key, const 
         }
         json_skip(&j, 0);
         int d = json_peek(&j);
-        if (d == ',') { j.s++; continue; }
+        if (d == ',') { json_next(&j); continue; }
         if (d == '}') return 0;
         json_fail(&j, "expected ',' or '}'");
     }

@@ -11,6 +11,7 @@
 // word "bytes". Run `dataprep` alone for every option. The file formats are described in dataset.h.
 // Every run prints a summary (and writes it to PREFIX_summary.txt): counts per split, length
 // percentiles, labels, what was truncated, dropped or de-duplicated, and vocabulary coverage.
+#define _POSIX_C_SOURCE 200809L  // for getline, mmap, clock_gettime (strict -std=c11 hides them)
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -21,17 +22,8 @@
 
 // ---------------------------------------------------------------------------- errors and helpers
 
-// "where: error: what" + "  hint: ..." and exit 1. where is "file:line" or a file or a command.
-static void fail(const char* where, const char* hint, const char* fmt, ...) {
-    va_list ap;
-    fprintf(stderr, "%s: error: ", where);
-    va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
-    va_end(ap);
-    fprintf(stderr, "\n");
-    if (hint) fprintf(stderr, "  hint: %s\n", hint);
-    exit(EXIT_FAILURE);
-}
+// Errors go through common.h's fail_at: "where: error: what", then "hint: ...". where is "file:line", a file or a
+// command.
 
 static void usage(void) {
     fprintf(stderr,
@@ -60,7 +52,7 @@ static void usage(void) {
 static unsigned char* read_file_or_die(const char* path, size_t* n) {
     char err[4300];
     unsigned char* s = tok_read_file(path, n, err, sizeof err);
-    if (!s) fail(path, "check the path; data lives in ../shared/data/ (see its README.md)", "cannot read this file");
+    if (!s) fail_at(path, "check the path; data lives in ../shared/data/ (see its README.md)", "cannot read this file");
     return s;
 }
 static unsigned char* read_stdin(size_t* n) {
@@ -71,11 +63,6 @@ static unsigned char* read_stdin(size_t* n) {
     bytevec_append(&v, "", 0);
     *n = v.len;
     return v.data;
-}
-static double now_seconds(void) {
-    struct timespec ts;
-    timespec_get(&ts, TIME_UTC);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 // a seeded random number generator (splitmix64): same seed, same splits, on every machine
@@ -124,7 +111,7 @@ typedef struct {
 
 static void parse_split(const char* s, double r[3]) {
     if (sscanf(s, "%lf/%lf/%lf", &r[0], &r[1], &r[2]) != 3 || r[0] < 0 || r[1] < 0 || r[2] < 0 || r[0] + r[1] + r[2] <= 0)
-        fail("--split", "write three non-negative numbers like 80/10/10 (train/val/test)", "cannot read \"%s\"", s);
+        fail_at("--split", "write three non-negative numbers like 80/10/10 (train/val/test)", "cannot read \"%s\"", s);
     double t = r[0] + r[1] + r[2];
     for (int k = 0; k < 3; k++) r[k] /= t;
 }
@@ -136,10 +123,10 @@ static void parse_options(int argc, char** argv, Options* o) {
     o->max_len = 1024; o->template_name = "alpaca"; o->aug_p = 0.1; o->aug_ops = "del,swap,ins,syn";
     for (int i = 2; i < argc; i++) {
         const char* a = argv[i];
-        #define ARG(name) (strcmp(a, name) == 0 && (i + 1 < argc || (fail(name, "give it a value", "missing value"), 0)))
+        #define ARG(name) (strcmp(a, name) == 0 && (i + 1 < argc || (fail_at(name, "give it a value", "missing value"), 0)))
         if (ARG("--tokenizer")) o->tokenizer = argv[++i];
         else if (ARG("--out")) o->out = argv[++i];
-        else if (ARG("--add-token")) { if (o->num_add_tokens == 64) fail(a, NULL, "at most 64 added tokens"); o->add_tokens[o->num_add_tokens++] = argv[++i]; }
+        else if (ARG("--add-token")) { if (o->num_add_tokens == 64) fail_at(a, NULL, "at most 64 added tokens"); o->add_tokens[o->num_add_tokens++] = argv[++i]; }
         else if (strcmp(a, "--allow-special") == 0) o->allow_special = 1;
         else if (strcmp(a, "--bench") == 0) o->bench = 1;
         else if (ARG("--split")) parse_split(argv[++i], o->split);
@@ -167,18 +154,18 @@ static void parse_options(int argc, char** argv, Options* o) {
         else if (ARG("--synonyms")) o->synonyms = argv[++i];
         else if (ARG("--vocab-size")) o->vocab_size = atoi(argv[++i]);
         else if (strcmp(a, "--verbose") == 0) o->verbose = 1;
-        else if (a[0] == '-' && a[1] == '-') fail(a, "run dataprep without arguments to see every option", "unknown option");
-        else { if (o->num_files == 1024) fail(a, NULL, "at most 1024 input files"); o->files[o->num_files++] = a; }
+        else if (a[0] == '-' && a[1] == '-') fail_at(a, "run dataprep without arguments to see every option", "unknown option");
+        else { if (o->num_files == 1024) fail_at(a, NULL, "at most 1024 input files"); o->files[o->num_files++] = a; }
         #undef ARG
     }
     if (strcmp(o->docs, "file") && strcmp(o->docs, "line") && strcmp(o->docs, "blank"))
-        fail("--docs", "use file, line or blank", "unknown value \"%s\"", o->docs);
-    if (strcmp(o->format, "ours") && strcmp(o->format, "llmc")) fail("--format", "use ours or llmc", "unknown value \"%s\"", o->format);
-    if (o->max_len < 0 || o->chunk_lines < 0 || o->augment < 0) fail(argv[1], NULL, "--max-len, --chunk-lines and --augment must be >= 0");
+        fail_at("--docs", "use file, line or blank", "unknown value \"%s\"", o->docs);
+    if (strcmp(o->format, "ours") && strcmp(o->format, "llmc")) fail_at("--format", "use ours or llmc", "unknown value \"%s\"", o->format);
+    if (o->max_len < 0 || o->chunk_lines < 0 || o->augment < 0) fail_at(argv[1], NULL, "--max-len, --chunk-lines and --augment must be >= 0");
 }
 
 static void load_tokenizer(Tokenizer* t, const Options* o) {
-    if (!o->tokenizer) fail("--tokenizer", "pass --tokenizer ../shared/data/gpt2_bpe (or a trained tokenizer file, or bytes)", "missing");
+    if (!o->tokenizer) fail_at("--tokenizer", "pass --tokenizer ../shared/data/gpt2_bpe (or a trained tokenizer file, or bytes)", "missing");
     tokenizer_load_or_die(t, o->tokenizer);
     for (int k = 0; k < o->num_add_tokens; k++) tokenizer_add_special(t, o->add_tokens[k]);
 }
@@ -197,19 +184,19 @@ static void report_open(const char* prefix) {
     snprintf(g_report_path, sizeof g_report_path, "%s_summary.txt", prefix);
     snprintf(g_report_tmp, sizeof g_report_tmp, "%s.tmp", g_report_path);
     g_report = fopen(g_report_tmp, "w");
-    if (!g_report) fail(g_report_tmp, "does the folder of --out exist, and is it writable?", "cannot open for writing");
+    if (!g_report) fail_at(g_report_tmp, "does the folder of --out exist, and is it writable?", "cannot open for writing");
 }
 static void report_close(void) {
     if (!g_report) return;
     int bad = ferror(g_report);
-    if (fclose(g_report) != 0 || bad || rename(g_report_tmp, g_report_path) != 0) fail(g_report_path, "is the disk full?", "write failed");
+    if (fclose(g_report) != 0 || bad || rename(g_report_tmp, g_report_path) != 0) fail_at(g_report_path, "is the disk full?", "write failed");
     g_report = NULL;
     printf("wrote %s\n", g_report_path);
 }
 // lengths: p50 / p90 / p99 / max (sorts a copy)
 static void report_lengths(const char* what, const size_t* len, size_t n) {
     if (n == 0) { report("  %-10s none\n", what); return; }
-    size_t* s = tok_malloc(n * sizeof(size_t));
+    size_t* s = mallocCheck(n * sizeof(size_t));
     memcpy(s, len, n * sizeof(size_t));
     qsort(s, n, sizeof(size_t), cmp_size);
     report("  %-10s min %zu  p50 %zu  p90 %zu  p99 %zu  max %zu\n", what, s[0], s[(n - 1) / 2], s[(size_t)(0.9 * (n - 1))], s[(size_t)(0.99 * (n - 1))], s[n - 1]);
@@ -224,19 +211,19 @@ static void report_coverage(const unsigned char* seen, int V) {
 
 static void write_or_die(DsWriter* w) {
     char err[4300] = "";
-    if (ds_writer_close(w, err, sizeof err)) fail(w->path, "is the disk full, or the folder not writable?", "%s", err);
+    if (ds_writer_close(w, err, sizeof err)) fail_at(w->path, "is the disk full, or the folder not writable?", "%s", err);
     printf("wrote %s\n", w->path);
 }
 static void open_or_die(DsWriter* w, const char* path, int magic, int kind, int V, int K) {
     char err[4300] = "";
     if (ds_writer_open(w, path, magic, kind, V, K, err, sizeof err))
-        fail(path, "does the folder of --out exist, and is it writable?", "%s", err);
+        fail_at(path, "does the folder of --out exist, and is it writable?", "%s", err);
 }
 static const char* split_name[3] = {"train", "val", "test"};
 
 // assigns n units to splits with the given ratios: exact counts (rounded), seeded shuffle
 static void assign_splits(unsigned char* split_of, size_t n, const double r[3], uint64_t* rng) {
-    size_t* idx = tok_malloc((n ? n : 1) * sizeof(size_t));
+    size_t* idx = mallocCheck((n ? n : 1) * sizeof(size_t));
     for (size_t i = 0; i < n; i++) idx[i] = i;
     shuffle(idx, n, rng);
     size_t nval = (size_t)floor(n * r[1] + 0.5), ntest = (size_t)floor(n * r[2] + 0.5);
@@ -265,7 +252,7 @@ static int cmd_encode(const Options* o) {
         bytevec_append(&out, num, (size_t)k);
     }
     bytevec_push(&out, '\n');
-    if (fwrite(out.data, 1, out.len, stdout) != out.len || fflush(stdout) != 0) fail("stdout", NULL, "write failed");
+    if (fwrite(out.data, 1, out.len, stdout) != out.len || fflush(stdout) != 0) fail_at("stdout", NULL, "write failed");
     if (o->bench) fprintf(stderr, "encode: %zu bytes -> %zu tokens in %.1f ms (%.2f MB/s)\n", n, ids.len, dt * 1e3, n / 1e6 / (dt > 0 ? dt : 1e-9));
     free(out.data); free(ids.data); free(text); tokenizer_free(&t);
     return 0;
@@ -291,14 +278,14 @@ static int cmd_decode(const Options* o) {
         long v = strtol(buf, &end, 10);
         char where[64];
         snprintf(where, sizeof where, "stdin:%d", line);
-        if (*end || j - i >= sizeof buf - 1 || errno) fail(where, "decode reads token ids separated by spaces or newlines", "\"%s\" is not a token id", buf);
-        if (v < 0 || v >= t.vocab_size) fail(where, "was it encoded with another tokenizer?", "token id %ld is outside this tokenizer's vocabulary [0, %d)", v, t.vocab_size);
+        if (*end || j - i >= sizeof buf - 1 || errno) fail_at(where, "decode reads token ids separated by spaces or newlines", "\"%s\" is not a token id", buf);
+        if (v < 0 || v >= t.vocab_size) fail_at(where, "was it encoded with another tokenizer?", "token id %ld is outside this tokenizer's vocabulary [0, %d)", v, t.vocab_size);
         intvec_push(&ids, (int)v);
         i = j;
     }
     ByteVec out = {0};
     tokenizer_decode(&t, ids.data, ids.len, &out, NULL);
-    if ((out.len && fwrite(out.data, 1, out.len, stdout) != out.len) || fflush(stdout) != 0) fail("stdout", NULL, "write failed");
+    if ((out.len && fwrite(out.data, 1, out.len, stdout) != out.len) || fflush(stdout) != 0) fail_at("stdout", NULL, "write failed");
     free(out.data); free(ids.data); free(text); tokenizer_free(&t);
     return 0;
 }
@@ -309,7 +296,7 @@ static int cmd_decode(const Options* o) {
 typedef struct { const unsigned char* p; size_t n; size_t doc, chunk; } Unit;
 typedef struct { Unit* data; size_t len, cap; } UnitVec;
 static void unit_push(UnitVec* v, Unit u) {
-    if (v->len == v->cap) { v->cap = v->cap ? 2 * v->cap : 1024; v->data = tok_realloc(v->data, v->cap * sizeof(Unit)); }
+    if (v->len == v->cap) { v->cap = v->cap ? 2 * v->cap : 1024; v->data = reallocCheck(v->data, v->cap * sizeof(Unit)); }
     v->data[v->len++] = u;
 }
 // end of the line starting at i (just after its '\n', or n)
@@ -335,14 +322,14 @@ static void add_document(UnitVec* units, const unsigned char* p, size_t n, size_
 }
 
 static int cmd_text(const Options* o) {
-    if (!o->out) fail("text", "pass --out PREFIX, e.g. --out data/tiny (writes data/tiny_train.bin, ...)", "missing --out");
-    if (o->num_files == 0) fail("text", "name one or more text files after the options", "no input files");
+    if (!o->out) fail_at("text", "pass --out PREFIX, e.g. --out data/tiny (writes data/tiny_train.bin, ...)", "missing --out");
+    if (o->num_files == 0) fail_at("text", "name one or more text files after the options", "no input files");
     Tokenizer t;
     load_tokenizer(&t, o);
-    if (t.eot_id < 0) fail(o->tokenizer, "this tokenizer has no <|endoftext|>; add it with --add-token '<|endoftext|>'", "no end-of-text token");
+    if (t.eot_id < 0) fail_at(o->tokenizer, "this tokenizer has no <|endoftext|>; add it with --add-token '<|endoftext|>'", "no end-of-text token");
     report_open(o->out);
     // read every file and cut it into documents, then units
-    unsigned char** texts = tok_malloc(o->num_files * sizeof(unsigned char*));
+    unsigned char** texts = mallocCheck(o->num_files * sizeof(unsigned char*));
     UnitVec units = {0};
     size_t ndocs = 0, total_bytes = 0;
     for (int f = 0; f < o->num_files; f++) {
@@ -372,14 +359,14 @@ static int cmd_text(const Options* o) {
             }
         }
     }
-    if (total_bytes == 0 || units.len == 0) fail(o->files[0], "the input files are empty (or only blank lines)", "no text to encode");
+    if (total_bytes == 0 || units.len == 0) fail_at(o->files[0], "the input files are empty (or only blank lines)", "no text to encode");
     uint64_t rng = o->seed;
-    unsigned char* split_of = tok_malloc(units.len);
+    unsigned char* split_of = mallocCheck(units.len);
     assign_splits(split_of, units.len, o->split, &rng);
     size_t per_split_units[3] = {0};
     for (size_t u = 0; u < units.len; u++) per_split_units[split_of[u]]++;
     for (int k = 0; k < 3; k++) if (o->split[k] > 0 && per_split_units[k] == 0)
-        fail(o->files[0], "split by line chunks: --chunk-lines 100 (or --docs line / blank), or change --split",
+        fail_at(o->files[0], "split by line chunks: --chunk-lines 100 (or --docs line / blank), or change --split",
              "the %s split got no text: only %zu unit(s) to split", split_name[k], units.len);
     // encode unit by unit into the three writers
     DsWriter w[3];
@@ -391,9 +378,9 @@ static int cmd_text(const Options* o) {
     }
     size_t last_doc[3], last_chunk[3], docs_in[3] = {0};
     int have_last[3] = {0};
-    size_t* doc_tokens = tok_malloc(ndocs * sizeof(size_t));
+    size_t* doc_tokens = mallocCheck(ndocs * sizeof(size_t));
     memset(doc_tokens, 0, ndocs * sizeof(size_t));
-    unsigned char* seen = tok_malloc((size_t)t.vocab_size);
+    unsigned char* seen = mallocCheck((size_t)t.vocab_size);
     memset(seen, 0, (size_t)t.vocab_size);
     IntVec ids = {0};
     double t0 = now_seconds();
@@ -448,17 +435,17 @@ static void bad_row(BadRows* b, const char* file, int line, const char* hint, co
     va_list ap;
     va_start(ap, fmt); vsnprintf(what, sizeof what, fmt, ap); va_end(ap);
     snprintf(where, sizeof where, "%s:%d", file, line);
-    if (!b->skip_bad) fail(where, hint, "%s", what);
+    if (!b->skip_bad) fail_at(where, hint, "%s", what);
     if (b->bad++ == 0) snprintf(b->first_bad, sizeof b->first_bad, "%.200s: %.300s", where, what);
 }
 
 static void row_push(RowVec* rows, Row r) {
-    if (rows->len == rows->cap) { rows->cap = rows->cap ? 2 * rows->cap : 1024; rows->data = tok_realloc(rows->data, rows->cap * sizeof(Row)); }
+    if (rows->len == rows->cap) { rows->cap = rows->cap ? 2 * rows->cap : 1024; rows->data = reallocCheck(rows->data, rows->cap * sizeof(Row)); }
     rows->data[rows->len++] = r;
 }
 static void row_free(Row* r) { for (int c = 0; c < MAX_COLS; c++) free(r->v[c]); }
 static char* dup_bytes(const void* p, size_t n) {
-    char* s = tok_malloc(n + 1);
+    char* s = mallocCheck(n + 1);
     if (n) memcpy(s, p, n);
     s[n] = 0;
     return s;
@@ -470,7 +457,7 @@ typedef struct { ByteVec* f; int nf, cap; } Fields;
 static ByteVec* fields_add(Fields* fs) {
     if (fs->nf == fs->cap) {
         fs->cap = fs->cap ? 2 * fs->cap : 16;
-        fs->f = tok_realloc(fs->f, (size_t)fs->cap * sizeof(ByteVec));
+        fs->f = reallocCheck(fs->f, (size_t)fs->cap * sizeof(ByteVec));
         for (int k = fs->nf; k < fs->cap; k++) fs->f[k] = (ByteVec){0};
     }
     ByteVec* b = &fs->f[fs->nf++];
@@ -587,7 +574,7 @@ done:
 static const char* guess_format(const char* path, const char* given) {
     if (given) {
         if (strcmp(given, "tsv") && strcmp(given, "csv") && strcmp(given, "jsonl") && strcmp(given, "json"))
-            fail("--input-format", "use tsv, csv, jsonl or json", "unknown value \"%s\"", given);
+            fail_at("--input-format", "use tsv, csv, jsonl or json", "unknown value \"%s\"", given);
         return given;
     }
     const char* dot = strrchr(path, '.');
@@ -623,10 +610,10 @@ static void read_rows(const char* path, const char* format, const ColSpec* cols,
     unsigned char* s = read_file_or_die(path, &n);
     *records = 0;
     size_t bom = n >= 3 && s[0] == 0xEF && s[1] == 0xBB && s[2] == 0xBF ? 3 : 0;  // UTF-8 byte order mark
-    if (n == bom) fail(path, "the file is empty; check the path", "no rows");
+    if (n == bom) fail_at(path, "the file is empty; check the path", "no rows");
     if (strcmp(format, "jsonl") == 0 || strcmp(format, "json") == 0) {
         for (int c = 0; c < cols->ncols; c++) if (is_index(cols->spec[c]))
-            fail(cols->spec[c], "JSON fields are chosen by name, e.g. --text-col text", "a column index cannot select a JSON field");
+            fail_at(cols->spec[c], "JSON fields are chosen by name, e.g. --text-col text", "a column index cannot select a JSON field");
         JsonScan js = {s, n, bom, 1, NULL};
         jscan_ws(&js);
         if (js.pos < n && s[js.pos] == '[') {  // a JSON array of objects (Alpaca's files)
@@ -671,7 +658,7 @@ static void read_rows(const char* path, const char* format, const ColSpec* cols,
     for (int c = 0; c < cols->ncols; c++) idx[c] = is_index(cols->spec[c]) ? atoi(cols->spec[c]) : -1;
     if (!no_header) {  // the header row names the columns
         int rc = next_record(s, n, &pos, csv, &fs, &start, &err);
-        if (rc <= 0) fail(path, "the first row must be a header (or pass --no-header)", "%s", rc == 0 ? "no header row" : err);
+        if (rc <= 0) fail_at(path, "the first row must be a header (or pass --no-header)", "%s", rc == 0 ? "no header row" : err);
         ncols = fs.nf;
         for (int c = 0; c < cols->ncols; c++) {
             if (idx[c] >= 0) continue;
@@ -679,13 +666,13 @@ static void read_rows(const char* path, const char* format, const ColSpec* cols,
             if (idx[c] < 0) {
                 char names[512] = "";
                 for (int k = 0; k < fs.nf && strlen(names) < 400; k++) { strcat(names, k ? ", " : ""); strncat(names, (char*)fs.f[k].data, 60); }
-                fail(path, "pick columns with --text-col / --label-col: a name from the header, or an index from 0",
+                fail_at(path, "pick columns with --text-col / --label-col: a name from the header, or an index from 0",
                      "no column named \"%s\" in the header (columns: %s)", cols->spec[c], names);
             }
         }
     } else {
         for (int c = 0; c < cols->ncols; c++) if (idx[c] < 0)
-            fail(cols->spec[c], "without a header, choose columns by index, e.g. --label-col 0 --text-col 1", "a column name needs a header row");
+            fail_at(cols->spec[c], "without a header, choose columns by index, e.g. --label-col 0 --text-col 1", "a column name needs a header row");
     }
     while (1) {
         int rc = next_record(s, n, &pos, csv, &fs, &start, &err);
@@ -722,8 +709,8 @@ static int label_find(const LabelMap* m, const char* name) {
 }
 static void label_add(LabelMap* m, const char* name) {
     if (label_find(m, name) >= 0) return;
-    if (m->count >= 10000) fail("labels", "is --label-col the text column by mistake?", "more than 10000 distinct labels");
-    m->names = tok_realloc(m->names, (size_t)(m->count + 1) * sizeof(char*));
+    if (m->count >= 10000) fail_at("labels", "is --label-col the text column by mistake?", "more than 10000 distinct labels");
+    m->names = reallocCheck(m->names, (size_t)(m->count + 1) * sizeof(char*));
     m->names[m->count++] = dup_bytes(name, strlen(name));
 }
 static int all_integers(const LabelMap* m) {
@@ -793,8 +780,8 @@ static void aug_load_synonyms(Augmenter* a, const char* path) {
         }
         if (e > i) a->syn_text[e - 1] = a->syn_text[e - 1] == '\n' ? 0 : a->syn_text[e - 1];
         for (int x = 0; x < nw; x++) for (int y = 0; y < nw; y++) if (x != y) {
-            a->syn_next = tok_realloc(a->syn_next, (size_t)(a->num_syn + 1) * sizeof(int));
-            a->syn_word = tok_realloc(a->syn_word, (size_t)(a->num_syn + 1) * sizeof(char*));
+            a->syn_next = reallocCheck(a->syn_next, (size_t)(a->num_syn + 1) * sizeof(int));
+            a->syn_word = reallocCheck(a->syn_word, (size_t)(a->num_syn + 1) * sizeof(char*));
             const unsigned char* w = (const unsigned char*)words[x];
             int head = strmap_get(&a->syn_index, w, strlen(words[x]));
             a->syn_next[a->num_syn] = head;
@@ -804,7 +791,7 @@ static void aug_load_synonyms(Augmenter* a, const char* path) {
         }
         i = e;
     }
-    if (a->num_syn == 0) fail(path, "write groups of synonyms, one group per line: good, fine, nice", "no synonyms found");
+    if (a->num_syn == 0) fail_at(path, "write groups of synonyms, one group per line: good, fine, nice", "no synonyms found");
 }
 // a random synonym of word (NULL if none)
 static const char* aug_synonym(Augmenter* a, const char* word, uint64_t* rng) {
@@ -828,7 +815,7 @@ static void aug_words(Augmenter* a, int op, const char* text, ByteVec* out, uint
     const char** w = NULL;
     size_t nw = 0, cap = 0;
     for (char* p = strtok(copy, " \t\n\r"); p; p = strtok(NULL, " \t\n\r")) {
-        if (nw + 2 > cap) { cap = cap ? 2 * cap : 64; w = tok_realloc(w, cap * sizeof(char*)); }
+        if (nw + 2 > cap) { cap = cap ? 2 * cap : 64; w = reallocCheck(w, cap * sizeof(char*)); }
         w[nw++] = p;
     }
     size_t changes = (size_t)(a->p * nw + 0.5);
@@ -848,14 +835,14 @@ static void aug_words(Augmenter* a, int op, const char* text, ByteVec* out, uint
             const char* word = w[rng_below(rng, nw)];
             const char* s = aug_synonym(a, word, rng);
             if (!s) s = word;
-            if (nw + 2 > cap) { cap = 2 * cap; w = tok_realloc(w, cap * sizeof(char*)); }
+            if (nw + 2 > cap) { cap = 2 * cap; w = reallocCheck(w, cap * sizeof(char*)); }
             size_t at = rng_below(rng, nw + 1);
             memmove(w + at + 1, w + at, (nw - at) * sizeof(char*));
             w[at] = s;
             nw++;
         }
     } else if (op == AUG_SYN && nw > 0) {
-        size_t* order = tok_malloc(nw * sizeof(size_t));
+        size_t* order = mallocCheck(nw * sizeof(size_t));
         for (size_t i = 0; i < nw; i++) order[i] = i;
         shuffle(order, nw, rng);
         for (size_t i = 0, done = 0; i < nw && done < changes; i++) {
@@ -884,14 +871,14 @@ static void aug_init(Augmenter* a, const Options* o, Tokenizer* t) {
     for (char* p = strtok(ops, ","); p; p = strtok(NULL, ",")) {
         int k = 0;
         while (k < AUG_NUM && strcmp(p, aug_name[k])) k++;
-        if (k == AUG_NUM) fail("--aug-ops", "choose from del,swap,ins,syn,mask", "unknown operation \"%s\"", p);
+        if (k == AUG_NUM) fail_at("--aug-ops", "choose from del,swap,ins,syn,mask", "unknown operation \"%s\"", p);
         if (!a->enabled[k]) { a->enabled[k] = 1; a->ops[a->nops++] = k; }
     }
-    if (a->nops == 0) fail("--aug-ops", "choose from del,swap,ins,syn,mask", "no operations");
-    if (a->enabled[AUG_SYN] && !o->synonyms) fail("--aug-ops", "syn needs --synonyms FILE (or drop syn from --aug-ops)", "no synonym file");
+    if (a->nops == 0) fail_at("--aug-ops", "choose from del,swap,ins,syn,mask", "no operations");
+    if (a->enabled[AUG_SYN] && !o->synonyms) fail_at("--aug-ops", "syn needs --synonyms FILE (or drop syn from --aug-ops)", "no synonym file");
     if (o->synonyms) aug_load_synonyms(a, o->synonyms);
     if (a->enabled[AUG_MASK]) a->mask_id = tokenizer_add_special(t, "<|mask|>");
-    if (!(a->p > 0 && a->p <= 1)) fail("--aug-p", "a probability in (0, 1], e.g. 0.1", "got %g", a->p);
+    if (!(a->p > 0 && a->p <= 1)) fail_at("--aug-p", "a probability in (0, 1], e.g. 0.1", "got %g", a->p);
 }
 static void aug_free(Augmenter* a) {
     free(a->syn_index.slots); free(a->syn_next); free(a->syn_word); free(a->syn_text);
@@ -974,8 +961,8 @@ static void cls_stratify(ClsItem* items, size_t nitems, int K, const double spli
     for (int c = 0; c < K; c++) {
         size_t m = 0;
         for (size_t i = 0; i < nitems; i++) m += items[i].label == c;
-        size_t* which = tok_malloc((m ? m : 1) * sizeof(size_t));
-        unsigned char* sp = tok_malloc(m ? m : 1);
+        size_t* which = mallocCheck((m ? m : 1) * sizeof(size_t));
+        unsigned char* sp = mallocCheck(m ? m : 1);
         m = 0;
         for (size_t i = 0; i < nitems; i++) if (items[i].label == c) which[m++] = i;
         assign_splits(sp, m, split, rng);
@@ -989,14 +976,14 @@ static void cls_stratify(ClsItem* items, size_t nitems, int K, const double spli
 static size_t cls_oversample(ClsOut* out, ClsItem* items, size_t nitems, int K, size_t** lens, uint64_t* rng) {
     size_t largest = 0, added = 0;
     for (int c = 0; c < K; c++) if (out->per_label[c] > largest) largest = out->per_label[c];
-    size_t* pool = tok_malloc((nitems + 1) * sizeof(size_t));
+    size_t* pool = mallocCheck((nitems + 1) * sizeof(size_t));
     for (int c = 0; c < K; c++) {
         size_t m = 0;
         for (size_t i = 0; i < nitems; i++) if (items[i].split == 0 && items[i].label == c) pool[m++] = i;
         if (m == 0) continue;
         while (out->per_label[c] < largest) {
             ClsItem* it = &items[pool[rng_below(rng, m)]];
-            lens[0] = tok_realloc(lens[0], (out->count[0] + 1) * sizeof(size_t));
+            lens[0] = reallocCheck(lens[0], (out->count[0] + 1) * sizeof(size_t));
             cls_emit(out, it->row->v[0], it->row->len[0], c, 0, 0.0);
             added++;
         }
@@ -1014,21 +1001,21 @@ static void cls_write_labels(const char* prefix, const LabelMap* labels, const s
     char tmp[4300];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE* f = fopen(tmp, "w");
-    if (!f) fail(tmp, "does the folder of --out exist, and is it writable?", "cannot open for writing");
+    if (!f) fail_at(tmp, "does the folder of --out exist, and is it writable?", "cannot open for writing");
     fprintf(f, "# id\tname\ttrain_count\tclass_weight (N/(K*count); pass to train as class weights)\n");
     for (int c = 0; c < K; c++) {
         size_t nc = per_label[c];
         fprintf(f, "%d\t%s\t%zu\t%.6f\n", c, labels->names[c], nc, nc ? (double)ntrain / ((double)K * nc) : 0.0);
     }
-    if (fclose(f) != 0 || rename(tmp, path) != 0) fail(path, "is the disk full?", "write failed");
+    if (fclose(f) != 0 || rename(tmp, path) != 0) fail_at(path, "is the disk full?", "write failed");
 }
 
 static int cmd_cls(const Options* o) {
-    if (!o->out) fail("cls", "pass --out PREFIX, e.g. --out data/sst2", "missing --out");
+    if (!o->out) fail_at("cls", "pass --out PREFIX, e.g. --out data/sst2", "missing --out");
     int given = o->given[0] || o->given[1] || o->given[2];
-    if (given && o->num_files) fail("cls", "give either one FILE to split, or --train/--val/--test files, not both", "both given");
-    if (!given && o->num_files != 1) fail("cls", "give one input FILE (or --train F --val F [--test F])", "%d input files", o->num_files);
-    if (given && !o->given[0]) fail("cls", "--val/--test need a --train file too", "no --train file");
+    if (given && o->num_files) fail_at("cls", "give either one FILE to split, or --train/--val/--test files, not both", "both given");
+    if (!given && o->num_files != 1) fail_at("cls", "give one input FILE (or --train F --val F [--test F])", "%d input files", o->num_files);
+    if (given && !o->given[0]) fail_at("cls", "--val/--test need a --train file too", "no --train file");
     Tokenizer t;
     load_tokenizer(&t, o);
     Augmenter aug;
@@ -1055,7 +1042,7 @@ static int cmd_cls(const Options* o) {
         records += rec;
         clean_cls_rows(path, &rows[k], &labels, &bad);  // empty text/label and unknown labels count as bad rows
     }
-    if (rows[0].len == 0) fail(src[0], "check --text-col/--label-col and the file format", "no usable rows");
+    if (rows[0].len == 0) fail_at(src[0], "check --text-col/--label-col and the file format", "no usable rows");
     // label map: sorted (numerically when all labels are integers) unless --labels fixed the order
     if (!labels.fixed) {
         for (int k = 0; k < 3; k++) for (size_t i = 0; i < rows[k].len; i++) label_add(&labels, rows[k].data[i].v[1]);
@@ -1063,7 +1050,7 @@ static int cmd_cls(const Options* o) {
     }
     int K = labels.count;
     if (K < 2) report("warning: only %d distinct label(s); is --label-col right?\n", K);
-    ClsItem* items = tok_malloc((rows[0].len + rows[1].len + rows[2].len + 1) * sizeof(ClsItem));
+    ClsItem* items = mallocCheck((rows[0].len + rows[1].len + rows[2].len + 1) * sizeof(ClsItem));
     StrMap seen_text[3];
     size_t dups = 0, conflicts = 0, leaks = 0;
     size_t nitems = cls_items(rows, &labels, o->keep_duplicates, seen_text, items, &dups, &conflicts, &leaks);
@@ -1075,22 +1062,22 @@ static int cmd_cls(const Options* o) {
     int have[3] = {0};
     char path[4200];
     size_t count[3] = {0}, truncated[3] = {0}, tokens[3] = {0}, oversampled = 0;
-    size_t* per_label = tok_malloc((size_t)(3 * K + 1) * sizeof(size_t));
+    size_t* per_label = mallocCheck((size_t)(3 * K + 1) * sizeof(size_t));
     memset(per_label, 0, (size_t)(3 * K + 1) * sizeof(size_t));
     for (size_t i = 0; i < nitems; i++) have[items[i].split] = 1;
     for (int k = 0; k < 3; k++) if (have[k]) {
         snprintf(path, sizeof path, "%s_%s.ds", o->out, split_name[k]);
         open_or_die(&w[k], path, EXAMPLES_MAGIC, DS_CLS, t.vocab_size, K);
     }
-    size_t** lens = tok_malloc(3 * sizeof(size_t*));
-    for (int k = 0; k < 3; k++) lens[k] = tok_malloc((nitems * (1 + (size_t)o->augment) + 1) * sizeof(size_t));
-    unsigned char* seen = tok_malloc((size_t)t.vocab_size);
+    size_t** lens = mallocCheck(3 * sizeof(size_t*));
+    for (int k = 0; k < 3; k++) lens[k] = mallocCheck((nitems * (1 + (size_t)o->augment) + 1) * sizeof(size_t));
+    unsigned char* seen = mallocCheck((size_t)t.vocab_size);
     memset(seen, 0, (size_t)t.vocab_size);
     IntVec ids = {0};
     ByteVec augtext = {0};
     size_t max_len = o->max_len > 0 ? (size_t)o->max_len : (size_t)-1;
     ClsOut out = {&t, &w[0], &ids, seen, lens, count, tokens, truncated, per_label, K, max_len, o->append_eot, o->allow_special, &rng, aug.mask_id};
-    if (o->append_eot && t.eot_id < 0) fail(o->tokenizer, "add it with --add-token '<|endoftext|>'", "--append-eot: this tokenizer has no <|endoftext|>");
+    if (o->append_eot && t.eot_id < 0) fail_at(o->tokenizer, "add it with --add-token '<|endoftext|>'", "--append-eot: this tokenizer has no <|endoftext|>");
     for (size_t i = 0; i < nitems; i++) {
         ClsItem* it = &items[i];
         cls_emit(&out, it->row->v[0], it->row->len[0], it->label, it->split, 0.0);
@@ -1164,10 +1151,10 @@ static void build_prompt(ByteVec* out, const char* tmpl, const char* a, const ch
 }
 
 static int cmd_sft(const Options* o) {
-    if (!o->out) fail("sft", "pass --out PREFIX, e.g. --out data/alpaca", "missing --out");
-    if (o->num_files != 1) fail("sft", "give one Alpaca-style JSON or JSONL file", "%d input files", o->num_files);
+    if (!o->out) fail_at("sft", "pass --out PREFIX, e.g. --out data/alpaca", "missing --out");
+    if (o->num_files != 1) fail_at("sft", "give one Alpaca-style JSON or JSONL file", "%d input files", o->num_files);
     int alpaca = strcmp(o->template_name, "alpaca") == 0;
-    if (!alpaca && strcmp(o->template_name, "plain")) fail("--template", "use alpaca or plain", "unknown template \"%s\"", o->template_name);
+    if (!alpaca && strcmp(o->template_name, "plain")) fail_at("--template", "use alpaca or plain", "unknown template \"%s\"", o->template_name);
     Tokenizer t;
     load_tokenizer(&t, o);
     report_open(o->out);
@@ -1181,7 +1168,7 @@ static int cmd_sft(const Options* o) {
     StrMap seen_rec;
     strmap_init(&seen_rec, rows.len);
     ByteVec key = {0};
-    unsigned char** keys = tok_malloc((rows.len + 1) * sizeof(unsigned char*));
+    unsigned char** keys = mallocCheck((rows.len + 1) * sizeof(unsigned char*));
     size_t nkeys = 0, dups = 0, j = 0;
     for (size_t i = 0; i < rows.len; i++) {
         Row* r = &rows.data[i];
@@ -1204,9 +1191,9 @@ static int cmd_sft(const Options* o) {
         if (ok) rows.data[j++] = *r; else row_free(r);
     }
     rows.len = j;
-    if (rows.len == 0) fail(o->files[0], "records need \"instruction\" and \"output\" fields (\"input\" is optional)", "no usable records");
+    if (rows.len == 0) fail_at(o->files[0], "records need \"instruction\" and \"output\" fields (\"input\" is optional)", "no usable records");
     uint64_t rng = o->seed;
-    unsigned char* split_of = tok_malloc(rows.len);
+    unsigned char* split_of = mallocCheck(rows.len);
     assign_splits(split_of, rows.len, o->split, &rng);
     DsWriter w[3];
     int have[3] = {0};
@@ -1219,8 +1206,8 @@ static int cmd_sft(const Options* o) {
     size_t count[3] = {0}, tokens[3] = {0}, resp_tokens[3] = {0}, truncated[3] = {0}, dropped[3] = {0}, with_input = 0;
     size_t* lens[3];
     size_t* plens[3];
-    for (int k = 0; k < 3; k++) { lens[k] = tok_malloc((rows.len + 1) * sizeof(size_t)); plens[k] = tok_malloc((rows.len + 1) * sizeof(size_t)); }
-    unsigned char* seen = tok_malloc((size_t)t.vocab_size);
+    for (int k = 0; k < 3; k++) { lens[k] = mallocCheck((rows.len + 1) * sizeof(size_t)); plens[k] = mallocCheck((rows.len + 1) * sizeof(size_t)); }
+    unsigned char* seen = mallocCheck((size_t)t.vocab_size);
     memset(seen, 0, (size_t)t.vocab_size);
     IntVec ids = {0};
     ByteVec prompt = {0}, mask = {0};
@@ -1271,10 +1258,10 @@ static int cmd_sft(const Options* o) {
 // ---------------------------------------------------------------------------- train-tokenizer
 
 static int cmd_train_tokenizer(const Options* o) {
-    if (!o->out) fail("train-tokenizer", "pass --out FILE, e.g. --out data/tiny.tok", "missing --out");
-    if (o->num_files == 0) fail("train-tokenizer", "name the text files to learn from", "no input files");
+    if (!o->out) fail_at("train-tokenizer", "pass --out FILE, e.g. --out data/tiny.tok", "missing --out");
+    if (o->num_files == 0) fail_at("train-tokenizer", "name the text files to learn from", "no input files");
     if (o->vocab_size < 257 || o->vocab_size > 1000000)
-        fail("--vocab-size", "257 is the byte tokenizer (256 bytes + <|endoftext|>); e.g. 512 or 4096 for a BPE", "must be in [257, 1000000], got %d", o->vocab_size);
+        fail_at("--vocab-size", "257 is the byte tokenizer (256 bytes + <|endoftext|>); e.g. 512 or 4096 for a BPE", "must be in [257, 1000000], got %d", o->vocab_size);
     ByteVec all = {0};
     for (int f = 0; f < o->num_files; f++) {
         size_t n;
@@ -1282,14 +1269,14 @@ static int cmd_train_tokenizer(const Options* o) {
         bytevec_append(&all, s, n);
         free(s);
     }
-    if (all.len == 0) fail(o->files[0], "the input files are empty", "no text to learn from");
+    if (all.len == 0) fail_at(o->files[0], "the input files are empty", "no text to learn from");
     Tokenizer t;
     double t0 = now_seconds();
     if (o->vocab_size == 257) tokenizer_init_bytes(&t);
     else tokenizer_train_bpe(&t, all.data, all.len, o->vocab_size, o->verbose);
     double dt = now_seconds() - t0;
     char err[4400];
-    if (tokenizer_save(&t, o->out, err, sizeof err)) fail(o->out, "does the folder exist, and is it writable?", "%s", err);
+    if (tokenizer_save(&t, o->out, err, sizeof err)) fail_at(o->out, "does the folder exist, and is it writable?", "%s", err);
     IntVec ids = {0};
     tokenizer_encode(&t, all.data, all.len, 0, &ids);
     printf("trained a %s tokenizer on %zu bytes in %.2f s: V=%d (%d merges), %zu tokens (%.2f bytes per token)\n",

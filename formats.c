@@ -61,7 +61,7 @@ static void st_open(SafeTensors* st, const char* path) {
     fread_check(text, hlen, st->f, path, "the safetensors JSON header");
     st->data_start = 8 + hlen;
     uint64_t data_len = (uint64_t)fsize - st->data_start;
-    Json j = {text, text + hlen, path};
+    Json j = json_begin(text, hlen, path);
     int cap = 16;
     st->t = (StTensor*)mallocCheck(cap * sizeof(StTensor));
     st->meta_key = (char(*)[64])mallocCheck(64 * 64);
@@ -83,9 +83,9 @@ static void st_open(SafeTensors* st, const char* path) {
                     memcpy(st->meta_val[st->nmeta], v, 64);
                     st->nmeta++;
                 }
-                if (json_peek(&j) == ',') j.s++;
+                if (json_peek(&j) == ',') json_next(&j);
             }
-            j.s++;
+            json_next(&j);
         } else {
             if (st->n == cap) st->t = (StTensor*)realloc(st->t, (cap *= 2) * sizeof(StTensor));
             StTensor* t = &st->t[st->n++];
@@ -109,17 +109,17 @@ static void st_open(SafeTensors* st, const char* path) {
                         else if (n == 0) t->begin = (uint64_t)v;
                         else t->end = (uint64_t)v;
                         n++;
-                        if (json_peek(&j) == ',') j.s++;
+                        if (json_peek(&j) == ',') json_next(&j);
                     }
-                    j.s++;
+                    json_next(&j);
                     if (is_shape) t->ndim = n, have |= 2;
                     else if (n == 2) have |= 4;
                 } else {
                     json_skip(&j, 0);
                 }
-                if (json_peek(&j) == ',') j.s++;
+                if (json_peek(&j) == ',') json_next(&j);
             }
-            j.s++;
+            json_next(&j);
             if (have != 7) failf("is this a safetensors file?", "%s: tensor '%s' lacks dtype, shape or data_offsets", path, key);
             size_t es = st_dtype_size(t->dtype);
             uint64_t numel = 1;
@@ -129,7 +129,7 @@ static void st_open(SafeTensors* st, const char* path) {
                 failf("the file is truncated or corrupt", "%s: tensor '%s' offsets [%llu, %llu] do not match its shape or the file size",
                       path, key, (unsigned long long)t->begin, (unsigned long long)t->end);
         }
-        if (json_peek(&j) == ',') j.s++;
+        if (json_peek(&j) == ',') json_next(&j);
         else if (json_peek(&j) != '}') json_fail(&j, "expected ',' or '}'");
     }
     free(text);
@@ -690,18 +690,18 @@ static void export_peft(const GPT* model, const char* dir, float lora_dropout) {
 
 // The text of a top-level value in a JSON object, or NULL when the key is absent.
 static const char* json_value(const char* text, size_t len, const char* key, const char* path) {
-    Json j = {text, text + len, path};
+    Json j = json_begin(text, len, path);
     json_expect(&j, '{');
     if (json_peek(&j) == '}') return NULL;
     for (;;) {
         char k[128];
         json_string(&j, k, sizeof k);
         json_expect(&j, ':');
-        json_ws(&j);
-        if (!strcmp(k, key)) return j.s;
+        json_peek(&j);  // past the whitespace
+        if (!strcmp(k, key)) return json_here(&j);
         json_skip(&j, 0);
         int d = json_peek(&j);
-        if (d == ',') { j.s++; continue; }
+        if (d == ',') { json_next(&j); continue; }
         if (d == '}') return NULL;
         json_fail(&j, "expected ',' or '}'");
     }

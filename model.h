@@ -416,35 +416,27 @@ static void gpt_init_peft(GPT* model, uint64_t* rng) {
     }
 }
 
-static void gpt_free(GPT* model);
-
-// Rebuilds a model with new fine-tuning settings (LoRA, adapters, prefix, head), keeping the base weights.
-// The added tensors start from gpt_init_peft. Call before training starts.
-static void gpt_drop_fp32_copies(GPT* model);  // int8 model, below
-static void gpt_set_peft(GPT* model, GPTConfig with, uint64_t* rng) {
-    GPTConfig c = model->config;
-    if (with.maxT != c.maxT || with.V != c.V || with.Vp != c.Vp || with.L != c.L || with.NH != c.NH ||
-        with.C != c.C || mlp_width(&with) != mlp_width(&c))
-        DIE("gpt_set_peft cannot change the base model's shape", "");
-    GPT m;
-    gpt_build(&m, with);
-    for (int i = 0; i < NUM_BASE_PARAMS; i++)
-        if (!model->q8[i].q) memcpy(m.params.t[i], model->params.t[i], param_numel(&c, i) * sizeof(float));
-    if (model->q8_memory) {  // an int8 base moves over as it is, and stays frozen
-        m.q8_memory = model->q8_memory, m.q8_scales = model->q8_scales;
-        model->q8_memory = NULL, model->q8_scales = NULL;
-        memcpy(m.q8, model->q8, sizeof m.q8);
-        gpt_drop_fp32_copies(&m);
-    }
-    gpt_init_peft(&m, rng);
-    float* cw = model->class_weights;  // training options survive the rebuild
-    float ls = model->label_smoothing;
-    model->class_weights = NULL;
-    gpt_free(model);
-    *model = m;
-    model->class_weights = cw;
-    model->label_smoothing = ls;
+static void gpt_free(GPT* model) {
+    free(model->params_memory);
+    free(model->trainable);
+    free(model->grad_offset);
+    free(model->lr_scale);
+    free(model->grads_memory);
+    free(model->m_memory);
+    free(model->v_memory);
+    free(model->acts_memory);
+    free(model->gacts_memory);
+    free(model->inputs);
+    free(model->targets);
+    free(model->lengths);
+    free(model->labels);
+    free(model->class_weights);
+    free(model->dropout_scratch);
+    free(model->q8_memory);
+    free(model->q8_scales);
+    memset(model, 0, sizeof(*model));
 }
+
 
 // Folds LoRA into the base weights (sign +1: W += (alpha/r) B A on every target and LoRA layer) or takes it
 // out again (sign -1). After a merge, a config without LoRA gives the same outputs with plain matmuls.
@@ -500,26 +492,6 @@ static void gpt_grow_vocab(GPT* model, int V_new) {
     model->class_weights = cw;
 }
 
-static void gpt_free(GPT* model) {
-    free(model->params_memory);
-    free(model->trainable);
-    free(model->grad_offset);
-    free(model->lr_scale);
-    free(model->grads_memory);
-    free(model->m_memory);
-    free(model->v_memory);
-    free(model->acts_memory);
-    free(model->gacts_memory);
-    free(model->inputs);
-    free(model->targets);
-    free(model->lengths);
-    free(model->labels);
-    free(model->class_weights);
-    free(model->dropout_scratch);
-    free(model->q8_memory);
-    free(model->q8_scales);
-    memset(model, 0, sizeof(*model));
-}
 
 // (Re)allocates activations for a batch shape. Memory is one block per table, carved into tensors.
 static void gpt_alloc_activations(GPT* model, int B, int T) {
@@ -675,6 +647,34 @@ static void encoder_forward_q8(float* out, const int* inp, const Q8* wte, const 
         const float* wp = wpe + (size_t)(bt % T) * C;
         for (int i = 0; i < C; i++) out[(size_t)bt * C + i] = q8_at(wte, row + i) + wp[i];
     }
+}
+
+// ---------------------------------------------------------------------------- new fine-tuning tensors
+// Rebuilds a model with new fine-tuning settings (LoRA, adapters, prefix, head), keeping the base weights.
+// The added tensors start from gpt_init_peft. Call before training starts.
+static void gpt_set_peft(GPT* model, GPTConfig with, uint64_t* rng) {
+    GPTConfig c = model->config;
+    if (with.maxT != c.maxT || with.V != c.V || with.Vp != c.Vp || with.L != c.L || with.NH != c.NH ||
+        with.C != c.C || mlp_width(&with) != mlp_width(&c))
+        DIE("gpt_set_peft cannot change the base model's shape", "");
+    GPT m;
+    gpt_build(&m, with);
+    for (int i = 0; i < NUM_BASE_PARAMS; i++)
+        if (!model->q8[i].q) memcpy(m.params.t[i], model->params.t[i], param_numel(&c, i) * sizeof(float));
+    if (model->q8_memory) {  // an int8 base moves over as it is, and stays frozen
+        m.q8_memory = model->q8_memory, m.q8_scales = model->q8_scales;
+        model->q8_memory = NULL, model->q8_scales = NULL;
+        memcpy(m.q8, model->q8, sizeof m.q8);
+        gpt_drop_fp32_copies(&m);
+    }
+    gpt_init_peft(&m, rng);
+    float* cw = model->class_weights;  // training options survive the rebuild
+    float ls = model->label_smoothing;
+    model->class_weights = NULL;
+    gpt_free(model);
+    *model = m;
+    model->class_weights = cw;
+    model->label_smoothing = ls;
 }
 
 // ---------------------------------------------------------------------------- kernel timers (optional)

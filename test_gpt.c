@@ -885,6 +885,19 @@ static int run_cmd(const char* cmd, const char* needle, char* out, size_t cap) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+// Reads a whole file; *n is its size (0 and NULL when missing).
+static unsigned char* read_whole(const char* path, size_t* n) {
+    FILE* f = fopen(path, "rb");
+    *n = 0;
+    if (!f) return NULL;
+    *n = (size_t)file_size(f);
+    unsigned char* b = (unsigned char*)mallocCheck(*n + 1);
+    if (fread(b, 1, *n, f) != *n) *n = 0;
+    b[*n] = 0;
+    fclose(f);
+    return b;
+}
+
 static void write_tokens(const char* path, const int* ids, size_t n, int V) {
     FILE* f = fopen_check(path, "wb");
     int32_t h[256] = {TOKENS_MAGIC, 1, 2, V, (int32_t)n, 0};
@@ -1070,7 +1083,6 @@ static long long output_number(const char* cmd, const char* key) {
     return s ? atoll(s + strlen(key)) : -1;
 }
 
-static unsigned char* read_whole(const char* path, size_t* n);  // below, with the export tests
 
 static void test_cli_methods(void) {
     printf("-- command line: fine-tuning methods (runs ./train)\n");
@@ -1417,19 +1429,7 @@ static void test_inference(void) {
                  "--labels has 2 names");
 }
 
-// ---------------------------------------------------------------------------- other tools' formats (export.c)
-// Reads a whole file; *n is its size (0 and NULL when missing).
-static unsigned char* read_whole(const char* path, size_t* n) {
-    FILE* f = fopen(path, "rb");
-    *n = 0;
-    if (!f) return NULL;
-    *n = (size_t)file_size(f);
-    unsigned char* b = (unsigned char*)mallocCheck(*n + 1);
-    if (fread(b, 1, *n, f) != *n) *n = 0;
-    b[*n] = 0;
-    fclose(f);
-    return b;
-}
+// ---------------------------------------------------------------------------- other tools' formats (formats.c)
 // A GGUF metadata entry found by its key in a file's bytes: points at the u32 value type (the value follows).
 static const unsigned char* gguf_entry(const unsigned char* b, size_t n, const char* key) {
     size_t k = strlen(key);

@@ -36,14 +36,9 @@
 #ifndef TOKENIZER_C
 #define TOKENIZER_C
 
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-
-#include "unicode_tables.h"
+#include <sys/stat.h>          // defines: stat (is the path a folder?)
+#include "common.h"            // defines: the error helpers, IntVec, ByteVec, the JSON scanner
+#include "unicode_tables.h"    // defines: the Unicode category tables of the pre-tokenizer
 
 // Every function is static so that this file can be #included by several programs; the 'unused'
 // attribute (GCC, Clang) keeps -Wall quiet in a program that uses only some of them.
@@ -54,54 +49,6 @@
 #endif
 
 // ---------------------------------------------------------------------------- small helpers
-
-// exits with "file:line: what" and a hint; used only for things a caller cannot fix (out of memory)
-TOK_API void tok_die(const char* file, int line, const char* what, const char* hint) {
-    fprintf(stderr, "%s:%d: error: %s\n  hint: %s\n", file, line, what, hint);
-    exit(EXIT_FAILURE);
-}
-TOK_API void* tok_malloc_(size_t n, const char* file, int line) {
-    void* p = malloc(n ? n : 1);
-    if (!p) tok_die(file, line, "out of memory", "the input is too large for this machine's memory");
-    return p;
-}
-TOK_API void* tok_realloc_(void* p, size_t n, const char* file, int line) {
-    p = realloc(p, n ? n : 1);
-    if (!p) tok_die(file, line, "out of memory", "the input is too large for this machine's memory");
-    return p;
-}
-#define tok_malloc(n) tok_malloc_((n), __FILE__, __LINE__)
-#define tok_realloc(p, n) tok_realloc_((p), (n), __FILE__, __LINE__)
-
-// formats an error message into err (truncating if needed)
-TOK_API void tok_errf(char* err, size_t errlen, const char* fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
-
-// growable arrays of ids and of bytes
-typedef struct { int* data; size_t len, cap; } IntVec;
-typedef struct { unsigned char* data; size_t len, cap; } ByteVec;
-
-TOK_API void intvec_push(IntVec* v, int x) {
-    if (v->len == v->cap) {
-        v->cap = v->cap ? 2 * v->cap : 256;
-        v->data = (int*)tok_realloc(v->data, v->cap * sizeof(int));
-    }
-    v->data[v->len++] = x;
-}
-TOK_API void bytevec_append(ByteVec* v, const void* p, size_t n) {
-    if (v->len + n + 1 > v->cap) {  // +1 keeps room for a terminating 0
-        while (v->len + n + 1 > v->cap) v->cap = v->cap ? 2 * v->cap : 256;
-        v->data = (unsigned char*)tok_realloc(v->data, v->cap);
-    }
-    if (n) memcpy(v->data + v->len, p, n);
-    v->len += n;
-    v->data[v->len] = 0;
-}
-TOK_API void bytevec_push(ByteVec* v, unsigned char c) { bytevec_append(v, &c, 1); }
 
 // reads a whole (small) file; returns NULL and sets errno-style message in err on failure
 TOK_API unsigned char* tok_read_file(const char* path, size_t* len, char* err, size_t errlen) {
@@ -160,16 +107,6 @@ TOK_API size_t utf8_decode(const unsigned char* s, size_t n, size_t i, uint32_t*
     }
     *cp = c;
     return need + 1;
-}
-
-// appends the UTF-8 encoding of cp (< 0x110000) to out
-TOK_API void utf8_encode(ByteVec* out, uint32_t cp) {
-    unsigned char b[4]; size_t n;
-    if (cp < 0x80) { b[0] = (unsigned char)cp; n = 1; }
-    else if (cp < 0x800) { b[0] = 0xC0 | (cp >> 6); b[1] = 0x80 | (cp & 0x3F); n = 2; }
-    else if (cp < 0x10000) { b[0] = 0xE0 | (cp >> 12); b[1] = 0x80 | ((cp >> 6) & 0x3F); b[2] = 0x80 | (cp & 0x3F); n = 3; }
-    else { b[0] = 0xF0 | (cp >> 18); b[1] = 0x80 | ((cp >> 12) & 0x3F); b[2] = 0x80 | ((cp >> 6) & 0x3F); b[3] = 0x80 | (cp & 0x3F); n = 4; }
-    bytevec_append(out, b, n);
 }
 
 // UCLASS_LETTER (\p{L}), UCLASS_NUMBER (\p{N}), UCLASS_SPACE (\s) or UCLASS_OTHER; invalid bytes are OTHER
@@ -237,7 +174,7 @@ typedef struct { MergeSlot* slots; size_t cap; } MergeMap;
 TOK_API void mergemap_init(MergeMap* m, size_t n) {
     m->cap = 1024;
     while (m->cap < 2 * n) m->cap *= 2;
-    m->slots = (MergeSlot*)tok_malloc(m->cap * sizeof(MergeSlot));
+    m->slots = (MergeSlot*)mallocCheck(m->cap * sizeof(MergeSlot));
     memset(m->slots, 0, m->cap * sizeof(MergeSlot));
 }
 TOK_API uint64_t merge_key(int a, int b) { return (((uint64_t)(uint32_t)a << 32) | (uint32_t)b) + 1; }
@@ -265,7 +202,7 @@ TOK_API void strmap_init(StrMap* m, size_t n) {
     m->cap = 1024;
     while (m->cap < 2 * n) m->cap *= 2;
     m->count = 0;
-    m->slots = (StrSlot*)tok_malloc(m->cap * sizeof(StrSlot));
+    m->slots = (StrSlot*)mallocCheck(m->cap * sizeof(StrSlot));
     memset(m->slots, 0, m->cap * sizeof(StrSlot));
 }
 TOK_API StrSlot* strmap_find(StrMap* m, const unsigned char* p, size_t n, uint64_t hash) {
@@ -333,13 +270,13 @@ TOK_API void tok_push_token(Tokenizer* t, const unsigned char* p, size_t n, int 
     size_t off = t->token_off[id];
     if (off + n > t->bytes_cap) {  // grow geometrically: one realloc per token would be O(V^2)
         while (off + n > t->bytes_cap) t->bytes_cap = t->bytes_cap ? 2 * t->bytes_cap : 4096;
-        t->token_bytes = (unsigned char*)tok_realloc(t->token_bytes, t->bytes_cap);
+        t->token_bytes = (unsigned char*)reallocCheck(t->token_bytes, t->bytes_cap);
     }
     if (n) memcpy(t->token_bytes + off, p, n);
     if ((size_t)id + 2 > t->ids_cap) {
         t->ids_cap = t->ids_cap ? 2 * t->ids_cap : 1024;
-        t->token_off = (size_t*)tok_realloc(t->token_off, t->ids_cap * sizeof(size_t));
-        t->is_special = (unsigned char*)tok_realloc(t->is_special, t->ids_cap);
+        t->token_off = (size_t*)reallocCheck(t->token_off, t->ids_cap * sizeof(size_t));
+        t->is_special = (unsigned char*)reallocCheck(t->is_special, t->ids_cap);
     }
     t->token_off[id + 1] = off + n;
     t->is_special[id] = (unsigned char)special;
@@ -350,7 +287,7 @@ TOK_API void tok_init_empty(Tokenizer* t, int kind) {
     memset(t, 0, sizeof *t);
     t->kind = kind;
     t->eot_id = -1;
-    t->token_off = (size_t*)tok_malloc(sizeof(size_t));
+    t->token_off = (size_t*)mallocCheck(sizeof(size_t));
     t->token_off[0] = 0;
     for (int b = 0; b < 256; b++) t->byte_id[b] = -1;
 }
@@ -396,7 +333,7 @@ TOK_API int tok_finish(Tokenizer* t, char* err, size_t errlen) {
         tok_errf(err, errlen, "no token for the single byte 0x%02X (byte-level BPE needs all 256)", b);
         return -1;
     }
-    t->cache = (CacheSlot*)tok_malloc(TOK_CACHE_SLOTS * sizeof(CacheSlot));
+    t->cache = (CacheSlot*)mallocCheck(TOK_CACHE_SLOTS * sizeof(CacheSlot));
     memset(t->cache, 0, TOK_CACHE_SLOTS * sizeof(CacheSlot));
     return 0;
 }
@@ -412,154 +349,6 @@ TOK_API void tokenizer_init_bytes(Tokenizer* t) {
     tokenizer_add_special(t, "<|endoftext|>");
     char err[8];
     tok_finish(t, err, sizeof err);  // cannot fail: all 256 bytes are there, no merges
-}
-
-// ---------------------------------------------------------------------------- a small JSON scanner
-// Enough JSON to read encoder.json, JSONL rows and Alpaca files without building a tree: the caller
-// walks the text with these functions. Each returns 0 on success, -1 with js->err set on error;
-// js->line is the 1-based line of js->pos, for "file:line:" messages.
-
-typedef struct { const unsigned char* s; size_t n, pos; int line; const char* err; } JsonScan;
-
-TOK_API void jscan_ws(JsonScan* js) {
-    while (js->pos < js->n) {
-        unsigned char c = js->s[js->pos];
-        if (c == '\n') js->line++;
-        else if (c != ' ' && c != '\t' && c != '\r') break;
-        js->pos++;
-    }
-}
-TOK_API int jscan_fail(JsonScan* js, const char* what) { js->err = what; return -1; }
-TOK_API int jscan_expect(JsonScan* js, char c) {
-    jscan_ws(js);
-    if (js->pos >= js->n || js->s[js->pos] != (unsigned char)c) {
-        static char msg[64];  // static: the message outlives this call (not thread-safe, fine here)
-        tok_errf(msg, sizeof msg, "expected '%c'", c);
-        return jscan_fail(js, msg);
-    }
-    js->pos++;
-    return 0;
-}
-TOK_API int jscan_hex4(JsonScan* js, uint32_t* out) {
-    if (js->pos + 4 > js->n) return jscan_fail(js, "truncated \\u escape");
-    uint32_t v = 0;
-    for (int k = 0; k < 4; k++) {
-        unsigned char c = js->s[js->pos++];
-        v <<= 4;
-        if (c >= '0' && c <= '9') v |= c - '0';
-        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f') v |= (c | 0x20) - 'a' + 10;
-        else return jscan_fail(js, "bad hex digit in \\u escape");
-    }
-    *out = v;
-    return 0;
-}
-// reads a string value into out (replacing its content), decoding escapes to UTF-8.
-// A lone UTF-16 surrogate (\ud800 without its pair) becomes U+FFFD.
-TOK_API int jscan_string(JsonScan* js, ByteVec* out) {
-    out->len = 0;
-    bytevec_append(out, "", 0);
-    if (jscan_expect(js, '"')) return jscan_fail(js, "expected a string");
-    while (1) {
-        size_t start = js->pos;  // copy runs of plain bytes at once
-        while (js->pos < js->n && js->s[js->pos] != '"' && js->s[js->pos] != '\\' && js->s[js->pos] >= 0x20) js->pos++;
-        bytevec_append(out, js->s + start, js->pos - start);
-        if (js->pos >= js->n) return jscan_fail(js, "unterminated string");
-        unsigned char c = js->s[js->pos++];
-        if (c == '"') return 0;
-        if (c != '\\') return jscan_fail(js, "raw control character in string (newlines must be written \\n)");
-        if (js->pos >= js->n) return jscan_fail(js, "unterminated string");
-        c = js->s[js->pos++];
-        switch (c) {
-            case '"': case '\\': case '/': bytevec_push(out, c); break;
-            case 'b': bytevec_push(out, '\b'); break;
-            case 'f': bytevec_push(out, '\f'); break;
-            case 'n': bytevec_push(out, '\n'); break;
-            case 'r': bytevec_push(out, '\r'); break;
-            case 't': bytevec_push(out, '\t'); break;
-            case 'u': {
-                uint32_t u;
-                if (jscan_hex4(js, &u)) return -1;
-                if (u >= 0xD800 && u <= 0xDBFF && js->pos + 6 <= js->n && js->s[js->pos] == '\\' && js->s[js->pos + 1] == 'u') {
-                    size_t save = js->pos;
-                    uint32_t lo;
-                    js->pos += 2;
-                    if (jscan_hex4(js, &lo)) return -1;
-                    if (lo >= 0xDC00 && lo <= 0xDFFF) u = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
-                    else js->pos = save;  // not a pair: decode the second escape on its own
-                }
-                if (u >= 0xD800 && u <= 0xDFFF) u = 0xFFFD;
-                utf8_encode(out, u);
-                break;
-            }
-            default: return jscan_fail(js, "unknown escape in string");
-        }
-    }
-}
-TOK_API int jscan_number(JsonScan* js, double* out) {
-    jscan_ws(js);
-    size_t start = js->pos;
-    while (js->pos < js->n && js->s[js->pos] && strchr("+-0123456789.eE", js->s[js->pos])) js->pos++;
-    size_t len = js->pos - start;
-    if (len == 0 || len > 63) return jscan_fail(js, "expected a number");
-    char buf[64];
-    memcpy(buf, js->s + start, len);
-    buf[len] = 0;
-    char* end;
-    *out = strtod(buf, &end);
-    if (*end) return jscan_fail(js, "malformed number");
-    return 0;
-}
-// type of the next value: '"', '{', '[', 'n' (number), 't'/'f' (bool), 'z' (null), 0 at end/garbage
-TOK_API int jscan_peek(JsonScan* js) {
-    jscan_ws(js);
-    if (js->pos >= js->n) return 0;
-    unsigned char c = js->s[js->pos];
-    if (c == '"' || c == '{' || c == '[') return c;
-    if (c == '-' || (c >= '0' && c <= '9')) return 'n';
-    if (c == 't' || c == 'f') return c;
-    if (c == 'n') return 'z';
-    return 0;
-}
-TOK_API int jscan_literal(JsonScan* js, const char* word) {
-    size_t n = strlen(word);
-    if (js->pos + n > js->n || memcmp(js->s + js->pos, word, n) != 0) return jscan_fail(js, "unexpected character");
-    js->pos += n;
-    return 0;
-}
-// skips one value of any type; depth guards against stack overflow on [[[[[[...
-TOK_API int jscan_skip(JsonScan* js, int depth) {
-    if (depth > 200) return jscan_fail(js, "nested too deeply");
-    ByteVec tmp = {0};
-    int rc = 0;
-    switch (jscan_peek(js)) {
-        case '"': rc = jscan_string(js, &tmp); break;
-        case 'n': { double d; rc = jscan_number(js, &d); break; }
-        case 't': rc = jscan_literal(js, "true"); break;
-        case 'f': rc = jscan_literal(js, "false"); break;
-        case 'z': rc = jscan_literal(js, "null"); break;
-        case '{': case '[': {
-            char close = js->s[js->pos] == '{' ? '}' : ']';
-            int is_obj = close == '}';
-            js->pos++;
-            jscan_ws(js);
-            if (js->pos < js->n && js->s[js->pos] == (unsigned char)close) { js->pos++; break; }
-            while (1) {
-                if (is_obj) {
-                    if ((rc = jscan_string(js, &tmp))) break;
-                    if ((rc = jscan_expect(js, ':'))) break;
-                }
-                if ((rc = jscan_skip(js, depth + 1))) break;
-                jscan_ws(js);
-                if (js->pos < js->n && js->s[js->pos] == ',') { js->pos++; continue; }
-                if ((rc = jscan_expect(js, close))) break;
-                break;
-            }
-            break;
-        }
-        default: rc = jscan_fail(js, js->pos >= js->n ? "unexpected end of input" : "unexpected character");
-    }
-    free(tmp.data);
-    return rc;
 }
 
 // ---------------------------------------------------------------------------- loading GPT-2
@@ -620,11 +409,11 @@ TOK_API int tokenizer_load_gpt2(Tokenizer* t, const char* dir, char* err, size_t
         if (strcmp((char*)key.data, "<|endoftext|>") == 0) special = 1;
         if (count == cap) {
             cap = cap ? 2 * cap : 65536;
-            tb = (unsigned char**)tok_realloc(tb, cap * sizeof *tb); tl = (size_t*)tok_realloc(tl, cap * sizeof *tl);
-            ids = (int*)tok_realloc(ids, cap * sizeof *ids); spec = (int*)tok_realloc(spec, cap * sizeof *spec);
+            tb = (unsigned char**)reallocCheck(tb, cap * sizeof *tb); tl = (size_t*)reallocCheck(tl, cap * sizeof *tl);
+            ids = (int*)reallocCheck(ids, cap * sizeof *ids); spec = (int*)reallocCheck(spec, cap * sizeof *spec);
         }
         ByteVec* src = special ? &key : &raw;
-        tb[count] = (unsigned char*)tok_malloc(src->len + 1);
+        tb[count] = (unsigned char*)mallocCheck(src->len + 1);
         memcpy(tb[count], src->data, src->len);
         tl[count] = src->len; ids[count] = (int)d; spec[count] = special;
         if ((int)d > max_id) max_id = (int)d;
@@ -644,7 +433,7 @@ TOK_API int tokenizer_load_gpt2(Tokenizer* t, const char* dir, char* err, size_t
     }
     int* order = NULL;
     if (rc == 0) {  // place token i at id i, checking each id appears once
-        order = (int*)tok_malloc(count * sizeof(int));
+        order = (int*)mallocCheck(count * sizeof(int));
         for (size_t i = 0; i < count; i++) order[i] = -1;
         for (size_t i = 0; i < count && rc == 0; i++) {
             if (order[ids[i]] >= 0) { tok_errf(err, errlen, "%s: id %d is used twice", path, ids[i]); rc = -1; }
@@ -713,9 +502,9 @@ TOK_API int tokenizer_load_gpt2(Tokenizer* t, const char* dir, char* err, size_t
         }
         if ((size_t)t->num_merges == mcap) {
             mcap = mcap ? 2 * mcap : 65536;
-            t->merge_left = (int*)tok_realloc(t->merge_left, mcap * sizeof(int));
-            t->merge_right = (int*)tok_realloc(t->merge_right, mcap * sizeof(int));
-            t->merge_id = (int*)tok_realloc(t->merge_id, mcap * sizeof(int));
+            t->merge_left = (int*)reallocCheck(t->merge_left, mcap * sizeof(int));
+            t->merge_right = (int*)reallocCheck(t->merge_right, mcap * sizeof(int));
+            t->merge_id = (int*)reallocCheck(t->merge_id, mcap * sizeof(int));
         }
         t->merge_left[t->num_merges] = ia; t->merge_right[t->num_merges] = ib; t->merge_id[t->num_merges] = im;
         t->num_merges++;
@@ -814,9 +603,9 @@ TOK_API int tokenizer_parse_(Tokenizer* t, const unsigned char* text, size_t n, 
         return -1;
     }
     if (t->kind == TOK_BYTES && merges != 0) { tok_errf(err, errlen, "%s:%d: a byte tokenizer has no merges", name, line); return -1; }
-    t->merge_left = (int*)tok_malloc((size_t)merges * sizeof(int));
-    t->merge_right = (int*)tok_malloc((size_t)merges * sizeof(int));
-    t->merge_id = (int*)tok_malloc((size_t)merges * sizeof(int));
+    t->merge_left = (int*)mallocCheck((size_t)merges * sizeof(int));
+    t->merge_right = (int*)mallocCheck((size_t)merges * sizeof(int));
+    t->merge_id = (int*)mallocCheck((size_t)merges * sizeof(int));
     for (int r = 0; r < merges; r++) {
         int a, b, extra;
         char c;
@@ -838,7 +627,7 @@ TOK_API int tokenizer_parse_(Tokenizer* t, const unsigned char* text, size_t n, 
             tok_errf(err, errlen, "%s:%d: tokens add up to more than 256 MiB; not a real tokenizer", name, line);
             return -1;
         }
-        unsigned char* joined = (unsigned char*)tok_malloc(na + nb);
+        unsigned char* joined = (unsigned char*)mallocCheck(na + nb);
         memcpy(joined, tok_bytes(t, a, &na), na);
         memcpy(joined + na, tok_bytes(t, b, &nb), nb);
         tok_push_token(t, joined, na + nb, 0);
@@ -938,7 +727,7 @@ TOK_API void bpe_word(const Tokenizer* t, const unsigned char* w, size_t n, int*
 TOK_API void bpe_word_cached(Tokenizer* t, const unsigned char* w, size_t n, IntVec* out) {
     int small[TOK_CACHE_MAX_WORD];
     if (n > TOK_CACHE_MAX_WORD) {
-        int* ids = (int*)tok_malloc(n * sizeof(int));
+        int* ids = (int*)mallocCheck(n * sizeof(int));
         bpe_word(t, w, n, ids, out);
         free(ids);
         return;
@@ -1045,10 +834,10 @@ TOK_API void tokenizer_train_bpe(Tokenizer* t, const unsigned char* text, size_t
         i = e;
     }
     size_t nw = 0;
-    TrainWord* words = (TrainWord*)tok_malloc(pieces.count * sizeof(TrainWord));
+    TrainWord* words = (TrainWord*)mallocCheck(pieces.count * sizeof(TrainWord));
     for (size_t k = 0; k < pieces.cap; k++) if (pieces.slots[k].used) {
         StrSlot* s = &pieces.slots[k];
-        words[nw].ids = (int*)tok_malloc(s->n * sizeof(int));
+        words[nw].ids = (int*)mallocCheck(s->n * sizeof(int));
         for (size_t i = 0; i < s->n; i++) words[nw].ids[i] = s->p[i];
         words[nw].len = (int)s->n;
         words[nw].count = s->value;
@@ -1056,9 +845,9 @@ TOK_API void tokenizer_train_bpe(Tokenizer* t, const unsigned char* text, size_t
     }
     free(pieces.slots);
     int num_merges = vocab_size - 257 > 0 ? vocab_size - 257 : 0;  // 256 bytes + merges + <|endoftext|>
-    t->merge_left = (int*)tok_malloc((size_t)(num_merges + 1) * sizeof(int));
-    t->merge_right = (int*)tok_malloc((size_t)(num_merges + 1) * sizeof(int));
-    t->merge_id = (int*)tok_malloc((size_t)(num_merges + 1) * sizeof(int));
+    t->merge_left = (int*)mallocCheck((size_t)(num_merges + 1) * sizeof(int));
+    t->merge_right = (int*)mallocCheck((size_t)(num_merges + 1) * sizeof(int));
+    t->merge_id = (int*)mallocCheck((size_t)(num_merges + 1) * sizeof(int));
     // pair counts: a hash map from (a, b) to count, rebuilt each round (simple, fast enough)
     MergeMap counts;
     mergemap_init(&counts, 1 << 18);
@@ -1094,7 +883,7 @@ TOK_API void tokenizer_train_bpe(Tokenizer* t, const unsigned char* text, size_t
             t->num_merges = r + 1;
             size_t na, nb;
             tok_bytes(t, ba, &na); tok_bytes(t, bb, &nb);
-            unsigned char* joined = (unsigned char*)tok_malloc(na + nb);
+            unsigned char* joined = (unsigned char*)mallocCheck(na + nb);
             memcpy(joined, tok_bytes(t, ba, &na), na);
             memcpy(joined + na, tok_bytes(t, bb, &nb), nb);
             tok_push_token(t, joined, na + nb, 0);
