@@ -15,14 +15,12 @@
 #include "loader.c"  // defines: evaluate (quality before and after)
 #include "setup.c"   // defines: model_from_args, Args, save_checkpoint
 
-static const int PRUNABLE[4] = {PIDX(qkvw), PIDX(attprojw), PIDX(fcw), PIDX(fcprojw)};
-
 // Zeros and total over the prunable matrices: the sparsity actually reached.
 static double prunable_sparsity(const GPT* model, size_t* nonzero_out) {
     size_t zeros = 0, total = 0;
-    for (int k = 0; k < 4; k++) {
-        const float* w = model->params.t[PRUNABLE[k]];
-        size_t n = param_numel(&model->config, PRUNABLE[k]);
+    for (int k = 0; k < num_prunable(); k++) {
+        const float* w = model->params.t[prunable_param(k)];
+        size_t n = param_numel(&model->config, prunable_param(k));
         for (size_t j = 0; j < n; j++) zeros += w[j] == 0.0f;
         total += n;
     }
@@ -54,13 +52,13 @@ static float kth_smallest(float* x, size_t n, size_t k) {
 static void prune_unstructured(GPT* model, float s, int per_layer) {
     const GPTConfig* c = &model->config;
     size_t total = 0;
-    for (int k = 0; k < 4; k++) total += param_numel(c, PRUNABLE[k]);
+    for (int k = 0; k < num_prunable(); k++) total += param_numel(c, prunable_param(k));
     float* mag = (float*)mallocCheck(total * sizeof(float));
-    int groups = per_layer ? 4 * c->L : 1;
+    int groups = per_layer ? num_prunable() * c->L : 1;
     for (int g = 0; g < groups; g++) {
         size_t n = 0;  // gather the group's magnitudes
-        for (int k = 0; k < 4; k++) {
-            int i = PRUNABLE[k];
+        for (int k = 0; k < num_prunable(); k++) {
+            int i = prunable_param(k);
             size_t sn = slice_numel(c, i);
             for (int l = 0; l < c->L; l++) {
                 if (per_layer && (g != k * c->L + l)) continue;
@@ -71,8 +69,8 @@ static void prune_unstructured(GPT* model, float s, int per_layer) {
         size_t drop = (size_t)((double)s * n);
         if (drop == 0) continue;
         float thr = kth_smallest(mag, n, drop - 1);  // the largest magnitude that is dropped
-        for (int k = 0; k < 4; k++) {
-            int i = PRUNABLE[k];
+        for (int k = 0; k < num_prunable(); k++) {
+            int i = prunable_param(k);
             size_t sn = slice_numel(c, i);
             for (int l = 0; l < c->L; l++) {
                 if (per_layer && (g != k * c->L + l)) continue;

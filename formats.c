@@ -855,10 +855,6 @@ enum { GGUF_U32 = 4, GGUF_I32 = 5, GGUF_F32 = 6, GGUF_STRING = 8, GGUF_ARRAY = 9
 enum { LLAMA_FTYPE_ALL_F32 = 0, LLAMA_FTYPE_MOSTLY_Q8_0 = 7 };                      // general.file_type
 
 // llama.cpp's names of our 16 GPT-2 tensors, in PARAM_TABLE order (per-layer ones get "blk.N.")
-static const char* GGUF_NAMES[NUM_BASE_PARAMS] = {
-    "token_embd.weight", "position_embd.weight", "attn_norm.weight", "attn_norm.bias", "attn_qkv.weight",
-    "attn_qkv.bias", "attn_output.weight", "attn_output.bias", "ffn_norm.weight", "ffn_norm.bias", "ffn_up.weight",
-    "ffn_up.bias", "ffn_down.weight", "ffn_down.bias", "output_norm.weight", "output_norm.bias"};
 
 typedef struct {
     char name[64];
@@ -1028,8 +1024,8 @@ static void export_gguf(const GPT* model, const char* path, int q8, const char* 
             GgufTensor* g = &t[nt++];
             size_t rows, cols;
             slice_shape(c, p, &rows, &cols);
-            if (param_per_layer(p)) snprintf(g->name, sizeof g->name, "blk.%d.%s", l, GGUF_NAMES[p]);
-            else snprintf(g->name, sizeof g->name, "%s", GGUF_NAMES[p]);
+            if (param_per_layer(p)) snprintf(g->name, sizeof g->name, "blk.%d.%s", l, PARAM_TABLE[p].gguf);
+            else snprintf(g->name, sizeof g->name, "%s", PARAM_TABLE[p].gguf);
             g->nd = cols ? 2 : 1;
             g->ne[0] = cols ? cols : rows, g->ne[1] = cols ? rows : 1, g->ne[2] = g->ne[3] = 1;
             // position_embd stays F32, as in our int8 model: it is added, not multiplied, and small
@@ -1247,8 +1243,8 @@ static void load_gguf(GPT* model, const char* path) {
     for (int p = 0; p < NUM_BASE_PARAMS; p++)
         for (int l = 0; l < (param_per_layer(p) ? c.L : 1); l++) {
             char name[80];
-            if (param_per_layer(p)) snprintf(name, sizeof name, "blk.%d.%s", l, GGUF_NAMES[p]);
-            else snprintf(name, sizeof name, "%s", GGUF_NAMES[p]);
+            if (param_per_layer(p)) snprintf(name, sizeof name, "blk.%d.%s", l, PARAM_TABLE[p].gguf);
+            else snprintf(name, sizeof name, "%s", PARAM_TABLE[p].gguf);
             const GgufTensor* g = gguf_find(t, nt, name);
             if (!g) failf("the file is incomplete or not a GPT-2 model", "%s: missing tensor '%s'", path, name);
             size_t rows, cols;

@@ -157,7 +157,7 @@ static float* gpt_decode_step(GPT* model, KVCache* kv, int token, int pos) {
     int C = c->C, L = c->L, NH = c->NH, P = c->prefix_len, A = c->adapter_dim, F = mlp_width(c), PC = P + kv->cap;
     int rq = lora_rank_for(c, LORA_QKV), rp = lora_rank_for(c, LORA_PROJ), rf = lora_rank_for(c, LORA_FC),
         rg = lora_rank_for(c, LORA_FCPROJ);
-    float ls = c->lora_r ? lora_scale(c) : 0.0f;
+    float lora_s = c->lora_r ? lora_scale(c) : 0.0f;
     ParameterTensors p = model->params;
     if (pos == 0) kv_copy_prefix(model, kv);
     const float* wpe_t = p.wpe + (size_t)pos * C;  // encoder at position pos: wte[token] + wpe[pos]
@@ -170,13 +170,13 @@ static float* gpt_decode_step(GPT* model, KVCache* kv, int token, int pos) {
         layernorm_forward(kv->ln, kv->ln_stat, kv->ln_stat + 1, kv->x, p.ln1w + (size_t)l * C, p.ln1b + (size_t)l * C, 1, C);
         gpt_matvec_forward(model, PIDX(qkvw), l, kv->qkv, kv->ln, p.qkvb + (size_t)l * 3 * C, C, 3 * C);
         if (rq && lon) lora_forward(kv->qkv, kv->lora_h, kv->ln, p.lora_qkv_a + (size_t)l * rq * C,
-                                    p.lora_qkv_b + (size_t)l * 3 * C * rq, ls, 1, C, 3 * C, rq, 0.0f, 0, NULL);
+                                    p.lora_qkv_b + (size_t)l * 3 * C * rq, lora_s, 1, C, 3 * C, rq, 0.0f, 0, NULL);
         memcpy(l_k + (size_t)(P + pos) * C, kv->qkv + C, (size_t)C * sizeof(float));  // this position's k and v
         memcpy(l_v + (size_t)(P + pos) * C, kv->qkv + 2 * C, (size_t)C * sizeof(float));
         attention_decode(kv->atty, kv->att, kv->qkv, l_k, l_v, P + pos + 1, C, NH, PC);
         gpt_matvec_forward(model, PIDX(attprojw), l, kv->attproj, kv->atty, p.attprojb + (size_t)l * C, C, C);
         if (rp && lon) lora_forward(kv->attproj, kv->lora_h, kv->atty, p.lora_proj_a + (size_t)l * rp * C,
-                                    p.lora_proj_b + (size_t)l * C * rp, ls, 1, C, C, rp, 0.0f, 0, NULL);
+                                    p.lora_proj_b + (size_t)l * C * rp, lora_s, 1, C, C, rp, 0.0f, 0, NULL);
         const float* attn_out = kv->attproj;
         if (A) {
             adapter_forward(kv->adp_out, kv->adp_h, kv->adp_hg, kv->attproj, p.adpa_dw + (size_t)l * A * C,
@@ -187,11 +187,11 @@ static float* gpt_decode_step(GPT* model, KVCache* kv, int token, int pos) {
         layernorm_forward(kv->ln, kv->ln_stat, kv->ln_stat + 1, kv->x, p.ln2w + (size_t)l * C, p.ln2b + (size_t)l * C, 1, C);
         gpt_matvec_forward(model, PIDX(fcw), l, kv->fch, kv->ln, p.fcb + (size_t)l * F, C, F);
         if (rf && lon) lora_forward(kv->fch, kv->lora_h, kv->ln, p.lora_fc_a + (size_t)l * rf * C,
-                                    p.lora_fc_b + (size_t)l * F * rf, ls, 1, C, F, rf, 0.0f, 0, NULL);
+                                    p.lora_fc_b + (size_t)l * F * rf, lora_s, 1, C, F, rf, 0.0f, 0, NULL);
         gelu_forward(kv->fch_gelu, kv->fch, F);
         gpt_matvec_forward(model, PIDX(fcprojw), l, kv->fcproj, kv->fch_gelu, p.fcprojb + (size_t)l * C, F, C);
         if (rg && lon) lora_forward(kv->fcproj, kv->lora_h, kv->fch_gelu, p.lora_fcproj_a + (size_t)l * rg * F,
-                                    p.lora_fcproj_b + (size_t)l * C * rg, ls, 1, F, C, rg, 0.0f, 0, NULL);
+                                    p.lora_fcproj_b + (size_t)l * C * rg, lora_s, 1, F, C, rg, 0.0f, 0, NULL);
         const float* mlp_out = kv->fcproj;
         if (A) {
             adapter_forward(kv->adp_out, kv->adp_h, kv->adp_hg, kv->fcproj, p.adpm_dw + (size_t)l * A * C,

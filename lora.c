@@ -60,27 +60,27 @@ static void lora_merge_layer(float* W, const float* A, const float* B, float sca
 }
 
 // ---------------------------------------------------------------------------- adapters
-// y = x + up(gelu(down(x))): a Houlsby adapter (Houlsby et al. 2019), bottleneck A. Up is zero-initialised,
+// y = x + up(gelu(down(x))): a Houlsby adapter (Houlsby et al. 2019), bottleneck D. Up is zero-initialised,
 // so at init y = x and the model equals the base model.
-// y, x: (N,C)   h, hg: (N,A) before and after GELU, saved   dw: (A,C) db: (A) uw: (C,A) ub: (C)
+// y, x: (N,C)   h, hg: (N,D) before and after GELU, saved   dw: (D,C) db: (D) uw: (C,D) ub: (C)
 static void adapter_forward(float* y, float* h, float* hg, const float* x, const float* dw, const float* db,
-                            const float* uw, const float* ub, size_t N, int C, int A) {
-    matmul_forward(h, x, dw, db, N, C, A);
-    gelu_forward(hg, h, N * A);
-    matmul_forward(y, hg, uw, ub, N, A, C);
+                            const float* uw, const float* ub, size_t N, int C, int D) {
+    matmul_forward(h, x, dw, db, N, C, D);
+    gelu_forward(hg, h, N * D);
+    matmul_forward(y, hg, uw, ub, N, D, C);
     residual_forward(y, y, x, N * C);
 }
 // forward was y = x + up(hg), hg = gelu(h), h = down(x): dx += dy (the skip), then back through up, GELU and
-// down. dh, dhg: (N,A) scratch. Accumulates into dx and the weight gradients (NULL = frozen).
+// down. dh, dhg: (N,D) scratch. Accumulates into dx and the weight gradients (NULL = frozen).
 static void adapter_backward(float* dx, float* ddw, float* ddb, float* duw, float* dub, float* dh, float* dhg,
                              const float* dy, const float* x, const float* h, const float* hg, const float* dw,
-                             const float* uw, size_t N, int C, int A) {
+                             const float* uw, size_t N, int C, int D) {
     for (size_t i = 0; i < N * C; i++) dx[i] += dy[i];
-    memset(dhg, 0, N * A * sizeof(float));
-    matmul_backward(dhg, duw, dub, dy, hg, uw, N, A, C);
-    memset(dh, 0, N * A * sizeof(float));
-    gelu_backward(dh, h, dhg, N * A);
-    matmul_backward(dx, ddw, ddb, dh, x, dw, N, C, A);
+    memset(dhg, 0, N * D * sizeof(float));
+    matmul_backward(dhg, duw, dub, dy, hg, uw, N, D, C);
+    memset(dh, 0, N * D * sizeof(float));
+    gelu_backward(dh, h, dhg, N * D);
+    matmul_backward(dx, ddw, ddb, dh, x, dw, N, C, D);
 }
 
 // ---------------------------------------------------------------------------- classification head

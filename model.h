@@ -4,9 +4,15 @@
 // (forward directly above its backward), the whole-model forward and backward, and AdamW. train.c adds
 // files and the command line; test_gpt.c holds all of it to PyTorch and to finite differences.
 //
-// Legend (used in every shape comment; PyTorch order, the last axis is contiguous in memory):
-//   B batch   T time (sequence length)   C channels   V vocab   Vp vocab padded to a multiple of 64
-//   L layers  NH heads   hs head size (C/NH)   OC output channels   maxT longest sequence (positions)
+// Legend (used in every shape comment, in kernels.h, lora.c and infer.h too; PyTorch order, the last axis is
+// contiguous in memory). The parameter and activation tables' shape strings use the same symbols.
+//   B batch            T time (sequence length)     C channels          maxT longest sequence (positions)
+//   V vocab            Vp vocab padded to a multiple of 64 (Vlm: Vp with the LM head, 0 with a class head)
+//   L layers           NH heads                     hs head size (C/NH) F MLP hidden width (4C in GPT-2)
+//   N rows (B*T)       OC output channels           K classes of the classification head
+//   r LoRA rank (rqkv, rproj, rfc, rfcproj: per target, 0 where it has none)
+//   D adapter bottleneck width (CA: C where there are adapters, else 0)
+//   P prefix-tuning positions (PT = P + T: the keys a query attends to)
 
 #pragma once
 #include "lora.c"  // defines: the layer kernels (kernels.h), LoRA, adapters and the classification head
@@ -41,7 +47,7 @@ static int mlp_width(const GPTConfig* c) { return c->F ? c->F : 4 * c->C; }
 // checkpoint I/O, the loaders' shape checks, AdamW's decay groups, freezing and the test report all walk it.
 // Shapes use the legend's symbols; "3C" means 3*C. Per-layer tensors are stacked along a leading L axis.
 // The fine-tuning additions use: rqkv, rproj, rfc, rfcproj (the LoRA rank where that projection is a
-// target, else 0), A (adapter bottleneck), CA (C with adapters, else 0), P (prefix length), K (classes);
+// target, else 0), D (adapter bottleneck), CA (C with adapters, else 0), P (prefix length), K (classes);
 // absent ones have 0 elements.
 // decay: 1 for matrices (each per-layer slice is 2-D), 0 for biases and LayerNorm parameters (nanoGPT's
 // convention). Note it is not "ndim >= 2" of the stacked shape: qkvb is (L,3C) but each layer's bias is 1-D.
@@ -53,48 +59,60 @@ typedef struct {
     int decay;
     const char* hf;    // its name in a Hugging Face GPT-2 checkpoint (after "h.N." for per-layer tensors)
     int hf_transposed; // 1 where HF's Conv1D stores the weight (in, out), the transpose of ours
+    const char* gguf;  // its name in a GGUF file of llama.cpp's gpt2 (after "blk.N."), NULL: not in GPT-2
+    int int8;          // 1: gpt_quantize stores it as int8 (the matrices every token multiplies by, 99.7% of GPT-2)
+    int prunable;      // 1: ./train prune may zero it (the block matrices; wte is also the LM head, so it stays)
 } ParamSpec;
 static const ParamSpec PARAM_TABLE[NUM_PARAMS] = {
-    // name        shape      decay  Hugging Face name       transposed
-    {"wte", "Vp,C", 1, "wte.weight", 0},              // token embedding, also the LM head (tied); HF stores V rows
-    {"wpe", "maxT,C", 1, "wpe.weight", 0},            // position embedding
-    {"ln1w", "L,C", 0, "ln_1.weight", 0},             // LayerNorm before attention
-    {"ln1b", "L,C", 0, "ln_1.bias", 0},
-    {"qkvw", "L,3C,C", 1, "attn.c_attn.weight", 1},   // attention q,k,v projection, nn.Linear layout (out, in)
-    {"qkvb", "L,3C", 0, "attn.c_attn.bias", 0},
-    {"attprojw", "L,C,C", 1, "attn.c_proj.weight", 1}, // attention output projection
-    {"attprojb", "L,C", 0, "attn.c_proj.bias", 0},
-    {"ln2w", "L,C", 0, "ln_2.weight", 0},             // LayerNorm before the MLP
-    {"ln2b", "L,C", 0, "ln_2.bias", 0},
-    {"fcw", "L,F,C", 1, "mlp.c_fc.weight", 1},       // MLP up projection
-    {"fcb", "L,F", 0, "mlp.c_fc.bias", 0},
-    {"fcprojw", "L,C,F", 1, "mlp.c_proj.weight", 1}, // MLP down projection
-    {"fcprojb", "L,C", 0, "mlp.c_proj.bias", 0},
-    {"lnfw", "C", 0, "ln_f.weight", 0},               // final LayerNorm
-    {"lnfb", "C", 0, "ln_f.bias", 0},
+    // name, shape, decay, Hugging Face name, transposed, GGUF name (llama.cpp gpt2), int8, prunable
+    // token embedding, also the LM head (tied); HF stores V rows
+    {"wte",            "Vp,C",         1,  "wte.weight",                 0,  "token_embd.weight",     1,  0},
+    // position embedding
+    {"wpe",            "maxT,C",       1,  "wpe.weight",                 0,  "position_embd.weight",  0,  0},
+    // LayerNorm before attention
+    {"ln1w",           "L,C",          0,  "ln_1.weight",                0,  "attn_norm.weight",      0,  0},
+    {"ln1b",           "L,C",          0,  "ln_1.bias",                  0,  "attn_norm.bias",        0,  0},
+    // attention q,k,v projection, nn.Linear layout (out, in)
+    {"qkvw",           "L,3C,C",       1,  "attn.c_attn.weight",         1,  "attn_qkv.weight",       1,  1},
+    {"qkvb",           "L,3C",         0,  "attn.c_attn.bias",           0,  "attn_qkv.bias",         0,  0},
+    // attention output projection
+    {"attprojw",       "L,C,C",        1,  "attn.c_proj.weight",         1,  "attn_output.weight",    1,  1},
+    {"attprojb",       "L,C",          0,  "attn.c_proj.bias",           0,  "attn_output.bias",      0,  0},
+    // LayerNorm before the MLP
+    {"ln2w",           "L,C",          0,  "ln_2.weight",                0,  "ffn_norm.weight",       0,  0},
+    {"ln2b",           "L,C",          0,  "ln_2.bias",                  0,  "ffn_norm.bias",         0,  0},
+    // MLP up projection
+    {"fcw",            "L,F,C",        1,  "mlp.c_fc.weight",            1,  "ffn_up.weight",         1,  1},
+    {"fcb",            "L,F",          0,  "mlp.c_fc.bias",              0,  "ffn_up.bias",           0,  0},
+    // MLP down projection
+    {"fcprojw",        "L,C,F",        1,  "mlp.c_proj.weight",          1,  "ffn_down.weight",       1,  1},
+    {"fcprojb",        "L,C",          0,  "mlp.c_proj.bias",            0,  "ffn_down.bias",         0,  0},
+    // final LayerNorm
+    {"lnfw",           "C",            0,  "ln_f.weight",                0,  "output_norm.weight",    0,  0},
+    {"lnfb",           "C",            0,  "ln_f.bias",                  0,  "output_norm.bias",      0,  0},
     // LoRA (Hu et al. 2021): W x + (alpha/r) B A x. A: (r, in), B: (out, r), PEFT's lora_A / lora_B layout
-    {"lora_qkv_a", "L,rqkv,C", 1, "attn.c_attn.lora_A.weight", 0},
-    {"lora_qkv_b", "L,3C,rqkv", 1, "attn.c_attn.lora_B.weight", 0},
-    {"lora_proj_a", "L,rproj,C", 1, "attn.c_proj.lora_A.weight", 0},
-    {"lora_proj_b", "L,C,rproj", 1, "attn.c_proj.lora_B.weight", 0},
-    {"lora_fc_a", "L,rfc,C", 1, "mlp.c_fc.lora_A.weight", 0},
-    {"lora_fc_b", "L,F,rfc", 1, "mlp.c_fc.lora_B.weight", 0},
-    {"lora_fcproj_a", "L,rfcproj,F", 1, "mlp.c_proj.lora_A.weight", 0},
-    {"lora_fcproj_b", "L,C,rfcproj", 1, "mlp.c_proj.lora_B.weight", 0},
+    {"lora_qkv_a",     "L,rqkv,C",     1,  "attn.c_attn.lora_A.weight",  0,  NULL,                    0,  0},
+    {"lora_qkv_b",     "L,3C,rqkv",    1,  "attn.c_attn.lora_B.weight",  0,  NULL,                    0,  0},
+    {"lora_proj_a",    "L,rproj,C",    1,  "attn.c_proj.lora_A.weight",  0,  NULL,                    0,  0},
+    {"lora_proj_b",    "L,C,rproj",    1,  "attn.c_proj.lora_B.weight",  0,  NULL,                    0,  0},
+    {"lora_fc_a",      "L,rfc,C",      1,  "mlp.c_fc.lora_A.weight",     0,  NULL,                    0,  0},
+    {"lora_fc_b",      "L,F,rfc",      1,  "mlp.c_fc.lora_B.weight",     0,  NULL,                    0,  0},
+    {"lora_fcproj_a",  "L,rfcproj,F",  1,  "mlp.c_proj.lora_A.weight",   0,  NULL,                    0,  0},
+    {"lora_fcproj_b",  "L,C,rfcproj",  1,  "mlp.c_proj.lora_B.weight",   0,  NULL,                    0,  0},
     // Houlsby adapters: x + up(gelu(down(x))), after the attention projection and after the MLP
-    {"adpa_dw", "L,A,C", 1, "adapter_attn.down.weight", 0},
-    {"adpa_db", "L,A", 0, "adapter_attn.down.bias", 0},
-    {"adpa_uw", "L,C,A", 1, "adapter_attn.up.weight", 0},
-    {"adpa_ub", "L,CA", 0, "adapter_attn.up.bias", 0},
-    {"adpm_dw", "L,A,C", 1, "adapter_mlp.down.weight", 0},
-    {"adpm_db", "L,A", 0, "adapter_mlp.down.bias", 0},
-    {"adpm_uw", "L,C,A", 1, "adapter_mlp.up.weight", 0},
-    {"adpm_ub", "L,CA", 0, "adapter_mlp.up.bias", 0},
+    {"adpa_dw",        "L,D,C",        1,  "adapter_attn.down.weight",   0,  NULL,                    0,  0},
+    {"adpa_db",        "L,D",          0,  "adapter_attn.down.bias",     0,  NULL,                    0,  0},
+    {"adpa_uw",        "L,C,D",        1,  "adapter_attn.up.weight",     0,  NULL,                    0,  0},
+    {"adpa_ub",        "L,CA",         0,  "adapter_attn.up.bias",       0,  NULL,                    0,  0},
+    {"adpm_dw",        "L,D,C",        1,  "adapter_mlp.down.weight",    0,  NULL,                    0,  0},
+    {"adpm_db",        "L,D",          0,  "adapter_mlp.down.bias",      0,  NULL,                    0,  0},
+    {"adpm_uw",        "L,C,D",        1,  "adapter_mlp.up.weight",      0,  NULL,                    0,  0},
+    {"adpm_ub",        "L,CA",         0,  "adapter_mlp.up.bias",        0,  NULL,                    0,  0},
     // prefix-tuning (Li & Liang 2021): P key and value vectors per layer, heads concatenated
-    {"prefix_k", "L,P,C", 1, "prefix.keys", 0},
-    {"prefix_v", "L,P,C", 1, "prefix.values", 0},
+    {"prefix_k",       "L,P,C",        1,  "prefix.keys",                0,  NULL,                    0,  0},
+    {"prefix_v",       "L,P,C",        1,  "prefix.values",              0,  NULL,                    0,  0},
     // classification head: logits = h_last @ cls_w^T (no bias, as GPT2ForSequenceClassification's score)
-    {"cls_w", "K,C", 1, "score.weight", 0},
+    {"cls_w",          "K,C",          1,  "score.weight",               0,  NULL,                    0,  0},
 };
 
 // The same tensors by name or by index. The union keeps the names in the table's order: a static
@@ -118,7 +136,7 @@ static int lora_rank_for(const GPTConfig* c, int target) { return (c->lora_targe
 // Writes up to 5 dims, returns the number of dims.
 static int shape_dims(const char* shape, const GPTConfig* c, int B, int T, size_t dims[5]) {
     static const char* names[] = {"maxT", "Vlm", "Vp", "NH", "rqkv", "rproj", "rfcproj", "rfc", "PT",
-                                  "V", "L", "CA", "C", "B", "T", "A", "P", "K", "r", "F"};
+                                  "V", "L", "CA", "C", "B", "T", "D", "P", "K", "r", "F"};
     int nd = 0;
     const char* s = shape;
     while (*s && nd < 5) {
@@ -126,7 +144,7 @@ static int shape_dims(const char* shape, const GPTConfig* c, int B, int T, size_
         if (*s >= '0' && *s <= '9') mult = (size_t)strtoul(s, (char**)&s, 10);
         int k = 0, n = (int)(sizeof names / sizeof names[0]);
         while (k < n && strncmp(s, names[k], strlen(names[k]))) k++;
-        if (k == n) { fprintf(stderr, "bad shape symbol in '%s'\n", shape); exit(1); }
+        if (k == n) DIE("a shape string in a table uses a symbol shape_dims does not know", shape);
         s += strlen(names[k]);
         size_t v = 0;
         switch (k) {
@@ -161,6 +179,18 @@ static size_t shape_numel(const char* shape, const GPTConfig* c, int B, int T) {
     size_t dims[5], n = 1;
     int nd = shape_dims(shape, c, B, T, dims);
     for (int i = 0; i < nd; i++) n *= dims[i];
+    return n;
+}
+
+// The prunable column as a list: the k-th prunable parameter in table order (-1 past the last), and how many.
+static int prunable_param(int k) {
+    for (int i = 0; i < NUM_PARAMS; i++)
+        if (PARAM_TABLE[i].prunable && k-- == 0) return i;
+    return -1;
+}
+static int num_prunable(void) {
+    int n = 0;
+    for (int i = 0; i < NUM_PARAMS; i++) n += PARAM_TABLE[i].prunable;
     return n;
 }
 
@@ -216,11 +246,11 @@ static const struct { const char* name; const char* shape; } ACT_TABLE[NUM_ACTS]
     {"lora_h_proj", "L,B,T,rproj"},
     {"lora_h_fc", "L,B,T,rfc"},
     {"lora_h_fcproj", "L,B,T,rfcproj"},
-    {"adpa_h", "L,B,T,A"},       // attention adapter: down(x), before GELU
-    {"adpa_hg", "L,B,T,A"},      // after GELU
+    {"adpa_h", "L,B,T,D"},       // attention adapter: down(x), before GELU
+    {"adpa_hg", "L,B,T,D"},      // after GELU
     {"adpa_out", "L,B,T,CA"},    // x + up(...): what the residual adds when adapters are on
-    {"adpm_h", "L,B,T,A"},       // MLP adapter, the same three
-    {"adpm_hg", "L,B,T,A"},
+    {"adpm_h", "L,B,T,D"},       // MLP adapter, the same three
+    {"adpm_hg", "L,B,T,D"},
     {"adpm_out", "L,B,T,CA"},
     {"cls_logits", "B,K"},       // classification head
     {"cls_probs", "B,K"},
@@ -249,8 +279,8 @@ static const struct { const char* name; const char* shape; } GRAD_ACT_TABLE[NUM_
     {"dfch_gelu", "B,T,F"},
     {"dlora_h", "B,T,r"},     // LoRA: gradient of x A^T
     {"dadp_x", "B,T,CA"},     // adapters: gradient of the adapter's input
-    {"dadp_h", "B,T,A"},
-    {"dadp_hg", "B,T,A"},
+    {"dadp_h", "B,T,D"},
+    {"dadp_hg", "B,T,D"},
     {"dcls_logits", "B,K"},
     {"ddrop", "B,T,C"},       // residual dropout: gradient of the dropped branch
 };
@@ -554,9 +584,7 @@ static int has_finetuning_tensors(const GPTConfig* c) {
 
 // ---------------------------------------------------------------------------- int8 model
 // Which tensors gpt_quantize turns into int8: the matrices every token multiplies by (99.7% of GPT-2's weights).
-static int param_quantizable(int i) {
-    return i == PIDX(wte) || i == PIDX(qkvw) || i == PIDX(attprojw) || i == PIDX(fcw) || i == PIDX(fcprojw);
-}
+static int param_quantizable(int i) { return PARAM_TABLE[i].int8; }
 
 // Allocates the int8 copies of the quantizable tensors and points q8[] at them (their contents follow).
 static void gpt_alloc_q8(GPT* model) {
@@ -669,12 +697,12 @@ static void gpt_set_peft(GPT* model, GPTConfig with, uint64_t* rng) {
     }
     gpt_init_peft(&m, rng);
     float* cw = model->class_weights;  // training options survive the rebuild
-    float ls = model->label_smoothing;
+    float smoothing = model->label_smoothing;
     model->class_weights = NULL;
     gpt_free(model);
     *model = m;
     model->class_weights = cw;
-    model->label_smoothing = ls;
+    model->label_smoothing = smoothing;
 }
 
 // ---------------------------------------------------------------------------- kernel timers (optional)
@@ -749,7 +777,7 @@ static void gpt_forward_body(GPT* model) {
     int C = c->C, L = c->L, NH = c->NH, P = c->prefix_len, A = c->adapter_dim, PT = P + T, F = mlp_width(c);
     int rq = lora_rank_for(c, LORA_QKV), rp = lora_rank_for(c, LORA_PROJ), rf = lora_rank_for(c, LORA_FC),
         rg = lora_rank_for(c, LORA_FCPROJ);
-    float ls = c->lora_r ? lora_scale(c) : 0.0f;
+    float lora_s = c->lora_r ? lora_scale(c) : 0.0f;
     float pd = model->training && c->lora_r ? model->lora_dropout : 0.0f;  // LoRA dropout while training
     float* xd = NULL;
     if (pd > 0.0f) {
@@ -793,13 +821,13 @@ static void gpt_forward_body(GPT* model) {
         layernorm_forward(l_ln1, l_ln1_mean, l_ln1_rstd, residual, l_ln1w, l_ln1b, BT, C);
         gpt_matmul_forward(model, PIDX(qkvw), l, l_qkv, l_ln1, l_qkvb, BT, C, 3 * C);
         if (rq && lon) lora_forward(l_qkv, a.lora_h_qkv + (size_t)l * BT * rq, l_ln1, p.lora_qkv_a + (size_t)l * rq * C,
-                             p.lora_qkv_b + (size_t)l * 3 * C * rq, ls, BT, C, 3 * C, rq, pd, dropout_site_seed(model, DROP_LORA + 0, l), xd);
+                             p.lora_qkv_b + (size_t)l * 3 * C * rq, lora_s, BT, C, 3 * C, rq, pd, dropout_site_seed(model, DROP_LORA + 0, l), xd);
         attention_forward(l_atty, l_att, l_qkv, P ? p.prefix_k + (size_t)l * P * C : NULL,
                           P ? p.prefix_v + (size_t)l * P * C : NULL, B, T, C, NH, P, pdrop,
                           dropout_site_seed(model, DROP_ATT, l));
         gpt_matmul_forward(model, PIDX(attprojw), l, l_attproj, l_atty, l_attprojb, BT, C, C);
         if (rp && lon) lora_forward(l_attproj, a.lora_h_proj + (size_t)l * BT * rp, l_atty, p.lora_proj_a + (size_t)l * rp * C,
-                             p.lora_proj_b + (size_t)l * C * rp, ls, BT, C, C, rp, pd, dropout_site_seed(model, DROP_LORA + 1, l), xd);
+                             p.lora_proj_b + (size_t)l * C * rp, lora_s, BT, C, C, rp, pd, dropout_site_seed(model, DROP_LORA + 1, l), xd);
         const float* attn_out = l_attproj;  // what the residual adds: the projection, or the adapter's output
         if (A) {
             float* l_out = a.adpa_out + (size_t)l * BT * C;
@@ -812,11 +840,11 @@ static void gpt_forward_body(GPT* model) {
         layernorm_forward(l_ln2, l_ln2_mean, l_ln2_rstd, l_residual2, l_ln2w, l_ln2b, BT, C);
         gpt_matmul_forward(model, PIDX(fcw), l, l_fch, l_ln2, l_fcb, BT, C, F);
         if (rf && lon) lora_forward(l_fch, a.lora_h_fc + (size_t)l * BT * rf, l_ln2, p.lora_fc_a + (size_t)l * rf * C,
-                             p.lora_fc_b + (size_t)l * F * rf, ls, BT, C, F, rf, pd, dropout_site_seed(model, DROP_LORA + 2, l), xd);
+                             p.lora_fc_b + (size_t)l * F * rf, lora_s, BT, C, F, rf, pd, dropout_site_seed(model, DROP_LORA + 2, l), xd);
         gelu_forward(l_fch_gelu, l_fch, BT * F);
         gpt_matmul_forward(model, PIDX(fcprojw), l, l_fcproj, l_fch_gelu, l_fcprojb, BT, F, C);
         if (rg && lon) lora_forward(l_fcproj, a.lora_h_fcproj + (size_t)l * BT * rg, l_fch_gelu,
-                             p.lora_fcproj_a + (size_t)l * rg * F, p.lora_fcproj_b + (size_t)l * C * rg, ls, BT,
+                             p.lora_fcproj_a + (size_t)l * rg * F, p.lora_fcproj_b + (size_t)l * C * rg, lora_s, BT,
                              F, C, rg, pd, dropout_site_seed(model, DROP_LORA + 3, l), xd);
         const float* mlp_out = l_fcproj;
         if (A) {
@@ -913,7 +941,7 @@ static void gpt_backward(GPT* model) {
     int B = model->B, T = model->T, C = c->C, L = c->L, NH = c->NH, P = c->prefix_len, A = c->adapter_dim, PT = P + T, F = mlp_width(c);
     int rq = lora_rank_for(c, LORA_QKV), rp = lora_rank_for(c, LORA_PROJ), rf = lora_rank_for(c, LORA_FC),
         rg = lora_rank_for(c, LORA_FCPROJ);
-    float ls = c->lora_r ? lora_scale(c) : 0.0f;
+    float lora_s = c->lora_r ? lora_scale(c) : 0.0f;
     size_t BT = (size_t)B * T;
     float pd = model->training && c->lora_r ? model->lora_dropout : 0.0f;  // as in the forward
     float* xd = pd > 0.0f ? model->dropout_scratch : NULL;
@@ -989,14 +1017,14 @@ static void gpt_backward(GPT* model) {
         memset(ga.dfch_gelu, 0, BT * F * sizeof(float));
         if (rg && lon) lora_backward(ga.dfch_gelu, G(lora_fcproj_a, l), G(lora_fcproj_b, l), ga.dlora_h, dmlp_out,
                               a.lora_h_fcproj + (size_t)l * BT * rg, l_fch_gelu, p.lora_fcproj_a + (size_t)l * rg * F,
-                              p.lora_fcproj_b + (size_t)l * C * rg, ls, BT, F, C, rg, pd, dropout_site_seed(model, DROP_LORA + 3, l), xd, dxd);
+                              p.lora_fcproj_b + (size_t)l * C * rg, lora_s, BT, F, C, rg, pd, dropout_site_seed(model, DROP_LORA + 3, l), xd, dxd);
         gpt_matmul_backward(model, PIDX(fcprojw), l, ga.dfch_gelu, G(fcprojw, l), G(fcprojb, l), dmlp_out, l_fch_gelu, BT, F, C);
         memset(ga.dfch, 0, BT * F * sizeof(float));
         gelu_backward(ga.dfch, l_fch, ga.dfch_gelu, BT * F);
         memset(ga.dln, 0, BT * C * sizeof(float));
         if (rf && lon) lora_backward(ga.dln, G(lora_fc_a, l), G(lora_fc_b, l), ga.dlora_h, ga.dfch,
                               a.lora_h_fc + (size_t)l * BT * rf, l_ln2, p.lora_fc_a + (size_t)l * rf * C,
-                              p.lora_fc_b + (size_t)l * F * rf, ls, BT, C, F, rf, pd, dropout_site_seed(model, DROP_LORA + 2, l), xd, dxd);
+                              p.lora_fc_b + (size_t)l * F * rf, lora_s, BT, C, F, rf, pd, dropout_site_seed(model, DROP_LORA + 2, l), xd, dxd);
         gpt_matmul_backward(model, PIDX(fcw), l, ga.dln, G(fcw, l), G(fcb, l), ga.dfch, l_ln2, BT, C, F);
         layernorm_backward(ga.dresidual, G(ln2w, l), G(ln2b, l), ga.dln, l_residual2, l_ln2w, l_ln2_mean, l_ln2_rstd,
                            BT, C);
@@ -1019,7 +1047,7 @@ static void gpt_backward(GPT* model) {
         memset(ga.datty, 0, BT * C * sizeof(float));
         if (rp && lon) lora_backward(ga.datty, G(lora_proj_a, l), G(lora_proj_b, l), ga.dlora_h, dattn_out,
                               a.lora_h_proj + (size_t)l * BT * rp, l_atty, p.lora_proj_a + (size_t)l * rp * C,
-                              p.lora_proj_b + (size_t)l * C * rp, ls, BT, C, C, rp, pd, dropout_site_seed(model, DROP_LORA + 1, l), xd, dxd);
+                              p.lora_proj_b + (size_t)l * C * rp, lora_s, BT, C, C, rp, pd, dropout_site_seed(model, DROP_LORA + 1, l), xd, dxd);
         gpt_matmul_backward(model, PIDX(attprojw), l, ga.datty, G(attprojw, l), G(attprojb, l), dattn_out, l_atty, BT, C, C);
         memset(ga.dqkv, 0, BT * 3 * C * sizeof(float));
         attention_backward(ga.dqkv, P ? G(prefix_k, l) : NULL, P ? G(prefix_v, l) : NULL, ga.datty, l_qkv,
@@ -1028,7 +1056,7 @@ static void gpt_backward(GPT* model) {
         memset(ga.dln, 0, BT * C * sizeof(float));
         if (rq && lon) lora_backward(ga.dln, G(lora_qkv_a, l), G(lora_qkv_b, l), ga.dlora_h, ga.dqkv,
                               a.lora_h_qkv + (size_t)l * BT * rq, l_ln1, p.lora_qkv_a + (size_t)l * rq * C,
-                              p.lora_qkv_b + (size_t)l * 3 * C * rq, ls, BT, C, 3 * C, rq, pd, dropout_site_seed(model, DROP_LORA + 0, l), xd, dxd);
+                              p.lora_qkv_b + (size_t)l * 3 * C * rq, lora_s, BT, C, 3 * C, rq, pd, dropout_site_seed(model, DROP_LORA + 0, l), xd, dxd);
         gpt_matmul_backward(model, PIDX(qkvw), l, ga.dln, G(qkvw, l), G(qkvb, l), ga.dqkv, l_ln1, BT, C, 3 * C);
         layernorm_backward(ga.dresidual, G(ln1w, l), G(ln1b, l), ga.dln, residual, l_ln1w, l_ln1_mean, l_ln1_rstd,
                            BT, C);

@@ -1814,10 +1814,10 @@ static void test_pruning(void) {
     GPT orig;
     build_random(&orig, 2, 2, 32, 50, 33);
     double max_dropped = 0.0, min_kept = INFINITY;
-    for (int k = 0; k < 4; k++)
-        for (size_t e = 0; e < param_numel(&m.config, PRUNABLE[k]); e++) {
-            double v = fabs(orig.params.t[PRUNABLE[k]][e]);
-            if (m.params.t[PRUNABLE[k]][e] == 0.0f) max_dropped = fmax(max_dropped, v);
+    for (int k = 0; k < num_prunable(); k++)
+        for (size_t e = 0; e < param_numel(&m.config, prunable_param(k)); e++) {
+            double v = fabs(orig.params.t[prunable_param(k)][e]);
+            if (m.params.t[prunable_param(k)][e] == 0.0f) max_dropped = fmax(max_dropped, v);
             else min_kept = fmin(min_kept, v);
         }
     report(fabs(sp - 0.3) < 1e-3 && max_dropped <= min_kept,  // floor(0.3 n) weights go
@@ -1827,11 +1827,11 @@ static void test_pruning(void) {
     build_random(&m, 2, 2, 32, 50, 33);
     prune_unstructured(&m, 0.5f, 1);
     double worst = 0.0;
-    for (int k = 0; k < 4; k++) {
-        size_t sn = slice_numel(&m.config, PRUNABLE[k]);
+    for (int k = 0; k < num_prunable(); k++) {
+        size_t sn = slice_numel(&m.config, prunable_param(k));
         for (int l = 0; l < 2; l++) {
             size_t z = 0;
-            for (size_t e = 0; e < sn; e++) z += m.params.t[PRUNABLE[k]][(size_t)l * sn + e] == 0.0f;
+            for (size_t e = 0; e < sn; e++) z += m.params.t[prunable_param(k)][(size_t)l * sn + e] == 0.0f;
             worst = fmax(worst, fabs((double)z / sn - 0.5));
         }
     }

@@ -11,7 +11,7 @@
 
 #include <sys/stat.h>  // defines: mkdir (the sweep's folders)
 #include <sys/wait.h>  // defines: waitpid (the sweep runs ./train)
-#include "compress.c"  // defines: cmd_quantize, cmd_prune, PRUNABLE
+#include "compress.c"  // defines: cmd_quantize, cmd_prune
 #include "report.c"    // defines: metrics, error analysis, plots, write_report
 #include "setup.c"     // defines: Args, parse_args, model_from_args, setup_finetuning
 
@@ -28,7 +28,7 @@ static const char* const KIND_NAMES[] = {"lm", "cls", "sft"};
 typedef struct {
     const Args* a;
     GPT model;               // the model (on the GPU: the host copy that checkpoints are written from)
-    TrainState st;           // what a checkpoint saves besides the model: step, RNG, data position, best so far
+    TrainState state;        // what a checkpoint saves besides the model: step, RNG, data position, best so far
     DataLoader dl;           // reads global batches of N*B rows; this rank trains on rows r*B .. r*B+B-1
     Batch* micro;            // (accum) this rank's micro-batches of the current step
     Batch global;            // the global batch the loader reads (N*B rows)
@@ -106,25 +106,25 @@ static Backend cpu_backend(GPT* model) {
 // The model and the data, checked against each other and the flags.
 static void run_load(Run* r, const Args* a) {
     uint64_t rng = a->seed ? a->seed : 1;
-    model_from_args(&r->model, a, &r->st, &rng);
+    model_from_args(&r->model, a, &r->state, &rng);
     GPT* model = &r->model;
     if (!a->train) failf("give --train FILE (a dataset from ./dataprep)", "no training data");
     if (a->T > model->config.maxT) failf("use a smaller --seq", "--seq %d is longer than the model's maxT=%d", a->T, model->config.maxT);
-    if (a->resume && (r->st.B != a->B || r->st.T != a->T))
+    if (a->resume && (r->state.B != a->B || r->state.T != a->T))
         failf("resume with the same --batch and --seq as the original run", "%s: the run used B=%lld T=%lld, flags say B=%d T=%d",
-              a->resume, (long long)r->st.B, (long long)r->st.T, a->B, a->T);
-    if (!a->resume) r->st.rng = rng;
+              a->resume, (long long)r->state.B, (long long)r->state.T, a->B, a->T);
+    if (!a->resume) r->state.rng = rng;
     DataLoader* dl = &r->dl;
     loader_init(dl, a->train, a->B * dist_world, a->T, a->shuffle, a->seed ^ 0x9E3779B97F4A7C15ull);
     if (a->task && strcmp(a->task, KIND_NAMES[dl->kind]))
         failf("--task must match the data: token files are lm, dataprep cls files cls, dataprep sft files sft",
               "--task %s but %s is a %s dataset", a->task, a->train, KIND_NAMES[dl->kind]);
     if (a->resume) {  // put the loader back where the interrupted run left it
-        dl->rng = r->st.data_epoch_rng;
+        dl->rng = r->state.data_epoch_rng;
         loader_make_order(dl);
-        dl->epoch = r->st.data_epoch;
-        dl->rng = r->st.data_next_rng;
-        dl->pos = r->st.data_pos;
+        dl->epoch = r->state.data_epoch;
+        dl->rng = r->state.data_next_rng;
+        dl->pos = r->state.data_pos;
     } else {
         if (dl->ds.vocab_size > model->config.V && model->q8_memory)
             failf("add the tokens to the fp32 model (train it once on this data), then quantize",
@@ -157,10 +157,10 @@ static void run_recipe(Run* r, const Args* a) {
     const GPTConfig* c = &model->config;
     if (a->keep_sparsity) {  // where the prunable matrices are zero now, they stay zero
         size_t n = 0;
-        for (int k = 0; k < 4; k++) n += param_numel(c, PRUNABLE[k]);
+        for (int k = 0; k < num_prunable(); k++) n += param_numel(c, prunable_param(k));
         r->pruned = (uint8_t*)mallocCheck(n);
-        for (int k = 0, j = 0; k < 4; k++)
-            for (size_t e = 0; e < param_numel(c, PRUNABLE[k]); e++) r->pruned[j++] = model->params.t[PRUNABLE[k]][e] == 0.0f;
+        for (int k = 0, j = 0; k < num_prunable(); k++)
+            for (size_t e = 0; e < param_numel(c, prunable_param(k)); e++) r->pruned[j++] = model->params.t[prunable_param(k)][e] == 0.0f;
     }
     set_layer_decay(model, a->layer_decay);
     model->label_smoothing = a->label_smoothing;
@@ -244,8 +244,8 @@ static void run_buffers(Run* r, const Args* a) {
         model->m_memory = m, model->v_memory = v;
     }
     if (a->early_stop || a->test) r->best = (float*)mallocCheck(model->num_parameters * sizeof(float));
-    if (!a->resume) r->st.best_metric = NAN;
-    if (r->best && a->resume && isfinite(r->st.best_metric)) {  // the best model so far was saved next to the checkpoint
+    if (!a->resume) r->state.best_metric = NAN;
+    if (r->best && a->resume && isfinite(r->state.best_metric)) {  // the best model so far was saved next to the checkpoint
         char path[1100];
         snprintf(path, sizeof path, "%s/best.bin", a->resume);
         GPT bm;
@@ -295,7 +295,7 @@ static double train_step(Run* r, const Backend* be, int step, float* norm) {
         double share = batch_denominator(model, r->dl.kind, &r->micro[k]) / total;
         if (share == 0.0) continue;
         // a dropout seed drawn from the saved RNG (so resume reproduces it), different on every rank
-        uint64_t seed = ((uint64_t)random_u32(&r->st.rng) << 32 | random_u32(&r->st.rng)) ^ (uint64_t)dist_rank * 0x9E3779B97F4A7C15ull;
+        uint64_t seed = ((uint64_t)random_u32(&r->state.rng) << 32 | random_u32(&r->state.rng)) ^ (uint64_t)dist_rank * 0x9E3779B97F4A7C15ull;
         float l = be->forward_backward(be->ctx, r->dl.kind, &r->micro[k], (float)share, seed);
         if (!isfinite(l)) failf("lower --lr, or check the data", "step %d: loss is %f", step + 1, l);
         loss += share * l;
@@ -305,9 +305,9 @@ static double train_step(Run* r, const Backend* be, int step, float* norm) {
     *norm = be->update(be->ctx, r, step + 1);
     if (r->pruned) {  // AdamW moved pruned weights off zero (momentum, decay of others): put them back
         const GPTConfig* c = &model->config;
-        for (int k = 0, j = 0; k < 4; k++)
-            for (size_t e = 0; e < param_numel(c, PRUNABLE[k]); e++, j++)
-                if (r->pruned[j]) model->params.t[PRUNABLE[k]][e] = 0.0f;
+        for (int k = 0, j = 0; k < num_prunable(); k++)
+            for (size_t e = 0; e < param_numel(c, prunable_param(k)); e++, j++)
+                if (r->pruned[j]) model->params.t[prunable_param(k)][e] = 0.0f;
     }
     return loss;
 }
@@ -324,14 +324,14 @@ static int run_validate(Run* r, const Backend* be, int step, EvalResult* val, do
     if (!strcmp(a->metric, "f1")) *metric = cls_metrics(val->confusion, model->config.num_classes).macro_f1;
     free(val->confusion);
     val->confusion = NULL;
-    int improved = !isfinite(r->st.best_metric) || (r->higher_better ? *metric > r->st.best_metric : *metric < r->st.best_metric);
+    int improved = !isfinite(r->state.best_metric) || (r->higher_better ? *metric > r->state.best_metric : *metric < r->state.best_metric);
     if (!improved) {
-        r->st.bad_evals++;
+        r->state.bad_evals++;
         return 0;
     }
-    r->st.best_metric = *metric;
-    r->st.best_step = step + 1;
-    r->st.bad_evals = 0;
+    r->state.best_metric = *metric;
+    r->state.best_step = step + 1;
+    r->state.bad_evals = 0;
     be->to_host(be->ctx, model);
     if (r->best) memcpy(r->best, model->params_memory, model->num_parameters * sizeof(float));
     if (a->out && dist_rank == 0) {
@@ -383,15 +383,15 @@ static void run_checkpoint(Run* r, const Backend* be) {
         dist_gather_to_root(v_full, v_shard, model->num_trainable);
         model->m_memory = m_full, model->v_memory = v_full;
     }
-    r->st.B = a->B;
-    r->st.T = a->T;
-    r->st.data_epoch = r->dl.epoch;
-    r->st.data_epoch_rng = r->dl.epoch_rng;
-    r->st.data_next_rng = r->dl.rng;
-    r->st.data_pos = r->dl.pos;
+    r->state.B = a->B;
+    r->state.T = a->T;
+    r->state.data_epoch = r->dl.epoch;
+    r->state.data_epoch_rng = r->dl.epoch_rng;
+    r->state.data_next_rng = r->dl.rng;
+    r->state.data_pos = r->dl.pos;
     char path[1100];
     snprintf(path, sizeof path, "%s/ckpt.bin", a->out);
-    if (dist_rank == 0) save_checkpoint(model, path, &r->st);
+    if (dist_rank == 0) save_checkpoint(model, path, &r->state);
     if (a->zero) {
         free(model->m_memory), free(model->v_memory);
         model->m_memory = m_shard, model->v_memory = v_shard;
@@ -402,7 +402,7 @@ static void run_checkpoint(Run* r, const Backend* be) {
 static void run_train(Run* r, const Backend* be) {
     const Args* a = r->a;
     r->t_start = now_seconds();
-    r->first = (int)r->st.step;
+    r->first = (int)r->state.step;
     r->last_loss = NAN;
     for (int step = r->first; step < r->steps; step++) {
         double t0 = now_seconds();
@@ -417,11 +417,11 @@ static void run_train(Run* r, const Backend* be) {
         double metric = NAN;
         int improved = is_eval ? run_validate(r, be, step, &val, &metric) : 0;
         run_log(r, step, loss, norm, tok_s, is_eval ? &val : NULL, metric, improved);
-        r->st.step = step + 1;
+        r->state.step = step + 1;
         int stop_now = step + 1 == a->stop_at;
-        if (a->early_stop && r->st.bad_evals >= a->early_stop) {
+        if (a->early_stop && r->state.bad_evals >= a->early_stop) {
             printf("early stop: no improvement of %s in %d evaluations; best %.6f at step %lld\n", a->metric, a->early_stop,
-                   r->st.best_metric, (long long)r->st.best_step);
+                   r->state.best_metric, (long long)r->state.best_step);
             r->stopped_early = 1;
         }
         if (a->out && (stop_now || r->stopped_early || step + 1 == r->steps || (a->save_every > 0 && (step + 1) % a->save_every == 0)))
@@ -441,7 +441,7 @@ static void run_save_final(Run* r, const Backend* be) {
     snprintf(path, sizeof path, "%s/model.bin", a->out);
     save_checkpoint(&r->model, path, NULL);
     printf("wrote %s/model.bin (last) and %s/ckpt.bin", a->out, a->out);
-    if (a->val) printf(" and %s/best.bin (best %s %.6f, step %lld)", a->out, a->metric, r->st.best_metric, (long long)r->st.best_step);
+    if (a->val) printf(" and %s/best.bin (best %s %.6f, step %lld)", a->out, a->metric, r->state.best_metric, (long long)r->state.best_step);
     if (has_finetuning_tensors(&r->model.config)) {
         snprintf(path, sizeof path, "%s/adapter.bin", a->out);
         save_checkpoint_kind(&r->model, path, NULL, CKPT_ADAPTER);
@@ -460,7 +460,7 @@ static EvalResult run_test(Run* r, const Backend* be) {
     int K = model->config.num_classes;
     memcpy(model->params_memory, r->best, model->num_parameters * sizeof(float));
     EvalResult te = be->evaluate(be->ctx, model, a->test, a->B, a->T, 0);
-    printf("test (best by %s, step %lld): loss %.6f", a->metric, (long long)r->st.best_step, te.loss);
+    printf("test (best by %s, step %lld): loss %.6f", a->metric, (long long)r->state.best_step, te.loss);
     if (K) printf(" accuracy %.6f macro F1 %.6f", te.accuracy, cls_metrics(te.confusion, K).macro_f1);
     printf(" over %zu %s\n", te.count, K ? "examples" : "targets");
     if (K && a->out && dist_rank == 0) {
@@ -473,7 +473,7 @@ static EvalResult run_test(Run* r, const Backend* be) {
         printf("error analysis: %s\n", path);
     }
     if (r->log) {
-        fprintf(r->log, "{\"test_loss\": %.6f, \"best_step\": %lld", te.loss, (long long)r->st.best_step);
+        fprintf(r->log, "{\"test_loss\": %.6f, \"best_step\": %lld", te.loss, (long long)r->state.best_step);
         if (K) fprintf(r->log, ", \"test_accuracy\": %.6f, \"test_macro_f1\": %.6f", te.accuracy, cls_metrics(te.confusion, K).macro_f1);
         fprintf(r->log, "}\n");
     }
@@ -483,22 +483,22 @@ static EvalResult run_test(Run* r, const Backend* be) {
 static void run_finish(Run* r, const Backend* be) {
     const Args* a = r->a;
     run_save_final(r, be);
-    int n = (int)r->st.step - r->first;
+    int n = (int)r->state.step - r->first;
     double ms = n ? 1000.0 * r->t_steps / n : 0.0, tok_s = n ? (double)a->B * a->T * a->accum * dist_world * n / r->t_steps : 0.0;
     printf("done: %d steps in %.1fs, %.1f ms/step, %.0f tokens/s, trainable %zu, peak RSS %.0f MB\n", n,
            now_seconds() - r->t_start, ms, tok_s, r->ntrain, peak_rss_mb());
     EvalResult te = {NAN, NAN, 0, NULL};
-    int tested = a->test && (r->st.step == r->steps || r->stopped_early);
+    int tested = a->test && (r->state.step == r->steps || r->stopped_early);
     if (tested) te = run_test(r, be);
     if (a->out && dist_rank == 0) {
         RunSummary rs = {a->out, a->argc, a->argv, a->method, a->metric, a->val, a->test, a->B, a->T, a->accum,
-                         (long long)r->st.step, (long long)r->st.best_step, r->st.best_metric, n, r->stopped_early,
+                         (long long)r->state.step, (long long)r->state.best_step, r->state.best_metric, n, r->stopped_early,
                          now_seconds() - r->t_start, ms, tok_s, peak_rss_mb(), r->last_loss, tested ? &te : NULL};
         write_report(&r->model, r->ntrain, &rs);
         printf("report: %s/report.md\n", a->out);
     }
     free(te.confusion);
-    if (r->log && a->val) fprintf(r->log, "{\"best_%s\": %.8f, \"best_step\": %lld}\n", a->metric, r->st.best_metric, (long long)r->st.best_step);
+    if (r->log && a->val) fprintf(r->log, "{\"best_%s\": %.8f, \"best_step\": %lld}\n", a->metric, r->state.best_metric, (long long)r->state.best_step);
 }
 
 static void run_free(Run* r) {
