@@ -2673,7 +2673,10 @@ static int cmd_sweep(int argc, char** argv) {
     }
     // build every run's command line and check it parses before any work starts
     char self[1024];
-    snprintf(self, sizeof self, "%s", argv[0]);
+    // each run executes this program again: argv[0], or $FINETUNE_TRAIN when set (a wrapper that runs it under
+    // an emulator: qemu-user without binfmt_misc cannot exec the binary argv[0] names, see dev/test_isa.sh)
+    const char* prog = getenv("FINETUNE_TRAIN");
+    snprintf(self, sizeof self, "%s", prog && prog[0] ? prog : argv[0]);
     char*** runs = (char***)mallocCheck(npts * sizeof(char**));
     for (size_t p = 0; p < npts; p++) {
         char** av = (char**)callocCheck((size_t)np + 2 * na + 8, sizeof(char*));
@@ -2910,6 +2913,7 @@ static double fma_peak_gflops(int threads, double seconds) {
 }
 
 static int cmd_bench(const Args* a) {
+    printf("matmul tile: %s\n", gemm_tile);  // which register tile this build's -march got (see "matmul" in model.h)
     GPT model;
     uint64_t rng = a->seed ? a->seed : 1;
     model_from_args(&model, a, NULL, &rng);
