@@ -61,6 +61,7 @@ if [ "${ISA:-}" = avx2 ]; then
     train=$tmp/train isa="AVX2+FMA (restricted; the CPU has $isa)" core=Haswell
     torch_env=(ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2 ONEDNN_MAX_CPU_ISA=AVX2)
 fi
+[ -n "${OPENBLAS_CORETYPE:-}" ] && echo "== OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE from the environment is kept (OPENBLAS_CORETYPE= to let the bench choose $core)"
 core=${OPENBLAS_CORETYPE:-$core}
 [ -n "$core" ] && torch_env+=(OPENBLAS_CORETYPE=$core)
 tile=$(grep -a -o -m1 '[A-Za-z0-9+-]* [0-9]*x[0-9]* fp32, KC [0-9]*' "$train" | head -n 1)  # model.h's gemm_tile
