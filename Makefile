@@ -5,8 +5,11 @@ CC ?= cc
 # accurate, and it doubles the matmul speed). No -ffast-math: reassociation broke GELU in llm.c.
 # -fno-math-errno: sqrtf need not set errno for a negative argument (nothing here reads errno after math),
 # so it is one instruction and the loops around it vectorise (AdamW's update ran scalar, calling sqrtf).
-CFLAGS ?= -O3 -march=native -ffp-contract=fast -fno-math-errno -std=c11 -Wall -Wextra -Wno-unused-function
-ifeq ($(shell uname -m),x86_64)
+# ARCH picks the target CPU, and with it the vector ISA the matmul's register tile is built for ("matmul" in
+# model.h): e.g. ARCH=-march=haswell (AVX2), ARCH=-march=x86-64 (no AVX: the plain-C tile); dev/test_isa.sh.
+ARCH ?= -march=native
+CFLAGS ?= -O3 $(ARCH) -ffp-contract=fast -fno-math-errno -std=c11 -Wall -Wextra -Wno-unused-function
+ifneq ($(findstring x86_64,$(shell $(CC) -dumpmachine)),)
   CFLAGS += -mprefer-vector-width=512
 endif
 LDLIBS = -lm
@@ -100,6 +103,12 @@ test-mpi: train_mpi train
 # bench: GPT-2 124M-shaped and small training steps, 1 and 2 threads, side by side with PyTorch when installed
 bench: train
 	bash dev/bench.sh
+
+# test-isa: the tests built for the other matmul tiles (AVX2, generic x86-64, clang, aarch64 under qemu-user),
+# each in its own temp copy of the tree (dev/test_isa.sh; BUILDS="avx2 clang" picks some)
+test-isa:
+	bash dev/test_isa.sh $(BUILDS)
+.PHONY: test-isa
 
 # profile: train_prof, the trainer with per-kernel timers (-DKERNEL_TIMERS): `./train_prof bench ...` prints them
 profile: train_prof

@@ -154,14 +154,154 @@ static void matmul_backward_ref(float* dinp, float* dw, float* dbias, const floa
 // Blocking scheme (the classic Goto/BLIS one): K is walked in KC-long slices; each slice of A and of B is first
 // copied ("packed") into a contiguous buffer laid out in the exact order the micro-kernel reads it, so its
 // loads are unit-stride and one operand's panel stays in L1 cache while the other's stream from L2. The
-// micro-kernel computes an
-// MR x NR block of Cm in registers: MR*NR = 8*32 floats = 16 AVX-512 registers of accumulators. It is plain C
-// with fixed trip counts, which gcc -O3 -march=native turns into broadcast + FMA instructions.
+// micro-kernel computes an MR x NR block of Cm in registers.
+//
+// The register tile: MR x NR accumulators must fit in the vector registers with room left for one row of B
+// (NR/VEC vectors) and one broadcast of A, or the compiler spills accumulators to the stack on every k and the
+// kernel runs at half speed. Register files differ, so the tile is chosen at compile time from the compiler's
+// predefined macros for the ISA it targets (-march=...), never assumed; every path is tested by building the
+// test suite for that ISA (.ci/run). Accumulators / registers:
+//   AVX-512 (__AVX512F__):         32 zmm of 16 floats;  8 x 32 = 16 accumulators + 2 (B row) + 1 (broadcast).
+//                                   14 x 32 (28 + 2 + 1) and 12 x 32 fit too, and do more FMAs per load, but
+//                                   on Zen 5 they ran no faster alone (~215 GFLOP/s, all three) and ~5% slower
+//                                   in the model's products, whose M = B*T is a multiple of 8, not of 12 or 14.
+//   AVX2 + FMA (__AVX2__, __FMA__): 16 ymm of 8 floats;  6 x 16 = 12 + 2 + 1, the tile BLIS and OpenBLAS use
+//                                   for Haswell and Zen sgemm. (The 8 x 32 tile this file used to have on
+//                                   every CPU needs 32 ymm: on AVX2 gcc spilled and it ran 1.1-1.6x slower
+//                                   than PyTorch.)
+//   ARM NEON (__ARM_NEON, AArch64): 32 q of 4 floats;    8 x 12 = 24 + 3 + 2 (A's 8 values as 2 vectors,
+//                                   multiplied by lane: intrinsics, see below), BLIS's armv8a sgemm tile
+//   anything else (plain C):       4 x 8, the loops below without vector types; on x86-64's baseline SSE2
+//                                   (16 xmm of 4) gcc makes that 8 accumulators. (Measured with -march=x86-64:
+//                                   4x8 27-30 GFLOP/s, 8x32 25, 4x16, 6x8, 8x8, 8x16 and 6x16 7-11: the
+//                                   plain loops vectorise well only in some shapes.)
+// KC, the K-slice length, from the L1 data cache: the stationary B panel (KC x NR floats) plus the A panels
+// streaming past it (MR x KC each, two in flight) should fit in L1, which is 32 KB on Skylake-X/Zen 4 and
+// 48 KB on Ice Lake/Sapphire Rapids/Zen 5, 32-64 KB on ARM cores; a longer slice halves how often the C tile
+// is read and written (once per slice, and C comes from L2 or DRAM). MC, how many rows/columns of the small
+// operand are packed for all threads at once, from L2 (1-2 MB per core): MC x KC floats stay in L2 while
+// every block of the other operand streams past them. The thread block (GEMM_MB rows of A, GEMM_NB columns
+// of B) is the grain handed to a thread, see gemm_any.
+#if defined(__AVX512F__)
+#define GEMM_ISA "AVX-512"
+#define GEMM_VEC 16  // floats per vector register
 #define GEMM_MR 8
-#define GEMM_NR 32
-#define GEMM_KC 256
+#define GEMM_NR 32  // a multiple of VEC: NR / VEC vectors per row of the tile
+#define GEMM_KC 256  // B panel 32 KB + A panels 2 x 8 KB: an L1 of 48 KB (Zen 5, Ice Lake and later)
+#define GEMM_MC 512  // 512 x 256 floats = 512 KB: half of a 1 MB L2 (Skylake-X, Zen 4/5; 2 MB on Sapphire Rapids)
+#elif defined(__AVX2__) && defined(__FMA__)
+#define GEMM_ISA "AVX2+FMA"
+#define GEMM_VEC 8
+#define GEMM_MR 6
+#define GEMM_NR 16
+#define GEMM_KC 256  // B panel 16 KB + A panels 2 x 6 KB: fits a 32 KB L1
+#define GEMM_MC 256  // 256 KB: half of Zen 2/3's 512 KB L2 (Haswell has 256 KB: there it comes from L3)
+#elif defined(__ARM_NEON) || defined(__aarch64__)
+#define GEMM_ISA "NEON"
+#define GEMM_VEC 4
+#define GEMM_MR 8
+#define GEMM_NR 12
+#define GEMM_KC 256  // B panel 12 KB + A panels 2 x 8 KB: fits a 32 KB L1 (BLIS armv8a: kc 256 as well)
+#define GEMM_MC 256  // 256 KB: half of a Cortex-A76/Neoverse-N1 512 KB L2
+#ifndef GEMM_PORTABLE
+#define GEMM_NEON_INTRINSICS  // the kernel below that multiplies by lanes; -DGEMM_PORTABLE: the plain-C one
+#endif
+#else
+#define GEMM_ISA "generic"
+#define GEMM_VEC 0  // no vector types: the plain-C micro-kernel
+#define GEMM_MR 4
+#define GEMM_NR 8
+#define GEMM_KC 256  // B panel 8 KB + A panels 2 x 4 KB
+#define GEMM_MC 256
+#endif
+#if GEMM_VEC > 0
+#define GEMM_NV (GEMM_NR / GEMM_VEC)  // vectors per row of the tile
+#endif
+// a thread's block of the large dimension: a multiple of the tile, about 64 wide (see gemm_any for why 64)
+#define GEMM_MB (GEMM_MR * ((64 + GEMM_MR - 1) / GEMM_MR))
+#define GEMM_NB (GEMM_NR * ((64 + GEMM_NR - 1) / GEMM_NR))
+#define GEMM_STR2(x) #x
+#define GEMM_STR(x) GEMM_STR2(x)
+// what was built, for `./train bench` to print: e.g. "AVX-512 14x32 fp32, KC 256"
+static const char gemm_tile[] = GEMM_ISA " " GEMM_STR(GEMM_MR) "x" GEMM_STR(GEMM_NR) " fp32, KC " GEMM_STR(GEMM_KC);
 
+#if defined(GEMM_NEON_INTRINSICS)
+#include <arm_neon.h>
+// The NEON micro-kernel, in intrinsics because plain C cannot ask for what it needs: A's 8 values loaded as 2
+// vectors and each FMA taking one lane of them (fmla v.4s, v.4s, a.s[lane]), 24 + 3 + 2 registers. From the
+// portable kernel below (the same computation; -DGEMM_PORTABLE builds it, and .ci/run tests both) gcc 12 loads
+// the 8 values into 8 scalar registers instead: 24 + 3 + 8 = 35 of 32, so 3 accumulators spill on every k.
+static void gemm_micro(int kc, const float* restrict Ap, const float* restrict Bp, float* restrict Cm, size_t ldc,
+                       int mr, int nr) {
+    float32x4_t acc[8][3];
+#pragma GCC unroll 8  // every loop over acc unrolled, so acc[i][v] are 24 named registers, never memory
+    for (int i = 0; i < 8; i++)
+        for (int v = 0; v < 3; v++) acc[i][v] = vdupq_n_f32(0.0f);
+    for (int k = 0; k < kc; k++) {
+        const float* b = Bp + (size_t)k * 12;
+        float32x4_t b0 = vld1q_f32(b), b1 = vld1q_f32(b + 4), b2 = vld1q_f32(b + 8);
+        float32x4_t a0 = vld1q_f32(Ap + (size_t)k * 8), a1 = vld1q_f32(Ap + (size_t)k * 8 + 4);
+#define GEMM_NEON_ROW(i, a, lane)                          \
+    acc[i][0] = vfmaq_laneq_f32(acc[i][0], b0, a, lane); \
+    acc[i][1] = vfmaq_laneq_f32(acc[i][1], b1, a, lane); \
+    acc[i][2] = vfmaq_laneq_f32(acc[i][2], b2, a, lane);
+        GEMM_NEON_ROW(0, a0, 0) GEMM_NEON_ROW(1, a0, 1) GEMM_NEON_ROW(2, a0, 2) GEMM_NEON_ROW(3, a0, 3)
+        GEMM_NEON_ROW(4, a1, 0) GEMM_NEON_ROW(5, a1, 1) GEMM_NEON_ROW(6, a1, 2) GEMM_NEON_ROW(7, a1, 3)
+#undef GEMM_NEON_ROW
+    }
+    if (mr == 8 && nr == 12) {
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++)
+            for (int v = 0; v < 3; v++) vst1q_f32(Cm + i * ldc + 4 * v, vaddq_f32(vld1q_f32(Cm + i * ldc + 4 * v), acc[i][v]));
+    } else {  // edge tile: only the valid corner (the packed buffers were zero-padded)
+        float t[8][12];
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++)
+            for (int v = 0; v < 3; v++) vst1q_f32(&t[i][4 * v], acc[i][v]);
+        for (int i = 0; i < mr; i++)
+            for (int j = 0; j < nr; j++) Cm[i * ldc + j] += t[i][j];
+    }
+}
+#elif GEMM_VEC > 0
+// The micro-kernel in GCC/Clang vector extensions (plain C with a vector type: `a * b[v]` with a float a and a
+// vector b[v] multiplies every lane by a; -ffp-contract=fast fuses the += into one FMA). The acc array is
+// MR x NV registers; fixed trip counts, so the compiler unrolls the i and v loops completely.
+typedef float gemm_v __attribute__((vector_size(4 * GEMM_VEC)));
+static inline gemm_v gemm_load(const float* p) {  // memcpy: an unaligned vector load (vmovups, ld1)
+    gemm_v v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
 // acc = Ap (MR x kc, packed k-major) times Bp (kc x NR, packed k-major); then Cm[:mr, :nr] += acc
+static void gemm_micro(int kc, const float* restrict Ap, const float* restrict Bp, float* restrict Cm, size_t ldc,
+                       int mr, int nr) {
+    gemm_v acc[GEMM_MR][GEMM_NV];
+    for (int i = 0; i < GEMM_MR; i++)
+        for (int v = 0; v < GEMM_NV; v++) acc[i][v] = (gemm_v){0};
+    for (int k = 0; k < kc; k++) {
+        gemm_v b[GEMM_NV];
+        for (int v = 0; v < GEMM_NV; v++) b[v] = gemm_load(Bp + (size_t)k * GEMM_NR + v * GEMM_VEC);
+        const float* a = Ap + (size_t)k * GEMM_MR;
+        for (int i = 0; i < GEMM_MR; i++)
+            for (int v = 0; v < GEMM_NV; v++) acc[i][v] += a[i] * b[v];
+    }
+    if (mr == GEMM_MR && nr == GEMM_NR) {
+        for (int i = 0; i < GEMM_MR; i++)
+            for (int v = 0; v < GEMM_NV; v++) {
+                gemm_v c = gemm_load(Cm + i * ldc + v * GEMM_VEC) + acc[i][v];
+                memcpy(Cm + i * ldc + v * GEMM_VEC, &c, sizeof c);
+            }
+    } else {  // edge tile: only the valid corner (the packed buffers were zero-padded)
+        float t[GEMM_MR][GEMM_NR];  // (filled by stores, not memcpy(t, acc): taking acc's address made gcc keep it in memory)
+        for (int i = 0; i < GEMM_MR; i++)
+            for (int v = 0; v < GEMM_NV; v++) memcpy(&t[i][v * GEMM_VEC], &acc[i][v], sizeof acc[i][v]);
+        for (int i = 0; i < mr; i++)
+            for (int j = 0; j < nr; j++) Cm[i * ldc + j] += t[i][j];
+    }
+}
+#else
+// The portable micro-kernel, the same computation in plain loops (the compiler vectorises the j loop where
+// it can): what every other CPU and compiler runs.
 static void gemm_micro(int kc, const float* restrict Ap, const float* restrict Bp, float* restrict Cm, size_t ldc,
                        int mr, int nr) {
     float acc[GEMM_MR][GEMM_NR];
@@ -173,7 +313,7 @@ static void gemm_micro(int kc, const float* restrict Ap, const float* restrict B
         for (int i = 0; i < GEMM_MR; i++)
             for (int j = 0; j < GEMM_NR; j++) acc[i][j] += a[i] * b[j];
     }
-    if (mr == GEMM_MR && nr == GEMM_NR) {
+    if (mr == GEMM_MR && nr == GEMM_NR) {  // constant trip counts here too, or acc could not live in registers
         for (int i = 0; i < GEMM_MR; i++)
             for (int j = 0; j < GEMM_NR; j++) Cm[i * ldc + j] += acc[i][j];
     } else {  // edge tile: only the valid corner (the packed buffers were zero-padded)
@@ -181,6 +321,7 @@ static void gemm_micro(int kc, const float* restrict Ap, const float* restrict B
             for (int j = 0; j < nr; j++) Cm[i * ldc + j] += acc[i][j];
     }
 }
+#endif
 
 // Packs A rows [i0, i0+mc) x cols [p0, p0+kc) into panels of MR rows: dst[panel][k][MR], zero padded.
 static void gemm_pack_a(float* dst, const float* A, size_t sai, size_t sak, int i0, int mc, int p0, int kc) {
@@ -246,13 +387,16 @@ static void gemm_pack_b(float* dst, const float* B, const Q8* Bq, size_t sbk, si
 }
 
 // The operand that is small along its free dimension (M for A, N for B; at small batch that is the
-// activations, BT = 256 rows) is packed whole for each K-slice, shared by all threads: it then stays in L2
-// and is packed once instead of once per tile. Threads split the large dimension into GEMM_BLOCK-wide blocks,
-// each packing its own block of the other operand. Grow-only buffers: no allocation in the steady state.
-// 64, not wider: the large dimension is often only C = 768, and 768 / 64 = 12 blocks share out evenly over 2, 3,
-// 4 or 6 threads, while 768 / 256 = 3 blocks left one of 2 threads idle a third of the time. A block's
-// micro-kernel calls (2 panels x all of the small operand's) still take far longer than handing it out.
-#define GEMM_BLOCK 64  // width of a thread's block of the large dimension (multiple of MR and NR)
+// activations, BT = 256 rows) is packed for each K-slice, up to GEMM_MC of it at a time (then it stays in
+// L2), shared by all threads: packed once instead of once per tile. Threads split the large dimension into
+// blocks (GEMM_MB rows of A or GEMM_NB columns of B), each packing its own block of the other operand.
+// Grow-only buffers: no allocation in the steady state.
+// ~64 wide, not wider: the large dimension is often only C = 768, and 768 / 64 = 12 blocks share out evenly
+// over 2, 3, 4 or 6 threads, while 768 / 256 = 3 blocks left one of 2 threads idle a third of the time. A block's
+// micro-kernel calls (its panels x all of the small operand's) still take far longer than handing it out.
+// Both loops hand out work dynamically: a thread whose core another process took does less of it instead of
+// making the others wait at the barrier for its fixed share.
+#define GEMM_BIG (GEMM_MB > GEMM_NB ? GEMM_MB : GEMM_NB)
 static float* gemm_shared;
 static size_t gemm_shared_cap;
 
@@ -263,44 +407,48 @@ static void gemm_any(float* Cm, size_t ldc, const float* A, size_t sai, size_t s
     int a_small = M <= N;
     int small = a_small ? M : N, large = a_small ? N : M;
     int small_r = a_small ? GEMM_MR : GEMM_NR;  // panel width of the small operand
-    size_t need = (size_t)((small + small_r - 1) / small_r * small_r) * GEMM_KC;
+    int chunk = small <= GEMM_MC ? small : GEMM_MC / small_r * small_r;  // of the small operand, packed at once
+    size_t need = (size_t)((chunk + small_r - 1) / small_r * small_r) * GEMM_KC;
     if (need > gemm_shared_cap) {
         free(gemm_shared);
         gemm_shared = (float*)mallocCheck(need * sizeof(float));
         gemm_shared_cap = need;
     }
-    int npanels = (small + small_r - 1) / small_r, nblocks = (large + GEMM_BLOCK - 1) / GEMM_BLOCK;
+    int bwidth = a_small ? GEMM_NB : GEMM_MB, nblocks = (large + bwidth - 1) / bwidth;
     for (int p0 = 0; p0 < K; p0 += GEMM_KC) {
         int kc = K - p0 < GEMM_KC ? K - p0 : GEMM_KC;
+        for (int s0 = 0; s0 < small; s0 += chunk) {
+            int sw = small - s0 < chunk ? small - s0 : chunk, npanels = (sw + small_r - 1) / small_r;
 #pragma omp parallel
-        {
-            // 1. pack the small operand whole, its panels split among the threads
-#pragma omp for
-            for (int pn = 0; pn < npanels; pn++) {
-                int off = pn * small_r, w = small - off < small_r ? small - off : small_r;
-                if (a_small) gemm_pack_a(gemm_shared + (size_t)off * kc, A, sai, sak, off, w, p0, kc);
-                else gemm_pack_b(gemm_shared + (size_t)off * kc, B, Bq, sbk, sbj, p0, kc, off, w);
-            }
-            // (implicit barrier: everyone sees the packed small operand)
-            // 2. each block of the large dimension: pack it, then run the micro-kernel over all pairs of panels
+            {
+                // 1. pack this chunk of the small operand, its panels split among the threads
 #pragma omp for schedule(dynamic, 1)
-            for (int blk = 0; blk < nblocks; blk++) {
-                static _Thread_local float big[GEMM_BLOCK * GEMM_KC] __attribute__((aligned(64)));
-                int b0 = blk * GEMM_BLOCK, bw = large - b0 < GEMM_BLOCK ? large - b0 : GEMM_BLOCK;
-                if (a_small) {  // big = B columns [b0, b0+bw); the B panel stays in L1 while A panels stream
-                    gemm_pack_b(big, B, Bq, sbk, sbj, p0, kc, b0, bw);
-                    for (int jp = 0; jp < bw; jp += GEMM_NR)
-                        for (int ip = 0; ip < M; ip += GEMM_MR)
-                            gemm_micro(kc, gemm_shared + (size_t)ip * kc, big + (size_t)jp * kc,
-                                       Cm + (size_t)ip * ldc + b0 + jp, ldc, M - ip < GEMM_MR ? M - ip : GEMM_MR,
-                                       bw - jp < GEMM_NR ? bw - jp : GEMM_NR);
-                } else {  // big = A rows [b0, b0+bw); the A panel stays in L1 while B panels stream
-                    gemm_pack_a(big, A, sai, sak, b0, bw, p0, kc);
-                    for (int ip = 0; ip < bw; ip += GEMM_MR)
-                        for (int jp = 0; jp < N; jp += GEMM_NR)
-                            gemm_micro(kc, big + (size_t)ip * kc, gemm_shared + (size_t)jp * kc,
-                                       Cm + (size_t)(b0 + ip) * ldc + jp, ldc, bw - ip < GEMM_MR ? bw - ip : GEMM_MR,
-                                       N - jp < GEMM_NR ? N - jp : GEMM_NR);
+                for (int pn = 0; pn < npanels; pn++) {
+                    int off = pn * small_r, w = sw - off < small_r ? sw - off : small_r;
+                    if (a_small) gemm_pack_a(gemm_shared + (size_t)off * kc, A, sai, sak, s0 + off, w, p0, kc);
+                    else gemm_pack_b(gemm_shared + (size_t)off * kc, B, Bq, sbk, sbj, p0, kc, s0 + off, w);
+                }
+                // (implicit barrier: everyone sees the packed small operand)
+                // 2. each block of the large dimension: pack it, then run the micro-kernel over all pairs of panels
+#pragma omp for schedule(dynamic, 1)
+                for (int blk = 0; blk < nblocks; blk++) {
+                    static _Thread_local float big[GEMM_BIG * GEMM_KC] __attribute__((aligned(64)));
+                    int b0 = blk * bwidth, bw = large - b0 < bwidth ? large - b0 : bwidth;
+                    if (a_small) {  // big = B columns [b0, b0+bw); the B panel stays in L1 while A panels stream
+                        gemm_pack_b(big, B, Bq, sbk, sbj, p0, kc, b0, bw);
+                        for (int jp = 0; jp < bw; jp += GEMM_NR)
+                            for (int ip = 0; ip < sw; ip += GEMM_MR)
+                                gemm_micro(kc, gemm_shared + (size_t)ip * kc, big + (size_t)jp * kc,
+                                           Cm + (size_t)(s0 + ip) * ldc + b0 + jp, ldc,
+                                           sw - ip < GEMM_MR ? sw - ip : GEMM_MR, bw - jp < GEMM_NR ? bw - jp : GEMM_NR);
+                    } else {  // big = A rows [b0, b0+bw); the A panel stays in L1 while B panels stream
+                        gemm_pack_a(big, A, sai, sak, b0, bw, p0, kc);
+                        for (int ip = 0; ip < bw; ip += GEMM_MR)
+                            for (int jp = 0; jp < sw; jp += GEMM_NR)
+                                gemm_micro(kc, big + (size_t)ip * kc, gemm_shared + (size_t)jp * kc,
+                                           Cm + (size_t)(b0 + ip) * ldc + s0 + jp, ldc,
+                                           bw - ip < GEMM_MR ? bw - ip : GEMM_MR, sw - jp < GEMM_NR ? sw - jp : GEMM_NR);
+                    }
                 }
             }
         }

@@ -296,8 +296,9 @@ static void test_fd_cls(void) {
 
 // the fast matmul against the reference loops, on shapes that exercise every edge of the blocking
 static void test_matmul_fast_vs_ref(void) {
-    const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {37, 70, 33}, {130, 300, 257}, {64, 768, 96}};
-    for (int s = 0; s < 5; s++) {
+    // {N, C, OC}; 600 x 700 is more than GEMM_MC (512) of the small operand: it is packed in two chunks
+    const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {37, 70, 33}, {130, 300, 257}, {64, 768, 96}, {600, 40, 700}};
+    for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
         size_t N = shapes[s][0]; int C = shapes[s][1], OC = shapes[s][2];
         float *inp = mallocCheck(N * C * 4), *w = mallocCheck((size_t)OC * C * 4), *b = mallocCheck(OC * 4);
         float *dout = mallocCheck(N * OC * 4), *o1 = mallocCheck(N * OC * 4), *o2 = mallocCheck(N * OC * 4);

@@ -831,7 +831,10 @@ static void sweep_plan(Sweep* sw, const char* self) {
         }
         sw->npts = (size_t)sw->random_n;
     }
-    snprintf(sw->self, sizeof sw->self, "%s", self);
+    // each run executes this program again: argv[0], or $FINETUNE_TRAIN when set (a wrapper that runs it under
+    // an emulator: qemu-user without binfmt_misc cannot exec the binary argv[0] names, see dev/test_isa.sh)
+    const char* prog = getenv("FINETUNE_TRAIN");
+    snprintf(sw->self, sizeof sw->self, "%s", prog && prog[0] ? prog : self);
     sw->runs = (char***)mallocCheck(sw->npts * sizeof(char**));
     for (size_t p = 0; p < sw->npts; p++) {
         char** av = (char**)callocCheck((size_t)sw->np + 2 * sw->na + 8, sizeof(char*));
@@ -1081,6 +1084,7 @@ static int* random_tokens(size_t n, int V, uint64_t* rng) {
 }
 
 static int cmd_bench(const Args* a) {
+    printf("matmul tile: %s\n", gemm_tile);  // which register tile this build's -march got ("matmul" in kernels.h)
     GPT model;
     uint64_t rng = a->seed ? a->seed : 1;
     model_from_args(&model, a, NULL, &rng);

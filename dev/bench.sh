@@ -13,10 +13,19 @@
 # (OMP_WAIT_POLICY=PASSIVE, see dev/bench_torch.py), so its share is also below 1 when it alone leaves a
 # core idle (~0.8 on 2 threads here). The machine this was written on is a shared VM where even runs at
 # CPU share 1.0 vary by +-10% (memory bandwidth and cache are shared too): compare medians of repeats.
-# PyTorch is Debian's python3-torch, given OPENBLAS_CORETYPE=SkylakeX so its OpenBLAS uses the AVX-512
-# kernels on this CPU it does not recognise; dev/bench_torch.py checks those kernels' numbers against float64
-# first, and sets OpenBLAS's own thread count (torch.set_num_threads does not). Takes ~5 minutes on 2 cores.
+# PyTorch is Debian's python3-torch; dev/bench_torch.py checks its OpenBLAS kernels' numbers against float64
+# first, and sets OpenBLAS's own thread count (torch.set_num_threads does not). OpenBLAS 0.3.21 does not
+# recognise newer CPUs (this project's KVM Xeon and Zen 5 EPYC) and falls back to a slow generic kernel, so
+# OPENBLAS_CORETYPE names the kernels to use, but only those the CPU has the instructions for (from the
+# /proc/cpuinfo flags): SkylakeX with AVX-512 F/BW/DQ/VL, Haswell with AVX2+FMA, else OpenBLAS's own choice.
+# (Forcing SkylakeX on a CPU without AVX-512 dies with SIGILL.) An OPENBLAS_CORETYPE already set is kept.
+# If the peer fails anyway, its error is printed and the bench goes on without it. Takes ~5 minutes on 2 cores.
 #   THREADS="1 2" STEPS=5 SMALL_STEPS=3 CASES="124m lora small" make bench
+# ISA=avx2 on an AVX-512 machine: our side is built with -mno-avx512f (the AVX2+FMA tile, into a temp dir),
+# PyTorch is held to AVX2 the same way (OPENBLAS_CORETYPE=Haswell, ATEN_CPU_CAPABILITY=avx2,
+# DNNL_MAX_CPU_ISA=AVX2): "an AVX2 build on an AVX-512 machine", the closest this machine gets to AVX2-only.
+# BUSY=1: one busy loop runs on the side for the whole bench (another process taking a core), to see how the
+# 2-thread runs degrade under load; it stops when the bench ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 threads_list=${THREADS:-"1 2"}
@@ -30,8 +39,40 @@ torch=1
 [ $torch = 1 ] || echo "PyTorch not found (apt-get install python3-torch libopenblas0-pthread): finetune.c only"
 
 out=$(mktemp)
-trap 'rm -f "$out"' EXIT
-echo "== $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+tmp=$(mktemp -d)
+busy=
+trap '[ -n "$busy" ] && kill "$busy" 2>/dev/null; rm -rf "$out" "$tmp"' EXIT
+
+# the CPU's vector ISA, from its flags (x86) or features (ARM), and the OpenBLAS kernels it can run
+flags=" $(grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+has() { [[ $flags == *" $1 "* ]]; }
+if has avx512f && has avx512bw && has avx512dq && has avx512vl; then isa=AVX-512 core=SkylakeX
+elif has avx2 && has fma; then isa=AVX2+FMA core=Haswell
+elif has asimd; then isa=NEON core=
+else isa="no AVX2, no NEON" core=
+fi
+train=./train
+torch_env=()
+if [ "${ISA:-}" = avx2 ]; then
+    has avx2 && has fma || { echo "ISA=avx2: this CPU has no AVX2+FMA"; exit 1; }
+    echo "== ISA=avx2: building ./train with -mno-avx512f in $tmp (an AVX2 build on an AVX-512 machine)"
+    git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$tmp"
+    make -C "$tmp" -s ARCH="-march=native -mno-avx512f" train >/dev/null
+    train=$tmp/train isa="AVX2+FMA (restricted; the CPU has $isa)" core=Haswell
+    torch_env=(ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2 ONEDNN_MAX_CPU_ISA=AVX2)
+fi
+[ -n "${OPENBLAS_CORETYPE:-}" ] && echo "== OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE from the environment is kept (OPENBLAS_CORETYPE= to let the bench choose $core)"
+core=${OPENBLAS_CORETYPE:-$core}
+[ -n "$core" ] && torch_env+=(OPENBLAS_CORETYPE=$core)
+tile=$(grep -a -o -m1 '[A-Za-z0-9+-]* [0-9]*x[0-9]* fp32, KC [0-9]*' "$train" | head -n 1)  # model.h's gemm_tile
+echo "== $(grep -m1 -E 'model name|^Model' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, vector ISA: $isa;" \
+     "finetune.c's matmul tile: $tile; PyTorch's OpenBLAS kernels: ${core:-its own choice}"
+if [ "${BUSY:-0}" = 1 ]; then
+    timeout 3600 sh -c 'while :; do :; done' &
+    busy=$!
+    echo "== BUSY=1: a busy loop (pid $busy) takes one core for the whole bench"
+fi
+echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 for case in $cases; do
     case $case in
         124m)  name="GPT-2 124M, B=4 T=64, full";   n=$steps
@@ -45,13 +86,18 @@ for case in $cases; do
     esac
     for th in $threads_list; do
         echo "-- $name, $th thread(s), 1 warmup + $n steps"
-        o=$(OMP_NUM_THREADS=$th ./train bench $ours --steps "$n" | tail -n 1)
+        o=$(OMP_NUM_THREADS=$th $train bench $ours --steps "$n" | tail -n 1)
         echo "finetune.c: $o"
         t='{}'
         if [ $torch = 1 ]; then
-            t=$(OMP_NUM_THREADS=$th OPENBLAS_NUM_THREADS=$th OPENBLAS_CORETYPE=SkylakeX \
-                "$py" dev/bench_torch.py $theirs --steps "$n" --threads "$th" | tail -n 1)
-            echo "PyTorch:    $t"
+            if t=$(env "${torch_env[@]}" OMP_NUM_THREADS=$th OPENBLAS_NUM_THREADS=$th \
+                   "$py" dev/bench_torch.py $theirs --steps "$n" --threads "$th" 2>"$tmp/torch.err" | tail -n 1) &&
+               [ "${t:0:1}" = "{" ]; then
+                echo "PyTorch:    $t"
+            else
+                echo "PyTorch failed (${torch_env[*]}), left out of this row:"; tail -n 5 "$tmp/torch.err"
+                t='{}'
+            fi
         fi
         printf '%s\t%s\t%s\n' "$name" "$o" "$t" >>"$out"
     done
