@@ -1,8 +1,9 @@
 // model.h: GPT-2 for training, in plain C. The specification of this project.
 //
-// Everything the model computes lives here: the configuration, the one parameter table, every kernel
-// (forward directly above its backward), the whole-model forward and backward, and AdamW. train.c adds
-// files and the command line; test_gpt.c holds all of it to PyTorch and to finite differences.
+// The model: the configuration, the one parameter table, building and freeing a model, int8 storage, the
+// whole-model forward and then its backward (the layer backwards in exactly the reverse order), AdamW and
+// the learning-rate schedule. The layer kernels it is built from are in kernels.h (forward directly above
+// backward) and lora.c; test_gpt.c holds all of it to PyTorch and to finite differences.
 //
 // Legend (used in every shape comment, in kernels.h, lora.c and infer.h too; PyTorch order, the last axis is
 // contiguous in memory). The parameter and activation tables' shape strings use the same symbols.
@@ -769,6 +770,7 @@ static int kt_matmul(int i, int bwd) {
 #define cls_backward(...) KT_WRAP(KT_KINDS + KT_PEFT, cls_backward(__VA_ARGS__))
 #endif
 
+// ---------------------------------------------------------------------------- forward
 // The body of the forward pass; gpt_forward and gpt_forward_cls set up the batch first.
 static void gpt_forward_body(GPT* model) {
     const GPTConfig* c = &model->config;
@@ -920,6 +922,7 @@ static void gpt_forward_cls(GPT* model, const int* inputs, const int* lengths, c
     gpt_forward_body(model);
 }
 
+// ---------------------------------------------------------------------------- backward
 // The lowest layer backward must reach: below it nothing is trainable (a speed-up for LoRA on top layers
 // and for frozen lower blocks). -1 means the embeddings train, so every layer is needed.
 static int gpt_lowest_trainable_layer(const GPT* model) {

@@ -1,12 +1,14 @@
-// train.c: the trainer. Files in and out (token files, checkpoints in three formats), the data loader, the
-// training loop, and the `train`, `eval` and `sample` commands. The model itself is in model.h.
+// train.c: the trainer's commands and main. The training loop (prepare the run, one optimizer step, evaluate
+// and track the best, log, checkpoint, finish) over a Backend that does the arithmetic (the CPU's here,
+// train.cu's on a GPU), then eval, sample, classify, sweep, export and bench, the command table and main.
+// Everything they use is in the files included below; README.md's file table says which file holds what.
 //
 //   ./train --init 4,4,128 --vocab 256 --train data_train.bin --val data_val.bin --steps 500 --out run
 //   ./train eval --model run/model.bin --data data_val.bin
 //   ./train sample --model run/model.bin --tokens "12 43 7"
 //   ./train classify --model run/best.bin --tokenizer bytes < lines.txt
 //
-// test_gpt.c #includes this file with TESTING defined, which leaves out main().
+// test_gpt.c #includes this file with TESTING defined, which leaves out main(); train.cu does the same.
 #define _POSIX_C_SOURCE 200809L  // for getpid, clock_gettime
 
 #include <sys/stat.h>  // defines: mkdir (the sweep's folders)

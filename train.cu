@@ -1,6 +1,8 @@
 // train.cu: the CUDA mirror of the CPU path. The same model (model.h), the same trainer (train.c), on one
-// NVIDIA GPU. Read it next to model.h: every kernel there has a kernel and a launcher here, in the same
-// section order, with the same name and argument order (in namespace gpu), forward above backward.
+// NVIDIA GPU. Read it next to kernels.h and model.h: every kernel there that runs on the GPU has a kernel and
+// a launcher here, in the same section order (encoder, layernorm, matmul, residual, attention, gelu, softmax +
+// cross-entropy, then the model and the optimizer), with the same name and argument order (in namespace gpu),
+// forward above backward. The training loop is train.c's: this file supplies its Backend (the last section).
 //
 //   ./train_gpu --init 4,4,128 --vocab 256 --train data_train.bin --val data_val.bin --steps 500 --out run
 //   ./train_gpu --resume run --train data_train.bin ...           (a run started by ./train, or by ./train_gpu)
@@ -490,6 +492,32 @@ static void matmul_backward(floatX* dinp, float* dw, float* dbias, const floatX*
     if (dbias) column_sum(dbias, dout, N, OC);
 }
 
+// ---------------------------------------------------------------------------- residual
+// y = x1 + x2.  y, x1, x2: (N). One thread per element.
+template <typename floatX>
+__global__ void residual_forward_kernel(floatX* y, const floatX* x1, const floatX* x2, size_t N) {
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i < N) y[i] = from_float<floatX>(to_float(x1[i]) + to_float(x2[i]));
+}
+template <typename floatX>
+static void residual_forward(floatX* y, const floatX* x1, const floatX* x2, size_t N) {
+    residual_forward_kernel<<<ceil_div(N, 256), 256>>>(y, x1, x2, N);
+    launchCheck();
+}
+// forward was y = x1 + x2, so dx1 += dy and dx2 += dy. As on the CPU, gpt_backward needs no call to it.
+template <typename floatX>
+__global__ void residual_backward_kernel(floatX* dx1, floatX* dx2, const floatX* dy, size_t N) {
+    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
+    if (i >= N) return;
+    dx1[i] = from_float<floatX>(to_float(dx1[i]) + to_float(dy[i]));
+    dx2[i] = from_float<floatX>(to_float(dx2[i]) + to_float(dy[i]));
+}
+template <typename floatX>
+static void residual_backward(floatX* dx1, floatX* dx2, const floatX* dy, size_t N) {
+    residual_backward_kernel<<<ceil_div(N, 256), 256>>>(dx1, dx2, dy, N);
+    launchCheck();
+}
+
 // ---------------------------------------------------------------------------- attention
 // Causal multi-head self-attention on a packed qkv, optionally with P prefix keys/values (prefix-tuning)
 // that every position attends to. For batch b, head h, query position t, with keys j over the prefix
@@ -641,32 +669,6 @@ __global__ void gelu_backward_kernel(floatX* dx, const floatX* x, const floatX* 
 template <typename floatX>
 static void gelu_backward(floatX* dx, const floatX* x, const floatX* dy, size_t N) {
     gelu_backward_kernel<<<ceil_div(N, 256), 256>>>(dx, x, dy, N);
-    launchCheck();
-}
-
-// ---------------------------------------------------------------------------- residual
-// y = x1 + x2.  y, x1, x2: (N). One thread per element.
-template <typename floatX>
-__global__ void residual_forward_kernel(floatX* y, const floatX* x1, const floatX* x2, size_t N) {
-    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (i < N) y[i] = from_float<floatX>(to_float(x1[i]) + to_float(x2[i]));
-}
-template <typename floatX>
-static void residual_forward(floatX* y, const floatX* x1, const floatX* x2, size_t N) {
-    residual_forward_kernel<<<ceil_div(N, 256), 256>>>(y, x1, x2, N);
-    launchCheck();
-}
-// forward was y = x1 + x2, so dx1 += dy and dx2 += dy. As on the CPU, gpt_backward needs no call to it.
-template <typename floatX>
-__global__ void residual_backward_kernel(floatX* dx1, floatX* dx2, const floatX* dy, size_t N) {
-    size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x;
-    if (i >= N) return;
-    dx1[i] = from_float<floatX>(to_float(dx1[i]) + to_float(dy[i]));
-    dx2[i] = from_float<floatX>(to_float(dx2[i]) + to_float(dy[i]));
-}
-template <typename floatX>
-static void residual_backward(floatX* dx1, floatX* dx2, const floatX* dy, size_t N) {
-    residual_backward_kernel<<<ceil_div(N, 256), 256>>>(dx1, dx2, dy, N);
     launchCheck();
 }
 
