@@ -6,6 +6,9 @@
 #ifdef _OPENMP
 #include <omp.h>     // defines: omp_get_max_threads (the kernels' loops are OpenMP parallel)
 #endif
+#if (defined(__ARM_NEON) || defined(__aarch64__)) && !defined(__AVX512F__) && !defined(__AVX2__) && !defined(GEMM_PORTABLE)
+#include <arm_neon.h>  // defines: the NEON intrinsics of the matmul's ARM micro-kernel ("matmul" below)
+#endif
 
 // ---------------------------------------------------------------------------- random numbers
 // xorshift64*: small, fast, and its whole state is one u64 that checkpoints save and restore.
@@ -226,7 +229,6 @@ static void matmul_backward_ref(float* dinp, float* dw, float* dbias, const floa
 static const char gemm_tile[] = GEMM_ISA " " GEMM_STR(GEMM_MR) "x" GEMM_STR(GEMM_NR) " fp32, KC " GEMM_STR(GEMM_KC);
 
 #if defined(GEMM_NEON_INTRINSICS)
-#include <arm_neon.h>
 // The NEON micro-kernel, in intrinsics because plain C cannot ask for what it needs: A's 8 values loaded as 2
 // vectors and each FMA taking one lane of them (fmla v.4s, v.4s, a.s[lane]), 24 + 3 + 2 registers. From the
 // portable kernel below (the same computation; -DGEMM_PORTABLE builds it, and .ci/run tests both) gcc 12 loads

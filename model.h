@@ -712,8 +712,7 @@ static void gpt_set_peft(GPT* model, GPTConfig with, uint64_t* rng) {
 // The two functions' text is untouched: each kernel name is redefined below as a macro that wraps the call
 // in a start/stop pair (a function-like macro does not expand inside its own expansion, so the inner name
 // is the real function), and #undef'd again right after gpt_backward. dev/PROFILE.md has a breakdown.
-#ifdef KERNEL_TIMERS
-#include <time.h>
+#ifdef KERNEL_TIMERS  // (clock_gettime: common.h)
 enum { KT_ENCODER, KT_LAYERNORM, KT_MM_QKV, KT_MM_ATTPROJ, KT_MM_FC, KT_MM_FCPROJ, KT_MM_LMHEAD, KT_ATTENTION,
        KT_GELU, KT_RESIDUAL, KT_XENT, KT_PEFT, KT_KINDS };  // forward k, backward KT_KINDS + k
 static const char* const KT_NAME[KT_KINDS] = {"encoder", "layernorm", "matmul qkv", "matmul attproj",
