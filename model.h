@@ -346,11 +346,12 @@ static size_t slice_numel(const GPTConfig* c, int i) {
     return param_numel(c, i) / (param_per_layer(i) ? (size_t)c->L : 1);
 }
 
-static void gpt_build(GPT* model, GPTConfig config) {
+// memory: the parameters' block (num_parameters floats, taken over), or NULL for a new one of zeros.
+static void gpt_build_on(GPT* model, GPTConfig config, float* memory) {
     memset(model, 0, sizeof(*model));
     model->config = config;
     model->num_parameters = num_parameters(&config);
-    model->params_memory = (float*)callocCheck(model->num_parameters, sizeof(float));
+    model->params_memory = memory ? memory : (float*)callocCheck(model->num_parameters, sizeof(float));
     point_parameters(&model->params, model->params_memory, &config);
     size_t ns = (size_t)NUM_PARAMS * config.L;
     model->trainable = (uint8_t*)mallocCheck(ns);
@@ -362,6 +363,7 @@ static void gpt_build(GPT* model, GPTConfig config) {
     model->grad_scale = 1.0f;
     model->loss_scale = 1.0f;
 }
+static void gpt_build(GPT* model, GPTConfig config) { gpt_build_on(model, config, NULL); }
 
 // Sets one slice (layer l; l = -1: every layer) of tensor i trainable or frozen. Before the first backward.
 static void gpt_set_trainable(GPT* model, int i, int l, int on) {
@@ -687,9 +689,21 @@ static void gpt_set_peft(GPT* model, GPTConfig with, uint64_t* rng) {
         with.C != c.C || mlp_width(&with) != mlp_width(&c))
         DIE("gpt_set_peft cannot change the base model's shape", "");
     GPT m;
-    gpt_build(&m, with);
-    for (int i = 0; i < NUM_BASE_PARAMS; i++)
-        if (!model->q8[i].q) memcpy(m.params.t[i], model->params.t[i], param_numel(&c, i) * sizeof(float));
+    if (!model->q8_memory) {
+        // The base tensors come first in the table, so they are the same prefix of the parameters' block under
+        // both configs: the block is grown (or shrunk) in place and its tail zeroed, and no second copy of the
+        // base weights is ever resident (LoRA's peak memory is the base, not twice the base).
+        size_t nbase = 0, n = num_parameters(&with);
+        for (int i = 0; i < NUM_BASE_PARAMS; i++) nbase += param_numel(&c, i);
+        float* mem = (float*)reallocCheck(model->params_memory, n * sizeof(float));
+        memset(mem + nbase, 0, (n - nbase) * sizeof(float));
+        model->params_memory = NULL;  // now m's
+        gpt_build_on(&m, with, mem);
+    } else {
+        gpt_build(&m, with);
+        for (int i = 0; i < NUM_BASE_PARAMS; i++)
+            if (!model->q8[i].q) memcpy(m.params.t[i], model->params.t[i], param_numel(&c, i) * sizeof(float));
+    }
     if (model->q8_memory) {  // an int8 base moves over as it is, and stays frozen
         m.q8_memory = model->q8_memory, m.q8_scales = model->q8_scales;
         model->q8_memory = NULL, model->q8_scales = NULL;
