@@ -27,7 +27,7 @@ else
   $(info OpenMP: not found (or NO_OMP=1), building single-threaded)
 endif
 
-BINS = train test_gpt dataprep test_dataprep train_mpi train_prof
+BINS = train test_gpt dataprep test_dataprep train_mpi train_prof gen_arith
 
 # Each program is one translation unit (train.c includes the files it needs). The compiler writes the list of
 # files each one read to .deps/NAME.d (-MMD -MP), and make reads those lists back: touching any source file
@@ -54,10 +54,15 @@ dataprep: dataprep.c Makefile
 test_dataprep: test_dataprep.c Makefile
 	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(LDLIBS)
 
+# gen_arith: the demo's arithmetic corpus (dev/gen_arith.c); `./gen_arith check-splits` tests its val split
+gen_arith: dev/gen_arith.c Makefile
+	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(LDLIBS)
+
 # test: every test; the exit code is the tests' own
-test: test_gpt test_dataprep train dataprep
+test: test_gpt test_dataprep train dataprep gen_arith
 	./test_gpt
 	./test_dataprep
+	./gen_arith check-splits
 
 # debug: the tests built with -g and AddressSanitizer + UndefinedBehaviorSanitizer, and run
 debug:

@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 out=demo_out
 rm -rf "$out"
 mkdir -p "$out/base" "$out/full" "$out/lora" "$out/scratch"
-cc -O2 -o "$out/gen_arith" dev/gen_arith.c
+cc -O2 -o "$out/gen_arith" dev/gen_arith.c -lm
 
 echo "== 1. data"
 "$out/gen_arith" + 60000 1 "$out/add"
@@ -24,14 +24,18 @@ echo "== 1. data"
 sed -n '1,2p;4,7p;9,10p;12,13p' "$out/check_summary.txt" | sed 's/^/    /'
 
 echo "== 2. pretrain a 4-layer GPT (C=128, 0.83M parameters) from scratch on addition"
-common="--batch 64 --seq 16 --print-every 100 --val-batches 0"
-./train --init 4,4,128 --vocab 257 --max-seq 16 $common --eval-every 200 --train "$out/add_train.ds" \
-    --val "$out/add_val.ds" --steps 600 --lr 2e-3 --warmup 30 --out "$out/base" | grep -E "^step|^done"
-echo "    held-out addition: $(./train eval --model "$out/base/model.bin" --data "$out/add_val.ds" --batch 64 --seq 16 --exact-match 300)"
+# 1500 steps at lr 1e-3: the loss falls in sudden drops, and how soon depends on the seed (and, across
+# machines, on how float sums round). 600 steps at 2e-3 left the default seed at 75% held-out exact match,
+# 1500 at 2e-3 left --seed 3 on a plateau at 43%; 1500 at 1e-3 gave 100% for seeds 1337 (the default), 2-5.
+common="--batch 64 --seq 16 --val-batches 0"
+./train --init 4,4,128 --vocab 257 --max-seq 16 $common --print-every 250 --eval-every 500 --train "$out/add_train.ds" \
+    --val "$out/add_val.ds" --steps 1500 --lr 1e-3 --warmup 30 --out "$out/base" | grep -E "^step|^done"
+echo "    held-out addition (1000 val problems, none seen in pretraining; exact_match: share answered exactly):"
+echo "    $(./train eval --model "$out/base/model.bin" --data "$out/add_val.ds" --batch 64 --seq 16 --exact-match 1000)"
 
 echo "== 3. fine-tune on 'right / too low / too high' (early stopping on validation accuracy, then test once)"
 cls="$common --train $out/check_train.ds --val $out/check_val.ds --test $out/check_test.ds --tokenizer $out/bytes.tok
-     --steps 300 --warmup 20 --eval-every 50 --metric accuracy --early-stop 3"
+     --print-every 100 --steps 300 --warmup 20 --eval-every 50 --metric accuracy --early-stop 3"
 echo "-- 3a. all weights"
 ./train --model "$out/base/model.bin" $cls --lr 1e-3 --out "$out/full" > "$out/full.txt"
 grep -E "^step.*val|^early|^done|^test" "$out/full.txt" | sed 's/^/    /'
