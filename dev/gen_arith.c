@@ -109,9 +109,9 @@ static int write_sft(const char* path, const char* text, size_t n) {
 // true answer, or one moved down or up by 1 to 30. Telling them apart takes the arithmetic the base learned.
 // The pairs are drawn from all 10,000, not kept out of the pretraining val split: this task is what the
 // pretraining is for, so knowing sums from it is the transfer the demo shows, not a leak (dataprep keeps its
-// own test split apart from its train split). Drawing only from the 1,000 held-out pairs would leave ~1,000
-// distinct "right" rows and make duplicates of a third of them; and the held-out check shows the base adds
-// unseen pairs as well as seen ones, so the tenth of rows that use them score the same.
+// own test split apart from its train split). Drawing only from the ~1,000 held-out pairs would make about a
+// third of the ~1,000 "right" rows duplicates (a pair has one right answer). And the demo's held-out exact
+// match shows the base adds unseen pairs as well as seen ones, so rows on held-out pairs ask nothing it lacks.
 static int write_check(const char* path, long n) {
     char tmp[1100];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
