@@ -158,11 +158,14 @@ static void run_recipe(Run* r, const Args* a) {
     GPT* model = &r->model;
     const GPTConfig* c = &model->config;
     if (a->keep_sparsity) {  // where the prunable matrices are zero now, they stay zero
-        size_t n = 0;
-        for (int k = 0; k < num_prunable(); k++) n += param_numel(c, prunable_param(k));
+        size_t n = 0, j = 0;
+        for (int i = 0; i < NUM_PARAMS; i++) n += PARAM_TABLE[i].prunable ? param_numel(c, i) : 0;
         r->pruned = (uint8_t*)mallocCheck(n);
-        for (int k = 0, j = 0; k < num_prunable(); k++)
-            for (size_t e = 0; e < param_numel(c, prunable_param(k)); e++) r->pruned[j++] = model->params.t[prunable_param(k)][e] == 0.0f;
+        for (int i = 0; i < NUM_PARAMS; i++) {  // the prunable tensors in table order, one mask byte a weight
+            if (!PARAM_TABLE[i].prunable) continue;
+            const float* w = model->params.t[i];
+            for (size_t e = 0, ne = param_numel(c, i); e < ne; e++) r->pruned[j++] = w[e] == 0.0f;
+        }
     }
     set_layer_decay(model, a->layer_decay);
     model->label_smoothing = a->label_smoothing;
@@ -306,10 +309,13 @@ static double train_step(Run* r, const Backend* be, int step, float* norm) {
     r->opt.lr = lr_at(step, a->lr, a->warmup, r->steps, a->schedule, a->min_lr_frac);
     *norm = be->update(be->ctx, r, step + 1);
     if (r->pruned) {  // AdamW moved pruned weights off zero (momentum, decay of others): put them back
-        const GPTConfig* c = &model->config;
-        for (int k = 0, j = 0; k < num_prunable(); k++)
-            for (size_t e = 0; e < param_numel(c, prunable_param(k)); e++, j++)
-                if (r->pruned[j]) model->params.t[prunable_param(k)][e] = 0.0f;
+        size_t j = 0;
+        for (int i = 0; i < NUM_PARAMS; i++) {  // the mask's order: see run_recipe
+            if (!PARAM_TABLE[i].prunable) continue;
+            float* w = model->params.t[i];
+            for (size_t e = 0, ne = param_numel(&model->config, i); e < ne; e++, j++)
+                if (r->pruned[j]) w[e] = 0.0f;
+        }
     }
     return loss;
 }
