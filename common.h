@@ -3,7 +3,13 @@
 // clock, and a small JSON reader.
 
 #pragma once
+#ifndef _POSIX_C_SOURCE
+#define _POSIX_C_SOURCE 200809L  // O_NOFOLLOW, fsync, lstat, fcntl locks: POSIX, which strict -std=c11 hides
+#endif
+#include <dirent.h>     // defines: opendir, for a run folder's stale temp files
 #include <errno.h>      // defines: errno, for the messages
+#include <fcntl.h>      // defines: open's O_EXCL and O_NOFOLLOW, fcntl's record locks
+#include <signal.h>     // defines: sigaction, so a signal removes the temp files too
 #include <math.h>       // defines: the math every file uses
 #include <stdarg.h>     // defines: va_list, for failf
 #include <stddef.h>     // defines: size_t, offsetof
@@ -11,9 +17,54 @@
 #include <stdio.h>      // defines: FILE and printf
 #include <stdlib.h>     // defines: malloc, exit
 #include <string.h>     // defines: memcpy, strcmp
+#include <sys/stat.h>   // defines: stat, lstat, mkdir
 #include <sys/resource.h>  // defines: getrusage, for the peak memory
 #include <time.h>       // defines: clock_gettime, nanosleep
-#include <unistd.h>     // defines: getpid, for temp names
+#include <unistd.h>     // defines: getpid, unlink, fsync
+
+// ---------------------------------------------------------------------------- temp files open now
+// Writers write PATH.tmp.PID.RAND and rename it over PATH when it is complete (SafeWriter, below). The temp
+// files open at this moment are listed here, so that an error (fail_at) or SIGINT/SIGTERM/SIGHUP removes them
+// before the process ends: nothing half-written is left behind. (kill -9 cannot be caught: a run folder's
+// stale temps are removed when the next run takes the folder, see remove_stale_temps.)
+#define MAX_OPEN_TEMPS 16
+static char open_temps[MAX_OPEN_TEMPS][1400];
+
+static void temps_add(const char* tmp) {
+    for (int i = 0; i < MAX_OPEN_TEMPS; i++)
+        if (!open_temps[i][0]) {
+            snprintf(open_temps[i], sizeof open_temps[i], "%s", tmp);
+            return;
+        }
+}
+static void temps_drop(const char* tmp) {
+    for (int i = 0; i < MAX_OPEN_TEMPS; i++)
+        if (!strcmp(open_temps[i], tmp)) open_temps[i][0] = 0;
+}
+static void temps_remove_all(void) {  // async-signal-safe: unlink only
+    for (int i = 0; i < MAX_OPEN_TEMPS; i++)
+        if (open_temps[i][0]) unlink(open_temps[i]), open_temps[i][0] = 0;
+}
+static void temps_on_signal(int sig) {
+    temps_remove_all();
+    signal(sig, SIG_DFL);  // then die of the signal as if there were no handler (the exit status says which)
+    raise(sig);
+}
+// Installed by the first writer, for the signals that still have their default action (a program that
+// handles them itself, like a server shutting down gracefully, keeps its handler).
+static void temps_catch_signals(void) {
+    static int done = 0;
+    if (done) return;
+    done = 1;
+    int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    for (int i = 0; i < 3; i++) {
+        struct sigaction old, sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = temps_on_signal;
+        sigemptyset(&sa.sa_mask);
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler == SIG_DFL) sigaction(sigs[i], &sa, NULL);
+    }
+}
 
 // ---------------------------------------------------------------------------- errors
 // The one error helper. Every failure ends here: "WHERE: error: WHAT" (or "error: WHAT" when there is no
@@ -33,6 +84,7 @@ static void fail_at(const char* where, const char* hint, const char* fmt, ...) {
     fprintf(stderr, "\n");
     va_end(ap);
     if (hint && hint[0]) fprintf(stderr, "hint: %s\n", hint);
+    temps_remove_all();
     exit(1);  // under MPI, dist.h's exit handler takes every other process down too
 }
 // A user's error whose message names the file or flag itself: failf(hint, "%s: ...", path, ...).
@@ -138,24 +190,209 @@ static long long file_size(FILE* f) {
     return n;
 }
 
-// Nothing half-written is left behind: writers write PATH.tmp, then rename it over PATH when complete.
+// ---------------------------------------------------------------------------- writing files safely
+// What a writer guarantees (README "Files: what is guaranteed"):
+//   - an output never replaces an input of the same process: every file a command reads is registered with
+//     protect_input, and an output path that is, or resolves to, one of them is refused;
+//   - an output never follows a symlink and never replaces anything but a regular file (a symlinked
+//     run/log.jsonl, a device node like /dev/full, a folder): refused, naming the path;
+//   - nothing half-written: the data goes to a fresh temp file PATH.tmp.PID.RAND (O_EXCL: never an existing
+//     file, never through a symlink), is flushed, synced and closed with every step checked, and only then
+//     renamed over PATH; on any error the temp is removed and the old PATH is untouched.
+#define MAX_INPUTS 256
+static struct { dev_t dev; ino_t ino; char what[200]; } inputs[MAX_INPUTS];
+static int num_inputs = 0;
+
+static void protect_one(const struct stat* st, const char* what, const char* path) {
+    if (num_inputs == MAX_INPUTS) return;
+    inputs[num_inputs].dev = st->st_dev, inputs[num_inputs].ino = st->st_ino;
+    snprintf(inputs[num_inputs].what, sizeof inputs[num_inputs].what, "%s %s", what, path);
+    num_inputs++;
+}
+// path is read by this command: no output may be it. A folder (a Hugging Face model or PEFT folder, a
+// tokenizer folder) protects the files in it. what names the input in errors ("--train").
+static void protect_input(const char* path, const char* what) {
+    struct stat st;
+    if (!path || stat(path, &st) != 0) return;  // not there: its reader says so
+    if (!S_ISDIR(st.st_mode)) {
+        protect_one(&st, what, path);
+        return;
+    }
+    DIR* d = opendir(path);
+    struct dirent* e;
+    while (d && (e = readdir(d))) {
+        char p[1600];
+        snprintf(p, sizeof p, "%s/%s", path, e->d_name);
+        if (stat(p, &st) == 0 && S_ISREG(st.st_mode)) protect_one(&st, what, p);
+    }
+    if (d) closedir(d);
+}
+
+// Refuses an output path that is a symlink, anything but a regular file, or (after resolving links) an input.
+static void check_output_path(const char* path) {
+    struct stat st;
+    if (lstat(path, &st) != 0) return;  // does not exist yet: fine
+    if (S_ISLNK(st.st_mode))
+        fail_at(path, "remove the link, or write somewhere else", "is a symbolic link: outputs are never written through a link");
+    if (!S_ISREG(st.st_mode))
+        fail_at(path, "give the path of a regular file (or a new one)", "is %s, not a regular file: refusing to replace it",
+                S_ISDIR(st.st_mode) ? "a folder" : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "a special file");
+    for (int i = 0; i < num_inputs; i++)
+        if (inputs[i].dev == st.st_dev && inputs[i].ino == st.st_ino)
+            fail_at(path, "choose an output path that is not one of the command's inputs", "is the input %s: writing it would destroy it", inputs[i].what);
+}
+
+// A fresh temp file beside path, created with O_EXCL | O_NOFOLLOW (never an existing file or a link); its name
+// goes into tmp and onto the list that errors and signals clean up. Returns the open stream.
+static FILE* open_temp_beside(const char* path, char* tmp, size_t cap) {
+    static uint64_t counter = 0;
+    temps_catch_signals();
+    for (int attempt = 0; attempt < 100; attempt++) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        uint64_t z = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 30) ^ (++counter * 0x9E3779B97F4A7C15ull) ^ (uint64_t)getpid() << 20;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull, z = (z ^ (z >> 27)) * 0x94D049BB133111EBull, z ^= z >> 31;  // splitmix64
+        if ((size_t)snprintf(tmp, cap, "%s.tmp.%d.%08x", path, (int)getpid(), (unsigned)z) >= cap)
+            fail_at(path, "use a shorter path", "the output path is too long");
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0644);
+        if (fd >= 0) {
+            temps_add(tmp);
+            FILE* f = fdopen(fd, "wb");
+            if (!f) close(fd), unlink(tmp), temps_drop(tmp), fail_at(path, NULL, "cannot write: %s", strerror(errno));
+            return f;
+        }
+        if (errno != EEXIST)
+            fail_at(path, "check that the folder exists and is writable", "cannot write: %s", strerror(errno));
+    }
+    fail_at(path, NULL, "could not create a temp file beside it");
+    return NULL;
+}
+
+// Flushes, syncs and closes f, then renames tmp over path; any failure removes tmp and names path.
+// FINETUNE_CRASH_BEFORE_RENAME=TEXT (for dev/crash_test.sh only): the process kills itself with SIGKILL after
+// writing a file whose path contains TEXT, just before the rename, as a power cut at the worst moment would.
+static void finish_temp(FILE* f, const char* tmp, const char* path) {
+    int bad = ferror(f) != 0;
+    bad |= fflush(f) != 0;
+    bad |= fsync(fileno(f)) != 0 && errno != EINVAL;  // EINVAL: a file system without sync; nothing to wait for
+    int err = errno;
+    bad |= fclose(f) != 0;
+    if (bad) err = errno ? errno : err;
+    const char* crash = getenv("FINETUNE_CRASH_BEFORE_RENAME");
+    if (!bad && crash && crash[0] && strstr(path, crash)) raise(SIGKILL);
+    if (!bad && rename(tmp, path) != 0) bad = 1, err = errno;
+    if (bad) {
+        unlink(tmp);
+        temps_drop(tmp);
+        fail_at(path, "check free disk space and permissions", "could not finish writing: %s", strerror(err));
+    }
+    temps_drop(tmp);
+}
+
+// A writer that never leaves a half-written file: safe_open, write to w.f, safe_close.
 typedef struct {
     FILE* f;
-    char path[1280], tmp[1320];  // longer than every path buffer of the callers, with room for .tmpPID
+    char path[1280], tmp[1320];  // longer than every path buffer of the callers, with room for .tmp.PID.RAND
 } SafeWriter;
 
 static void safe_open(SafeWriter* w, const char* path) {
-    snprintf(w->path, sizeof w->path, "%s", path);
-    snprintf(w->tmp, sizeof w->tmp, "%s.tmp%d", path, (int)getpid());
-    w->f = fopen(w->tmp, "wb");
-    if (!w->f) failf("check that the folder exists and is writable", "cannot write %s: %s", path, strerror(errno));
+    if ((size_t)snprintf(w->path, sizeof w->path, "%s", path) >= sizeof w->path) fail_at(path, "use a shorter path", "the output path is too long");
+    check_output_path(path);
+    w->f = open_temp_beside(path, w->tmp, sizeof w->tmp);
 }
 
-static void safe_close(SafeWriter* w) {
-    if (fclose(w->f) != 0 || rename(w->tmp, w->path) != 0) {
-        remove(w->tmp);
-        failf("check free disk space and permissions", "could not finish writing %s: %s", w->path, strerror(errno));
+static void safe_close(SafeWriter* w) { finish_temp(w->f, w->tmp, w->path); }
+
+// A file written as it goes (a run's log.jsonl, command.txt): the same path checks as SafeWriter, opened
+// without following a link, truncated (append = 0) or appended to. Each write must still be checked.
+static FILE* open_stream_output(const char* path, int append) {
+    check_output_path(path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | (append ? O_APPEND : O_TRUNC), 0644);
+    if (fd < 0) fail_at(path, "check that the folder exists and is writable", "cannot open for writing: %s", strerror(errno));
+    FILE* f = fdopen(fd, append ? "ab" : "wb");
+    if (!f) fail_at(path, NULL, "cannot open for writing: %s", strerror(errno));
+    return f;
+}
+// Dies naming path if anything written to f since the last check failed (a full disk, an I/O error).
+static void check_stream(FILE* f, const char* path) {
+    if (ferror(f) || fflush(f) != 0) fail_at(path, "check free disk space", "write failed: %s", strerror(errno));
+}
+
+// mkdir -p: path and every missing parent, 0755. A part that exists and is not a folder is an error.
+static void make_dirs(const char* path) {
+    char p[1280];
+    if ((size_t)snprintf(p, sizeof p, "%s", path) >= sizeof p) fail_at(path, "use a shorter path", "the folder path is too long");
+    for (char* s = p + 1;; s++) {
+        if (*s != '/' && *s) continue;
+        char c = *s;
+        *s = 0;
+        struct stat st;
+        if (mkdir(p, 0755) != 0 && errno != EEXIST) fail_at(p, "check the path and its permissions", "cannot create the folder: %s", strerror(errno));
+        if (stat(p, &st) != 0 || !S_ISDIR(st.st_mode)) fail_at(p, "choose another path", "exists and is not a folder");
+        *s = c;
+        if (!c) break;
     }
+}
+
+// Whether name is one of our temp names: BASE.tmp.PID.RAND (8 hex digits), or BASE.tmpPID of older versions.
+static int is_temp_name(const char* name) {
+    const char* t = strstr(name, ".tmp");
+    if (!t || t == name) return 0;
+    const char* s = t + 4;
+    if (*s == '.') {  // .tmp.PID.RAND
+        const char* d = ++s;
+        while (*s >= '0' && *s <= '9') s++;
+        if (s == d || *s++ != '.') return 0;
+        int n = 0;
+        for (; (*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f'); s++) n++;
+        return n == 8 && !*s;
+    }
+    const char* d = s;
+    while (*s >= '0' && *s <= '9') s++;
+    return s > d && !*s;
+}
+
+// A run folder's temp files left by a run that was killed (kill -9, a power cut) while writing: removed by the
+// next run to lock the folder, which is then the only process that can be writing there.
+static void remove_stale_temps(const char* dir) {
+    DIR* d = opendir(dir);
+    if (!d) return;
+    struct dirent* e;
+    while ((e = readdir(d))) {
+        if (!is_temp_name(e->d_name)) continue;
+        char path[1600];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat st;
+        if (lstat(path, &st) == 0 && S_ISREG(st.st_mode) && unlink(path) == 0)
+            printf("removed %s (a temp file left by an interrupted run)\n", path);
+    }
+    closedir(d);
+}
+
+// The lock that keeps two runs out of one folder: DIR/.lock, an fcntl write lock held for the process's life
+// (the kernel releases it when the process ends, even by kill -9, so a lock never goes stale); the file holds
+// the owner's pid for the error message. Returns the descriptor, which must stay open.
+static int lock_folder(const char* dir, const char* hint) {
+    char path[1300];
+    snprintf(path, sizeof path, "%s/.lock", dir);
+    check_output_path(path);
+    int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW, 0644);
+    if (fd < 0) fail_at(dir, "check that the folder is writable", "cannot create the lock file %s: %s", path, strerror(errno));
+    struct flock fl;
+    memset(&fl, 0, sizeof fl);
+    fl.l_type = F_WRLCK, fl.l_whence = SEEK_SET;
+    if (fcntl(fd, F_SETLK, &fl) != 0) {
+        char buf[32] = "";
+        ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+        buf[n > 0 ? n : 0] = 0;
+        int pid = atoi(buf);
+        if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) pid = (int)fl.l_pid;
+        fail_at(dir, hint, "the folder is in use by another process (pid %d)", pid);
+    }
+    char buf[32];
+    int n = snprintf(buf, sizeof buf, "%d\n", (int)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n) fail_at(path, "check free disk space", "cannot write the lock file");
+    return fd;
 }
 
 static double now_seconds(void) {

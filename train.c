@@ -42,6 +42,8 @@ typedef struct {
     uint8_t* pruned;         // --keep-sparsity: 1 where a prunable weight was zero at the start
     float* best;             // the best parameters so far (by --metric on --val), when --early-stop or --test
     FILE* log;               // the JSONL log, or NULL
+    char log_path[1100];
+    int lock_fd;             // DIR/.lock, held while the run lives (common.h lock_folder)
     Series train_curve, val_curve;
     AdamWConfig opt;
     double t_start, t_steps, last_loss;
@@ -183,27 +185,47 @@ static void run_recipe(Run* r, const Args* a) {
     r->opt = adamw_config(a);
 }
 
-// The run folder: checked writable, the log opened (appended on resume), the command line saved.
+// On resume, the log keeps the steps the checkpoint covers and drops the rest: a run killed after logging
+// step N but before checkpointing it redoes step N, which must not appear twice (nor the end-of-run lines of
+// a run that is being continued).
+static void trim_log(const char* path, long long last_step) {
+    FILE* f = fopen(path, "rb");
+    if (!f) return;  // no log yet: nothing to keep
+    SafeWriter w;
+    safe_open(&w, path);
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+        long long step;
+        if (sscanf(line, "{\"step\": %lld", &step) == 1 && step <= last_step) fputs(line, w.f);
+    }
+    fclose(f);
+    safe_close(&w);
+}
+
+// The run folder: created if missing, locked for this run's life (a second run into it stops with the first
+// one's pid), temp files of a killed run removed; the log opened (trimmed, then appended, on resume); the
+// command line saved.
 static void run_folder(Run* r, const Args* a) {
+    r->lock_fd = -1;
     if (dist_rank != 0) return;
     if (a->out) {
-        char probe[1100];
-        snprintf(probe, sizeof probe, "%s/.write_test", a->out);
-        FILE* p = fopen(probe, "wb");
-        if (!p) failf("create the folder first (mkdir -p) or choose another --out", "cannot write into --out %s: %s", a->out, strerror(errno));
-        fclose(p);
-        remove(probe);
+        make_dirs(a->out);
+        r->lock_fd = lock_folder(a->out, "wait for that run to finish, or give this one another --out");
+        remove_stale_temps(a->out);
     }
-    char default_log[1100];
-    if (a->out && !a->log) snprintf(default_log, sizeof default_log, "%s/log.jsonl", a->out);  // the run folder's log
-    const char* log_path = a->log ? a->log : a->out ? default_log : NULL;
-    if (log_path) r->log = fopen_check(log_path, a->resume ? "a" : "w");
+    if (a->out && !a->log) snprintf(r->log_path, sizeof r->log_path, "%s/log.jsonl", a->out);  // the run folder's log
+    else if (a->log) snprintf(r->log_path, sizeof r->log_path, "%s", a->log);
+    if (r->log_path[0]) {
+        if (a->resume) trim_log(r->log_path, (long long)r->state.step);
+        r->log = open_stream_output(r->log_path, a->resume != NULL);
+    }
     if (a->out && a->argv) {  // the config this run used: its command line
         char path[1100];
         snprintf(path, sizeof path, "%s/command.txt", a->out);
-        FILE* f = fopen_check(path, a->resume ? "a" : "w");
+        FILE* f = open_stream_output(path, a->resume != NULL);
         for (int i = 0; i < a->argc; i++) fprintf(f, "%s%s", a->argv[i], i + 1 < a->argc ? " " : "\n");
-        fclose(f);
+        check_stream(f, path);
+        if (fclose(f) != 0) fail_at(path, "check free disk space", "write failed");
     }
 }
 
@@ -375,7 +397,7 @@ static void run_log(Run* r, int step, double loss, float norm, double tok_s, con
     if (is_eval && K) fprintf(r->log, ", \"val_accuracy\": %.6f", val->accuracy);
     if (is_eval && !strcmp(a->metric, "f1")) fprintf(r->log, ", \"val_f1\": %.6f", metric);
     fprintf(r->log, "}\n");
-    fflush(r->log);
+    check_stream(r->log, r->log_path);
 }
 
 // DIR/ckpt.bin: the model, AdamW's state (gathered from the ranks' shards under ZeRO-1) and the TrainState.
@@ -484,6 +506,7 @@ static EvalResult run_test(Run* r, const Backend* be) {
         fprintf(r->log, "{\"test_loss\": %.6f, \"best_step\": %lld", te.loss, (long long)r->state.best_step);
         if (K) fprintf(r->log, ", \"test_accuracy\": %.6f, \"test_macro_f1\": %.6f", te.accuracy, cls_metrics(te.confusion, K).macro_f1);
         fprintf(r->log, "}\n");
+        check_stream(r->log, r->log_path);
     }
     return te;
 }
@@ -506,11 +529,15 @@ static void run_finish(Run* r, const Backend* be) {
         printf("report: %s/report.md\n", a->out);
     }
     free(te.confusion);
-    if (r->log && a->val) fprintf(r->log, "{\"best_%s\": %.8f, \"best_step\": %lld}\n", a->metric, r->state.best_metric, (long long)r->state.best_step);
+    if (r->log && a->val) {
+        fprintf(r->log, "{\"best_%s\": %.8f, \"best_step\": %lld}\n", a->metric, r->state.best_metric, (long long)r->state.best_step);
+        check_stream(r->log, r->log_path);
+    }
 }
 
 static void run_free(Run* r) {
-    if (r->log) fclose(r->log);
+    if (r->log && fclose(r->log) != 0) fail_at(r->log_path, "check free disk space", "write failed");
+    if (r->lock_fd >= 0) close(r->lock_fd);
     free(r->best);
     for (int k = 0; k < r->a->accum; k++) batch_free(&r->micro[k]);
     free(r->micro);
@@ -1223,6 +1250,19 @@ static const Command* find_command(const char* name) {
 }
 
 #ifndef TESTING
+// Every file the command reads: no output of this process may replace one of them (common.h's writers check).
+static void protect_inputs(const Args* a) {
+    protect_input(a->model, "--model");
+    protect_input(a->adapter, "--adapter");
+    protect_input(a->train, "--train");
+    protect_input(a->val, "--val");
+    protect_input(a->test, "--test");
+    protect_input(a->data, "--data");
+    protect_input(a->tokenizer, "--tokenizer");
+    if (a->input && strcmp(a->input, "-")) protect_input(a->input, "--input");
+    if (a->labels) protect_input(a->labels, "--labels");
+}
+
 int main(int argc, char** argv) {
     dist_init(&argc, &argv);
     if (dist_rank != 0 && !freopen("/dev/null", "w", stdout)) exit(1);  // one rank speaks
@@ -1240,6 +1280,7 @@ int main(int argc, char** argv) {
     Args a = parse_args(argc, argv);
     if (a.help) print_help();
     if (a.help_markdown) flags_print_markdown(stdout);
+    protect_inputs(&a);
     int rc = a.help || a.help_markdown ? 0 : find_command(a.cmd)->run(&a);
     dist_finalize();
     return rc;
