@@ -61,97 +61,98 @@ typedef struct {
     size_t field;         // offsetof(Args, ...)
     const char* def;      // the default, as it would be typed (parsed like a typed value); NULL: none
     const char* group;    // the --help section
+    const char* range;    // numbers: the values allowed, "[lo,hi]" with ( ) for open ends; the parser refuses others
     const char* help;
 } Flag;
 
-#define F_(name, value, type, field, def, group, help) {name, value, type, offsetof(Args, field), def, group, help}
+#define F_(name, value, type, field, def, group, range, help) {name, value, type, offsetof(Args, field), def, group, range, help}
 static const Flag FLAGS[] = {
-    F_("--help", NULL, FLAG_SWITCH, help, NULL, "help", "print this help"),
-    F_("--help-markdown", NULL, FLAG_SWITCH, help_markdown, NULL, "help", "print the flag table as Markdown (the README's table)"),
+    F_("--help", NULL, FLAG_SWITCH, help, NULL, "help", NULL, "print this help"),
+    F_("--help-markdown", NULL, FLAG_SWITCH, help_markdown, NULL, "help", NULL, "print the flag table as Markdown (the README's table)"),
     // model
-    F_("--model", "FILE", FLAG_STRING, model, NULL, "model", "load a model: finetune.c checkpoint, llm.c gpt2_124M.bin, HF model.safetensors (or its folder), or a GGUF file of llama.cpp's gpt2 (F32, F16 or Q8_0; Q8_0 loads as int8)"),
-    F_("--init", "L,NH,C", FLAG_STRING, init, NULL, "model", "random GPT-2-style init with L layers, NH heads, C channels"),
-    F_("--vocab", "V", FLAG_INT, vocab, "50257", "model", "vocabulary size for --init"),
-    F_("--max-seq", "N", FLAG_INT, max_seq, "1024", "model", "positions (maxT) for --init"),
-    F_("--adapter", "FILE", FLAG_STRING, adapter, NULL, "model", "apply an adapter.bin (LoRA / adapters / prefix / head) to the model, or a Hugging Face PEFT LoRA adapter (its folder or adapter_model.safetensors)"),
+    F_("--model", "FILE", FLAG_STRING, model, NULL, "model", NULL, "load a model: finetune.c checkpoint, llm.c gpt2_124M.bin, HF model.safetensors (or its folder), or a GGUF file of llama.cpp's gpt2 (F32, F16 or Q8_0; Q8_0 loads as int8)"),
+    F_("--init", "L,NH,C", FLAG_STRING, init, NULL, "model", NULL, "random GPT-2-style init with L layers, NH heads, C channels"),
+    F_("--vocab", "V", FLAG_INT, vocab, "50257", "model", "[1,4194304]", "vocabulary size for --init"),
+    F_("--max-seq", "N", FLAG_INT, max_seq, "1024", "model", "[1,1048576]", "positions (maxT) for --init"),
+    F_("--adapter", "FILE", FLAG_STRING, adapter, NULL, "model", NULL, "apply an adapter.bin (LoRA / adapters / prefix / head) to the model, or a Hugging Face PEFT LoRA adapter (its folder or adapter_model.safetensors)"),
     // data
-    F_("--train", "FILE", FLAG_STRING, train, NULL, "data", "token file (LM), classification or SFT example file (from ./dataprep; the kind of file sets the task)"),
-    F_("--val", "FILE", FLAG_STRING, val, NULL, "data", "validation data of the same kind"),
-    F_("--task", "T", FLAG_STRING, task, NULL, "data", "lm|cls|sft: check that the data is of this kind (default: take it from the data)"),
-    F_("--batch", "B", FLAG_INT, B, "4", "data", "sequences per micro-batch (per rank under MPI)"),
-    F_("--accum", "K", FLAG_INT, accum, "1", "data", "gradient accumulation: K micro-batches per optimizer step"),
-    F_("--seq", "T", FLAG_INT, T, "64", "data", "tokens per sequence; examples are truncated or padded to it"),
-    F_("--shuffle", "0|1", FLAG_INT, shuffle, "1", "data", "visit windows / examples in a seeded random order each epoch (0: in file order, as llm.c's loader)"),
+    F_("--train", "FILE", FLAG_STRING, train, NULL, "data", NULL, "token file (LM), classification or SFT example file (from ./dataprep; the kind of file sets the task)"),
+    F_("--val", "FILE", FLAG_STRING, val, NULL, "data", NULL, "validation data of the same kind"),
+    F_("--task", "T", FLAG_STRING, task, NULL, "data", NULL, "lm|cls|sft: check that the data is of this kind (default: take it from the data)"),
+    F_("--batch", "B", FLAG_INT, B, "4", "data", "[1,65536]", "sequences per micro-batch (per rank under MPI)"),
+    F_("--accum", "K", FLAG_INT, accum, "1", "data", "[1,65536]", "gradient accumulation: K micro-batches per optimizer step"),
+    F_("--seq", "T", FLAG_INT, T, "64", "data", "[1,1048576]", "tokens per sequence; examples are truncated or padded to it"),
+    F_("--shuffle", "0|1", FLAG_INT, shuffle, "1", "data", "[0,1]", "visit windows / examples in a seeded random order each epoch (0: in file order, as llm.c's loader)"),
     // fine-tuning method
-    F_("--method", "M", FLAG_STRING, method, "full", "method", "full|lora|adapter|prefix"),
-    F_("--lora-rank", "r", FLAG_INT, lora_rank, "8", "method", "LoRA rank"),
-    F_("--lora-alpha", "a", FLAG_FLOAT, lora_alpha, "16", "method", "LoRA scale is alpha/r"),
-    F_("--lora-targets", "LIST", FLAG_STRING, lora_targets, "qkv,proj", "method", "comma list of qkv,proj,fc,fcproj"),
-    F_("--lora-layers", "A-B", FLAG_STRING, lora_layers, NULL, "method", "layers that get LoRA (default all)"),
-    F_("--lora-dropout", "P", FLAG_FLOAT, lora_dropout, "0", "method", "dropout on the LoRA input while training"),
-    F_("--adapter-dim", "A", FLAG_INT, adapter_dim, "16", "method", "adapter bottleneck width"),
-    F_("--prefix-len", "P", FLAG_INT, prefix_len, "10", "method", "prefix-tuning positions per layer"),
-    F_("--freeze", "LIST", FLAG_STRING, freeze, NULL, "method", "freeze: embeddings, head, final-ln, first:K, blocks:A-B, base (all GPT-2 weights)"),
-    F_("--unfreeze", "LIST", FLAG_STRING, unfreeze, NULL, "method", "the same items, applied after --freeze (e.g. --freeze base --unfreeze blocks:10-11)"),
-    F_("--layer-decay", "D", FLAG_FLOAT, layer_decay, "1", "method", "layer-wise LR decay: block l gets lr*D^(L-1-l), embeddings lr*D^L"),
-    F_("--classes", "K", FLAG_INT, classes, NULL, "method", "classes of the classification head (default: the dataset's label count)"),
-    F_("--class-weights", "W", FLAG_STRING, class_weights, NULL, "method", "comma list of K loss weights, or 'auto' = N/(K*count_k) from the training data"),
-    F_("--label-smoothing", "E", FLAG_FLOAT, label_smoothing, "0", "method", "classification label smoothing"),
+    F_("--method", "M", FLAG_STRING, method, "full", "method", NULL, "full|lora|adapter|prefix"),
+    F_("--lora-rank", "r", FLAG_INT, lora_rank, "8", "method", "[1,65536]", "LoRA rank"),
+    F_("--lora-alpha", "a", FLAG_FLOAT, lora_alpha, "16", "method", "(0,1e6]", "LoRA scale is alpha/r"),
+    F_("--lora-targets", "LIST", FLAG_STRING, lora_targets, "qkv,proj", "method", NULL, "comma list of qkv,proj,fc,fcproj"),
+    F_("--lora-layers", "A-B", FLAG_STRING, lora_layers, NULL, "method", NULL, "layers that get LoRA (default all)"),
+    F_("--lora-dropout", "P", FLAG_FLOAT, lora_dropout, "0", "method", "[0,1)", "dropout on the LoRA input while training"),
+    F_("--adapter-dim", "A", FLAG_INT, adapter_dim, "16", "method", "[1,65536]", "adapter bottleneck width"),
+    F_("--prefix-len", "P", FLAG_INT, prefix_len, "10", "method", "[1,65536]", "prefix-tuning positions per layer"),
+    F_("--freeze", "LIST", FLAG_STRING, freeze, NULL, "method", NULL, "freeze: embeddings, head, final-ln, first:K, blocks:A-B, base (all GPT-2 weights)"),
+    F_("--unfreeze", "LIST", FLAG_STRING, unfreeze, NULL, "method", NULL, "the same items, applied after --freeze (e.g. --freeze base --unfreeze blocks:10-11)"),
+    F_("--layer-decay", "D", FLAG_FLOAT, layer_decay, "1", "method", "(0,1]", "layer-wise LR decay: block l gets lr*D^(L-1-l), embeddings lr*D^L"),
+    F_("--classes", "K", FLAG_INT, classes, NULL, "method", "[1,65536]", "classes of the classification head (default: the dataset's label count)"),
+    F_("--class-weights", "W", FLAG_STRING, class_weights, NULL, "method", NULL, "comma list of K loss weights, or 'auto' = N/(K*count_k) from the training data"),
+    F_("--label-smoothing", "E", FLAG_FLOAT, label_smoothing, "0", "method", "[0,1)", "classification label smoothing"),
     // optimization
-    F_("--steps", "N", FLAG_INT, steps, "100", "optimization", "optimizer steps"),
-    F_("--epochs", "E", FLAG_FLOAT, epochs, NULL, "optimization", "train for E passes over the data instead (sets --steps; fractions allowed)"),
-    F_("--lr", "X", FLAG_FLOAT, lr, "3e-4", "optimization", "peak learning rate"),
-    F_("--schedule", "S", FLAG_SCHEDULE, schedule, "cosine", "optimization", "constant|cosine|linear decay after warmup"),
-    F_("--warmup", "N", FLAG_INT, warmup, "0", "optimization", "linear warmup steps"),
-    F_("--min-lr-frac", "F", FLAG_FLOAT, min_lr_frac, "0.1", "optimization", "decay ends at lr*F at the last step"),
-    F_("--weight-decay", "W", FLAG_FLOAT, weight_decay, "0.1", "optimization", "AdamW decoupled weight decay, on matrices only (not biases, LayerNorm)"),
-    F_("--beta1", "B1", FLAG_FLOAT, beta1, "0.9", "optimization", "AdamW beta1"),
-    F_("--beta2", "B2", FLAG_FLOAT, beta2, "0.95", "optimization", "AdamW beta2"),
-    F_("--eps", "E", FLAG_FLOAT, eps, "1e-8", "optimization", "AdamW epsilon"),
-    F_("--grad-clip", "G", FLAG_FLOAT, grad_clip, "1.0", "optimization", "clip the global gradient norm to G, 0 = off"),
-    F_("--dropout", "P", FLAG_FLOAT, dropout, "0", "optimization", "dropout on embeddings, attention probabilities and residual branches while training (GPT-2's embd/attn/resid_pdrop)"),
-    F_("--seed", "S", FLAG_U64, seed, "1337", "optimization", "seed for init, data order, dropout and sampling"),
+    F_("--steps", "N", FLAG_INT, steps, "100", "optimization", "[0,1000000000]", "optimizer steps"),
+    F_("--epochs", "E", FLAG_FLOAT, epochs, NULL, "optimization", "[0,1e6]", "train for E passes over the data instead (sets --steps; fractions allowed)"),
+    F_("--lr", "X", FLAG_FLOAT, lr, "3e-4", "optimization", "[0,1000]", "peak learning rate"),
+    F_("--schedule", "S", FLAG_SCHEDULE, schedule, "cosine", "optimization", NULL, "constant|cosine|linear decay after warmup"),
+    F_("--warmup", "N", FLAG_INT, warmup, "0", "optimization", "[0,1000000000]", "linear warmup steps"),
+    F_("--min-lr-frac", "F", FLAG_FLOAT, min_lr_frac, "0.1", "optimization", "[0,1]", "decay ends at lr*F at the last step"),
+    F_("--weight-decay", "W", FLAG_FLOAT, weight_decay, "0.1", "optimization", "[0,1e3]", "AdamW decoupled weight decay, on matrices only (not biases, LayerNorm)"),
+    F_("--beta1", "B1", FLAG_FLOAT, beta1, "0.9", "optimization", "[0,1)", "AdamW beta1"),
+    F_("--beta2", "B2", FLAG_FLOAT, beta2, "0.95", "optimization", "[0,1)", "AdamW beta2"),
+    F_("--eps", "E", FLAG_FLOAT, eps, "1e-8", "optimization", "(0,1]", "AdamW epsilon"),
+    F_("--grad-clip", "G", FLAG_FLOAT, grad_clip, "1.0", "optimization", "[0,1e9]", "clip the global gradient norm to G, 0 = off"),
+    F_("--dropout", "P", FLAG_FLOAT, dropout, "0", "optimization", "[0,1)", "dropout on embeddings, attention probabilities and residual branches while training (GPT-2's embd/attn/resid_pdrop)"),
+    F_("--seed", "S", FLAG_U64, seed, "1337", "optimization", NULL, "seed for init, data order, dropout and sampling"),
     // monitoring and output
-    F_("--eval-every", "N", FLAG_INT, eval_every, "0", "output", "validation every N steps and at the end, 0 = only at the end"),
-    F_("--val-batches", "N", FLAG_INT, val_batches, "20", "output", "batches per validation (0 = all)"),
-    F_("--early-stop", "N", FLAG_INT, early_stop, "0", "output", "stop after N validations without improvement of --metric; DIR/best.bin keeps the best"),
-    F_("--metric", "M", FLAG_STRING, metric, "val_loss", "output", "val_loss | accuracy | f1 (macro F1): what --early-stop, best.bin and the sweep watch"),
-    F_("--test", "FILE", FLAG_STRING, test, NULL, "output", "evaluate the best model (by --metric) on this data once, at the end; for classification also DIR/errors.md and DIR/confusion_test.svg"),
-    F_("--tokenizer", "PATH", FLAG_STRING, tokenizer, NULL, "output", "the gpt2_bpe folder or a dataprep tokenizer: decodes DIR/errors.md, and is needed by sample --prompt and classify"),
-    F_("--print-every", "N", FLAG_INT, print_every, "1", "output", "console line (step, loss, lr, grad norm, tokens/s, ETA) every N steps"),
-    F_("--log", "FILE", FLAG_STRING, log, NULL, "output", "JSONL, one line per step: step, loss (before the update), lr, grad_norm, tokens_per_s, and val_loss (val_accuracy) on eval steps"),
-    F_("--out", "DIR", FLAG_STRING, out, NULL, "output", "the run folder: DIR/model.bin (last), DIR/best.bin (best on --val), DIR/ckpt.bin (resumable state), DIR/adapter.bin (fine-tuning tensors only), DIR/log.jsonl (unless --log), DIR/command.txt, DIR/curves.svg, DIR/report.md; export and quantize/prune: the output path"),
-    F_("--save-every", "N", FLAG_INT, save_every, "0", "output", "also write DIR/ckpt.bin every N steps (0 = only at the end)"),
-    F_("--resume", "DIR", FLAG_STRING, resume, NULL, "output", "continue from DIR/ckpt.bin with the same flags; reproduces the uninterrupted run"),
-    F_("--stop-at", "N", FLAG_INT, stop_at, NULL, "output", "stop after step N as if interrupted (writes DIR/ckpt.bin; continue with --resume)"),
+    F_("--eval-every", "N", FLAG_INT, eval_every, "0", "output", "[0,1000000000]", "validation every N steps and at the end, 0 = only at the end"),
+    F_("--val-batches", "N", FLAG_INT, val_batches, "20", "output", "[0,1000000000]", "batches per validation (0 = all)"),
+    F_("--early-stop", "N", FLAG_INT, early_stop, "0", "output", "[0,1000000]", "stop after N validations without improvement of --metric; DIR/best.bin keeps the best"),
+    F_("--metric", "M", FLAG_STRING, metric, "val_loss", "output", NULL, "val_loss | accuracy | f1 (macro F1): what --early-stop, best.bin and the sweep watch"),
+    F_("--test", "FILE", FLAG_STRING, test, NULL, "output", NULL, "evaluate the best model (by --metric) on this data once, at the end; for classification also DIR/errors.md and DIR/confusion_test.svg"),
+    F_("--tokenizer", "PATH", FLAG_STRING, tokenizer, NULL, "output", NULL, "the gpt2_bpe folder or a dataprep tokenizer: decodes DIR/errors.md, and is needed by sample --prompt and classify"),
+    F_("--print-every", "N", FLAG_INT, print_every, "1", "output", "[0,1000000000]", "console line (step, loss, lr, grad norm, tokens/s, ETA) every N steps"),
+    F_("--log", "FILE", FLAG_STRING, log, NULL, "output", NULL, "JSONL, one line per step: step, loss (before the update), lr, grad_norm, tokens_per_s, and val_loss (val_accuracy) on eval steps"),
+    F_("--out", "DIR", FLAG_STRING, out, NULL, "output", NULL, "the run folder: DIR/model.bin (last), DIR/best.bin (best on --val), DIR/ckpt.bin (resumable state), DIR/adapter.bin (fine-tuning tensors only), DIR/log.jsonl (unless --log), DIR/command.txt, DIR/curves.svg, DIR/report.md; export and quantize/prune: the output path"),
+    F_("--save-every", "N", FLAG_INT, save_every, "0", "output", "[0,1000000000]", "also write DIR/ckpt.bin every N steps (0 = only at the end)"),
+    F_("--resume", "DIR", FLAG_STRING, resume, NULL, "output", NULL, "continue from DIR/ckpt.bin with the same flags; reproduces the uninterrupted run"),
+    F_("--stop-at", "N", FLAG_INT, stop_at, NULL, "output", "[0,1000000000]", "stop after step N as if interrupted (writes DIR/ckpt.bin; continue with --resume)"),
     // distributed
-    F_("--zero", "0|1", FLAG_INT, zero, "0", "distributed", "1: shard AdamW state over the MPI ranks (ZeRO stage 1)"),
+    F_("--zero", "0|1", FLAG_INT, zero, "0", "distributed", "[0,1]", "1: shard AdamW state over the MPI ranks (ZeRO stage 1)"),
     // eval
-    F_("--data", "FILE", FLAG_STRING, data, NULL, "eval", "the dataset to evaluate (eval, quantize and prune: the before/after table)"),
-    F_("--max-batches", "N", FLAG_INT, max_batches, "0", "eval", "evaluate at most N batches (0 = all)"),
-    F_("--exact-match", "N", FLAG_INT, exact_match, "0", "eval", "on SFT data, also greedy-generate N responses (-1: all) and report the share reproduced exactly"),
+    F_("--data", "FILE", FLAG_STRING, data, NULL, "eval", NULL, "the dataset to evaluate (eval, quantize and prune: the before/after table)"),
+    F_("--max-batches", "N", FLAG_INT, max_batches, "0", "eval", "[0,1000000000]", "evaluate at most N batches (0 = all)"),
+    F_("--exact-match", "N", FLAG_INT, exact_match, "0", "eval", "[-1,1000000000]", "on SFT data, also greedy-generate N responses (-1: all) and report the share reproduced exactly"),
     // sample
-    F_("--tokens", "IDS", FLAG_STRING, tokens, NULL, "sample", "the prompt as space-separated token ids"),
-    F_("--prompt", "TEXT", FLAG_STRING, prompt, NULL, "sample", "the prompt as text (needs --tokenizer)"),
-    F_("--gen", "N", FLAG_INT, gen_steps, "64", "sample", "tokens to generate"),
-    F_("--temperature", "X", FLAG_FLOAT, temperature, "1.0", "sample", "sampling temperature (0 = greedy)"),
-    F_("--top-k", "K", FLAG_INT, top_k, "0", "sample", "keep the K most likely tokens (0 = off)"),
-    F_("--top-p", "P", FLAG_FLOAT, top_p, "1.0", "sample", "then the smallest set of them whose probability reaches P (1.0 = off)"),
-    F_("--stop", "ID", FLAG_INT, stop_token, "-1", "sample", "stop after this token (default: the tokenizer's <|endoftext|>, 50256 for GPT-2; -1 = never)"),
+    F_("--tokens", "IDS", FLAG_STRING, tokens, NULL, "sample", NULL, "the prompt as space-separated token ids"),
+    F_("--prompt", "TEXT", FLAG_STRING, prompt, NULL, "sample", NULL, "the prompt as text (needs --tokenizer)"),
+    F_("--gen", "N", FLAG_INT, gen_steps, "64", "sample", "[0,10000000]", "tokens to generate"),
+    F_("--temperature", "X", FLAG_FLOAT, temperature, "1.0", "sample", "[0,100]", "sampling temperature (0 = greedy)"),
+    F_("--top-k", "K", FLAG_INT, top_k, "0", "sample", "[0,4194304]", "keep the K most likely tokens (0 = off)"),
+    F_("--top-p", "P", FLAG_FLOAT, top_p, "1.0", "sample", "(0,1]", "then the smallest set of them whose probability reaches P (1.0 = off)"),
+    F_("--stop", "ID", FLAG_INT, stop_token, "-1", "sample", "[-1,4194303]", "stop after this token (default: the tokenizer's <|endoftext|>, 50256 for GPT-2; -1 = never)"),
     // classify
-    F_("--input", "FILE", FLAG_STRING, input, "-", "classify", "lines of text to classify (- = stdin)"),
-    F_("--labels", "NAMES", FLAG_STRING, labels, NULL, "classify", "class names: a,b,... or dataprep's PREFIX_labels.txt"),
+    F_("--input", "FILE", FLAG_STRING, input, "-", "classify", NULL, "lines of text to classify (- = stdin)"),
+    F_("--labels", "NAMES", FLAG_STRING, labels, NULL, "classify", NULL, "class names: a,b,... or dataprep's PREFIX_labels.txt"),
     // export
-    F_("--format", "F", FLAG_STRING, format, NULL, "export", "safetensors|llmc|peft|gguf"),
-    F_("--dtype", "D", FLAG_STRING, dtype, NULL, "export", "gguf: f32|q8_0 (default q8_0 for an int8 model, else f32)"),
-    F_("--merge", "0|1", FLAG_INT, merge, "0", "export", "fold LoRA into the weights first (W += alpha/r B A)"),
+    F_("--format", "F", FLAG_STRING, format, NULL, "export", NULL, "safetensors|llmc|peft|gguf"),
+    F_("--dtype", "D", FLAG_STRING, dtype, NULL, "export", NULL, "gguf: f32|q8_0 (default q8_0 for an int8 model, else f32)"),
+    F_("--merge", "0|1", FLAG_INT, merge, "0", "export", "[0,1]", "fold LoRA into the weights first (W += alpha/r B A)"),
     // compression
-    F_("--prune", "MODE", FLAG_STRING, prune, NULL, "compress", "prune: unstructured|layer|heads|neurons"),
-    F_("--sparsity", "S", FLAG_FLOAT, sparsity, "0", "compress", "prune: fraction of the block-matrix weights to remove, in [0, 1)"),
-    F_("--keep-sparsity", "0|1", FLAG_INT, keep_sparsity, "0", "compress", "train: put a pruned model's zeros back after every step"),
+    F_("--prune", "MODE", FLAG_STRING, prune, NULL, "compress", NULL, "prune: unstructured|layer|heads|neurons"),
+    F_("--sparsity", "S", FLAG_FLOAT, sparsity, "0", "compress", "[0,1)", "prune: fraction of the block-matrix weights to remove, in [0, 1)"),
+    F_("--keep-sparsity", "0|1", FLAG_INT, keep_sparsity, "0", "compress", "[0,1]", "train: put a pruned model's zeros back after every step"),
     // sweep
-    F_("--grid", "AXES", FLAG_STRING, grid, NULL, "sweep", "\"flag=v1,v2 flag=v1,v2\": one run per point of the grid"),
-    F_("--random", "N", FLAG_INT, random_points, "0", "sweep", "run N points drawn from the grid (seeded by --seed; 0 = all)"),
+    F_("--grid", "AXES", FLAG_STRING, grid, NULL, "sweep", NULL, "\"flag=v1,v2 flag=v1,v2\": one run per point of the grid"),
+    F_("--random", "N", FLAG_INT, random_points, "0", "sweep", "[0,1000000]", "run N points drawn from the grid (seeded by --seed; 0 = all)"),
 };
 #undef F_
 #define NUM_FLAGS ((int)(sizeof FLAGS / sizeof FLAGS[0]))
@@ -178,17 +179,49 @@ static int flag_given(const Args* a, const char* name) {
 }
 
 // ---------------------------------------------------------------------------- parsing
-static int parse_int_arg(const char* flag, const char* v) {
+// A number is refused unless all of it parses (no trailing text), it fits its type (no silent truncation of
+// --batch 4294967298 to 2), and it lies in the flag's range; the error names the flag, the value and the range.
+static long long parse_integer(const char* flag, const char* v) {
     char* e;
-    long x = strtol(v, &e, 10);
+    errno = 0;
+    long long x = strtoll(v, &e, 10);
     if (*e || e == v) failf("see ./train --help", "%s expects an integer, got '%s'", flag, v);
+    if (errno == ERANGE) failf("see ./train --help", "%s %s is out of range", flag, v);
+    return x;
+}
+static int parse_int_arg(const char* flag, const char* v) {
+    long long x = parse_integer(flag, v);
+    if (x < INT32_MIN || x > INT32_MAX) failf("see ./train --help", "%s %s is out of range", flag, v);
     return (int)x;
 }
 static float parse_float_arg(const char* flag, const char* v) {
     char* e;
-    float x = strtof(v, &e);
-    if (*e || e == v || !isfinite(x)) failf("see ./train --help", "%s expects a number, got '%s'", flag, v);
-    return x;
+    errno = 0;
+    double x = strtod(v, &e);
+    if (*e || e == v || !isfinite(x) || fabs(x) > 3.4e38) failf("see ./train --help", "%s expects a number, got '%s'", flag, v);
+    return (float)x;
+}
+static uint64_t parse_u64_arg(const char* flag, const char* v) {
+    char* e;
+    errno = 0;
+    unsigned long long x = strtoull(v, &e, 10);
+    if (*e || e == v || v[0] == '-' || errno == ERANGE) failf("see ./train --help", "%s expects an integer in [0, 2^64), got '%s'", flag, v);
+    return (uint64_t)x;
+}
+
+// Refuses x unless it is in range ("[lo,hi]", "(lo,hi]", ...).
+static void check_range(const Flag* f, double x, const char* v) {
+    if (!f->range) return;
+    double lo, hi;
+    char open, close;
+    if (sscanf(f->range, "%c%lf,%lf%c", &open, &lo, &hi, &close) != 4) DIE("bad range in the flag table", f->name);
+    int ok = (open == '(' ? x > lo : x >= lo) && (close == ')' ? x < hi : x <= hi);
+    if (!ok) {
+        char lo_s[32], hi_s[32];
+        snprintf(lo_s, sizeof lo_s, "%.15g", lo);
+        snprintf(hi_s, sizeof hi_s, "%.15g", hi);
+        failf("see ./train --help", "%s %s must be in %c%s, %s%c", f->name, v, open, lo_s, hi_s, close);
+    }
 }
 
 // Sets flag f's field from its text value v (a default or what was typed).
@@ -196,10 +229,13 @@ static void flag_set(Args* a, const Flag* f, const char* v) {
     char* p = (char*)a + f->field;
     switch (f->type) {
         case FLAG_SWITCH: *(int*)p = 1; break;
-        case FLAG_INT: *(int*)p = parse_int_arg(f->name, v); break;
-        case FLAG_FLOAT: *(float*)p = parse_float_arg(f->name, v); break;
-        case FLAG_U64: *(uint64_t*)p = (uint64_t)strtoull(v, NULL, 10); break;
-        case FLAG_STRING: *(const char**)p = v; break;
+        case FLAG_INT: check_range(f, (double)parse_integer(f->name, v), v), *(int*)p = parse_int_arg(f->name, v); break;
+        case FLAG_FLOAT: *(float*)p = parse_float_arg(f->name, v), check_range(f, *(float*)p, v); break;
+        case FLAG_U64: *(uint64_t*)p = parse_u64_arg(f->name, v); break;
+        case FLAG_STRING:
+            if (!v[0]) failf("leave the flag out to get its default", "%s needs a value, got an empty string", f->name);
+            *(const char**)p = v;
+            break;
         case FLAG_SCHEDULE:
             if (!strcmp(v, "constant")) *(Schedule*)p = SCHED_CONSTANT;
             else if (!strcmp(v, "cosine")) *(Schedule*)p = SCHED_COSINE;
@@ -209,30 +245,14 @@ static void flag_set(Args* a, const Flag* f, const char* v) {
     }
 }
 
-// The checks no single flag can make alone: names of methods and metrics, ranges that depend on the method.
+// The checks no single flag can make alone (each number's range is in the table): names of methods, metrics, tasks.
 static void check_args(const Args* a) {
-    if (a->B < 1 || a->T < 1) failf(NULL, "--batch and --seq must be at least 1 (got %d, %d)", a->B, a->T);
     if (strcmp(a->metric, "val_loss") && strcmp(a->metric, "accuracy") && strcmp(a->metric, "f1"))
         failf("use val_loss, accuracy or f1 (macro F1)", "unknown --metric '%s'", a->metric);
-    if (a->early_stop < 0 || a->epochs < 0) failf(NULL, "--early-stop and --epochs must not be negative");
-    if (a->zero != 0 && a->zero != 1) failf("0: every rank keeps all AdamW state; 1: ZeRO stage 1 shards it", "--zero %d", a->zero);
-    if (a->accum < 1) failf("--accum k runs k micro-batches of --batch B per optimizer step", "--accum %d must be at least 1", a->accum);
-    if (a->steps < 0 || a->warmup < 0) failf(NULL, "--steps and --warmup must not be negative");
-    if (a->lr < 0.0f || a->weight_decay < 0.0f || a->grad_clip < 0.0f) failf(NULL, "--lr, --weight-decay and --grad-clip must not be negative");
     if (strcmp(a->method, "full") && strcmp(a->method, "lora") && strcmp(a->method, "adapter") && strcmp(a->method, "prefix"))
         failf("use full, lora, adapter or prefix", "unknown --method '%s'", a->method);
     if (a->task && strcmp(a->task, "lm") && strcmp(a->task, "cls") && strcmp(a->task, "sft"))
         failf("use lm, cls or sft", "unknown --task '%s'", a->task);
-    if (!strcmp(a->method, "lora") && a->lora_rank < 1) failf("a LoRA rank is at least 1, typically 4-64", "--lora-rank %d", a->lora_rank);
-    if (!strcmp(a->method, "lora") && a->lora_alpha <= 0.0f) failf("alpha scales the update (alpha/r); use e.g. 2r", "--lora-alpha %g must be > 0", a->lora_alpha);
-    if (!strcmp(a->method, "adapter") && a->adapter_dim < 1) failf(NULL, "--adapter-dim %d must be at least 1", a->adapter_dim);
-    if (!strcmp(a->method, "prefix") && a->prefix_len < 1) failf(NULL, "--prefix-len %d must be at least 1", a->prefix_len);
-    if (a->layer_decay <= 0.0f || a->layer_decay > 1.0f) failf("typical values are 0.65-0.95", "--layer-decay %g must be in (0, 1]", a->layer_decay);
-    if (a->label_smoothing < 0.0f || a->label_smoothing >= 1.0f) failf(NULL, "--label-smoothing %g must be in [0, 1)", a->label_smoothing);
-    if (a->dropout < 0.0f || a->dropout >= 1.0f) failf(NULL, "--dropout %g must be in [0, 1)", a->dropout);
-    if (a->lora_dropout < 0.0f || a->lora_dropout >= 1.0f) failf(NULL, "--lora-dropout %g must be in [0, 1)", a->lora_dropout);
-    if (a->top_p <= 0.0f || a->top_p > 1.0f) failf("e.g. 0.9 samples from the tokens that make up 90% of the probability", "--top-p %g must be in (0, 1]", a->top_p);
-    if (a->temperature < 0.0f || a->top_k < 0) failf("--temperature 0 is greedy; --top-k 0 keeps every token", "--temperature and --top-k must not be negative");
 }
 
 // argv: [./train] [COMMAND] [--flag value | --switch]... The command (a first word without "--") is kept in

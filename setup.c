@@ -17,10 +17,26 @@ static void model_from_args(GPT* model, const Args* a, TrainState* state, uint64
         load_model(model, a->model, NULL);
     } else if (a->init) {
         GPTConfig c = {.maxT = a->max_seq, .V = a->vocab};
-        if (sscanf(a->init, "%d,%d,%d", &c.L, &c.NH, &c.C) != 3 || c.L < 1 || c.NH < 1 || c.C < 1 || c.C % c.NH)
-            failf("for example --init 12,12,768 (GPT-2 124M); C must be divisible by NH", "bad --init '%s'", a->init);
-        if (c.V < 2 || c.maxT < 1) failf(NULL, "--vocab must be at least 2 and --max-seq at least 1");
+        long v[3];
+        char* e = (char*)a->init;
+        for (int k = 0; k < 3; k++) {  // three integers, each in range before any product is formed
+            const char* s = e;
+            errno = 0;
+            v[k] = strtol(s, &e, 10);
+            if (e == s || errno || *e != (k < 2 ? ',' : 0)) v[k] = -1;
+            else if (k < 2) e++;
+            if (v[k] < 0) break;
+        }
+        if (v[0] < 1 || v[0] > 1024 || v[1] < 1 || v[1] > 1024 || v[2] < 1 || v[2] > 65536 || v[2] % v[1])
+            failf("for example --init 12,12,768 (GPT-2 124M): L and NH in [1, 1024], C in [1, 65536], C divisible by NH",
+                  "bad --init '%s'", a->init);
+        c.L = (int)v[0], c.NH = (int)v[1], c.C = (int)v[2];
+        if (c.V < 2) failf(NULL, "--vocab must be at least 2");
         c.Vp = pad_vocab(c.V);
+        double bytes = 4.0 * (double)num_parameters(&c);  // the weights alone; training needs about 4x this
+        if (bytes > 64e9)
+            failf("choose a smaller --init, --vocab or --max-seq", "--init %s with --vocab %d --max-seq %d has %.3g parameters (%.0f GB of fp32 weights)",
+                  a->init, c.V, c.maxT, bytes / 4, bytes / 1e9);
         gpt_build(model, c);
         gpt_init_random(model, rng);
     } else {
@@ -78,7 +94,8 @@ static void setup_finetuning(GPT* model, const Args* a, const DataLoader* dl, ui
         c.num_classes = a->classes ? a->classes : dl->ds.num_labels;
         if (c.num_classes < 2) failf("classification needs at least 2 classes", "--classes %d (dataset %s has %d labels)", c.num_classes, dl->path, dl->ds.num_labels);
     }
-    if (!strcmp(a->method, "lora")) {
+    if (!strcmp(a->method, "lora")) {  // a rank above C is no longer low-rank: the update B A is then any C x C matrix
+        if (a->lora_rank > c.C) failf("typical ranks are 4-64", "--lora-rank %d is larger than the model's width C = %d", a->lora_rank, c.C);
         c.lora_r = a->lora_rank;
         c.lora_alpha = a->lora_alpha;
         c.lora_targets = 0;
@@ -91,12 +108,19 @@ static void setup_finetuning(GPT* model, const Args* a, const DataLoader* dl, ui
             else if (!strcmp(s, "fcproj")) c.lora_targets |= LORA_FCPROJ;
             else failf("targets: qkv, proj, fc, fcproj", "unknown --lora-targets name '%s'", s);
         }
+        if (!c.lora_targets) failf("targets: qkv, proj, fc, fcproj", "--lora-targets '%s' names no target", a->lora_targets);
         c.lora_first = 0;
         c.lora_last = c.L - 1;
         if (a->lora_layers) parse_layer_range(a->lora_layers, c.L, &c.lora_first, &c.lora_last, "--lora-layers");
     }
-    if (!strcmp(a->method, "adapter")) c.adapter_dim = a->adapter_dim;
-    if (!strcmp(a->method, "prefix")) c.prefix_len = a->prefix_len;
+    if (!strcmp(a->method, "adapter")) {  // a bottleneck is narrower than the stream it reads (Houlsby et al.: C/16-ish)
+        if (a->adapter_dim > c.C) failf("typical widths are C/64 to C/4", "--adapter-dim %d is wider than the model's width C = %d", a->adapter_dim, c.C);
+        c.adapter_dim = a->adapter_dim;
+    }
+    if (!strcmp(a->method, "prefix")) {
+        if (a->prefix_len > c.maxT) failf("typical prefixes are 10-100 positions", "--prefix-len %d is longer than the model's context maxT = %d", a->prefix_len, c.maxT);
+        c.prefix_len = a->prefix_len;
+    }
     if (memcmp(&c, &model->config, sizeof c)) gpt_set_peft(model, c, rng);
     if (peft) apply_freeze_list(model, "base", 0, "--method");  // parameter-efficient: the base is frozen
     for (int l = 0; l < c.L; l++)  // LoRA outside its layer range stays zero and frozen
