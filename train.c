@@ -1204,30 +1204,40 @@ static int cmd_bench(const Args* a) {
 typedef struct {
     const char* name;
     int (*run)(const Args* a);
+    const char* flags;  // the flags it reads: groups of the flag table (flags.h) and single flags
     const char* usage;
 } Command;
 
 static int cmd_sweep_args(const Args* a) { return cmd_sweep(a->argc, a->argv); }
 
 static const Command COMMANDS[] = {
-    {"train", cmd_train, "./train [train] --model FILE|--init L,NH,C --train FILE [--val FILE --out DIR ...]: fine-tune or pretrain (the default command)"},
-    {"eval", cmd_eval, "./train eval --model FILE --data FILE: one JSON line: loss and ppl (LM, SFT), or loss, accuracy, macro/micro F1,\n"
+    {"train", cmd_train, "model data method optimization output distributed --keep-sparsity --resume --seed",
+     "./train [train] --model FILE|--init L,NH,C --train FILE [--val FILE --out DIR ...]: fine-tune or pretrain (the default command)"},
+    {"eval", cmd_eval, "model --data --batch --seq --max-batches --exact-match --resume --seed",
+     "./train eval --model FILE --data FILE: one JSON line: loss and ppl (LM, SFT), or loss, accuracy, macro/micro F1,\n"
                        "        per-class precision/recall/F1 and the confusion matrix [gold][predicted] (classification)"},
-    {"sample", cmd_sample, "./train sample --model FILE --tokens \"ids\" | --tokenizer PATH --prompt \"text\": generate with a KV cache\n"
+    {"sample", cmd_sample, "model sample --tokenizer --resume --seed",
+     "./train sample --model FILE --tokens \"ids\" | --tokenizer PATH --prompt \"text\": generate with a KV cache\n"
                            "        (tokens/s on stderr); past maxT tokens the context slides by maxT/2 at a time"},
-    {"classify", cmd_classify, "./train classify --model FILE --tokenizer PATH [--input FILE --labels ...]: label<TAB>probability<TAB>text\n"
+    {"classify", cmd_classify, "model classify --tokenizer --batch --resume --seed",
+     "./train classify --model FILE --tokenizer PATH [--input FILE --labels ...]: label<TAB>probability<TAB>text\n"
                                "        for each line; empty lines skipped, lines over maxT tokens truncated"},
-    {"sweep", cmd_sweep_args, "./train sweep --grid \"lr=1e-3,3e-3 lora-rank=4,8\" --out DIR [--random N --test FILE] <train flags>:\n"
+    {"sweep", cmd_sweep_args, "model data method optimization output distributed --keep-sparsity sweep --resume --seed",
+     "./train sweep --grid \"lr=1e-3,3e-3 lora-rank=4,8\" --out DIR [--random N --test FILE] <train flags>:\n"
                               "        one run per grid point in DIR/run_NNN, resumable; the best on --val (--metric) is evaluated on\n"
                               "        --test; DIR/results.csv and DIR/results.md"},
-    {"bench", cmd_bench, "./train bench --init 12,12,768 [--method lora ... --batch 4 --seq 64 --steps 5]: timed training steps on\n"
+    {"bench", cmd_bench, "model method --batch --seq optimization --resume --seed",
+     "./train bench --init 12,12,768 [--method lora ... --batch 4 --seq 64 --steps 5]: timed training steps on\n"
                          "        random tokens (1 warmup step first); one JSON line with ms/step, tokens/s, GFLOP/s"},
-    {"export", cmd_export, "./train export --model FILE [--adapter FILE] --format safetensors|llmc|peft|gguf --out PATH [--merge 1]:\n"
+    {"export", cmd_export, "model export --out --tokenizer --lora-dropout --resume --seed",
+     "./train export --model FILE [--adapter FILE] --format safetensors|llmc|peft|gguf --out PATH [--merge 1]:\n"
                            "        safetensors: PATH/model.safetensors + config.json (Hugging Face GPT-2); llmc: llm.c's file;\n"
                            "        peft: the LoRA as PATH/adapter_model.safetensors + adapter_config.json; gguf: PATH.gguf for\n"
                            "        llama.cpp [--dtype f32|q8_0] [--tokenizer DIR, which llama.cpp needs to run it]"},
-    {"quantize", cmd_quantize, "./train quantize --model FILE --out FILE [--data FILE]: int8 (Q8_0) weights, size and quality before/after"},
-    {"prune", cmd_prune, "./train prune --model FILE --prune MODE --sparsity S --out FILE [--data FILE]: magnitude pruning"},
+    {"quantize", cmd_quantize, "model --out --data --batch --seq --max-batches --resume --seed",
+     "./train quantize --model FILE --out FILE [--data FILE]: int8 (Q8_0) weights, size and quality before/after"},
+    {"prune", cmd_prune, "model --out --prune --sparsity --data --batch --seq --max-batches --resume --seed",
+     "./train prune --model FILE --prune MODE --sparsity S --out FILE [--data FILE]: magnitude pruning"},
 };
 #define NUM_COMMANDS ((int)(sizeof COMMANDS / sizeof COMMANDS[0]))
 
@@ -1247,6 +1257,42 @@ static const Command* find_command(const char* name) {
     for (int i = 0; i < NUM_COMMANDS; i++) snprintf(list + strlen(list), sizeof list - strlen(list), "%s%s", i ? ", " : "", COMMANDS[i].name);
     failf(list, "unknown command '%s'", name);
     return NULL;
+}
+
+// Whether flag f is one the command reads: its group or its name is a word of cmd->flags.
+static int command_reads(const Command* cmd, const Flag* f) {
+    const char* s = cmd->flags;
+    size_t g = strlen(f->group), n = strlen(f->name);
+    for (const char* w = s; *w;) {
+        size_t len = strcspn(w, " ");
+        if ((len == g && !strncmp(w, f->group, g)) || (len == n && !strncmp(w, f->name, n))) return 1;
+        w += len;
+        while (*w == ' ') w++;
+    }
+    return !strcmp(f->group, "help");
+}
+
+// A flag that cannot apply says so instead of being ignored: one the command does not read, a method's flag
+// given with another method, and the flags that need another flag to mean anything.
+static void check_flags_apply(const Command* cmd, const Args* a) {
+    for (int i = 0; i < NUM_FLAGS; i++)
+        if (a->given[i] && !command_reads(cmd, &FLAGS[i]))
+            failf("see the command's line in ./train --help", "%s does not apply to ./train %s", FLAGS[i].name, cmd->name);
+    static const char* const method_flags[][2] = {{"--lora-rank", "lora"}, {"--lora-alpha", "lora"}, {"--lora-targets", "lora"},
+        {"--lora-layers", "lora"}, {"--adapter-dim", "adapter"}, {"--prefix-len", "prefix"}};
+    for (size_t k = 0; k < sizeof method_flags / sizeof method_flags[0]; k++)
+        if (flag_given(a, method_flags[k][0]) && strcmp(a->method, method_flags[k][1]))
+            failf("add --method that method, or drop the flag", "%s is for --method %s, and --method is %s", method_flags[k][0], method_flags[k][1], a->method);
+    if (flag_given(a, "--lora-dropout") && strcmp(a->method, "lora") && strcmp(cmd->name, "export"))
+        failf("add --method lora, or drop the flag", "--lora-dropout is for --method lora, and --method is %s", a->method);
+    if (strcmp(cmd->name, "train")) return;
+    if (flag_given(a, "--epochs") && flag_given(a, "--steps")) failf("give one of them", "--epochs sets the step count, and --steps was given too");
+    static const char* const need_val[] = {"--eval-every", "--val-batches", "--metric"};
+    for (int k = 0; k < 3; k++)
+        if (flag_given(a, need_val[k]) && !a->val) failf("give --val FILE", "%s needs validation data", need_val[k]);
+    static const char* const need_out[] = {"--save-every", "--stop-at", "--resume"};
+    for (int k = 0; k < 3; k++)
+        if (flag_given(a, need_out[k]) && !a->out) failf("give --out DIR (for --resume usually the same DIR)", "%s needs a run folder", need_out[k]);
 }
 
 #ifndef TESTING
@@ -1280,8 +1326,13 @@ int main(int argc, char** argv) {
     Args a = parse_args(argc, argv);
     if (a.help) print_help();
     if (a.help_markdown) flags_print_markdown(stdout);
-    protect_inputs(&a);
-    int rc = a.help || a.help_markdown ? 0 : find_command(a.cmd)->run(&a);
+    int rc = 0;
+    if (!a.help && !a.help_markdown) {
+        const Command* cmd = find_command(a.cmd);
+        check_flags_apply(cmd, &a);
+        protect_inputs(&a);
+        rc = cmd->run(&a);
+    }
     dist_finalize();
     return rc;
 }
