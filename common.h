@@ -28,7 +28,7 @@
 // before the process ends: nothing half-written is left behind. (kill -9 cannot be caught: a run folder's
 // stale temps are removed when the next run takes the folder, see remove_stale_temps.)
 #define MAX_OPEN_TEMPS 16
-static char open_temps[MAX_OPEN_TEMPS][1400];
+static char open_temps[MAX_OPEN_TEMPS][4400];  // as long as the longest writer path buffer (dataset.h), plus .tmp.PID.RAND
 
 static void temps_add(const char* tmp) {
     for (int i = 0; i < MAX_OPEN_TEMPS; i++)
@@ -199,8 +199,8 @@ static long long file_size(FILE* f) {
 //   - nothing half-written: the data goes to a fresh temp file PATH.tmp.PID.RAND (O_EXCL: never an existing
 //     file, never through a symlink), is flushed, synced and closed with every step checked, and only then
 //     renamed over PATH; on any error the temp is removed and the old PATH is untouched.
-#define MAX_INPUTS 256
-static struct { dev_t dev; ino_t ino; char what[200]; } inputs[MAX_INPUTS];
+#define MAX_INPUTS 128
+static struct { dev_t dev; ino_t ino; char what[1700]; } inputs[MAX_INPUTS];
 static int num_inputs = 0;
 
 static void protect_one(const struct stat* st, const char* what, const char* path) {
@@ -411,6 +411,12 @@ static void format_duration(char* out, size_t cap, double s) {
     if (s < 60) snprintf(out, cap, "%.0fs", s);
     else if (s < 3600) snprintf(out, cap, "%dm%02ds", (int)s / 60, (int)s % 60);
     else snprintf(out, cap, "%dh%02dm", (int)s / 3600, ((int)s % 3600) / 60);
+}
+
+// JSON has no NaN or infinity: a number that is not finite is written as null.
+static void print_json_number(FILE* f, double x, int decimals) {
+    if (isfinite(x)) fprintf(f, "%.*f", decimals, x);
+    else fputs("null", f);
 }
 
 // ---------------------------------------------------------------------------- JSON: the one reader

@@ -173,25 +173,22 @@ static void load_tokenizer(Tokenizer* t, const Options* o) {
 // ---------------------------------------------------------------------------- the summary report
 // printed to stdout and written to PREFIX_summary.txt
 
-static FILE* g_report;
-static char g_report_path[4200], g_report_tmp[4300];
+static SafeWriter g_report;  // g_report.f is NULL until report_open
 static void report(const char* fmt, ...) {
     va_list ap;
     va_start(ap, fmt); vprintf(fmt, ap); va_end(ap);
-    if (g_report) { va_start(ap, fmt); vfprintf(g_report, fmt, ap); va_end(ap); }
+    if (g_report.f) { va_start(ap, fmt); vfprintf(g_report.f, fmt, ap); va_end(ap); }
 }
 static void report_open(const char* prefix) {
-    snprintf(g_report_path, sizeof g_report_path, "%s_summary.txt", prefix);
-    snprintf(g_report_tmp, sizeof g_report_tmp, "%s.tmp", g_report_path);
-    g_report = fopen(g_report_tmp, "w");
-    if (!g_report) fail_at(g_report_tmp, "does the folder of --out exist, and is it writable?", "cannot open for writing");
+    char path[4200];
+    snprintf(path, sizeof path, "%s_summary.txt", prefix);
+    safe_open(&g_report, path);  // a temp file until report_close; removed if dataprep fails before that
 }
 static void report_close(void) {
-    if (!g_report) return;
-    int bad = ferror(g_report);
-    if (fclose(g_report) != 0 || bad || rename(g_report_tmp, g_report_path) != 0) fail_at(g_report_path, "is the disk full?", "write failed");
-    g_report = NULL;
-    printf("wrote %s\n", g_report_path);
+    if (!g_report.f) return;
+    safe_close(&g_report);
+    g_report.f = NULL;
+    printf("wrote %s\n", g_report.path);
 }
 // lengths: p50 / p90 / p99 / max (sorts a copy)
 static void report_lengths(const char* what, const size_t* len, size_t n) {
@@ -998,16 +995,15 @@ static void cls_write_labels(const char* prefix, const LabelMap* labels, const s
                              char* path, size_t cap) {
     int K = labels->count;
     snprintf(path, cap, "%s_labels.txt", prefix);
-    char tmp[4300];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE* f = fopen(tmp, "w");
-    if (!f) fail_at(tmp, "does the folder of --out exist, and is it writable?", "cannot open for writing");
+    SafeWriter w;
+    safe_open(&w, path);
+    FILE* f = w.f;
     fprintf(f, "# id\tname\ttrain_count\tclass_weight (N/(K*count); pass to train as class weights)\n");
     for (int c = 0; c < K; c++) {
         size_t nc = per_label[c];
         fprintf(f, "%d\t%s\t%zu\t%.6f\n", c, labels->names[c], nc, nc ? (double)ntrain / ((double)K * nc) : 0.0);
     }
-    if (fclose(f) != 0 || rename(tmp, path) != 0) fail_at(path, "is the disk full?", "write failed");
+    safe_close(&w);
 }
 
 static int cmd_cls(const Options* o) {
@@ -1296,6 +1292,18 @@ int main(int argc, char** argv) {
     Options o;
     parse_options(argc, argv, &o);
     const char* cmd = argv[1];
+    // what this run reads, so no output can replace it (common.h's writers refuse), and --out's folder
+    for (int i = 0; i < o.num_files; i++) protect_input(o.files[i], "input");
+    for (int i = 0; i < 3; i++) protect_input(o.given[i], "input");
+    protect_input(o.tokenizer, "--tokenizer");
+    protect_input(o.labels, "--labels");
+    protect_input(o.synonyms, "--synonyms");
+    const char* slash = o.out ? strrchr(o.out, '/') : NULL;
+    if (slash && slash > o.out) {  // PREFIX's folder is created when missing, as llm.c and Hugging Face do
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%.*s", (int)(slash - o.out), o.out);
+        make_dirs(dir);
+    }
     if (strcmp(cmd, "encode") == 0) return cmd_encode(&o);
     if (strcmp(cmd, "decode") == 0) return cmd_decode(&o);
     if (strcmp(cmd, "text") == 0) return cmd_text(&o);

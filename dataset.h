@@ -39,8 +39,8 @@
 //
 // Reading: dataset_open() maps the file with mmap, so the operating system pages in only what is
 // touched: a dataset larger than RAM works, and random access (shuffling) costs no copying.
-// Writers write to PATH.tmp and rename it over PATH at the end, so a crash never leaves a
-// half-written file under the real name.
+// Writers write to a fresh temp file beside PATH (common.h: PATH.tmp.PID.RAND, removed on any error) and
+// rename it over PATH at the end, so a crash never leaves a half-written file under the real name.
 #ifndef DATASET_H
 #define DATASET_H
 
@@ -53,6 +53,7 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "common.h"  // defines: the writers' temp files and output checks (open_temp_beside, finish_temp)
 
 #if defined(__GNUC__)
 #define DS_API static __attribute__((unused))
@@ -100,7 +101,6 @@ DS_API int ds_bytes_per_token(int vocab_size) { return vocab_size <= 65536 ? 2 :
 DS_API int ds_writer_open(DsWriter* w, const char* path, int magic, int kind, int vocab_size, int num_labels, char* err, size_t errlen) {
     memset(w, 0, sizeof *w);
     snprintf(w->path, sizeof w->path, "%s", path);
-    snprintf(w->tmp, sizeof w->tmp, "%s.tmp", path);
     w->magic = magic; w->kind = kind; w->vocab_size = vocab_size; w->num_labels = num_labels;
     w->bytes_per_token = ds_bytes_per_token(vocab_size);
     if (magic == LLMC_MAGIC && vocab_size > 65536) {
@@ -108,8 +108,8 @@ DS_API int ds_writer_open(DsWriter* w, const char* path, int magic, int kind, in
         return -1;
     }
     if (magic == LLMC_MAGIC) w->bytes_per_token = 2;
-    w->f = fopen(w->tmp, "wb");
-    if (!w->f) { ds_errf(err, errlen, "%s: cannot open for writing (does the folder exist? is it writable?)", w->tmp); return -1; }
+    check_output_path(path);  // never through a link, never over an input or a special file
+    w->f = open_temp_beside(path, w->tmp, sizeof w->tmp);
     unsigned char zero[DS_HEADER_INTS * 4] = {0};  // header written for real in ds_writer_close
     if (fwrite(zero, 1, sizeof zero, w->f) != sizeof zero) w->failed = 1;
     w->offset = sizeof zero;
@@ -190,15 +190,16 @@ DS_API int ds_writer_close(DsWriter* w, char* err, size_t errlen) {
     unsigned char hb[DS_HEADER_INTS * 4];
     for (int i = 0; i < DS_HEADER_INTS; i++) ds_put_u32(hb + 4 * i, h[i]);
     if (fseek(w->f, 0, SEEK_SET) != 0 || fwrite(hb, 1, sizeof hb, w->f) != sizeof hb) w->failed = 1;
-    if (ferror(w->f)) w->failed = 1;
-    if (fclose(w->f) != 0) w->failed = 1;
     free(w->index);
     w->index = NULL;
-    if (w->failed || rename(w->tmp, w->path) != 0) {
-        remove(w->tmp);
+    if (w->failed) {
+        fclose(w->f);
+        unlink(w->tmp);
+        temps_drop(w->tmp);
         if (w->failed != 2) ds_errf(err, errlen, "%s: write failed (disk full, or the folder is not writable?)", w->path);
         return -1;
     }
+    finish_temp(w->f, w->tmp, w->path);  // flush, sync, close, rename: any failure is an error naming the path
     return 0;
 }
 

@@ -267,7 +267,11 @@ static EvalResult evaluate_with(void* ctx, BatchForward forward, const GPT* mode
         for (size_t i = 0; i < nk; i++) cm[i] = (size_t)red[3 + i];
         free(red);
     }
-    EvalResult r = {count ? sum / count : NAN, K && count ? (double)correct / count : NAN, count, cm};
+    if (!count)  // a loss over nothing is no number: say why rather than print NaN
+        fail_at(path, "SFT examples whose response is cut off by --seq have no targets: use a longer --seq, or check the file",
+                "no targets to evaluate%s", max_batches ? " in the batches --max-batches allows" : "");
+    if (!isfinite(sum)) fail_at(path, "the model's weights are not finite: check the model file, or lower --lr", "the loss is %f", sum);
+    EvalResult r = {sum / count, K ? (double)correct / count : NAN, count, cm};
     return r;
 }
 

@@ -403,8 +403,12 @@ static void test_cli(void) {
     write_text(TMP "/empty.txt", "");
     rc = run("./dataprep text --tokenizer " GPT2 " --out " TMP "/e " TMP "/empty.txt");
     check(rc != 0 && strstr(err_line(), "no text"), "cli text: empty input: %s", err_line());
-    rc = run("./dataprep text --tokenizer " GPT2 " --out " TMP "/no/such/dir/x --split 100/0/0 " TMP "/in.txt");
-    check(rc != 0 && strstr(err_line(), "cannot open for writing"), "cli text: unwritable output: %s", err_line());
+    rc = run("./dataprep text --tokenizer " GPT2 " --out " TMP "/new/sub/x --split 100/0/0 " TMP "/in.txt");
+    check(rc == 0 && access(TMP "/new/sub/x_train.bin", F_OK) == 0, "cli text: --out PREFIX in a missing folder creates it (rc %d)", rc);
+    rc = run("./dataprep text --tokenizer " GPT2 " --out " TMP "/in.txt/x --split 100/0/0 " TMP "/in.txt");
+    check(rc != 0 && strstr(err_line(), "exists and is not a folder"), "cli text: unwritable output: %s", err_line());
+    rc = run("./dataprep text --tokenizer " GPT2 " --out " TMP "/in.txt_x --split 100/0/0 " TMP "/in.txt");
+    check(rc == 0, "cli text: an output beside the input is fine (rc %d)", rc);
     // cls: SMS spam (no header, label first), stratified split
     rc = run("./dataprep cls --tokenizer " GPT2 " --out " TMP "/sms --no-header --label-col 0 --text-col 1 --input-format tsv " DATA "/sms_spam/SMSSpamCollection");
     ok = rc == 0 && dataset_open(&ds, TMP "/sms_train.ds", err, sizeof err) == 0;

@@ -536,10 +536,9 @@ TOK_API int tokenizer_load_gpt2(Tokenizer* t, const char* dir, char* err, size_t
 
 TOK_API int tokenizer_save(const Tokenizer* t, const char* path, char* err, size_t errlen) {
     if (t->kind == TOK_GPT2) { tok_errf(err, errlen, "GPT-2's tokenizer is saved as encoder.json + vocab.bpe, not in our format"); return -1; }
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE* f = fopen(tmp, "wb");
-    if (!f) { tok_errf(err, errlen, "%s: cannot open for writing", tmp); return -1; }
+    SafeWriter w;  // a temp file renamed into place when complete; an I/O error ends the program naming path
+    safe_open(&w, path);
+    FILE* f = w.f;
     fprintf(f, "%s %d\ntype %s\nmerges %d\n", TOK_FILE_MAGIC, TOK_FILE_VERSION, t->kind == TOK_BYTES ? "bytes" : "bpe", t->num_merges);
     for (int r = 0; r < t->num_merges; r++) fprintf(f, "%d %d\n", t->merge_left[r], t->merge_right[r]);
     int ns = 0;
@@ -550,12 +549,7 @@ TOK_API int tokenizer_save(const Tokenizer* t, const char* path, char* err, size
         fwrite(p, 1, m, f);
         fputc('\n', f);
     }
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad || rename(tmp, path) != 0) {
-        remove(tmp);
-        tok_errf(err, errlen, "%s: write failed (disk full or no permission?)", path);
-        return -1;
-    }
+    safe_close(&w);
     return 0;
 }
 

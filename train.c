@@ -530,7 +530,9 @@ static void run_finish(Run* r, const Backend* be) {
     }
     free(te.confusion);
     if (r->log && a->val) {
-        fprintf(r->log, "{\"best_%s\": %.8f, \"best_step\": %lld}\n", a->metric, r->state.best_metric, (long long)r->state.best_step);
+        fprintf(r->log, "{\"best_%s\": ", a->metric);
+        print_json_number(r->log, r->state.best_metric, 8);
+        fprintf(r->log, ", \"best_step\": %lld}\n", (long long)r->state.best_step);
         check_stream(r->log, r->log_path);
     }
 }
@@ -582,7 +584,11 @@ static int cmd_eval(const Args* a) {
         printf("]}\n");
         free(r.confusion);
     } else {
-        printf("{\"loss\": %.6f, \"ppl\": %.4f, \"tokens\": %zu", r.loss, exp(r.loss), r.count);
+        printf("{\"loss\": ");
+        print_json_number(stdout, r.loss, 6);
+        printf(", \"ppl\": ");
+        print_json_number(stdout, exp(r.loss), 4);  // exp overflows past loss 709: null, not inf
+        printf(", \"tokens\": %zu", r.count);
         Dataset probe;
         char err[512];
         if (a->exact_match && dataset_open(&probe, a->data, err, sizeof err) == 0) {
