@@ -49,11 +49,72 @@ static void usage(void) {
     exit(EXIT_FAILURE);
 }
 
+// ---------------------------------------------------------------------------- text files: UTF-8 or nothing
+// Every text input must be UTF-8: bytes that are not (a Latin-1 corpus like MR, TREC or SUBJ) would silently
+// become byte tokens the model never sees in real UTF-8 text. So an invalid sequence stops dataprep with
+// FILE:LINE; --encoding latin-1 converts the whole file (each byte is its own code point U+0000-U+00FF);
+// --skip-bad drops the lines that are not UTF-8, counted in the summary.
+static struct { const char* encoding; int skip_bad; size_t lines_skipped, files_converted; char first[600]; } g_text = {"utf-8", 0, 0, 0, ""};
+
+// Length of the valid UTF-8 sequence at s (1-4), or 0 if it is not one: overlong forms, surrogates and code
+// points past U+10FFFF are invalid (RFC 3629).
+static int utf8_valid_at(const unsigned char* s, size_t n) {
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    int len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (!len || (size_t)len > n) return 0;
+    for (int k = 1; k < len; k++)
+        if ((s[k] & 0xC0) != 0x80) return 0;
+    if (c == 0xE0 && s[1] < 0xA0) return 0;   // overlong 3-byte
+    if (c == 0xED && s[1] > 0x9F) return 0;   // U+D800-U+DFFF, the surrogates
+    if (c == 0xF0 && s[1] < 0x90) return 0;   // overlong 4-byte
+    if (c == 0xF4 && s[1] > 0x8F) return 0;   // past U+10FFFF
+    return len;
+}
+
+// Checks (or converts, or filters) a file's text in place or into a new buffer; returns the text to use.
+static unsigned char* text_as_utf8(const char* path, unsigned char* s, size_t* n) {
+    if (!strcmp(g_text.encoding, "latin-1")) {
+        ByteVec v = {0};
+        for (size_t i = 0; i < *n; i++) {
+            if (s[i] < 0x80) bytevec_append(&v, s + i, 1);
+            else utf8_encode(&v, s[i]);
+        }
+        free(s);
+        *n = v.len;
+        g_text.files_converted++;
+        return v.data ? v.data : (unsigned char*)callocCheck(1, 1);
+    }
+    size_t line = 1, w = 0, line_start_w = 0;
+    int line_bad = 0;
+    for (size_t i = 0; i < *n;) {
+        int len = utf8_valid_at(s + i, *n - i);
+        if (!len) {
+            if (!g_text.skip_bad)
+                fail_at(path, "the file is not UTF-8: if it is Latin-1 (ISO 8859-1), pass --encoding latin-1 to convert it; "
+                              "or --skip-bad to drop such lines (counted)",
+                        "line %zu: byte 0x%02X at column %zu is not valid UTF-8", line, s[i], w - line_start_w + 1);
+            if (!line_bad && !g_text.first[0]) snprintf(g_text.first, sizeof g_text.first, "%s:%zu", path, line);
+            line_bad = 1;
+            i++;
+            continue;
+        }
+        for (int k = 0; k < len; k++) s[w++] = s[i++];
+        if (s[w - 1] == '\n') {  // end of a line: keep it, or drop it if it had an invalid byte
+            if (line_bad) w = line_start_w, g_text.lines_skipped++;
+            line_start_w = w, line_bad = 0, line++;
+        }
+    }
+    if (line_bad) w = line_start_w, g_text.lines_skipped++;
+    *n = w;
+    return s;
+}
+
 static unsigned char* read_file_or_die(const char* path, size_t* n) {
     char err[4300];
     unsigned char* s = tok_read_file(path, n, err, sizeof err);
     if (!s) fail_at(path, "check the path; data lives in ../shared/data/ (see its README.md)", "cannot read this file");
-    return s;
+    return text_as_utf8(path, s, n);
 }
 static unsigned char* read_stdin(size_t* n) {
     ByteVec v = {0};
@@ -90,6 +151,7 @@ typedef struct {
     double split[3];         // train / val / test ratios
     uint64_t seed;
     int skip_bad;
+    const char* encoding;    // "utf-8" (checked) or "latin-1" (converted)
     // text
     const char* docs;        // "file", "line", "blank"
     int chunk_lines;
@@ -109,6 +171,23 @@ typedef struct {
     const char* files[1024]; int num_files;
 } Options;
 
+// A whole integer in [lo, hi], or a one-line error naming the option and the range.
+static long long opt_int(const char* name, const char* v, long long lo, long long hi) {
+    char* e;
+    errno = 0;
+    long long x = strtoll(v, &e, 10);
+    if (e == v || *e || errno == ERANGE || x < lo || x > hi)
+        fail_at(name, "run dataprep without arguments to see every option", "\"%s\" is not an integer in [%lld, %lld]", v, lo, hi);
+    return x;
+}
+static double opt_float(const char* name, const char* v, double lo, double hi) {
+    char* e;
+    double x = strtod(v, &e);
+    if (e == v || *e || !(x >= lo && x <= hi))
+        fail_at(name, "run dataprep without arguments to see every option", "\"%s\" is not a number in [%g, %g]", v, lo, hi);
+    return x;
+}
+
 static void parse_split(const char* s, double r[3]) {
     if (sscanf(s, "%lf/%lf/%lf", &r[0], &r[1], &r[2]) != 3 || r[0] < 0 || r[1] < 0 || r[2] < 0 || r[0] + r[1] + r[2] <= 0)
         fail_at("--split", "write three non-negative numbers like 80/10/10 (train/val/test)", "cannot read \"%s\"", s);
@@ -120,6 +199,8 @@ static void parse_options(int argc, char** argv, Options* o) {
     memset(o, 0, sizeof *o);
     o->split[0] = 0.8; o->split[1] = 0.1; o->split[2] = 0.1;
     o->seed = 1337; o->docs = "file"; o->format = "ours"; o->text_col = "text"; o->label_col = "label";
+    o->encoding = "utf-8";
+    int split_given = 0;
     o->max_len = 1024; o->template_name = "alpaca"; o->aug_p = 0.1; o->aug_ops = "del,swap,ins,syn";
     for (int i = 2; i < argc; i++) {
         const char* a = argv[i];
@@ -129,18 +210,19 @@ static void parse_options(int argc, char** argv, Options* o) {
         else if (ARG("--add-token")) { if (o->num_add_tokens == 64) fail_at(a, NULL, "at most 64 added tokens"); o->add_tokens[o->num_add_tokens++] = argv[++i]; }
         else if (strcmp(a, "--allow-special") == 0) o->allow_special = 1;
         else if (strcmp(a, "--bench") == 0) o->bench = 1;
-        else if (ARG("--split")) parse_split(argv[++i], o->split);
-        else if (ARG("--seed")) o->seed = strtoull(argv[++i], NULL, 10);
+        else if (ARG("--split")) parse_split(argv[++i], o->split), split_given = 1;
+        else if (ARG("--seed")) o->seed = (uint64_t)opt_int(a, argv[++i], 0, INT64_MAX);
         else if (strcmp(a, "--skip-bad") == 0) o->skip_bad = 1;
+        else if (ARG("--encoding")) o->encoding = argv[++i];
         else if (ARG("--docs")) o->docs = argv[++i];
-        else if (ARG("--chunk-lines")) o->chunk_lines = atoi(argv[++i]);
+        else if (ARG("--chunk-lines")) o->chunk_lines = (int)opt_int(a, argv[++i], 0, 1000000000);
         else if (ARG("--format")) o->format = argv[++i];
         else if (ARG("--input-format")) o->input_format = argv[++i];
         else if (ARG("--text-col")) o->text_col = argv[++i];
         else if (ARG("--label-col")) o->label_col = argv[++i];
         else if (strcmp(a, "--no-header") == 0) o->no_header = 1;
         else if (ARG("--labels")) o->labels = argv[++i];
-        else if (ARG("--max-len")) o->max_len = atoi(argv[++i]);
+        else if (ARG("--max-len")) o->max_len = (int)opt_int(a, argv[++i], 0, 1000000000);
         else if (strcmp(a, "--append-eot") == 0) o->append_eot = 1;
         else if (strcmp(a, "--keep-duplicates") == 0) o->keep_duplicates = 1;
         else if (strcmp(a, "--oversample") == 0) o->oversample = 1;
@@ -148,11 +230,11 @@ static void parse_options(int argc, char** argv, Options* o) {
         else if (ARG("--val")) o->given[1] = argv[++i];
         else if (ARG("--test")) o->given[2] = argv[++i];
         else if (ARG("--template")) o->template_name = argv[++i];
-        else if (ARG("--augment")) o->augment = atoi(argv[++i]);
+        else if (ARG("--augment")) o->augment = (int)opt_int(a, argv[++i], 0, 1000);
         else if (ARG("--aug-ops")) o->aug_ops = argv[++i];
-        else if (ARG("--aug-p")) o->aug_p = atof(argv[++i]);
+        else if (ARG("--aug-p")) o->aug_p = opt_float(a, argv[++i], 0.0, 1.0);
         else if (ARG("--synonyms")) o->synonyms = argv[++i];
-        else if (ARG("--vocab-size")) o->vocab_size = atoi(argv[++i]);
+        else if (ARG("--vocab-size")) o->vocab_size = (int)opt_int(a, argv[++i], 0, 4194304);
         else if (strcmp(a, "--verbose") == 0) o->verbose = 1;
         else if (a[0] == '-' && a[1] == '-') fail_at(a, "run dataprep without arguments to see every option", "unknown option");
         else { if (o->num_files == 1024) fail_at(a, NULL, "at most 1024 input files"); o->files[o->num_files++] = a; }
@@ -161,7 +243,12 @@ static void parse_options(int argc, char** argv, Options* o) {
     if (strcmp(o->docs, "file") && strcmp(o->docs, "line") && strcmp(o->docs, "blank"))
         fail_at("--docs", "use file, line or blank", "unknown value \"%s\"", o->docs);
     if (strcmp(o->format, "ours") && strcmp(o->format, "llmc")) fail_at("--format", "use ours or llmc", "unknown value \"%s\"", o->format);
-    if (o->max_len < 0 || o->chunk_lines < 0 || o->augment < 0) fail_at(argv[1], NULL, "--max-len, --chunk-lines and --augment must be >= 0");
+    if (strcmp(o->encoding, "utf-8") && strcmp(o->encoding, "latin-1"))
+        fail_at("--encoding", "use utf-8 (the default: invalid bytes are an error) or latin-1 (ISO 8859-1, converted to UTF-8)", "unknown value \"%s\"", o->encoding);
+    int given = o->given[0] || o->given[1] || o->given[2];
+    if (given && split_given)  // the files given are the splits: a ratio would be silently ignored
+        fail_at("--split", "with --train/--val/--test the splits are those files: drop --split, or give one FILE to split",
+                "cannot apply with --train/--val/--test");
 }
 
 static void load_tokenizer(Tokenizer* t, const Options* o) {
@@ -186,6 +273,8 @@ static void report_open(const char* prefix) {
 }
 static void report_close(void) {
     if (!g_report.f) return;
+    if (g_text.lines_skipped) report("lines not UTF-8, skipped (--skip-bad): %zu  first: %s\n", g_text.lines_skipped, g_text.first);
+    if (g_text.files_converted) report("converted from Latin-1 (--encoding latin-1): %zu file(s)\n", g_text.files_converted);
     safe_close(&g_report);
     g_report.f = NULL;
     printf("wrote %s\n", g_report.path);
@@ -1292,6 +1381,7 @@ int main(int argc, char** argv) {
     Options o;
     parse_options(argc, argv, &o);
     const char* cmd = argv[1];
+    g_text.encoding = o.encoding, g_text.skip_bad = o.skip_bad;
     // what this run reads, so no output can replace it (common.h's writers refuse), and --out's folder
     for (int i = 0; i < o.num_files; i++) protect_input(o.files[i], "input");
     for (int i = 0; i < 3; i++) protect_input(o.given[i], "input");

@@ -403,12 +403,45 @@ static void test_cli(void) {
     write_text(TMP "/empty.txt", "");
     rc = run("./dataprep text --tokenizer " GPT2 " --out " TMP "/e " TMP "/empty.txt");
     check(rc != 0 && strstr(err_line(), "no text"), "cli text: empty input: %s", err_line());
-    rc = run("./dataprep text --tokenizer " GPT2 " --out " TMP "/new/sub/x --split 100/0/0 " TMP "/in.txt");
+    write_text(TMP "/in8.txt", "Hello world! It's caf\xC3\xA9.\n");
+    rc = run("./dataprep text --tokenizer " GPT2 " --out " TMP "/new/sub/x --split 100/0/0 " TMP "/in8.txt");
     check(rc == 0 && access(TMP "/new/sub/x_train.bin", F_OK) == 0, "cli text: --out PREFIX in a missing folder creates it (rc %d)", rc);
-    rc = run("./dataprep text --tokenizer " GPT2 " --out " TMP "/in.txt/x --split 100/0/0 " TMP "/in.txt");
+    rc = run("./dataprep text --tokenizer " GPT2 " --out " TMP "/in8.txt/x --split 100/0/0 " TMP "/in8.txt");
     check(rc != 0 && strstr(err_line(), "exists and is not a folder"), "cli text: unwritable output: %s", err_line());
-    rc = run("./dataprep text --tokenizer " GPT2 " --out " TMP "/in.txt_x --split 100/0/0 " TMP "/in.txt");
+    rc = run("./dataprep text --tokenizer " GPT2 " --out " TMP "/in8.txt_x --split 100/0/0 " TMP "/in8.txt");
     check(rc == 0, "cli text: an output beside the input is fine (rc %d)", rc);
+    // text that is not UTF-8: an error naming file:line, --encoding latin-1 converts, --skip-bad drops and counts
+    write_text(TMP "/latin1.txt", "good line\nun caf\xE9 noir\nlast line\n");
+    rc = run("./dataprep text --tokenizer bytes --out " TMP "/l1 --split 100/0/0 " TMP "/latin1.txt");
+    check(rc != 0 && strstr(err_line(), "latin1.txt: error: line 2: byte 0xE9 at column 7 is not valid UTF-8"), "cli text: Latin-1 input stops at file:line: %s", err_line());
+    rc = run("./dataprep text --tokenizer bytes --encoding latin-1 --out " TMP "/l1 --split 100/0/0 " TMP "/latin1.txt");
+    ok = rc == 0 && dataset_open(&ds, TMP "/l1_train.bin", err, sizeof err) == 0;
+    check(ok && ds.count == 1 + 34 && dataset_token(&ds, 17) == 0xC3 && dataset_token(&ds, 18) == 0xA9,
+          "cli text: --encoding latin-1 turns byte E9 into U+00E9 (C3 A9): %llu tokens", ok ? (unsigned long long)ds.count : 0ull);
+    if (ok) dataset_close(&ds);
+    rc = run("./dataprep text --tokenizer bytes --skip-bad --out " TMP "/l1s --split 100/0/0 " TMP "/latin1.txt");
+    ok = rc == 0 && dataset_open(&ds, TMP "/l1s_train.bin", err, sizeof err) == 0;
+    check(ok && ds.count == 1 + 20 && file_contains(TMP "/l1s_summary.txt", "lines not UTF-8, skipped (--skip-bad): 1  first: " TMP "/latin1.txt:2"),
+          "cli text: --skip-bad drops the Latin-1 line and the summary counts it");
+    if (ok) dataset_close(&ds);
+    const char* bad_utf8[] = {"\xC0\xAF", "\xED\xA0\x80", "\xF4\x90\x80\x80", "\xE2\x82", "\x80"};  // overlong, surrogate, > U+10FFFF, cut, lone
+    for (int k = 0; k < 5; k++) {
+        char text[64];
+        snprintf(text, sizeof text, "ok\nx%sy\n", bad_utf8[k]);
+        write_text(TMP "/bad8.txt", text);
+        rc = run("./dataprep text --tokenizer bytes --out " TMP "/b8 --split 100/0/0 " TMP "/bad8.txt");
+        check(rc != 0 && strstr(err_line(), "line 2: byte"), "cli text: invalid UTF-8 form %d refused: %s", k, err_line());
+    }
+    write_text(TMP "/good8.txt", "\xF0\x9F\x98\x80 \xE2\x82\xAC \xC3\xA9 \xF4\x8F\xBF\xBF\n");  // 4-, 3-, 2-byte forms and U+10FFFF
+    rc = run("./dataprep text --tokenizer bytes --out " TMP "/g8 --split 100/0/0 " TMP "/good8.txt");
+    check(rc == 0, "cli text: valid 2-, 3- and 4-byte UTF-8 up to U+10FFFF accepted (rc %d)", rc);
+    rc = run("./dataprep cls --tokenizer bytes --out " TMP "/sp --split 90/10/0 --train " TMP "/good.csv --test " TMP "/good.csv");
+    check(rc != 0 && strstr(err_line(), "--split: error: cannot apply with --train/--val/--test"), "cli cls: --split with --train/--test refused: %s", err_line());
+    rc = run("./dataprep text --tokenizer bytes --out " TMP "/n --max-len 99999999999 " TMP "/good8.txt");
+    check(rc != 0 && strstr(err_line(), "is not an integer in [0, 1000000000]"), "cli: --max-len out of range refused: %s", err_line());
+    // no summary temp file is left by any of these failures
+    rc = run("ls " TMP " | grep -c '[.]tmp' > " TMP "/tmpcount.txt; true");
+    check(file_contains(TMP "/tmpcount.txt", "0"), "cli: no temp file left in the output folder after the failures above");
     // cls: SMS spam (no header, label first), stratified split
     rc = run("./dataprep cls --tokenizer " GPT2 " --out " TMP "/sms --no-header --label-col 0 --text-col 1 --input-format tsv " DATA "/sms_spam/SMSSpamCollection");
     ok = rc == 0 && dataset_open(&ds, TMP "/sms_train.ds", err, sizeof err) == 0;
@@ -516,14 +549,14 @@ static void test_cli(void) {
     // train-tokenizer and using the result
     rc = run("./dataprep train-tokenizer --vocab-size 300 --out " TMP "/tiny.tok " TMP "/good.csv && echo 'great, really' | ./dataprep encode --tokenizer " TMP "/tiny.tok");
     check(rc == 0, "cli train-tokenizer: trains, saves, and encode --tokenizer FILE reads it");
-    rc = run("./dataprep text --tokenizer bytes --out " TMP "/bytes --split 100/0/0 " TMP "/in.txt");
+    rc = run("./dataprep text --tokenizer bytes --out " TMP "/bytes --split 100/0/0 " TMP "/in8.txt");
     ok = rc == 0 && dataset_open(&ds, TMP "/bytes_train.bin", err, sizeof err) == 0;
     check(ok && ds.vocab_size == 257 && dataset_token(&ds, 0) == 256 && dataset_token(&ds, 1) == 'H', "cli text: --tokenizer bytes, V=257, <|endoftext|>=256");
     if (ok) dataset_close(&ds);
 }
 
 int main(void) {
-    if (system("mkdir -p " TMP) != 0) { printf("cannot create " TMP "\n"); return 1; }
+    if (system("rm -rf " TMP " && mkdir -p " TMP) != 0) { printf("cannot create " TMP "\n"); return 1; }
     double t0 = now_seconds();
     test_unicode_tables();
     test_pretokenizer();
