@@ -1329,6 +1329,10 @@ static int cmd_sft(const Options* o) {
         report_lengths("  prompt", plens[k], count[k]);
     }
     report_coverage(seen, t.vocab_size);
+    for (int k = 0; k < 3; k++)  // a split with nothing left in it is a mistake to stop at, not an empty file
+        if (have[k] && !count[k])
+            fail_at(o->files[0], "raise --max-len (every prompt must leave room for at least one response token)",
+                    "every example of the %s split was dropped: %zu prompt(s) of --max-len %d tokens or more", split_name[k], dropped[k], o->max_len);
     for (int k = 0; k < 3; k++) if (have[k]) write_or_die(&w[k]);
     report_close();
     for (size_t i = 0; i < rows.len; i++) row_free(&rows.data[i]);

@@ -439,6 +439,9 @@ static void test_cli(void) {
     check(rc != 0 && strstr(err_line(), "--split: error: cannot apply with --train/--val/--test"), "cli cls: --split with --train/--test refused: %s", err_line());
     rc = run("./dataprep text --tokenizer bytes --out " TMP "/n --max-len 99999999999 " TMP "/good8.txt");
     check(rc != 0 && strstr(err_line(), "is not an integer in [0, 1000000000]"), "cli: --max-len out of range refused: %s", err_line());
+    write_text(TMP "/one.json", "[{\"instruction\": \"hi there\", \"output\": \"x\"}]");
+    rc = run("./dataprep sft --tokenizer bytes --max-len 5 --out " TMP "/sd " TMP "/one.json");
+    check(rc == 1 && strstr(err_line(), "every example of the train split was dropped"), "cli sft: every example dropped by --max-len: %s", err_line());
     // no summary temp file is left by any of these failures
     rc = run("ls " TMP " | grep -c '[.]tmp' > " TMP "/tmpcount.txt; true");
     check(file_contains(TMP "/tmpcount.txt", "0"), "cli: no temp file left in the output folder after the failures above");
