@@ -25,6 +25,7 @@ typedef struct {
     int B, T, shuffle;
     int pad_tail;           // examples: the last batch of an epoch is filled up with ignored rows (evaluation)
     size_t num_items;       // windows (LM) or examples
+    size_t num_cut;         // examples longer than T, which batches cut to their first T tokens
     size_t num_batches;     // per epoch
     size_t* order;          // permutation of the items for this epoch
     size_t pos;             // next index into order
@@ -70,6 +71,11 @@ static void loader_init(DataLoader* dl, const char* path, int B, int T, int shuf
             failf("use a smaller --batch", "%s: %llu examples is fewer than one batch of %d", path, (unsigned long long)dl->ds.count, B);
         dl->num_items = dl->ds.count;
         dl->num_batches = dl->num_items / B;
+        if (dl->ds.max_len > T)  // counted once here, so the run says how many it cuts (never silently)
+            for (uint64_t i = 0; i < dl->ds.count; i++) {
+                Example ex;
+                if (dataset_get(&dl->ds, i, &ex) == 0 && ex.n > (uint64_t)T) dl->num_cut++;
+            }
     }
     dl->order = (size_t*)mallocCheck(dl->num_items * sizeof(size_t));
     dl->rng = seed ? seed : 1;

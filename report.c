@@ -302,6 +302,7 @@ typedef struct {
     char** argv;
     const char* method, *metric, *val, *test;  // --method, --metric, and the validation and test files (or NULL)
     int B, T, accum;
+    size_t cut, examples;       // training examples longer than T (cut to T), of all (0, 0 for LM data)
     long long steps, best_step;  // steps done in all, and the step of the best validation metric
     double best_metric;         // NaN when never validated
     int steps_done, stopped_early;  // steps done by this invocation (fewer after --resume)
@@ -331,6 +332,7 @@ static void write_report(const GPT* model, size_t ntrain, const RunSummary* r) {
     fprintf(f, "## Training\n\n| | |\n|---|---|\n");
     fprintf(f, "| steps | %lld%s |\n", r->steps, r->stopped_early ? " (stopped early)" : "");
     fprintf(f, "| batch | %d x %d tokens, accumulation %d |\n", r->B, r->T, r->accum);
+    if (r->cut) fprintf(f, "| cut by --seq | %zu of %zu training examples are longer than %d tokens and were cut |\n", r->cut, r->examples, r->T);
     fprintf(f, "| time | %.1f s, %.1f ms/step, %.0f tokens/s |\n", r->seconds, r->ms_per_step, r->tokens_per_s);
     fprintf(f, "| peak memory | %.0f MB (resident) |\n", r->peak_mb);
     fprintf(f, "| last train loss | %.4f |\n", r->last_loss);

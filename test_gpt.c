@@ -1970,6 +1970,117 @@ static void test_flag_table(void) {
     expect_error("unknown command", "./train frobnicate --steps 1", "unknown command 'frobnicate'");
 }
 
+// Files as a careless user handles them (issue 18, the writer half): outputs never replace inputs, links or
+// special files; two runs never share a folder; nothing half-written or temporary is left after an error; a
+// resumed run logs each step once; every number a flag takes is range-checked; what cannot apply says so.
+static void test_file_safety(void) {
+    printf("-- files and flags: what the writers refuse, locks, temp files, ranges (runs ./train)\n");
+    char out[1024];
+    const char* tiny = "./train --init 1,1,8 --vocab 64 --train test_tmp/tok.bin --batch 2 --seq 8";
+    char cmd[1400];
+    // --log pointing at the training data: refused, the data intact
+    long before = 0, after = 0;
+    FILE* f = fopen("test_tmp/tok.bin", "rb");
+    before = f ? (long)file_size(f) : -1;
+    if (f) fclose(f);
+    snprintf(cmd, sizeof cmd, "%s --steps 1 --log test_tmp/tok.bin", tiny);
+    expect_error("--log is the --train file", cmd, "is the input --train test_tmp/tok.bin");
+    f = fopen("test_tmp/tok.bin", "rb");
+    after = f ? (long)file_size(f) : -1;
+    if (f) fclose(f);
+    report(before > 1024 && before == after, "--log at the --train file: the data is untouched (%ld bytes, was %ld)", after, before);
+    // a symlinked log: refused, its target untouched
+    system("rm -rf test_tmp/fs_link && mkdir -p test_tmp/fs_link && echo precious > test_tmp/fs_target && ln -s ../fs_target test_tmp/fs_link/log.jsonl");
+    snprintf(cmd, sizeof cmd, "%s --steps 1 --out test_tmp/fs_link", tiny);
+    expect_error("a symlinked DIR/log.jsonl", cmd, "is a symbolic link");
+    run_cmd("cat test_tmp/fs_target", "precious", out, sizeof out);
+    report(strstr(out, "precious") != NULL, "symlinked log: the link's target is untouched");
+    // the run folder is created (with its parents), and an export may not replace its own input or a FIFO
+    snprintf(cmd, sizeof cmd, "rm -rf test_tmp/fs_new && %s --steps 2 --out test_tmp/fs_new/a/b", tiny);
+    int rc = run_cmd(cmd, "done:", out, sizeof out);
+    report(rc == 0 && access("test_tmp/fs_new/a/b/model.bin", F_OK) == 0, "--out in a missing folder: created with its parents (exit %d)", rc);
+    expect_error("export over its own --model", "./train export --model test_tmp/fs_new/a/b/model.bin --format llmc --out test_tmp/fs_new/a/b/model.bin",
+                 "is the input --model");
+    system("rm -f test_tmp/fs_fifo && mkfifo test_tmp/fs_fifo");
+    expect_error("export onto a FIFO", "./train export --model test_tmp/fs_new/a/b/model.bin --format llmc --out test_tmp/fs_fifo", "not a regular file");
+    // a write that fails half way (a file-size limit, as a full disk would): an error naming the file, no temp left
+    rc = run_cmd("sh -c \"trap '' XFSZ; ulimit -f 2; ./train export --model test_tmp/fs_new/a/b/model.bin --format llmc --out test_tmp/fs_big.bin\"",
+                 "error:", out, sizeof out);
+    int leftovers = system("ls test_tmp | grep -q 'fs_big.bin.tmp'") == 0;
+    report(rc != 0 && strstr(out, "fs_big.bin") && !leftovers && access("test_tmp/fs_big.bin", F_OK) != 0,
+           "a write that fails half way: exit %d, \"%s\", no temp file and no partial file left", rc, out);
+    // two runs into one folder: the second stops naming the first's pid
+    snprintf(cmd, sizeof cmd, "(rm -rf test_tmp/fs_lock; (%s --steps 1000000 --print-every 0 --out test_tmp/fs_lock > /dev/null 2>&1 & echo $! > test_tmp/fs_lock.pid); "
+             "for i in $(seq 200); do [ -s test_tmp/fs_lock/.lock ] && break; sleep 0.1; done; %s --steps 1 --out test_tmp/fs_lock; "
+             "rc=$?; kill $(cat test_tmp/fs_lock.pid); exit $rc)", tiny, tiny);
+    rc = run_cmd(cmd, "error:", out, sizeof out);
+    report(rc != 0 && strstr(out, "fs_lock: error: the folder is in use by another process (pid "), "two runs into one --out: exit %d, \"%s\"", rc, out);
+    // resume after a kill: the temp files of the killed run are removed, no step is logged twice
+    snprintf(cmd, sizeof cmd, "rm -rf test_tmp/fs_res && %s --steps 6 --save-every 2 --stop-at 4 --out test_tmp/fs_res", tiny);
+    run_cmd(cmd, "done:", out, sizeof out);
+    system("echo '{\"step\": 5, \"loss\": 1}' >> test_tmp/fs_res/log.jsonl && touch test_tmp/fs_res/ckpt.bin.tmp.99999.0badf00d");
+    snprintf(cmd, sizeof cmd, "%s --steps 6 --save-every 2 --out test_tmp/fs_res --resume test_tmp/fs_res", tiny);
+    rc = run_cmd(cmd, "removed", out, sizeof out);
+    double losses[16];
+    int n = read_log_losses("test_tmp/fs_res/log.jsonl", losses, 16);
+    int steps_ok = n == 6;
+    f = fopen("test_tmp/fs_res/log.jsonl", "r");
+    char line[512];
+    for (int k = 1; f && fgets(line, sizeof line, f); k++) {
+        int step = -1;
+        steps_ok &= sscanf(line, "{\"step\": %d", &step) == 1 && step == k;
+    }
+    if (f) fclose(f);
+    report(rc == 0 && strstr(out, "ckpt.bin.tmp.99999.0badf00d") && access("test_tmp/fs_res/ckpt.bin.tmp.99999.0badf00d", F_OK) != 0,
+           "resume: a killed run's temp file is removed (\"%s\")", out);
+    report(steps_ok, "resume after steps logged past the checkpoint: steps 1..6 logged once each (%d lines)", n);
+    // numbers: whole, in their type, in their range (each names the flag, the value and the range)
+    static const char* const bad_numbers[][2] = {
+        {"--batch 4294967298", "--batch 4294967298 must be in [1, 65536]"}, {"--steps 9999999999", "--steps 9999999999 must be in [0, 1000000000]"},
+        {"--eps -1", "--eps -1 must be in (0, 1]"}, {"--beta2 2", "--beta2 2 must be in [0, 1)"},
+        {"--min-lr-frac -5", "--min-lr-frac -5 must be in [0, 1]"}, {"--batch 4x", "--batch expects an integer, got '4x'"},
+        {"--lr 1e999", "--lr expects a number"}, {"--seed -3", "--seed expects an integer in [0, 2^64)"},
+        {"--seed 18446744073709551616", "--seed expects an integer in [0, 2^64)"}, {"--vocab 2147483647", "--vocab 2147483647 must be in [1, 4194304]"},
+        {"--lora-targets ''", "--lora-targets needs a value, got an empty string"},
+        {"--method lora --lora-targets ,", "--lora-targets ',' names no target"},
+        {"--method lora --lora-rank 100000", "--lora-rank 100000 must be in [1, 65536]"},
+        {"--method lora --lora-rank 9", "--lora-rank 9 is larger than the model's width C = 8"},
+        {"--method adapter --adapter-dim 1000000", "--adapter-dim 1000000 must be in [1, 65536]"},
+    };
+    for (size_t k = 0; k < sizeof bad_numbers / sizeof bad_numbers[0]; k++) {
+        snprintf(cmd, sizeof cmd, "%s --steps 1 %s", tiny, bad_numbers[k][0]);
+        expect_error(bad_numbers[k][0], cmd, bad_numbers[k][1]);
+    }
+    expect_error("--init with a huge C", "./train --init 1,1,2147483647 --vocab 64 --train test_tmp/tok.bin --steps 1", "bad --init '1,1,2147483647'");
+    expect_error("--init past memory", "./train --init 64,16,65536 --train test_tmp/tok.bin --steps 1", "GB of fp32 weights");
+    // a flag that cannot apply says so
+    expect_error("a train flag on eval", "./train eval --model test_tmp/fs_new/a/b/model.bin --data test_tmp/tok.bin --lr 1", "--lr does not apply to ./train eval");
+    snprintf(cmd, sizeof cmd, "%s --steps 1 --lora-rank 4", tiny);
+    expect_error("a LoRA flag with --method full", cmd, "--lora-rank is for --method lora, and --method is full");
+    snprintf(cmd, sizeof cmd, "%s --steps 1 --eval-every 5", tiny);
+    expect_error("--eval-every without --val", cmd, "--eval-every needs validation data");
+    snprintf(cmd, sizeof cmd, "%s --steps 1 --epochs 1", tiny);
+    expect_error("--epochs with --steps", cmd, "--epochs sets the step count");
+    // examples cut by --seq are counted, in the output and in the report
+    Dataset ds;
+    char err[256];
+    size_t longer = 0;
+    if (dataset_open(&ds, "test_tmp/cls.ds", err, sizeof err) == 0) {
+        for (uint64_t i = 0; i < ds.count; i++) {
+            Example ex;
+            if (dataset_get(&ds, i, &ex) == 0 && ex.n > 8) longer++;
+        }
+        dataset_close(&ds);
+    }
+    char needle[128];
+    snprintf(needle, sizeof needle, "data: %zu of 64 examples are longer than --seq 8", longer);
+    rc = run_cmd("./train --model test_tmp/base/model.bin --train test_tmp/cls.ds --batch 4 --seq 8 --steps 1 --out test_tmp/fs_cut", needle, out, sizeof out);
+    run_cmd("cat test_tmp/fs_cut/report.md", "cut by --seq", out, sizeof out);
+    report(rc == 0 && longer > 0 && strstr(out, "cut by --seq"), "--seq 8 on examples of 3-12 tokens: %zu cut, counted on the console and in report.md", longer);
+    // eval of data with nothing to evaluate: an error, not {"loss": nan}
+    expect_error("eval with no targets", "./train eval --model test_tmp/base/model.bin --data test_tmp/sft.ds --batch 4 --seq 1", "no targets to evaluate");
+}
+
 int main(void) {
     mkdir("test_tmp", 0755);
     printf("-- tier 1: kernels against finite differences, fast matmul against the reference\n");
@@ -2004,6 +2115,7 @@ int main(void) {
     test_flag_table();
     test_cli();
     test_cli_methods();
+    test_file_safety();
     test_export_formats();
     test_inference();
     test_int8();

@@ -241,6 +241,9 @@ static void run_describe(const Run* r, const Args* a) {
     printf("\ntrainable: %zu parameters (%.2f%%), method %s\n", r->ntrain, 100.0 * r->ntrain / model->num_parameters, a->method);
     printf("data: %s (%s), %zu %s, %zu batches of B=%d x T=%d per epoch\n", a->train, KIND_NAMES[r->dl.kind], r->dl.num_items,
            r->dl.kind == DATA_LM ? "windows" : "examples", r->dl.num_batches, a->B * dist_world, a->T);
+    if (r->dl.num_cut)
+        printf("data: %zu of %zu examples are longer than --seq %d and are cut to their first %d tokens (the longest has %d)\n",
+               r->dl.num_cut, r->dl.num_items, a->T, a->T, r->dl.ds.max_len);
     if (dist_world > 1)
         printf("ranks: %d, each B=%d; AdamW state per rank %.1f MB (%s; %.1f MB in all)\n", dist_world, a->B,
                2.0 * 4 * (a->zero ? (double)(dist_hi(r->ntrain) - dist_lo(r->ntrain)) : (double)r->ntrain) / 1e6,
@@ -522,7 +525,7 @@ static void run_finish(Run* r, const Backend* be) {
     int tested = a->test && (r->state.step == r->steps || r->stopped_early);
     if (tested) te = run_test(r, be);
     if (a->out && dist_rank == 0) {
-        RunSummary rs = {a->out, a->argc, a->argv, a->method, a->metric, a->val, a->test, a->B, a->T, a->accum,
+        RunSummary rs = {a->out, a->argc, a->argv, a->method, a->metric, a->val, a->test, a->B, a->T, a->accum, r->dl.num_cut, r->dl.num_items,
                          (long long)r->state.step, (long long)r->state.best_step, r->state.best_metric, n, r->stopped_early,
                          now_seconds() - r->t_start, ms, tok_s, peak_rss_mb(), r->last_loss, tested ? &te : NULL};
         write_report(&r->model, r->ntrain, &rs);
