@@ -64,6 +64,11 @@ test: test_gpt test_dataprep train dataprep gen_arith
 	./test_dataprep
 	./gen_arith check-splits
 
+# test-crash: kill -9 training at random moments and between a checkpoint's write and rename; each resume must
+# end bit-identical to an uninterrupted run, log every step once and leave no temp file (dev/crash_test.sh)
+test-crash: train dataprep
+	bash dev/crash_test.sh 12
+
 # debug: the tests built with -g and AddressSanitizer + UndefinedBehaviorSanitizer, and run
 debug:
 	$(MAKE) clean
@@ -113,7 +118,7 @@ bench: train
 # each in its own temp copy of the tree (dev/test_isa.sh; BUILDS="avx2 clang" picks some)
 test-isa:
 	bash dev/test_isa.sh $(BUILDS)
-.PHONY: test-isa
+.PHONY: test-crash test-isa
 
 # profile: train_prof, the trainer with per-kernel timers (-DKERNEL_TIMERS): `./train_prof bench ...` prints them
 profile: train_prof
@@ -125,7 +130,7 @@ clean:
 	rm -f $(BINS) train_gpu test_gpt_gpu $(CUDA_KERNEL_BENCHES)
 	rm -rf .deps
 
-.PHONY: all test debug demo bench profile clean mpi test-mpi cuda
+.PHONY: test-crash all test debug demo bench profile clean mpi test-mpi cuda
 
 # the dependency lists the compiler wrote (last, so that `all` stays the default goal)
 -include $(wildcard .deps/*.d)
