@@ -118,7 +118,7 @@ bench: train
 # each in its own temp copy of the tree (dev/test_isa.sh; BUILDS="avx2 clang" picks some)
 test-isa:
 	bash dev/test_isa.sh $(BUILDS)
-.PHONY: test-crash test-isa
+.PHONY: test-isa
 
 # profile: train_prof, the trainer with per-kernel timers (-DKERNEL_TIMERS): `./train_prof bench ...` prints them
 profile: train_prof
