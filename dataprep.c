@@ -1153,6 +1153,7 @@ static int cmd_cls(const Options* o) {
     for (int k = 0; k < 3; k++) if (have[k]) {
         snprintf(path, sizeof path, "%s_%s.ds", o->out, split_name[k]);
         open_or_die(&w[k], path, EXAMPLES_MAGIC, DS_CLS, t.vocab_size, K);
+        ds_writer_set_labels(&w[k], (const char* const*)labels.names);  // each file says what its ids mean
     }
     size_t** lens = mallocCheck(3 * sizeof(size_t*));
     for (int k = 0; k < 3; k++) lens[k] = mallocCheck((nitems * (1 + (size_t)o->augment) + 1) * sizeof(size_t));

@@ -24,7 +24,8 @@
 //     [7] example count N, low 32 bits [8] high 32 bits
 //     [9] total tokens, low 32 bits   [10] high 32 bits
 //     [11] offset of the index (bytes from the start of the file), low 32 bits  [12] high 32 bits
-//     [13..255] 0
+//     [13] offset of the label names (0: none), low 32 bits  [14] high 32 bits
+//     [15..255] 0
 //   then N records, each starting at a multiple of 4 bytes:
 //     uint32 n          number of tokens
 //     int32  label      classification: class id in [0, K); SFT: number of prompt tokens
@@ -34,8 +35,11 @@
 //     0-3 zero bytes    padding to a multiple of 4
 //   then the index: N+1 uint64 byte offsets, record i is [index[i], index[i+1]).
 //   The index is at the end so the writer can stream records without knowing N in advance.
-//   Label names live next to the file in PREFIX_labels.txt (one line per class: id, name, train
-//   count, class weight N/(K*count)).
+//   then (classification, when [13],[14] are not 0) the label names: for each class id 0..K-1, uint32 length
+//   (1 to 255) and that many bytes of UTF-8, then 0-3 zero bytes of padding at the end. So a file says
+//   which class each id is, and train/eval/classify can refuse data whose ids mean other classes.
+//   (Files written before have no names: [13],[14] are 0.) The names are also in PREFIX_labels.txt, one
+//   line per class: id, name, train count, class weight N/(K*count).
 //
 // Reading: dataset_open() maps the file with mmap, so the operating system pages in only what is
 // touched: a dataset larger than RAM works, and random access (shuffling) costs no copying.
@@ -93,6 +97,7 @@ typedef struct {
     uint64_t offset;        // bytes written so far
     uint64_t* index; size_t index_cap;  // record offsets (example files)
     int failed;             // 1: an I/O error; 2: the data does not fit the format (message already set)
+    const char* const* label_names;  // classification: K names written after the index (ds_writer_set_labels)
 } DsWriter;
 
 // bytes per token needed for vocabulary size V
@@ -159,6 +164,9 @@ DS_API void ds_write_example(DsWriter* w, const int* ids, size_t n, int label, c
     if ((int)n > w->max_len) w->max_len = (int)n;
 }
 
+// classification files: the K class names (kept by pointer until ds_writer_close writes them)
+DS_API void ds_writer_set_labels(DsWriter* w, const char* const* names) { w->label_names = names; }
+
 // writes the index and the header, closes, renames PATH.tmp to PATH. Returns 0 or -1 (message in err).
 DS_API int ds_writer_close(DsWriter* w, char* err, size_t errlen) {
     uint64_t index_off = w->offset;
@@ -171,6 +179,20 @@ DS_API int ds_writer_close(DsWriter* w, char* err, size_t errlen) {
             ds_put_u32(b + 4, (uint32_t)(w->index[i] >> 32));
             ds_write_raw(w, b, 8);
         }
+    }
+    uint64_t names_off = 0;
+    if (w->magic == EXAMPLES_MAGIC && w->label_names) {
+        names_off = w->offset;
+        for (int k = 0; k < w->num_labels; k++) {
+            size_t n = strlen(w->label_names[k]);
+            if (n < 1 || n > 255) { ds_errf(err, errlen, "%s: label name %d is %zu bytes, expected 1 to 255", w->path, k, n); w->failed = 2; break; }
+            unsigned char b[4];
+            ds_put_u32(b, (uint32_t)n);
+            ds_write_raw(w, b, 4);
+            ds_write_raw(w, w->label_names[k], n);
+        }
+        static const unsigned char pad[4] = {0};
+        ds_write_raw(w, pad, (4 - w->offset % 4) % 4);
     }
     uint32_t h[DS_HEADER_INTS] = {0};
     h[0] = (uint32_t)w->magic;
@@ -187,6 +209,7 @@ DS_API int ds_writer_close(DsWriter* w, char* err, size_t errlen) {
         h[7] = (uint32_t)w->count; h[8] = (uint32_t)(w->count >> 32);
         h[9] = (uint32_t)w->total_tokens; h[10] = (uint32_t)(w->total_tokens >> 32);
         h[11] = (uint32_t)index_off; h[12] = (uint32_t)(index_off >> 32);
+        h[13] = (uint32_t)names_off; h[14] = (uint32_t)(names_off >> 32);
     }
     unsigned char hb[DS_HEADER_INTS * 4];
     for (int i = 0; i < DS_HEADER_INTS; i++) ds_put_u32(hb + 4 * i, h[i]);
@@ -318,6 +341,37 @@ DS_API int dataset_get(const Dataset* ds, uint64_t i, Example* ex) {
     ex->ids = r + 8;
     ex->mask = ds->kind == DS_SFT ? ex->ids + ex->n * (size_t)ds->bytes_per_token : NULL;
     return 0;
+}
+
+// The class names of a classification file: names[k] (NUL-terminated, at most 255 bytes) for k < K. Returns
+// K, 0 if the file has no names (written before they were stored), or -1 with a message in err if the
+// section is damaged. Every length and offset is checked against the file before it is read.
+DS_API int dataset_label_names(const Dataset* ds, const char* path, char (*names)[256], char* err, size_t errlen) {
+    if (ds->magic != EXAMPLES_MAGIC || ds->kind != DS_CLS) return 0;
+    uint64_t off = ds_get_u64(ds->base + 13 * 4);
+    if (!off) return 0;
+    uint64_t index_end = (uint64_t)(ds->index - ds->base) + 8 * (ds->count + 1);  // dataset_open checked it fits
+    if (off < index_end || off > ds->size) {
+        ds_errf(err, errlen, "%s: the label names at byte %llu are outside [%llu, %zu] (corrupt file? run dataprep again)", path,
+                (unsigned long long)off, (unsigned long long)index_end, ds->size);
+        return -1;
+    }
+    for (int k = 0; k < ds->num_labels; k++) {
+        uint64_t n = ds->size - off >= 4 ? ds_get_u32(ds->base + off) : 0;
+        if (ds->size - off < 4 || n < 1 || n > 255 || n > ds->size - off - 4) {
+            ds_errf(err, errlen, "%s: label name %d at byte %llu is cut off or not 1 to 255 bytes (corrupt file? run dataprep again)", path, k,
+                    (unsigned long long)off);
+            return -1;
+        }
+        memcpy(names[k], ds->base + off + 4, (size_t)n);
+        names[k][n] = 0;
+        if (memchr(names[k], 0, (size_t)n)) {
+            ds_errf(err, errlen, "%s: label name %d contains a NUL byte (corrupt file?)", path, k);
+            return -1;
+        }
+        off += 4 + n;
+    }
+    return ds->num_labels;
 }
 
 #endif // DATASET_H

@@ -177,6 +177,29 @@ static void check_data_matches_model(const DataLoader* dl, const GPT* model) {
               "%s is a %s dataset but the model has a %d-class head", dl->path, dl->kind == DATA_LM ? "language-modelling" : "SFT", K);
     if (dl->kind == DATA_CLS && dl->ds.num_labels > K)
         failf("the dataset and the model disagree on the labels", "%s has %d labels, the model's head %d", dl->path, dl->ds.num_labels, K);
+    if (dl->kind != DATA_CLS || !model->label_names) return;
+    // class ids are positions in a sorted list of names, made per dataprep call: a file prepared with other
+    // names, or the same in another order, would be scored against the wrong classes without this check
+    char(*names)[256] = (char(*)[256])mallocCheck((size_t)dl->ds.num_labels * 256);
+    char err[512];
+    int n = dataset_label_names(&dl->ds, dl->path, names, err, sizeof err);
+    if (n < 0) failf("prepare the file again with ./dataprep cls", "%s", err);
+    for (int k = 0; k < n; k++)
+        if (strcmp(names[k], model->label_names[k]))
+            fail_at(dl->path, "prepare every split in one dataprep call, or give each call the same --labels a,b,... order",
+                    "class %d is '%s' here but '%s' for the model (trained on other label names or another order)", k, names[k], model->label_names[k]);
+    free(names);
+}
+
+// The class names of a classification dataset (NULL when the file has none), to give to a new head.
+static char (*loader_label_names(const DataLoader* dl))[256] {
+    if (dl->kind != DATA_CLS) return NULL;
+    char(*names)[256] = (char(*)[256])callocCheck((size_t)dl->ds.num_labels, 256);
+    char err[512];
+    int n = dataset_label_names(&dl->ds, dl->path, names, err, sizeof err);
+    if (n < 0) failf("prepare the file again with ./dataprep cls", "%s", err);
+    if (n == 0) free(names), names = NULL;
+    return names;
 }
 
 // The denominator of a batch's mean loss: its number of targets (LM, SFT), or for classification the sum

@@ -322,6 +322,7 @@ typedef struct {
     int* lengths;             // (B) classification: tokens in each sequence (the head reads position len-1)
     int* labels;              // (B) classification: class ids (-1 = none)
     float* class_weights;     // (K) or NULL: classification loss weights
+    char (*label_names)[256]; // (K) or NULL: the class names of the data the head was trained on (checkpoints keep them)
     float label_smoothing;    // classification loss label smoothing
     float lora_dropout;       // LoRA dropout probability, applied while training is set
     float dropout;            // dropout on embeddings, attention probabilities and residual branches (GPT-2's
@@ -451,6 +452,7 @@ static void gpt_init_peft(GPT* model, uint64_t* rng) {
 
 static void gpt_free(GPT* model) {
     free(model->params_memory);
+    free(model->label_names);
     free(model->trainable);
     free(model->grad_offset);
     free(model->lr_scale);

@@ -2077,6 +2077,23 @@ static void test_file_safety(void) {
     rc = run_cmd("./train --model test_tmp/base/model.bin --train test_tmp/cls.ds --batch 4 --seq 8 --steps 1 --out test_tmp/fs_cut", needle, out, sizeof out);
     run_cmd("cat test_tmp/fs_cut/report.md", "cut by --seq", out, sizeof out);
     report(rc == 0 && longer > 0 && strstr(out, "cut by --seq"), "--seq 8 on examples of 3-12 tokens: %zu cut, counted on the console and in report.md", longer);
+    // label names travel with the data: a split prepared with the labels in another order is refused
+    f = fopen("test_tmp/fs_lab.tsv", "w");
+    for (int k = 0; f && k < 40; k++) fprintf(f, "%s\tsome text %d %s\n", k % 2 ? "pos" : "neg", k, k % 2 ? "good" : "bad");
+    if (f) fclose(f);
+    rc = run_cmd("./dataprep cls --tokenizer bytes --no-header --label-col 0 --text-col 1 --input-format tsv --split 100/0/0 "
+                 "--out test_tmp/fs_ab test_tmp/fs_lab.tsv > /dev/null && ./dataprep cls --tokenizer bytes --no-header --label-col 0 "
+                 "--text-col 1 --input-format tsv --split 100/0/0 --labels pos,neg --out test_tmp/fs_ba test_tmp/fs_lab.tsv", "wrote", out, sizeof out);
+    Dataset la, lb;
+    char na[2][256] = {{0}}, nb[2][256] = {{0}};
+    int ka = -1, kb = -1;
+    if (rc == 0 && dataset_open(&la, "test_tmp/fs_ab_train.ds", err, sizeof err) == 0) ka = dataset_label_names(&la, "a", na, err, sizeof err), dataset_close(&la);
+    if (rc == 0 && dataset_open(&lb, "test_tmp/fs_ba_train.ds", err, sizeof err) == 0) kb = dataset_label_names(&lb, "b", nb, err, sizeof err), dataset_close(&lb);
+    report(ka == 2 && kb == 2 && !strcmp(na[0], "neg") && !strcmp(na[1], "pos") && !strcmp(nb[0], "pos") && !strcmp(nb[1], "neg"),
+           "dataprep cls stores the label names in the .ds file (sorted: %s,%s; --labels: %s,%s)", na[0], na[1], nb[0], nb[1]);
+    expect_error("validation data with the labels in another order",
+                 "./train --init 1,1,8 --vocab 257 --train test_tmp/fs_ab_train.ds --val test_tmp/fs_ba_train.ds --batch 2 --seq 8 --steps 1",
+                 "fs_ba_train.ds: error: class 0 is 'pos' here but 'neg' for the model");
     // eval of data with nothing to evaluate: an error, not {"loss": nan}
     expect_error("eval with no targets", "./train eval --model test_tmp/base/model.bin --data test_tmp/sft.ds --batch 4 --seq 1", "no targets to evaluate");
 }

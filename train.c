@@ -140,6 +140,8 @@ static void run_load(Run* r, const Args* a) {
         }
         setup_finetuning(model, a, dl, &rng);
     }
+    if (dl->kind == DATA_CLS && !model->label_names && model->config.num_classes == dl->ds.num_labels)
+        model->label_names = loader_label_names(dl);  // the head's classes are the training data's
     check_data_matches_model(dl, model);
     const char* other[2] = {a->val, a->test};  // validation and test files: the same checks, before any work
     for (int k = 0; k < 2; k++) {
