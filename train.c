@@ -16,6 +16,7 @@
 #include "compress.c"  // defines: cmd_quantize, cmd_prune
 #include "report.c"    // defines: metrics, error analysis, plots, write_report
 #include "setup.c"     // defines: Args, parse_args, model_from_args, setup_finetuning
+#include "onnx.c"      // defines: export_onnx, dump_logits
 
 // ---------------------------------------------------------------------------- the training loop
 // One training run, as a student would step through it:
@@ -538,6 +539,7 @@ static int cmd_eval(const Args* a) {
     model_from_args(&model, a, NULL, &rng);
     if (!a->data) failf("give --data FILE (a dataset from ./dataprep)", "nothing to evaluate");
     EvalResult r = evaluate(&model, a->data, a->B, a->T, a->max_batches);
+    if (a->dump_logits) dump_logits(&model, a->data, a->B, a->T, a->max_batches, a->dump_logits);
     int K = model.config.num_classes;
     if (K) {
         ClsMetrics mt = cls_metrics(r.confusion, K);
@@ -1010,8 +1012,11 @@ static int cmd_export(const Args* a) {
         if (strcmp(dt, "f32") && strcmp(dt, "q8_0")) failf("use --dtype f32 or q8_0", "unknown --dtype '%s'", dt);
         export_gguf(&model, a->out, !strcmp(dt, "q8_0"), a->tokenizer);
         printf("wrote %s (%s%s)\n", a->out, dt, a->tokenizer ? ", with the tokenizer" : ", no tokenizer: llama.cpp needs --tokenizer");
+    } else if (!strcmp(a->format, "onnx")) {
+        export_onnx(&model, a->out);
+        printf("wrote %s/model.onnx (opset %d, dynamic batch_size and sequence_length)\n", a->out, ONNX_OPSET);
     } else {
-        failf("formats: safetensors, llmc, peft, gguf", "unknown --format '%s'", a->format);
+        failf("formats: safetensors, llmc, peft, gguf, onnx", "unknown --format '%s'", a->format);
     }
     gpt_free(&model);
     return 0;
@@ -1195,10 +1200,11 @@ static const Command COMMANDS[] = {
                               "        --test; DIR/results.csv and DIR/results.md"},
     {"bench", cmd_bench, "./train bench --init 12,12,768 [--method lora ... --batch 4 --seq 64 --steps 5]: timed training steps on\n"
                          "        random tokens (1 warmup step first); one JSON line with ms/step, tokens/s, GFLOP/s"},
-    {"export", cmd_export, "./train export --model FILE [--adapter FILE] --format safetensors|llmc|peft|gguf --out PATH [--merge 1]:\n"
+    {"export", cmd_export, "./train export --model FILE [--adapter FILE] --format safetensors|llmc|peft|gguf|onnx --out PATH [--merge 1]:\n"
                            "        safetensors: PATH/model.safetensors + config.json (Hugging Face GPT-2); llmc: llm.c's file;\n"
                            "        peft: the LoRA as PATH/adapter_model.safetensors + adapter_config.json; gguf: PATH.gguf for\n"
-                           "        llama.cpp [--dtype f32|q8_0] [--tokenizer DIR, which llama.cpp needs to run it]"},
+                           "        llama.cpp [--dtype f32|q8_0] [--tokenizer DIR, which llama.cpp needs to run it]; onnx: PATH/model.onnx\n"
+                           "        (opset 17, fp32, dynamic batch and sequence axes; ONNX Runtime runs it)"},
     {"quantize", cmd_quantize, "./train quantize --model FILE --out FILE [--data FILE]: int8 (Q8_0) weights, size and quality before/after"},
     {"prune", cmd_prune, "./train prune --model FILE --prune MODE --sparsity S --out FILE [--data FILE]: magnitude pruning"},
 };
