@@ -1,6 +1,7 @@
-// onnx.c: ONNX export (./train export --format onnx --out DIR writes DIR/model.onnx), written by hand: the
-// protobuf wire format, the few ONNX messages a model file needs, and the GPT-2 forward of model.h as an ONNX
-// graph of standard operators (opset 17), with the LM head or the classification head. Also the logits dump
+// onnx.c: ONNX export (./train export --format onnx --out DIR writes DIR/model.onnx, and for an LM also
+// DIR/decoder_with_past_model.onnx, the decoder with a KV cache), written by hand: the protobuf wire format,
+// the few ONNX messages a model file needs, and the GPT-2 forward of model.h as an ONNX graph of standard
+// operators (opset 17), with the LM head or the classification head. Also the logits dump
 // (./train eval --dump-logits FILE) that dev/onnx/check.sh compares ONNX Runtime's outputs with.
 //
 // The file (onnx.proto, ModelProto) is a protobuf message; this is all of protobuf it takes:
@@ -29,6 +30,9 @@
 //   final LayerNormalization, then Gemm(lnf, wte, transB=1) (the tied LM head) or GatherND of the pooled
 //   row and Gemm(row, cls_w, transB=1)
 // The causal mask is built from Range(0, T) inside the graph, so no axis is fixed by the export.
+// The decoder adds past_key_values.N.key/value inputs (batch_size, NH, past_sequence_length, hs) and
+// present.N.key/value outputs (batch_size, NH, past_sequence_length + sequence_length, hs), Hugging Face
+// Optimum's names and axes: keys and values of earlier tokens in, the same with these T appended out.
 // Weights are stored once each (wte serves the embedding and the LM head) under our table's names (h.N.qkvw).
 // Kept valid C++ as well (train.cu includes train.c): casts on malloc, no compound literals.
 
@@ -304,7 +308,11 @@ static const char* onnx_transpose(OnnxGraph* g, const char* out, const char* x, 
 
 // Builds the forward of a GPT-2 model (fp32, no LoRA left unmerged, no adapters or prefix) into g, and its
 // inputs and outputs into io (GraphProto fields 11 and 12).
-static void onnx_build_gpt2(OnnxGraph* g, ByteVec* io, const GPT* model) {
+// kv = 1 (LM head only): the decoder with a KV cache, as infer.h's prefill and decode steps. Extra inputs
+// past_key_values.N.key/value (B,NH,P,hs) hold the keys and values of the P tokens before these T (P may be
+// 0: the first call), the tokens sit at positions P..P+T-1, every query attends to the P past keys and the
+// causal part of its own T, and outputs present.N.key/value (B,NH,P+T,hs) are the cache for the next call.
+static void onnx_build_gpt2(OnnxGraph* g, ByteVec* io, const GPT* model, int kv) {
     const GPTConfig* c = &model->config;
     const ParameterTensors* p = &model->params;
     int64_t C = c->C, NH = c->NH, hs = C / NH, F = mlp_width(c), V = c->V, K = c->num_classes;
@@ -312,6 +320,12 @@ static void onnx_build_gpt2(OnnxGraph* g, ByteVec* io, const GPT* model) {
     int64_t dims[3] = {0, 0, 0};
     onnx_value_info(io, 11, "input_ids", ONNX_INT64, 2, dims, BT_names);
     if (K) onnx_value_info(io, 11, "attention_mask", ONNX_INT64, 2, dims, BT_names);
+    const char* past_names[4] = {"batch_size", NULL, "past_sequence_length", NULL};
+    int64_t past_dims[4] = {0, NH, 0, hs};
+    for (int l = 0; kv && l < c->L; l++) {
+        onnx_value_info(io, 11, onnx_name(g, "past_key_values.%d.key", l), ONNX_FLOAT, 4, past_dims, past_names);
+        onnx_value_info(io, 11, onnx_name(g, "past_key_values.%d.value", l), ONNX_FLOAT, 4, past_dims, past_names);
+    }
 
     // constants
     int64_t v0 = 0, v1 = 1, v2 = 2, vm1C[2] = {-1, C}, vheads[3] = {3, NH, hs};
@@ -335,19 +349,30 @@ static void onnx_build_gpt2(OnnxGraph* g, ByteVec* io, const GPT* model) {
     ByteVec at = {NULL, 0, 0};
     onnx_attr_int(&at, "axis", 0);
     const char* shape_qkv = OPA("Concat", "shape.[B,T,3,NH,hs]", &at, shape_in, heads);
+    // positions P..P+T-1: P = 0, or with a cache the past's length, read from past_key_values.0.key
+    const char *P0 = i0, *P1 = vec0, *PT0 = T0, *PT1 = T1;
+    if (kv) {
+        const char* shape_past = OP("Shape", "shape.past", "past_key_values.0.key");  // [B, NH, P, hs]
+        P0 = OP("Gather", "shape.P", shape_past, i2);
+        P1 = OP("Gather", "shape.[P]", shape_past, onnx_i64(g, "const.[2]", 1, 1, &v2));
+        PT0 = OP("Add", "shape.P+T", P0, T0);
+        PT1 = OP("Add", "shape.[P+T]", P1, T1);
+    }
 
-    // embeddings: x = wte[input_ids] + wpe[0:T], then rows (N, C)
+    // embeddings: x = wte[input_ids] + wpe[P:P+T], then rows (N, C)
     const char* wte = onnx_weight(g, "wte", p->wte, V, C);  // the first V rows: the padding is never looked up
     const char* wpe = onnx_weight(g, "wpe", p->wpe, c->maxT, C);
     const char* tok = OP("Gather", "tok_emb", wte, "input_ids");             // (B,T,C)
-    const char* pos = OP("Slice", "pos_emb", wpe, vec0, T1, vec0);           // (T,C)
+    const char* pos = OP("Slice", "pos_emb", wpe, P1, PT1, vec0);            // (T,C)
     const char* x = OP("Add", "embedded", tok, pos);
     x = OP("Reshape", "encoded", x, rows_C);                                 // (N,C)
 
-    // the causal mask: future[t, j] = j > t, (T,T); masked scores become -inf, exp(-inf) = 0 exactly
-    const char* ar = OP("Range", "mask.arange", i0, T0, i1);
-    const char* row = OP("Unsqueeze", "mask.query", ar, vec1);               // (T,1)
-    const char* col = OP("Unsqueeze", "mask.key", ar, vec0);                 // (1,T)
+    // the causal mask: future[t, j] = key j comes after query t (at position P + t), (T,P+T); masked scores
+    // become -inf, and exp(-inf) = 0 exactly, as attention_forward leaves them out
+    const char* qpos = OP("Range", "mask.query_pos", P0, PT0, i1);
+    const char* kpos = kv ? OP("Range", "mask.key_pos", i0, PT0, i1) : qpos;
+    const char* row = OP("Unsqueeze", "mask.query", qpos, vec1);             // (T,1)
+    const char* col = OP("Unsqueeze", "mask.key", kpos, vec0);               // (1,P+T)
     const char* future = OP("Greater", "mask.future", col, row);
 
     for (int l = 0; l < c->L; l++) {
@@ -374,8 +399,15 @@ static void onnx_build_gpt2(OnnxGraph* g, ByteVec* io, const GPT* model) {
         const char* q = OP("Gather", onnx_name(g, "%s.q", pre), qkv, i0);                     // (B,NH,T,hs)
         const char* k = OP("Gather", onnx_name(g, "%s.k", pre), qkv, i1);
         const char* v = OP("Gather", onnx_name(g, "%s.v", pre), qkv, i2);
-        const char* kt = onnx_transpose(g, onnx_name(g, "%s.kT", pre), k, 4, perm_kt);         // (B,NH,hs,T)
-        const char* s = OP("MatMul", onnx_name(g, "%s.qk", pre), q, kt);                      // (B,NH,T,T)
+        if (kv) {  // the cache: past keys and values first, then these T, (B,NH,P+T,hs)
+            ByteVec a2 = {NULL, 0, 0}, a3 = {NULL, 0, 0};
+            onnx_attr_int(&a2, "axis", 2);
+            onnx_attr_int(&a3, "axis", 2);
+            k = OPA("Concat", onnx_name(g, "present.%d.key", l), &a2, onnx_name(g, "past_key_values.%d.key", l), k);
+            v = OPA("Concat", onnx_name(g, "present.%d.value", l), &a3, onnx_name(g, "past_key_values.%d.value", l), v);
+        }
+        const char* kt = onnx_transpose(g, onnx_name(g, "%s.kT", pre), k, 4, perm_kt);         // (B,NH,hs,P+T)
+        const char* s = OP("MatMul", onnx_name(g, "%s.qk", pre), q, kt);                      // (B,NH,T,P+T)
         s = OP("Mul", onnx_name(g, "%s.scores", pre), s, att_scale);
         s = OP("Where", onnx_name(g, "%s.masked", pre), future, neg_inf, s);
         ByteVec sm = {NULL, 0, 0};
@@ -405,6 +437,11 @@ static void onnx_build_gpt2(OnnxGraph* g, ByteVec* io, const GPT* model) {
         const char* out_names[3] = {"batch_size", "sequence_length", NULL};
         int64_t od[3] = {0, 0, V};
         onnx_value_info(io, 12, "logits", ONNX_FLOAT, 3, od, out_names);
+        const char* present_names[4] = {"batch_size", NULL, "past_sequence_length + sequence_length", NULL};
+        for (int l = 0; kv && l < c->L; l++) {
+            onnx_value_info(io, 12, onnx_name(g, "present.%d.key", l), ONNX_FLOAT, 4, past_dims, present_names);
+            onnx_value_info(io, 12, onnx_name(g, "present.%d.value", l), ONNX_FLOAT, 4, past_dims, present_names);
+        }
     } else {  // class head on the last real token: row sum(mask) - 1 of each sequence, as cls_forward
         ByteVec ca = {NULL, 0, 0};
         onnx_attr_int(&ca, "axis", 0);
@@ -427,7 +464,9 @@ static void onnx_build_gpt2(OnnxGraph* g, ByteVec* io, const GPT* model) {
 #undef OP
 #undef OPA
 
-// Writes DIR/model.onnx. The caller has merged LoRA and refused adapters and prefixes (cmd_export).
+// Writes DIR/model.onnx and, for the LM head, DIR/decoder_with_past_model.onnx (the KV-cache decoder, named
+// as Hugging Face Optimum names its file; it stores the weights again). The caller has merged LoRA and
+// refused adapters and prefixes (cmd_export).
 static void export_onnx(const GPT* model, const char* dir) {
     const GPTConfig* c = &model->config;
     if (model->q8_memory)
@@ -437,17 +476,20 @@ static void export_onnx(const GPT* model, const char* dir) {
         failf("merge LoRA first (--merge 1); adapters and prefixes are not in the exported graph",
               "%s: the model has LoRA, adapters or a prefix", dir);
     mkdir(dir, 0755);
-    OnnxGraph g;
-    memset(&g, 0, sizeof g);
-    ByteVec io = {NULL, 0, 0};
-    onnx_build_gpt2(&g, &io, model);
-    char doc[256], path[1100];
-    snprintf(doc, sizeof doc, "GPT-2 from finetune.c: L=%d NH=%d C=%d F=%d V=%d maxT=%d, %s", c->L, c->NH, c->C,
-             mlp_width(c), c->V, c->maxT, c->num_classes ? "classification head" : "LM head (tied to wte)");
-    snprintf(path, sizeof path, "%s/model.onnx", dir);
-    onnx_write(&g, &io, doc, path);
-    free(io.data);
-    onnx_graph_free(&g);
+    for (int kv = 0; kv <= (c->num_classes ? 0 : 1); kv++) {
+        OnnxGraph g;
+        memset(&g, 0, sizeof g);
+        ByteVec io = {NULL, 0, 0};
+        onnx_build_gpt2(&g, &io, model, kv);
+        char doc[256], path[1100];
+        snprintf(doc, sizeof doc, "GPT-2 from finetune.c: L=%d NH=%d C=%d F=%d V=%d maxT=%d, %s%s", c->L, c->NH, c->C,
+                 mlp_width(c), c->V, c->maxT, c->num_classes ? "classification head" : "LM head (tied to wte)",
+                 kv ? ", with past_key_values inputs and present outputs (a KV cache)" : "");
+        snprintf(path, sizeof path, "%s/%s", dir, kv ? "decoder_with_past_model.onnx" : "model.onnx");
+        onnx_write(&g, &io, doc, path);
+        free(io.data);
+        onnx_graph_free(&g);
+    }
 }
 
 // ---------------------------------------------------------------------------- the logits dump

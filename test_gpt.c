@@ -1945,13 +1945,13 @@ static void pb_copy_str(const PbField* f, char* out, size_t cap) {
 
 // What the test reads back of a model.onnx.
 typedef struct { char name[64]; int dtype, nd; int64_t dims[4]; const unsigned char* raw; size_t nraw; } OxTensor;
-typedef struct { char name[64]; int dtype, nd; int64_t dims[4]; char param[4][32]; } OxValue;
+typedef struct { char name[64]; int dtype, nd; int64_t dims[4]; char param[4][48]; } OxValue;
 typedef struct { char op[32], out[64], in[4][64]; int nin; float eps; int64_t transB; } OxNode;
 typedef struct {
     int64_t ir, opset;
     int opset_count, bad;
     OxTensor* init; int ninit;
-    OxValue in[4], out[4]; int nin, nout;
+    OxValue in[16], out[16]; int nin, nout;
     OxNode* node; int nnode;
 } OxModel;
 
@@ -2038,7 +2038,7 @@ static void ox_parse(OxModel* m, const unsigned char* b, size_t n) {
                     if (h.field == 9) t->raw = h.data, t->nraw = h.len;
                 }
                 m->bad |= rt.bad;
-            } else if ((g.field == 11 && m->nin < 4) || (g.field == 12 && m->nout < 4)) {
+            } else if ((g.field == 11 && m->nin < 16) || (g.field == 12 && m->nout < 16)) {
                 ox_value(pbin_sub(&g), g.field == 11 ? &m->in[m->nin++] : &m->out[m->nout++]);
             }
         }
@@ -2178,6 +2178,37 @@ static void test_onnx_export(void) {
                K ? ", GatherND of the last real token" : "");
         ox_free(&m);
         free(b);
+    }
+    // the LM's KV-cache decoder: past_key_values.N.key/value in, present.N.key/value out (Optimum's names)
+    {
+        size_t n;
+        unsigned char* b = read_whole("test_tmp/ox_lm_onnx/decoder_with_past_model.onnx", &n);
+        OxModel m;
+        ox_parse(&m, b ? b : (const unsigned char*)"", n);
+        int L = c.L, io_ok = !m.bad && m.opset == 17 && m.nin == 1 + 2 * L && m.nout == 1 + 2 * L &&
+                             !strcmp(m.in[0].name, "input_ids") && !strcmp(m.out[0].name, "logits");
+        for (int i = 0; io_ok && i < 2 * L; i++) {
+            char want_in[64], want_out[64];
+            snprintf(want_in, sizeof want_in, "past_key_values.%d.%s", i / 2, i % 2 ? "value" : "key");
+            snprintf(want_out, sizeof want_out, "present.%d.%s", i / 2, i % 2 ? "value" : "key");
+            const OxValue *vi = &m.in[1 + i], *vo = &m.out[1 + i];
+            io_ok = !strcmp(vi->name, want_in) && vi->dtype == 1 && vi->nd == 4 && !strcmp(vi->param[0], "batch_size") &&
+                    vi->dims[1] == c.NH && !strcmp(vi->param[2], "past_sequence_length") && vi->dims[3] == c.C / c.NH &&
+                    !strcmp(vo->name, want_out) && vo->nd == 4 && vo->dims[1] == c.NH &&
+                    !strcmp(vo->param[2], "past_sequence_length + sequence_length") && vo->dims[3] == c.C / c.NH;
+        }
+        int nw;
+        int w_ok = ox_weights_equal(&m, &base, &nw);
+        report(b && io_ok && w_ok && ox_count(&m, "Concat") == 2 + 2 * L && ox_count(&m, "Range") == 2 &&
+               ox_count(&m, "Softmax") == L && ox_well_formed(&m, "logits"),
+               "onnx LM decoder_with_past_model.onnx: input_ids + %d past_key_values.N.key/value (batch_size, NH, "
+               "past_sequence_length, hs), logits + %d present.N.*; the same %d weights; %d nodes in order", 2 * L,
+               2 * L, nw, m.nnode);
+        ox_free(&m);
+        free(b);
+        FILE* f = fopen("test_tmp/ox_cls_onnx/decoder_with_past_model.onnx", "rb");
+        report(!f, "onnx classifier: no KV-cache decoder (it has no LM head)");
+        if (f) fclose(f);
     }
     expect_error("onnx export of an unmerged LoRA", "./train export --model test_tmp/ox_cls.bin --format onnx --out test_tmp/ox_x", "the model has LoRA tensors");
     GPT q8;

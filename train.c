@@ -1014,7 +1014,8 @@ static int cmd_export(const Args* a) {
         printf("wrote %s (%s%s)\n", a->out, dt, a->tokenizer ? ", with the tokenizer" : ", no tokenizer: llama.cpp needs --tokenizer");
     } else if (!strcmp(a->format, "onnx")) {
         export_onnx(&model, a->out);
-        printf("wrote %s/model.onnx (opset %d, dynamic batch_size and sequence_length)\n", a->out, ONNX_OPSET);
+        printf("wrote %s/model.onnx%s (opset %d, dynamic batch_size and sequence_length)\n", a->out,
+               c->num_classes ? "" : " and decoder_with_past_model.onnx (KV cache)", ONNX_OPSET);
     } else {
         failf("formats: safetensors, llmc, peft, gguf, onnx", "unknown --format '%s'", a->format);
     }
@@ -1204,7 +1205,8 @@ static const Command COMMANDS[] = {
                            "        safetensors: PATH/model.safetensors + config.json (Hugging Face GPT-2); llmc: llm.c's file;\n"
                            "        peft: the LoRA as PATH/adapter_model.safetensors + adapter_config.json; gguf: PATH.gguf for\n"
                            "        llama.cpp [--dtype f32|q8_0] [--tokenizer DIR, which llama.cpp needs to run it]; onnx: PATH/model.onnx\n"
-                           "        (opset 17, fp32, dynamic batch and sequence axes; ONNX Runtime runs it)"},
+                           "        (opset 17, fp32, dynamic batch and sequence axes) and for an LM PATH/decoder_with_past_model.onnx\n"
+                           "        (past_key_values.N.key/value in, present.N.key/value out: generation with a KV cache)"},
     {"quantize", cmd_quantize, "./train quantize --model FILE --out FILE [--data FILE]: int8 (Q8_0) weights, size and quality before/after"},
     {"prune", cmd_prune, "./train prune --model FILE --prune MODE --sparsity S --out FILE [--data FILE]: magnitude pruning"},
 };

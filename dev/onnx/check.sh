@@ -3,8 +3,10 @@
 # data (an LM pretrained from --init, a LoRA on it merged on export, a classifier with full fine-tuning and
 # one with LoRA merged), exports each with `./train export --format onnx`, and has ONNX Runtime (npm
 # onnxruntime-node, CPU) reproduce `./train eval --dump-logits`'s logits within 1e-4 relative, at two batch
-# shapes each (the export fixes neither axis). With Debian's python3-onnx, onnx.checker (full_check, which
-# runs shape inference) judges every file too.
+# shapes each (the export fixes neither axis). The LMs' KV-cache decoder (decoder_with_past_model.onnx) must
+# give the same logits a call at a time, and greedy generation through it the same tokens as
+# `./train sample --temperature 0`. With Debian's python3-onnx, onnx.checker (full_check, which runs shape
+# inference) judges every file too.
 #   bash dev/onnx/check.sh            (from the repository root; builds train and dataprep)
 # onnxruntime-node is looked up through NODE_PATH, then under $ORT_PREFIX (default /tmp/finetune_c_onnx),
 # and installed there when npm can (`npm install --prefix $ORT_PREFIX --ignore-scripts onnxruntime-node`: the
@@ -42,17 +44,29 @@ for run in lm:lm_data_val.bin lora:lm_data_val.bin cls:cls_data_val.ds cls_lora:
     name=${run%%:*} data=$o/${run#*:}
     case $name in *lora) merge="--merge 1" ;; *) merge="" ;; esac
     ./train export --model $o/$name/model.bin --format onnx --out $o/${name}_onnx $merge >/dev/null
+    files=$o/${name}_onnx/model.onnx
+    [ ${name%%_*} = cls ] || files="$files $o/${name}_onnx/decoder_with_past_model.onnx"
     if /usr/bin/python3 -c "import onnx" 2>/dev/null; then
-        /usr/bin/python3 -c "import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True); print('[ OK ] ' + sys.argv[2] + ': onnx.checker ' + onnx.__version__ + ' (full_check)')" \
-            $o/${name}_onnx/model.onnx $name || fail=1
+        for f in $files; do
+            /usr/bin/python3 -c "import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True); print('[ OK ] ' + sys.argv[1] + ': onnx.checker ' + onnx.__version__ + ' (full_check)')" $f || fail=1
+        done
     fi
     # two shapes: for the classifier T=48 holds every example, T=12 truncates some (the head reads the last kept)
     for shape in $([ ${name%%_*} = cls ] && echo "4,48 3,12" || echo "2,32 3,17"); do
         B=${shape%,*} T=${shape#*,}
         ./train eval --model $o/$name/model.bin --data $data --batch $B --seq $T --max-batches 3 \
             --dump-logits $o/${name}_${B}x$T.logits >/dev/null
-        node dev/onnx/check_ort.js $o/${name}_onnx/model.onnx $o/${name}_${B}x$T.logits "$name B=$B T=$T" || fail=1
+        for f in $files; do
+            node dev/onnx/check_ort.js $f $o/${name}_${B}x$T.logits "$name $(basename $f .onnx) B=$B T=$T" || fail=1
+        done
     done
+    if [ ${name%%_*} != cls ]; then  # greedy generation, 40 new tokens after "the quick "
+        prompt="116 104 101 32 113 117 105 99 107 32"
+        ours=$(./train sample --model $o/$name/model.bin --tokens "$prompt" --temperature 0 --gen 40 2>/dev/null)
+        theirs=$(node dev/onnx/generate.js $o/${name}_onnx/decoder_with_past_model.onnx "$prompt" 40) || fail=1
+        if [ "$ours" = "$theirs" ]; then echo "[ OK ] $name: greedy generation through the KV cache in ONNX Runtime = ./train sample's 40 tokens"
+        else echo "[FAIL] $name: greedy generation differs: ours $ours, ONNX Runtime $theirs"; fail=1; fi
+    fi
 done
 [ $fail = 0 ] && echo "onnx check: ONNX Runtime reproduces our logits for every model" || echo "onnx check: FAILED"
 exit $fail
