@@ -15,7 +15,7 @@
 //   GraphProto      1 node  2 name  5 initializer  11 input  12 output
 //   NodeProto       1 input  2 output  3 name  4 op_type  5 attribute
 //   AttributeProto  1 name  2 f  3 i  8 ints  20 type (1 FLOAT, 2 INT, 7 INTS)
-//   TensorProto     1 dims  2 data_type (1 FLOAT, 7 INT64, 9 BOOL)  8 name  9 raw_data (little-endian)
+//   TensorProto     1 dims  2 data_type (1 FLOAT, 7 INT64)  8 name  9 raw_data (little-endian)
 //   ValueInfoProto  1 name  2 type;  TypeProto 1 tensor_type;  TypeProto.Tensor 1 elem_type  2 shape
 //   TensorShapeProto 1 dim;  Dimension 1 dim_value  2 dim_param (a name: a dynamic axis)
 //
@@ -23,7 +23,7 @@
 // them). Inputs: input_ids (B,T) int64, and with a class head attention_mask (B,T) int64 (1 on real tokens,
 // which come first: the head reads position sum(mask) - 1, as cls_forward reads lengths[b] - 1). Output:
 // logits (B,T,V) for the LM head (the padded vocabulary rows are left out), (B,K) for the class head.
-//   x = Gather(wte, input_ids) + Slice(wpe, 0, T)           encoder_forward
+//   x = Gather(wte, input_ids) + Slice(wpe, P, P+T)         encoder_forward (P = 0 but in the decoder)
 //   per layer: LayerNormalization(eps 1e-5), Gemm(transB=1) with our (out, in) weights, the heads by Reshape
 //   and Transpose, MatMul(q, k^T) * 1/sqrt(hs), Where(key after query, -inf), Softmax, MatMul(att, v),
 //   Gemm, Add; LayerNormalization, Gemm, GELU (tanh form, from Mul/Add/Tanh: Gelu is opset 20), Gemm, Add
@@ -33,7 +33,8 @@
 // The decoder adds past_key_values.N.key/value inputs (batch_size, NH, past_sequence_length, hs) and
 // present.N.key/value outputs (batch_size, NH, past_sequence_length + sequence_length, hs), Hugging Face
 // Optimum's names and axes: keys and values of earlier tokens in, the same with these T appended out.
-// Weights are stored once each (wte serves the embedding and the LM head) under our table's names (h.N.qkvw).
+// Weights are stored once in each file (wte serves the embedding and the LM head), under our table's names
+// (h.N.qkvw).
 // Kept valid C++ as well (train.cu includes train.c): casts on malloc, no compound literals.
 
 #pragma once
@@ -73,7 +74,7 @@ static void pb_str(ByteVec* b, int field, const char* s) { pb_bytes(b, field, s,
 static void pb_msg(ByteVec* b, int field, const ByteVec* m) { pb_bytes(b, field, m->data, m->len); }
 
 // ---------------------------------------------------------------------------- the graph builder
-enum { ONNX_FLOAT = 1, ONNX_INT64 = 7, ONNX_BOOL = 9 };
+enum { ONNX_FLOAT = 1, ONNX_INT64 = 7 };
 #define ONNX_OPSET 17  // LayerNormalization is opset 17
 #define ONNX_IR 8      // the IR version of ONNX 1.12, the release that introduced opset 17
 
