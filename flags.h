@@ -43,6 +43,7 @@ typedef struct {
     const char* prune;   // prune: unstructured | layer | heads | neurons
     float sparsity;      // prune: fraction of the block-matrix weights to remove, in [0, 1)
     int keep_sparsity;   // train: put a pruned model's zeros back after every step
+    const char* dump_logits;  // eval: write the inputs and our logits here (onnx.c's dump_logits)
     int exact_match;     // eval on SFT data: greedy-generate the responses of this many examples (-1 = all)
     float lora_alpha, layer_decay, label_smoothing, lora_dropout, dropout;
     const char* lora_targets, *lora_layers, *freeze, *unfreeze, *class_weights, *adapter;
@@ -131,6 +132,7 @@ static const Flag FLAGS[] = {
     F_("--data", "FILE", FLAG_STRING, data, NULL, "eval", NULL, "the dataset to evaluate (eval, quantize and prune: the before/after table)"),
     F_("--max-batches", "N", FLAG_INT, max_batches, "0", "eval", "[0,1000000000]", "evaluate at most N batches (0 = all)"),
     F_("--exact-match", "N", FLAG_INT, exact_match, "0", "eval", "[-1,1000000000]", "on SFT data, also greedy-generate N responses (-1: all) and report the share reproduced exactly"),
+    F_("--dump-logits", "FILE", FLAG_STRING, dump_logits, NULL, "eval", NULL, "also write the inputs and the logits of the evaluated batches (float32, full batches; onnx.c documents the layout), for checking an ONNX export against"),
     // sample
     F_("--tokens", "IDS", FLAG_STRING, tokens, NULL, "sample", NULL, "the prompt as space-separated token ids"),
     F_("--prompt", "TEXT", FLAG_STRING, prompt, NULL, "sample", NULL, "the prompt as text (needs --tokenizer)"),
@@ -143,7 +145,7 @@ static const Flag FLAGS[] = {
     F_("--input", "FILE", FLAG_STRING, input, "-", "classify", NULL, "lines of text to classify (- = stdin)"),
     F_("--labels", "NAMES", FLAG_STRING, labels, NULL, "classify", NULL, "class names: a,b,... or dataprep's PREFIX_labels.txt"),
     // export
-    F_("--format", "F", FLAG_STRING, format, NULL, "export", NULL, "safetensors|llmc|peft|gguf"),
+    F_("--format", "F", FLAG_STRING, format, NULL, "export", NULL, "safetensors|llmc|peft|gguf|onnx"),
     F_("--dtype", "D", FLAG_STRING, dtype, NULL, "export", NULL, "gguf: f32|q8_0 (default q8_0 for an int8 model, else f32)"),
     F_("--merge", "0|1", FLAG_INT, merge, "0", "export", "[0,1]", "fold LoRA into the weights first (W += alpha/r B A)"),
     // compression

@@ -1617,7 +1617,7 @@ static void test_export_formats(void) {
     save_checkpoint(&mf, "test_tmp/xf_f96.bin", NULL);
 
     // bad input: one-line errors, and nothing half-written left behind
-    expect_error("unknown export format", "./train export --model test_tmp/xf_base.bin --format onnx --out test_tmp/xf_x", "unknown --format 'onnx'");
+    expect_error("unknown export format", "./train export --model test_tmp/xf_base.bin --format tflite --out test_tmp/xf_x", "unknown --format 'tflite'");
     expect_error("export into a missing folder", "./train export --model test_tmp/xf_base.bin --format gguf --out test_tmp/no_dir/x.gguf",
                  "test_tmp/no_dir/x.gguf: error: cannot write: No such file");
     expect_error("peft export without LoRA", "./train export --model test_tmp/xf_base.bin --format peft --out test_tmp/xf_peft_none",
@@ -1908,6 +1908,353 @@ static void test_pruning(void) {
     expect_error("unknown prune mode", "./train prune --model test_tmp/fp32.bin --prune rows --sparsity 0.5 --out test_tmp/x.bin", "unknown --prune");
 }
 
+// ---------------------------------------------------------------------------- ONNX export
+// A protobuf reader, only for this test: the fields of one message, one at a time (the wire format is in
+// onnx.c's header). It knows nothing of onnx.c's writer, so a wrong key, length or varint there shows up here.
+typedef struct { const unsigned char *p, *end; int bad; } PbIn;
+typedef struct { int field, wire; uint64_t v; const unsigned char* data; size_t len; } PbField;
+static uint64_t pbin_varint(PbIn* r) {
+    uint64_t v = 0;
+    for (int s = 0; s < 64; s += 7) {
+        if (r->p >= r->end) { r->bad = 1; return 0; }
+        unsigned char b = *r->p++;
+        v |= (uint64_t)(b & 0x7F) << s;
+        if (!(b & 0x80)) return v;
+    }
+    r->bad = 1;
+    return 0;
+}
+static int pbin_next(PbIn* r, PbField* f) {  // 0 at the end of the message, or on damage (r->bad)
+    if (r->bad || r->p >= r->end) return 0;
+    uint64_t key = pbin_varint(r);
+    f->field = (int)(key >> 3), f->wire = (int)(key & 7), f->v = 0, f->data = NULL, f->len = 0;
+    if (f->wire == 0) f->v = pbin_varint(r);
+    else if (f->wire == 5 && r->end - r->p >= 4) f->data = r->p, f->len = 4, r->p += 4;
+    else if (f->wire == 2) {
+        uint64_t n = pbin_varint(r);
+        if (n > (uint64_t)(r->end - r->p)) r->bad = 1;
+        else f->data = r->p, f->len = (size_t)n, r->p += n;
+    } else r->bad = 1;
+    return !r->bad;
+}
+static PbIn pbin_sub(const PbField* f) { PbIn r = {f->data, f->data + f->len, f->wire != 2}; return r; }
+static int pb_is(const PbField* f, const char* s) { return f->wire == 2 && f->len == strlen(s) && !memcmp(f->data, s, f->len); }
+static void pb_copy_str(const PbField* f, char* out, size_t cap) {
+    size_t n = f->len < cap - 1 ? f->len : cap - 1;
+    memcpy(out, f->data, n);
+    out[n] = 0;
+}
+
+// What the test reads back of a model.onnx.
+typedef struct { char name[64]; int dtype, nd; int64_t dims[4]; const unsigned char* raw; size_t nraw; } OxTensor;
+typedef struct { char name[64]; int dtype, nd; int64_t dims[4]; char param[4][48]; } OxValue;
+typedef struct { char op[32], out[64], in[4][64]; int nin; float eps; int64_t transB; } OxNode;
+typedef struct {
+    int64_t ir, opset;
+    int opset_count, bad;
+    OxTensor* init; int ninit;
+    OxValue in[16], out[16]; int nin, nout;
+    OxNode* node; int nnode;
+} OxModel;
+
+static void ox_value(PbIn r, OxValue* v) {  // ValueInfoProto -> TypeProto -> Tensor -> shape -> dims
+    PbField f, g, h, s, d;
+    memset(v, 0, sizeof *v);
+    while (pbin_next(&r, &f)) {
+        if (f.field == 1) pb_copy_str(&f, v->name, sizeof v->name);
+        if (f.field != 2) continue;
+        PbIn rt = pbin_sub(&f);
+        while (pbin_next(&rt, &g)) {
+            if (g.field != 1) continue;
+            PbIn rtt = pbin_sub(&g);
+            while (pbin_next(&rtt, &h)) {
+                if (h.field == 1) v->dtype = (int)h.v;
+                if (h.field != 2) continue;
+                PbIn rs = pbin_sub(&h);
+                while (pbin_next(&rs, &s)) {
+                    if (s.field != 1 || v->nd == 4) continue;
+                    PbIn rd = pbin_sub(&s);
+                    int k = v->nd++;
+                    while (pbin_next(&rd, &d)) {
+                        if (d.field == 1) v->dims[k] = (int64_t)d.v;
+                        if (d.field == 2) pb_copy_str(&d, v->param[k], sizeof v->param[k]);
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void ox_parse(OxModel* m, const unsigned char* b, size_t n) {
+    memset(m, 0, sizeof *m);
+    PbIn r = {b, b + n, 0};
+    PbField f, g, h, a;
+    while (pbin_next(&r, &f)) {
+        if (f.field == 1) m->ir = (int64_t)f.v;
+        if (f.field == 8) {
+            PbIn ro = pbin_sub(&f);
+            int default_domain = 1;
+            int64_t version = 0;
+            while (pbin_next(&ro, &g)) {
+                if (g.field == 1 && g.len) default_domain = 0;
+                if (g.field == 2) version = (int64_t)g.v;
+            }
+            if (default_domain) m->opset = version;
+            m->opset_count++;
+        }
+        if (f.field != 7) continue;
+        PbIn rg = pbin_sub(&f);
+        while (pbin_next(&rg, &g)) {
+            if (g.field == 1) {  // NodeProto
+                m->node = (OxNode*)reallocCheck(m->node, (size_t)(m->nnode + 1) * sizeof(OxNode));
+                OxNode* nd = &m->node[m->nnode++];
+                memset(nd, 0, sizeof *nd);
+                nd->eps = NAN;
+                PbIn rn = pbin_sub(&g);
+                while (pbin_next(&rn, &h)) {
+                    if (h.field == 1 && nd->nin < 4) pb_copy_str(&h, nd->in[nd->nin++], 64);
+                    if (h.field == 2) pb_copy_str(&h, nd->out, sizeof nd->out);
+                    if (h.field == 4) pb_copy_str(&h, nd->op, sizeof nd->op);
+                    if (h.field != 5) continue;
+                    PbIn ra = pbin_sub(&h);
+                    char an[32] = "";
+                    float fv = NAN;
+                    int64_t iv = 0;
+                    while (pbin_next(&ra, &a)) {
+                        if (a.field == 1) pb_copy_str(&a, an, sizeof an);
+                        if (a.field == 2 && a.len == 4) memcpy(&fv, a.data, 4);
+                        if (a.field == 3) iv = (int64_t)a.v;
+                    }
+                    if (!strcmp(an, "epsilon")) nd->eps = fv;
+                    if (!strcmp(an, "transB")) nd->transB = iv;
+                }
+            } else if (g.field == 5) {  // TensorProto
+                m->init = (OxTensor*)reallocCheck(m->init, (size_t)(m->ninit + 1) * sizeof(OxTensor));
+                OxTensor* t = &m->init[m->ninit++];
+                memset(t, 0, sizeof *t);
+                PbIn rt = pbin_sub(&g);
+                while (pbin_next(&rt, &h)) {
+                    if (h.field == 1 && t->nd < 4) t->dims[t->nd++] = (int64_t)h.v;
+                    if (h.field == 2) t->dtype = (int)h.v;
+                    if (h.field == 8) pb_copy_str(&h, t->name, sizeof t->name);
+                    if (h.field == 9) t->raw = h.data, t->nraw = h.len;
+                }
+                m->bad |= rt.bad;
+            } else if ((g.field == 11 && m->nin < 16) || (g.field == 12 && m->nout < 16)) {
+                ox_value(pbin_sub(&g), g.field == 11 ? &m->in[m->nin++] : &m->out[m->nout++]);
+            }
+        }
+        m->bad |= rg.bad;
+    }
+    m->bad |= r.bad;
+}
+static void ox_free(OxModel* m) { free(m->init), free(m->node); }
+static const OxTensor* ox_init(const OxModel* m, const char* name) {
+    for (int i = 0; i < m->ninit; i++) if (!strcmp(m->init[i].name, name)) return &m->init[i];
+    return NULL;
+}
+static int ox_count(const OxModel* m, const char* op) {
+    int n = 0;
+    for (int i = 0; i < m->nnode; i++) n += !strcmp(m->node[i].op, op);
+    return n;
+}
+
+// Every weight of `ref` (LoRA already merged into it) is an initializer with its name, shape and exact bytes.
+static int ox_weights_equal(const OxModel* m, const GPT* ref, int* nweights) {
+    const GPTConfig* c = &ref->config;
+    int ok = 1;
+    *nweights = 0;
+    for (int p = 0; p < NUM_BASE_PARAMS + 1; p++) {
+        int i = p < NUM_BASE_PARAMS ? p : PIDX(cls_w);
+        if (i == PIDX(cls_w) && !c->num_classes) continue;
+        size_t n = slice_numel(c, i), rows, cols;
+        slice_shape(c, i, &rows, &cols);
+        if (i == PIDX(wte)) rows = (size_t)c->V, n = rows * cols;  // the padded rows are not exported
+        for (int l = 0; l < (param_per_layer(i) ? c->L : 1); l++) {
+            char name[64];
+            if (param_per_layer(i)) snprintf(name, sizeof name, "h.%d.%s", l, PARAM_TABLE[i].name);
+            else snprintf(name, sizeof name, "%s", PARAM_TABLE[i].name);
+            const OxTensor* t = ox_init(m, name);
+            int good = t && t->dtype == 1 && t->nd == (cols ? 2 : 1) && t->dims[0] == (int64_t)rows &&
+                       (!cols || t->dims[1] == (int64_t)cols) && t->nraw == n * 4 &&
+                       !memcmp(t->raw, ref->params.t[i] + (size_t)l * slice_numel(c, i), n * 4);
+            if (!good) {
+                if (ok) printf("       first wrong or missing initializer: %s\n", name);
+                ok = 0;
+            }
+            (*nweights)++;
+        }
+    }
+    return ok;
+}
+
+// Nodes in order, each reading only graph inputs, initializers and earlier outputs (ONNX requires a
+// topologically sorted graph), every output name new, and `final` made by the last node.
+static int ox_well_formed(const OxModel* m, const char* final) {
+    for (int i = 0; i < m->nnode; i++) {
+        const OxNode* nd = &m->node[i];
+        for (int k = 0; k < nd->nin; k++) {
+            int found = ox_init(m, nd->in[k]) != NULL;
+            for (int j = 0; !found && j < m->nin; j++) found = !strcmp(m->in[j].name, nd->in[k]);
+            for (int j = 0; !found && j < i; j++) found = !strcmp(m->node[j].out, nd->in[k]);
+            if (!found) { printf("       node %d (%s) reads %s before it exists\n", i, nd->op, nd->in[k]); return 0; }
+        }
+        for (int j = 0; j < i; j++)
+            if (!strcmp(m->node[j].out, nd->out)) { printf("       %s is written twice\n", nd->out); return 0; }
+        if (!nd->out[0] || !nd->op[0]) return 0;
+    }
+    return m->nnode > 0 && !strcmp(m->node[m->nnode - 1].out, final);
+}
+
+static void test_onnx_export(void) {
+    printf("-- ONNX export: the protobuf read back, structure, weights; the logits dump (runs ./train)\n");
+    GPTConfig c;
+    memset(&c, 0, sizeof c);
+    c.maxT = 16, c.V = 50, c.Vp = pad_vocab(c.V), c.L = 2, c.NH = 2, c.C = 16, c.F = 40;  // Vp = 64: padded rows; F != 4C
+    GPT base;
+    gpt_build(&base, c);
+    uint64_t rng = 31;
+    gpt_init_random(&base, &rng);
+    for (int p = PIDX(ln1w); p < NUM_BASE_PARAMS; p++)  // nonzero biases and LayerNorm parameters too
+        if (!PARAM_TABLE[p].decay) fill_random(base.params.t[p], param_numel(&c, p), 0.1f);
+    save_checkpoint(&base, "test_tmp/ox_lm.bin", NULL);
+    // a classifier with LoRA on every target, B nonzero so that the merge changes the weights
+    GPT cls;
+    load_model(&cls, "test_tmp/ox_lm.bin", NULL);
+    GPTConfig cc = cls.config;
+    cc.num_classes = 3, cc.lora_r = 2, cc.lora_alpha = 4.0f, cc.lora_targets = LORA_QKV | LORA_PROJ | LORA_FC | LORA_FCPROJ;
+    cc.lora_first = 0, cc.lora_last = 1;
+    gpt_set_peft(&cls, cc, &rng);
+    for (int i = PIDX(lora_qkv_b); i <= PIDX(lora_fcproj_b); i += 2) fill_random(cls.params.t[i], param_numel(&cc, i), 0.05f);
+    save_checkpoint(&cls, "test_tmp/ox_cls.bin", NULL);
+    gpt_lora_merge(&cls, 1.0f);  // what the export must hold
+    system("rm -rf test_tmp/ox_lm_onnx test_tmp/ox_cls_onnx");
+
+    const struct { const char* model; const char* dir; const char* flags; GPT* ref; } runs[2] = {
+        {"test_tmp/ox_lm.bin", "test_tmp/ox_lm_onnx", "", &base},
+        {"test_tmp/ox_cls.bin", "test_tmp/ox_cls_onnx", " --merge 1", &cls},
+    };
+    for (int k = 0; k < 2; k++) {
+        char cmd[512], out[1024], path[256];
+        snprintf(cmd, sizeof cmd, "./train export --model %s --format onnx --out %s%s", runs[k].model, runs[k].dir, runs[k].flags);
+        int rc = run_cmd(cmd, "wrote", out, sizeof out);
+        snprintf(path, sizeof path, "%s/model.onnx", runs[k].dir);
+        size_t n;
+        unsigned char* b = read_whole(path, &n);
+        OxModel m;
+        ox_parse(&m, b ? b : (const unsigned char*)"", n);
+        int K = runs[k].ref->config.num_classes, L = c.L;
+        const char* what = K ? "classifier, LoRA merged" : "LM";
+        report(rc == 0 && b && !m.bad && m.ir == 8 && m.opset == 17 && m.opset_count == 1,
+               "onnx %s: %zu bytes parse as protobuf to the end; ir_version %lld, opset %lld (%s)", what, n,
+               (long long)m.ir, (long long)m.opset, out);
+        // inputs and outputs, with the dynamic axes named
+        const OxValue *in0 = &m.in[0], *in1 = &m.in[1], *o = &m.out[0];
+        int io_ok = m.nin == (K ? 2 : 1) && m.nout == 1 && !strcmp(in0->name, "input_ids") && in0->dtype == 7 &&
+                    in0->nd == 2 && !strcmp(in0->param[0], "batch_size") && !strcmp(in0->param[1], "sequence_length") &&
+                    !strcmp(o->name, "logits") && o->dtype == 1 && !strcmp(o->param[0], "batch_size");
+        if (K) io_ok = io_ok && !strcmp(in1->name, "attention_mask") && in1->dtype == 7 && in1->nd == 2 &&
+                       !strcmp(in1->param[1], "sequence_length") && o->nd == 2 && o->dims[1] == K && !o->param[1][0];
+        else io_ok = io_ok && o->nd == 3 && !strcmp(o->param[1], "sequence_length") && o->dims[2] == c.V;
+        report(io_ok, "onnx %s: inputs %s%s (batch_size, sequence_length) int64, output logits %s float", what,
+               in0->name, K ? " + attention_mask" : "", K ? "(batch_size, K=3)" : "(batch_size, sequence_length, V=50)");
+        int nw;
+        int w_ok = ox_weights_equal(&m, runs[k].ref, &nw);
+        int nfloat = 0;  // float initializers that are not weights: the scalar constants only
+        for (int i = 0; i < m.ninit; i++) nfloat += m.init[i].dtype == 1 && m.init[i].nd > 0;
+        report(w_ok && nfloat == nw, "onnx %s: %d weights stored once each, name, shape and bytes equal to the model's%s", what,
+               nw, K ? " after the merge" : " (wte unpadded, serving the embedding and the LM head)");
+        int eps_ok = 1, gemm_ok = 1;
+        for (int i = 0; i < m.nnode; i++) {
+            if (!strcmp(m.node[i].op, "LayerNormalization")) eps_ok &= m.node[i].eps == 1e-5f;
+            if (!strcmp(m.node[i].op, "Gemm")) gemm_ok &= m.node[i].transB == 1;
+        }
+        int ops_ok = ox_count(&m, "LayerNormalization") == 2 * L + 1 && ox_count(&m, "Softmax") == L &&
+                     ox_count(&m, "Gemm") == 4 * L + 1 && ox_count(&m, "Tanh") == L && ox_count(&m, "Where") == L &&
+                     ox_count(&m, "MatMul") == 2 * L && ox_count(&m, "Range") == 1 && ox_count(&m, "GatherND") == (K ? 1 : 0) &&
+                     ox_count(&m, "ReduceSum") == (K ? 1 : 0);
+        report(ops_ok && eps_ok && gemm_ok && ox_well_formed(&m, "logits"),
+               "onnx %s: %d nodes in topological order; %d LayerNormalization (eps 1e-5), %d Gemm (transB), %d Softmax, "
+               "%d Where (causal mask from Range), %d Tanh (GELU)%s", what, m.nnode, ox_count(&m, "LayerNormalization"),
+               ox_count(&m, "Gemm"), ox_count(&m, "Softmax"), ox_count(&m, "Where"), ox_count(&m, "Tanh"),
+               K ? ", GatherND of the last real token" : "");
+        ox_free(&m);
+        free(b);
+    }
+    // the LM's KV-cache decoder: past_key_values.N.key/value in, present.N.key/value out (Optimum's names)
+    {
+        size_t n;
+        unsigned char* b = read_whole("test_tmp/ox_lm_onnx/decoder_with_past_model.onnx", &n);
+        OxModel m;
+        ox_parse(&m, b ? b : (const unsigned char*)"", n);
+        int L = c.L, io_ok = !m.bad && m.opset == 17 && m.nin == 1 + 2 * L && m.nout == 1 + 2 * L &&
+                             !strcmp(m.in[0].name, "input_ids") && !strcmp(m.out[0].name, "logits");
+        for (int i = 0; io_ok && i < 2 * L; i++) {
+            char want_in[64], want_out[64];
+            snprintf(want_in, sizeof want_in, "past_key_values.%d.%s", i / 2, i % 2 ? "value" : "key");
+            snprintf(want_out, sizeof want_out, "present.%d.%s", i / 2, i % 2 ? "value" : "key");
+            const OxValue *vi = &m.in[1 + i], *vo = &m.out[1 + i];
+            io_ok = !strcmp(vi->name, want_in) && vi->dtype == 1 && vi->nd == 4 && !strcmp(vi->param[0], "batch_size") &&
+                    vi->dims[1] == c.NH && !strcmp(vi->param[2], "past_sequence_length") && vi->dims[3] == c.C / c.NH &&
+                    !strcmp(vo->name, want_out) && vo->nd == 4 && vo->dims[1] == c.NH &&
+                    !strcmp(vo->param[2], "past_sequence_length + sequence_length") && vo->dims[3] == c.C / c.NH;
+        }
+        int nw;
+        int w_ok = ox_weights_equal(&m, &base, &nw);
+        report(b && io_ok && w_ok && ox_count(&m, "Concat") == 2 + 2 * L && ox_count(&m, "Range") == 2 &&
+               ox_count(&m, "Softmax") == L && ox_well_formed(&m, "logits"),
+               "onnx LM decoder_with_past_model.onnx: input_ids + %d past_key_values.N.key/value (batch_size, NH, "
+               "past_sequence_length, hs), logits + %d present.N.*; the same %d weights; %d nodes in order", 2 * L,
+               2 * L, nw, m.nnode);
+        ox_free(&m);
+        free(b);
+        FILE* f = fopen("test_tmp/ox_cls_onnx/decoder_with_past_model.onnx", "rb");
+        report(!f, "onnx classifier: no KV-cache decoder (it has no LM head)");
+        if (f) fclose(f);
+    }
+    expect_error("onnx export of an unmerged LoRA", "./train export --model test_tmp/ox_cls.bin --format onnx --out test_tmp/ox_x", "the model has LoRA tensors");
+    GPT q8;
+    load_model(&q8, "test_tmp/ox_lm.bin", NULL);
+    gpt_quantize(&q8);
+    save_checkpoint(&q8, "test_tmp/ox_q8.bin", NULL);
+    gpt_free(&q8);
+    expect_error("onnx export of an int8 model", "./train export --model test_tmp/ox_q8.bin --format onnx --out test_tmp/ox_x", "int8");
+
+    // the logits dump the ONNX Runtime check compares with: the inputs and exactly our forward's logits
+    int B = 2, T = 8, ids[2 * 8 * 2 + 1];
+    for (int i = 0; i < (int)(sizeof ids / sizeof ids[0]); i++) ids[i] = (int)(random_u32(&rng) % (uint32_t)c.V);
+    write_tokens("test_tmp/ox_tok.bin", ids, sizeof ids / sizeof ids[0], c.V);
+    char out[1024];
+    int rc = run_cmd("./train eval --model test_tmp/ox_lm.bin --data test_tmp/ox_tok.bin --batch 2 --seq 8 --dump-logits test_tmp/ox_dump.bin",
+                     "loss", out, sizeof out);
+    size_t n;
+    unsigned char* d = read_whole("test_tmp/ox_dump.bin", &n);
+    size_t per = (size_t)B * T * 4 + (size_t)B * T * c.V * 4;
+    int32_t h[8] = {0};
+    if (d && n >= 32) memcpy(h, d, 32);
+    int ok = rc == 0 && d && h[0] == LOGITS_MAGIC && h[1] == 1 && h[2] == 0 && h[3] == 2 && h[4] == B && h[5] == T &&
+             h[6] == c.V && n == 32 + 2 * per;
+    size_t nl = (size_t)B * T * c.V;
+    float* got = (float*)callocCheck(2 * nl, sizeof(float));
+    float* want = (float*)callocCheck(2 * nl, sizeof(float));
+    for (int bi = 0; ok && bi < 2; bi++) {
+        const unsigned char* pb = d + 32 + bi * per;
+        ok = !memcmp(pb, ids + bi * B * T, (size_t)B * T * 4);  // batch bi's inputs: tokens bi*B*T ...
+        memcpy(got + bi * nl, pb + (size_t)B * T * 4, nl * 4);
+        float* lg = lm_logits_copy(&base, ids + bi * B * T, B, T);
+        for (int r = 0; r < B * T; r++) memcpy(want + bi * nl + (size_t)r * c.V, lg + (size_t)r * c.Vp, (size_t)c.V * 4);
+        free(lg);
+    }
+    report(ok, "eval --dump-logits: header [OXLG 1 lm 2 batches B=2 T=8 V=50] and each batch's inputs as the data holds them");
+    // ./train and this test are one build, so the logits are equal bit for bit; 1e-6 leaves room for a test
+    // built with other flags than ./train (another matmul tile: differences of a few fp32 ulps, ~1e-7)
+    check_tensor("dump", "(2,B,T,V)", got, want, 2 * nl, 1e-6);
+    free(got), free(want);
+    free(d);
+    gpt_free(&base);
+    gpt_free(&cls);
+}
+
 // ---------------------------------------------------------------------------- the flag table
 // flags.h's FLAGS is the one list of flags: --help, parsing and the README's table come from it. These
 // checks fail if a flag is added to Args without a row, if --help leaves one out, or if the README's table
@@ -2137,6 +2484,7 @@ int main(void) {
     test_inference();
     test_int8();
     test_pruning();
+    test_onnx_export();
     printf("gpt: %d passed, %d failed\n", checks_passed, checks_failed);
     return checks_failed ? 1 : 0;
 }

@@ -16,6 +16,7 @@
 #include "compress.c"  // defines: cmd_quantize, cmd_prune
 #include "report.c"    // defines: metrics, error analysis, plots, write_report
 #include "setup.c"     // defines: Args, parse_args, model_from_args, setup_finetuning
+#include "onnx.c"      // defines: export_onnx, dump_logits
 
 // ---------------------------------------------------------------------------- the training loop
 // One training run, as a student would step through it:
@@ -572,6 +573,7 @@ static int cmd_eval(const Args* a) {
     model_from_args(&model, a, NULL, &rng);
     if (!a->data) failf("give --data FILE (a dataset from ./dataprep)", "nothing to evaluate");
     EvalResult r = evaluate(&model, a->data, a->B, a->T, a->max_batches);
+    if (a->dump_logits) dump_logits(&model, a->data, a->B, a->T, a->max_batches, a->dump_logits);
     int K = model.config.num_classes;
     if (K) {
         ClsMetrics mt = cls_metrics(r.confusion, K);
@@ -1048,8 +1050,12 @@ static int cmd_export(const Args* a) {
         if (strcmp(dt, "f32") && strcmp(dt, "q8_0")) failf("use --dtype f32 or q8_0", "unknown --dtype '%s'", dt);
         export_gguf(&model, a->out, !strcmp(dt, "q8_0"), a->tokenizer);
         printf("wrote %s (%s%s)\n", a->out, dt, a->tokenizer ? ", with the tokenizer" : ", no tokenizer: llama.cpp needs --tokenizer");
+    } else if (!strcmp(a->format, "onnx")) {
+        export_onnx(&model, a->out);
+        printf("wrote %s/model.onnx%s (opset %d, dynamic batch_size and sequence_length)\n", a->out,
+               c->num_classes ? "" : " and decoder_with_past_model.onnx (KV cache)", ONNX_OPSET);
     } else {
-        failf("formats: safetensors, llmc, peft, gguf", "unknown --format '%s'", a->format);
+        failf("formats: safetensors, llmc, peft, gguf, onnx", "unknown --format '%s'", a->format);
     }
     gpt_free(&model);
     return 0;
@@ -1224,7 +1230,7 @@ static int cmd_sweep_args(const Args* a) { return cmd_sweep(a->argc, a->argv); }
 static const Command COMMANDS[] = {
     {"train", cmd_train, "model data method optimization output distributed --keep-sparsity --resume --seed",
      "./train [train] --model FILE|--init L,NH,C --train FILE [--val FILE --out DIR ...]: fine-tune or pretrain (the default command)"},
-    {"eval", cmd_eval, "model --data --batch --seq --max-batches --exact-match --resume --seed",
+    {"eval", cmd_eval, "model --data --batch --seq --max-batches --exact-match --dump-logits --resume --seed",
      "./train eval --model FILE --data FILE: one JSON line: loss and ppl (LM, SFT), or loss, accuracy, macro/micro F1,\n"
                        "        per-class precision/recall/F1 and the confusion matrix [gold][predicted] (classification)"},
     {"sample", cmd_sample, "model sample --tokenizer --resume --seed",
@@ -1241,10 +1247,12 @@ static const Command COMMANDS[] = {
      "./train bench --init 12,12,768 [--method lora ... --batch 4 --seq 64 --steps 5]: timed training steps on\n"
                          "        random tokens (1 warmup step first); one JSON line with ms/step, tokens/s, GFLOP/s"},
     {"export", cmd_export, "model export --out --tokenizer --lora-dropout --resume --seed",
-     "./train export --model FILE [--adapter FILE] --format safetensors|llmc|peft|gguf --out PATH [--merge 1]:\n"
+     "./train export --model FILE [--adapter FILE] --format safetensors|llmc|peft|gguf|onnx --out PATH [--merge 1]:\n"
                            "        safetensors: PATH/model.safetensors + config.json (Hugging Face GPT-2); llmc: llm.c's file;\n"
                            "        peft: the LoRA as PATH/adapter_model.safetensors + adapter_config.json; gguf: PATH.gguf for\n"
-                           "        llama.cpp [--dtype f32|q8_0] [--tokenizer DIR, which llama.cpp needs to run it]"},
+                           "        llama.cpp [--dtype f32|q8_0] [--tokenizer DIR, which llama.cpp needs to run it]; onnx: PATH/model.onnx\n"
+                           "        (opset 17, fp32, dynamic batch and sequence axes) and for an LM PATH/decoder_with_past_model.onnx\n"
+                           "        (past_key_values.N.key/value in, present.N.key/value out: generation with a KV cache)"},
     {"quantize", cmd_quantize, "model --out --data --batch --seq --max-batches --resume --seed",
      "./train quantize --model FILE --out FILE [--data FILE]: int8 (Q8_0) weights, size and quality before/after"},
     {"prune", cmd_prune, "model --out --prune --sparsity --data --batch --seq --max-batches --resume --seed",
