@@ -45,6 +45,7 @@ static void usage(void) {
         "         --max-len N (default 1024)  --template alpaca|plain\n"
         "  train-tokenizer --vocab-size V --out FILE [--verbose] FILES...   byte-level BPE (V=257: bytes only)\n"
         "common: --split TRAIN/VAL/TEST (default 80/10/10)  --seed N (default 1337)  --skip-bad\n"
+        "        --encoding utf-8|latin-1   input text: checked UTF-8 (default), or Latin-1 converted to UTF-8\n"
         "        --augment N --aug-ops del,swap,ins,syn,mask --aug-p P --synonyms FILE   (cls train split only)\n");
     exit(EXIT_FAILURE);
 }
@@ -169,6 +170,7 @@ typedef struct {
     // train-tokenizer
     int vocab_size, verbose;
     const char* files[1024]; int num_files;
+    const char* seen[128]; int num_seen;  // the options given, for "does not apply to this command"
 } Options;
 
 // A whole integer in [lo, hi], or a one-line error naming the option and the range.
@@ -238,6 +240,7 @@ static void parse_options(int argc, char** argv, Options* o) {
         else if (strcmp(a, "--verbose") == 0) o->verbose = 1;
         else if (a[0] == '-' && a[1] == '-') fail_at(a, "run dataprep without arguments to see every option", "unknown option");
         else { if (o->num_files == 1024) fail_at(a, NULL, "at most 1024 input files"); o->files[o->num_files++] = a; }
+        if (a[0] == '-' && a[1] == '-' && o->num_seen < 128) o->seen[o->num_seen++] = a;
         #undef ARG
     }
     if (strcmp(o->docs, "file") && strcmp(o->docs, "line") && strcmp(o->docs, "blank"))
@@ -1378,6 +1381,31 @@ static int cmd_train_tokenizer(const Options* o) {
     return 0;
 }
 
+// The options each command reads; any other given is an error rather than silently ignored. The options
+// that read files (--encoding, --skip-bad) apply to every command that reads text files.
+static void check_options_apply(const char* cmd, const Options* o) {
+    static const char* const uses[][2] = {
+        {"encode", "--tokenizer --add-token --allow-special --bench"},
+        {"decode", "--tokenizer --add-token"},
+        {"text", "--tokenizer --out --add-token --allow-special --split --seed --docs --chunk-lines --format --skip-bad --encoding"},
+        {"cls", "--tokenizer --out --add-token --allow-special --split --seed --skip-bad --encoding --input-format --no-header "
+                "--text-col --label-col --labels --max-len --append-eot --keep-duplicates --oversample --train --val --test "
+                "--augment --aug-ops --aug-p --synonyms"},
+        {"sft", "--tokenizer --out --add-token --allow-special --split --seed --skip-bad --encoding --input-format --max-len "
+                "--template --keep-duplicates"},
+        {"train-tokenizer", "--vocab-size --out --verbose --skip-bad --encoding"},
+    };
+    for (size_t c = 0; c < sizeof uses / sizeof uses[0]; c++) {
+        if (strcmp(cmd, uses[c][0])) continue;
+        for (int i = 0; i < o->num_seen; i++) {
+            const char* w = strstr(uses[c][1], o->seen[i]);
+            size_t n = strlen(o->seen[i]);
+            while (w && !((w == uses[c][1] || w[-1] == ' ') && (w[n] == ' ' || !w[n]))) w = strstr(w + 1, o->seen[i]);
+            if (!w) fail_at(o->seen[i], "run dataprep without arguments to see which options each command takes", "does not apply to dataprep %s", cmd);
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------- main
 
 #ifndef DATAPREP_NO_MAIN
@@ -1386,6 +1414,7 @@ int main(int argc, char** argv) {
     Options o;
     parse_options(argc, argv, &o);
     const char* cmd = argv[1];
+    check_options_apply(cmd, &o);
     g_text.encoding = o.encoding, g_text.skip_bad = o.skip_bad;
     // what this run reads, so no output can replace it (common.h's writers refuse), and --out's folder
     for (int i = 0; i < o.num_files; i++) protect_input(o.files[i], "input");

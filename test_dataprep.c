@@ -442,6 +442,8 @@ static void test_cli(void) {
     write_text(TMP "/one.json", "[{\"instruction\": \"hi there\", \"output\": \"x\"}]");
     rc = run("./dataprep sft --tokenizer bytes --max-len 5 --out " TMP "/sd " TMP "/one.json");
     check(rc == 1 && strstr(err_line(), "every example of the train split was dropped"), "cli sft: every example dropped by --max-len: %s", err_line());
+    rc = run("./dataprep text --tokenizer bytes --labels a,b --out " TMP "/n " TMP "/good8.txt");
+    check(rc != 0 && strstr(err_line(), "--labels: error: does not apply to dataprep text"), "cli: an option the command does not read is refused: %s", err_line());
     // no summary temp file is left by any of these failures
     rc = run("ls " TMP " | grep -c '[.]tmp' > " TMP "/tmpcount.txt; true");
     check(file_contains(TMP "/tmpcount.txt", "0"), "cli: no temp file left in the output folder after the failures above");
