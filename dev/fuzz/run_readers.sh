@@ -2,6 +2,7 @@
 # Fuzzes the readers (dev/fuzz/readers.h) with libFuzzer + ASan + UBSan: builds them (make fuzz), makes seed
 # corpora from real files (make_seeds.sh), replays dev/fuzz/regress/, then runs each target for SECONDS
 # (default 60), JOBS at a time (default 1), and prints one line per target: executions, peak memory, result.
+# Exits 1 if any target crashed (sanitizer report, abort, timeout or out-of-memory), so CI can run it.
 #   bash dev/fuzz/run_readers.sh [SECONDS] [NAMES...]        (from the repo root; JOBS=2 to run two at once)
 # A crash input lands in dev/fuzz/crashes/NAME-crash-*; after the fix, keep it as dev/fuzz/regress/NAME/NAME
 # so that `make test` (./fuzz_replay) replays it.
@@ -27,7 +28,9 @@ one() {
     rss=$(grep -o 'stat::peak_rss_mb: [0-9]*' "$OUT/log_$t" | grep -o '[0-9]*$' || echo '?')
     result=$(grep -m1 -oE 'ERROR: [A-Za-z]+: [^ ]+( [^ ]+)?|SUMMARY: .*|Test unit written to .*' "$OUT/log_$t" | head -1 || true)
     printf 'fuzz %-12s %4ss  %10s executions  peak %5s MB  %s\n' "$t" "$SECONDS_PER" "$execs" "$rss" "${result:-no crash}"
+    if [ -n "$result" ] || [ "$execs" = 0 ]; then touch "$OUT/failed_$t"; fi
 }
+rm -f "$OUT"/failed_*
 running=0
 for t in $NAMES; do
     one "$t" &
@@ -36,3 +39,5 @@ for t in $NAMES; do
 done
 wait
 ls dev/fuzz/crashes/ 2>/dev/null | head
+if ls "$OUT"/failed_* >/dev/null 2>&1; then echo "fuzz: FAILED: $(ls "$OUT"/failed_* | sed 's/.*failed_//' | tr '\n' ' ')(logs: $OUT/log_NAME)"; exit 1; fi
+echo "fuzz: all targets ran without a crash"
