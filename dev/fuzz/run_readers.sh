@@ -17,15 +17,17 @@ make -s train dataprep fuzz_replay fuzz >/dev/null
 bash dev/fuzz/make_seeds.sh "$OUT/seeds" >/dev/null
 ./fuzz_replay || true  # (says which folders are empty)
 mkdir -p dev/fuzz/crashes
+# -timeout=60: a slow input is a hang, but nice -n 19 on a busy shared machine can stall a process for seconds
+# (a 10 s limit reported a 0.6 s input as a timeout once)
 one() {
     local t=$1 corpus="$OUT/corpus_$1"
     mkdir -p "$corpus"
     cp -n "$OUT/seeds/$t"/* "$corpus"/ 2>/dev/null || true
-    nice -n 19 dev/fuzz/bin/fuzz_"$t" "$corpus" -max_total_time="$SECONDS_PER" -rss_limit_mb=2048 -timeout=10 \
+    nice -n 19 dev/fuzz/bin/fuzz_"$t" "$corpus" -max_total_time="$SECONDS_PER" -rss_limit_mb=2048 -timeout=60 \
         -artifact_prefix=dev/fuzz/crashes/"$t"- -print_final_stats=1 > "$OUT/log_$t" 2>&1 || true
     local execs rss result
-    execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$OUT/log_$t" | grep -o '[0-9]*$' || echo 0)
-    rss=$(grep -o 'stat::peak_rss_mb: [0-9]*' "$OUT/log_$t" | grep -o '[0-9]*$' || echo '?')
+    execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$OUT/log_$t" | grep -o '[0-9]*$' || echo 0)
+    rss=$(grep -o 'stat::peak_rss_mb: *[0-9]*' "$OUT/log_$t" | grep -o '[0-9]*$' || echo '?')
     result=$(grep -m1 -oE 'ERROR: [A-Za-z]+: [^ ]+( [^ ]+)?|SUMMARY: .*|Test unit written to .*' "$OUT/log_$t" | head -1 || true)
     printf 'fuzz %-12s %4ss  %10s executions  peak %5s MB  %s\n' "$t" "$SECONDS_PER" "$execs" "$rss" "${result:-no crash}"
     if [ -n "$result" ] || [ "$execs" = 0 ]; then touch "$OUT/failed_$t"; fi
