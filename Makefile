@@ -27,7 +27,7 @@ else
   $(info OpenMP: not found (or NO_OMP=1), building single-threaded)
 endif
 
-BINS = train test_gpt dataprep test_dataprep train_mpi train_prof gen_arith
+BINS = train test_gpt dataprep test_dataprep train_mpi train_prof gen_arith fuzz_replay
 
 # Each program is one translation unit (train.c includes the files it needs). The compiler writes the list of
 # files each one read to .deps/NAME.d (-MMD -MP), and make reads those lists back: touching any source file
@@ -58,11 +58,27 @@ test_dataprep: test_dataprep.c Makefile
 gen_arith: dev/gen_arith.c Makefile
 	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(LDLIBS)
 
+# fuzz_replay: feeds every saved fuzz input under dev/fuzz/regress/NAME/ to reader NAME (dev/fuzz/replay.c)
+fuzz_replay: dev/fuzz/replay.c Makefile
+	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(LDLIBS)
+
 # test: every test; the exit code is the tests' own
-test: test_gpt test_dataprep train dataprep gen_arith
+test: test_gpt test_dataprep train dataprep gen_arith fuzz_replay
 	./test_gpt
 	./test_dataprep
 	./gen_arith check-splits
+	./fuzz_replay
+
+# fuzz: the readers' libFuzzer targets (dev/fuzz/readers.h) as dev/fuzz/bin/fuzz_NAME, with ASan + UBSan (needs
+# clang); bash dev/fuzz/run_readers.sh [SECONDS] [NAMES...] makes seed corpora and runs them
+FUZZ_TARGETS = ckpt resume safetensors gguf adapter peft ds tokens tokenizer
+FUZZ_CC ?= clang
+FUZZ_CFLAGS = -O1 -g -std=c11 -Wall -Wextra -Wno-unused-function -Wno-unknown-pragmas \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined
+fuzz: $(patsubst %,dev/fuzz/bin/fuzz_%,$(FUZZ_TARGETS))
+dev/fuzz/bin/fuzz_%: dev/fuzz/fuzz_readers.c Makefile
+	@mkdir -p dev/fuzz/bin
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEPFLAGS) -DFZ_TARGET_NAME='"$*"' -o $@ $< -lm
 
 # test-crash: kill -9 training at random moments and between a checkpoint's write and rename; each resume must
 # end bit-identical to an uninterrupted run, log every step once and leave no temp file (dev/crash_test.sh)
@@ -128,9 +144,9 @@ train_prof: train.c Makefile
 # clean: remove what make built
 clean:
 	rm -f $(BINS) train_gpu test_gpt_gpu $(CUDA_KERNEL_BENCHES)
-	rm -rf .deps
+	rm -rf .deps dev/fuzz/bin
 
-.PHONY: test-crash all test debug demo bench profile clean mpi test-mpi cuda
+.PHONY: all test debug demo bench profile clean mpi test-mpi cuda fuzz test-crash
 
 # the dependency lists the compiler wrote (last, so that `all` stays the default goal)
 -include $(wildcard .deps/*.d)

@@ -17,7 +17,7 @@
 #include <stdio.h>      // defines: FILE and printf
 #include <stdlib.h>     // defines: malloc, exit
 #include <string.h>     // defines: memcpy, strcmp
-#include <sys/stat.h>   // defines: stat, lstat, mkdir
+#include <sys/stat.h>   // defines: stat, lstat, mkdir (readers refuse a FIFO or a folder instead of hanging on it)
 #include <sys/resource.h>  // defines: getrusage, for the peak memory
 #include <time.h>       // defines: clock_gettime, nanosleep
 #include <unistd.h>     // defines: getpid, unlink, fsync
@@ -71,6 +71,7 @@ static void temps_catch_signals(void) {
 // place to name), then "hint: HINT", exit 1. WHERE is a file, a file:line of the input (a dataset row, a
 // tokenizer file), or, for the errors only a programmer can cause (DIE), the source file:line.
 static int dist_rank_for_errors = 0;  // set by dist_init (dist.h)
+static void (*fail_hook)(void) = NULL;  // dev/fuzz/ sets it to longjmp back instead of exiting; NULL elsewhere
 static void fail_at(const char* where, const char* hint, const char* fmt, ...) {
     if (dist_rank_for_errors > 0) {  // under MPI: let rank 0 report an error every rank hits (it takes all
         struct timespec ts = {0, 300000000};  // processes down first), so it is printed once
@@ -85,6 +86,7 @@ static void fail_at(const char* where, const char* hint, const char* fmt, ...) {
     va_end(ap);
     if (hint && hint[0]) fprintf(stderr, "hint: %s\n", hint);
     temps_remove_all();
+    if (fail_hook) fail_hook();
     exit(1);  // under MPI, dist.h's exit handler takes every other process down too
 }
 // A user's error whose message names the file or flag itself: failf(hint, "%s: ...", path, ...).
@@ -165,7 +167,16 @@ static void tok_errf(char* err, size_t errlen, const char* fmt, ...) {
 }
 
 // ---------------------------------------------------------------------------- file helpers
+// 1 when path exists and is not a regular file (a folder, a FIFO, a device): opening a FIFO to read blocks
+// until someone writes to it, so readers ask first.
+static int not_regular_file(const char* path) {
+    struct stat st;
+    return stat(path, &st) == 0 && !S_ISREG(st.st_mode);
+}
+
 static FILE* fopen_check(const char* path, const char* mode) {
+    if (mode[0] == 'r' && not_regular_file(path))
+        failf("give the path of a file (not a folder, FIFO or device)", "%s: not a regular file", path);
     FILE* f = fopen(path, mode);
     if (!f) failf(mode[0] == 'r' ? "check the path" : "check that the folder exists and is writable",
                   "cannot open %s for %s: %s", path, mode[0] == 'r' ? "reading" : "writing", strerror(errno));

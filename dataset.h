@@ -252,14 +252,81 @@ DS_API void dataset_close(Dataset* ds) {
     memset(ds, 0, sizeof *ds);
 }
 
+// token i of a token list with b bytes per token
+DS_API int dataset_id(const unsigned char* ids, int bytes_per_token, size_t i) {
+    return bytes_per_token == 2 ? (int)(ids[2 * i] | ids[2 * i + 1] << 8) : (int)ds_get_u32(ids + 4 * i);
+}
+
+// Every record of an example file, once, when it is opened: the index (in order, inside the records' region,
+// no wrap-around), each record's length against its slot, labels (classification: [0, K); SFT: the prompt
+// length, at most n), mask bytes (0 or 1), token ids against the vocabulary, and the header's totals. After
+// this, dataset_get cannot fail on a record and training cannot die mid-run on a damaged one.
+// (Sections after the index, such as a future label-names table located by a header field, are checked by
+// their own function here; the records end where the index begins.)
+DS_API int ds_check_examples(const Dataset* ds, const char* path, char* err, size_t errlen) {
+    const uint64_t records_end = (uint64_t)(ds->index - ds->base), bpt = (uint64_t)ds->bytes_per_token;
+    uint64_t prev_end = DS_HEADER_INTS * 4, total = 0, longest = 0;
+    for (uint64_t i = 0; i < ds->count; i++) {
+        uint64_t a = ds_get_u64(ds->index + 8 * i), b = ds_get_u64(ds->index + 8 * (i + 1));
+        if (a != prev_end || b < a || b > records_end || b - a < 8) {
+            ds_errf(err, errlen, "%s: example %llu: index entry [%llu, %llu) is out of order or outside the records [1024, %llu) (corrupt file? run dataprep again)",
+                    path, (unsigned long long)i, (unsigned long long)a, (unsigned long long)b, (unsigned long long)records_end);
+            return -1;
+        }
+        prev_end = b;
+        const unsigned char* r = ds->base + a;
+        uint64_t n = ds_get_u32(r);
+        int label = (int)ds_get_u32(r + 4);
+        uint64_t need = 8 + n * bpt + (ds->kind == DS_SFT ? n : 0);  // n < 2^32: no overflow
+        const char* bad = NULL;
+        if (n == 0) bad = "is empty";
+        else if (need > b - a) bad = "is longer than its slot in the index";
+        else if (ds->kind == DS_CLS && (label < 0 || label >= ds->num_labels)) bad = "has a label outside [0, K)";
+        else if (ds->kind == DS_SFT && (label < 0 || (uint64_t)label > n)) bad = "has a prompt length outside [0, n]";
+        if (bad) {
+            ds_errf(err, errlen, "%s: example %llu %s (n=%llu tokens, label %d, K=%d) (corrupt file? run dataprep again)", path,
+                    (unsigned long long)i, bad, (unsigned long long)n, label, ds->num_labels);
+            return -1;
+        }
+        for (uint64_t k = 0; ds->vocab_size > 0 && k < n; k++) {
+            int id = dataset_id(r + 8, ds->bytes_per_token, (size_t)k);
+            if (id < 0 || id >= ds->vocab_size) {
+                ds_errf(err, errlen, "%s: example %llu: token %llu is id %d, out of range for the file's vocabulary [0, %d) (corrupt file? run dataprep again)",
+                        path, (unsigned long long)i, (unsigned long long)k, id, ds->vocab_size);
+                return -1;
+            }
+        }
+        for (uint64_t k = 0; ds->kind == DS_SFT && k < n; k++)
+            if (r[8 + n * bpt + k] > 1) {
+                ds_errf(err, errlen, "%s: example %llu: loss mask byte %llu is %d, expected 0 or 1 (corrupt file? run dataprep again)",
+                        path, (unsigned long long)i, (unsigned long long)k, r[8 + n * bpt + k]);
+                return -1;
+            }
+        total += n;
+        longest = n > longest ? n : longest;
+    }
+    if (prev_end != records_end || total != ds->total_tokens || longest != (uint64_t)ds->max_len) {
+        ds_errf(err, errlen, "%s: the header says %llu tokens, longest %d, records end at %llu; the records hold %llu, longest %llu, end at %llu (corrupt file? run dataprep again)",
+                path, (unsigned long long)ds->total_tokens, ds->max_len, (unsigned long long)records_end,
+                (unsigned long long)total, (unsigned long long)longest, (unsigned long long)prev_end);
+        return -1;
+    }
+    return 0;
+}
+
 // Opens a token file (ours or llm.c's) or an example file. Returns 0, or -1 with a message in err.
-// Every offset in the file is checked against its size here, so dataset_get cannot read outside.
+// Every offset in the file is checked against its size here, and every record of an example file validated
+// (ds_check_examples), so dataset_get cannot read outside and a damaged record is found now.
 DS_API int dataset_open(Dataset* ds, const char* path, char* err, size_t errlen) {
     memset(ds, 0, sizeof *ds);
+    struct stat st;
+    if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {  // a FIFO would block open(); a folder cannot be mapped
+        ds_errf(err, errlen, "%s: not a regular file (hint: give the path of a file that dataprep wrote)", path);
+        return -1;
+    }
     int fd = open(path, O_RDONLY);
     if (fd < 0) { ds_errf(err, errlen, "%s: cannot open (hint: run dataprep first; check the path)", path); return -1; }
-    struct stat st;
-    if (fstat(fd, &st) != 0 || st.st_size < DS_HEADER_INTS * 4) {
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < DS_HEADER_INTS * 4) {
         close(fd);
         ds_errf(err, errlen, "%s: %lld bytes, smaller than the 1024-byte header (truncated file?)", path, (long long)st.st_size);
         return -1;
@@ -294,6 +361,10 @@ DS_API int dataset_open(Dataset* ds, const char* path, char* err, size_t errlen)
         ds->total_tokens = ds_get_u64(h + 36);
         uint64_t index_off = ds_get_u64(h + 44);
         if (ds->kind != DS_CLS && ds->kind != DS_SFT) { ds_errf(err, errlen, "%s: unknown example kind %d (expected 1 = classification or 2 = SFT)", path, ds->kind); dataset_close(ds); return -1; }
+        if (ds->kind == DS_CLS && (ds->num_labels < 1 || ds->num_labels > (1 << 20))) {
+            ds_errf(err, errlen, "%s: %d labels in the header, expected 1 to 2^20 (corrupt file? run dataprep again)", path, ds->num_labels);
+            dataset_close(ds); return -1;
+        }
         if (index_off < DS_HEADER_INTS * 4 || index_off > ds->size || ds->count >= (ds->size - index_off) / 8) {
             ds_errf(err, errlen, "%s: index at byte %llu with %llu entries does not fit in the file's %zu bytes (truncated?)", path,
                     (unsigned long long)index_off, (unsigned long long)ds->count + 1, ds->size);
@@ -313,18 +384,25 @@ DS_API int dataset_open(Dataset* ds, const char* path, char* err, size_t errlen)
         ds_errf(err, errlen, "%s: %d bytes per token, expected 2 or 4", path, ds->bytes_per_token);
         dataset_close(ds); return -1;
     }
+    if (ds->vocab_size < 0 || ds->vocab_size > (1 << 24) || (ds->bytes_per_token == 2 && ds->vocab_size > 65536)) {
+        ds_errf(err, errlen, "%s: vocabulary size %d does not fit %d-byte tokens (at most 2^24)", path, ds->vocab_size, ds->bytes_per_token);
+        dataset_close(ds); return -1;
+    }
     if (ds->data && (ds->size - DS_HEADER_INTS * 4) / (size_t)ds->bytes_per_token < ds->count) {
         ds_errf(err, errlen, "%s: header says %llu tokens but the file holds only %zu (truncated?)", path,
                 (unsigned long long)ds->count, (ds->size - DS_HEADER_INTS * 4) / (size_t)ds->bytes_per_token);
         dataset_close(ds); return -1;
     }
+    // Example files are checked record by record now. Token files are not scanned: they can be larger than
+    // memory (the mapping pages in only what is read), and the loader checks every token against the
+    // model's vocabulary as it reads it, naming the file and the position.
+    if (!ds->data && ds_check_examples(ds, path, err, errlen)) {
+        dataset_close(ds);
+        return -1;
+    }
     return 0;
 }
 
-// token i of a token list with b bytes per token
-DS_API int dataset_id(const unsigned char* ids, int bytes_per_token, size_t i) {
-    return bytes_per_token == 2 ? (int)(ids[2 * i] | ids[2 * i + 1] << 8) : (int)ds_get_u32(ids + 4 * i);
-}
 // token i of a token file
 DS_API int dataset_token(const Dataset* ds, uint64_t i) { return dataset_id(ds->data, ds->bytes_per_token, (size_t)i); }
 
@@ -332,7 +410,7 @@ DS_API int dataset_token(const Dataset* ds, uint64_t i) { return dataset_id(ds->
 DS_API int dataset_get(const Dataset* ds, uint64_t i, Example* ex) {
     if (!ds->index || i >= ds->count) return -1;
     uint64_t a = ds_get_u64(ds->index + 8 * i), b = ds_get_u64(ds->index + 8 * (i + 1));
-    if (a < DS_HEADER_INTS * 4 || b < a + 8 || b > (uint64_t)(ds->index - ds->base)) return -1;
+    if (a < DS_HEADER_INTS * 4 || b < a || b - a < 8 || b > (uint64_t)(ds->index - ds->base)) return -1;  // b - a: no wrap
     const unsigned char* r = ds->base + a;
     ex->n = ds_get_u32(r);
     ex->label = (int)ds_get_u32(r + 4);

@@ -17,6 +17,149 @@
 #include "model.h"        // defines: GPT, the parameter table, the int8 layout
 #include "tokenizer.c"    // defines: Tokenizer (GGUF files carry the vocabulary)
 
+// ---------------------------------------------------------------------------- the checked reader
+// Every reader below goes through this layer: each length and offset a file gives is checked against the
+// file's size before anything is allocated or read, with overflow-safe arithmetic (a + b > n is written
+// b > n - a), and each header field against what a model can be (check_config). Errors name the file.
+typedef struct {
+    FILE* f;
+    const char* path;
+    uint64_t size, pos;
+} Reader;
+
+static Reader rd_open(const char* path) {
+    Reader r = {fopen_check(path, "rb"), path, 0, 0};
+    long long n = file_size(r.f);
+    if (n < 0) failf("give the path of a regular file", "%s: cannot tell the file's size", path);
+    r.size = (uint64_t)n;
+    return r;
+}
+static void rd_close(Reader* r) {
+    if (r->f) fclose(r->f);
+    r->f = NULL;
+}
+// Fails unless [off, off + len) lies inside the file.
+static void rd_span(const Reader* r, uint64_t off, uint64_t len, const char* what) {
+    if (off > r->size || len > r->size - off)
+        fail_at(r->path, "the file is truncated or corrupt",
+                "unexpected end of file: %s needs bytes [%llu, %llu + %llu) but the file has %llu (truncated?)", what, (unsigned long long)off,
+                (unsigned long long)off, (unsigned long long)len, (unsigned long long)r->size);
+}
+static void rd_seek(Reader* r, uint64_t off, const char* what) {
+    rd_span(r, off, 0, what);
+    if (fseek(r->f, (long)off, SEEK_SET) != 0) fail_at(r->path, "the file is truncated or corrupt", "cannot seek to %s", what);
+    r->pos = off;
+}
+static void rd_bytes(Reader* r, void* dst, uint64_t n, const char* what) {
+    rd_span(r, r->pos, n, what);
+    fread_check(dst, (size_t)n, r->f, r->path, what);
+    r->pos += n;
+}
+static void rd_skip(Reader* r, uint64_t n, const char* what) {
+    rd_span(r, r->pos, n, what);
+    rd_seek(r, r->pos + n, what);
+}
+static uint32_t rd_u32(Reader* r, const char* what) { uint32_t v; rd_bytes(r, &v, 4, what); return v; }
+static uint64_t rd_u64(Reader* r, const char* what) { uint64_t v; rd_bytes(r, &v, 8, what); return v; }
+
+// Size arithmetic that fails (naming the file) instead of wrapping around.
+static uint64_t mul_or_fail(uint64_t a, uint64_t b, const char* path, const char* what) {
+    if (b && a > UINT64_MAX / b) fail_at(path, "the file is corrupt", "%s overflows 64 bits", what);
+    return a * b;
+}
+static uint64_t add_or_fail(uint64_t a, uint64_t b, const char* path, const char* what) {
+    if (b > UINT64_MAX - a) fail_at(path, "the file is corrupt", "%s overflows 64 bits", what);
+    return a + b;
+}
+
+// A whole small text file (config.json, adapter_config.json) with a 0 after it, at most cap bytes.
+static char* rd_small_file(const char* path, uint64_t cap, size_t* len) {
+    Reader r = rd_open(path);
+    if (r.size > cap)
+        fail_at(path, "is this the right file?", "%llu bytes; a file of this kind is at most %llu", (unsigned long long)r.size,
+                (unsigned long long)cap);
+    char* text = (char*)mallocCheck((size_t)r.size + 1);
+    rd_bytes(&r, text, r.size, "the text");
+    text[r.size] = 0;
+    *len = (size_t)r.size;
+    rd_close(&r);
+    return text;
+}
+
+// What a model can be. The limits are far beyond any GPT-2 (L 48, C 1600, V 50257, maxT 1024) and keep every
+// size product below 2^64: the largest tensor, L*F*C, is at most 2^10 * 2^20 * 2^16 = 2^46 floats.
+#define MAX_LAYERS 1024
+#define MAX_CHANNELS 65536
+#define MAX_VOCAB (1 << 24)
+#define MAX_POSITIONS (1 << 20)
+#define MAX_WIDTH (1 << 20)  // MLP width, LoRA rank, adapter bottleneck, prefix length, classes
+
+// Every field of a config read from a file, checked before it sizes anything. what: "header", "config.json"...
+static void check_config(const GPTConfig* c, const char* path, const char* what) {
+    const char* bad = NULL;
+    char msg[160];
+    if (c->L < 1 || c->L > MAX_LAYERS) bad = "layers L";
+    else if (c->C < 1 || c->C > MAX_CHANNELS) bad = "channels C";
+    else if (c->NH < 1 || c->NH > c->C || c->C % c->NH) bad = "heads NH (must divide C)";
+    else if (c->V < 1 || c->V > MAX_VOCAB) bad = "vocabulary V";
+    else if (c->Vp < c->V || c->Vp > MAX_VOCAB + 1024) bad = "padded vocabulary Vp (must be >= V)";
+    else if (c->maxT < 1 || c->maxT > MAX_POSITIONS) bad = "positions maxT";
+    else if (c->F < 0 || c->F > MAX_WIDTH) bad = "MLP width F";
+    else if (c->lora_r < 0 || c->lora_r > MAX_WIDTH) bad = "LoRA rank";
+    else if (c->adapter_dim < 0 || c->adapter_dim > MAX_WIDTH) bad = "adapter width";
+    else if (c->prefix_len < 0 || c->prefix_len > MAX_WIDTH) bad = "prefix length";
+    else if (c->num_classes < 0 || c->num_classes == 1 || c->num_classes > MAX_WIDTH) bad = "classes K (0 or >= 2)";
+    else if (c->lora_r && (c->lora_targets < 1 || c->lora_targets > 15)) bad = "LoRA targets";
+    else if (c->lora_r && !(isfinite(c->lora_alpha) && c->lora_alpha > 0)) bad = "LoRA alpha";
+    else if (c->lora_r && (c->lora_first < 0 || c->lora_first > c->lora_last || c->lora_last >= c->L)) bad = "LoRA layer range";
+    if (!bad) return;
+    snprintf(msg, sizeof msg, "the %s is corrupt or not from this program", what);
+    fail_at(path, msg, "%s out of range: L=%d NH=%d C=%d V=%d Vp=%d maxT=%d F=%d lora r=%d targets=%d alpha=%g layers %d-%d "
+            "adapter=%d prefix=%d K=%d", bad, c->L, c->NH, c->C, c->V, c->Vp, c->maxT, c->F, c->lora_r, c->lora_targets,
+            (double)c->lora_alpha, c->lora_first, c->lora_last, c->adapter_dim, c->prefix_len, c->num_classes);
+}
+
+// int8 models need every quantized slice a multiple of the group size (gpt_alloc_q8 relies on it).
+static void check_q8_config(const GPTConfig* c, const char* path) {
+    for (int i = 0; i < NUM_PARAMS; i++)
+        if (param_quantizable(i) && slice_numel(c, i) % Q8_GROUP)
+            fail_at(path, "the file is corrupt: int8 models need C and the MLP width multiples of 32",
+                    "%s has %zu weights a layer, not a multiple of the int8 group size %d", PARAM_TABLE[i].name,
+                    slice_numel(c, i), Q8_GROUP);
+}
+
+// The sanity cap on memory, checked before the model is built: a header that asks for more than this machine
+// has is reported against the file, not as "out of memory" against the flags. bytes: what the model will take.
+static void check_model_memory(const char* path, double bytes) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    double have = pages > 0 && page > 0 ? (double)pages * (double)page : 1e15;
+    if (bytes > have)
+        fail_at(path, "the file's header is corrupt, or the model is too large for this machine",
+                "the model it describes needs %.1f GB, this machine has %.1f GB", bytes / 1e9, have / 1e9);
+}
+
+// A tensor's byte range inside a file, for the overlap check.
+typedef struct {
+    uint64_t begin, end;
+    const char* name;
+} Span;
+static int span_cmp(const void* a, const void* b) {
+    const Span *x = (const Span*)a, *y = (const Span*)b;
+    return x->begin < y->begin ? -1 : x->begin > y->begin ? 1 : (x->end > y->end) - (x->end < y->end);
+}
+// Fails if two non-empty tensors share a byte (sorts s).
+static void check_no_overlap(Span* s, size_t n, const char* path) {
+    qsort(s, n, sizeof *s, span_cmp);
+    for (size_t i = 0, last = n; i < n; i++) {  // last: the latest non-empty span
+        if (s[i].end == s[i].begin) continue;
+        if (last < n && s[last].end > s[i].begin)
+            fail_at(path, "the file is corrupt: every tensor has its own bytes", "tensors '%s' and '%s' overlap (bytes %llu-%llu and %llu-%llu)",
+                    s[last].name, s[i].name, (unsigned long long)s[last].begin, (unsigned long long)s[last].end,
+                    (unsigned long long)s[i].begin, (unsigned long long)s[i].end);
+        last = i;
+    }
+}
+
 // ---------------------------------------------------------------------------- safetensors
 // The format: u64 little-endian N, then N bytes of JSON {"name": {"dtype": "F32", "shape": [..],
 // "data_offsets": [begin, end]}, ..., "__metadata__": {"key": "value"}}, then the raw data, offsets relative
@@ -47,20 +190,24 @@ static size_t st_dtype_size(const char* d) {
     return 0;
 }
 
+static int st_name_cmp(const void* a, const void* b) { return strcmp(((const StTensor*)a)->name, ((const StTensor*)b)->name); }
+
+// Reads the header; checks each tensor's dtype, its shape (whole numbers whose product does not overflow),
+// that its data_offsets match the shape exactly and lie inside the file, that no two tensors share a name or
+// a byte. Nothing is allocated beyond the header itself (at most the file's size).
 static void st_open(SafeTensors* st, const char* path) {
     memset(st, 0, sizeof(*st));
     snprintf(st->path, sizeof st->path, "%s", path);
-    st->f = fopen_check(path, "rb");
-    long long fsize = file_size(st->f);
-    uint64_t hlen;
-    fread_check(&hlen, 8, st->f, path, "the safetensors header length");
-    if (hlen < 2 || hlen > (uint64_t)fsize - 8 || hlen > (100u << 20))
-        failf("is this a safetensors file?", "%s: header length %llu does not fit the file (%lld bytes)", path,
-              (unsigned long long)hlen, fsize);
+    Reader r = rd_open(path);
+    uint64_t hlen = rd_u64(&r, "the safetensors header length");
+    if (hlen < 2 || hlen > r.size - 8 || hlen > (100u << 20))
+        fail_at(path, "is this a safetensors file?", "header length %llu does not fit the file (%llu bytes)",
+                (unsigned long long)hlen, (unsigned long long)r.size);
     char* text = (char*)mallocCheck(hlen);
-    fread_check(text, hlen, st->f, path, "the safetensors JSON header");
+    rd_bytes(&r, text, hlen, "the safetensors JSON header");
+    st->f = r.f;
     st->data_start = 8 + hlen;
-    uint64_t data_len = (uint64_t)fsize - st->data_start;
+    uint64_t data_len = r.size - st->data_start;
     Json j = json_begin(text, hlen, path);
     int cap = 16;
     st->t = (StTensor*)mallocCheck(cap * sizeof(StTensor));
@@ -84,10 +231,11 @@ static void st_open(SafeTensors* st, const char* path) {
                     st->nmeta++;
                 }
                 if (json_peek(&j) == ',') json_next(&j);
+                else if (json_peek(&j) != '}') json_fail(&j, "expected ',' or '}'");
             }
             json_next(&j);
         } else {
-            if (st->n == cap) st->t = (StTensor*)realloc(st->t, (cap *= 2) * sizeof(StTensor));
+            if (st->n == cap) st->t = (StTensor*)reallocCheck(st->t, (size_t)(cap *= 2) * sizeof(StTensor));
             StTensor* t = &st->t[st->n++];
             memset(t, 0, sizeof(*t));
             snprintf(t->name, sizeof t->name, "%s", key);
@@ -104,12 +252,15 @@ static void st_open(SafeTensors* st, const char* path) {
                     json_expect(&j, '[');
                     while (json_peek(&j) != ']') {
                         double v = json_number(&j);
-                        if (v < 0 || n >= 8) json_fail(&j, "bad shape or offsets");
+                        // whole numbers below 2^53 (exact in a double); the byte counts are checked below
+                        if (!(v >= 0 && v <= 9007199254740992.0) || v != floor(v) || n >= (is_shape ? 8 : 2))
+                            json_fail(&j, "a shape or data_offsets entry is not a whole number in range, or there are too many");
                         if (is_shape) t->shape[n] = (int64_t)v;
                         else if (n == 0) t->begin = (uint64_t)v;
                         else t->end = (uint64_t)v;
                         n++;
                         if (json_peek(&j) == ',') json_next(&j);
+                        else if (json_peek(&j) != ']') json_fail(&j, "expected ',' or ']'");
                     }
                     json_next(&j);
                     if (is_shape) t->ndim = n, have |= 2;
@@ -118,21 +269,34 @@ static void st_open(SafeTensors* st, const char* path) {
                     json_skip(&j, 0);
                 }
                 if (json_peek(&j) == ',') json_next(&j);
+                else if (json_peek(&j) != '}') json_fail(&j, "expected ',' or '}'");
             }
             json_next(&j);
-            if (have != 7) failf("is this a safetensors file?", "%s: tensor '%s' lacks dtype, shape or data_offsets", path, key);
+            if (have != 7) fail_at(path, "is this a safetensors file?", "tensor '%s' lacks dtype, shape or data_offsets", key);
             size_t es = st_dtype_size(t->dtype);
-            uint64_t numel = 1;
-            for (int d = 0; d < t->ndim; d++) numel *= (uint64_t)t->shape[d];
-            if (!es) failf("supported: F32, F16, BF16, I32", "%s: tensor '%s' has unsupported dtype %s", path, key, t->dtype);
-            if (t->end < t->begin || t->end > data_len || t->end - t->begin != numel * es)
-                failf("the file is truncated or corrupt", "%s: tensor '%s' offsets [%llu, %llu] do not match its shape or the file size",
-                      path, key, (unsigned long long)t->begin, (unsigned long long)t->end);
+            if (!es) fail_at(path, "supported: F32, F16, BF16, I32", "tensor '%s' has unsupported dtype %s", key, t->dtype);
+            uint64_t bytes = es;
+            for (int d = 0; d < t->ndim; d++) bytes = mul_or_fail(bytes, (uint64_t)t->shape[d], path, "a tensor's shape");
+            if (t->end < t->begin || t->end > data_len || t->end - t->begin != bytes)
+                fail_at(path, "the file is truncated or corrupt", "tensor '%s' offsets [%llu, %llu] do not match its shape or the file size",
+                        key, (unsigned long long)t->begin, (unsigned long long)t->end);
         }
         if (json_peek(&j) == ',') json_next(&j);
         else if (json_peek(&j) != '}') json_fail(&j, "expected ',' or '}'");
     }
     free(text);
+    // no two tensors with one name, none sharing a byte
+    StTensor* sorted = (StTensor*)mallocCheck((size_t)st->n * sizeof(StTensor));
+    if (st->n) memcpy(sorted, st->t, (size_t)st->n * sizeof(StTensor));
+    qsort(sorted, (size_t)st->n, sizeof(StTensor), st_name_cmp);
+    for (int i = 1; i < st->n; i++)
+        if (!strcmp(sorted[i].name, sorted[i - 1].name))
+            fail_at(path, "the file is corrupt: each tensor appears once", "tensor '%s' appears twice", sorted[i].name);
+    free(sorted);
+    Span* sp = (Span*)mallocCheck((size_t)st->n * sizeof(Span));
+    for (int i = 0; i < st->n; i++) sp[i].begin = st->t[i].begin, sp[i].end = st->t[i].end, sp[i].name = st->t[i].name;
+    check_no_overlap(sp, (size_t)st->n, path);
+    free(sp);
 }
 
 static const StTensor* st_find(const SafeTensors* st, const char* name) {
@@ -268,48 +432,78 @@ static const StTensor* hf_find(const SafeTensors* st, const char* base) {
     return NULL;
 }
 
+// A dimension of a tensor as an int, when it is one in [1, max]; else 0 (check_config then refuses it).
+static int st_dim(const StTensor* t, int d, int max) {
+    return d < t->ndim && t->shape[d] >= 1 && t->shape[d] <= max ? (int)t->shape[d] : 0;
+}
+
+// An integer field of config.json, when present: a whole number in [lo, hi] or the file is refused.
+static int hf_config_int(const char* text, size_t n, const char* key, const char* cfg, int lo, int hi, int* out) {
+    double v;
+    if (!json_get_number(text, n, key, cfg, &v)) return 0;
+    if (!(v >= lo && v <= hi) || v != floor(v))
+        fail_at(cfg, "config.json's numbers must describe a GPT-2", "%s is %g, expected a whole number in [%d, %d]", key, v, lo, hi);
+    *out = (int)v;
+    return 1;
+}
+
 // Reads the config from a sibling config.json, or infers it from shapes: V, C from wte; maxT from wpe;
 // L by counting blocks; NH cannot be seen in any shape, so without config.json it is taken as C/64, which
-// holds for every released GPT-2 size (head size 64).
+// holds for every released GPT-2 size (head size 64). Every field is range-checked (check_config); the
+// shapes themselves are checked exactly by load_hf_safetensors.
 static GPTConfig hf_config(const SafeTensors* st, const char* path) {
     GPTConfig c = {0};
     const StTensor* wte = hf_find(st, "wte.weight");
     const StTensor* wpe = hf_find(st, "wpe.weight");
     if (!wte || !wpe || wte->ndim != 2 || wpe->ndim != 2)
-        failf("expected a GPT-2 checkpoint with wte.weight and wpe.weight", "%s: no GPT-2 embedding tensors found", path);
-    c.V = (int)wte->shape[0];
-    c.C = (int)wte->shape[1];
-    c.maxT = (int)wpe->shape[0];
-    for (c.L = 0;; c.L++) {
+        fail_at(path, "expected a GPT-2 checkpoint with wte.weight and wpe.weight", "no GPT-2 embedding matrices found");
+    c.V = st_dim(wte, 0, MAX_VOCAB);
+    c.C = st_dim(wte, 1, MAX_CHANNELS);
+    c.maxT = st_dim(wpe, 0, MAX_POSITIONS);
+    for (c.L = 0; c.L <= MAX_LAYERS; c.L++) {
         char name[64];
         snprintf(name, sizeof name, "h.%d.ln_1.weight", c.L);
         if (!hf_find(st, name)) break;
     }
     c.NH = c.C % 64 == 0 ? c.C / 64 : 0;
     const StTensor* fc = hf_find(st, "h.0.mlp.c_fc.weight");  // (C, F): the MLP width, unless config.json says
-    if (fc && fc->ndim == 2 && fc->shape[1] != 4 * c.C) c.F = (int)fc->shape[1];
+    if (fc && fc->ndim == 2 && fc->shape[1] != 4 * (int64_t)c.C) c.F = st_dim(fc, 1, MAX_WIDTH);
     // config.json beside the file overrides the inference
     char cfg[1200];
     snprintf(cfg, sizeof cfg, "%s", path);
     char* slash = strrchr(cfg, '/');
     snprintf(slash ? slash + 1 : cfg, sizeof cfg - (slash ? (size_t)(slash + 1 - cfg) : 0), "config.json");
-    FILE* f = fopen(cfg, "rb");
-    if (f) {
-        long long n = file_size(f);
-        char* text = (char*)mallocCheck((size_t)n + 1);
-        fread_check(text, (size_t)n, f, cfg, "config.json");
-        fclose(f);
-        double v;
-        if (json_get_number(text, (size_t)n, "n_head", cfg, &v)) c.NH = (int)v;
-        if (json_get_number(text, (size_t)n, "n_inner", cfg, &v)) c.F = (int)v == 4 * c.C ? 0 : (int)v;  // null: 4C
-        if (json_get_number(text, (size_t)n, "n_layer", cfg, &v) && (int)v != c.L)
-            failf("config.json and model.safetensors disagree", "%s: n_layer=%d but the checkpoint has %d blocks", cfg, (int)v, c.L);
+    struct stat sb;
+    if (stat(cfg, &sb) == 0) {
+        size_t n;
+        char* text = rd_small_file(cfg, 16u << 20, &n);
+        int v;
+        hf_config_int(text, n, "n_head", cfg, 1, MAX_CHANNELS, &c.NH);
+        if (hf_config_int(text, n, "n_inner", cfg, 1, MAX_WIDTH, &v)) c.F = v == 4 * c.C ? 0 : v;  // null: 4C
+        if (hf_config_int(text, n, "n_layer", cfg, 1, MAX_LAYERS, &v) && v != c.L)
+            fail_at(cfg, "config.json and model.safetensors disagree", "n_layer=%d but the checkpoint has %d blocks", v, c.L);
+        if (hf_config_int(text, n, "n_embd", cfg, 1, MAX_CHANNELS, &v) && v != c.C)
+            fail_at(cfg, "config.json and model.safetensors disagree", "n_embd=%d but wte.weight has %d columns", v, c.C);
+        if (hf_config_int(text, n, "vocab_size", cfg, 1, MAX_VOCAB, &v) && v != c.V)
+            fail_at(cfg, "config.json and model.safetensors disagree", "vocab_size=%d but wte.weight has %d rows", v, c.V);
         free(text);
     }
-    if (c.L < 1 || c.NH < 1 || c.C % c.NH)
-        failf("put the model's config.json next to the .safetensors file", "%s: cannot tell the number of heads (C=%d)", path, c.C);
+    if (c.L >= 1 && c.C >= 1 && (c.NH < 1 || c.C % c.NH))
+        fail_at(path, "put the model's config.json next to the .safetensors file", "cannot tell the number of heads (C=%d)", c.C);
     c.Vp = pad_vocab(c.V);
+    check_config(&c, path, "safetensors file (or its config.json)");
     return c;
+}
+
+// The shape a Hugging Face file stores layer l's slice of tensor p in: wte its V real rows, Conv1D weights
+// (hf_transposed) as (in, out), vectors 1-D.
+static int hf_shape(const GPTConfig* c, int p, int64_t shape[2]) {
+    size_t rows, cols;
+    slice_shape(c, p, &rows, &cols);
+    if (!cols) { shape[0] = (int64_t)rows; return 1; }
+    shape[0] = (int64_t)(PARAM_TABLE[p].hf_transposed ? cols : rows);
+    shape[1] = (int64_t)(PARAM_TABLE[p].hf_transposed ? rows : cols);
+    return 2;
 }
 
 static void load_hf_safetensors(GPT* model, const char* path) {
@@ -318,46 +512,62 @@ static void load_hf_safetensors(GPT* model, const char* path) {
     GPTConfig c = hf_config(&st, path);
     const StTensor* score = st_find(&st, "score.weight");  // GPT2ForSequenceClassification's head
     if (score) {
-        if (score->ndim != 2 || score->shape[1] != c.C || score->shape[0] < 2)
-            failf("score.weight must be (K, C) with K >= 2", "%s: score.weight has a bad shape", path);
+        if (score->ndim != 2 || score->shape[1] != c.C || score->shape[0] < 2 || score->shape[0] > MAX_WIDTH)
+            fail_at(path, "score.weight must be (K, C) with K >= 2", "score.weight has a bad shape");
         c.num_classes = (int)score->shape[0];
     }
-    gpt_build(model, c);
-    if (score) st_read_f32(&st, score, model->params.cls_w);
-    // every tensor must be a known one: ignore only the attention-mask buffers and the tied lm_head
+    // Before anything is allocated: every tensor the model needs is there with exactly its shape, and every
+    // tensor there is one the model needs (or the attention-mask buffers and the tied lm_head, ignored).
+    char* used = (char*)callocCheck((size_t)st.n + 1, 1);
+    if (score) used[score - st.t] = 1;
+    for (int p = 0; p < NUM_BASE_PARAMS; p++)
+        for (int l = 0; l < (param_per_layer(p) ? c.L : 1); l++) {
+            char name[128];
+            if (param_per_layer(p)) snprintf(name, sizeof name, "h.%d.%s", l, PARAM_TABLE[p].hf);
+            else snprintf(name, sizeof name, "%s", PARAM_TABLE[p].hf);
+            const StTensor* t = hf_find(&st, name);
+            if (!t) fail_at(path, "the checkpoint is incomplete or not GPT-2", "missing tensor '%s'", name);
+            if (used[t - st.t]) fail_at(path, "the file is corrupt: each tensor appears once", "tensor '%s' appears twice", name);
+            used[t - st.t] = 1;
+            int64_t want[2];
+            int nd = hf_shape(&c, p, want);
+            if (t->ndim != nd || t->shape[0] != want[0] || (nd == 2 && t->shape[1] != want[1])) {
+                char got[200] = "", exp[64];
+                for (int d = 0, len = 0; d < t->ndim && len < 150; d++)
+                    len += snprintf(got + len, sizeof got - (size_t)len, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+                if (nd == 2) snprintf(exp, sizeof exp, "%lld, %lld", (long long)want[0], (long long)want[1]);
+                else snprintf(exp, sizeof exp, "%lld", (long long)want[0]);
+                fail_at(path, "the checkpoint does not match its config (Conv1D weights are stored (in, out))",
+                        "tensor '%s' has shape [%s], expected [%s]", name, got, exp);
+            }
+        }
     for (int i = 0; i < st.n; i++) {
         const char* b = hf_base_name(st.t[i].name);
         const char* dot = strrchr(b, '.');
-        if (!strcmp(b, "lm_head.weight") || !strcmp(b, "score.weight") || (dot && (!strcmp(dot, ".bias") || !strcmp(dot, ".masked_bias")) &&
-                                              strstr(b, ".attn.") && !strstr(b, "c_attn") && !strstr(b, "c_proj")))
-            continue;
-        int known = 0;
-        for (int p = 0; p < NUM_BASE_PARAMS && !known; p++) {
-            const char* s = strstr(b, PARAM_TABLE[p].hf);
-            known = s && !strcmp(s, PARAM_TABLE[p].hf);
-        }
-        if (!known) failf("this loader reads GPT-2 (GPT2Model / GPT2LMHeadModel) checkpoints", "%s: unexpected tensor '%s'", path, st.t[i].name);
+        int ignored = !strcmp(b, "lm_head.weight") || (dot && (!strcmp(dot, ".bias") || !strcmp(dot, ".masked_bias")) &&
+                                                        strstr(b, ".attn.") && !strstr(b, "c_attn") && !strstr(b, "c_proj"));
+        if (!used[i] && !ignored)
+            fail_at(path, "this loader reads GPT-2 (GPT2Model / GPT2LMHeadModel) checkpoints", "unexpected tensor '%s'", st.t[i].name);
     }
+    free(used);
+    check_model_memory(path, (double)num_parameters(&c) * 8);  // the weights, and the conversion buffer at most as large
+    gpt_build(model, c);
+    if (score) st_read_f32(&st, score, model->params.cls_w);
     for (int p = 0; p < NUM_BASE_PARAMS; p++) {
         int layers = param_per_layer(p) ? c.L : 1;
-        size_t per = param_numel(&c, p) / layers;
-        if (p == 0) per = (size_t)c.V * c.C;  // wte: only the first V rows are stored
+        size_t per = p == 0 ? (size_t)c.V * c.C : param_numel(&c, p) / layers;  // wte: only the first V rows are stored
         float* tmp = (float*)mallocCheck(per * sizeof(float));
         for (int l = 0; l < layers; l++) {
             char name[128];
             if (param_per_layer(p)) snprintf(name, sizeof name, "h.%d.%s", l, PARAM_TABLE[p].hf);
             else snprintf(name, sizeof name, "%s", PARAM_TABLE[p].hf);
             const StTensor* t = hf_find(&st, name);
-            if (!t) failf("the checkpoint is incomplete or not GPT-2", "%s: missing tensor '%s'", path, name);
-            if (st_numel(t) != per)
-                failf("the checkpoint does not match its config", "%s: tensor '%s' has %zu elements, expected %zu", path, name,
-                      st_numel(t), per);
             float* dst = model->params.t[p] + (size_t)l * per;
             if (PARAM_TABLE[p].hf_transposed) {  // (in, out) -> (out, in)
                 st_read_f32(&st, t, tmp);
-                int rows = (int)t->shape[0], cols = (int)t->shape[1];
-                for (int r = 0; r < rows; r++)
-                    for (int k = 0; k < cols; k++) dst[(size_t)k * rows + r] = tmp[(size_t)r * cols + k];
+                size_t rows = (size_t)t->shape[0], cols = (size_t)t->shape[1];
+                for (size_t r = 0; r < rows; r++)
+                    for (size_t k = 0; k < cols; k++) dst[k * rows + r] = tmp[r * cols + k];
             } else {
                 st_read_f32(&st, t, dst);
             }
@@ -433,21 +643,22 @@ static void export_llmc(const GPT* model, const char* path) {
 // parameter as fp32 in this project's table order (which is llm.c's).
 #define LLMC_MODEL_MAGIC 20240326
 
-static void load_llmc(GPT* model, FILE* f, const char* path) {
+static void load_llmc(GPT* model, const char* path) {
+    Reader r = rd_open(path);
     int32_t h[256];
-    fseek(f, 0, SEEK_SET);
-    fread_check(h, sizeof h, f, path, "the llm.c header");
-    if (h[1] == 5) failf("use the fp32 file (gpt2_124M.bin), not gpt2_124M_bf16.bin", "%s: llm.c bf16 checkpoints (version 5) are not supported", path);
-    if (h[1] != 3) failf("re-export with llm.c's train_gpt2.py", "%s: llm.c model version %d, expected 3 (fp32)", path, h[1]);
+    rd_bytes(&r, h, sizeof h, "the llm.c header");
+    if (h[1] == 5) fail_at(path, "use the fp32 file (gpt2_124M.bin), not gpt2_124M_bf16.bin", "llm.c bf16 checkpoints (version 5) are not supported");
+    if (h[1] != 3) fail_at(path, "re-export with llm.c's train_gpt2.py", "llm.c model version %d, expected 3 (fp32)", h[1]);
     GPTConfig c = {.maxT = h[2], .V = h[3], .Vp = h[7], .L = h[4], .NH = h[5], .C = h[6]};
-    if (c.maxT < 1 || c.V < 1 || c.L < 1 || c.NH < 1 || c.C < 1 || c.C % c.NH || c.Vp < c.V)
-        failf("the header is corrupt", "%s: bad config maxT=%d V=%d L=%d NH=%d C=%d Vp=%d", path, c.maxT, c.V, c.L, c.NH, c.C, c.Vp);
+    check_config(&c, path, "llm.c header");
+    uint64_t nb = num_base_parameters(&c), expect = 1024 + nb * 4;  // no overflow within check_config's limits
+    if (r.size != expect)
+        fail_at(path, "the file is truncated or the header does not match the data", "expected %llu bytes for this config, found %llu",
+                (unsigned long long)expect, (unsigned long long)r.size);
+    check_model_memory(path, (double)nb * 4);
     gpt_build(model, c);
-    size_t nb = num_base_parameters(&c);
-    long long expect = 1024 + (long long)nb * 4, got = file_size(f);
-    if (got != expect)
-        failf("the file is truncated or the header does not match the data", "%s: expected %lld bytes for this config, found %lld", path, expect, got);
-    fread_check(model->params_memory, nb * 4, f, path, "parameters");
+    rd_bytes(&r, model->params_memory, nb * 4, "the parameters");
+    rd_close(&r);
 }
 
 // ---------------------------------------------------------------------------- our checkpoints
@@ -493,11 +704,20 @@ static GPTConfig ckpt_config(const int32_t h[256], const char* path) {
                    .lora_targets = h[11], .adapter_dim = h[13], .prefix_len = h[14], .num_classes = h[15],
                    .lora_first = h[16], .lora_last = h[17]};
     memcpy(&c.lora_alpha, &h[12], 4);
-    if (c.maxT < 1 || c.V < 1 || c.L < 1 || c.NH < 1 || c.C < 1 || c.C % c.NH || c.Vp < c.V || c.lora_r < 0 || c.F < 0 ||
-        c.adapter_dim < 0 || c.prefix_len < 0 || c.num_classes < 0 || c.num_classes == 1)
-        failf("the header is corrupt", "%s: bad config maxT=%d V=%d L=%d NH=%d C=%d Vp=%d", path, c.maxT, c.V, c.L,
-              c.NH, c.C, c.Vp);
+    check_config(&c, path, "checkpoint header");
+    if (h[19] != 0 && h[19] != 1) fail_at(path, "the header is corrupt", "int8 flag %d, expected 0 or 1", h[19]);
+    if (h[19]) check_q8_config(&c, path);
     return c;
+}
+
+// Checks the magic, version, kind and table size of a header; returns the kind.
+static int ckpt_kind(const int32_t h[256], const char* path) {
+    if (h[0] != CKPT_MAGIC) fail_at(path, "is this a finetune.c checkpoint?", "magic %d, expected %d", h[0], CKPT_MAGIC);
+    if (h[1] != CKPT_VERSION) fail_at(path, "was it written by a newer finetune.c?", "checkpoint version %d, expected %d", h[1], CKPT_VERSION);
+    if (h[9] != NUM_PARAMS) fail_at(path, "was it written by another version of finetune.c?", "checkpoint has %d parameter tensors, expected %d", h[9], NUM_PARAMS);
+    if (h[2] != CKPT_MODEL && h[2] != CKPT_TRAIN && h[2] != CKPT_ADAPTER)
+        fail_at(path, "the header is corrupt", "checkpoint kind %d, expected 1 (model), 2 (training state) or 3 (adapter)", h[2]);
+    return h[2];
 }
 
 // Which tensors a file of this kind holds.
@@ -545,73 +765,107 @@ static void save_checkpoint(const GPT* model, const char* path, const TrainState
 }
 
 // Reads the parameter table of an open checkpoint (after the header) and checks it against config c.
-static void ckpt_read_table(FILE* f, const char* path, const GPTConfig* c, int kind) {
+static void ckpt_read_table(Reader* r, const GPTConfig* c, int kind) {
     for (int i = 0; i < NUM_PARAMS; i++) {
         char name[17] = {0};
         int64_t n;
-        fread_check(name, 16, f, path, "the parameter table");
-        fread_check(&n, 8, f, path, "the parameter table");
+        rd_bytes(r, name, 16, "the parameter table");
+        rd_bytes(r, &n, 8, "the parameter table");
         int64_t want = ckpt_holds(kind, i) ? (int64_t)param_numel(c, i) : 0;
         if (strcmp(name, PARAM_TABLE[i].name) || n != want)
-            failf("the checkpoint's parameter table does not match this model definition",
-                  "%s: tensor %d is '%s' with %lld elements, expected '%s' (%s) with %lld", path, i, name, (long long)n,
-                  PARAM_TABLE[i].name, PARAM_TABLE[i].shape, (long long)want);
+            fail_at(r->path, "the checkpoint's parameter table does not match this model definition",
+                    "tensor %d is '%s' with %lld elements, expected '%s' (%s) with %lld", i, name, (long long)n,
+                    PARAM_TABLE[i].name, PARAM_TABLE[i].shape, (long long)want);
     }
 }
 
+// Bytes of the tensors a checkpoint of this kind holds (int8 ones as n values and n/32 scales).
+static uint64_t ckpt_tensor_bytes(const GPTConfig* c, int kind, int q8) {
+    uint64_t n = 0;
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        if (!ckpt_holds(kind, i)) continue;
+        uint64_t k = param_numel(c, i);
+        n += q8 && param_quantizable(i) ? k + k / Q8_GROUP * 4 : k * 4;
+    }
+    return n;
+}
+
+// A TrainState read from a file: every field a run could have written.
+static void check_train_state(const TrainState* s, const char* path) {
+    const char* bad = NULL;
+    if (s->step < 0 || s->step > INT32_MAX / 2) bad = "step";
+    else if (s->B < 1 || s->B > (1 << 24) || s->T < 1 || s->T > MAX_POSITIONS) bad = "batch shape B, T";
+    else if (s->data_epoch > (1ull << 40) || s->data_pos > (1ull << 48)) bad = "data position";
+    else if (!isnan(s->best_metric) && !isfinite(s->best_metric)) bad = "best metric";
+    else if (s->best_step < 0 || s->best_step > s->step || s->bad_evals < 0 || s->bad_evals > s->step) bad = "early-stopping record";
+    if (bad)
+        fail_at(path, "the file is corrupt; resume from an earlier copy or start again",
+                "training state: %s out of range (step %lld, B %lld, T %lld, epoch %llu, position %llu)", bad,
+                (long long)s->step, (long long)s->B, (long long)s->T, (unsigned long long)s->data_epoch,
+                (unsigned long long)s->data_pos);
+}
+
 // Loads our checkpoint. With state != NULL, it must be a training checkpoint and the optimizer state,
-// trainable mask and TrainState are restored too.
-static void load_checkpoint(GPT* model, FILE* f, const char* path, TrainState* state) {
+// trainable mask and TrainState are restored too. The whole file is checked against its header (size,
+// table, ranges) before the model is built.
+static void load_checkpoint(GPT* model, const char* path, TrainState* state) {
+    Reader r = rd_open(path);
     int32_t h[256];
-    fseek(f, 0, SEEK_SET);
-    fread_check(h, sizeof h, f, path, "the checkpoint header");
-    if (h[1] != CKPT_VERSION) failf("was it written by a newer finetune.c?", "%s: checkpoint version %d, expected %d", path, h[1], CKPT_VERSION);
-    if (h[9] != NUM_PARAMS) failf(NULL, "%s: checkpoint has %d parameter tensors, expected %d", path, h[9], NUM_PARAMS);
-    if (h[2] == CKPT_ADAPTER)
-        failf("load the base model with --model and this file with --adapter", "%s: this is an adapter-only file", path);
+    rd_bytes(&r, h, sizeof h, "the checkpoint header");
+    int kind = ckpt_kind(h, path);
+    if (kind == CKPT_ADAPTER)
+        fail_at(path, "load the base model with --model and this file with --adapter", "this is an adapter-only file");
+    if (state && kind != CKPT_TRAIN)
+        fail_at(path, "--resume needs the run folder's ckpt.bin (a training checkpoint), not model.bin", "this is a model-only checkpoint");
     GPTConfig c = ckpt_config(h, path);
+    ckpt_read_table(&r, &c, kind);
+    size_t ns = (size_t)NUM_PARAMS * c.L;
+    uint64_t expect = 1024 + NUM_PARAMS * 24 + ckpt_tensor_bytes(&c, kind, h[19]), nt = 0;
+    if (kind == CKPT_TRAIN) {
+        uint64_t at = expect + ns;
+        rd_seek(&r, at, "the trainable count");
+        int64_t v = (int64_t)rd_u64(&r, "the trainable count");
+        if (v < 0 || (uint64_t)v > num_parameters(&c))
+            fail_at(path, "the file is corrupt", "trainable count %lld, the model has %zu parameters", (long long)v, num_parameters(&c));
+        nt = (uint64_t)v;
+        expect = at + 8 + nt * 8 + sizeof(TrainState);
+    }
+    if (r.size != expect)
+        fail_at(path, "the file is truncated or was not written completely", "expected %llu bytes, found %llu",
+                (unsigned long long)expect, (unsigned long long)r.size);
+    check_model_memory(path, (double)num_parameters(&c) * (h[19] ? 5 : 4) + (state ? 16.0 * (double)nt : 0));
     gpt_build(model, c);
     if (h[19]) gpt_alloc_q8(model), gpt_drop_fp32_copies(model);
-    ckpt_read_table(f, path, &c, h[2]);
-    size_t ns = (size_t)NUM_PARAMS * c.L;
-    long long expect = 1024 + NUM_PARAMS * 24;
-    for (int i = 0; i < NUM_PARAMS; i++) {
-        long long n = (long long)param_numel(&c, i);
-        expect += model->q8[i].q ? n + n / Q8_GROUP * 4 : n * 4;
-    }
-    if (h[2] == CKPT_TRAIN) {
-        long long at = expect;
-        int64_t nt = 0;
-        fseek(f, (long)(at + (long long)ns), SEEK_SET);
-        if (fread(&nt, 8, 1, f) != 1 || nt < 0) nt = 0;
-        expect += (long long)ns + 8 + nt * 8 + (long long)sizeof(TrainState);
-    }
-    if (file_size(f) != expect)
-        failf("the file is truncated or was not written completely", "%s: expected %lld bytes, found %lld", path, expect, file_size(f));
-    fseek(f, 1024 + NUM_PARAMS * 24, SEEK_SET);
+    rd_seek(&r, 1024 + NUM_PARAMS * 24, "the tensors");
     for (int i = 0; i < NUM_PARAMS; i++) {
         size_t n = param_numel(&c, i);
         if (model->q8[i].q) {
-            fread_check((int8_t*)model->q8[i].q, n, f, path, PARAM_TABLE[i].name);
-            fread_check((float*)model->q8[i].d, n / Q8_GROUP * 4, f, path, PARAM_TABLE[i].name);
+            rd_bytes(&r, (int8_t*)model->q8[i].q, n, PARAM_TABLE[i].name);
+            rd_bytes(&r, (float*)model->q8[i].d, n / Q8_GROUP * 4, PARAM_TABLE[i].name);
         } else {
-            fread_check(model->params.t[i], n * 4, f, path, PARAM_TABLE[i].name);
+            rd_bytes(&r, model->params.t[i], n * 4, PARAM_TABLE[i].name);
         }
     }
     if (state) {
-        if (h[2] != CKPT_TRAIN) failf("--resume needs the run folder's ckpt.bin (a training checkpoint), not model.bin", "%s: this is a model-only checkpoint", path);
-        fread_check(model->trainable, ns, f, path, "the trainable mask");
-        int64_t nt;
-        fread_check(&nt, 8, f, path, "the trainable count");
+        rd_bytes(&r, model->trainable, ns, "the trainable mask");
+        for (size_t i = 0; i < ns; i++)
+            if (model->trainable[i] > 1) fail_at(path, "the file is corrupt", "trainable mask byte %zu is %d, expected 0 or 1", i, model->trainable[i]);
+        if (h[19])
+            for (int i = 0; i < NUM_PARAMS; i++)
+                for (int l = 0; l < (param_per_layer(i) ? c.L : 1) && model->q8[i].q; l++)
+                    if (model->trainable[(size_t)i * c.L + l]) fail_at(path, "the file is corrupt", "int8 tensor %s is marked trainable", PARAM_TABLE[i].name);
+        rd_skip(&r, 8, "the trainable count");
+        if (count_trainable(model) != nt)
+            fail_at(path, "the file is corrupt", "trainable mask gives %zu floats, file says %llu", count_trainable(model), (unsigned long long)nt);
         gpt_alloc_grads(model);
-        if ((int64_t)model->num_trainable != nt)
-            failf("the file is corrupt", "%s: trainable mask gives %zu floats, file says %lld", path, model->num_trainable, (long long)nt);
         model->m_memory = (float*)mallocCheck((size_t)nt * 4 + 4);
         model->v_memory = (float*)mallocCheck((size_t)nt * 4 + 4);
-        fread_check(model->m_memory, (size_t)nt * 4, f, path, "AdamW m");
-        fread_check(model->v_memory, (size_t)nt * 4, f, path, "AdamW v");
-        fread_check(state, sizeof *state, f, path, "the training state");
+        rd_bytes(&r, model->m_memory, nt * 4, "AdamW m");
+        rd_bytes(&r, model->v_memory, nt * 4, "AdamW v");
+        rd_bytes(&r, state, sizeof *state, "the training state");
+        check_train_state(state, path);
     }
+    rd_close(&r);
 }
 
 // ---------------------------------------------------------------------------- PEFT LoRA adapters
@@ -724,14 +978,13 @@ static int json_empty(const char* text, size_t len, const char* key, const char*
 // file itself with adapter_config.json beside it. Fills both paths and returns 1; returns 0 for anything else.
 static int peft_paths(const char* path, char st_path[1100], char cfg_path[1100]) {
     snprintf(st_path, 1100, "%s/adapter_model.safetensors", path);
-    FILE* f = fopen(st_path, "rb");
-    if (f) {
-        fclose(f);
+    struct stat sb;
+    if (stat(st_path, &sb) == 0) {  // (st_open refuses it if it is not a regular file)
         snprintf(cfg_path, 1100, "%s/adapter_config.json", path);
         return 1;
     }
     unsigned char first[9] = {0};
-    f = fopen(path, "rb");
+    FILE* f = not_regular_file(path) ? NULL : fopen(path, "rb");
     int ok = f && fread(first, 1, 9, f) == 9 && first[8] == '{';  // a safetensors header: u64 length, then '{'
     if (f) fclose(f);
     if (!ok) return 0;
@@ -751,17 +1004,17 @@ static void load_peft(GPT* model, const char* path) {
     if (c.lora_r || c.adapter_dim || c.prefix_len)
         failf("apply a PEFT adapter to a plain base model (export merged weights first: --merge 1)",
               "%s: the model already has LoRA, adapters or a prefix", path);
-    FILE* f = fopen(cfgp, "rb");
-    if (!f) failf("a PEFT adapter comes with adapter_config.json next to adapter_model.safetensors", "%s: cannot open %s", path, cfgp);
-    size_t n = (size_t)file_size(f);
-    char* text = (char*)mallocCheck(n + 1);
-    fread_check(text, n, f, cfgp, "adapter_config.json");
-    fclose(f);
+    struct stat sb;
+    if (stat(cfgp, &sb) != 0)
+        fail_at(path, "a PEFT adapter comes with adapter_config.json next to adapter_model.safetensors", "cannot find %s", cfgp);
+    size_t n;
+    char* text = rd_small_file(cfgp, 16u << 20, &n);
     double r = 0, alpha = 0;
     if (!json_is(text, n, "peft_type", cfgp, "\"LORA\""))
         failf("only LoRA adapters (peft_type LORA) can be applied", "%s: peft_type is not \"LORA\"", cfgp);
-    if (!json_get_number(text, n, "r", cfgp, &r) || !json_get_number(text, n, "lora_alpha", cfgp, &alpha) || r < 1 || alpha <= 0)
-        failf("adapter_config.json must give r >= 1 and lora_alpha > 0", "%s: r or lora_alpha missing or out of range", cfgp);
+    if (!json_get_number(text, n, "r", cfgp, &r) || !json_get_number(text, n, "lora_alpha", cfgp, &alpha) || !(r >= 1 && r <= MAX_WIDTH) ||
+        r != floor(r) || !(alpha > 0 && alpha < 1e30))
+        fail_at(cfgp, "adapter_config.json must give a whole r in [1, 2^20] and a finite lora_alpha > 0", "r or lora_alpha missing or out of range");
     if (json_is(text, n, "use_dora", cfgp, "true")) failf("DoRA adds a magnitude vector this model lacks", "%s: use_dora is true", cfgp);
     if (json_value(text, n, "bias", cfgp) && !json_is(text, n, "bias", cfgp, "\"none\""))
         failf("this LoRA trains no biases: export with bias=\"none\"", "%s: bias is not \"none\"", cfgp);
@@ -778,11 +1031,18 @@ static void load_peft(GPT* model, const char* path) {
         const char* s = st.t[i].name;
         if (!strncmp(s, "base_model.model.", 17)) s += 17;
         s = hf_base_name(s);  // "transformer." is optional
-        if (!strcmp(s, "score.weight")) { score = &st.t[i]; continue; }
+        if (!strcmp(s, "score.weight")) {
+            if (score) fail_at(stp, "the file is corrupt: each tensor appears once", "'%s' and '%s' are the same tensor", score->name, st.t[i].name);
+            score = &st.t[i];
+            continue;
+        }
         int l = -1, pos = 0, found = 0;
         if (sscanf(s, "h.%d.%n", &l, &pos) == 1 && pos > 0 && l >= 0 && l < L)
             for (int k = 0; k < 8 && !found; k++)
-                if (!strcmp(s + pos, PARAM_TABLE[PIDX(lora_qkv_a) + k].hf)) at[k * L + l] = &st.t[i], found = 1;
+                if (!strcmp(s + pos, PARAM_TABLE[PIDX(lora_qkv_a) + k].hf)) {
+                    if (at[k * L + l]) fail_at(stp, "the file is corrupt: each tensor appears once", "'%s' and '%s' are the same tensor", at[k * L + l]->name, st.t[i].name);
+                    at[k * L + l] = &st.t[i], found = 1;
+                }
         if (!found)
             failf("this model takes LoRA on attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj of its layers, and score",
                   "%s: unexpected tensor '%s'", stp, st.t[i].name);
@@ -800,16 +1060,29 @@ static void load_peft(GPT* model, const char* path) {
                       PARAM_TABLE[PIDX(lora_qkv_a) + k].hf, at[k * L + l] ? "present" : "missing", first, last);
     const StTensor* a0 = NULL;
     for (int k = 0; k < 8 && !a0; k += 2) a0 = at[k * L + first];
-    int rank = a0->ndim == 2 ? (int)a0->shape[0] : 0;
-    if (rank != (int)r) failf("rank_pattern is not supported", "%s: r = %d in the config, but %s has rank %d", stp, (int)r, a0->name, rank);
+    int rank = a0->ndim == 2 && a0->shape[0] >= 1 && a0->shape[0] <= MAX_WIDTH ? (int)a0->shape[0] : 0;
+    if (rank != (int)r) fail_at(stp, "rank_pattern is not supported", "r = %d in the config, but %s has rank %d", (int)r, a0->name, rank);
     GPTConfig with = c;
     with.lora_r = rank, with.lora_alpha = (float)alpha, with.lora_targets = targets;
     with.lora_first = first, with.lora_last = last;
     if (score) {
-        if (score->ndim != 2 || score->shape[1] != c.C || score->shape[0] < 2)
-            failf("score.weight must be (K, C) with K >= 2", "%s: score.weight has a bad shape", stp);
+        if (score->ndim != 2 || score->shape[1] != c.C || score->shape[0] < 2 || score->shape[0] > MAX_WIDTH)
+            fail_at(stp, "score.weight must be (K, C) with K >= 2", "score.weight has a bad shape");
         with.num_classes = (int)score->shape[0];
     }
+    check_config(&with, stp, "adapter");
+    // every tensor's shape exactly, before the model grows
+    for (int k = 0; k < 8; k++)
+        for (int l = first; l <= last; l++) {
+            const StTensor* t = at[k * L + l];
+            size_t rows, cols;
+            slice_shape(&with, PIDX(lora_qkv_a) + k, &rows, &cols);
+            if (t && (t->ndim != 2 || (uint64_t)t->shape[0] != rows || (uint64_t)t->shape[1] != cols))
+                fail_at(stp, "every module of the adapter must have rank r, lora_A (r, in) and lora_B (out, r)",
+                        "%s has shape [%lld, %lld] (%d-D), expected [%zu, %zu]", t->name, (long long)t->shape[0],
+                        (long long)(t->ndim > 1 ? t->shape[1] : 0), t->ndim, rows, cols);
+        }
+    check_model_memory(stp, (double)num_parameters(&with) * 4);
     float* head = NULL;  // a CAUSAL_LM adapter on a classification base keeps the base's head
     if (!score && c.num_classes) {
         head = (float*)mallocCheck(param_numel(&c, PIDX(cls_w)) * sizeof(float));
@@ -821,14 +1094,9 @@ static void load_peft(GPT* model, const char* path) {
     for (int k = 0; k < 8; k++)
         for (int l = first; l <= last; l++) {
             const StTensor* t = at[k * L + l];
-            int p = PIDX(lora_qkv_a) + k;
             size_t rows, cols;
-            slice_shape(&with, p, &rows, &cols);
-            if (!t) continue;
-            if (t->ndim != 2 || (size_t)t->shape[0] != rows || (size_t)t->shape[1] != cols)
-                failf("every module of the adapter must have rank r", "%s: %s has shape [%lld, %lld], expected [%zu, %zu]",
-                      stp, t->name, (long long)t->shape[0], (long long)(t->ndim > 1 ? t->shape[1] : 0), rows, cols);
-            st_read_f32(&st, t, model->params.t[p] + (size_t)l * rows * cols);
+            slice_shape(&with, PIDX(lora_qkv_a) + k, &rows, &cols);
+            if (t) st_read_f32(&st, t, model->params.t[PIDX(lora_qkv_a) + k] + (size_t)l * rows * cols);
         }
     if (score) st_read_f32(&st, score, model->params.cls_w);
     free(at);
@@ -1081,45 +1349,39 @@ static void export_gguf(const GPT* model, const char* path, int q8, const char* 
     free(kv.p), free(info.p), free(t);
 }
 
-// Reading. Short reads die through fread_check ("unexpected end of file reading ...").
-static uint32_t gguf_u32(FILE* f, const char* path, const char* what) {
-    uint32_t v;
-    fread_check(&v, 4, f, path, what);
-    return v;
-}
-static uint64_t gguf_u64(FILE* f, const char* path, const char* what) {
-    uint64_t v;
-    fread_check(&v, 8, f, path, what);
-    return v;
-}
+// Reading, through the checked Reader: every length is checked against what is left of the file first.
 // A string into out (truncated to cap - 1 bytes, the rest skipped).
-static void gguf_str(FILE* f, const char* path, char* out, size_t cap, const char* what) {
-    uint64_t n = gguf_u64(f, path, what);
-    if (n > (1u << 30)) failf("the file is corrupt", "%s: %s of %llu bytes", path, what, (unsigned long long)n);
+static void gguf_str(Reader* r, char* out, size_t cap, const char* what) {
+    uint64_t n = rd_u64(r, what);
+    rd_span(r, r->pos, n, what);
     size_t keep = n < cap - 1 ? (size_t)n : cap - 1;
-    fread_check(out, keep, f, path, what);
+    rd_bytes(r, out, keep, what);
     out[keep] = 0;
-    if (n > keep) fseek(f, (long)(n - keep), SEEK_CUR);  // past the end: the next read reports it
+    rd_skip(r, n - keep, what);
 }
 // One metadata value of the given type: a number into *num, a string into str (cap bytes); arrays are skipped.
-static void gguf_value(FILE* f, const char* path, uint32_t type, double* num, char* str, size_t cap, int depth) {
+static void gguf_value(Reader* r, uint32_t type, double* num, char* str, size_t cap, int depth) {
     static const int size[13] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};  // by type; strings and arrays vary
-    if (type > 12 || depth > 2) failf("the file is corrupt or from a newer GGUF", "%s: unknown metadata value type %u", path, type);
+    if (type > 12 || depth > 2) fail_at(r->path, "the file is corrupt or from a newer GGUF", "unknown metadata value type %u", type);
     if (type == GGUF_STRING) {
-        gguf_str(f, path, str, cap, "a metadata string");
+        gguf_str(r, str, cap, "a metadata string");
         return;
     }
     if (type == GGUF_ARRAY) {
-        uint32_t et = gguf_u32(f, path, "a metadata array's type");
-        uint64_t n = gguf_u64(f, path, "a metadata array's length");
-        if (et > 12 || n > (1ull << 32)) failf("the file is corrupt", "%s: metadata array of type %u, length %llu", path, et, (unsigned long long)n);
-        if (size[et]) fseek(f, (long)(n * (uint64_t)size[et]), SEEK_CUR);
+        uint32_t et = rd_u32(r, "a metadata array's type");
+        uint64_t n = rd_u64(r, "a metadata array's length");
+        if (et > 12) fail_at(r->path, "the file is corrupt", "metadata array of type %u", et);
+        // each element takes at least its size (a string or array: its 8-byte length), so n is bounded by the file
+        if (n > (r->size - r->pos) / (size[et] ? (uint64_t)size[et] : 8))
+            fail_at(r->path, "the file is truncated or corrupt", "unexpected end of file: a metadata array of %llu elements cannot fit in the %llu bytes left",
+                    (unsigned long long)n, (unsigned long long)(r->size - r->pos));
+        if (size[et]) rd_skip(r, n * (uint64_t)size[et], "a metadata array");
         char tmp[8];
-        for (uint64_t i = 0; !size[et] && i < n; i++) gguf_value(f, path, et, num, tmp, sizeof tmp, depth + 1);
+        for (uint64_t i = 0; !size[et] && i < n; i++) gguf_value(r, et, num, tmp, sizeof tmp, depth + 1);
         return;
     }
     unsigned char b[8];
-    fread_check(b, (size_t)size[type], f, path, "a metadata value");
+    rd_bytes(r, b, (uint64_t)size[type], "a metadata value");
     uint8_t u8; int8_t i8; uint16_t u16; int16_t i16; uint32_t u32; int32_t i32; float f32; uint64_t u64; int64_t i64; double f64;
     switch (type) {
         case 0: memcpy(&u8, b, 1), *num = u8; break;
@@ -1142,15 +1404,12 @@ static const GgufTensor* gguf_find(const GgufTensor* t, uint64_t n, const char* 
     return NULL;
 }
 
-// A tensor's raw bytes (malloc'd), after checking they lie inside the file.
-static unsigned char* gguf_read_raw(FILE* f, const char* path, const GgufTensor* g, uint64_t data_start, long long fsize) {
+// A tensor's raw bytes (malloc'd); load_gguf has checked they lie inside the file.
+static unsigned char* gguf_read_raw(Reader* r, const GgufTensor* g, uint64_t data_start) {
     uint64_t nb = gguf_nbytes(g);
-    if (g->offset > (uint64_t)fsize || nb > (uint64_t)fsize || data_start + g->offset + nb > (uint64_t)fsize)  // no wrap-around
-        failf("the file is truncated or corrupt", "%s: tensor %s needs bytes up to %llu but the file has %lld: truncated?",
-              path, g->name, (unsigned long long)(data_start + g->offset + nb), fsize);
     unsigned char* raw = (unsigned char*)mallocCheck((size_t)nb);
-    fseek(f, (long)(data_start + g->offset), SEEK_SET);
-    fread_check(raw, (size_t)nb, f, path, g->name);
+    rd_seek(r, data_start + g->offset, g->name);
+    rd_bytes(r, raw, nb, g->name);
     return raw;
 }
 
@@ -1171,74 +1430,70 @@ static void gguf_to_f32(const GgufTensor* g, const unsigned char* raw, float* ou
 // Loads a GGUF file of llama.cpp's gpt2 architecture: F32 and F16 tensors as fp32, Q8_0 ones as they are (then
 // the model is an int8 model, gpt_alloc_q8, and any of its big matrices stored as floats are quantized here).
 static void load_gguf(GPT* model, const char* path) {
-    FILE* f = fopen_check(path, "rb");
-    long long fsize = file_size(f);
+    Reader r = rd_open(path);
     char magic[4];
-    fread_check(magic, 4, f, path, "the GGUF magic");
-    uint32_t version = gguf_u32(f, path, "the GGUF version");
-    if (memcmp(magic, "GGUF", 4)) failf("is this a GGUF file?", "%s: no GGUF magic", path);
+    rd_bytes(&r, magic, 4, "the GGUF magic");
+    uint32_t version = rd_u32(&r, "the GGUF version");
+    if (memcmp(magic, "GGUF", 4)) fail_at(path, "is this a GGUF file?", "no GGUF magic");
     if (version != 2 && version != 3)  // v2 and v3 share the layout (v3 allows big-endian files)
-        failf("convert the model again with a current llama.cpp", "%s: GGUF version %u, expected 3", path, version);
-    uint64_t nt = gguf_u64(f, path, "the tensor count"), nkv = gguf_u64(f, path, "the metadata count");
-    if (nt > 100000 || nkv > 100000)
-        failf("the file is corrupt", "%s: %llu tensors, %llu metadata entries", path, (unsigned long long)nt, (unsigned long long)nkv);
+        fail_at(path, "convert the model again with a current llama.cpp", "GGUF version %u, expected 3", version);
+    uint64_t nt = rd_u64(&r, "the tensor count"), nkv = rd_u64(&r, "the metadata count");
+    // a tensor's entry takes at least 32 bytes, a metadata entry 13: neither count can exceed the file's size
+    if (nt > 100000 || nkv > 100000 || nt > r.size / 32 || nkv > r.size / 13)
+        fail_at(path, "the file is corrupt", "%llu tensors, %llu metadata entries in %llu bytes", (unsigned long long)nt,
+                (unsigned long long)nkv, (unsigned long long)r.size);
     static const char* hp_keys[6] = {"gpt2.context_length", "gpt2.embedding_length", "gpt2.feed_forward_length",
                                      "gpt2.block_count", "gpt2.attention.head_count", "gpt2.attention.layer_norm_epsilon"};
     double hp[6] = {NAN, NAN, NAN, NAN, NAN, NAN}, align = GGUF_ALIGN;
     char arch[64] = "", key[256], str[64];
     for (uint64_t i = 0; i < nkv; i++) {
-        gguf_str(f, path, key, sizeof key, "a metadata key");
-        uint32_t type = gguf_u32(f, path, "a metadata value type");
+        gguf_str(&r, key, sizeof key, "a metadata key");
+        uint32_t type = rd_u32(&r, "a metadata value type");
         double num = NAN;
         str[0] = 0;
-        gguf_value(f, path, type, &num, str, sizeof str, 0);
+        gguf_value(&r, type, &num, str, sizeof str, 0);
         if (!strcmp(key, "general.architecture")) snprintf(arch, sizeof arch, "%s", str);
         if (!strcmp(key, "general.alignment")) align = num;
         for (int k = 0; k < 6; k++)
             if (!strcmp(key, hp_keys[k])) hp[k] = num;
     }
     if (strcmp(arch, "gpt2"))
-        failf("this loader reads llama.cpp's gpt2 architecture (GPT-2 as convert_hf_to_gguf.py or ./train export writes it)",
-              "%s: general.architecture is '%s', not 'gpt2'", path, arch);
-    for (int k = 0; k < 6; k++)
-        if (!(hp[k] > 0 && hp[k] < (1 << 24)))
-            failf("the file lacks GPT-2's hyperparameters", "%s: %s is missing or out of range", path, hp_keys[k]);
-    if (fabs(hp[5] - 1e-5) > 1e-9) failf("this model's LayerNorm has eps 1e-5, as GPT-2", "%s: layer_norm_epsilon is %g", path, hp[5]);
-    if (!(align >= 1 && align <= 65536) || ((uint64_t)align & ((uint64_t)align - 1)))
-        failf("the file is corrupt", "%s: general.alignment %g is not a power of two", path, align);
+        fail_at(path, "this loader reads llama.cpp's gpt2 architecture (GPT-2 as convert_hf_to_gguf.py or ./train export writes it)",
+                "general.architecture is '%s', not 'gpt2'", arch);
+    for (int k = 0; k < 5; k++)
+        if (!(hp[k] >= 1 && hp[k] <= MAX_POSITIONS) || hp[k] != floor(hp[k]))
+            fail_at(path, "the file lacks GPT-2's hyperparameters", "%s is %g: missing, or out of range (a whole number in [1, 2^20])",
+                    hp_keys[k], hp[k]);
+    if (!(fabs(hp[5] - 1e-5) <= 1e-9)) fail_at(path, "this model's LayerNorm has eps 1e-5, as GPT-2", "layer_norm_epsilon is %g", hp[5]);
+    if (!(align >= 1 && align <= 65536) || align != floor(align) || ((uint64_t)align & ((uint64_t)align - 1)))
+        fail_at(path, "the file is corrupt", "general.alignment %g is not a power of two", align);
     GgufTensor* t = (GgufTensor*)callocCheck(nt ? (size_t)nt : 1, sizeof(GgufTensor));
     for (uint64_t i = 0; i < nt; i++) {
-        gguf_str(f, path, t[i].name, sizeof t[i].name, "a tensor name");
-        uint32_t nd = gguf_u32(f, path, "a tensor's dimension count");
-        if (nd < 1 || nd > 4) failf("the file is corrupt", "%s: tensor %s has %u dimensions", path, t[i].name, nd);
+        gguf_str(&r, t[i].name, sizeof t[i].name, "a tensor name");
+        uint32_t nd = rd_u32(&r, "a tensor's dimension count");
+        if (nd < 1 || nd > 4) fail_at(path, "the file is corrupt", "tensor %s has %u dimensions", t[i].name, nd);
         t[i].nd = (int)nd;
-        for (int d = 0; d < 4; d++) t[i].ne[d] = d < (int)nd ? gguf_u64(f, path, "a tensor's shape") : 1;
-        t[i].type = gguf_u32(f, path, "a tensor's type");
-        t[i].offset = gguf_u64(f, path, "a tensor's offset");
+        for (int d = 0; d < 4; d++) t[i].ne[d] = d < (int)nd ? rd_u64(&r, "a tensor's shape") : 1;
+        t[i].type = rd_u32(&r, "a tensor's type");
+        t[i].offset = rd_u64(&r, "a tensor's offset");
+        if (gguf_find(t, i, t[i].name)) fail_at(path, "the file is corrupt: each tensor appears once", "tensor '%s' appears twice", t[i].name);
     }
-    uint64_t data_start = ((uint64_t)ftell(f) + (uint64_t)align - 1) / (uint64_t)align * (uint64_t)align;
+    uint64_t data_start = (r.pos + (uint64_t)align - 1) / (uint64_t)align * (uint64_t)align;
     const GgufTensor* te = gguf_find(t, nt, "token_embd.weight");
-    if (!te || te->nd != 2 || te->ne[1] < 1 || te->ne[1] > (1 << 24))
-        failf("the file is incomplete or not GPT-2", "%s: no token_embd.weight matrix", path);
+    if (!te || te->nd != 2 || te->ne[1] < 1 || te->ne[1] > MAX_VOCAB || te->ne[0] < 1 || te->ne[0] > MAX_CHANNELS)
+        fail_at(path, "the file is incomplete or not GPT-2", "no token_embd.weight matrix of a size in range");
     GPTConfig c;
     memset(&c, 0, sizeof c);
     c.maxT = (int)hp[0], c.C = (int)hp[1], c.F = (int)hp[2], c.L = (int)hp[3], c.NH = (int)hp[4];
     c.V = (int)te->ne[1], c.Vp = pad_vocab(c.V);
     if (c.F == 4 * c.C) c.F = 0;  // GPT-2's default width
-    if (c.C % c.NH || te->ne[0] != (uint64_t)c.C)
-        failf("the file is corrupt", "%s: embedding_length %d, head_count %d, token_embd rows of %llu do not fit", path, c.C,
-              c.NH, (unsigned long long)te->ne[0]);
-    if ((double)num_base_parameters(&c) > 2.0 * (double)fsize)  // before allocating: even Q8_0 takes ~1 byte a weight
-        failf("the file is truncated or its metadata is wrong", "%s: %lld bytes cannot hold the %zu weights the metadata describes",
-              path, fsize, num_base_parameters(&c));
-    gpt_build(model, c);
+    check_config(&c, path, "GGUF metadata");
+    if (te->ne[0] != (uint64_t)c.C)
+        fail_at(path, "the file is corrupt", "embedding_length %d, but token_embd rows of %llu", c.C, (unsigned long long)te->ne[0]);
+    // Every tensor before anything is allocated: its shape exactly, its type, and its bytes inside the file
+    // (overflow-safe), no two sharing a byte.
     int any_q8 = 0;
-    for (uint64_t i = 0; i < nt; i++) any_q8 |= t[i].type == GGML_Q8_0;
-    if (any_q8) {  // an int8 model, as gpt_quantize makes it; wte's padded rows stay zero
-        gpt_alloc_q8(model);
-        memset((int8_t*)model->q8[PIDX(wte)].q, 0, param_numel(&c, PIDX(wte)));
-        memset((float*)model->q8[PIDX(wte)].d, 0, param_numel(&c, PIDX(wte)) / Q8_GROUP * sizeof(float));
-    }
+    Span* sp = (Span*)callocCheck(nt ? (size_t)nt : 1, sizeof(Span));
     unsigned char* used = (unsigned char*)callocCheck(nt ? (size_t)nt : 1, 1);
     for (int p = 0; p < NUM_BASE_PARAMS; p++)
         for (int l = 0; l < (param_per_layer(p) ? c.L : 1); l++) {
@@ -1246,19 +1501,57 @@ static void load_gguf(GPT* model, const char* path) {
             if (param_per_layer(p)) snprintf(name, sizeof name, "blk.%d.%s", l, PARAM_TABLE[p].gguf);
             else snprintf(name, sizeof name, "%s", PARAM_TABLE[p].gguf);
             const GgufTensor* g = gguf_find(t, nt, name);
-            if (!g) failf("the file is incomplete or not a GPT-2 model", "%s: missing tensor '%s'", path, name);
+            if (!g) fail_at(path, "the file is incomplete or not a GPT-2 model", "missing tensor '%s'", name);
             size_t rows, cols;
             slice_shape(&c, p, &rows, &cols);
             uint64_t ne0 = cols ? cols : rows, ne1 = cols ? rows : 1;
             if (g->ne[0] != ne0 || g->ne[1] != ne1 || g->ne[2] != 1 || g->ne[3] != 1)
-                failf("the tensor shapes do not match the metadata", "%s: %s has ne = [%llu, %llu], expected [%llu, %llu]", path,
-                      name, (unsigned long long)g->ne[0], (unsigned long long)g->ne[1], (unsigned long long)ne0, (unsigned long long)ne1);
+                fail_at(path, "the tensor shapes do not match the metadata", "%s has ne = [%llu, %llu, %llu, %llu], expected [%llu, %llu]",
+                        name, (unsigned long long)g->ne[0], (unsigned long long)g->ne[1], (unsigned long long)g->ne[2],
+                        (unsigned long long)g->ne[3], (unsigned long long)ne0, (unsigned long long)ne1);
             if (g->type != GGML_F32 && g->type != GGML_F16 && g->type != GGML_Q8_0)
-                failf("requantize to q8_0 (llama-quantize IN OUT q8_0) or convert with --outtype f32",
-                      "%s: %s has ggml type %u; this loader reads F32 (0), F16 (1) and Q8_0 (8)", path, name, g->type);
+                fail_at(path, "requantize to q8_0 (llama-quantize IN OUT q8_0) or convert with --outtype f32",
+                        "%s has ggml type %u; this loader reads F32 (0), F16 (1) and Q8_0 (8)", name, g->type);
             if ((g->type == GGML_Q8_0 && ne0 % Q8_GROUP) || g->offset % (uint64_t)align)
-                failf("the file is corrupt", "%s: %s has a bad Q8_0 row length or offset", path, name);
-            unsigned char* raw = gguf_read_raw(f, path, g, data_start, fsize);
+                fail_at(path, "the file is corrupt", "%s has a bad Q8_0 row length or offset", name);
+            uint64_t at = add_or_fail(data_start, g->offset, path, "a tensor's offset");
+            rd_span(&r, at, gguf_nbytes(g), name);  // gguf_nbytes cannot overflow: the shape is the config's
+            size_t k = (size_t)(g - t);
+            sp[k].begin = at, sp[k].end = at + gguf_nbytes(g), sp[k].name = g->name;
+            any_q8 |= g->type == GGML_Q8_0;
+            used[k] = 1;
+        }
+    const GgufTensor* out = gguf_find(t, nt, "output.weight");  // a copy of token_embd, if there at all
+    int out_same = out && out->type == te->type && out->nd == 2 && out->ne[0] == te->ne[0] && out->ne[1] == te->ne[1] &&
+                   out->ne[2] == 1 && out->ne[3] == 1 && out->offset % (uint64_t)align == 0;
+    if (out && !out_same) fail_at(path, "this GPT-2 ties its LM head to the token embedding", "output.weight differs from token_embd.weight");
+    if (out) {
+        uint64_t at = add_or_fail(data_start, out->offset, path, "a tensor's offset");
+        rd_span(&r, at, gguf_nbytes(out), "output.weight");
+        sp[out - t].begin = at, sp[out - t].end = at + gguf_nbytes(out), sp[out - t].name = out->name;
+        used[out - t] = 1;
+    }
+    for (uint64_t i = 0; i < nt; i++)
+        if (!used[i]) fail_at(path, "this loader reads GPT-2's tensors only", "unexpected tensor '%s'", t[i].name);
+    check_no_overlap(sp, (size_t)nt, path);
+    free(sp);
+    if (any_q8) check_q8_config(&c, path);
+    check_model_memory(path, (double)num_parameters(&c) * (any_q8 ? 5 : 4));
+    gpt_build(model, c);
+    if (any_q8) {  // an int8 model, as gpt_quantize makes it; wte's padded rows stay zero
+        gpt_alloc_q8(model);
+        memset((int8_t*)model->q8[PIDX(wte)].q, 0, param_numel(&c, PIDX(wte)));
+        memset((float*)model->q8[PIDX(wte)].d, 0, param_numel(&c, PIDX(wte)) / Q8_GROUP * sizeof(float));
+    }
+    for (int p = 0; p < NUM_BASE_PARAMS; p++)
+        for (int l = 0; l < (param_per_layer(p) ? c.L : 1); l++) {
+            char name[80];
+            if (param_per_layer(p)) snprintf(name, sizeof name, "blk.%d.%s", l, PARAM_TABLE[p].gguf);
+            else snprintf(name, sizeof name, "%s", PARAM_TABLE[p].gguf);
+            const GgufTensor* g = gguf_find(t, nt, name);
+            size_t rows, cols;
+            slice_shape(&c, p, &rows, &cols);
+            unsigned char* raw = gguf_read_raw(&r, g, data_start);
             size_t n = rows * (cols ? cols : 1), off = (size_t)l * slice_numel(&c, p);
             if (!model->q8[p].q) {
                 gguf_to_f32(g, raw, model->params.t[p] + off, n);
@@ -1278,25 +1571,17 @@ static void load_gguf(GPT* model, const char* path) {
                 free(tmp);
             }
             free(raw);
-            used[g - t] = 1;
         }
-    const GgufTensor* out = gguf_find(t, nt, "output.weight");  // a copy of token_embd, if there at all
     if (out) {
-        int same = out->type == te->type && out->nd == 2 && out->ne[0] == te->ne[0] && out->ne[1] == te->ne[1];
-        if (same) {
-            unsigned char* a = gguf_read_raw(f, path, te, data_start, fsize);
-            unsigned char* b = gguf_read_raw(f, path, out, data_start, fsize);
-            same = !memcmp(a, b, (size_t)gguf_nbytes(te));
-            free(a), free(b);
-        }
-        if (!same) failf("this GPT-2 ties its LM head to the token embedding", "%s: output.weight differs from token_embd.weight", path);
-        used[out - t] = 1;
+        unsigned char* a = gguf_read_raw(&r, te, data_start);
+        unsigned char* b = gguf_read_raw(&r, out, data_start);
+        int same = !memcmp(a, b, (size_t)gguf_nbytes(te));
+        free(a), free(b);
+        if (!same) fail_at(path, "this GPT-2 ties its LM head to the token embedding", "output.weight differs from token_embd.weight");
     }
-    for (uint64_t i = 0; i < nt; i++)
-        if (!used[i]) failf("this loader reads GPT-2's tensors only", "%s: unexpected tensor '%s'", path, t[i].name);
     if (any_q8) gpt_drop_fp32_copies(model);  // the int8 tensors' fp32 places were never needed
     free(used), free(t);
-    fclose(f);
+    rd_close(&r);
 }
 
 // ---------------------------------------------------------------------------- any model file
@@ -1309,28 +1594,29 @@ static void load_adapter(GPT* model, const char* path) {
         load_peft(model, path);
         return;
     }
-    FILE* f = fopen_check(path, "rb");
+    Reader r = rd_open(path);
     int32_t h[256];
-    fread_check(h, sizeof h, f, path, "the adapter header");
-    if (h[0] != CKPT_MAGIC || h[2] != CKPT_ADAPTER)
-        failf("--adapter takes the adapter.bin that training with --method lora|adapter|prefix writes",
-              "%s: not a finetune.c adapter file (magic %d, kind %d)", path, h[0], h[2]);
-    if (h[1] != CKPT_VERSION || h[9] != NUM_PARAMS) failf(NULL, "%s: adapter file version %d, expected %d", path, h[1], CKPT_VERSION);
+    rd_bytes(&r, h, sizeof h, "the adapter header");
+    if (h[0] != CKPT_MAGIC || ckpt_kind(h, path) != CKPT_ADAPTER)
+        fail_at(path, "--adapter takes the adapter.bin that training with --method lora|adapter|prefix writes",
+                "not a finetune.c adapter file (magic %d, kind %d)", h[0], h[2]);
     GPTConfig ac = ckpt_config(h, path), mc = model->config;
-    if (ac.maxT != mc.maxT || ac.V != mc.V || ac.L != mc.L || ac.NH != mc.NH || ac.C != mc.C)
-        failf("apply an adapter to the base model it was trained on",
-              "%s: adapter is for L=%d NH=%d C=%d V=%d maxT=%d, the model is L=%d NH=%d C=%d V=%d maxT=%d", path, ac.L,
-              ac.NH, ac.C, ac.V, ac.maxT, mc.L, mc.NH, mc.C, mc.V, mc.maxT);
+    if (h[19]) fail_at(path, "the file is corrupt", "an adapter file holds no int8 tensors, but its int8 flag is set");
+    if (ac.maxT != mc.maxT || ac.V != mc.V || ac.Vp != mc.Vp || ac.L != mc.L || ac.NH != mc.NH || ac.C != mc.C ||
+        mlp_width(&ac) != mlp_width(&mc))
+        fail_at(path, "apply an adapter to the base model it was trained on",
+                "adapter is for L=%d NH=%d C=%d F=%d V=%d (Vp=%d) maxT=%d, the model is L=%d NH=%d C=%d F=%d V=%d (Vp=%d) maxT=%d",
+                ac.L, ac.NH, ac.C, mlp_width(&ac), ac.V, ac.Vp, ac.maxT, mc.L, mc.NH, mc.C, mlp_width(&mc), mc.V, mc.Vp, mc.maxT);
+    ckpt_read_table(&r, &ac, CKPT_ADAPTER);
+    uint64_t expect = 1024 + NUM_PARAMS * 24 + ckpt_tensor_bytes(&ac, CKPT_ADAPTER, 0);
+    if (r.size != expect)
+        fail_at(path, "the file is truncated", "expected %llu bytes, found %llu", (unsigned long long)expect, (unsigned long long)r.size);
+    check_model_memory(path, (double)num_parameters(&ac) * 4);
     uint64_t rng = 1;
     gpt_set_peft(model, ac, &rng);
-    ckpt_read_table(f, path, &ac, CKPT_ADAPTER);
-    long long expect = 1024 + NUM_PARAMS * 24;
-    for (int i = NUM_BASE_PARAMS; i < NUM_PARAMS; i++) expect += (long long)param_numel(&ac, i) * 4;
-    if (file_size(f) != expect)
-        failf("the file is truncated", "%s: expected %lld bytes, found %lld", path, expect, file_size(f));
     for (int i = NUM_BASE_PARAMS; i < NUM_PARAMS; i++)
-        fread_check(model->params.t[i], param_numel(&ac, i) * 4, f, path, PARAM_TABLE[i].name);
-    fclose(f);
+        rd_bytes(&r, model->params.t[i], (uint64_t)param_numel(&ac, i) * 4, PARAM_TABLE[i].name);
+    rd_close(&r);
 }
 
 // Loads any supported model file, telling the format by its first bytes: our checkpoint, llm.c's model file,
@@ -1341,34 +1627,27 @@ static void load_model(GPT* model, const char* path_in, TrainState* state) {
     snprintf(path, sizeof path, "%s", path_in);
     char inside[1100];  // a Hugging Face model folder: read the model.safetensors inside it
     snprintf(inside, sizeof inside, "%s/model.safetensors", path_in);
-    FILE* g = fopen(inside, "rb");
-    if (g) {
-        fclose(g);
-        snprintf(path, sizeof path, "%s", inside);
-    }
-    FILE* f = fopen_check(path, "rb");
+    struct stat sb;
+    if (stat(inside, &sb) == 0) snprintf(path, sizeof path, "%s", inside);
+    Reader r = rd_open(path);  // (refuses a folder, FIFO or device)
     int32_t magic = 0;
     unsigned char first[9] = {0};
-    if (fread(first, 1, 9, f) < 9) failf("is this a model file?", "%s: file is too short to be a model", path);
+    if (r.size < 9) fail_at(path, "is this a model file?", "file is too short (%llu bytes) to be a model", (unsigned long long)r.size);
+    rd_bytes(&r, first, 9, "the first bytes");
+    rd_close(&r);
     memcpy(&magic, first, 4);
     if (magic == CKPT_MAGIC) {
-        load_checkpoint(model, f, path, state);
-        fclose(f);
+        load_checkpoint(model, path, state);
     } else if (state) {
-        failf("--resume needs the ckpt.bin that --out DIR writes", "%s: not a finetune.c training checkpoint (magic %d)", path, magic);
+        fail_at(path, "--resume needs the ckpt.bin that --out DIR writes", "not a finetune.c training checkpoint (magic %d)", magic);
     } else if (magic == LLMC_MODEL_MAGIC) {
-        load_llmc(model, f, path);
-        fclose(f);
+        load_llmc(model, path);
     } else if (!memcmp(first, "GGUF", 4)) {
-        fclose(f);
         load_gguf(model, path);
     } else if (first[8] == '{') {
-        fclose(f);
         load_hf_safetensors(model, path);
     } else {
-        fclose(f);
-        failf("supported: finetune.c checkpoints, llm.c's gpt2_124M.bin, Hugging Face model.safetensors, GGUF (gpt2)",
-              "%s: unknown model format (first int32 %d, expected %d, %d or a safetensors header)", path, magic,
-              CKPT_MAGIC, LLMC_MODEL_MAGIC);
+        fail_at(path, "supported: finetune.c checkpoints, llm.c's gpt2_124M.bin, Hugging Face model.safetensors, GGUF (gpt2)",
+                "unknown model format (first int32 %d, expected %d, %d or a safetensors header)", magic, CKPT_MAGIC, LLMC_MODEL_MAGIC);
     }
 }

@@ -2445,6 +2445,258 @@ static void test_file_safety(void) {
     expect_error("eval with no targets", "./train eval --model test_tmp/base/model.bin --data test_tmp/sft.ds --batch 4 --seq 1", "no targets to evaluate");
 }
 
+// ---------------------------------------------------------------------------- hostile files (issue 18)
+// Each file below is a real file our writers made, then damaged the way a careless or hostile user would;
+// each must get a one-line error (what, where) and exit 1, never a crash, a hang, a silent load or an
+// allocation the file cannot back. The same files are kept under dev/fuzz/regress/ for ./fuzz_replay.
+static void write_whole(const char* path, const void* p, size_t n) {
+    FILE* f = fopen_check(path, "wb");
+    if (n) fwrite_check(p, n, f, path);
+    fclose(f);
+}
+// A copy of src with the int32 at index i (of the file as int32s) set to v: a header field.
+static void copy_with_i32(const char* src, const char* dst, size_t i, int32_t v) {
+    size_t n;
+    unsigned char* b = read_whole(src, &n);
+    if (b && 4 * i + 4 <= n) memcpy(b + 4 * i, &v, 4);
+    write_whole(dst, b, n);
+    free(b);
+}
+// A copy of src with n bytes at offset at replaced (at < 0: from the end).
+static void copy_with_bytes(const char* src, const char* dst, long at, const void* p, size_t k) {
+    size_t n;
+    unsigned char* b = read_whole(src, &n);
+    size_t pos = at < 0 ? n - (size_t)(-at) : (size_t)at;
+    if (b && pos + k <= n) memcpy(b + pos, p, k);
+    write_whole(dst, b, n);
+    free(b);
+}
+// A copy of a safetensors file with `from` replaced by `to` in its JSON header (the header length updated;
+// data offsets are relative to the data, so they stay right).
+static void copy_st_edited(const char* src, const char* dst, const char* from, const char* to) {
+    size_t n;
+    unsigned char* b = read_whole(src, &n);
+    uint64_t hlen = 0;
+    if (b && n >= 8) memcpy(&hlen, b, 8);
+    char* hdr = (char*)mallocCheck(hlen + strlen(to) + 1);
+    memcpy(hdr, b + 8, hlen);
+    hdr[hlen] = 0;
+    char* at = strstr(hdr, from);
+    char* out = (char*)mallocCheck(n + strlen(to) + 8);
+    size_t len = 0;
+    if (at) {
+        memcpy(out + 8, hdr, (size_t)(at - hdr)), len = (size_t)(at - hdr);
+        memcpy(out + 8 + len, to, strlen(to)), len += strlen(to);
+        memcpy(out + 8 + len, at + strlen(from), hlen - (size_t)(at - hdr) - strlen(from));
+        len += hlen - (size_t)(at - hdr) - strlen(from);
+    } else {
+        memcpy(out + 8, hdr, hlen), len = hlen;
+        printf("(copy_st_edited: '%s' not found in %s)\n", from, src);
+    }
+    uint64_t nl = len;
+    memcpy(out, &nl, 8);
+    memcpy(out + 8 + len, b + 8 + hlen, n - 8 - hlen);
+    write_whole(dst, out, 8 + len + n - 8 - hlen);
+    free(b), free(hdr), free(out);
+}
+// The text of tensor name's entry in a safetensors header, {"dtype":...}, into out.
+static void st_entry_text(const char* path, const char* name, char* out, size_t cap) {
+    size_t n;
+    unsigned char* b = read_whole(path, &n);
+    char key[160];
+    snprintf(key, sizeof key, "\"%s\":{", name);
+    const char* s = b ? strstr((const char*)b + 8, key) : NULL;
+    const char* e = s ? strchr(s, '}') : NULL;
+    snprintf(out, cap, "%.*s", s && e ? (int)(e + 1 - s) : 0, s ? s : "");
+    free(b);
+}
+
+static void test_hostile_files(void) {
+    printf("-- hostile files: every reader refuses a damaged file with a one-line error\n");
+    mkdir("test_tmp/hostile", 0755);
+    const char* D = "test_tmp/hostile";
+    char cmd[1024], path[256], src[640];
+    int ids[512];
+    for (int i = 0; i < 512; i++) ids[i] = (i * 7) % 64;
+    write_tokens("test_tmp/hostile/tok.bin", ids, 512, 64);
+    GPT m;
+    build_random(&m, 2, 2, 8, 64, 5);  // small (10 KB), so that the files can be kept under dev/fuzz/regress
+    save_checkpoint(&m, "test_tmp/hostile/base.bin", NULL);
+    export_hf(&m, "test_tmp/hostile/hf");
+    export_gguf(&m, "test_tmp/hostile/base.gguf", 0, NULL);
+    GPTConfig with = m.config;
+    with.lora_r = 2, with.lora_targets = LORA_QKV | LORA_FC, with.lora_alpha = 4, with.lora_first = 0, with.lora_last = 1;
+    uint64_t rng = 3;
+    gpt_set_peft(&m, with, &rng);
+    save_checkpoint(&m, "test_tmp/hostile/lora.bin", NULL);
+    save_checkpoint_kind(&m, "test_tmp/hostile/lora_adapter.bin", NULL, CKPT_ADAPTER);
+    export_peft(&m, "test_tmp/hostile/peft", 0.0f);
+    gpt_free(&m);
+    const char* eval = "--data test_tmp/hostile/tok.bin --batch 2 --seq 8";
+
+    // the LoRA layer range of a checkpoint (header [16], [17]) and of an adapter file
+    copy_with_i32("test_tmp/hostile/lora.bin", "test_tmp/hostile/lora_range.bin", 17, 5);
+    expect_error("checkpoint LoRA layers 0-5 of L=2 (export --merge 1)",
+                 "./train export --model test_tmp/hostile/lora_range.bin --format safetensors --merge 1 --out test_tmp/hostile/x", "LoRA layer range");
+    copy_with_i32("test_tmp/hostile/lora.bin", "test_tmp/hostile/lora_range2.bin", 16, -3);
+    expect_error("checkpoint LoRA layers -3-1 (--format peft)",
+                 "./train export --model test_tmp/hostile/lora_range2.bin --format peft --out test_tmp/hostile/x", "LoRA layer range");
+    copy_with_i32("test_tmp/hostile/lora_adapter.bin", "test_tmp/hostile/adapter_range.bin", 17, 9);
+    expect_error("adapter LoRA layers 0-9 (--adapter ... --merge 1)",
+                 "./train export --model test_tmp/hostile/base.bin --adapter test_tmp/hostile/adapter_range.bin --format safetensors --merge 1 --out test_tmp/hostile/x",
+                 "LoRA layer range");
+    // checkpoint kind 7; V = 2^24 in a file of a small model (refused by its size, before any allocation);
+    // V = 2^28 (out of range: not "out of memory ... --batch")
+    copy_with_i32("test_tmp/hostile/base.bin", "test_tmp/hostile/kind7.bin", 2, 7);
+    snprintf(cmd, sizeof cmd, "./train eval --model test_tmp/hostile/kind7.bin %s", eval);
+    expect_error("checkpoint kind 7", cmd, "checkpoint kind 7");
+    copy_with_i32("test_tmp/hostile/base.bin", "test_tmp/hostile/v24a.bin", 4, 1 << 24);
+    copy_with_i32("test_tmp/hostile/v24a.bin", "test_tmp/hostile/v24.bin", 8, 1 << 24);
+#ifdef __SANITIZE_ADDRESS__
+    const char* limit = "";  // AddressSanitizer reserves terabytes of address space: no ulimit -v under it
+#else
+    const char* limit = "ulimit -v 400000; ";  // 400 MB: a real model of this size loads, the 537 MB wte claimed cannot
+#endif
+    snprintf(cmd, sizeof cmd, "%s./train eval --model test_tmp/hostile/v24.bin %s", limit, eval);
+    expect_error("checkpoint claiming V=2^24 (checked before allocating)", cmd, "v24.bin: error: tensor 0 is 'wte' with 512 elements");
+    snprintf(cmd, sizeof cmd, "%s./train eval --model test_tmp/hostile/base.bin %s", limit, eval);
+    char out[1024];
+    report(run_cmd(cmd, "loss", out, sizeof out) == 0, "hostile: the undamaged model loads under the same memory limit: %s", out);
+    copy_with_i32("test_tmp/hostile/base.bin", "test_tmp/hostile/v28a.bin", 4, 1 << 28);
+    copy_with_i32("test_tmp/hostile/v28a.bin", "test_tmp/hostile/v28.bin", 8, 1 << 28);
+    snprintf(cmd, sizeof cmd, "./train eval --model test_tmp/hostile/v28.bin %s", eval);
+    expect_error("checkpoint claiming V=2^28 (the file named, not the flags)", cmd, "hostile/v28.bin: error: vocabulary V out of range");
+    // --model given a FIFO: refused at once instead of blocking on open (timeout 20: a hang fails the check)
+    remove("test_tmp/hostile/fifo");
+    if (mkfifo("test_tmp/hostile/fifo", 0644) == 0) {
+        snprintf(cmd, sizeof cmd, "timeout 20 ./train eval --model test_tmp/hostile/fifo %s", eval);
+        expect_error("--model a FIFO", cmd, "not a regular file");
+    }
+
+    // training checkpoints (--resume): a trainable count that overflows x8, a step of 1e12
+    snprintf(cmd, sizeof cmd, "./train --model test_tmp/hostile/base.bin --train test_tmp/hostile/tok.bin --batch 2 --seq 8 --steps 2 --out %s/run > /dev/null 2>&1", D);
+    mkdir("test_tmp/hostile/run", 0755);
+    int rc = system(cmd);
+    size_t ckn;
+    unsigned char* ck = read_whole("test_tmp/hostile/run/ckpt.bin", &ckn);
+    report(rc == 0 && ck && ckn > sizeof(TrainState) + 8, "hostile: a training checkpoint to damage (%zu bytes)", ckn);
+    if (ck && ckn > sizeof(TrainState) + 8) {
+        int64_t nt;
+        size_t nt_at = 0;
+        // the count sits after the tensors and the mask: find it as the int64 whose m and v fill the rest
+        for (size_t at = 1024; at + 8 <= ckn; at += 1) {
+            memcpy(&nt, ck + at, 8);
+            if (nt > 0 && at + 8 + (size_t)nt * 8 + sizeof(TrainState) == ckn) { nt_at = at; break; }
+        }
+        int64_t huge = (int64_t)1 << 61;
+        copy_with_bytes("test_tmp/hostile/run/ckpt.bin", "test_tmp/hostile/resume_count.ckpt", (long)nt_at, &huge, 8);
+        mkdir("test_tmp/hostile/r1", 0755);
+        copy_with_bytes("test_tmp/hostile/resume_count.ckpt", "test_tmp/hostile/r1/ckpt.bin", 0, "", 0);
+        snprintf(cmd, sizeof cmd, "./train --resume %s/r1 --train test_tmp/hostile/tok.bin --batch 2 --seq 8 --steps 4 --out %s/r1", D, D);
+        expect_error("--resume: trainable count 2^61 (x8 overflows)", cmd, "trainable count");
+        int64_t step = 1000000000000LL;
+        mkdir("test_tmp/hostile/r2", 0755);
+        copy_with_bytes("test_tmp/hostile/run/ckpt.bin", "test_tmp/hostile/r2/ckpt.bin", -(long)sizeof(TrainState), &step, 8);
+        snprintf(cmd, sizeof cmd, "./train --resume %s/r2 --train test_tmp/hostile/tok.bin --batch 2 --seq 8 --steps 4 --out %s/r2", D, D);
+        expect_error("--resume: step 1e12", cmd, "step out of range");
+        copy_with_bytes("test_tmp/hostile/r2/ckpt.bin", "test_tmp/hostile/resume_step.ckpt", 0, "", 0);
+    }
+    free(ck);
+
+    // safetensors: shapes exactly (a transposed and a 1-D c_attn), a shape whose product wraps to the right
+    // count, overlapping data, a duplicate name; config.json's n_inner -5
+    char e[512], to[1200];
+    st_entry_text("test_tmp/hostile/hf/model.safetensors", "h.0.attn.c_attn.weight", e, sizeof e);
+    snprintf(src, sizeof src, "%s", e);
+    char* sh = strstr(e, "[8,24]");
+    if (sh) {
+        memcpy(sh, "[24,8]", 6);
+        snprintf(to, sizeof to, "%s", e);
+        copy_st_edited("test_tmp/hostile/hf/model.safetensors", "test_tmp/hostile/st_transposed.safetensors", src, to);
+        memcpy(sh, "[192] ", 6);
+        copy_st_edited("test_tmp/hostile/hf/model.safetensors", "test_tmp/hostile/st_1d.safetensors", src, e);
+    }
+    char ln[512], ln2[512], lnb[512];
+    st_entry_text("test_tmp/hostile/hf/model.safetensors", "h.0.ln_1.weight", ln, sizeof ln);
+    snprintf(ln2, sizeof ln2, "%s", ln);
+    char* s8 = strstr(ln2, "[8]");  // 8 floats; 8*5*5581*8681*49477*384773 = 8 (2^62 + 1) = 2^65 + 8 wraps to 8
+    if (s8) {
+        char wrapped[600];
+        snprintf(wrapped, sizeof wrapped, "%.*s[8,5,5581,8681,49477,384773]%s", (int)(s8 - ln2), ln2, s8 + 3);
+        copy_st_edited("test_tmp/hostile/hf/model.safetensors", "test_tmp/hostile/st_wrap.safetensors", ln, wrapped);
+    }
+    st_entry_text("test_tmp/hostile/hf/model.safetensors", "h.0.ln_1.bias", lnb, sizeof lnb);
+    const char* off_w = strstr(ln, "\"data_offsets\"");
+    const char* off_b = strstr(lnb, "\"data_offsets\"");
+    if (off_w && off_b) {  // the bias reads the weight's bytes
+        snprintf(to, sizeof to, "%.*s%s", (int)(off_b - lnb), lnb, off_w);
+        copy_st_edited("test_tmp/hostile/hf/model.safetensors", "test_tmp/hostile/st_overlap.safetensors", lnb, to);
+    }
+    snprintf(to, sizeof to, "%s,%s", ln, ln);  // the same entry twice
+    copy_st_edited("test_tmp/hostile/hf/model.safetensors", "test_tmp/hostile/st_dup.safetensors", ln, to);
+    static const struct { const char *what, *file, *needle; } st_cases[] = {
+        {"safetensors: c_attn stored transposed", "st_transposed", "has shape [24, 8]"},
+        {"safetensors: c_attn stored 1-D", "st_1d", "has shape [192]"},
+        {"safetensors: a shape whose product wraps 64 bits", "st_wrap", "overflows 64 bits"},
+        {"safetensors: two tensors on the same bytes", "st_overlap", "overlap"},
+        {"safetensors: a tensor name twice", "st_dup", "appears twice"},
+    };
+    for (int k = 0; k < (int)(sizeof st_cases / sizeof st_cases[0]); k++) {
+        snprintf(path, sizeof path, "%s/%s", D, st_cases[k].file);
+        mkdir(path, 0755);
+        snprintf(cmd, sizeof cmd, "cp %s/%s.safetensors %s/model.safetensors && cp %s/hf/config.json %s/", D, st_cases[k].file, path, D, path);
+        if (system(cmd)) printf("(cp failed)\n");
+        snprintf(cmd, sizeof cmd, "./train eval --model %s %s", path, eval);
+        expect_error(st_cases[k].what, cmd, st_cases[k].needle);
+    }
+    mkdir("test_tmp/hostile/st_inner", 0755);
+    if (system("cp test_tmp/hostile/hf/model.safetensors test_tmp/hostile/st_inner/")) printf("(cp failed)\n");
+    FILE* f = fopen_check("test_tmp/hostile/st_inner/config.json", "w");
+    fprintf(f, "{\"model_type\": \"gpt2\", \"n_layer\": 2, \"n_head\": 2, \"n_embd\": 8, \"n_inner\": -5}\n");
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "./train eval --model test_tmp/hostile/st_inner %s", eval);
+    expect_error("config.json with n_inner -5", cmd, "st_inner/config.json: error: n_inner is -5");
+
+    // GGUF: C, L and the MLP width each below 2^24 but their product past 2^64 (the size guard wrapped)
+    size_t gn;
+    unsigned char* g = read_whole("test_tmp/hostile/base.gguf", &gn);
+    const char* keys[4] = {"gpt2.embedding_length", "gpt2.block_count", "gpt2.feed_forward_length", "gpt2.attention.head_count"};
+    for (int k = 0; g && k < 4; k++) {
+        unsigned char* v = (unsigned char*)gguf_entry(g, gn, keys[k]);
+        uint32_t big = k < 3 ? (1u << 24) - 1 : 1;
+        if (v) memcpy(v + 4, &big, 4);  // after the u32 value type
+    }
+    unsigned char* te = g ? (unsigned char*)gguf_entry(g, gn, "token_embd.weight") : NULL;
+    if (te) { uint64_t c = (1u << 24) - 1; memcpy(te + 4, &c, 8); }  // ne[0] after the u32 n_dims
+    if (g) write_whole("test_tmp/hostile/gguf_overflow.gguf", g, gn);
+    free(g);
+    snprintf(cmd, sizeof cmd, "./train eval --model test_tmp/hostile/gguf_overflow.gguf %s", eval);
+    expect_error("GGUF whose parameter count overflows", cmd, "gguf_overflow.gguf: error: gpt2.embedding_length is 1.67772e+07: missing, or out of range");
+
+    // .ds files: an index entry of 2^64-1 (the bounds check wrapped), a label outside [0, K) found when
+    // the file is opened (not mid-run, and the file named)
+    write_cls_dataset("test_tmp/hostile/cls.ds", 40, 64, 3);
+    size_t dn;
+    unsigned char* d = read_whole("test_tmp/hostile/cls.ds", &dn);
+    uint64_t index_off = 0, r39 = 0;
+    if (d && dn > 1024) memcpy(&index_off, d + 44, 8);
+    if (d && index_off + 8 * 41 <= dn) {
+        memcpy(&r39, d + index_off + 8 * 39, 8);
+        uint64_t wrap = UINT64_MAX;
+        copy_with_bytes("test_tmp/hostile/cls.ds", "test_tmp/hostile/ds_index.ds", (long)(index_off + 8 * 20), &wrap, 8);
+        int32_t seven = 7;
+        copy_with_bytes("test_tmp/hostile/cls.ds", "test_tmp/hostile/ds_label.ds", (long)(r39 + 4), &seven, 4);
+    }
+    free(d);
+    expect_error(".ds index entry 2^64-1",
+                 "./train --init 1,1,8 --vocab 64 --max-seq 8 --train test_tmp/hostile/ds_index.ds --batch 2 --seq 8 --steps 30",
+                 "ds_index.ds: example 19: index entry");
+    mkdir("test_tmp/hostile/ep", 0755);
+    expect_error(".ds label 7 of K=3 in the last record (one epoch)",
+                 "./train --init 1,1,8 --vocab 64 --max-seq 8 --train test_tmp/hostile/ds_label.ds --batch 2 --seq 8 --epochs 1 --shuffle 0 --out test_tmp/hostile/ep",
+                 "ds_label.ds: example 39 has a label outside [0, K)");
+}
+
 int main(void) {
     mkdir("test_tmp", 0755);
     printf("-- tier 1: kernels against finite differences, fast matmul against the reference\n");
@@ -2485,6 +2737,7 @@ int main(void) {
     test_int8();
     test_pruning();
     test_onnx_export();
+    test_hostile_files();
     printf("gpt: %d passed, %d failed\n", checks_passed, checks_failed);
     return checks_failed ? 1 : 0;
 }

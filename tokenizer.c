@@ -52,6 +52,7 @@
 
 // reads a whole (small) file; returns NULL and sets errno-style message in err on failure
 TOK_API unsigned char* tok_read_file(const char* path, size_t* len, char* err, size_t errlen) {
+    if (not_regular_file(path)) { tok_errf(err, errlen, "%s: not a regular file (a folder, FIFO or device)", path); return NULL; }
     FILE* f = fopen(path, "rb");
     if (!f) { tok_errf(err, errlen, "%s: cannot open for reading", path); return NULL; }
     ByteVec v = {0};

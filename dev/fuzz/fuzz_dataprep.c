@@ -5,8 +5,9 @@
 //   4 GPT-2 encode then decode: must give the input back, ids in range
 // Build and run from the repo root (GPT-2 files are read from ../shared/data/gpt2_bpe):
 //   bash dev/fuzz/run.sh [seconds per target]
-// A crash input lands in dev/fuzz/crashes/; copy it to dev/fuzz/regress/ and it is replayed by
-// `./fuzz_dataprep dev/fuzz/regress/*` (run.sh does that first).
+// A crash input lands in dev/fuzz/crashes/; copy it to dev/fuzz/regress/dataprep/ and it is replayed by
+// `./fuzz_dataprep dev/fuzz/regress/dataprep/*` (run.sh does that first). The readers have their own
+// harness: readers.h, fuzz_readers.c, replay.c.
 #define DATAPREP_NO_MAIN
 #if defined(__GNUC__)
 #pragma GCC diagnostic ignored "-Wunused-function"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds dev/fuzz/fuzz_dataprep.c with clang's libFuzzer + ASan + UBSan, replays the regression inputs
-# in dev/fuzz/regress/, then fuzzes each of the 5 targets for SECONDS (default 60) from small seeds.
+# in dev/fuzz/regress/dataprep/, then fuzzes each of the 5 targets for SECONDS (default 60) from small seeds.
 #   bash dev/fuzz/run.sh [SECONDS]        (from the repo root; needs clang)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -9,7 +9,7 @@ OUT=${FUZZ_OUT:-/tmp/finetune_fuzz}
 mkdir -p "$OUT" dev/fuzz/crashes
 clang -O1 -g -std=c11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -o "$OUT/fuzz_dataprep" dev/fuzz/fuzz_dataprep.c -lm
-if ls dev/fuzz/regress/* >/dev/null 2>&1; then "$OUT/fuzz_dataprep" dev/fuzz/regress/*; fi
+if ls dev/fuzz/regress/dataprep/* >/dev/null 2>&1; then "$OUT/fuzz_dataprep" dev/fuzz/regress/dataprep/*; fi
 for t in 0 1 2 3 4; do
   corpus="$OUT/corpus_$t"
   mkdir -p "$corpus"
