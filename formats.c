@@ -13,7 +13,6 @@
 // Kept valid C++ as well (train.cu compiles it as C++): casts on malloc, no compound literals.
 
 #pragma once
-#include <sys/stat.h>     // defines: mkdir (export folders)
 #include "model.h"        // defines: GPT, the parameter table, the int8 layout
 #include "tokenizer.c"    // defines: Tokenizer (GGUF files carry the vocabulary)
 
@@ -587,7 +586,7 @@ static void export_hf(const GPT* model, const char* dir) {
     if (model->q8_memory)
         failf("export the fp32 model, or use --format gguf --dtype q8_0, which keeps int8 weights",
               "%s: the model's weights are int8; Hugging Face GPT-2 files hold floats", dir);
-    mkdir(dir, 0755);
+    make_dirs(dir);
     StOut* t = (StOut*)callocCheck((size_t)NUM_BASE_PARAMS * c->L + 1, sizeof(StOut));
     int n = 0;
     for (int p = 0; p < NUM_BASE_PARAMS; p++)
@@ -672,6 +671,9 @@ static void load_llmc(GPT* model, const char* path) {
 // An adapter-only file holds just the fine-tuning tensors (LoRA, adapters, prefix, head): small, and applied
 // to a base model with --adapter. A training checkpoint continues with the trainable mask (NUM_PARAMS x L
 // bytes), the number of trainable floats (int64), AdamW's m and v over them, and a TrainState.
+// [20] = bytes of the label names at the very end (0: none): a classification model's class names, per class
+// id a uint32 length (1 to 255) and that many bytes, so eval/classify can refuse data whose ids mean other
+// classes and classify can print the names.
 #define CKPT_MAGIC 20261130
 #define CKPT_VERSION 1
 enum { CKPT_MODEL = 1, CKPT_TRAIN = 2, CKPT_ADAPTER = 3 };
@@ -720,6 +722,39 @@ static int ckpt_kind(const int32_t h[256], const char* path) {
     return h[2];
 }
 
+// The label-names section: its size, and writing and reading it (the lengths checked against the section).
+static uint32_t ckpt_names_bytes(const GPT* model) {
+    if (!model->label_names || !model->config.num_classes) return 0;
+    uint32_t n = 0;
+    for (int k = 0; k < model->config.num_classes; k++) n += 4 + (uint32_t)strlen(model->label_names[k]);
+    return n;
+}
+static void ckpt_write_names(const GPT* model, FILE* f, const char* path) {
+    for (int k = 0; ckpt_names_bytes(model) && k < model->config.num_classes; k++) {
+        uint32_t n = (uint32_t)strlen(model->label_names[k]);
+        fwrite_check(&n, 4, f, path);
+        fwrite_check(model->label_names[k], n, f, path);
+    }
+}
+static void ckpt_check_names_bytes(const int32_t h[256], const char* path) {
+    if (h[20] < 0 || h[20] > h[15] * (4 + 255) || (h[20] && h[20] < h[15] * 5))
+        fail_at(path, "the header is corrupt", "label-name section of %d bytes for %d classes", h[20], h[15]);
+}
+static void ckpt_read_names(Reader* r, GPT* model, uint32_t bytes) {
+    if (!bytes) return;
+    int K = model->config.num_classes;
+    uint64_t end = r->pos + bytes;
+    model->label_names = (char(*)[256])callocCheck((size_t)K, 256);
+    for (int k = 0; k < K; k++) {
+        uint32_t n = rd_u32(r, "the label names");
+        if (n < 1 || n > 255 || n > end - r->pos) fail_at(r->path, "the file is corrupt", "label name %d is %u bytes", k, n);
+        rd_bytes(r, model->label_names[k], n, "the label names");
+        if (memchr(model->label_names[k], 0, n)) fail_at(r->path, "the file is corrupt", "label name %d contains a NUL byte", k);
+    }
+    if (r->pos != end) fail_at(r->path, "the file is corrupt", "the label names end at byte %llu, the header says %llu",
+                               (unsigned long long)r->pos, (unsigned long long)end);
+}
+
 // Which tensors a file of this kind holds.
 static int ckpt_holds(int kind, int i) { return kind != CKPT_ADAPTER || i >= NUM_BASE_PARAMS; }
 
@@ -730,6 +765,7 @@ static void save_checkpoint_kind(const GPT* model, const char* path, const Train
     int32_t h[256];
     ckpt_header(h, c, kind);
     h[19] = model->q8_memory != NULL;
+    h[20] = (int32_t)ckpt_names_bytes(model);
     fwrite_check(h, sizeof h, w.f, path);
     for (int i = 0; i < NUM_PARAMS; i++) {
         char name[16] = {0};
@@ -757,6 +793,7 @@ static void save_checkpoint_kind(const GPT* model, const char* path, const Train
         fwrite_check(model->v_memory, model->num_trainable * 4, w.f, path);
         fwrite_check(state, sizeof *state, w.f, path);
     }
+    ckpt_write_names(model, w.f, path);
     safe_close(&w);
 }
 
@@ -830,6 +867,8 @@ static void load_checkpoint(GPT* model, const char* path, TrainState* state) {
         nt = (uint64_t)v;
         expect = at + 8 + nt * 8 + sizeof(TrainState);
     }
+    ckpt_check_names_bytes(h, path);
+    expect += (uint64_t)h[20];
     if (r.size != expect)
         fail_at(path, "the file is truncated or was not written completely", "expected %llu bytes, found %llu",
                 (unsigned long long)expect, (unsigned long long)r.size);
@@ -864,7 +903,10 @@ static void load_checkpoint(GPT* model, const char* path, TrainState* state) {
         rd_bytes(&r, model->v_memory, nt * 4, "AdamW v");
         rd_bytes(&r, state, sizeof *state, "the training state");
         check_train_state(state, path);
+    } else if (kind == CKPT_TRAIN) {  // loaded as a model: the training state is skipped
+        rd_seek(&r, expect - (uint64_t)h[20], "the label names");
     }
+    ckpt_read_names(&r, model, (uint32_t)h[20]);
     rd_close(&r);
 }
 
@@ -894,7 +936,7 @@ static void export_peft(const GPT* model, const char* dir, float lora_dropout) {
     if (c->adapter_dim || c->prefix_len)
         failf("PEFT's LoRA format holds LoRA and the score head only; keep our adapter.bin for these",
               "%s: the model has %s", dir, c->adapter_dim ? "adapters" : "a prefix");
-    mkdir(dir, 0755);
+    make_dirs(dir);
     StOut* t = (StOut*)callocCheck((size_t)8 * c->L + 1, sizeof(StOut));
     int n = 0;
     for (int l = c->lora_first; l <= c->lora_last; l++)
@@ -1608,7 +1650,8 @@ static void load_adapter(GPT* model, const char* path) {
                 "adapter is for L=%d NH=%d C=%d F=%d V=%d (Vp=%d) maxT=%d, the model is L=%d NH=%d C=%d F=%d V=%d (Vp=%d) maxT=%d",
                 ac.L, ac.NH, ac.C, mlp_width(&ac), ac.V, ac.Vp, ac.maxT, mc.L, mc.NH, mc.C, mlp_width(&mc), mc.V, mc.Vp, mc.maxT);
     ckpt_read_table(&r, &ac, CKPT_ADAPTER);
-    uint64_t expect = 1024 + NUM_PARAMS * 24 + ckpt_tensor_bytes(&ac, CKPT_ADAPTER, 0);
+    ckpt_check_names_bytes(h, path);
+    uint64_t expect = 1024 + NUM_PARAMS * 24 + ckpt_tensor_bytes(&ac, CKPT_ADAPTER, 0) + (uint64_t)h[20];
     if (r.size != expect)
         fail_at(path, "the file is truncated", "expected %llu bytes, found %llu", (unsigned long long)expect, (unsigned long long)r.size);
     check_model_memory(path, (double)num_parameters(&ac) * 4);
@@ -1616,6 +1659,9 @@ static void load_adapter(GPT* model, const char* path) {
     gpt_set_peft(model, ac, &rng);
     for (int i = NUM_BASE_PARAMS; i < NUM_PARAMS; i++)
         rd_bytes(&r, model->params.t[i], (uint64_t)param_numel(&ac, i) * 4, PARAM_TABLE[i].name);
+    free(model->label_names);  // the adapter's head brings its own class names
+    model->label_names = NULL;
+    ckpt_read_names(&r, model, (uint32_t)h[20]);
     rd_close(&r);
 }
 

@@ -2441,6 +2441,28 @@ static void test_file_safety(void) {
     expect_error("validation data with the labels in another order",
                  "./train --init 1,1,8 --vocab 257 --train test_tmp/fs_ab_train.ds --val test_tmp/fs_ba_train.ds --batch 2 --seq 8 --steps 1",
                  "fs_ba_train.ds: error: class 0 is 'pos' here but 'neg' for the model");
+    // the model carries the names it was trained on (model.bin, ckpt.bin, adapter.bin), and eval compares them
+    rc = run_cmd("./train --init 1,1,8 --vocab 257 --train test_tmp/fs_ab_train.ds --batch 2 --seq 8 --steps 1 --out test_tmp/fs_labrun"
+                 " && ./train --model test_tmp/fs_labrun/model.bin --train test_tmp/fs_ab_train.ds --batch 2 --seq 8 --steps 1 --method lora"
+                 " --out test_tmp/fs_labrun2", "done:", out, sizeof out);
+    GPT lm;
+    int names_ok = rc == 0;
+    const char* files[] = {"test_tmp/fs_labrun/model.bin", "test_tmp/fs_labrun/ckpt.bin", "test_tmp/fs_labrun2/model.bin"};
+    for (int k = 0; names_ok && k < 3; k++) {
+        load_model(&lm, files[k], NULL);
+        names_ok = lm.label_names && !strcmp(lm.label_names[0], "neg") && !strcmp(lm.label_names[1], "pos");
+        gpt_free(&lm);
+    }
+    load_model(&lm, "test_tmp/fs_labrun/model.bin", NULL);
+    free(lm.label_names), lm.label_names = NULL;
+    load_adapter(&lm, "test_tmp/fs_labrun2/adapter.bin");
+    names_ok = names_ok && lm.label_names && !strcmp(lm.label_names[1], "pos");
+    gpt_free(&lm);
+    report(names_ok, "a classifier's checkpoints (model.bin, ckpt.bin, LoRA adapter.bin) keep the label names neg,pos");
+    expect_error("eval on data with the labels in another order", "./train eval --model test_tmp/fs_labrun/model.bin --data test_tmp/fs_ba_train.ds --batch 2 --seq 8",
+                 "class 0 is 'pos' here but 'neg' for the model");
+    rc = run_cmd("./train eval --model test_tmp/fs_labrun/model.bin --data test_tmp/fs_ab_train.ds --batch 2 --seq 8", "\"accuracy\"", out, sizeof out);
+    report(rc == 0, "eval on data with the same names: runs (exit %d)", rc);
     // eval of data with nothing to evaluate: an error, not {"loss": nan}
     expect_error("eval with no targets", "./train eval --model test_tmp/base/model.bin --data test_tmp/sft.ds --batch 4 --seq 1", "no targets to evaluate");
 }
