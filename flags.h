@@ -48,6 +48,9 @@ typedef struct {
     const char* lora_targets, *lora_layers, *freeze, *unfreeze, *class_weights, *adapter;
     const char* grid;    // sweep: "flag=v1,v2 flag=..."
     int random_points;   // sweep: run this many points drawn from the grid (0 = all)
+    const char* replay, *fisher;  // continual.c: --replay OLD (rehearsal), --fisher FILE (EWC's F and theta*)
+    float replay_frac, ewc;       // --replay-frac F, --ewc LAMBDA (0 = off)
+    int fisher_examples;          // ./train fisher: examples to estimate F on (0 = all)
     uint8_t given[96];   // given[i]: flag FLAGS[i] was on the command line (not just its default)
 } Args;
 
@@ -149,6 +152,12 @@ static const Flag FLAGS[] = {
     F_("--prune", "MODE", FLAG_STRING, prune, NULL, "compress", "prune: unstructured|layer|heads|neurons"),
     F_("--sparsity", "S", FLAG_FLOAT, sparsity, "0", "compress", "prune: fraction of the block-matrix weights to remove, in [0, 1)"),
     F_("--keep-sparsity", "0|1", FLAG_INT, keep_sparsity, "0", "compress", "train: put a pruned model's zeros back after every step"),
+    // continual learning (continual.c)
+    F_("--replay", "FILE", FLAG_STRING, replay, NULL, "continual", "rehearsal: replace a seeded share of every batch's rows by rows of this earlier data (same task kind), e.g. --replay a_train.bin --replay-frac 0.2"),
+    F_("--replay-frac", "F", FLAG_FLOAT, replay_frac, "0.2", "continual", "the share of each batch's rows taken from --replay: round(F * rows) rows, exactly, every batch"),
+    F_("--ewc", "LAMBDA", FLAG_FLOAT, ewc, "0", "continual", "EWC: add (LAMBDA/2) sum_i F_i (theta_i - theta*_i)^2 to the loss, F and theta* from --fisher (0 = off)"),
+    F_("--fisher", "FILE", FLAG_STRING, fisher, NULL, "continual", "the Fisher file for --ewc, written by ./train fisher --model A.bin --data a_train.bin --out A.fisher"),
+    F_("--fisher-examples", "N", FLAG_INT, fisher_examples, "1000", "continual", "fisher: estimate F on the first N examples (LM: windows of --seq + 1 tokens) of --data (0 = all)"),
     // sweep
     F_("--grid", "AXES", FLAG_STRING, grid, NULL, "sweep", "\"flag=v1,v2 flag=v1,v2\": one run per point of the grid"),
     F_("--random", "N", FLAG_INT, random_points, "0", "sweep", "run N points drawn from the grid (seeded by --seed; 0 = all)"),
@@ -163,7 +172,7 @@ static const char* const FLAG_GROUPS[][2] = {
     {"method", "fine-tuning method"}, {"optimization", "optimization"}, {"output", "monitoring and output"},
     {"distributed", "distributed (make mpi, mpirun -np N: --batch is per rank, the global batch N*B)"},
     {"eval", "eval"}, {"sample", "sample"}, {"classify", "classify"}, {"export", "export"},
-    {"compress", "quantize and prune"}, {"sweep", "sweep"}, {"help", "help"},
+    {"compress", "quantize and prune"}, {"continual", "continual learning (rehearsal, EWC)"}, {"sweep", "sweep"}, {"help", "help"},
 };
 
 static int flag_index(const char* name) {
@@ -232,6 +241,7 @@ static void check_args(const Args* a) {
     if (a->dropout < 0.0f || a->dropout >= 1.0f) failf(NULL, "--dropout %g must be in [0, 1)", a->dropout);
     if (a->lora_dropout < 0.0f || a->lora_dropout >= 1.0f) failf(NULL, "--lora-dropout %g must be in [0, 1)", a->lora_dropout);
     if (a->top_p <= 0.0f || a->top_p > 1.0f) failf("e.g. 0.9 samples from the tokens that make up 90% of the probability", "--top-p %g must be in (0, 1]", a->top_p);
+    if (a->ewc < 0.0f || a->fisher_examples < 0) failf(NULL, "--ewc and --fisher-examples must not be negative");
     if (a->temperature < 0.0f || a->top_k < 0) failf("--temperature 0 is greedy; --top-k 0 keeps every token", "--temperature and --top-k must not be negative");
 }
 

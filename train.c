@@ -14,6 +14,7 @@
 #include <sys/stat.h>  // defines: mkdir (the sweep's folders)
 #include <sys/wait.h>  // defines: waitpid (the sweep runs ./train)
 #include "compress.c"  // defines: cmd_quantize, cmd_prune
+#include "continual.c" // defines: Replay, replay_mix (rehearsal), Ewc, ewc_fisher, ewc_add_grad (EWC)
 #include "report.c"    // defines: metrics, error analysis, plots, write_report
 #include "setup.c"     // defines: Args, parse_args, model_from_args, setup_finetuning
 
@@ -45,6 +46,8 @@ typedef struct {
     Series train_curve, val_curve;
     AdamWConfig opt;
     double t_start, t_steps, last_loss;
+    Replay replay;           // --replay: rows of the earlier data mixed into every batch (replay.rows 0: off)
+    Ewc ewc;                 // --ewc: the penalty's F and theta* (ewc.lambda 0: off)
 } Run;
 
 // What a step needs from the device that does its arithmetic. ctx is the device's model.
@@ -266,6 +269,10 @@ static void run_prepare(Run* r, const Args* a, const Backend* be) {
     r->a = a;
     run_load(r, a);
     run_recipe(r, a);
+    if (a->replay) replay_open(&r->replay, a->replay, a->replay_frac, &r->dl, &r->model, a->seed ^ 0x5265706C6179ull);
+    if (a->ewc > 0.0f || a->fisher) ewc_open(&r->ewc, &r->model, a->fisher, a->ewc);
+    if (a->ewc > 0.0f && be->zero_grad != cpu_zero_grad)  // the penalty's gradient is added to the host's gradients
+        failf("use ./train for EWC (same flags, same files)", "--ewc is not supported on this device yet");
     const char* missing = be->unsupported ? be->unsupported(a, &r->model) : NULL;
     if (missing)
         failf("use ./train for this (same flags, same files): this device does not have it yet", "%s is not supported here", missing);
@@ -287,6 +294,7 @@ static double train_step(Run* r, const Backend* be, int step, float* norm) {
     for (int k = 0; k < a->accum; k++) {
         Batch* g = &r->global;
         loader_next(&r->dl, g->x, g->y, g->len, g->lab, model->config.V);
+        if (r->replay.rows) replay_mix(&r->replay, g, (uint64_t)step * a->accum + k, model->config.V);  // batch's index
         memcpy(r->micro[k].x, g->x + r0 * a->T, BT * sizeof(int));
         memcpy(r->micro[k].y, g->y + r0 * a->T, BT * sizeof(int));
         memcpy(r->micro[k].len, g->len + r0, (size_t)a->B * sizeof(int));
@@ -306,6 +314,7 @@ static double train_step(Run* r, const Backend* be, int step, float* norm) {
         loss += share * l;
     }
     if (dist_world > 1) dist_sum_doubles(&loss, 1);
+    if (r->ewc.lambda > 0.0f && dist_rank == 0) ewc_add_grad(&r->ewc, model);  // before clipping (continual.c)
     r->opt.lr = lr_at(step, a->lr, a->warmup, r->steps, a->schedule, a->min_lr_frac);
     *norm = be->update(be->ctx, r, step + 1);
     if (r->pruned) {  // AdamW moved pruned weights off zero (momentum, decay of others): put them back
@@ -517,6 +526,8 @@ static void run_free(Run* r) {
     batch_free(&r->global);
     loader_free(&r->dl);
     free(r->pruned);
+    if (r->replay.rows) replay_free(&r->replay);
+    ewc_free(&r->ewc);
     free(r->train_curve.x), free(r->train_curve.y), free(r->val_curve.x), free(r->val_curve.y);
     gpt_free(&r->model);
 }
@@ -1017,6 +1028,27 @@ static int cmd_export(const Args* a) {
     return 0;
 }
 
+// ./train fisher: EWC's diagonal Fisher of a model on its task's data, with the weights (continual.c).
+static int cmd_fisher(const Args* a) {
+    GPT model;
+    uint64_t rng = 1;
+    model_from_args(&model, a, NULL, &rng);
+    if (!a->data || !a->out)
+        failf("for example: ./train fisher --model run_a/model.bin --data a_train.bin --out run_a/model.fisher", "fisher needs --data and --out");
+    if (a->T > model.config.maxT) failf("use a smaller --seq", "--seq %d is longer than the model's maxT=%d", a->T, model.config.maxT);
+    Ewc e;
+    ewc_fisher(&e, &model, a->data, a->T, (uint64_t)a->fisher_examples);
+    if (dist_rank == 0) ewc_save(&e, &model, a->out);
+    double sum = 0.0;
+    for (int i = 0; i < NUM_PARAMS; i++)
+        for (size_t j = 0, n = e.F[i] ? param_numel(&model.config, i) : 0; j < n; j++) sum += e.F[i][j];
+    printf("wrote %s: diagonal Fisher of %zu parameters on %llu examples of %s (T=%d), sum of F %.6e\n", a->out,
+           model.num_trainable, (unsigned long long)e.examples, a->data, a->T, sum);
+    ewc_free(&e);
+    gpt_free(&model);
+    return 0;
+}
+
 static int cmp_double(const void* a, const void* b) {
     double x = *(const double*)a, y = *(const double*)b;
     return (x > y) - (x < y);
@@ -1199,6 +1231,8 @@ static const Command COMMANDS[] = {
                            "        safetensors: PATH/model.safetensors + config.json (Hugging Face GPT-2); llmc: llm.c's file;\n"
                            "        peft: the LoRA as PATH/adapter_model.safetensors + adapter_config.json; gguf: PATH.gguf for\n"
                            "        llama.cpp [--dtype f32|q8_0] [--tokenizer DIR, which llama.cpp needs to run it]"},
+    {"fisher", cmd_fisher, "./train fisher --model FILE --data FILE --out FILE.fisher [--seq T --fisher-examples N]: EWC's diagonal\n"
+                           "        Fisher (mean squared per-example gradient) and the weights, for a later --ewc LAMBDA --fisher FILE"},
     {"quantize", cmd_quantize, "./train quantize --model FILE --out FILE [--data FILE]: int8 (Q8_0) weights, size and quality before/after"},
     {"prune", cmd_prune, "./train prune --model FILE --prune MODE --sparsity S --out FILE [--data FILE]: magnitude pruning"},
 };
