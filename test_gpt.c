@@ -2188,6 +2188,85 @@ static void test_replay(void) {
     expect_error("--ewc without --fisher", full, "--ewc needs --fisher");
 }
 
+// ---------------------------------------------------------------------------- model cards (card.c)
+// SHA-256 on FIPS 180-4's test vectors (also fed in uneven pieces, so the partial-block path is exercised),
+// then the card of a run folder (made by test_replay's run) and the cards export writes.
+static void test_card(void) {
+    printf("-- model cards: SHA-256 (FIPS 180-4 vectors), DIR/README.md, export\n");
+    static const struct { const char* msg; const char* want; } V[] = {
+        {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+    };
+    char hex[65];
+    for (int i = 0; i < 3; i++) {
+        sha256_hex(V[i].msg, strlen(V[i].msg), hex);
+        report(!strcmp(hex, V[i].want), "sha256(\"%.20s%s\") = %s", V[i].msg, strlen(V[i].msg) > 20 ? "..." : "", hex);
+    }
+    char* a = (char*)mallocCheck(1000000);
+    memset(a, 'a', 1000000);
+    // the padding's edge cases: 55 bytes leave just room for the 0x80 and the length in the last block,
+    // 56 and 63 do not, 64 fills a block exactly (digests from Python's hashlib)
+    static const struct { size_t n; const char* want; } E[] = {
+        {55, "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318"},
+        {63, "7d3e74a05d7db15bce4ad9ec0658ea98e3f06eeecf16b4c6fff2da457ddc2f34"},
+        {64, "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb"},
+        {119, "31eba51c313a5c08226adf18d4a359cfdfd8d2e816b13f4af952f7ea6584dcfb"},
+    };
+    int edges = 0;
+    for (int i = 0; i < 4; i++) sha256_hex(a, E[i].n, hex), edges += !strcmp(hex, E[i].want);
+    report(edges == 4, "sha256 of 55, 63, 64 and 119 'a's (the padding's edge cases): %d of 4 right", edges);
+    sha256_hex(a, 1000000, hex);
+    int ok1 = !strcmp(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    Sha256 s;
+    sha256_init(&s);
+    size_t pos = 0, step[] = {1, 63, 64, 65, 127, 1000, 55, 56, 57};
+    for (int k = 0; pos < 1000000; k++) {
+        size_t n = step[k % 9] < 1000000 - pos ? step[k % 9] : 1000000 - pos;
+        sha256_update(&s, a + pos, n);
+        pos += n;
+    }
+    char hex2[65];
+    sha256_final(&s, hex2);
+    report(ok1 && !strcmp(hex, hex2), "sha256(one million 'a') = %s, whole and in pieces of 1..1000 bytes", hex);
+    free(a);
+    // the run folder's card: front matter, the data files with the hashes, the command
+    size_t n;
+    char* card = (char*)read_whole("test_tmp/rp_full/README.md", &n);
+    char h_new[65], h_old[65], h_model[65];
+    long long sz;
+    sha256_file("test_tmp/rp_new.bin", h_new, &sz);
+    sha256_file("test_tmp/rp_old.bin", h_old, &sz);
+    sha256_file("test_tmp/rp_full/model.bin", h_model, &sz);
+    int ok = card && !strncmp(card, "---\n", 4) && strstr(card, "\nlibrary_name: finetune.c\n") && strstr(card, "\n- continual-learning\n") &&
+             strstr(card, "\ndatasets:\n- \"test_tmp/rp_new.bin\"\n- \"test_tmp/rp_old.bin\"\nmetrics:") && strstr(card, h_new) &&
+             strstr(card, h_old) && strstr(card, h_model) && strstr(card, "| rehearsal | 0.5 of every batch's rows from `test_tmp/rp_old.bin` |") &&
+             strstr(card, "--replay test_tmp/rp_old.bin --replay-frac 0.5 --accum 2 --out test_tmp/rp_full\n```") && strstr(card, "- machine: ");
+    report(ok, "model card: test_tmp/rp_full/README.md has the front matter, the data and model files with their SHA-256, the method, the command");
+    char out[1024];  // the hashes agree with coreutils' where it is installed (not needed by the test)
+    if (run_cmd("sha256sum test_tmp/rp_old.bin", NULL, out, sizeof out) == 0)
+        report(!strncmp(out, h_old, 64), "sha256 of a file = sha256sum's: %.16s...", out);
+    // export carries the card, adding the exported files' hashes; a model without a card gets a minimal one
+    int rc = run_cmd("./train export --model test_tmp/rp_full/model.bin --format safetensors --out test_tmp/rp_hf", "wrote", out, sizeof out);
+    size_t m;
+    char* ex = (char*)read_whole("test_tmp/rp_hf/README.md", &m);
+    char h_st[65];
+    sha256_file("test_tmp/rp_hf/model.safetensors", h_st, &sz);
+    report(rc == 0 && card && ex && m > n && !memcmp(ex, card, n) && strstr(ex + n, "## Export") && strstr(ex + n, h_st) && strstr(ex + n, h_model),
+           "export --format safetensors: OUT/README.md is the run's card plus an Export section with the files' SHA-256 (exit %d)", rc);
+    free(ex);
+    rc = run_cmd("./train export --model ref/gpt_a.bin --format safetensors --out test_tmp/nocard_hf", "wrote", out, sizeof out);
+    ex = (char*)read_whole("test_tmp/nocard_hf/README.md", &m);
+    report(rc == 0 && ex && !strncmp(ex, "---\nlibrary_name: finetune.c\n", 29) && strstr(ex, "came with no model card") && strstr(ex, "## Export"),
+           "export of a model outside a run folder: a minimal card with the Export section (exit %d)", rc);
+    free(ex);
+    rc = run_cmd("./train export --model test_tmp/lora/model.bin --format peft --out test_tmp/rp_peft", "wrote", out, sizeof out);
+    ex = (char*)read_whole("test_tmp/rp_peft/README.md", &m);
+    report(rc == 0 && ex && strstr(ex, "\n- lora\n") && strstr(ex, "adapter_model.safetensors"), "export --format peft carries the LoRA run's card (exit %d)", rc);
+    free(ex);
+    free(card);
+}
+
 int main(void) {
     mkdir("test_tmp", 0755);
     printf("-- tier 1: kernels against finite differences, fast matmul against the reference\n");
@@ -2228,6 +2307,7 @@ int main(void) {
     test_pruning();
     test_ewc();
     test_replay();
+    test_card();
     printf("gpt: %d passed, %d failed\n", checks_passed, checks_failed);
     return checks_failed ? 1 : 0;
 }

@@ -14,6 +14,7 @@
 #include <sys/stat.h>  // defines: mkdir (the sweep's folders)
 #include <sys/wait.h>  // defines: waitpid (the sweep runs ./train)
 #include "compress.c"  // defines: cmd_quantize, cmd_prune
+#include "card.c"      // defines: sha256, write_model_card, write_export_card (DIR/README.md)
 #include "continual.c" // defines: Replay, replay_mix (rehearsal), Ewc, ewc_fisher, ewc_add_grad (EWC)
 #include "report.c"    // defines: metrics, error analysis, plots, write_report
 #include "setup.c"     // defines: Args, parse_args, model_from_args, setup_finetuning
@@ -512,7 +513,8 @@ static void run_finish(Run* r, const Backend* be) {
                          (long long)r->state.step, (long long)r->state.best_step, r->state.best_metric, n, r->stopped_early,
                          now_seconds() - r->t_start, ms, tok_s, peak_rss_mb(), r->last_loss, tested ? &te : NULL};
         write_report(&r->model, r->ntrain, &rs);
-        printf("report: %s/report.md\n", a->out);
+        write_model_card(&r->model, r->ntrain, &rs, a, KIND_NAMES[r->dl.kind]);
+        printf("report: %s/report.md, model card: %s/README.md\n", a->out, a->out);
     }
     free(te.confusion);
     if (r->log && a->val) fprintf(r->log, "{\"best_%s\": %.8f, \"best_step\": %lld}\n", a->metric, r->state.best_metric, (long long)r->state.best_step);
@@ -996,7 +998,9 @@ static int cmd_export(const Args* a) {
     if (!strcmp(a->format, "peft")) {  // the LoRA itself, unmerged
         if (a->merge) failf("peft exports the LoRA tensors themselves; drop --merge", "--merge 1 with --format peft");
         export_peft(&model, a->out, a->lora_dropout);
-        printf("wrote %s/adapter_model.safetensors and %s/adapter_config.json\n", a->out, a->out);
+        const char* files[2] = {"adapter_model.safetensors", "adapter_config.json"};
+        write_export_card(a, files, 2);
+        printf("wrote %s/adapter_model.safetensors, %s/adapter_config.json and %s/README.md (model card)\n", a->out, a->out, a->out);
         gpt_free(&model);
         return 0;
     }
@@ -1011,7 +1015,9 @@ static int cmd_export(const Args* a) {
               "the model has %s", c->adapter_dim ? "adapters" : "a prefix");
     if (!strcmp(a->format, "safetensors")) {
         export_hf(&model, a->out);
-        printf("wrote %s/model.safetensors and %s/config.json\n", a->out, a->out);
+        const char* files[2] = {"model.safetensors", "config.json"};
+        write_export_card(a, files, 2);
+        printf("wrote %s/model.safetensors, %s/config.json and %s/README.md (model card)\n", a->out, a->out, a->out);
     } else if (!strcmp(a->format, "llmc")) {
         if (c->num_classes) failf("llm.c's format has no classification head; use --format safetensors", "the model has a %d-class head", c->num_classes);
         export_llmc(&model, a->out);
