@@ -154,10 +154,10 @@ static const Flag FLAGS[] = {
     F_("--keep-sparsity", "0|1", FLAG_INT, keep_sparsity, "0", "compress", "train: put a pruned model's zeros back after every step"),
     // continual learning (continual.c)
     F_("--replay", "FILE", FLAG_STRING, replay, NULL, "continual", "rehearsal: replace a seeded share of every batch's rows by rows of this earlier data (same task kind), e.g. --replay a_train.bin --replay-frac 0.2"),
-    F_("--replay-frac", "F", FLAG_FLOAT, replay_frac, "0.2", "continual", "the share of each batch's rows taken from --replay: round(F * rows) rows, exactly, every batch"),
-    F_("--ewc", "LAMBDA", FLAG_FLOAT, ewc, "0", "continual", "EWC: add (LAMBDA/2) sum_i F_i (theta_i - theta*_i)^2 to the loss, F and theta* from --fisher (0 = off)"),
+    F_("--replay-frac", "F", FLAG_FLOAT, replay_frac, "0.2", "continual", "the share of each batch's rows taken from --replay: round(F * rows) rows, exactly, every batch (e.g. --replay a_train.bin --replay-frac 0.25)"),
+    F_("--ewc", "LAMBDA", FLAG_FLOAT, ewc, "0", "continual", "EWC: add (LAMBDA/2) sum_i F_i (theta_i - theta*_i)^2 to the loss, F and theta* from --fisher (0 = off), e.g. --ewc 1e4 --fisher run_a/model.fisher"),
     F_("--fisher", "FILE", FLAG_STRING, fisher, NULL, "continual", "the Fisher file for --ewc, written by ./train fisher --model A.bin --data a_train.bin --out A.fisher"),
-    F_("--fisher-examples", "N", FLAG_INT, fisher_examples, "1000", "continual", "fisher: estimate F on the first N examples (LM: windows of --seq + 1 tokens) of --data (0 = all)"),
+    F_("--fisher-examples", "N", FLAG_INT, fisher_examples, "1000", "continual", "fisher: estimate F on the first N examples (LM: windows of --seq + 1 tokens) of --data (0 = all), e.g. ./train fisher --model run_a/model.bin --data a_train.bin --fisher-examples 500 --out run_a/model.fisher"),
     // sweep
     F_("--grid", "AXES", FLAG_STRING, grid, NULL, "sweep", "\"flag=v1,v2 flag=v1,v2\": one run per point of the grid"),
     F_("--random", "N", FLAG_INT, random_points, "0", "sweep", "run N points drawn from the grid (seeded by --seed; 0 = all)"),
