@@ -2180,6 +2180,9 @@ static void test_replay(void) {
     copy_truncated("test_tmp/rp.fisher", "test_tmp/rp_trunc.fisher", 1000);
     snprintf(full, sizeof full, "%s --ewc 1 --fisher test_tmp/rp_trunc.fisher", common);
     expect_error("truncated Fisher file", full, "needs");
+    copy_patched("test_tmp/rp.fisher", "test_tmp/rp_nan.fisher", 51, "\x00\x00\xc0\x7f");  // wte's first F (after 32 + 4 + 4 + 3 + 8 bytes): NaN
+    snprintf(full, sizeof full, "%s --ewc 1 --fisher test_tmp/rp_nan.fisher", common);
+    expect_error("Fisher file with a NaN", full, "F must be finite");
     snprintf(full, sizeof full, "%s --ewc 1 --fisher test_tmp/b.fisher", common);
     expect_error("Fisher file of another model", full, "elements in the file but");
     snprintf(full, sizeof full, "%s --ewc 1 --fisher test_tmp/rp_old.bin", common);
