@@ -2130,6 +2130,43 @@ static void test_replay(void) {
     replay_free(&rp), replay_free(&rq), replay_free(&rs);
     loader_free(&dl);
     gpt_free(&m);
+    // classification rows carry their length and label along: new examples are ids < 100 with label 0, old
+    // ones ids >= 200 with label 1 and length 3 + (first id mod 5); a replayed row must keep both
+    {
+        char err[256];
+        DsWriter w;
+        for (int pass = 0; pass < 2; pass++) {
+            if (ds_writer_open(&w, pass ? "test_tmp/rp_old_cls.ds" : "test_tmp/rp_new_cls.ds", EXAMPLES_MAGIC, DS_CLS, V, 2, err, sizeof err)) failf(NULL, "%s", err);
+            for (int e = 0; e < 30; e++) {
+                int first = pass ? 200 + e : e, len = pass ? 3 + first % 5 : 6, x[8];
+                for (int i = 0; i < len; i++) x[i] = first;
+                ds_write_example(&w, x, (size_t)len, pass, NULL);
+            }
+            if (ds_writer_close(&w, err, sizeof err)) failf(NULL, "%s", err);
+        }
+        GPTConfig cc = {.L = 1, .NH = 1, .C = 8, .V = V, .Vp = pad_vocab(V), .maxT = T, .num_classes = 2};
+        gpt_build(&m, cc);
+        loader_init(&dl, "test_tmp/rp_new_cls.ds", 4, T, 1, 7);
+        replay_open(&rp, "test_tmp/rp_old_cls.ds", 0.5f, &dl, &m, 5);
+        batch_alloc(&g, 4, T);
+        int ok = 1;
+        for (int it = 0; it < 20; it++) {
+            loader_next(&dl, g.x, g.y, g.len, g.lab, V);
+            replay_mix(&rp, &g, (uint64_t)it, V);
+            int old = 0;
+            for (int b = 0; b < 4; b++) {
+                int first = g.x[(size_t)b * T];
+                if (first >= 200) old++, ok &= g.lab[b] == 1 && g.len[b] == 3 + first % 5;
+                else ok &= g.lab[b] == 0 && g.len[b] == 6;
+            }
+            ok &= old == 2;
+        }
+        report(ok, "replay of classification data: 2 of 4 rows every batch, each with its own length and label");
+        batch_free(&g);
+        replay_free(&rp);
+        loader_free(&dl);
+        gpt_free(&m);
+    }
     // through ./train
     write_cls_dataset("test_tmp/rp_cls.ds", 40, V, 3);
     const char* common = "./train --init 1,2,16 --vocab 300 --max-seq 8 --train test_tmp/rp_new.bin --batch 4 --seq 8 --steps 6 "
