@@ -157,7 +157,10 @@ DS_API void ds_write_example(DsWriter* w, const int* ids, size_t n, int label, c
     ds_put_u32(head + 4, (uint32_t)label);
     ds_write_raw(w, head, 8);
     ds_write_ids(w, ids, n);
-    if (w->kind == DS_SFT) ds_write_raw(w, mask, n);
+    if (w->kind == DS_SFT) {
+        if (!mask) DIE("an SFT example needs its loss mask", "pass n mask bytes to ds_write_example");
+        ds_write_raw(w, mask, n);
+    }
     static const unsigned char pad[4] = {0};
     ds_write_raw(w, pad, (4 - w->offset % 4) % 4);
     w->total_tokens += n;

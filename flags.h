@@ -44,6 +44,9 @@ typedef struct {
     float sparsity;      // prune: fraction of the block-matrix weights to remove, in [0, 1)
     int keep_sparsity;   // train: put a pruned model's zeros back after every step
     const char* dump_logits;  // eval: write the inputs and our logits here (onnx.c's dump_logits)
+    const char* replay, *fisher;  // continual.c: --replay OLD (rehearsal), --fisher FILE (EWC's F and theta*)
+    float replay_frac, ewc;       // --replay-frac F, --ewc LAMBDA (0 = off)
+    int fisher_examples;          // ./train fisher: examples to estimate F on (0 = all)
     int exact_match;     // eval on SFT data: greedy-generate the responses of this many examples (-1 = all)
     float lora_alpha, layer_decay, label_smoothing, lora_dropout, dropout;
     const char* lora_targets, *lora_layers, *freeze, *unfreeze, *class_weights, *adapter;
@@ -152,6 +155,12 @@ static const Flag FLAGS[] = {
     F_("--prune", "MODE", FLAG_STRING, prune, NULL, "compress", NULL, "prune: unstructured|layer|heads|neurons"),
     F_("--sparsity", "S", FLAG_FLOAT, sparsity, "0", "compress", "[0,1)", "prune: fraction of the block-matrix weights to remove, in [0, 1)"),
     F_("--keep-sparsity", "0|1", FLAG_INT, keep_sparsity, "0", "compress", "[0,1]", "train: put a pruned model's zeros back after every step"),
+    // continual learning (continual.c)
+    F_("--replay", "FILE", FLAG_STRING, replay, NULL, "continual", NULL, "rehearsal: replace a seeded share of every batch's rows by rows of this earlier data (same task kind), e.g. --replay a_train.bin --replay-frac 0.2"),
+    F_("--replay-frac", "F", FLAG_FLOAT, replay_frac, "0.2", "continual", "(0,1]", "the share of each batch's rows taken from --replay: round(F * rows) rows, exactly, every batch (e.g. --replay a_train.bin --replay-frac 0.25)"),
+    F_("--ewc", "LAMBDA", FLAG_FLOAT, ewc, "0", "continual", "[0,1e12]", "EWC: add (LAMBDA/2) sum_i F_i (theta_i - theta*_i)^2 to the loss, F and theta* from --fisher (0 = off), e.g. --ewc 1e4 --fisher run_a/model.fisher"),
+    F_("--fisher", "FILE", FLAG_STRING, fisher, NULL, "continual", NULL, "the Fisher file for --ewc, written by ./train fisher --model A.bin --data a_train.bin --out A.fisher"),
+    F_("--fisher-examples", "N", FLAG_INT, fisher_examples, "1000", "continual", "[0,1000000000]", "fisher: estimate F on the first N examples (LM: windows of --seq + 1 tokens) of --data (0 = all), e.g. ./train fisher --model run_a/model.bin --data a_train.bin --fisher-examples 500 --out run_a/model.fisher"),
     // sweep
     F_("--grid", "AXES", FLAG_STRING, grid, NULL, "sweep", NULL, "\"flag=v1,v2 flag=v1,v2\": one run per point of the grid"),
     F_("--random", "N", FLAG_INT, random_points, "0", "sweep", "[0,1000000]", "run N points drawn from the grid (seeded by --seed; 0 = all)"),
@@ -166,7 +175,7 @@ static const char* const FLAG_GROUPS[][2] = {
     {"method", "fine-tuning method"}, {"optimization", "optimization"}, {"output", "monitoring and output"},
     {"distributed", "distributed (make mpi, mpirun -np N: --batch is per rank, the global batch N*B)"},
     {"eval", "eval"}, {"sample", "sample"}, {"classify", "classify"}, {"export", "export"},
-    {"compress", "quantize and prune"}, {"sweep", "sweep"}, {"help", "help"},
+    {"compress", "quantize and prune"}, {"continual", "continual learning (rehearsal, EWC)"}, {"sweep", "sweep"}, {"help", "help"},
 };
 
 static int flag_index(const char* name) {

@@ -2719,6 +2719,345 @@ static void test_hostile_files(void) {
                  "ds_label.ds: example 39 has a label outside [0, K)");
 }
 
+// ---------------------------------------------------------------------------- continual learning (continual.c)
+// EWC's Fisher against PyTorch (ref/ewc_b.safetensors, dev/ref_ewc.py: float64 per-example gradients of
+// gpt_b on 6 windows of 13 tokens), the Fisher file's round trip, and the penalty's gradient against central
+// differences of the penalty, on a model with frozen slices.
+static void test_ewc(void) {
+    printf("-- continual learning: EWC (Fisher vs PyTorch, penalty gradient vs finite differences)\n");
+    SafeTensors st;
+    st_open(&st, "ref/ewc_b.safetensors");
+    int N = atoi(meta_or_die(&st, "N")), T = atoi(meta_or_die(&st, "T"));
+    const StTensor* tt = st_find(&st, "tokens");
+    if (!tt || st_numel(tt) != (size_t)N * T + 1) failf("regenerate with dev/ref_ewc.py", "ref/ewc_b.safetensors: bad 'tokens'");
+    int* tok = (int*)mallocCheck(st_numel(tt) * sizeof(int));
+    st_read_i32(&st, tt, tok);
+    GPT m;
+    load_model(&m, "ref/gpt_b.bin", NULL);
+    write_tokens("test_tmp/ewc_tokens.bin", tok, st_numel(tt), m.config.V);
+    Ewc e;
+    ewc_fisher(&e, &m, "test_tmp/ewc_tokens.bin", T, 0);
+    report(e.examples == (uint64_t)N, "fisher: %llu examples used (want %d: the windows of %d tokens)", (unsigned long long)e.examples, N, T + 1);
+    // Each F is a mean of squared fp32 gradients, which match PyTorch's float64 ones to ~1e-5 of their scale
+    // (TOL_GRADS tier); squaring doubles the relative error. Worst seen 8.1e-7 (qkvw): tolerance 5e-6.
+    for (int i = 0; i < NUM_BASE_PARAMS; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "fisher.%s", PARAM_TABLE[i].name);
+        size_t n = param_numel(&m.config, i);
+        float* ref = read_ref(&st, name, n);
+        check_tensor(name, PARAM_TABLE[i].shape, e.F[i], ref, n, 5e-6);
+        free(ref);
+    }
+    st_close(&st);
+    free(tok);
+    // the file: written, read back bit for bit; theta* is the model's weights
+    ewc_save(&e, &m, "test_tmp/b.fisher");
+    Ewc r;
+    ewc_load(&r, &m, "test_tmp/b.fisher");
+    int same = r.examples == e.examples && r.T == e.T;
+    for (int i = 0; i < NUM_PARAMS && same; i++) {
+        size_t n = param_numel(&m.config, i);
+        same = (!e.F[i]) == (!r.F[i]) && (!e.F[i] || (!memcmp(e.F[i], r.F[i], n * 4) && !memcmp(r.theta[i], m.params.t[i], n * 4)));
+    }
+    report(same, "fisher file round trip: F and theta* bit-identical, theta* = the model's weights");
+    ewc_free(&r);
+    gpt_free(&m);
+    // The penalty's gradient. F ~ |N(0,1)| and theta* = theta + N(0, 0.1) (the measured F is mostly tiny, which
+    // would test little), lambda 0.7; qkvw of layer 1 and lnfw frozen. The penalty is quadratic in each
+    // coordinate, so its central difference is exact up to rounding: the double sum of ~60K terms and the
+    // fp32 step leave ~1e-10 of the gradient; the gradient itself is one fp32 product added to 1/64, ~1e-9
+    // absolute. Errors are relative to |gradient| + 1e-3 (the typical one is ~0.05; the floor keeps tiny F
+    // from judging digits the fp32 sum cannot hold). Worst seen 7.9e-7; tolerance 5e-6.
+    load_model(&m, "ref/gpt_b.bin", NULL);
+    gpt_set_trainable(&m, PIDX(qkvw), 1, 0);
+    gpt_set_trainable(&m, PIDX(lnfw), -1, 0);
+    gpt_alloc_grads(&m);
+    uint64_t rng = 77;
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        if (!e.F[i]) continue;
+        size_t n = param_numel(&m.config, i);
+        for (size_t j = 0; j < n; j++) {
+            e.F[i][j] = fabsf(random_normal(&rng));
+            e.theta[i][j] = m.params.t[i][j] + 0.1f * random_normal(&rng);
+        }
+    }
+    e.lambda = 0.7f;
+    for (size_t j = 0; j < m.num_trainable; j++) m.grads_memory[j] = 0.015625f;  // it adds to what backward left
+    ewc_add_grad(&e, &m);
+    int checked = 0, bad = 0, frozen_ok = 1;
+    double worst = 0.0;
+    const GPTConfig* c = &m.config;
+    for (int i = 0; i < NUM_BASE_PARAMS; i++) {
+        size_t ns = slice_numel(c, i);
+        for (int l = 0; l < (param_per_layer(i) ? c->L : 1); l++) {
+            const float* g = gpt_grad(&m, i, l);
+            size_t picks[3] = {0, ns / 2, ns - 1};
+            for (int k = 0; k < 3; k++) {
+                float* p = m.params.t[i] + (size_t)l * ns + picks[k];
+                float orig = *p, h = 1e-2f;
+                *p = orig + h;
+                double jp = ewc_penalty(&e, &m);
+                *p = orig - h;
+                double jm = ewc_penalty(&e, &m);
+                *p = orig;
+                double num = (jp - jm) / ((double)(orig + h) - (double)(orig - h));
+                if (!g) {  // frozen: outside the penalty, and no gradient to add to
+                    frozen_ok &= num == 0.0;
+                    continue;
+                }
+                double ana = (double)g[picks[k]] - 0.015625, rel = fabs(ana - num) / (fabs(num) + 1e-3);
+                worst = fmax(worst, rel);
+                bad += rel > 5e-6;
+                checked++;
+            }
+        }
+    }
+    size_t all, cov = ewc_covered(&e, &m, &all);
+    report(!bad && checked >= 100 && frozen_ok && cov == all && all == m.num_trainable,
+           "ewc penalty gradient lambda F (theta - theta*): %d elements vs finite differences, worst rel %.1e (tol 5e-6); "
+           "frozen slices outside the penalty; covers %zu of %zu trainable", checked, worst, cov, all);
+    ewc_free(&e);
+    gpt_free(&m);
+}
+
+// Replay: every batch has exactly round(frac * rows) rows from the earlier data (told apart by their token
+// range), the other rows untouched, each replayed row a real window of the earlier file; the same seed gives
+// the same batches, another seed or batch index other rows. Then the errors, resume and EWC through ./train.
+static void test_replay(void) {
+    printf("-- continual learning: replay (batch composition, determinism, errors, resume)\n");
+    report(replay_count(0.25f, 10) == 3 && replay_count(0.2f, 4) == 1 && replay_count(0.1f, 4) == 0 && replay_count(1.0f, 7) == 7,
+           "replay rows: round(frac * rows), halves up (0.25 of 10 -> 3, 0.2 of 4 -> 1, 0.1 of 4 -> 0)");
+    int V = 300, T = 8, B = 10, n = 4000;
+    int* ids = (int*)mallocCheck(n * sizeof(int));
+    for (int i = 0; i < n; i++) ids[i] = i % 100;  // the new task: ids 0..99
+    write_tokens("test_tmp/rp_new.bin", ids, n, V);
+    for (int i = 0; i < n; i++) ids[i] = 200 + i % 100;  // the old one: 200..299, a token tells its position mod 100
+    write_tokens("test_tmp/rp_old.bin", ids, n, V);
+    write_tokens("test_tmp/rp_short.bin", ids, (size_t)T, V);  // one token short of a row
+    free(ids);
+    GPT m;
+    GPTConfig c = {.L = 1, .NH = 1, .C = 8, .V = V, .Vp = pad_vocab(V), .maxT = T};
+    gpt_build(&m, c);
+    DataLoader dl;
+    loader_init(&dl, "test_tmp/rp_new.bin", B, T, 1, 7);
+    Replay rp, rq, rs;
+    replay_open(&rp, "test_tmp/rp_old.bin", 0.25f, &dl, &m, 1234);
+    replay_open(&rq, "test_tmp/rp_old.bin", 0.25f, &dl, &m, 1234);
+    replay_open(&rs, "test_tmp/rp_old.bin", 0.25f, &dl, &m, 999);
+    Batch g, orig, g2;
+    batch_alloc(&g, B, T), batch_alloc(&orig, B, T), batch_alloc(&g2, B, T);
+    size_t BT = (size_t)B * T;
+    int exact = 1, untouched = 1, windows = 1, reproducible = 1, other_seed = 0, other_index = 0, prev_rows = -1;
+    for (int it = 0; it < 50; it++) {
+        loader_next(&dl, orig.x, orig.y, orig.len, orig.lab, V);
+        memcpy(g.x, orig.x, BT * sizeof(int)), memcpy(g.y, orig.y, BT * sizeof(int));
+        replay_mix(&rp, &g, (uint64_t)it, V);
+        int replayed = 0, rows_mask = 0;
+        for (int b = 0; b < B; b++) {
+            const int *x = g.x + (size_t)b * T, *y = g.y + (size_t)b * T;
+            if (x[0] >= 200) {
+                replayed++, rows_mask |= 1 << b;
+                windows &= (x[0] - 200) % 4 == 0;  // a window starts at a multiple of T = 8: position mod 100 is one of 4
+                for (int t = 0; t < T; t++) windows &= x[t] >= 200 && y[t] == 200 + (x[t] - 200 + 1) % 100 && (t + 1 == T || x[t + 1] == y[t]);
+            } else {
+                untouched &= !memcmp(x, orig.x + (size_t)b * T, T * sizeof(int)) && !memcmp(y, orig.y + (size_t)b * T, T * sizeof(int));
+            }
+        }
+        exact &= replayed == 3;
+        memcpy(g2.x, orig.x, BT * sizeof(int)), memcpy(g2.y, orig.y, BT * sizeof(int));
+        replay_mix(&rq, &g2, (uint64_t)it, V);
+        reproducible &= !memcmp(g.x, g2.x, BT * sizeof(int)) && !memcmp(g.y, g2.y, BT * sizeof(int));
+        memcpy(g2.x, orig.x, BT * sizeof(int)), memcpy(g2.y, orig.y, BT * sizeof(int));
+        replay_mix(&rs, &g2, (uint64_t)it, V);
+        other_seed |= memcmp(g.x, g2.x, BT * sizeof(int)) != 0;
+        other_index |= prev_rows >= 0 && rows_mask != prev_rows;
+        prev_rows = rows_mask;
+    }
+    report(exact && untouched && windows, "replay 0.25 of 10 rows: every one of 50 batches has exactly 3 rows of the old data, "
+           "each a real window of it, the other 7 rows untouched (%d %d %d)", exact, untouched, windows);
+    report(reproducible && other_seed && other_index, "replay: the same seed reproduces the batches; another seed, or the next "
+           "batch, replaces other rows (%d %d %d)", reproducible, other_seed, other_index);
+    batch_free(&g), batch_free(&orig), batch_free(&g2);
+    replay_free(&rp), replay_free(&rq), replay_free(&rs);
+    loader_free(&dl);
+    gpt_free(&m);
+    // classification rows carry their length and label along: new examples are ids < 100 with label 0, old
+    // ones ids >= 200 with label 1 and length 3 + (first id mod 5); a replayed row must keep both
+    {
+        char err[256];
+        DsWriter w;
+        for (int pass = 0; pass < 2; pass++) {
+            if (ds_writer_open(&w, pass ? "test_tmp/rp_old_cls.ds" : "test_tmp/rp_new_cls.ds", EXAMPLES_MAGIC, DS_CLS, V, 2, err, sizeof err)) failf(NULL, "%s", err);
+            for (int e = 0; e < 30; e++) {
+                int first = pass ? 200 + e : e, len = pass ? 3 + first % 5 : 6, x[8];
+                for (int i = 0; i < len; i++) x[i] = first;
+                ds_write_example(&w, x, (size_t)len, pass, NULL);
+            }
+            if (ds_writer_close(&w, err, sizeof err)) failf(NULL, "%s", err);
+        }
+        GPTConfig cc = {.L = 1, .NH = 1, .C = 8, .V = V, .Vp = pad_vocab(V), .maxT = T, .num_classes = 2};
+        gpt_build(&m, cc);
+        loader_init(&dl, "test_tmp/rp_new_cls.ds", 4, T, 1, 7);
+        replay_open(&rp, "test_tmp/rp_old_cls.ds", 0.5f, &dl, &m, 5);
+        batch_alloc(&g, 4, T);
+        int ok = 1;
+        for (int it = 0; it < 20; it++) {
+            loader_next(&dl, g.x, g.y, g.len, g.lab, V);
+            replay_mix(&rp, &g, (uint64_t)it, V);
+            int old = 0;
+            for (int b = 0; b < 4; b++) {
+                int first = g.x[(size_t)b * T];
+                if (first >= 200) old++, ok &= g.lab[b] == 1 && g.len[b] == 3 + first % 5;
+                else ok &= g.lab[b] == 0 && g.len[b] == 6;
+            }
+            ok &= old == 2;
+        }
+        report(ok, "replay of classification data: 2 of 4 rows every batch, each with its own length and label");
+        batch_free(&g);
+        replay_free(&rp);
+        loader_free(&dl);
+        gpt_free(&m);
+    }
+    // through ./train
+    write_cls_dataset("test_tmp/rp_cls.ds", 40, V, 3);
+    const char* common = "./train --init 1,2,16 --vocab 300 --max-seq 8 --train test_tmp/rp_new.bin --batch 4 --seq 8 --steps 6 "
+                         "--lr 1e-2 --seed 3";
+    char cmd[1024], out[1024];
+    snprintf(cmd, sizeof cmd, "%s --replay test_tmp/rp_cls.ds", common);
+    expect_error("replay of another task kind", cmd, "is a classification dataset but --train");
+    snprintf(cmd, sizeof cmd, "%s --replay test_tmp/rp_short.bin", common);
+    expect_error("replay data shorter than one row of --seq", cmd, "fewer than one row of --seq 8");
+    snprintf(cmd, sizeof cmd, "%s --replay test_tmp/rp_old.bin --replay-frac 0.1", common);
+    expect_error("replay share that rounds to no row", cmd, "rounds to 0 replayed rows");
+    snprintf(cmd, sizeof cmd, "%s --replay test_tmp/rp_old.bin --replay-frac 1.5", common);
+    expect_error("replay share above 1", cmd, "must be in (0, 1]");
+    // resume reproduces the replayed batches (their rows depend only on the seed and the batch's index)
+    mkdir("test_tmp/rp_full", 0755);
+    mkdir("test_tmp/rp_part", 0755);
+    const char* rflags = "--replay test_tmp/rp_old.bin --replay-frac 0.5 --accum 2";
+    snprintf(cmd, sizeof cmd, "%s %s --out test_tmp/rp_full", common, rflags);
+    int rc1 = run_cmd(cmd, "replay:", out, sizeof out);
+    int said = strstr(out, "replay: test_tmp/rp_old.bin") && strstr(out, "2 of every 4 rows");
+    snprintf(cmd, sizeof cmd, "%s %s --out test_tmp/rp_part --stop-at 3", common, rflags);
+    int rc2 = run_cmd(cmd, "done:", out, sizeof out);
+    snprintf(cmd, sizeof cmd, "%s %s --out test_tmp/rp_part --resume test_tmp/rp_part", common, rflags);
+    int rc3 = run_cmd(cmd, "done:", out, sizeof out);
+    double a[8], b[8], p[8];
+    int na = read_log_losses("test_tmp/rp_full/log.jsonl", a, 8), nb = read_log_losses("test_tmp/rp_part/log.jsonl", b, 8);
+    int same = rc1 == 0 && rc2 == 0 && rc3 == 0 && na == 6 && nb == 6 && said;
+    for (int i = 0; same && i < 6; i++) same = a[i] == b[i];
+    snprintf(cmd, sizeof cmd, "%s --log test_tmp/rp_plain.jsonl", common);
+    run_cmd(cmd, "done:", out, sizeof out);
+    int np = read_log_losses("test_tmp/rp_plain.jsonl", p, 8), differs = 0;
+    for (int i = 0; i < np && i < na; i++) differs |= a[i] != p[i];
+    report(same && np == 6 && differs, "replay 0.5 with --accum 2: 3 steps + resume give the same 6 losses as one run, and "
+           "differ from the run without replay (exit %d %d %d)", rc1, rc2, rc3);
+    // EWC through ./train: the fisher command, then a run that uses it; and the Fisher file's checks
+    snprintf(cmd, sizeof cmd, "./train fisher --model test_tmp/rp_full/model.bin --data test_tmp/rp_old.bin --seq 8 "
+                              "--fisher-examples 20 --out test_tmp/rp.fisher");
+    int rcf = run_cmd(cmd, "wrote", out, sizeof out);
+    int fisher_said = rcf == 0 && strstr(out, "on 20 examples");
+    snprintf(cmd, sizeof cmd, "%s --model test_tmp/rp_full/model.bin --ewc 100 --fisher test_tmp/rp.fisher --log test_tmp/rp_ewc.jsonl",
+             common + strlen("./train --init 1,2,16"));
+    char full[1100];
+    snprintf(full, sizeof full, "./train %s", cmd);
+    int rce = run_cmd(full, "ewc:", out, sizeof out);
+    report(fisher_said && rce == 0 && strstr(out, "covers"), "./train fisher then --ewc 100 --fisher: runs (exit %d %d): %s", rcf, rce, out);
+    snprintf(full, sizeof full, "./train %s --method lora", cmd);
+    expect_error("EWC with nothing it covers trainable (LoRA on a full-model Fisher)", full, "covers none of the");
+    copy_truncated("test_tmp/rp.fisher", "test_tmp/rp_trunc.fisher", 1000);
+    snprintf(full, sizeof full, "%s --ewc 1 --fisher test_tmp/rp_trunc.fisher", common);
+    expect_error("truncated Fisher file", full, "needs");
+    copy_patched("test_tmp/rp.fisher", "test_tmp/rp_nan.fisher", 51, "\x00\x00\xc0\x7f");  // wte's first F (after 32 + 4 + 4 + 3 + 8 bytes): NaN
+    snprintf(full, sizeof full, "%s --ewc 1 --fisher test_tmp/rp_nan.fisher", common);
+    expect_error("Fisher file with a NaN", full, "F must be finite");
+    snprintf(full, sizeof full, "%s --ewc 1 --fisher test_tmp/b.fisher", common);
+    expect_error("Fisher file of another model", full, "elements in the file but");
+    snprintf(full, sizeof full, "%s --ewc 1 --fisher test_tmp/rp_old.bin", common);
+    expect_error("not a Fisher file", full, "magic number");
+    snprintf(full, sizeof full, "%s --ewc 1", common);
+    expect_error("--ewc without --fisher", full, "--ewc needs --fisher");
+}
+
+// ---------------------------------------------------------------------------- model cards (card.c)
+// SHA-256 on FIPS 180-4's test vectors (also fed in uneven pieces, so the partial-block path is exercised),
+// then the card of a run folder (made by test_replay's run) and the cards export writes.
+static void test_card(void) {
+    printf("-- model cards: SHA-256 (FIPS 180-4 vectors), DIR/README.md, export\n");
+    static const struct { const char* msg; const char* want; } V[] = {
+        {"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq", "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+    };
+    char hex[65];
+    for (int i = 0; i < 3; i++) {
+        sha256_hex(V[i].msg, strlen(V[i].msg), hex);
+        report(!strcmp(hex, V[i].want), "sha256(\"%.20s%s\") = %s", V[i].msg, strlen(V[i].msg) > 20 ? "..." : "", hex);
+    }
+    char* a = (char*)mallocCheck(1000000);
+    memset(a, 'a', 1000000);
+    // the padding's edge cases: 55 bytes leave just room for the 0x80 and the length in the last block,
+    // 56 and 63 do not, 64 fills a block exactly (digests from Python's hashlib)
+    static const struct { size_t n; const char* want; } E[] = {
+        {55, "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318"},
+        {63, "7d3e74a05d7db15bce4ad9ec0658ea98e3f06eeecf16b4c6fff2da457ddc2f34"},
+        {64, "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb"},
+        {119, "31eba51c313a5c08226adf18d4a359cfdfd8d2e816b13f4af952f7ea6584dcfb"},
+    };
+    int edges = 0;
+    for (int i = 0; i < 4; i++) sha256_hex(a, E[i].n, hex), edges += !strcmp(hex, E[i].want);
+    report(edges == 4, "sha256 of 55, 63, 64 and 119 'a's (the padding's edge cases): %d of 4 right", edges);
+    sha256_hex(a, 1000000, hex);
+    int ok1 = !strcmp(hex, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    Sha256 s;
+    sha256_init(&s);
+    size_t pos = 0, step[] = {1, 63, 64, 65, 127, 1000, 55, 56, 57};
+    for (int k = 0; pos < 1000000; k++) {
+        size_t n = step[k % 9] < 1000000 - pos ? step[k % 9] : 1000000 - pos;
+        sha256_update(&s, a + pos, n);
+        pos += n;
+    }
+    char hex2[65];
+    sha256_final(&s, hex2);
+    report(ok1 && !strcmp(hex, hex2), "sha256(one million 'a') = %s, whole and in pieces of 1..1000 bytes", hex);
+    free(a);
+    // the run folder's card: front matter, the data files with the hashes, the command
+    size_t n;
+    char* card = (char*)read_whole("test_tmp/rp_full/README.md", &n);
+    char h_new[65], h_old[65], h_model[65];
+    long long sz;
+    sha256_file("test_tmp/rp_new.bin", h_new, &sz);
+    sha256_file("test_tmp/rp_old.bin", h_old, &sz);
+    sha256_file("test_tmp/rp_full/model.bin", h_model, &sz);
+    int ok = card && !strncmp(card, "---\n", 4) && strstr(card, "\nlibrary_name: finetune.c\n") && strstr(card, "\n- continual-learning\n") &&
+             strstr(card, "\ndatasets:\n- \"test_tmp/rp_new.bin\"\n- \"test_tmp/rp_old.bin\"\nmetrics:") && strstr(card, h_new) &&
+             strstr(card, h_old) && strstr(card, h_model) && strstr(card, "| rehearsal | 0.5 of every batch's rows from `test_tmp/rp_old.bin` |") &&
+             strstr(card, "--replay test_tmp/rp_old.bin --replay-frac 0.5 --accum 2 --out test_tmp/rp_full\n```") && strstr(card, "- machine: ");
+    report(ok, "model card: test_tmp/rp_full/README.md has the front matter, the data and model files with their SHA-256, the method, the command");
+    char out[1024];  // the hashes agree with coreutils' where it is installed (not needed by the test)
+    if (run_cmd("sha256sum test_tmp/rp_old.bin", NULL, out, sizeof out) == 0)
+        report(!strncmp(out, h_old, 64), "sha256 of a file = sha256sum's: %.16s...", out);
+    // export carries the card, adding the exported files' hashes; a model without a card gets a minimal one
+    int rc = run_cmd("./train export --model test_tmp/rp_full/model.bin --format safetensors --out test_tmp/rp_hf", "wrote", out, sizeof out);
+    size_t m;
+    char* ex = (char*)read_whole("test_tmp/rp_hf/README.md", &m);
+    char h_st[65];
+    sha256_file("test_tmp/rp_hf/model.safetensors", h_st, &sz);
+    report(rc == 0 && card && ex && m > n && !memcmp(ex, card, n) && strstr(ex + n, "## Export") && strstr(ex + n, h_st) && strstr(ex + n, h_model),
+           "export --format safetensors: OUT/README.md is the run's card plus an Export section with the files' SHA-256 (exit %d)", rc);
+    free(ex);
+    rc = run_cmd("./train export --model ref/gpt_a.bin --format safetensors --out test_tmp/nocard_hf", "wrote", out, sizeof out);
+    ex = (char*)read_whole("test_tmp/nocard_hf/README.md", &m);
+    report(rc == 0 && ex && !strncmp(ex, "---\nlibrary_name: finetune.c\n", 29) && strstr(ex, "came with no model card") && strstr(ex, "## Export"),
+           "export of a model outside a run folder: a minimal card with the Export section (exit %d)", rc);
+    free(ex);
+    rc = run_cmd("./train export --model test_tmp/lora/model.bin --format peft --out test_tmp/rp_peft", "wrote", out, sizeof out);
+    ex = (char*)read_whole("test_tmp/rp_peft/README.md", &m);
+    report(rc == 0 && ex && strstr(ex, "\n- lora\n") && strstr(ex, "adapter_model.safetensors"), "export --format peft carries the LoRA run's card (exit %d)", rc);
+    free(ex);
+    free(card);
+}
+
 int main(void) {
     mkdir("test_tmp", 0755);
     printf("-- tier 1: kernels against finite differences, fast matmul against the reference\n");
@@ -2760,6 +3099,9 @@ int main(void) {
     test_pruning();
     test_onnx_export();
     test_hostile_files();
+    test_ewc();
+    test_replay();
+    test_card();
     printf("gpt: %d passed, %d failed\n", checks_passed, checks_failed);
     return checks_failed ? 1 : 0;
 }

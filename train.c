@@ -14,6 +14,8 @@
 #include <sys/stat.h>  // defines: mkdir (the sweep's folders)
 #include <sys/wait.h>  // defines: waitpid (the sweep runs ./train)
 #include "compress.c"  // defines: cmd_quantize, cmd_prune
+#include "card.c"      // defines: sha256, write_model_card, write_export_card (DIR/README.md)
+#include "continual.c" // defines: Replay, replay_mix (rehearsal), Ewc, ewc_fisher, ewc_add_grad (EWC)
 #include "report.c"    // defines: metrics, error analysis, plots, write_report
 #include "setup.c"     // defines: Args, parse_args, model_from_args, setup_finetuning
 #include "onnx.c"      // defines: export_onnx, dump_logits
@@ -48,6 +50,8 @@ typedef struct {
     Series train_curve, val_curve;
     AdamWConfig opt;
     double t_start, t_steps, last_loss;
+    Replay replay;           // --replay: rows of the earlier data mixed into every batch (replay.rows 0: off)
+    Ewc ewc;                 // --ewc: the penalty's F and theta* (ewc.lambda 0: off)
 } Run;
 
 // What a step needs from the device that does its arithmetic. ctx is the device's model.
@@ -294,6 +298,10 @@ static void run_prepare(Run* r, const Args* a, const Backend* be) {
     r->a = a;
     run_load(r, a);
     run_recipe(r, a);
+    if (a->replay) replay_open(&r->replay, a->replay, a->replay_frac, &r->dl, &r->model, a->seed ^ 0x5265706C6179ull);
+    if (a->ewc > 0.0f || a->fisher) ewc_open(&r->ewc, &r->model, a->fisher, a->ewc);
+    if (a->ewc > 0.0f && be->zero_grad != cpu_zero_grad)  // the penalty's gradient is added to the host's gradients
+        failf("use ./train for EWC (same flags, same files)", "--ewc is not supported on this device yet");
     const char* missing = be->unsupported ? be->unsupported(a, &r->model) : NULL;
     if (missing)
         failf("use ./train for this (same flags, same files): this device does not have it yet", "%s is not supported here", missing);
@@ -315,6 +323,7 @@ static double train_step(Run* r, const Backend* be, int step, float* norm) {
     for (int k = 0; k < a->accum; k++) {
         Batch* g = &r->global;
         loader_next(&r->dl, g->x, g->y, g->len, g->lab, model->config.V);
+        if (r->replay.rows) replay_mix(&r->replay, g, (uint64_t)step * a->accum + k, model->config.V);  // batch's index
         memcpy(r->micro[k].x, g->x + r0 * a->T, BT * sizeof(int));
         memcpy(r->micro[k].y, g->y + r0 * a->T, BT * sizeof(int));
         memcpy(r->micro[k].len, g->len + r0, (size_t)a->B * sizeof(int));
@@ -334,6 +343,7 @@ static double train_step(Run* r, const Backend* be, int step, float* norm) {
         loss += share * l;
     }
     if (dist_world > 1) dist_sum_doubles(&loss, 1);
+    if (r->ewc.lambda > 0.0f && dist_rank == 0) ewc_add_grad(&r->ewc, model);  // before clipping (continual.c)
     r->opt.lr = lr_at(step, a->lr, a->warmup, r->steps, a->schedule, a->min_lr_frac);
     *norm = be->update(be->ctx, r, step + 1);
     if (r->pruned) {  // AdamW moved pruned weights off zero (momentum, decay of others): put them back
@@ -532,7 +542,8 @@ static void run_finish(Run* r, const Backend* be) {
                          (long long)r->state.step, (long long)r->state.best_step, r->state.best_metric, n, r->stopped_early,
                          now_seconds() - r->t_start, ms, tok_s, peak_rss_mb(), r->last_loss, tested ? &te : NULL};
         write_report(&r->model, r->ntrain, &rs);
-        printf("report: %s/report.md\n", a->out);
+        write_model_card(&r->model, r->ntrain, &rs, a, KIND_NAMES[r->dl.kind]);
+        printf("report: %s/report.md, model card: %s/README.md\n", a->out, a->out);
     }
     free(te.confusion);
     if (r->log && a->val) {
@@ -552,6 +563,8 @@ static void run_free(Run* r) {
     batch_free(&r->global);
     loader_free(&r->dl);
     free(r->pruned);
+    if (r->replay.rows) replay_free(&r->replay);
+    ewc_free(&r->ewc);
     free(r->train_curve.x), free(r->train_curve.y), free(r->val_curve.x), free(r->val_curve.y);
     gpt_free(&r->model);
 }
@@ -1025,7 +1038,9 @@ static int cmd_export(const Args* a) {
     if (!strcmp(a->format, "peft")) {  // the LoRA itself, unmerged
         if (a->merge) failf("peft exports the LoRA tensors themselves; drop --merge", "--merge 1 with --format peft");
         export_peft(&model, a->out, a->lora_dropout);
-        printf("wrote %s/adapter_model.safetensors and %s/adapter_config.json\n", a->out, a->out);
+        const char* files[2] = {"adapter_model.safetensors", "adapter_config.json"};
+        write_export_card(a, files, 2);
+        printf("wrote %s/adapter_model.safetensors, %s/adapter_config.json and %s/README.md (model card)\n", a->out, a->out, a->out);
         gpt_free(&model);
         return 0;
     }
@@ -1040,7 +1055,9 @@ static int cmd_export(const Args* a) {
               "the model has %s", c->adapter_dim ? "adapters" : "a prefix");
     if (!strcmp(a->format, "safetensors")) {
         export_hf(&model, a->out);
-        printf("wrote %s/model.safetensors and %s/config.json\n", a->out, a->out);
+        const char* files[2] = {"model.safetensors", "config.json"};
+        write_export_card(a, files, 2);
+        printf("wrote %s/model.safetensors, %s/config.json and %s/README.md (model card)\n", a->out, a->out, a->out);
     } else if (!strcmp(a->format, "llmc")) {
         if (c->num_classes) failf("llm.c's format has no classification head; use --format safetensors", "the model has a %d-class head", c->num_classes);
         export_llmc(&model, a->out);
@@ -1057,6 +1074,27 @@ static int cmd_export(const Args* a) {
     } else {
         failf("formats: safetensors, llmc, peft, gguf, onnx", "unknown --format '%s'", a->format);
     }
+    gpt_free(&model);
+    return 0;
+}
+
+// ./train fisher: EWC's diagonal Fisher of a model on its task's data, with the weights (continual.c).
+static int cmd_fisher(const Args* a) {
+    GPT model;
+    uint64_t rng = 1;
+    model_from_args(&model, a, NULL, &rng);
+    if (!a->data || !a->out)
+        failf("for example: ./train fisher --model run_a/model.bin --data a_train.bin --out run_a/model.fisher", "fisher needs --data and --out");
+    if (a->T > model.config.maxT) failf("use a smaller --seq", "--seq %d is longer than the model's maxT=%d", a->T, model.config.maxT);
+    Ewc e;
+    ewc_fisher(&e, &model, a->data, a->T, (uint64_t)a->fisher_examples);
+    if (dist_rank == 0) ewc_save(&e, &model, a->out);
+    double sum = 0.0;
+    for (int i = 0; i < NUM_PARAMS; i++)
+        for (size_t j = 0, n = e.F[i] ? param_numel(&model.config, i) : 0; j < n; j++) sum += e.F[i][j];
+    printf("wrote %s: diagonal Fisher of %zu parameters on %llu examples of %s (T=%d), sum of F %.6e\n", a->out,
+           model.num_trainable, (unsigned long long)e.examples, a->data, a->T, sum);
+    ewc_free(&e);
     gpt_free(&model);
     return 0;
 }
@@ -1228,7 +1266,7 @@ typedef struct {
 static int cmd_sweep_args(const Args* a) { return cmd_sweep(a->argc, a->argv); }
 
 static const Command COMMANDS[] = {
-    {"train", cmd_train, "model data method optimization output distributed --keep-sparsity --resume --seed",
+    {"train", cmd_train, "model data method optimization output distributed continual --keep-sparsity --resume --seed",
      "./train [train] --model FILE|--init L,NH,C --train FILE [--val FILE --out DIR ...]: fine-tune or pretrain (the default command)"},
     {"eval", cmd_eval, "model --data --batch --seq --max-batches --exact-match --dump-logits --resume --seed",
      "./train eval --model FILE --data FILE: one JSON line: loss and ppl (LM, SFT), or loss, accuracy, macro/micro F1,\n"
@@ -1239,7 +1277,7 @@ static const Command COMMANDS[] = {
     {"classify", cmd_classify, "model classify --tokenizer --batch --resume --seed",
      "./train classify --model FILE --tokenizer PATH [--input FILE --labels ...]: label<TAB>probability<TAB>text\n"
                                "        for each line; empty lines skipped, lines over maxT tokens truncated"},
-    {"sweep", cmd_sweep_args, "model data method optimization output distributed --keep-sparsity sweep --resume --seed",
+    {"sweep", cmd_sweep_args, "model data method optimization output distributed continual --keep-sparsity sweep --resume --seed",
      "./train sweep --grid \"lr=1e-3,3e-3 lora-rank=4,8\" --out DIR [--random N --test FILE] <train flags>:\n"
                               "        one run per grid point in DIR/run_NNN, resumable; the best on --val (--metric) is evaluated on\n"
                               "        --test; DIR/results.csv and DIR/results.md"},
@@ -1253,6 +1291,9 @@ static const Command COMMANDS[] = {
                            "        llama.cpp [--dtype f32|q8_0] [--tokenizer DIR, which llama.cpp needs to run it]; onnx: PATH/model.onnx\n"
                            "        (opset 17, fp32, dynamic batch and sequence axes) and for an LM PATH/decoder_with_past_model.onnx\n"
                            "        (past_key_values.N.key/value in, present.N.key/value out: generation with a KV cache)"},
+    {"fisher", cmd_fisher, "model --data --seq --fisher-examples --out --resume --seed",
+     "./train fisher --model FILE --data FILE --out FILE.fisher [--seq T --fisher-examples N]: EWC's diagonal\n"
+                           "        Fisher (mean squared per-example gradient) and the weights, for a later --ewc LAMBDA --fisher FILE"},
     {"quantize", cmd_quantize, "model --out --data --batch --seq --max-batches --resume --seed",
      "./train quantize --model FILE --out FILE [--data FILE]: int8 (Q8_0) weights, size and quality before/after"},
     {"prune", cmd_prune, "model --out --prune --sparsity --data --batch --seq --max-batches --resume --seed",
