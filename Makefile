@@ -27,7 +27,7 @@ else
   $(info OpenMP: not found (or NO_OMP=1), building single-threaded)
 endif
 
-BINS = train test_gpt dataprep test_dataprep train_mpi train_prof gen_arith
+BINS = train test_gpt dataprep test_dataprep train_mpi train_prof gen_arith test_serve
 
 # Each program is one translation unit (train.c includes the files it needs). The compiler writes the list of
 # files each one read to .deps/NAME.d (-MMD -MP), and make reads those lists back: touching any source file
@@ -58,11 +58,16 @@ test_dataprep: test_dataprep.c Makefile
 gen_arith: dev/gen_arith.c Makefile
 	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(LDLIBS)
 
+# test_serve: the HTTP parser, and ./train serve over sockets (against ./train sample and classify)
+test_serve: test_serve.c Makefile
+	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(LDLIBS)
+
 # test: every test; the exit code is the tests' own
-test: test_gpt test_dataprep train dataprep gen_arith
+test: test_gpt test_dataprep train dataprep gen_arith test_serve
 	./test_gpt
 	./test_dataprep
 	./gen_arith check-splits
+	./test_serve
 
 # debug: the tests built with -g and AddressSanitizer + UndefinedBehaviorSanitizer, and run
 debug:

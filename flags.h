@@ -48,6 +48,9 @@ typedef struct {
     const char* lora_targets, *lora_layers, *freeze, *unfreeze, *class_weights, *adapter;
     const char* grid;    // sweep: "flag=v1,v2 flag=..."
     int random_points;   // sweep: run this many points drawn from the grid (0 = all)
+    const char* host, *access_log;            // serve: the address to listen on, the JSONL access log
+    int port, workers, queue, max_body;       // serve: port (0: any free one), connection threads, queue bound, body limit
+    float timeout;                            // serve: seconds a read or a write may wait
     uint8_t given[96];   // given[i]: flag FLAGS[i] was on the command line (not just its default)
 } Args;
 
@@ -152,6 +155,14 @@ static const Flag FLAGS[] = {
     // sweep
     F_("--grid", "AXES", FLAG_STRING, grid, NULL, "sweep", "\"flag=v1,v2 flag=v1,v2\": one run per point of the grid"),
     F_("--random", "N", FLAG_INT, random_points, "0", "sweep", "run N points drawn from the grid (seeded by --seed; 0 = all)"),
+    // serve
+    F_("--host", "ADDR", FLAG_STRING, host, "127.0.0.1", "serve", "IPv4 address to listen on (0.0.0.0: every interface)"),
+    F_("--port", "N", FLAG_INT, port, "8080", "serve", "TCP port (0: any free port; the chosen one is printed)"),
+    F_("--workers", "N", FLAG_INT, workers, "8", "serve", "connection threads (reading, parsing, writing; one model thread runs the model)"),
+    F_("--queue", "N", FLAG_INT, queue, "64", "serve", "connections waiting for a worker; one more gets 503"),
+    F_("--max-body", "BYTES", FLAG_INT, max_body, "1048576", "serve", "largest request body; larger gets 413"),
+    F_("--timeout", "S", FLAG_FLOAT, timeout, "10", "serve", "seconds a read or a write may wait (a request that does not arrive in time gets 408)"),
+    F_("--access-log", "FILE", FLAG_STRING, access_log, "-", "serve", "one JSONL line per request (time, endpoint, status, latency, tokens); - = stderr"),
 };
 #undef F_
 #define NUM_FLAGS ((int)(sizeof FLAGS / sizeof FLAGS[0]))
@@ -163,7 +174,7 @@ static const char* const FLAG_GROUPS[][2] = {
     {"method", "fine-tuning method"}, {"optimization", "optimization"}, {"output", "monitoring and output"},
     {"distributed", "distributed (make mpi, mpirun -np N: --batch is per rank, the global batch N*B)"},
     {"eval", "eval"}, {"sample", "sample"}, {"classify", "classify"}, {"export", "export"},
-    {"compress", "quantize and prune"}, {"sweep", "sweep"}, {"help", "help"},
+    {"compress", "quantize and prune"}, {"sweep", "sweep"}, {"serve", "serve"}, {"help", "help"},
 };
 
 static int flag_index(const char* name) {

@@ -9,7 +9,8 @@ OUT=${FUZZ_OUT:-/tmp/finetune_fuzz}
 mkdir -p "$OUT" dev/fuzz/crashes
 clang -O1 -g -std=c11 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -o "$OUT/fuzz_dataprep" dev/fuzz/fuzz_dataprep.c -lm
-if ls dev/fuzz/regress/* >/dev/null 2>&1; then "$OUT/fuzz_dataprep" dev/fuzz/regress/*; fi
+regress=$(find dev/fuzz/regress -maxdepth 1 -type f 2>/dev/null | sort)  # files only: regress/http/ is fuzz_http's
+if [ -n "$regress" ]; then "$OUT/fuzz_dataprep" $regress; fi
 for t in 0 1 2 3 4; do
   corpus="$OUT/corpus_$t"
   mkdir -p "$corpus"
