@@ -254,7 +254,7 @@ static size_t utf8_safe_end(const unsigned char* s, size_t n) {
 typedef struct {
     ByteVec text;               // "prompt" as text (needs --tokenizer) ...
     IntVec ids;                 // ... or as token ids
-    int has_text, has_ids;
+    int has_text, has_ids, has_seed;
     int max_tokens, top_k, stream;
     float temperature, top_p;
     uint64_t seed;
@@ -378,7 +378,7 @@ static int completion_member(const ByteVec* key, JsonScan* js, void* ctx, char* 
     }
     if (KEY_IS(key, "seed")) {
         if (jread_int(js, "seed", 0, 9007199254740992.0, &x, err, cap)) return -1;  // 2^53: exact in a double
-        q->seed = (uint64_t)x;
+        q->seed = (uint64_t)x, q->has_seed = 1;
         return 0;
     }
     if (KEY_IS(key, "temperature")) {
@@ -421,12 +421,11 @@ static int completion_member(const ByteVec* key, JsonScan* js, void* ctx, char* 
     return jscan_skip(js, 0);  // other fields ("model", "n", ...) are accepted and ignored
 }
 
-// The body of POST /v1/completions. Defaults come from the flags (--gen, --temperature, --top-k, --top-p,
-// --seed). Returns 0, or -1 with the message for a 400 in err.
+// The body of POST /v1/completions. Defaults come from the flags (--gen, --temperature, --top-k, --top-p;
+// without "seed", the server's sampler seed). Returns 0, or -1 with the message for a 400 in err.
 static int parse_completion(const char* body, size_t n, const Args* a, CompletionReq* q, char* err, size_t cap) {
     memset(q, 0, sizeof *q);
     q->max_tokens = a->gen_steps, q->temperature = a->temperature, q->top_k = a->top_k, q->top_p = a->top_p;
-    q->seed = a->seed;
     if (json_walk_object(body, n, completion_member, q, err, cap)) return -1;
     if (!q->has_text && !q->has_ids) { snprintf(err, cap, "missing field \"prompt\" (a string, or an array of token ids)"); return -1; }
     return 0;
@@ -485,6 +484,7 @@ typedef struct {
     GPT model;
     Tokenizer tok;
     int has_tok, stop_token, K;
+    uint64_t sample_seed;  // the sampler's seed when a request gives none: ./train sample's, for the same flags
     char (*names)[64];     // (K) class names
     char model_name[256];
     int listen_fd;
@@ -714,7 +714,7 @@ static void run_completion(Server* s, Job* j) {
         j->streamed = 1;
     }
     Sampler sampler;
-    sampler_init(&sampler, V, q->temperature, q->top_k, q->top_p, s->stop_token, q->seed);
+    sampler_init(&sampler, V, q->temperature, q->top_k, q->top_p, s->stop_token, q->has_seed ? q->seed : s->sample_seed);
     int* out = (int*)mallocCheck((size_t)(n + q->max_tokens) * sizeof(int));
     double t0 = now_seconds();
     if (!g.client_gone) serve_generate(model, &sampler, ids.data, n, q->max_tokens, out, on_token, &g);
@@ -1123,6 +1123,7 @@ static int cmd_serve(const Args* a) {
     s->max_body = (size_t)a->max_body;
     uint64_t rng = a->seed ? a->seed : 1;
     model_from_args(&s->model, a, NULL, &rng);
+    s->sample_seed = rng;  // as cmd_sample seeds its sampler: what --init drew is behind it
     s->K = s->model.config.num_classes;
     if (a->tokenizer) tokenizer_load_or_die(&s->tok, a->tokenizer), s->has_tok = 1;
     if (s->K && !s->has_tok) failf("give the tokenizer the model was trained with", "serving a classifier needs --tokenizer");
