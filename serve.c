@@ -506,12 +506,16 @@ typedef struct {
     double gen_seconds;
 } Server;
 
-// set by the signal handler; the wake pipe gets the accept loop out of poll()
-static volatile sig_atomic_t serve_stop = 0;
+// Set by the signal handler, read by every thread: through atomic loads and stores (a plain or volatile
+// variable shared between threads is a data race, which ThreadSanitizer reports); lock-free, so also safe in
+// a signal handler. GCC's __atomic builtins rather than C11's _Atomic, which C++ (train.cu) does not have.
+// The wake pipe gets the accept loop out of poll().
+static volatile sig_atomic_t serve_stop_flag = 0;
 static int serve_wake_fd = -1;
+static int serve_stopping(void) { return __atomic_load_n(&serve_stop_flag, __ATOMIC_SEQ_CST) != 0; }
 static void serve_on_signal(int sig) {
     (void)sig;
-    serve_stop = 1;
+    __atomic_store_n(&serve_stop_flag, 1, __ATOMIC_SEQ_CST);
     if (serve_wake_fd >= 0) {
         char c = 1;
         ssize_t w = write(serve_wake_fd, &c, 1);  // write is async-signal-safe
@@ -1050,7 +1054,7 @@ static void serve_connection(Server* s, int fd) {
             pthread_mutex_lock(&s->mu);
             int others_wait = s->conn_count > 0;
             pthread_mutex_unlock(&s->mu);
-            int keep = r.keep_alive && !serve_stop && !others_wait;
+            int keep = r.keep_alive && !serve_stopping() && !others_wait;
             if (handle_request(s, fd, buf, &r, keep)) break;
             memmove(buf, buf + rc, len - (size_t)rc);
             len -= (size_t)rc;
@@ -1064,7 +1068,7 @@ static void serve_connection(Server* s, int fd) {
         }
         // wait for more bytes: in slices, so that a stopping server closes idle connections promptly
         double now = now_seconds();
-        if (serve_stop && len == 0) {  // stopping: an idle connection closes; a new one gets half a second
+        if (serve_stopping() && len == 0) {  // stopping: an idle connection closes; a new one gets half a second
             if (served > 0) break;
             if (deadline > now + 0.5) deadline = now + 0.5;
         }
@@ -1096,7 +1100,7 @@ static void* worker_thread(void* arg) {
     Server* s = (Server*)arg;
     for (;;) {
         pthread_mutex_lock(&s->mu);
-        while (!s->conn_count && !serve_stop) pthread_cond_wait(&s->conn_cv, &s->mu);
+        while (!s->conn_count && !serve_stopping()) pthread_cond_wait(&s->conn_cv, &s->mu);
         if (!s->conn_count) {  // stopping, and every accepted connection has been taken
             pthread_mutex_unlock(&s->mu);
             return NULL;
@@ -1149,7 +1153,7 @@ static int cmd_serve(const Args* a) {
     // signals: SIGINT/SIGTERM stop the server gracefully; a client that hangs up must not kill it (SIGPIPE)
     int wake[2];
     if (pipe(wake)) failf(NULL, "pipe: %s", strerror(errno));
-    serve_stop = 0;
+    __atomic_store_n(&serve_stop_flag, 0, __ATOMIC_SEQ_CST);
     serve_wake_fd = wake[1];
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -1173,7 +1177,7 @@ static int cmd_serve(const Args* a) {
     // the accept loop: a connection joins the queue, or gets 503 when the queue is full
     struct timeval tv = {(time_t)a->timeout, (suseconds_t)((a->timeout - (time_t)a->timeout) * 1e6)};
     uint64_t accepted = 0;
-    while (!serve_stop) {
+    while (!serve_stopping()) {
         struct pollfd pf[2] = {{s->listen_fd, POLLIN, 0}, {wake[0], POLLIN, 0}};
         if (poll(pf, 2, -1) < 0) continue;  // EINTR: a signal; the loop condition decides
         if (!(pf[0].revents & POLLIN)) continue;
