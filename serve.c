@@ -1140,7 +1140,8 @@ static int cmd_serve(const Args* a) {
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
     addr.sin_port = htons((uint16_t)a->port);
-    if (inet_pton(AF_INET, a->host, &addr.sin_addr) != 1) failf("give a numeric IPv4 address, e.g. 127.0.0.1 or 0.0.0.0", "--host '%s'", a->host);
+    const char* host = strcmp(a->host, "localhost") ? a->host : "127.0.0.1";
+    if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) failf("give a numeric IPv4 address (or localhost), e.g. 127.0.0.1 or 0.0.0.0", "--host '%s'", a->host);
     s->listen_fd = socket(AF_INET, SOCK_STREAM, 0);
     int one = 1;
     if (s->listen_fd < 0) failf(NULL, "socket: %s", strerror(errno));
@@ -1171,7 +1172,7 @@ static int cmd_serve(const Args* a) {
     if (pthread_create(&model_tid, NULL, model_thread, s)) failf(NULL, "cannot start the model thread");
     for (int i = 0; i < a->workers; i++)
         if (pthread_create(&workers[i], NULL, worker_thread, s)) failf("try fewer --workers", "cannot start worker %d", i);
-    printf("serve: listening on http://%s:%d (model %s, %s, context %d; %d workers, queue %d)\n", a->host, port, s->model_name,
+    printf("serve: listening on http://%s:%d (model %s, %s, context %d; %d workers, queue %d)\n", host, port, s->model_name,
            s->K ? "classify" : "completions", s->model.config.maxT, a->workers, a->queue);
     fflush(stdout);
     // the accept loop: a connection joins the queue, or gets 503 when the queue is full
