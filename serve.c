@@ -758,97 +758,111 @@ static void run_completion(Server* s, Job* j) {
 }
 
 // ---------------------------------------------------------------------------- the model thread: classification
-// The texts run --batch at a time as padded batches (classify_rows), like `./train classify`: the same
-// texts in the same batches give the same probabilities bit for bit. A text over maxT tokens keeps its first
+// The texts of every classify request waiting together (nj jobs) run --batch at a time as padded batches
+// (classify_rows), as `./train classify` runs its lines: one request's texts alone in the queue are batched
+// exactly as classify would batch the same lines, and give the same probabilities bit for bit. Batching
+// the requests that wait together turns 8 clients' single texts into a few batched forward passes (matrix
+// products over several rows) instead of 8 passes over one row each. A text over maxT tokens keeps its first
 // maxT, as classify and training do ("truncated": true says so).
-static void run_classify(Server* s, Job* j) {
-    const ClassifyReq* q = &j->kr;
+#define SERVE_MAX_CLS_JOBS 64  // requests merged into one run at most
+
+static void run_classify(Server* s, Job** jobs, int nj) {
     GPT* model = &s->model;
     int K = model->config.num_classes, maxT = model->config.maxT, V = model->config.V, B = s->a->B;
-    if (!K) {
-        job_error(j, 400, "this model has the LM head: use /v1/completions");
-        return;
-    }
-    if (!s->has_tok) {
-        job_error(j, 400, "classification needs the server's --tokenizer");
-        return;
-    }
-    int* rows = (int*)mallocCheck((size_t)q->n * maxT * sizeof(int));
-    int* len = (int*)mallocCheck((size_t)q->n * sizeof(int));
-    int* full = (int*)mallocCheck((size_t)q->n * sizeof(int));
+    int total = 0;
+    for (int q = 0; q < nj; q++) total += jobs[q]->kr.n;
+    int* rows = (int*)mallocCheck((size_t)total * maxT * sizeof(int));  // each text's ids, maxT apart
+    int* len = (int*)mallocCheck((size_t)total * sizeof(int));
+    int* full = (int*)mallocCheck((size_t)total * sizeof(int));         // its length before truncation
+    int* first = (int*)mallocCheck((size_t)nj * sizeof(int));           // job q's texts: rows first[q] ..
     IntVec ids = {0};
-    int ntok = 0;
-    for (int i = 0; i < q->n; i++) {  // every text is checked before any work
-        ids.len = 0;
-        tokenizer_encode(&s->tok, q->texts[i].data, q->texts[i].len, 0, &ids);
-        full[i] = (int)ids.len;
-        len[i] = full[i] < maxT ? full[i] : maxT;
-        int bad = -1;
-        for (int t = 0; t < len[i]; t++) {
-            if (ids.data[t] >= V) bad = ids.data[t];
-            rows[(size_t)i * maxT + t] = ids.data[t];
+    int nrows = 0;
+    for (int q = 0; q < nj; q++) {  // every text of a job is checked before any work; a bad job gets its 400
+        Job* j = jobs[q];
+        const ClassifyReq* r = &j->kr;
+        first[q] = -1;
+        if (!K) { job_error(j, 400, "this model has the LM head: use /v1/completions"); continue; }
+        if (!s->has_tok) { job_error(j, 400, "classification needs the server's --tokenizer"); continue; }
+        int start = nrows, ntok = 0, bad = 0;
+        for (int i = 0; i < r->n && !bad; i++) {
+            ids.len = 0;
+            tokenizer_encode(&s->tok, r->texts[i].data, r->texts[i].len, 0, &ids);
+            int n = (int)ids.len < maxT ? (int)ids.len : maxT, oov = -1;
+            for (int t = 0; t < n; t++) {
+                if (ids.data[t] >= V) oov = ids.data[t];
+                rows[(size_t)nrows * maxT + t] = ids.data[t];
+            }
+            if (n == 0) job_error(j, 400, "texts[%d] is empty", i), bad = 1;
+            else if (oov >= 0) job_error(j, 400, "texts[%d]: token %d is out of the model's vocabulary [0, %d)", i, oov, V), bad = 1;
+            full[nrows] = (int)ids.len, len[nrows] = n, ntok += n, nrows++;
         }
-        if (len[i] == 0 || bad >= 0) {
-            if (len[i] == 0) job_error(j, 400, "texts[%d] is empty", i);
-            else job_error(j, 400, "texts[%d]: token %d is out of the model's vocabulary [0, %d)", i, bad, V);
-            free(rows), free(len), free(full), free(ids.data);
-            return;
-        }
-        ntok += len[i];
+        if (bad) { nrows = start; continue; }
+        first[q] = start;
+        j->prompt_tokens = ntok;
     }
-    j->prompt_tokens = ntok;
-    float* probs = (float*)mallocCheck((size_t)q->n * K * sizeof(float));
+    float* probs = (float*)mallocCheck((size_t)(nrows ? nrows : 1) * K * sizeof(float));
     int* x = (int*)mallocCheck((size_t)B * maxT * sizeof(int));
-    for (int b0 = 0; b0 < q->n; b0 += B) {
-        int nb = q->n - b0 < B ? q->n - b0 : B, T = 1;
+    for (int b0 = 0; b0 < nrows; b0 += B) {
+        int nb = nrows - b0 < B ? nrows - b0 : B, T = 1;
         for (int b = 0; b < nb; b++) T = len[b0 + b] > T ? len[b0 + b] : T;
         classify_rows(model, rows + (size_t)b0 * maxT, maxT, len + b0, nb, T, x);
         memcpy(probs + (size_t)b0 * K, model->acts.cls_probs, (size_t)nb * K * sizeof(float));
     }
-    ByteVec* o = &j->body;
-    o->len = 0;
-    jw_raw(o, "{\"object\":\"classification\",\"model\":");
-    jw_cstr(o, s->model_name);
-    jw_raw(o, ",\"labels\":[");
-    for (int k = 0; k < K; k++) jw_raw(o, k ? "," : ""), jw_cstr(o, s->names[k]);
-    jw_raw(o, "],\"results\":[");
-    for (int i = 0; i < q->n; i++) {
-        const float* p = probs + (size_t)i * K;
-        int best = 0;
-        for (int k = 1; k < K; k++) if (p[k] > p[best]) best = k;
-        jw_fmt(o, "%s{\"index\":%d,\"label\":", i ? "," : "", i);
-        jw_cstr(o, s->names[best]);
-        jw_fmt(o, ",\"label_id\":%d,\"probability\":", best);
-        jw_num(o, p[best]);
-        jw_raw(o, ",\"probabilities\":[");
-        for (int k = 0; k < K; k++) jw_raw(o, k ? "," : ""), jw_num(o, p[k]);
-        jw_fmt(o, "],\"tokens\":%d,\"truncated\":%s}", len[i], full[i] > maxT ? "true" : "false");
+    for (int q = 0; q < nj; q++) {
+        if (first[q] < 0) continue;
+        Job* j = jobs[q];
+        ByteVec* o = &j->body;
+        o->len = 0;
+        jw_raw(o, "{\"object\":\"classification\",\"model\":");
+        jw_cstr(o, s->model_name);
+        jw_raw(o, ",\"labels\":[");
+        for (int k = 0; k < K; k++) jw_raw(o, k ? "," : ""), jw_cstr(o, s->names[k]);
+        jw_raw(o, "],\"results\":[");
+        for (int i = 0; i < j->kr.n; i++) {
+            int row = first[q] + i;
+            const float* p = probs + (size_t)row * K;
+            int best = 0;
+            for (int k = 1; k < K; k++) if (p[k] > p[best]) best = k;
+            jw_fmt(o, "%s{\"index\":%d,\"label\":", i ? "," : "", i);
+            jw_cstr(o, s->names[best]);
+            jw_fmt(o, ",\"label_id\":%d,\"probability\":", best);
+            jw_num(o, p[best]);
+            jw_raw(o, ",\"probabilities\":[");
+            for (int k = 0; k < K; k++) jw_raw(o, k ? "," : ""), jw_num(o, p[k]);
+            jw_fmt(o, "],\"tokens\":%d,\"truncated\":%s}", len[row], full[row] > maxT ? "true" : "false");
+        }
+        jw_fmt(o, "],\"usage\":{\"prompt_tokens\":%d}}", j->prompt_tokens);
+        j->status = 200;
+        pthread_mutex_lock(&s->mu);
+        s->texts_classified += (uint64_t)j->kr.n;
+        s->prompt_tokens += (uint64_t)j->prompt_tokens;
+        pthread_mutex_unlock(&s->mu);
     }
-    jw_fmt(o, "],\"usage\":{\"prompt_tokens\":%d}}", ntok);
-    j->status = 200;
-    pthread_mutex_lock(&s->mu);
-    s->texts_classified += (uint64_t)q->n;
-    s->prompt_tokens += (uint64_t)ntok;
-    pthread_mutex_unlock(&s->mu);
-    free(rows), free(len), free(full), free(ids.data), free(probs), free(x);
+    free(rows), free(len), free(full), free(first), free(ids.data), free(probs), free(x);
 }
 
-// Runs the jobs in arrival order until model_exit is set and the queue is empty.
+// Runs the jobs in arrival order until model_exit is set and the queue is empty. A classify job takes the
+// classify jobs queued right behind it along (run_classify batches their texts together).
 static void* model_thread(void* arg) {
     Server* s = (Server*)arg;
+    Job* run[SERVE_MAX_CLS_JOBS];
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->job_head && !s->model_exit) pthread_cond_wait(&s->job_cv, &s->mu);
-        Job* j = s->job_head;
-        if (!j) break;
-        s->job_head = j->next;
-        if (!s->job_head) s->job_tail = NULL;
-        s->jobs_waiting--;
+        if (!s->job_head) break;
+        int n = 0;
+        do {
+            Job* j = s->job_head;
+            s->job_head = j->next;
+            if (!s->job_head) s->job_tail = NULL;
+            s->jobs_waiting--;
+            run[n++] = j;
+        } while (run[0]->endpoint == EP_CLASSIFY && n < SERVE_MAX_CLS_JOBS && s->job_head && s->job_head->endpoint == EP_CLASSIFY);
         pthread_mutex_unlock(&s->mu);
-        if (j->endpoint == EP_COMPLETIONS) run_completion(s, j);
-        else run_classify(s, j);
+        if (run[0]->endpoint == EP_COMPLETIONS) run_completion(s, run[0]);
+        else run_classify(s, run, n);
         pthread_mutex_lock(&s->mu);
-        j->done = 1;
+        for (int i = 0; i < n; i++) run[i]->done = 1;
         pthread_cond_broadcast(&s->done_cv);
     }
     pthread_mutex_unlock(&s->mu);

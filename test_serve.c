@@ -716,10 +716,14 @@ static void test_classify(void) {
     int st = http_req(sp.port, "POST", "/v1/classify", (char*)body.data, &resp);
     const char* p = body_of(&resp);
     int same = rc == 0, n = 0;
+    char cli_label[5][64] = {{0}};
+    double cli_prob[5] = {0};
     char* line = (char*)out.data;
     for (int i = 0; i < nt && same; i++) {  // classify prints label<TAB>%.4f<TAB>text
-        char label[64], prob[32];
+        char* label = cli_label[i];
+        char prob[32];
         if (sscanf(line, "%63[^\t]\t%31[^\t]", label, prob) != 2) { same = 0; break; }
+        cli_prob[i] = atof(prob);
         line = strchr(line, '\n') + 1;
         char want[128];
         snprintf(want, sizeof want, "\"index\":%d,\"label\":\"%s\"", i, label);
@@ -733,6 +737,43 @@ static void test_classify(void) {
     }
     report(st == 200 && same && n == nt && strstr(p, "\"truncated\":true") && strstr(p, "\"labels\":[\"neg\",\"neu\",\"pos\"]"),
            "%d texts (batches of 3, one over maxT): the labels and probabilities (%%.4f) of ./train classify", n);
+    // concurrent clients, one text each: the model thread batches the requests that wait together, so these
+    // run in other batches than classify's; padding and batch-mates change nothing but rounding (a row's
+    // sums do not mix with other rows'), so each answer is classify's label, and its probability within the
+    // 5e-5 of classify's 4 printed decimals (+1e-5)
+    {
+        pid_t kids[4];
+        for (int c = 0; c < 4; c++) {
+            fflush(stdout);
+            if ((kids[c] = fork()) == 0) {
+                ByteVec r = {0}, b = {0};
+                int okc = 1;
+                for (int i = 0; i < 6; i++) {
+                    int t = (c + i) % nt;
+                    b.len = 0;
+                    jw_raw(&b, "{\"texts\": [");
+                    jw_cstr(&b, texts[t]);
+                    jw_raw(&b, "]}");
+                    char want[96];
+                    snprintf(want, sizeof want, "\"label\":\"%s\"", cli_label[t]);
+                    const char* q = http_req(sp.port, "POST", "/v1/classify", (char*)b.data, &r) == 200 ? strstr(body_of(&r), want) : NULL;
+                    double pr = q && strstr(q, "\"probability\":") ? atof(strstr(q, "\"probability\":") + 14) : -1;
+                    if (!q || fabs(pr - cli_prob[t]) > 6e-5) okc = 0;
+                }
+                _exit(okc ? 0 : 1);
+            }
+        }
+        int all = 1;
+        for (int c = 0; c < 4; c++) {
+            int status;
+            waitpid(kids[c], &status, 0);
+            if (!WIFEXITED(status) || WEXITSTATUS(status)) all = 0;
+        }
+        ByteVec m = {0};
+        http_req(sp.port, "GET", "/metrics", NULL, &m);
+        report(all && strstr(body_of(&m), "serve_texts_classified_total 29\n"), "4 concurrent clients x 6 one-text requests, batched together: each is classify's label and probability; 29 texts counted");
+        free(m.data);
+    }
     st = http_req(sp.port, "POST", "/v1/classify", "{\"texts\": [\"ok\", \"\"]}", &resp);
     report(st == 400 && strstr(body_of(&resp), "texts[1] is empty"), "an empty text: 400 %s", body_of(&resp));
     st = http_req(sp.port, "POST", "/v1/completions", "{\"prompt\": \"hi\"}", &resp);
