@@ -27,7 +27,7 @@ else
   $(info OpenMP: not found (or NO_OMP=1), building single-threaded)
 endif
 
-BINS = train test_gpt dataprep test_dataprep train_mpi train_prof gen_arith fuzz_replay
+BINS = train test_gpt dataprep test_dataprep train_mpi train_prof gen_arith fuzz_replay test_serve
 
 # Each program is one translation unit (train.c includes the files it needs). The compiler writes the list of
 # files each one read to .deps/NAME.d (-MMD -MP), and make reads those lists back: touching any source file
@@ -62,12 +62,17 @@ gen_arith: dev/gen_arith.c Makefile
 fuzz_replay: dev/fuzz/replay.c Makefile
 	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(LDLIBS)
 
+# test_serve: the HTTP parser, and ./train serve over sockets (against ./train sample and classify)
+test_serve: test_serve.c Makefile
+	$(CC) $(CFLAGS) $(DEPFLAGS) -o $@ $< $(LDLIBS)
+
 # test: every test; the exit code is the tests' own
-test: test_gpt test_dataprep train dataprep gen_arith fuzz_replay
+test: test_gpt test_dataprep train dataprep gen_arith fuzz_replay test_serve
 	./test_gpt
 	./test_dataprep
 	./gen_arith check-splits
 	./fuzz_replay
+	./test_serve
 
 # fuzz: the readers' libFuzzer targets (dev/fuzz/readers.h) as dev/fuzz/bin/fuzz_NAME, with ASan + UBSan (needs
 # clang); bash dev/fuzz/run_readers.sh [SECONDS] [NAMES...] makes seed corpora and runs them

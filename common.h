@@ -240,11 +240,14 @@ static void protect_input(const char* path, const char* what) {
 }
 
 // Refuses an output path that is a symlink, anything but a regular file, or (after resolving links) an input.
-static void check_output_path(const char* path) {
+// A stream (streaming = 1: a log written as it goes, never renamed over) may also be a character device or a
+// FIFO (--access-log /dev/null): writing into one replaces nothing.
+static void check_output(const char* path, int streaming) {
     struct stat st;
     if (lstat(path, &st) != 0) return;  // does not exist yet: fine
     if (S_ISLNK(st.st_mode))
         fail_at(path, "remove the link, or write somewhere else", "is a symbolic link: outputs are never written through a link");
+    if (streaming && (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode))) return;
     if (!S_ISREG(st.st_mode))
         fail_at(path, "give the path of a regular file (or a new one)", "is %s, not a regular file: refusing to replace it",
                 S_ISDIR(st.st_mode) ? "a folder" : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "a special file");
@@ -252,6 +255,7 @@ static void check_output_path(const char* path) {
         if (inputs[i].dev == st.st_dev && inputs[i].ino == st.st_ino)
             fail_at(path, "choose an output path that is not one of the command's inputs", "is the input %s: writing it would destroy it", inputs[i].what);
 }
+static void check_output_path(const char* path) { check_output(path, 0); }
 
 // A fresh temp file beside path, created with O_EXCL | O_NOFOLLOW (never an existing file or a link); its name
 // goes into tmp and onto the list that errors and signals clean up. Returns the open stream.
@@ -317,7 +321,7 @@ static void safe_close(SafeWriter* w) { finish_temp(w->f, w->tmp, w->path); }
 // A file written as it goes (a run's log.jsonl, command.txt): the same path checks as SafeWriter, opened
 // without following a link, truncated (append = 0) or appended to. Each write must still be checked.
 static FILE* open_stream_output(const char* path, int append) {
-    check_output_path(path);
+    check_output(path, 1);
     int fd = open(path, O_WRONLY | O_CREAT | O_NOFOLLOW | (append ? O_APPEND : O_TRUNC), 0644);
     if (fd < 0) fail_at(path, "check that the folder exists and is writable", "cannot open for writing: %s", strerror(errno));
     FILE* f = fdopen(fd, append ? "ab" : "wb");

@@ -47,6 +47,9 @@ typedef struct {
     const char* replay, *fisher;  // continual.c: --replay OLD (rehearsal), --fisher FILE (EWC's F and theta*)
     float replay_frac, ewc;       // --replay-frac F, --ewc LAMBDA (0 = off)
     int fisher_examples;          // ./train fisher: examples to estimate F on (0 = all)
+    const char* host, *access_log;            // serve: the address to listen on, the JSONL access log
+    int port, workers, queue, max_body;       // serve: port (0: any free one), connection threads, queue bound, body limit
+    float timeout;                            // serve: seconds a read or a write may wait
     int exact_match;     // eval on SFT data: greedy-generate the responses of this many examples (-1 = all)
     float lora_alpha, layer_decay, label_smoothing, lora_dropout, dropout;
     const char* lora_targets, *lora_layers, *freeze, *unfreeze, *class_weights, *adapter;
@@ -161,6 +164,14 @@ static const Flag FLAGS[] = {
     F_("--ewc", "LAMBDA", FLAG_FLOAT, ewc, "0", "continual", "[0,1e12]", "EWC: add (LAMBDA/2) sum_i F_i (theta_i - theta*_i)^2 to the loss, F and theta* from --fisher (0 = off), e.g. --ewc 1e4 --fisher run_a/model.fisher"),
     F_("--fisher", "FILE", FLAG_STRING, fisher, NULL, "continual", NULL, "the Fisher file for --ewc, written by ./train fisher --model A.bin --data a_train.bin --out A.fisher"),
     F_("--fisher-examples", "N", FLAG_INT, fisher_examples, "1000", "continual", "[0,1000000000]", "fisher: estimate F on the first N examples (LM: windows of --seq + 1 tokens) of --data (0 = all), e.g. ./train fisher --model run_a/model.bin --data a_train.bin --fisher-examples 500 --out run_a/model.fisher"),
+    // serve
+    F_("--host", "ADDR", FLAG_STRING, host, "127.0.0.1", "serve", NULL, "IPv4 address to listen on (0.0.0.0: every interface)"),
+    F_("--port", "N", FLAG_INT, port, "8080", "serve", "[0,65535]", "TCP port (0: any free port; the chosen one is printed)"),
+    F_("--workers", "N", FLAG_INT, workers, "8", "serve", "[1,1024]", "connection threads (reading, parsing, writing; one model thread runs the model)"),
+    F_("--queue", "N", FLAG_INT, queue, "64", "serve", "[1,65536]", "connections waiting for a worker; one more gets 503"),
+    F_("--max-body", "BYTES", FLAG_INT, max_body, "1048576", "serve", "[1,1073741824]", "largest request body; larger gets 413"),
+    F_("--timeout", "S", FLAG_FLOAT, timeout, "10", "serve", "(0,86400]", "seconds a read or a write may wait (a request that does not arrive in time gets 408)"),
+    F_("--access-log", "FILE", FLAG_STRING, access_log, "-", "serve", NULL, "one JSONL line per request (time, endpoint, status, latency, tokens); - = stderr"),
     // sweep
     F_("--grid", "AXES", FLAG_STRING, grid, NULL, "sweep", NULL, "\"flag=v1,v2 flag=v1,v2\": one run per point of the grid"),
     F_("--random", "N", FLAG_INT, random_points, "0", "sweep", "[0,1000000]", "run N points drawn from the grid (seeded by --seed; 0 = all)"),
@@ -175,7 +186,7 @@ static const char* const FLAG_GROUPS[][2] = {
     {"method", "fine-tuning method"}, {"optimization", "optimization"}, {"output", "monitoring and output"},
     {"distributed", "distributed (make mpi, mpirun -np N: --batch is per rank, the global batch N*B)"},
     {"eval", "eval"}, {"sample", "sample"}, {"classify", "classify"}, {"export", "export"},
-    {"compress", "quantize and prune"}, {"continual", "continual learning (rehearsal, EWC)"}, {"sweep", "sweep"}, {"help", "help"},
+    {"compress", "quantize and prune"}, {"continual", "continual learning (rehearsal, EWC)"}, {"sweep", "sweep"}, {"serve", "serve"}, {"help", "help"},
 };
 
 static int flag_index(const char* name) {

@@ -1,6 +1,7 @@
 // train.c: the trainer's commands and main. The training loop (prepare the run, one optimizer step, evaluate
 // and track the best, log, checkpoint, finish) over a Backend that does the arithmetic (the CPU's here,
-// train.cu's on a GPU), then eval, sample, classify, sweep, export and bench, the command table and main.
+// train.cu's on a GPU), then eval, sample, classify, serve (serve.c), sweep, export and bench, the command table
+// and main.
 // Everything they use is in the files included below; README.md's file table says which file holds what.
 //
 //   ./train --init 4,4,128 --vocab 256 --train data_train.bin --val data_val.bin --steps 500 --out run
@@ -625,6 +626,35 @@ static int cmd_eval(const Args* a) {
     return 0;
 }
 
+// The class names of a K-class head (classify and serve): labels is "a,b,..." or dataprep's PREFIX_labels.txt;
+// without it (NULL) the class ids "0", "1", ... Returns K names of up to 63 bytes, to free.
+static char (*class_names(const char* labels, int K))[64] {
+    char(*names)[64] = (char(*)[64])mallocCheck((size_t)K * 64);
+    for (int k = 0; k < K; k++) snprintf(names[k], 64, "%d", k);
+    if (labels && strchr(labels, ',')) {  // a comma list, one name per class
+        int k = 0;
+        for (const char* s = labels; *s; k++) {
+            size_t m = strcspn(s, ",");
+            if (k < K) snprintf(names[k], 64, "%.*s", (int)(m < 63 ? m : 63), s);
+            s += m + (s[m] == ',');
+        }
+        if (k != K) failf("give one name per class, in class-id order", "--labels has %d names, the model's head %d classes", k, K);
+    } else if (labels) {
+        read_label_file(fopen_check(labels, "r"), names, K);
+    }
+    return names;
+}
+
+// Classifies nb token rows as one padded batch (classify and serve): row b is rows[b*stride ..][0..len[b]),
+// T the longest; x is (nb, T) scratch. Each row is padded with token 0 after its end: gpt_forward_cls reads
+// each row at its own last token, and causal attention keeps the padding after it from changing anything.
+// Afterwards model->acts.cls_probs holds the (nb, K) probabilities.
+static void classify_rows(GPT* model, const int* rows, int stride, const int* len, int nb, int T, int* x) {
+    for (int b = 0; b < nb; b++)
+        for (int i = 0; i < T; i++) x[(size_t)b * T + i] = i < len[b] ? rows[(size_t)b * stride + i] : 0;
+    gpt_forward_cls(model, x, len, NULL, nb, T);
+}
+
 static int cmd_sample(const Args* a) {
     GPT model;
     uint64_t rng = a->seed ? a->seed : 1;
@@ -690,19 +720,7 @@ static int cmd_classify(const Args* a) {
     int K = model.config.num_classes, maxT = model.config.maxT, B = a->B;
     if (!K) failf("classify needs a model with a class head (trained on ./dataprep cls data)", "this model has the LM head");
     if (!a->tokenizer) failf("give the tokenizer the model was trained with", "classify needs --tokenizer");
-    char(*names)[64] = (char(*)[64])mallocCheck((size_t)K * 64);
-    for (int k = 0; k < K; k++) snprintf(names[k], 64, "%d", k);
-    if (a->labels && strchr(a->labels, ',')) {  // a comma list, one name per class
-        int k = 0;
-        for (const char* s = a->labels; *s; k++) {
-            size_t m = strcspn(s, ",");
-            if (k < K) snprintf(names[k], 64, "%.*s", (int)(m < 63 ? m : 63), s);
-            s += m + (s[m] == ',');
-        }
-        if (k != K) failf("give one name per class, in class-id order", "--labels has %d names, the model's head %d classes", k, K);
-    } else if (a->labels) {
-        read_label_file(fopen_check(a->labels, "r"), names, K);
-    }
+    char(*names)[64] = class_names(a->labels, K);
     Tokenizer tok;
     tokenizer_load_or_die(&tok, a->tokenizer);
     FILE* in = !a->input || !strcmp(a->input, "-") ? stdin : fopen_check(a->input, "r");
@@ -737,9 +755,7 @@ static int cmd_classify(const Args* a) {
             nb++;
         }
         if (!nb) break;
-        for (int b = 0; b < nb; b++)  // (nb, T), each line padded with token 0 after its end
-            for (int i = 0; i < T; i++) x[(size_t)b * T + i] = i < len[b] ? rows[(size_t)b * maxT + i] : 0;
-        gpt_forward_cls(&model, x, len, NULL, nb, T);
+        classify_rows(&model, rows, maxT, len, nb, T, x);
         for (int b = 0; b < nb; b++) {
             const float* p = model.acts.cls_probs + (size_t)b * K;
             int best = 0;
@@ -758,6 +774,8 @@ static int cmd_classify(const Args* a) {
     gpt_free(&model);
     return 0;
 }
+
+#include "serve.c"  // defines: cmd_serve (here, not at the top: it uses class_names and classify_rows above)
 
 // ---------------------------------------------------------------------------- hyperparameter sweep
 // ./train sweep --grid "lr=1e-3,3e-3 lora-rank=4,8" --out DIR [--random N] [--test FILE] [--metric M] ...
@@ -1296,6 +1314,9 @@ static const Command COMMANDS[] = {
                            "        Fisher (mean squared per-example gradient) and the weights, for a later --ewc LAMBDA --fisher FILE"},
     {"quantize", cmd_quantize, "model --out --data --batch --seq --max-batches --resume --seed",
      "./train quantize --model FILE --out FILE [--data FILE]: int8 (Q8_0) weights, size and quality before/after"},
+    {"serve", cmd_serve, "model serve sample --tokenizer --labels --batch --resume --seed",
+     "./train serve --model FILE [--adapter FILE --tokenizer PATH] [--port 8080 --host 127.0.0.1]: HTTP/1.1 server:\n"
+                         "        POST /v1/completions, POST /v1/classify, GET /health, GET /metrics (README \"Serving\")"},
     {"prune", cmd_prune, "model --out --prune --sparsity --data --batch --seq --max-batches --resume --seed",
      "./train prune --model FILE --prune MODE --sparsity S --out FILE [--data FILE]: magnitude pruning"},
 };
