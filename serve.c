@@ -1145,7 +1145,7 @@ static int cmd_serve(const Args* a) {
     s->K = s->model.config.num_classes;
     if (a->tokenizer) tokenizer_load_or_die(&s->tok, a->tokenizer), s->has_tok = 1;
     if (s->K && !s->has_tok) failf("give the tokenizer the model was trained with", "serving a classifier needs --tokenizer");
-    if (s->K) s->names = class_names(a->labels, s->K);
+    if (s->K) s->names = class_names(&s->model, a->labels, s->K);
     s->stop_token = flag_given(a, "--stop") ? a->stop_token : s->has_tok ? s->tok.eot_id : -1;  // as sample
     snprintf(s->model_name, sizeof s->model_name, "%s", a->model ? a->model : a->init ? a->init : "model");
     s->log = !strcmp(a->access_log, "-") ? stderr : open_stream_output(a->access_log, 1);

@@ -2463,6 +2463,10 @@ static void test_file_safety(void) {
                  "class 0 is 'pos' here but 'neg' for the model");
     rc = run_cmd("./train eval --model test_tmp/fs_labrun/model.bin --data test_tmp/fs_ab_train.ds --batch 2 --seq 8", "\"accuracy\"", out, sizeof out);
     report(rc == 0, "eval on data with the same names: runs (exit %d)", rc);
+    rc = run_cmd("echo 'some text 3 good' | ./train classify --model test_tmp/fs_labrun/model.bin --tokenizer bytes", "\t", out, sizeof out);
+    report(rc == 0 && (!strncmp(out, "neg\t", 4) || !strncmp(out, "pos\t", 4)), "classify prints the model's own label names: \"%s\"", out);
+    expect_error("classify --labels against the model's names", "echo x | ./train classify --model test_tmp/fs_labrun/model.bin --tokenizer bytes --labels pos,neg",
+                 "--labels names class 0 'pos', but the model was trained with 'neg' there");
     // eval of data with nothing to evaluate: an error, not {"loss": nan}
     expect_error("eval with no targets", "./train eval --model test_tmp/base/model.bin --data test_tmp/sft.ds --batch 4 --seq 1", "no targets to evaluate");
 }

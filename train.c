@@ -628,9 +628,22 @@ static int cmd_eval(const Args* a) {
 
 // The class names of a K-class head (classify and serve): labels is "a,b,..." or dataprep's PREFIX_labels.txt;
 // without it (NULL) the class ids "0", "1", ... Returns K names of up to 63 bytes, to free.
-static char (*class_names(const char* labels, int K))[64] {
+// The names classify and serve print: the model's own (checkpoints keep the names of the data the head was
+// trained on), else --labels, else the class ids. --labels that contradict the model's names are an error.
+static char (*class_names(const GPT* model, const char* labels, int K))[64] {
     char(*names)[64] = (char(*)[64])mallocCheck((size_t)K * 64);
     for (int k = 0; k < K; k++) snprintf(names[k], 64, "%d", k);
+    if (model->label_names) {
+        for (int k = 0; k < K; k++) snprintf(names[k], 64, "%.63s", model->label_names[k]);
+        if (!labels) return names;
+        char(*given)[64] = class_names(&(GPT){0}, labels, K);
+        for (int k = 0; k < K; k++)
+            if (strcmp(given[k], names[k]))
+                failf("drop --labels: the model knows its classes", "--labels names class %d '%s', but the model was trained with '%s' there",
+                      k, given[k], names[k]);
+        free(given);
+        return names;
+    }
     if (labels && strchr(labels, ',')) {  // a comma list, one name per class
         int k = 0;
         for (const char* s = labels; *s; k++) {
@@ -720,7 +733,7 @@ static int cmd_classify(const Args* a) {
     int K = model.config.num_classes, maxT = model.config.maxT, B = a->B;
     if (!K) failf("classify needs a model with a class head (trained on ./dataprep cls data)", "this model has the LM head");
     if (!a->tokenizer) failf("give the tokenizer the model was trained with", "classify needs --tokenizer");
-    char(*names)[64] = class_names(a->labels, K);
+    char(*names)[64] = class_names(&model, a->labels, K);
     Tokenizer tok;
     tokenizer_load_or_die(&tok, a->tokenizer);
     FILE* in = !a->input || !strcmp(a->input, "-") ? stdin : fopen_check(a->input, "r");
