@@ -2381,6 +2381,10 @@ static void test_file_safety(void) {
     report(rc == 0 && strstr(out, "ckpt.bin.tmp.99999.0badf00d") && access("test_tmp/fs_res/ckpt.bin.tmp.99999.0badf00d", F_OK) != 0,
            "resume: a killed run's temp file is removed (\"%s\")", out);
     report(steps_ok, "resume after steps logged past the checkpoint: steps 1..6 logged once each (%d lines)", n);
+    snprintf(cmd, sizeof cmd, "%s --steps 6 --save-every 2 --out test_tmp/fs_res --resume test_tmp/fs_res --lr 1e-3", tiny);
+    run_cmd(cmd, "note: resuming", out, sizeof out);
+    report(strstr(out, "note: resuming with --lr 1e-3; the run in test_tmp/fs_res was started with --lr (default)") != NULL,
+           "resume with a flag that differs from the run's command.txt says so: \"%s\"", out);
     // numbers: whole, in their type, in their range (each names the flag, the value and the range)
     static const char* const bad_numbers[][2] = {
         {"--batch 4294967298", "--batch 4294967298 must be in [1, 65536]"}, {"--steps 9999999999", "--steps 9999999999 must be in [0, 1000000000]"},

@@ -210,6 +210,38 @@ static void trim_log(const char* path, long long last_step) {
     safe_close(&w);
 }
 
+// On resume, the flags that differ from the ones the run was started with (the first line of
+// DIR/command.txt) are named, so a resume with another run's flags, or a changed --lr, is never silent.
+// Flags that only steer the continuation (--resume, --stop-at, --steps, --print-every) are not compared.
+static void compare_resume_flags(const Args* a, const char* dir) {
+    char path[1100], line[8192];
+    snprintf(path, sizeof path, "%s/command.txt", dir);
+    FILE* f = fopen(path, "r");
+    if (!f) return;
+    int got = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    if (!got) return;
+    line[strcspn(line, "\n")] = 0;
+    char* words[512];
+    int n = 0;
+    for (char* w = strtok(line, " "); w && n < 512; w = strtok(NULL, " ")) words[n++] = w;
+    static const char* const skip[] = {"--resume", "--stop-at", "--steps", "--print-every"};
+    for (int i = 0; i < NUM_FLAGS; i++) {
+        const Flag* fl = &FLAGS[i];
+        int skipped = 0;
+        for (int k = 0; k < 4; k++) skipped |= !strcmp(fl->name, skip[k]);
+        if (skipped || !strcmp(fl->group, "help")) continue;
+        const char *then = NULL, *now = NULL;
+        for (int k = 1; k < n; k++)
+            if (!strcmp(words[k], fl->name)) then = fl->value ? (k + 1 < n ? words[k + 1] : "") : "1";
+        for (int k = 1; k < a->argc; k++)
+            if (!strcmp(a->argv[k], fl->name)) now = fl->value ? (k + 1 < a->argc ? a->argv[k + 1] : "") : "1";
+        if ((then || now) && (!then || !now || strcmp(then, now)))
+            printf("note: resuming with %s %s; the run in %s was started with %s %s\n", fl->name, now ? now : "(default)", dir,
+                   fl->name, then ? then : "(default)");
+    }
+}
+
 // The run folder: created if missing, locked for this run's life (a second run into it stops with the first
 // one's pid), temp files of a killed run removed; the log opened (trimmed, then appended, on resume); the
 // command line saved.
@@ -221,6 +253,7 @@ static void run_folder(Run* r, const Args* a) {
         r->lock_fd = lock_folder(a->out, "wait for that run to finish, or give this one another --out");
         remove_stale_temps(a->out);
     }
+    if (a->resume) compare_resume_flags(a, a->resume);
     if (a->out && !a->log) snprintf(r->log_path, sizeof r->log_path, "%s/log.jsonl", a->out);  // the run folder's log
     else if (a->log) snprintf(r->log_path, sizeof r->log_path, "%s", a->log);
     if (r->log_path[0]) {
