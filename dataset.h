@@ -163,6 +163,8 @@ DS_API void ds_write_example(DsWriter* w, const int* ids, size_t n, int label, c
 DS_API int ds_writer_close(DsWriter* w, char* err, size_t errlen) {
     uint64_t index_off = w->offset;
     if (w->magic == EXAMPLES_MAGIC) {
+        if (!w->index) w->index = (uint64_t*)calloc(1, sizeof(uint64_t));  // no examples at all (every row dropped)
+        if (!w->index) { fprintf(stderr, "%s:%d: out of memory\n", __FILE__, __LINE__); exit(EXIT_FAILURE); }
         w->index[w->count] = w->offset;  // end of the last record
         for (uint64_t i = 0; i <= w->count; i++) {
             unsigned char b[8];
