@@ -2718,6 +2718,15 @@ static void test_hostile_files(void) {
         copy_with_bytes("test_tmp/hostile/cls.ds", "test_tmp/hostile/ds_label.ds", (long)(r39 + 4), &seven, 4);
     }
     free(d);
+    // an example file with no examples (dataprep sft when --max-len drops every row of a split) is written,
+    // and opens with N = 0 (the writer used to dereference its empty index)
+    DsWriter w0;
+    char err0[256];
+    Dataset ds0;
+    int ok0 = ds_writer_open(&w0, "test_tmp/hostile/empty.ds", EXAMPLES_MAGIC, DS_SFT, 64, 0, err0, sizeof err0) == 0 &&
+              ds_writer_close(&w0, err0, sizeof err0) == 0 && dataset_open(&ds0, "test_tmp/hostile/empty.ds", err0, sizeof err0) == 0;
+    report(ok0 && ds0.count == 0, "hostile: an example file with no examples is written and opens with N = 0 %s", ok0 ? "" : err0);
+    if (ok0) dataset_close(&ds0);
     expect_error(".ds index entry 2^64-1",
                  "./train --init 1,1,8 --vocab 64 --max-seq 8 --train test_tmp/hostile/ds_index.ds --batch 2 --seq 8 --steps 30",
                  "ds_index.ds: example 19: index entry");
