@@ -661,22 +661,10 @@ static int cmd_eval(const Args* a) {
 
 // The class names of a K-class head (classify and serve): labels is "a,b,..." or dataprep's PREFIX_labels.txt;
 // without it (NULL) the class ids "0", "1", ... Returns K names of up to 63 bytes, to free.
-// The names classify and serve print: the model's own (checkpoints keep the names of the data the head was
-// trained on), else --labels, else the class ids. --labels that contradict the model's names are an error.
-static char (*class_names(const GPT* model, const char* labels, int K))[64] {
+// The class names --labels gives (a comma list or dataprep's PREFIX_labels.txt), else the class ids.
+static char (*labels_flag_names(const char* labels, int K))[64] {
     char(*names)[64] = (char(*)[64])mallocCheck((size_t)K * 64);
     for (int k = 0; k < K; k++) snprintf(names[k], 64, "%d", k);
-    if (model->label_names) {
-        for (int k = 0; k < K; k++) snprintf(names[k], 64, "%.63s", model->label_names[k]);
-        if (!labels) return names;
-        char(*given)[64] = class_names(&(GPT){0}, labels, K);
-        for (int k = 0; k < K; k++)
-            if (strcmp(given[k], names[k]))
-                failf("drop --labels: the model knows its classes", "--labels names class %d '%s', but the model was trained with '%s' there",
-                      k, given[k], names[k]);
-        free(given);
-        return names;
-    }
     if (labels && strchr(labels, ',')) {  // a comma list, one name per class
         int k = 0;
         for (const char* s = labels; *s; k++) {
@@ -688,6 +676,19 @@ static char (*class_names(const GPT* model, const char* labels, int K))[64] {
     } else if (labels) {
         read_label_file(fopen_check(labels, "r"), names, K);
     }
+    return names;
+}
+
+// The names classify and serve print: the model's own (checkpoints keep the names of the data the head was
+// trained on), else --labels, else the class ids. --labels that contradict the model's names are an error.
+static char (*class_names(const GPT* model, const char* labels, int K))[64] {
+    char(*names)[64] = labels_flag_names(labels, K);
+    if (!model->label_names) return names;
+    for (int k = 0; k < K; k++)
+        if (labels && strncmp(names[k], model->label_names[k], 63))
+            failf("drop --labels: the model knows its classes", "--labels names class %d '%s', but the model was trained with '%s' there",
+                  k, names[k], model->label_names[k]);
+    for (int k = 0; k < K; k++) snprintf(names[k], 64, "%.63s", model->label_names[k]);
     return names;
 }
 

@@ -283,6 +283,13 @@ static void fz_ds(const uint8_t* p, size_t n) {
         }
         if (ds.kind == DS_CLS && (ex.label < 0 || ex.label >= ds.num_labels)) abort();
     }
+    if (ds.kind == DS_CLS) {  // the label-names section after the index: read (or refused) within the file
+        char(*names)[256] = (char(*)[256])malloc((size_t)ds.num_labels * 256);
+        int k = names ? dataset_label_names(&ds, "data.ds", names, err, sizeof err) : 0;
+        for (int c = 0; c < k; c++)
+            if (!names[c][0] || strlen(names[c]) > 255) abort();
+        free(names);
+    }
     dataset_close(&ds);
 }
 // tokens: a token file (.bin, ours or llm.c's); every token it says it holds must be readable
