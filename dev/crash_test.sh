@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kills=${1:-12}
+N=120  # steps of the run
 export OMP_NUM_THREADS=1  # a run this small gains nothing from threads, and spinning ones slow a busy machine
 RANDOM=${CRASH_SEED:-1}
 dir=$(mktemp -d /tmp/finetune_crash.XXXXXX)
@@ -18,7 +19,7 @@ trap 'rm -rf "$dir"' EXIT
 cat train.c model.h kernels.h > "$dir/text.txt"
 ./dataprep text --tokenizer bytes --chunk-lines 50 --out "$dir/d" "$dir/text.txt" > /dev/null
 flags=(--init 2,4,64 --vocab 257 --max-seq 64 --train "$dir/d_train.bin" --val "$dir/d_val.bin" --batch 8 --seq 64
-       --steps 60 --lr 1e-3 --warmup 5 --eval-every 10 --val-batches 2 --save-every 3 --print-every 0 --seed 7 --dropout 0.1)
+       --steps $N --lr 1e-3 --warmup 5 --eval-every 10 --val-batches 2 --save-every 3 --print-every 0 --seed 7 --dropout 0.1)
 
 t0=$(date +%s%N)
 ./train "${flags[@]}" --out "$dir/ref" > /dev/null
@@ -30,11 +31,11 @@ check_run() {  # $1: the run folder; compares it with the uninterrupted run
     if ! cmp -s "$dir/ref/model.bin" "$run/model.bin"; then echo "FAIL $what: model.bin differs from the uninterrupted run"; fail=1; fi
     local steps
     steps=$(grep -o '^{"step": [0-9]*' "$run/log.jsonl" | grep -o '[0-9]*$' | tr '\n' ' ')
-    if [ "$steps" != "$(seq -s ' ' 1 60) " ]; then echo "FAIL $what: log steps are: $steps"; fail=1; fi
+    if [ "$steps" != "$(seq -s ' ' 1 $N) " ]; then echo "FAIL $what: log steps are: $steps"; fail=1; fi
     local left
     left=$(find "$run" -name '*.tmp*' | wc -l)
     if [ "$left" != 0 ]; then echo "FAIL $what: temp files left: $(find "$run" -name '*.tmp*')"; fail=1; fi
-    [ $fail = 0 ] && echo "ok   $what: bit-identical model, steps 1..60 logged once each, no temp file"
+    [ $fail = 0 ] && echo "ok   $what: bit-identical model, steps 1..$N logged once each, no temp file"
     return 0
 }
 
@@ -58,8 +59,9 @@ while [ $finished = 0 ]; do  # until one invocation runs to its end (exit 0)
     ./train "${flags[@]}" --out "$run" "${resume[@]}" > "$dir/out.txt" 2>&1 &
     pid=$!
     if [ $killed -lt "$kills" ]; then
-        # once this invocation has logged a step of its own (so every invocation makes progress, on a fast or a
-        # busy machine), a random moment in the next 2/KILLS of a run's time: the kills spread over the run
+        # once this invocation has logged a step past the last one logged before (so every invocation makes
+        # progress, on a fast or a busy machine), a random moment in the time of the next 4 steps: a few steps
+        # per invocation, so KILLS kills land at random moments spread over the run
         start=$(grep -c '^{"step"' "$run/log.jsonl" 2> /dev/null || true)
         [ ${#resume[@]} = 0 ] && start=0
         for _ in $(seq 3000); do
@@ -67,14 +69,14 @@ while [ $finished = 0 ]; do  # until one invocation runs to its end (exit 0)
             { [ "${now:-0}" -gt "${start:-0}" ] || ! kill -0 $pid 2> /dev/null; } && break
             sleep 0.01
         done
-        t=$((RANDOM % (2 * ms / kills + 1)))
+        t=$((RANDOM % (4 * ms / N + 1)))
         sleep "$((t / 1000)).$(printf '%03d' $((t % 1000)))"
         if kill -9 $pid 2> /dev/null; then killed=$((killed + 1)); fi
         [ -n "${CRASH_VERBOSE:-}" ] && echo "     attempt $attempts: killed after ${t} ms, log has $(grep -c '^{"step"' "$run/log.jsonl" 2> /dev/null) steps"
     fi
     wait $pid 2> /dev/null && finished=1
     attempts=$((attempts + 1))
-    [ $attempts -gt $((kills + 20)) ] && { echo "FAIL: no finished run after $attempts attempts"; cat "$dir/out.txt"; exit 1; }
+    [ $attempts -gt $((kills + 60)) ] && { echo "FAIL: no finished run after $attempts attempts"; cat "$dir/out.txt"; exit 1; }
 done
 echo "     $killed kill -9 at random moments, $attempts invocations, $resumed of them resumed from a checkpoint"
 if [ $killed -lt $((kills / 2)) ] || [ $resumed -lt 1 ]; then
