@@ -384,15 +384,13 @@ static void remove_stale_temps(const char* dir) {
     closedir(d);
 }
 
-// The lock that keeps two runs out of one folder: DIR/.lock, an fcntl write lock held for the process's life
+// The lock that keeps two runs out of one folder (or two dataprep runs off one output prefix): DIR/.lock, an fcntl write lock held for the process's life
 // (the kernel releases it when the process ends, even by kill -9, so a lock never goes stale); the file holds
 // the owner's pid for the error message. Returns the descriptor, which must stay open.
-static int lock_folder(const char* dir, const char* hint) {
-    char path[1300];
-    snprintf(path, sizeof path, "%s/.lock", dir);
+static int lock_path(const char* path, const char* where, const char* what, const char* hint) {
     check_output_path(path);
     int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW, 0644);
-    if (fd < 0) fail_at(dir, "check that the folder is writable", "cannot create the lock file %s: %s", path, strerror(errno));
+    if (fd < 0) fail_at(where, "check that the folder is writable", "cannot create the lock file %s: %s", path, strerror(errno));
     struct flock fl;
     memset(&fl, 0, sizeof fl);
     fl.l_type = F_WRLCK, fl.l_whence = SEEK_SET;
@@ -402,12 +400,17 @@ static int lock_folder(const char* dir, const char* hint) {
         buf[n > 0 ? n : 0] = 0;
         int pid = atoi(buf);
         if (fcntl(fd, F_GETLK, &fl) == 0 && fl.l_type != F_UNLCK) pid = (int)fl.l_pid;
-        fail_at(dir, hint, "the folder is in use by another process (pid %d)", pid);
+        fail_at(where, hint, "%s is in use by another process (pid %d)", what, pid);
     }
     char buf[32];
     int n = snprintf(buf, sizeof buf, "%d\n", (int)getpid());
     if (ftruncate(fd, 0) != 0 || pwrite(fd, buf, (size_t)n, 0) != n) fail_at(path, "check free disk space", "cannot write the lock file");
     return fd;
+}
+static int lock_folder(const char* dir, const char* hint) {
+    char path[1300];
+    snprintf(path, sizeof path, "%s/.lock", dir);
+    return lock_path(path, dir, "the folder", hint);
 }
 
 static double now_seconds(void) {

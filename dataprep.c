@@ -1428,6 +1428,11 @@ int main(int argc, char** argv) {
         snprintf(dir, sizeof dir, "%.*s", (int)(slash - o.out), o.out);
         make_dirs(dir);
     }
+    if (o.out && (!strcmp(cmd, "text") || !strcmp(cmd, "cls") || !strcmp(cmd, "sft"))) {  // one writer per prefix:
+        char lock[4300];  // two runs at once would mix their splits (each file whole, but from either run)
+        snprintf(lock, sizeof lock, "%s.lock", o.out);
+        lock_path(lock, o.out, "the output prefix", "wait for the other dataprep to finish, or choose another --out");
+    }
     if (strcmp(cmd, "encode") == 0) return cmd_encode(&o);
     if (strcmp(cmd, "decode") == 0) return cmd_decode(&o);
     if (strcmp(cmd, "text") == 0) return cmd_text(&o);

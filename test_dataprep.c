@@ -444,6 +444,10 @@ static void test_cli(void) {
     check(rc == 1 && strstr(err_line(), "every example of the train split was dropped"), "cli sft: every example dropped by --max-len: %s", err_line());
     rc = run("./dataprep text --tokenizer bytes --labels a,b --out " TMP "/n " TMP "/good8.txt");
     check(rc != 0 && strstr(err_line(), "--labels: error: does not apply to dataprep text"), "cli: an option the command does not read is refused: %s", err_line());
+    int lk = lock_path(TMP "/lk.lock", TMP "/lk", "the output prefix", NULL);  // as another dataprep writing to lk_*
+    rc = run("./dataprep text --tokenizer bytes --out " TMP "/lk " TMP "/good8.txt");
+    close(lk);
+    check(rc != 0 && strstr(err_line(), "lk: error: the output prefix is in use by another process (pid "), "cli: two runs to one prefix: the second stops: %s", err_line());
     // no summary temp file is left by any of these failures
     rc = run("ls " TMP " | grep -c '[.]tmp' > " TMP "/tmpcount.txt; true");
     check(file_contains(TMP "/tmpcount.txt", "0"), "cli: no temp file left in the output folder after the failures above");

@@ -2356,6 +2356,10 @@ static void test_file_safety(void) {
     int leftovers = system("ls test_tmp | grep -q 'fs_big.bin.tmp'") == 0;
     report(rc != 0 && strstr(out, "fs_big.bin") && !leftovers && access("test_tmp/fs_big.bin", F_OK) != 0,
            "a write that fails half way: exit %d, \"%s\", no temp file and no partial file left", rc, out);
+    // a log that cannot be written (the file-size limit again): the run stops naming the log, not exit 0
+    snprintf(cmd, sizeof cmd, "sh -c \"trap '' XFSZ; ulimit -f 4; %s --steps 300 --print-every 0 --log test_tmp/fs_biglog.jsonl\"", tiny);
+    rc = run_cmd(cmd, "error:", out, sizeof out);
+    report(rc != 0 && strstr(out, "fs_biglog.jsonl: error: write failed"), "a log write that fails stops the run: exit %d, \"%s\"", rc, out);
     // two runs into one folder: the second stops naming the first's pid
     snprintf(cmd, sizeof cmd, "(rm -rf test_tmp/fs_lock; (%s --steps 1000000 --print-every 0 --out test_tmp/fs_lock > /dev/null 2>&1 & echo $! > test_tmp/fs_lock.pid); "
              "for i in $(seq 200); do [ -s test_tmp/fs_lock/.lock ] && break; sleep 0.1; done; %s --steps 1 --out test_tmp/fs_lock; "
