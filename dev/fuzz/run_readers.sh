@@ -24,11 +24,13 @@ one() {
     mkdir -p "$corpus"
     cp -n "$OUT/seeds/$t"/* "$corpus"/ 2>/dev/null || true
     nice -n 19 dev/fuzz/bin/fuzz_"$t" "$corpus" -max_total_time="$SECONDS_PER" -rss_limit_mb=2048 -timeout=60 \
-        -artifact_prefix=dev/fuzz/crashes/"$t"- -print_final_stats=1 > "$OUT/log_$t" 2>&1 || true
+        -report_slow_units=60 -artifact_prefix=dev/fuzz/crashes/"$t"- -print_final_stats=1 > "$OUT/log_$t" 2>&1 || true
     local execs rss result
     execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$OUT/log_$t" | grep -o '[0-9]*$' || echo 0)
     rss=$(grep -o 'stat::peak_rss_mb: *[0-9]*' "$OUT/log_$t" | grep -o '[0-9]*$' || echo '?')
-    result=$(grep -m1 -oE 'ERROR: [A-Za-z]+: [^ ]+( [^ ]+)?|SUMMARY: .*|Test unit written to .*' "$OUT/log_$t" | head -1 || true)
+    # a crash, leak, timeout or out-of-memory; not a "slow unit", which libFuzzer also writes out (an input that
+    # once took 10 s: on a busy machine a nice 19 process is stalled that long, see the -timeout note above)
+    result=$(grep -oE 'ERROR: [A-Za-z]+: [^ ]+( [^ ]+)?|SUMMARY: .*|Test unit written to .*' "$OUT/log_$t" | grep -v 'slow-unit-' | head -1 || true)
     printf 'fuzz %-12s %4ss  %10s executions  peak %5s MB  %s\n' "$t" "$SECONDS_PER" "$execs" "$rss" "${result:-no crash}"
     if [ -n "$result" ] || [ "$execs" = 0 ]; then touch "$OUT/failed_$t"; fi
 }
