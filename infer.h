@@ -327,8 +327,10 @@ static int sample_next(Sampler* s, const float* logits, int V) {
 // new token is one gpt_decode_step on the KV cache. When the cache (maxT positions) is full it is refilled
 // with the last maxT/2 tokens in one batched pass and generation goes on: a window that slides by half its
 // length at a time, so the model always sees between maxT/2 and maxT tokens (positions are absolute, so
-// the cache cannot simply be shifted by one).
-static int generate(GPT* model, Sampler* s, const int* prompt, int n, int steps, int* out) {
+// the cache cannot simply be shifted by one). emit, when not NULL, is called with each new token (the server
+// streams it and checks stop strings); returning 0 ends generation there.
+static int generate_with(GPT* model, Sampler* s, const int* prompt, int n, int steps, int* out,
+                         int (*emit)(void* ctx, int token), void* ctx) {
     int maxT = model->config.maxT, cap = n + steps < maxT ? n + steps : maxT;
     memcpy(out, prompt, (size_t)n * sizeof(int));
     if (steps < 1) return n;
@@ -339,7 +341,7 @@ static int generate(GPT* model, Sampler* s, const int* prompt, int n, int steps,
     for (int i = 0; i < steps; i++) {
         int next = sample_next(s, logits, model->config.V);
         out[len++] = next;
-        if (next == s->stop_token || i + 1 == steps) break;
+        if ((emit && !emit(ctx, next)) || next == s->stop_token || i + 1 == steps) break;
         if (len - start > cap) {  // full: keep the last half
             start = len - (cap + 1) / 2;
             logits = gpt_prefill(model, &kv, out + start, len - start);
@@ -349,6 +351,9 @@ static int generate(GPT* model, Sampler* s, const int* prompt, int n, int steps,
     }
     kv_free(&kv);
     return len;
+}
+static int generate(GPT* model, Sampler* s, const int* prompt, int n, int steps, int* out) {
+    return generate_with(model, s, prompt, n, steps, out, NULL, NULL);
 }
 
 // Appends the ids of a --tokens string ("464 3290", commas and whitespace between) to prompt[0..*n), which

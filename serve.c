@@ -633,33 +633,6 @@ static int on_token(void* ctx, int token) {
     return 1;
 }
 
-// infer.h's generate() with a callback after each token (for streaming and stop strings): the prompt in one
-// batched pass, then one gpt_decode_step per token, the window sliding by half when the cache is full. The
-// same calls in the same order, so greedy output is token for token `./train sample`'s (test_serve checks).
-static int serve_generate(GPT* model, Sampler* s, const int* prompt, int n, int steps, int* out,
-                          int (*emit)(void* ctx, int token), void* ctx) {
-    int maxT = model->config.maxT, cap = n + steps < maxT ? n + steps : maxT;
-    memcpy(out, prompt, (size_t)n * sizeof(int));
-    if (steps < 1) return n;
-    KVCache kv;
-    kv_init(&kv, model, cap);
-    int len = n, start = n > cap ? n - cap : 0;
-    const float* logits = gpt_prefill(model, &kv, out + start, len - start);
-    for (int i = 0; i < steps; i++) {
-        int next = sample_next(s, logits, model->config.V);
-        out[len++] = next;
-        if (!emit(ctx, next) || next == s->stop_token || i + 1 == steps) break;
-        if (len - start > cap) {
-            start = len - (cap + 1) / 2;
-            logits = gpt_prefill(model, &kv, out + start, len - start);
-        } else {
-            logits = gpt_decode_step(model, &kv, next, len - 1 - start);
-        }
-    }
-    kv_free(&kv);
-    return len;
-}
-
 static void job_error(Job* j, int status, const char* fmt, ...) {
     char msg[512];
     va_list ap;
@@ -721,7 +694,7 @@ static void run_completion(Server* s, Job* j) {
     sampler_init(&sampler, V, q->temperature, q->top_k, q->top_p, s->stop_token, q->has_seed ? q->seed : s->sample_seed);
     int* out = (int*)mallocCheck((size_t)(n + q->max_tokens) * sizeof(int));
     double t0 = now_seconds();
-    if (!g.client_gone) serve_generate(model, &sampler, ids.data, n, q->max_tokens, out, on_token, &g);
+    if (!g.client_gone) generate_with(model, &sampler, ids.data, n, q->max_tokens, out, on_token, &g);  // on_token streams, checks stop strings
     double dt = now_seconds() - t0;
     j->tokens = (int)g.toks.len;
     j->status = 200;
