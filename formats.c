@@ -1175,6 +1175,13 @@ typedef struct {
     int p, l;         // writer: PARAM_TABLE index and layer
 } GgufTensor;
 
+// The GGUF name of parameter p's layer-l slice ("blk.3.attn_qkv.weight", or "token_embd.weight"), into name.
+static const char* gguf_name(char* name, size_t cap, int p, int l) {
+    if (param_per_layer(p)) snprintf(name, cap, "blk.%d.%s", l, PARAM_TABLE[p].gguf);
+    else snprintf(name, cap, "%s", PARAM_TABLE[p].gguf);
+    return name;
+}
+
 static uint64_t gguf_nbytes(const GgufTensor* t) {
     uint64_t n = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
     return t->type == GGML_Q8_0 ? n / Q8_GROUP * (2 + Q8_GROUP) : t->type == GGML_F16 ? 2 * n : 4 * n;
@@ -1334,8 +1341,7 @@ static void export_gguf(const GPT* model, const char* path, int q8, const char* 
             GgufTensor* g = &t[nt++];
             size_t rows, cols;
             slice_shape(c, p, &rows, &cols);
-            if (param_per_layer(p)) snprintf(g->name, sizeof g->name, "blk.%d.%s", l, PARAM_TABLE[p].gguf);
-            else snprintf(g->name, sizeof g->name, "%s", PARAM_TABLE[p].gguf);
+            gguf_name(g->name, sizeof g->name, p, l);
             g->nd = cols ? 2 : 1;
             g->ne[0] = cols ? cols : rows, g->ne[1] = cols ? rows : 1, g->ne[2] = g->ne[3] = 1;
             // position_embd stays F32, as in our int8 model: it is added, not multiplied, and small
@@ -1540,9 +1546,7 @@ static void load_gguf(GPT* model, const char* path) {
     for (int p = 0; p < NUM_BASE_PARAMS; p++)
         for (int l = 0; l < (param_per_layer(p) ? c.L : 1); l++) {
             char name[80];
-            if (param_per_layer(p)) snprintf(name, sizeof name, "blk.%d.%s", l, PARAM_TABLE[p].gguf);
-            else snprintf(name, sizeof name, "%s", PARAM_TABLE[p].gguf);
-            const GgufTensor* g = gguf_find(t, nt, name);
+            const GgufTensor* g = gguf_find(t, nt, gguf_name(name, sizeof name, p, l));
             if (!g) fail_at(path, "the file is incomplete or not a GPT-2 model", "missing tensor '%s'", name);
             size_t rows, cols;
             slice_shape(&c, p, &rows, &cols);
@@ -1588,9 +1592,7 @@ static void load_gguf(GPT* model, const char* path) {
     for (int p = 0; p < NUM_BASE_PARAMS; p++)
         for (int l = 0; l < (param_per_layer(p) ? c.L : 1); l++) {
             char name[80];
-            if (param_per_layer(p)) snprintf(name, sizeof name, "blk.%d.%s", l, PARAM_TABLE[p].gguf);
-            else snprintf(name, sizeof name, "%s", PARAM_TABLE[p].gguf);
-            const GgufTensor* g = gguf_find(t, nt, name);
+            const GgufTensor* g = gguf_find(t, nt, gguf_name(name, sizeof name, p, l));
             size_t rows, cols;
             slice_shape(&c, p, &rows, &cols);
             unsigned char* raw = gguf_read_raw(&r, g, data_start);
