@@ -271,6 +271,305 @@ static void test_tokenizer_file_errors(void) {
     check(tokenizer_load(&t, TMP "/no_such_dir/x", err, sizeof err) != 0 && strstr(err, "no such file"), "tokenizer: a missing PATH says \"%s\"", err);
 }
 
+// ---------------------------------------------------------------------------- tokenizer.json
+// ref/tokjson_*.json are small tokenizer.json files cut out of Qwen3's, and ref/tokjson_vectors.txt the ids
+// Hugging Face's own JavaScript tokenizer (@huggingface/tokenizers) gives for them (dev/tokenizer_json_vectors.js).
+
+// loads ref/tokjson_full_vectors.txt-style lines of one variant and mode, checks each; returns how many failed
+static int tokjson_run_vectors(Tokenizer* t, const char* file, const char* variant, char mode, int* named, int* named_ok,
+                               int* rnd, int* rnd_ok, int* rt_ok) {
+    char* s = slurp(file, NULL);
+    if (!s) { check(0, "tokenizer.json: cannot read %s (run from the repo root)", file); return 1; }
+    int shown = 0, bad = 0;
+    *named = *named_ok = *rnd = *rnd_ok = 0; *rt_ok = 1;
+    char* cursor = s;
+    for (char* line; (line = next_line(&cursor)) != NULL;) {
+        if (line[0] == '#') continue;
+        char* f[5];
+        int k = 0;
+        for (char* p = line; k < 5; k++) { f[k] = p; char* tab = strchr(p, '\t'); if (!tab) { k++; break; } *tab = 0; p = tab + 1; }
+        if (k < 5 || strcmp(f[0], variant) || f[1][0] != mode) continue;
+        ByteVec in = {0};
+        bytevec_append(&in, "", 0);
+        for (size_t i = 0; f[3][i] && f[3][i + 1]; i += 2) bytevec_push(&in, (unsigned char)(hexval(f[3][i]) * 16 + hexval(f[3][i + 1])));
+        IntVec want = {0}, got = {0};
+        for (const char* p = f[4]; *p;) { char* e; long v = strtol(p, &e, 10); if (e == p) break; intvec_push(&want, (int)v); p = e; }
+        tokenizer_encode(t, in.data, in.len, mode == 'S', &got);
+        int ok = same_ids(&want, &got);
+        // decode(encode(x)) == x, or NFC(x) when the tokenizer normalizes
+        ByteVec back = {0}, norm = {0};
+        tokenizer_decode(t, got.data, got.len, &back, NULL);
+        if (t->normalizer == TOK_NORM_NFC) nfc_normalize(in.data, in.len, &norm);
+        else bytevec_append(&norm, in.data, in.len);
+        if (back.len != norm.len || (norm.len && memcmp(back.data, norm.data, norm.len))) *rt_ok = 0;
+        if (strncmp(f[2], "random_", 7) == 0) { (*rnd)++; *rnd_ok += ok; } else { (*named)++; *named_ok += ok; }
+        if (!ok) {
+            bad++;
+            if (shown++ < 4) {
+                printf("       %s %c %s: want", variant, mode, f[2]);
+                for (size_t i = 0; i < want.len && i < 24; i++) printf(" %d", want.data[i]);
+                printf("\n       %s %c %s: got ", variant, mode, f[2]);
+                for (size_t i = 0; i < got.len && i < 24; i++) printf(" %d", got.data[i]);
+                printf("\n");
+            }
+        }
+        free(in.data); free(want.data); free(got.data); free(back.data); free(norm.data);
+    }
+    free(s);
+    return bad;
+}
+
+static void test_tokjson_vectors(void) {
+    // V, merges and end-of-text id of each small file (dev/tokenizer_json_vectors.js printed N = 1831 tokens,
+    // 1575 merges; then 26 added tokens for qwen2, 6 for llama3, 3 before them for smol, 1 for gpt2)
+    struct { const char* v; int V, merges, eot, modes; } vs[] = {
+        {"qwen2", 1857, 1575, 1831, 2}, {"llama3", 1837, 1575, 1832, 1}, {"smol", 1834, 1575, 0, 2}, {"gpt2", 1832, 1575, 1831, 1},
+    };
+    for (size_t k = 0; k < sizeof vs / sizeof vs[0]; k++) {
+        char path[256], err[1024];
+        snprintf(path, sizeof path, "ref/tokjson_%s.json", vs[k].v);
+        Tokenizer t;
+        if (tokenizer_load(&t, path, err, sizeof err) != 0) { check(0, "tokenizer.json %s: cannot load: %s", vs[k].v, err); continue; }
+        check(t.kind == TOK_HF && t.vocab_size == vs[k].V && t.num_merges == vs[k].merges && t.eot_id == vs[k].eot,
+              "tokenizer.json %-6s: loaded V=%d, %d merges, end of text %d", vs[k].v, t.vocab_size, t.num_merges, t.eot_id);
+        for (int m = 0; m < vs[k].modes; m++) {
+            char mode = m ? 'O' : 'S';
+            int named, named_ok, rnd, rnd_ok, rt_ok;
+            tokjson_run_vectors(&t, "ref/tokjson_vectors.txt", vs[k].v, mode, &named, &named_ok, &rnd, &rnd_ok, &rt_ok);
+            check(named > 50 && rnd >= 150 && named_ok == named && rnd_ok == rnd,
+                  "tokenizer.json %-6s %s: %d/%d named and %d/%d random strings as @huggingface/tokenizers encodes them",
+                  vs[k].v, mode == 'S' ? "(added tokens matched)   " : "(special tokens as text)", named_ok, named, rnd_ok, rnd);
+            check(rt_ok, "tokenizer.json %-6s %c: decode(encode(x)) == %s for every string", vs[k].v, mode, t.normalizer ? "NFC(x)" : "x");
+        }
+        tokenizer_free(&t);
+    }
+}
+
+// The real Qwen3 and Llama 3 tokenizer.json files (not in the repo): run when HFTOK_DIR holds qwen3/ and llama3/
+static void test_tokjson_full(void) {
+    const char* dir = getenv("HFTOK_DIR");
+    if (!dir || !*dir) {
+        printf("[SKIP] tokenizer.json full Qwen3 / Llama 3 files: HFTOK_DIR is not set (see dev/tokenizer_json_vectors.js)\n");
+        return;
+    }
+    char* vec = slurp("ref/tokjson_full_vectors.txt", NULL);
+    const char* names[] = {"qwen3", "llama3"};
+    for (int k = 0; k < 2; k++) {
+        char path[4096], err[1024];
+        snprintf(path, sizeof path, "%s/%s", dir, names[k]);
+        Tokenizer t;
+        double t0 = now_seconds();
+        if (tokenizer_load(&t, path, err, sizeof err) != 0) { check(0, "tokenizer.json %s: cannot load: %s", names[k], err); continue; }
+        double dt = now_seconds() - t0;
+        int named, named_ok, rnd, rnd_ok, rt_ok;
+        tokjson_run_vectors(&t, "ref/tokjson_full_vectors.txt", names[k], 'S', &named, &named_ok, &rnd, &rnd_ok, &rt_ok);
+        check(named > 50 && rnd >= 300 && named_ok == named && rnd_ok == rnd && rt_ok,
+              "tokenizer.json full %-6s (V=%d, loaded in %.2f s): %d/%d named, %d/%d random strings, round trips", names[k], t.vocab_size, dt,
+              named_ok, named, rnd_ok, rnd);
+        // all of Tiny Shakespeare: count and FNV-1a 64 of the ids against the JS tokenizer's
+        char want_hash[32] = "";
+        long long want_n = -1;
+        char key[64];
+        snprintf(key, sizeof key, "#file\t%s\t", names[k]);
+        const char* line = vec ? strstr(vec, key) : NULL;
+        if (line) sscanf(line + strlen(key), "%*s %*d %lld %31s", &want_n, want_hash);
+        size_t n;
+        char* text = slurp(DATA "/tinyshakespeare/input.txt", &n);
+        if (!text) { check(0, "tinyshakespeare: cannot read it"); tokenizer_free(&t); continue; }
+        IntVec ids = {0};
+        t0 = now_seconds();
+        tokenizer_encode(&t, text, n, 1, &ids);
+        dt = now_seconds() - t0;
+        uint64_t h = 14695981039346656037ULL;
+        for (size_t i = 0; i < ids.len; i++) for (int b = 0; b < 4; b++) { h ^= (ids.data[i] >> (8 * b)) & 0xFF; h *= 1099511628211ULL; }
+        char hash[32];
+        snprintf(hash, sizeof hash, "%016llx", (unsigned long long)h);
+        check((long long)ids.len == want_n && !strcmp(hash, want_hash), "tokenizer.json full %-6s: Tiny Shakespeare %zu ids hash %s (JS: %lld, %s), %.1f MB/s",
+              names[k], ids.len, hash, want_n, want_hash, n / 1e6 / dt);
+        free(ids.data); free(text);
+        tokenizer_free(&t);
+    }
+    free(vec);
+}
+
+// Builds a tokenizer.json with the 256 byte tokens (ids 0..255), "ab" (256) and the merge "a b", with parts replaceable.
+static void tokjson_build(ByteVec* out, const char* model_type, const char* model_extra, const char* vocab_extra, const char* merges,
+                          const char* added, const char* normalizer, const char* pretok, const char* decoder) {
+    int dec[0x144], enc[256];
+    gpt2_byte_decoder(dec);
+    for (int c = 0; c < 0x144; c++) if (dec[c] >= 0) enc[dec[c]] = c;
+    out->len = 0;
+    char buf[512];
+    snprintf(buf, sizeof buf, "{\"version\": \"1.0\", \"added_tokens\": %s, \"normalizer\": %s, \"pre_tokenizer\": %s, \"decoder\": %s,\n"
+             " \"model\": {\"type\": \"%s\"%s, \"vocab\": {", added, normalizer, pretok, decoder, model_type, model_extra);
+    bytevec_append(out, buf, strlen(buf));
+    for (int b = 0; b < 256; b++) {
+        bytevec_append(out, b ? ", \"" : "\"", b ? 3 : 1);
+        if (enc[b] == '"' || enc[b] == '\\') bytevec_push(out, '\\');
+        utf8_encode(out, (uint32_t)enc[b]);
+        snprintf(buf, sizeof buf, "\": %d", b);
+        bytevec_append(out, buf, strlen(buf));
+    }
+    snprintf(buf, sizeof buf, ", \"ab\": 256%s}, \"merges\": %s}}\n", vocab_extra, merges);
+    bytevec_append(out, buf, strlen(buf));
+}
+
+static void test_tokjson_errors(void) {
+    const char* BL = "{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": true}";
+    const char* AT = "[{\"id\": 257, \"content\": \"<|endoftext|>\", \"special\": true, \"normalized\": false}]";
+    struct { const char *type, *mextra, *vextra, *merges, *added, *norm, *pre, *dec, *expect; } cases[] = {
+        {"WordPiece", "", "", "[]", AT, "null", BL, "null", "model.type is \"WordPiece\"; only \"BPE\""},
+        {"Unigram", "", "", "[]", AT, "null", BL, "null", "model.type is \"Unigram\""},
+        {"BPE", ", \"byte_fallback\": true", "", "[\"a b\"]", AT, "null", BL, "null", "byte_fallback: true"},
+        {"BPE", ", \"dropout\": 0.1", "", "[\"a b\"]", AT, "null", BL, "null", "BPE dropout is not supported"},
+        {"BPE", ", \"continuing_subword_prefix\": \"##\"", "", "[\"a b\"]", AT, "null", BL, "null", "continuing_subword_prefix is \"##\""},
+        {"BPE", "", "", "[\"a b\"]", AT, "null", "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"Split\", \"pattern\": {\"Regex\": \"\\\\s+|\\\\w+\"}, \"behavior\": \"Isolated\", \"invert\": false}, {\"type\": \"ByteLevel\", \"use_regex\": false}]}", "null",
+         "Split pattern \\s+|\\w+ is not one we implement"},
+        {"BPE", "", "", "[\"a b\"]", AT, "null", "{\"type\": \"Split\", \"pattern\": {\"String\": \" \"}, \"behavior\": \"Isolated\"}", "null", "String pattern"},
+        {"BPE", "", "", "[\"a b\"]", AT, "null", "{\"type\": \"Metaspace\", \"replacement\": \"_\"}", "null", "pre_tokenizer type \"Metaspace\""},
+        {"BPE", "", "", "[\"a b\"]", AT, "null", "{\"type\": \"ByteLevel\", \"add_prefix_space\": true}", "null", "add_prefix_space: true"},
+        {"BPE", "", "", "[\"a b\"]", AT, "null", "{\"type\": \"Sequence\", \"pretokenizers\": [{\"type\": \"ByteLevel\"}, {\"type\": \"Digits\"}]}", "null", "after ByteLevel"},
+        {"BPE", "", "", "[\"a b\"]", AT, "null", "null", "null", "no ByteLevel step"},
+        {"BPE", "", "", "[\"a b\"]", AT, "{\"type\": \"NFKC\"}", BL, "null", "normalizer type \"NFKC\""},
+        {"BPE", "", "", "[\"a b\"]", AT, "null", BL, "{\"type\": \"WordPiece\"}", "decoder type \"WordPiece\""},
+        {"BPE", "", "", "[\"a c\"]", AT, "null", BL, "null", "merge 0 (\"a\" + \"c\"): the merged token is not in model.vocab"},
+        {"BPE", "", "", "[\"a  b\"]", AT, "null", BL, "null", "not two tokens separated by one space"},
+        {"BPE", "", "", "[[\"a\", \"b\"], [\"a\", \"b\"]]", AT, "null", BL, "null", "repeats an earlier pair"},
+        {"BPE", "", ", \"x y\": 258", "[\"a b\"]", AT, "null", BL, "null", "not made of byte-level"},
+        {"BPE", "", ", \"abc\": 256", "[\"a b\"]", AT, "null", BL, "null", "id 256 is used twice"},
+        {"BPE", "", ", \"ba\": 9999999", "[\"a b\"]", AT, "null", BL, "null", "without gaps"},
+        {"BPE", "", ", \"ba\": 1e30", "[\"a b\"]", AT, "null", BL, "null", "not an integer in [0, 2^24)"},
+        {"BPE", "", "", "[\"a b\"]", "[{\"id\": 257, \"content\": \"<m>\", \"lstrip\": true}]", "null", BL, "null", "has lstrip: true"},
+        {"BPE", "", "", "[\"a b\"]", "[{\"id\": 257, \"content\": \"\"}]", "null", BL, "null", "no \"content\" string"},
+        {"BPE", "", "", "[\"a b\"]", "[{\"id\": 256, \"content\": \"<a>\"}, {\"id\": 256, \"content\": \"<b>\"}]", "null", BL, "null", "id 256 is used twice"},
+        {"BPE", "", "", "[\"a b\"]", "[{\"id\": 300, \"content\": \"<a>\"}]", "null", BL, "null", "without gaps"},
+    };
+    int n = (int)(sizeof cases / sizeof cases[0]), ok = 1;
+    ByteVec j = {0};
+    for (int k = 0; k < n; k++) {
+        tokjson_build(&j, cases[k].type, cases[k].mextra, cases[k].vextra, cases[k].merges, cases[k].added, cases[k].norm, cases[k].pre, cases[k].dec);
+        Tokenizer t;
+        char err[1024] = "";
+        int rc = tokenizer_parse_hf(&t, j.data, j.len, "x/tokenizer.json", err, sizeof err);
+        if (rc == 0) { ok = 0; tokenizer_free(&t); printf("       case %d accepted (want \"%s\")\n", k, cases[k].expect); }
+        else if (!strstr(err, cases[k].expect) || strchr(err, '\n') || strncmp(err, "x/tokenizer.json:", 17)) {
+            ok = 0; printf("       case %d: message \"%s\" lacks \"%s\"\n", k, err, cases[k].expect);
+        }
+    }
+    check(ok, "tokenizer.json: %d unsupported or malformed files refused, each with one \"file:line: what\" line", n);
+    // the same builder with nothing wrong loads and encodes (so the refusals above are about the one change each)
+    tokjson_build(&j, "BPE", "", "", "[\"a b\"]", AT, "{\"type\": \"NFC\"}", BL, "{\"type\": \"ByteLevel\"}");
+    Tokenizer t;
+    char err[1024] = "";
+    int rc = tokenizer_parse_hf(&t, j.data, j.len, "x/tokenizer.json", err, sizeof err);
+    IntVec ids = {0};
+    if (rc == 0) tokenizer_encode(&t, "ab<|endoftext|>b", 16, 1, &ids);
+    check(rc == 0 && t.vocab_size == 258 && t.eot_id == 257 && ids.len == 3 && ids.data[0] == 256 && ids.data[1] == 257 && ids.data[2] == 'b',
+          "tokenizer.json: the builder's valid file loads (V=%d) and encodes \"ab<|endoftext|>b\" as 256 257 98 %s", rc ? 0 : t.vocab_size, err);
+    if (rc == 0) tokenizer_free(&t);
+    // added tokens that start at the same place: the longest wins (Hugging Face's aho-corasick is LeftmostLongest);
+    // one that is not special is matched even when special tokens are text
+    ByteVec j2 = {0};
+    tokjson_build(&j2, "BPE", "", "", "[\"a b\"]", "[{\"id\": 257, \"content\": \"<x>\", \"special\": true}, {\"id\": 258, \"content\": \"<x>y\"}]",
+                  "null", BL, "null");
+    rc = tokenizer_parse_hf(&t, j2.data, j2.len, "x/tokenizer.json", err, sizeof err);
+    IntVec i1 = {0}, i2 = {0};
+    if (rc == 0) tokenizer_encode(&t, "c<x>yb<x>", 9, 1, &i1), tokenizer_encode(&t, "c<x>yb<x>", 9, 0, &i2);
+    check(rc == 0 && i1.len == 4 && i1.data[0] == 'c' && i1.data[1] == 258 && i1.data[2] == 'b' && i1.data[3] == 257 &&
+          i2.len == 6 && i2.data[1] == 258 && i2.data[3] == '<',
+          "tokenizer.json: overlapping added tokens: the longest at the leftmost place wins; a non-special one is matched without allow_special");
+    if (rc == 0) tokenizer_free(&t);
+    free(j2.data); free(i1.data); free(i2.data);
+    // every prefix of a valid file is refused cleanly (truncated downloads)
+    int trunc_ok = 1;
+    for (size_t cut = 0; cut + 1 < j.len; cut += 7) {
+        Tokenizer u;
+        char e2[1024] = "";
+        if (tokenizer_parse_hf(&u, j.data, cut, "x", e2, sizeof e2) == 0) { trunc_ok = 0; tokenizer_free(&u); }
+        else if (!e2[0]) trunc_ok = 0;
+    }
+    check(trunc_ok, "tokenizer.json: every 7th prefix of a valid %zu-byte file is refused with a message", j.len);
+    // through ./dataprep: a WordPiece tokenizer.json is refused in one line naming the type; a folder holding a
+    // tokenizer.json (as a Hugging Face model folder does) loads it
+    tokjson_build(&j, "WordPiece", "", "", "[]", AT, "null", BL, "null");
+    FILE* f = fopen(TMP "/wordpiece.json", "wb");
+    if (f) fwrite(j.data, 1, j.len, f), fclose(f);
+    int rc1 = run("printf 'Hello world' | ./dataprep encode --tokenizer " TMP "/wordpiece.json");
+    const char* e1 = err_line();
+    int refused = rc1 != 0 && strstr(e1, TMP "/wordpiece.json:2: model.type is \"WordPiece\"") != NULL;
+    check(refused, "tokenizer.json: dataprep refuses model.type WordPiece, exit %d: %s", rc1, e1);
+    int rc2 = run("mkdir -p " TMP "/hfmodel && cp ref/tokjson_qwen2.json " TMP "/hfmodel/tokenizer.json && "
+                  "printf 'Hello world' | ./dataprep encode --tokenizer " TMP "/hfmodel");
+    char want[64] = "?";  // what the library gives with the file itself
+    Tokenizer q;
+    IntVec qi = {0};
+    if (tokenizer_load(&q, "ref/tokjson_qwen2.json", err, sizeof err) == 0) {
+        tokenizer_encode(&q, "Hello world", 11, 0, &qi);
+        if (qi.len == 2) snprintf(want, sizeof want, "%d %d", qi.data[0], qi.data[1]);
+        tokenizer_free(&q);
+    }
+    free(qi.data);
+    check(rc2 == 0 && file_contains(TMP "/out.txt", want), "tokenizer.json: dataprep encode --tokenizer FOLDER (with tokenizer.json): \"Hello world\" -> %s", want);
+    free(j.data); free(ids.data);
+}
+
+// NFC on the examples of UAX #15 and Python's unicodedata.normalize("NFC", ...) (values checked with it)
+static void test_nfc(void) {
+    struct { const char *in, *out; } c[] = {
+        {"e\xCC\x81", "\xC3\xA9"},                                  // e + U+0301 -> U+00E9
+        {"\xE2\x84\xAB", "\xC3\x85"},                               // U+212B ANGSTROM SIGN -> U+00C5 (a singleton)
+        {"A\xCC\x8A", "\xC3\x85"},                                  // A + ring
+        {"q\xCC\x87\xCC\xA3", "q\xCC\xA3\xCC\x87"},                 // reorder: dot below (220) before dot above (230)
+        {"\xE1\xBA\x9B\xCC\xA3", "\xE1\xBA\x9B\xCC\xA3"},           // U+1E9B U+0323 stays (UAX #15's example)
+        {"\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8", "\xEA\xB0\x81"},   // Hangul jamo L V T -> U+AC01
+        {"\xEA\xB0\x80\xE1\x86\xA8", "\xEA\xB0\x81"},               // LV + T -> LVT
+        {"o\xCC\x88\xCC\x81", "\xC3\xB6\xCC\x81"},                  // o + diaeresis + acute: o-diaeresis, then acute stays
+        {"\xCC\x81" "a", "\xCC\x81" "a"},                           // a leading mark has no starter
+        {"a\xFF\xCC\x81", "a\xFF\xCC\x81"},                         // an invalid byte blocks composition and stays
+        {"\xE0\xAD\x87\xE0\xAC\xBE", "\xE0\xAD\x8B"},               // Oriya U+0B47 + U+0B3E -> U+0B4B (two starters)
+        {"\xE0\xA4\xA8\xE0\xA4\xBC", "\xE0\xA4\xA9"},               // na + nukta -> U+0929
+        {"\xE0\xA5\x98", "\xE0\xA4\x95\xE0\xA4\xBC"},               // U+0958 (qa) is excluded: it decomposes and stays so
+    };
+    int ok = 1;
+    ByteVec o = {0};
+    for (size_t k = 0; k < sizeof c / sizeof c[0]; k++) {
+        nfc_normalize((const unsigned char*)c[k].in, strlen(c[k].in), &o);
+        if (o.len != strlen(c[k].out) || memcmp(o.data, c[k].out, o.len)) { ok = 0; printf("       nfc case %zu differs\n", k); }
+    }
+    check(ok, "NFC: %zu cases (composition, singletons, reordering, Hangul, exclusions, invalid bytes)", sizeof c / sizeof c[0]);
+    // Digits splits on every \p{N} (Rust's char::is_numeric), not only on ASCII digits as tokenizers.js does
+    const unsigned char* d = (const unsigned char*)"x\xC2\xBD" "2ab\xD9\xA3";  // x ½ 2 a b ٣
+    size_t e1 = pretok_next_digits(d, 9, 0, 1), e2 = pretok_next_digits(d, 9, e1, 1), e3 = pretok_next_digits(d, 9, e2, 1);
+    size_t e4 = pretok_next_digits(d, 9, e3, 1), r1 = pretok_next_digits(d, 9, 1, 0);
+    check(e1 == 1 && e2 == 3 && e3 == 4 && e4 == 6 && r1 == 4, "Digits: \"x½2ab٣\" -> x | ½ | 2 | ab | ٣ (individual), ½2 one run (contiguous)");
+    // Llama 3's pattern piece by piece, worked out by hand from the regex (the full-file test holds it to the JS
+    // tokenizer; these catch what the small vocab cannot show, e.g. "'Sall" split as "'S" "all")
+    struct { const char *in, *want; int digits; } pc[] = {
+        {"'Sall 'REally it'\xC5\xBFtar", "'S|all| '|REally| it|'\xC5\xBF|tar", 3},
+        {"12345 1234567", "123|45| |123|456|7", 3},
+        {"12345", "1|2|3|4|5", 1},
+        {"x  \n\n  y", "x|  \n\n| | y", 3},
+        {"!!\n\nok\r\n", "!!\n\n|ok|\r\n", 3},
+        {"\tword (word \xE3\x80\x80x", "\tword| (|word| |\xE3\x80\x80x", 3},
+    };
+    int pok = 1;
+    for (size_t k = 0; k < sizeof pc / sizeof pc[0]; k++) {
+        ByteVec got = {0};
+        const unsigned char* in = (const unsigned char*)pc[k].in;
+        size_t n = strlen(pc[k].in);
+        for (size_t i = 0; i < n;) {
+            size_t e = pretok_next_llama3(in, n, i, pc[k].digits);
+            if (i) bytevec_push(&got, '|');
+            bytevec_append(&got, in + i, e - i);
+            i = e;
+        }
+        if (strcmp((char*)got.data, pc[k].want)) { pok = 0; printf("       llama3 pieces of case %zu: %s\n", k, got.data); }
+        free(got.data);
+    }
+    check(pok, "Llama 3 / Qwen2 pattern: %zu strings split into the pieces the regex gives", sizeof pc / sizeof pc[0]);
+    free(o.data);
+}
+
 // ---------------------------------------------------------------------------- dataset.h
 
 static void test_dataset_files(void) {
@@ -582,6 +881,10 @@ int main(void) {
     }
     test_bytes_and_training();
     test_tokenizer_file_errors();
+    test_nfc();
+    test_tokjson_vectors();
+    test_tokjson_errors();
+    test_tokjson_full();
     test_dataset_files();
     test_csv_parser();
     test_cli();

@@ -166,6 +166,212 @@ TOK_API size_t pretok_next(const unsigned char* s, size_t n, size_t i) {
     return last > i ? last : k;
 }
 
+// ---------------------------------------------------------------------------- more pre-tokenizers
+// A Hugging Face tokenizer.json names its pre-tokenizer (see tokenizer_parse_hf below). These are the
+// ones we implement, each written out by hand like pretok_next above (no regex engine); each returns
+// the end of the piece that starts at s[i] (i < n). They can be chained (a Sequence): each later step
+// splits every piece of the one before, as Hugging Face's PreTokenizedString does.
+enum { PT_GPT2 = 1, PT_LLAMA3, PT_QWEN2, PT_DIGITS, PT_DIGITS_RUN };
+#define TOK_MAX_PRETOK 8
+
+TOK_API int tok_is_crlf(unsigned char c) { return c == '\r' || c == '\n'; }
+
+// (?i:'s|'t|'re|'ve|'m|'ll|'d) after the apostrophe at s[j-1]: returns the end of the match, or 0.
+// Case-insensitive as Oniguruma (and JavaScript's /iu) fold case: "'S", "'Re", "'LL", and also "'ſ"
+// (U+017F LATIN SMALL LETTER LONG S folds to s; it is the one non-ASCII letter that folds to one of these).
+TOK_API size_t tok_contraction_ci(const unsigned char* s, size_t n, size_t j) {
+    if (j >= n) return 0;
+    if (j + 1 < n && s[j] == 0xC5 && s[j + 1] == 0xBF) return j + 2;
+    unsigned char c = s[j] >= 'A' && s[j] <= 'Z' ? s[j] | 0x20 : s[j];
+    if (c == 's' || c == 't' || c == 'm' || c == 'd') return j + 1;
+    if (j + 1 < n) {
+        unsigned char d = s[j + 1] >= 'A' && s[j + 1] <= 'Z' ? s[j + 1] | 0x20 : s[j + 1];
+        if (((c == 'r' || c == 'v') && d == 'e') || (c == 'l' && d == 'l')) return j + 2;
+    }
+    return 0;
+}
+
+// Llama 3's pattern (max_digits = 3) and Qwen2's (max_digits = 1, `\p{N}` instead of `\p{N}{1,3}`):
+//   (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+// tried in this order, as the regex engine does. Differences from GPT-2's: contractions in any case; a
+// word takes one leading character of any kind but a letter, digit or newline ("\tword", "(word",
+// " word"); digits come in groups of at most 3 (or 1); a run of punctuation keeps the newlines after it;
+// a whitespace run holding a newline ends just after its last \r or \n.
+TOK_API size_t pretok_next_llama3(const unsigned char* s, size_t n, size_t i, int max_digits) {
+    if (s[i] == '\'') {
+        size_t e = tok_contraction_ci(s, n, i + 1);
+        if (e) return e;
+    }
+    size_t len, len2;
+    int cls = char_class_at(s, n, i, &len);
+    // [^\r\n\p{L}\p{N}]?\p{L}+ : a letter here, or one non-letter/digit/newline and then a letter
+    if (cls == UCLASS_LETTER ||
+        (cls != UCLASS_NUMBER && !tok_is_crlf(s[i]) && i + len < n && char_class_at(s, n, i + len, &len2) == UCLASS_LETTER)) {
+        size_t k = cls == UCLASS_LETTER ? i : i + len;
+        while (k < n && char_class_at(s, n, k, &len2) == UCLASS_LETTER) k += len2;
+        return k;
+    }
+    // \p{N}{1,3}: greedy, so "12345" -> "123" "45"
+    if (cls == UCLASS_NUMBER) {
+        size_t k = i;
+        for (int d = 0; d < max_digits && k < n && char_class_at(s, n, k, &len2) == UCLASS_NUMBER; d++) k += len2;
+        return k;
+    }
+    // ' ?[^\s\p{L}\p{N}]+[\r\n]*'
+    size_t j = s[i] == ' ' && i + 1 < n ? i + 1 : i;
+    if ((j == i ? cls : char_class_at(s, n, j, &len2)) == UCLASS_OTHER) {
+        size_t k = j;
+        while (k < n && char_class_at(s, n, k, &len2) == UCLASS_OTHER) k += len2;
+        while (k < n && tok_is_crlf(s[k])) k++;
+        return k;
+    }
+    // here s[i] is whitespace. '\s*[\r\n]+': \s* first takes the whole run, then gives characters back
+    // until [\r\n]+ can match, i.e. up to the last \r or \n of the run (which is then taken).
+    size_t k = i, last = i, after_nl = 0;
+    while (k < n && char_class_at(s, n, k, &len2) == UCLASS_SPACE) {
+        if (tok_is_crlf(s[k])) after_nl = k + 1;
+        last = k;
+        k += len2;
+    }
+    if (after_nl) return after_nl;
+    // '\s+(?!\S)|\s+' exactly as in GPT-2's pattern (see pretok_next)
+    if (k == n) return k;
+    return last > i ? last : k;
+}
+
+// Hugging Face's Digits pre-tokenizer: every number character (\p{N}, Rust's char::is_numeric) its own piece
+// (individual_digits: true, as SmolLM2 uses it), or runs of them (false); the text between is one piece.
+TOK_API size_t pretok_next_digits(const unsigned char* s, size_t n, size_t i, int individual) {
+    size_t len;
+    int num = char_class_at(s, n, i, &len) == UCLASS_NUMBER;
+    if (num && individual) return i + len;
+    size_t k = i + len;
+    while (k < n && (char_class_at(s, n, k, &len) == UCLASS_NUMBER) == num) k += len;
+    return k;
+}
+
+TOK_API size_t pretok_step(int kind, const unsigned char* s, size_t n, size_t i) {
+    switch (kind) {
+        case PT_LLAMA3: return pretok_next_llama3(s, n, i, 3);
+        case PT_QWEN2: return pretok_next_llama3(s, n, i, 1);
+        case PT_DIGITS: return pretok_next_digits(s, n, i, 1);
+        case PT_DIGITS_RUN: return pretok_next_digits(s, n, i, 0);
+        default: return pretok_next(s, n, i);
+    }
+}
+
+// ---------------------------------------------------------------------------- NFC
+// Unicode normalization form C (UAX #15), the normalizer of Qwen2's tokenizer.json ("type": "NFC"):
+//   1. decompose every character fully (canonical mappings only; Hangul syllables by formula),
+//   2. sort each run of combining marks by combining class (stably: equal classes keep their order),
+//   3. compose: a character joins the last starter (class 0) before it when nothing between them is a
+//      starter or has the same or a higher class ("not blocked"), and the pair has a primary composite.
+// So "e" U+0301 becomes U+00E9 and Hangul jamo become syllables. Python: unicodedata.normalize("NFC", s);
+// JavaScript: s.normalize("NFC"). Tables: unicode_tables.h. Invalid UTF-8 bytes pass through unchanged
+// (as starters that compose with nothing).
+#define HANGUL_S 0xAC00u
+#define HANGUL_L 0x1100u
+#define HANGUL_V 0x1161u
+#define HANGUL_T 0x11A7u
+#define HANGUL_LCOUNT 19u
+#define HANGUL_VCOUNT 21u
+#define HANGUL_TCOUNT 28u
+#define HANGUL_SCOUNT 11172u  // LCOUNT * VCOUNT * TCOUNT
+
+TOK_API int unicode_ccc_of(int cp) {  // canonical combining class; 0 for invalid bytes (cp < 0)
+    if (cp < 0x300) return 0;  // nothing below U+0300 has a class
+    int lo = 0, hi = UNICODE_NUM_CCC - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if ((unsigned)cp < unicode_ccc[mid].lo) hi = mid - 1;
+        else if ((unsigned)cp > unicode_ccc[mid].hi) lo = mid + 1;
+        else return unicode_ccc[mid].ccc;
+    }
+    return 0;
+}
+// appends the full canonical decomposition of cp to v
+TOK_API void nfc_push_decomposed(IntVec* v, uint32_t cp) {
+    if (cp >= HANGUL_S && cp < HANGUL_S + HANGUL_SCOUNT) {
+        uint32_t si = cp - HANGUL_S;
+        intvec_push(v, (int)(HANGUL_L + si / (HANGUL_VCOUNT * HANGUL_TCOUNT)));
+        intvec_push(v, (int)(HANGUL_V + si % (HANGUL_VCOUNT * HANGUL_TCOUNT) / HANGUL_TCOUNT));
+        if (si % HANGUL_TCOUNT) intvec_push(v, (int)(HANGUL_T + si % HANGUL_TCOUNT));
+        return;
+    }
+    if (cp >= 0xC0) {  // U+00C0 is the first code point with a canonical decomposition
+        int lo = 0, hi = UNICODE_NUM_DECOMP - 1;
+        while (lo <= hi) {
+            int mid = (lo + hi) / 2;
+            if (cp < unicode_decomp[mid].cp) hi = mid - 1;
+            else if (cp > unicode_decomp[mid].cp) lo = mid + 1;
+            else {
+                for (int k = 0; k < unicode_decomp[mid].len; k++) intvec_push(v, (int)unicode_decomp_pool[unicode_decomp[mid].off + k]);
+                return;
+            }
+        }
+    }
+    intvec_push(v, (int)cp);
+}
+// the primary composite of (a, b), or 0 if there is none
+TOK_API uint32_t unicode_compose(uint32_t a, uint32_t b) {
+    if (a >= HANGUL_L && a < HANGUL_L + HANGUL_LCOUNT && b >= HANGUL_V && b < HANGUL_V + HANGUL_VCOUNT)
+        return HANGUL_S + ((a - HANGUL_L) * HANGUL_VCOUNT + (b - HANGUL_V)) * HANGUL_TCOUNT;  // L + V -> LV
+    if (a >= HANGUL_S && a < HANGUL_S + HANGUL_SCOUNT && (a - HANGUL_S) % HANGUL_TCOUNT == 0 && b > HANGUL_T && b < HANGUL_T + HANGUL_TCOUNT)
+        return a + (b - HANGUL_T);  // LV + T -> LVT
+    if (b < 0x300) return 0;  // every second character of the table is U+0300 or above
+    int lo = 0, hi = UNICODE_NUM_COMP - 1;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        const UnicodeComp* c = &unicode_comp[mid];
+        if (a < c->first || (a == c->first && b < c->second)) hi = mid - 1;
+        else if (a > c->first || b > c->second) lo = mid + 1;
+        else return c->composite;
+    }
+    return 0;
+}
+// writes NFC(s[0..n)) into out (replacing its content)
+TOK_API void nfc_normalize(const unsigned char* s, size_t n, ByteVec* out) {
+    IntVec d = {0};  // code points; an invalid byte b is stored as -1 - b
+    for (size_t i = 0; i < n;) {
+        uint32_t cp;
+        size_t len = utf8_decode(s, n, i, &cp);
+        if (cp == TOK_INVALID_CP) intvec_push(&d, -1 - (int)s[i]);
+        else nfc_push_decomposed(&d, cp);
+        i += len;
+    }
+    // 2. canonical order: insertion sort of each run of non-starters (a starter, class 0, stops it)
+    for (size_t i = 1; i < d.len; i++) {
+        int x = d.data[i], c = unicode_ccc_of(x);
+        if (!c) continue;
+        size_t j = i;
+        while (j > 0 && unicode_ccc_of(d.data[j - 1]) > c) { d.data[j] = d.data[j - 1]; j--; }
+        d.data[j] = x;
+    }
+    // 3. compose, in place: w characters kept so far; starter = index of the last kept starter
+    size_t w = 0;
+    long starter = -1;
+    int last_cc = 0;  // class of the last kept character
+    for (size_t i = 0; i < d.len; i++) {
+        int x = d.data[i], cc = unicode_ccc_of(x);
+        // blocked unless adjacent to the starter, or every character between has a lower class (the
+        // run is sorted, so the last kept one has the highest); a starter after marks is always blocked
+        if (starter >= 0 && x >= 0 && ((size_t)starter + 1 == w || (last_cc != 0 && last_cc < cc))) {
+            uint32_t c = unicode_compose((uint32_t)d.data[starter], (uint32_t)x);
+            if (c) { d.data[starter] = (int)c; continue; }
+        }
+        if (cc == 0) starter = x < 0 ? -1 : (long)w;  // an invalid byte composes with nothing
+        d.data[w++] = x;
+        last_cc = cc;
+    }
+    out->len = 0;
+    bytevec_append(out, "", 0);
+    for (size_t i = 0; i < w; i++) {
+        if (d.data[i] < 0) bytevec_push(out, (unsigned char)(-1 - d.data[i]));
+        else utf8_encode(out, (uint32_t)d.data[i]);
+    }
+    free(d.data);
+}
+
 // ---------------------------------------------------------------------------- hash maps
 
 // (left id, right id) -> (rank, merged id), open addressing, capacity a power of two
@@ -238,7 +444,12 @@ TOK_API StrSlot* strmap_put(StrMap* m, const unsigned char* p, size_t n, int val
 
 // ---------------------------------------------------------------------------- the tokenizer
 
-enum { TOK_GPT2 = 1, TOK_BPE = 2, TOK_BYTES = 3 };
+enum { TOK_GPT2 = 1, TOK_BPE = 2, TOK_BYTES = 3, TOK_HF = 4 };
+// is_special[id] flags. GPT-2's <|endoftext|> and tokens added with tokenizer_add_special are TOK_SPECIAL;
+// a tokenizer.json's added_tokens are TOK_SPECIAL ("special": true) or TOK_ADDED (false: matched in every
+// text, like Qwen's <think>), plus TOK_NORMALIZED when matched after the normalizer ("normalized": true).
+enum { TOK_SPECIAL = 1, TOK_ADDED = 2, TOK_NORMALIZED = 4 };
+enum { TOK_NORM_NONE = 0, TOK_NORM_NFC = 1 };
 #define TOK_CACHE_SLOTS 65536      // direct-mapped cache of pre-token -> ids
 #define TOK_CACHE_MAX_WORD 64      // longer pieces are rare; encode them without the cache
 #define TOK_CACHE_ARENA (1 << 22)  // bytes and ids kept before the cache is cleared
@@ -246,13 +457,13 @@ enum { TOK_GPT2 = 1, TOK_BPE = 2, TOK_BYTES = 3 };
 typedef struct { uint64_t hash; uint32_t word_off, ids_off; uint16_t word_len, num_ids; } CacheSlot;
 
 typedef struct {
-    int kind;             // TOK_GPT2, TOK_BPE or TOK_BYTES
+    int kind;             // TOK_GPT2, TOK_BPE, TOK_BYTES or TOK_HF (a Hugging Face tokenizer.json)
     int vocab_size;       // V: every id is in [0, V), special tokens included
     int eot_id;           // id of <|endoftext|>, -1 if this tokenizer has none
     // decode table: token i is the bytes token_bytes[token_off[i] .. token_off[i+1])
     unsigned char* token_bytes;
     size_t* token_off;    // (V+1)
-    unsigned char* is_special;  // (V) 1 for <|endoftext|> and added tokens
+    unsigned char* is_special;  // (V) 0 for ordinary tokens, else TOK_SPECIAL / TOK_ADDED (| TOK_NORMALIZED) flags
     size_t bytes_cap, ids_cap;  // allocated sizes of token_bytes and of token_off / is_special
     int byte_id[256];     // id of the one-byte token for each byte value
     // merges in rank order: rank r joins merge_left[r] and merge_right[r] into merge_id[r]
@@ -263,6 +474,15 @@ typedef struct {
     CacheSlot* cache;
     ByteVec cache_words;
     IntVec cache_ids;
+    // what a tokenizer.json (TOK_HF) configures; the other kinds leave these 0 and use GPT-2's pattern
+    int normalizer;       // TOK_NORM_NONE or TOK_NORM_NFC, applied to the text between added tokens
+    int num_pretok;       // pre-tokenizer steps (PT_*), in order; 0 steps: each text is one piece
+    int pretok[TOK_MAX_PRETOK];
+    int ignore_merges;    // a piece that is itself in model.vocab is that one token, without BPE (Llama 3)
+    ByteVec vocab_bytes;  // copy of model.vocab's bytes, which vocab_map points into (token_bytes moves
+    StrMap vocab_map;     //   when a token is added); bytes -> id, for ignore_merges
+    IntVec added;         // the ids with is_special != 0, in order, built when vocab_size was added_v
+    int added_v;
 } Tokenizer;
 
 // appends one token's bytes to the decode table (ids are assigned in order)
@@ -297,6 +517,7 @@ TOK_API void tokenizer_free(Tokenizer* t) {
     free(t->token_bytes); free(t->token_off); free(t->is_special);
     free(t->merge_left); free(t->merge_right); free(t->merge_id);
     free(t->merges.slots); free(t->cache); free(t->cache_words.data); free(t->cache_ids.data);
+    free(t->vocab_bytes.data); free(t->vocab_map.slots); free(t->added.data);
     memset(t, 0, sizeof *t);
 }
 
@@ -537,6 +758,7 @@ TOK_API int tokenizer_load_gpt2(Tokenizer* t, const char* dir, char* err, size_t
 
 TOK_API int tokenizer_save(const Tokenizer* t, const char* path, char* err, size_t errlen) {
     if (t->kind == TOK_GPT2) { tok_errf(err, errlen, "GPT-2's tokenizer is saved as encoder.json + vocab.bpe, not in our format"); return -1; }
+    if (t->kind == TOK_HF) { tok_errf(err, errlen, "a Hugging Face tokenizer.json is used as it is, not saved in our format"); return -1; }
     SafeWriter w;  // a temp file renamed into place when complete; an I/O error ends the program naming path
     safe_open(&w, path);
     FILE* f = w.f;
@@ -659,8 +881,438 @@ TOK_API int tokenizer_parse(Tokenizer* t, const unsigned char* text, size_t n, c
     return rc;
 }
 
-// Loads a tokenizer from PATH: a folder with encoder.json + vocab.bpe (GPT-2), a file in our
-// format, or the word "bytes" (the byte tokenizer). Returns 0, or -1 with a message in err.
+// ---------------------------------------------------------------------------- loading a Hugging Face tokenizer.json
+// The file a Hugging Face model ships (SmolLM2, Qwen2.5, Llama 3.2, GPT-2): one JSON object. What we read:
+//   model          {"type": "BPE", "vocab": {"token": id, ...}, "merges": ["a b", ...] or [["a", "b"], ...],
+//                   "ignore_merges": bool, "byte_fallback": false, "dropout": null, ...}; the tokens are
+//                   written with GPT-2's byte stand-in characters (a byte-level BPE), merges best first
+//   added_tokens   [{"id", "content", "special", "normalized", "single_word", "lstrip", "rstrip"}, ...]
+//   normalizer     null or NFC (Qwen2), or a Sequence of NFC
+//   pre_tokenizer  ByteLevel (GPT-2's pattern when use_regex), Split with the GPT-2, Llama 3 or Qwen2
+//                  pattern (recognised by its exact text), Digits, or a Sequence of these ending in ByteLevel
+//   decoder        ByteLevel (or null): decoding is concatenating the tokens' bytes
+// post_processor is not applied (it adds BOS/EOS tokens, as add_special_tokens=True would): we encode as
+// Hugging Face's encode(text, add_special_tokens=False). Anything else is refused with a one-line error.
+// The file may be hostile: sizes are bounded, every id is checked, a key twice in one object is refused.
+#define TOKJSON_MAX_IDS (1 << 24)       // vocab entries, added tokens, merges: at most 16.7M each
+#define TOKJSON_MAX_TOKEN_BYTES 65536   // one token's bytes
+
+// The known pre-tokenizer patterns, as they appear in tokenizer.json once the JSON escapes are decoded.
+static const char TOKJSON_PAT_GPT2[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+";
+static const char TOKJSON_PAT_LLAMA3[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+static const char TOKJSON_PAT_QWEN2[] = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
+// Where the value of each listed key starts in one JSON object (read and skipped here, parsed later in the
+// order we need: "merges" may come before "vocab"). Unlisted keys are skipped.
+typedef struct { const char* key; size_t pos; int line, found; } TokJsonField;
+#define TJF(key) {key, 0, 0, 0}
+
+TOK_API int tokjson_fields(JsonScan* js, TokJsonField* f, int nf) {
+    if (jscan_expect(js, '{')) return jscan_fail(js, "expected an object");
+    jscan_ws(js);
+    if (js->pos < js->n && js->s[js->pos] == '}') { js->pos++; return 0; }
+    ByteVec key = {0};
+    int rc = 0;
+    for (;;) {
+        if ((rc = jscan_string(js, &key)) || (rc = jscan_expect(js, ':'))) break;
+        jscan_ws(js);
+        for (int k = 0; k < nf; k++) {
+            if (strlen(f[k].key) != key.len || memcmp(f[k].key, key.data, key.len) != 0) continue;
+            if (f[k].found) {
+                static char msg[96];  // static: outlives the call, as jscan_expect's
+                tok_errf(msg, sizeof msg, "key \"%s\" appears twice in one object", f[k].key);
+                rc = jscan_fail(js, msg);
+                break;
+            }
+            f[k].found = 1; f[k].pos = js->pos; f[k].line = js->line;
+        }
+        if (rc || (rc = jscan_skip(js, 1))) break;
+        jscan_ws(js);
+        if (js->pos < js->n && js->s[js->pos] == ',') { js->pos++; continue; }
+        rc = jscan_expect(js, '}');
+        break;
+    }
+    free(key.data);
+    return rc;
+}
+TOK_API JsonScan tokjson_at(const JsonScan* js, const TokJsonField* f) {
+    JsonScan at = {js->s, js->n, f->pos, f->line, NULL};
+    return at;
+}
+// a boolean field (absent or null: dflt); -1 if it is something else
+TOK_API int tokjson_bool(const JsonScan* js, const TokJsonField* f, int dflt, int* out) {
+    *out = dflt;
+    if (!f->found) return 0;
+    JsonScan at = tokjson_at(js, f);
+    int c = jscan_peek(&at);
+    if (c == 'z') return 0;
+    if (c == 't' || c == 'f') { *out = c == 't'; return jscan_literal(&at, c == 't' ? "true" : "false"); }
+    return -1;
+}
+// a string field into out ("" when absent or null); -1 if it is something else
+TOK_API int tokjson_str(const JsonScan* js, const TokJsonField* f, ByteVec* out) {
+    out->len = 0;
+    bytevec_append(out, "", 0);
+    if (!f->found) return 0;
+    JsonScan at = tokjson_at(js, f);
+    if (jscan_peek(&at) == 'z') return 0;
+    return jscan_string(&at, out);
+}
+// steps over one ',' between array elements; returns 1 after a ',', 0 at the closing ']', -1 otherwise
+TOK_API int tokjson_next(JsonScan* js) {
+    jscan_ws(js);
+    if (js->pos < js->n && js->s[js->pos] == ',') { js->pos++; return 1; }
+    return jscan_expect(js, ']') ? -1 : 0;
+}
+// opens an array: 1 when it has elements, 0 when empty ([]), -1 when it is not an array
+TOK_API int tokjson_array(JsonScan* js) {
+    if (jscan_expect(js, '[')) return -1;
+    jscan_ws(js);
+    if (js->pos < js->n && js->s[js->pos] == ']') { js->pos++; return 0; }
+    return 1;
+}
+
+#define TOKJSON_ERR(line, ...) do { \
+    char m_[400]; tok_errf(m_, sizeof m_, __VA_ARGS__); \
+    tok_errf(err, errlen, "%s:%d: %s", name, (line), m_); goto fail; } while (0)
+
+// One pre-tokenizer object (recursing into a Sequence): appends its steps to t->pretok.
+TOK_API int tokjson_pretok(Tokenizer* t, JsonScan* js, int depth, int* bytelevel, const char* name, char* err, size_t errlen) {
+    ByteVec type = {0}, pat = {0}, behavior = {0};
+    int line = js->line;
+    if (depth > 8) TOKJSON_ERR(line, "pre_tokenizer: Sequences nested more than 8 deep");
+    if (jscan_peek(js) == 'z') {
+        if (jscan_literal(js, "null")) TOKJSON_ERR(line, "pre_tokenizer: %s", js->err);
+        return 0;
+    }
+    TokJsonField f[] = {TJF("type"), TJF("pretokenizers"), TJF("pattern"), TJF("behavior"), TJF("invert"), TJF("add_prefix_space"),
+                        TJF("use_regex"), TJF("individual_digits")};
+    if (tokjson_fields(js, f, 8)) TOKJSON_ERR(js->line, "pre_tokenizer: %s", js->err);
+    if (tokjson_str(js, &f[0], &type) || !type.len) TOKJSON_ERR(line, "pre_tokenizer without a \"type\" string");
+    if (*bytelevel) TOKJSON_ERR(line, "pre_tokenizer: a %s step after ByteLevel is not supported (ByteLevel must come last)", type.data);
+    int step = 0, b;
+    if (!strcmp((char*)type.data, "Sequence")) {
+        if (!f[1].found) TOKJSON_ERR(line, "pre_tokenizer Sequence without \"pretokenizers\"");
+        JsonScan at = tokjson_at(js, &f[1]);
+        int more = tokjson_array(&at);
+        if (more < 0) TOKJSON_ERR(at.line, "pre_tokenizer Sequence: \"pretokenizers\" is not an array");
+        while (more == 1) {
+            if (tokjson_pretok(t, &at, depth + 1, bytelevel, name, err, errlen)) { free(type.data); return -1; }
+            if ((more = tokjson_next(&at)) < 0) TOKJSON_ERR(at.line, "pre_tokenizer Sequence: %s", at.err);
+        }
+    } else if (!strcmp((char*)type.data, "ByteLevel")) {
+        if (tokjson_bool(js, &f[5], 0, &b)) TOKJSON_ERR(line, "ByteLevel: add_prefix_space is not a boolean");
+        if (b) TOKJSON_ERR(line, "ByteLevel with add_prefix_space: true is not supported (it puts a space before every text)");
+        if (tokjson_bool(js, &f[6], 1, &b)) TOKJSON_ERR(line, "ByteLevel: use_regex is not a boolean");
+        if (b) step = PT_GPT2;  // ByteLevel's own split is GPT-2's pattern
+        *bytelevel = 1;
+    } else if (!strcmp((char*)type.data, "Split")) {
+        JsonScan at = tokjson_at(js, &f[2]);
+        TokJsonField pf[] = {TJF("Regex"), TJF("String")};
+        if (!f[2].found || tokjson_fields(&at, pf, 2)) TOKJSON_ERR(line, "Split: \"pattern\" is not an object");
+        if (pf[1].found) TOKJSON_ERR(line, "Split with a String pattern is not supported (only the GPT-2, Llama 3 and Qwen2 regexes)");
+        if (!pf[0].found || tokjson_str(&at, &pf[0], &pat)) TOKJSON_ERR(line, "Split: pattern has no \"Regex\" string");
+        if (tokjson_str(js, &f[3], &behavior) || strcmp((char*)behavior.data, "Isolated"))
+            TOKJSON_ERR(line, "Split: behavior \"%s\" is not supported (only Isolated)", behavior.data ? (char*)behavior.data : "?");
+        if (tokjson_bool(js, &f[4], 0, &b) || b) TOKJSON_ERR(line, "Split: invert must be false");
+        if (pat.len == strlen(TOKJSON_PAT_GPT2) && !memcmp(pat.data, TOKJSON_PAT_GPT2, pat.len)) step = PT_GPT2;
+        else if (pat.len == strlen(TOKJSON_PAT_LLAMA3) && !memcmp(pat.data, TOKJSON_PAT_LLAMA3, pat.len)) step = PT_LLAMA3;
+        else if (pat.len == strlen(TOKJSON_PAT_QWEN2) && !memcmp(pat.data, TOKJSON_PAT_QWEN2, pat.len)) step = PT_QWEN2;
+        else TOKJSON_ERR(line, "Split pattern %.200s is not one we implement (GPT-2's, Llama 3's, Qwen2's)", pat.data);
+    } else if (!strcmp((char*)type.data, "Digits")) {
+        if (tokjson_bool(js, &f[7], 0, &b)) TOKJSON_ERR(line, "Digits: individual_digits is not a boolean");
+        step = b ? PT_DIGITS : PT_DIGITS_RUN;
+    } else {
+        TOKJSON_ERR(line, "pre_tokenizer type \"%.60s\" is not supported (ByteLevel, Split, Digits, Sequence)", type.data);
+    }
+    if (step) {
+        if (t->num_pretok == TOK_MAX_PRETOK) TOKJSON_ERR(line, "pre_tokenizer: more than %d steps", TOK_MAX_PRETOK);
+        t->pretok[t->num_pretok++] = step;
+    }
+    free(type.data); free(pat.data); free(behavior.data);
+    return 0;
+fail:
+    free(type.data); free(pat.data); free(behavior.data);
+    return -1;
+}
+
+// a normalizer object: null, NFC, or a Sequence of those
+TOK_API int tokjson_normalizer(Tokenizer* t, JsonScan* js, int depth, const char* name, char* err, size_t errlen) {
+    ByteVec type = {0};
+    int line = js->line;
+    if (depth > 8) TOKJSON_ERR(line, "normalizer: Sequences nested more than 8 deep");
+    if (jscan_peek(js) == 'z') {
+        if (jscan_literal(js, "null")) TOKJSON_ERR(line, "normalizer: %s", js->err);
+        return 0;
+    }
+    TokJsonField f[] = {TJF("type"), TJF("normalizers")};
+    if (tokjson_fields(js, f, 2)) TOKJSON_ERR(js->line, "normalizer: %s", js->err);
+    if (tokjson_str(js, &f[0], &type) || !type.len) TOKJSON_ERR(line, "normalizer without a \"type\" string");
+    if (!strcmp((char*)type.data, "NFC")) t->normalizer = TOK_NORM_NFC;
+    else if (!strcmp((char*)type.data, "Sequence") && f[1].found) {
+        JsonScan at = tokjson_at(js, &f[1]);
+        int more = tokjson_array(&at);
+        if (more < 0) TOKJSON_ERR(at.line, "normalizer Sequence: \"normalizers\" is not an array");
+        while (more == 1) {
+            if (tokjson_normalizer(t, &at, depth + 1, name, err, errlen)) { free(type.data); return -1; }
+            if ((more = tokjson_next(&at)) < 0) TOKJSON_ERR(at.line, "normalizer Sequence: %s", at.err);
+        }
+    } else TOKJSON_ERR(line, "normalizer type \"%.60s\" is not supported (only NFC, or none)", type.data);
+    free(type.data);
+    return 0;
+fail:
+    free(type.data);
+    return -1;
+}
+
+// parses a tokenizer.json held in memory; on failure returns -1 with a message in err (and leaks nothing:
+// the caller frees *t)
+TOK_API int tokenizer_parse_hf_(Tokenizer* t, const unsigned char* text, size_t n, const char* name, char* err, size_t errlen) {
+    tok_init_empty(t, TOK_HF);
+    int dec[0x144];
+    gpt2_byte_decoder(dec);
+    JsonScan js = {text, n, 0, 1, NULL};
+    ByteVec key = {0}, raw = {0}, str = {0};
+    // the vocab: token i of the file has bytes vb[voff[i] .. voff[i+1]) and id vid[i]
+    ByteVec vb = {0};
+    size_t* voff = NULL; int* vid = NULL; size_t nv = 0, vcap = 0;
+    // the added tokens: content ab[aoff[i] ..), id aid[i], flags aflag[i]
+    ByteVec ab = {0};
+    size_t* aoff = NULL; int *aid = NULL, *aflag = NULL; size_t na = 0, acap = 0;
+    int* src = NULL;  // id -> vocab index (>= 0), -2 - added index, -1 unused
+    int line;
+    TokJsonField top[] = {TJF("model"), TJF("added_tokens"), TJF("normalizer"), TJF("pre_tokenizer"), TJF("decoder")};
+    if (tokjson_fields(&js, top, 5)) TOKJSON_ERR(js.line, "%s", js.err);
+    jscan_ws(&js);
+    if (js.pos != n) TOKJSON_ERR(js.line, "text after the end of the JSON object");
+    if (!top[0].found) TOKJSON_ERR(1, "no \"model\": not a Hugging Face tokenizer.json");
+
+    // model: type, flags, then the vocab (merges need it)
+    JsonScan m = tokjson_at(&js, &top[0]);
+    TokJsonField mf[] = {TJF("type"), TJF("vocab"), TJF("merges"), TJF("byte_fallback"), TJF("ignore_merges"), TJF("dropout"),
+                         TJF("continuing_subword_prefix"), TJF("end_of_word_suffix")};
+    line = m.line;
+    if (tokjson_fields(&m, mf, 8)) TOKJSON_ERR(m.line, "model: %s", m.err);
+    if (tokjson_str(&m, &mf[0], &str)) TOKJSON_ERR(line, "model.type is not a string");
+    if (!mf[0].found) TOKJSON_ERR(line, "model has no \"type\" (only type BPE is supported)");
+    if (strcmp((char*)str.data, "BPE"))
+        TOKJSON_ERR(line, "model.type is \"%.60s\"; only \"BPE\" (byte-level, as GPT-2, Llama 3, Qwen2, SmolLM2) is supported", str.data);
+    int b;
+    if (tokjson_bool(&m, &mf[3], 0, &b)) TOKJSON_ERR(line, "model.byte_fallback is not a boolean");
+    if (b) TOKJSON_ERR(line, "model.byte_fallback: true (SentencePiece-style <0x..> byte tokens) is not supported; only byte-level BPE");
+    if (tokjson_bool(&m, &mf[4], 0, &t->ignore_merges)) TOKJSON_ERR(line, "model.ignore_merges is not a boolean");
+    if (mf[5].found) {
+        JsonScan at = tokjson_at(&m, &mf[5]);
+        double d = 0;
+        if (jscan_peek(&at) != 'z' && (jscan_number(&at, &d) || d != 0)) TOKJSON_ERR(line, "model.dropout is set; BPE dropout is not supported (it should be null)");
+    }
+    for (int k = 6; k <= 7; k++)
+        if (tokjson_str(&m, &mf[k], &str) || str.len) TOKJSON_ERR(line, "model.%s is \"%.40s\"; only an empty one is supported", mf[k].key, str.data ? (char*)str.data : "?");
+    if (!mf[1].found || !mf[2].found) TOKJSON_ERR(line, "model has no \"%s\"", mf[1].found ? "merges" : "vocab");
+
+    // model.vocab: {"token": id, ...}
+    JsonScan v = tokjson_at(&m, &mf[1]);
+    if (jscan_expect(&v, '{')) TOKJSON_ERR(v.line, "model.vocab is not an object");
+    jscan_ws(&v);
+    int max_id = -1;
+    if (v.pos < n && v.s[v.pos] == '}') v.pos++;
+    else for (;;) {
+        double d;
+        if (jscan_string(&v, &key) || jscan_expect(&v, ':') || jscan_number(&v, &d)) TOKJSON_ERR(v.line, "model.vocab: %s", v.err);
+        if (!(d >= 0 && d < TOKJSON_MAX_IDS) || d != (int)d) TOKJSON_ERR(v.line, "model.vocab: id of \"%.40s\" is not an integer in [0, 2^24)", key.data);
+        if (gpt2_unmap(dec, key.data, key.len, &raw) != 0 || raw.len == 0 || raw.len > TOKJSON_MAX_TOKEN_BYTES)
+            TOKJSON_ERR(v.line, "model.vocab: token \"%.40s\" is not made of byte-level (GPT-2 stand-in) characters; only byte-level BPE is supported", key.data);
+        if (nv + 1 >= vcap) {
+            if (nv >= TOKJSON_MAX_IDS) TOKJSON_ERR(v.line, "model.vocab has more than 2^24 tokens");
+            vcap = vcap ? 2 * vcap : 65536;
+            voff = (size_t*)reallocCheck(voff, vcap * sizeof *voff);
+            vid = (int*)reallocCheck(vid, vcap * sizeof *vid);
+        }
+        voff[nv] = vb.len; vid[nv] = (int)d;
+        bytevec_append(&vb, raw.data, raw.len);
+        nv++;
+        voff[nv] = vb.len;
+        if ((int)d > max_id) max_id = (int)d;
+        jscan_ws(&v);
+        if (v.pos < n && v.s[v.pos] == ',') { v.pos++; continue; }
+        if (jscan_expect(&v, '}')) TOKJSON_ERR(v.line, "model.vocab: expected ',' or '}'");
+        break;
+    }
+    if (nv == 0) TOKJSON_ERR(v.line, "model.vocab is empty");
+    // bytes -> id of the vocab: the vocab map (kept for ignore_merges) and the byte tokens
+    bytevec_append(&t->vocab_bytes, vb.data, vb.len);
+    strmap_init(&t->vocab_map, nv);
+    for (size_t i = 0; i < nv; i++) {
+        const unsigned char* p = t->vocab_bytes.data + voff[i];
+        size_t len = voff[i + 1] - voff[i];
+        if (strmap_get(&t->vocab_map, p, len) >= 0)
+            TOKJSON_ERR(mf[1].line, "model.vocab: two tokens have the same bytes (ids %d and %d)", strmap_get(&t->vocab_map, p, len), vid[i]);
+        strmap_put(&t->vocab_map, p, len, vid[i]);
+    }
+
+    // added_tokens: [{"id": N, "content": "...", ...}, ...]
+    if (top[1].found) {
+        JsonScan a = tokjson_at(&js, &top[1]);
+        int more = jscan_peek(&a) == 'z' ? (jscan_literal(&a, "null"), 0) : tokjson_array(&a);
+        if (more < 0) TOKJSON_ERR(a.line, "added_tokens is not an array");
+        while (more == 1) {
+            int l = a.line;
+            TokJsonField af[] = {TJF("id"), TJF("content"), TJF("special"), TJF("normalized"), TJF("single_word"), TJF("lstrip"), TJF("rstrip")};
+            if (tokjson_fields(&a, af, 7)) TOKJSON_ERR(a.line, "added_tokens: %s", a.err);
+            double d = -1;
+            JsonScan at = tokjson_at(&a, &af[0]);
+            if (!af[0].found || jscan_number(&at, &d) || !(d >= 0 && d < TOKJSON_MAX_IDS) || d != (int)d)
+                TOKJSON_ERR(l, "added_tokens: \"id\" missing or not an integer in [0, 2^24)");
+            if (!af[1].found || tokjson_str(&a, &af[1], &str) || str.len == 0 || str.len > TOKJSON_MAX_TOKEN_BYTES)
+                TOKJSON_ERR(l, "added_tokens: token %d has no \"content\" string (1 to 65536 bytes)", (int)d);
+            int special, normalized, sw, ls, rs;
+            if (tokjson_bool(&a, &af[2], 0, &special) || tokjson_bool(&a, &af[3], 0, &normalized) ||
+                tokjson_bool(&a, &af[4], 0, &sw) || tokjson_bool(&a, &af[5], 0, &ls) || tokjson_bool(&a, &af[6], 0, &rs))
+                TOKJSON_ERR(l, "added_tokens: a flag of token %d is not a boolean", (int)d);
+            if (sw || ls || rs)
+                TOKJSON_ERR(l, "added_tokens: token %d (\"%.40s\") has %s: true, which is not supported", (int)d, str.data, sw ? "single_word" : ls ? "lstrip" : "rstrip");
+            if (na + 1 >= acap) {
+                if (na >= TOKJSON_MAX_IDS) TOKJSON_ERR(l, "more than 2^24 added_tokens");
+                acap = acap ? 2 * acap : 1024;
+                aoff = (size_t*)reallocCheck(aoff, acap * sizeof *aoff);
+                aid = (int*)reallocCheck(aid, acap * sizeof *aid);
+                aflag = (int*)reallocCheck(aflag, acap * sizeof *aflag);
+            }
+            aoff[na] = ab.len; aid[na] = (int)d;
+            aflag[na] = (special ? TOK_SPECIAL : TOK_ADDED) | (normalized ? TOK_NORMALIZED : 0);
+            bytevec_append(&ab, str.data, str.len);
+            na++;
+            aoff[na] = ab.len;
+            if ((int)d > max_id) max_id = (int)d;
+            if ((more = tokjson_next(&a)) < 0) TOKJSON_ERR(a.line, "added_tokens: %s", a.err);
+        }
+    }
+
+    // ids 0..V-1, each from the vocab or an added token (both: the added token's content is what it decodes to)
+    if ((size_t)max_id + 1 > nv + na) TOKJSON_ERR(1, "the largest id is %d but there are only %zu tokens: ids must be 0..V-1 without gaps", max_id, nv + na);
+    int V = max_id + 1;
+    src = (int*)mallocCheck((size_t)V * sizeof(int));
+    for (int id = 0; id < V; id++) src[id] = -1;
+    for (size_t i = 0; i < nv; i++) {
+        if (src[vid[i]] != -1) TOKJSON_ERR(mf[1].line, "model.vocab: id %d is used twice", vid[i]);
+        src[vid[i]] = (int)i;
+    }
+    for (size_t i = 0; i < na; i++) {
+        if (src[aid[i]] <= -2) TOKJSON_ERR(top[1].line, "added_tokens: id %d is used twice", aid[i]);
+        src[aid[i]] = -2 - (int)i;
+    }
+    for (int id = 0; id < V; id++) {
+        if (src[id] == -1) TOKJSON_ERR(1, "id %d is neither in model.vocab nor in added_tokens (ids must be 0..V-1 without gaps)", id);
+        if (src[id] >= 0) {
+            size_t i = (size_t)src[id];
+            tok_push_token(t, vb.data + voff[i], voff[i + 1] - voff[i], 0);
+            if (voff[i + 1] - voff[i] == 1) t->byte_id[vb.data[voff[i]]] = id;
+        } else {
+            size_t i = (size_t)(-2 - src[id]);
+            tok_push_token(t, ab.data + aoff[i], aoff[i + 1] - aoff[i], aflag[i]);
+        }
+    }
+    for (int pass = 0; pass < 2 && t->eot_id < 0; pass++) {  // the end-of-text token dataprep puts between documents
+        const char* want = pass == 0 ? "<|endoftext|>" : "<|end_of_text|>";  // GPT-2, Qwen, SmolLM2; Llama 3
+        for (int id = 0; id < V && t->eot_id < 0; id++) {
+            size_t len; const unsigned char* p = tok_bytes(t, id, &len);
+            if (t->is_special[id] && len == strlen(want) && !memcmp(p, want, len)) t->eot_id = id;
+        }
+    }
+
+    // model.merges: ["a b", ...] or [["a", "b"], ...], rank = position
+    JsonScan g = tokjson_at(&m, &mf[2]);
+    int more = tokjson_array(&g);
+    if (more < 0) TOKJSON_ERR(g.line, "model.merges is not an array");
+    size_t mcap = 0;
+    while (more == 1) {
+        ByteVec* left = &key;  // reuse: left token in key, right token in str (stand-in characters)
+        if (jscan_peek(&g) == '[') {
+            g.pos++;
+            if (jscan_string(&g, left) || jscan_expect(&g, ',') || jscan_string(&g, &str) || jscan_expect(&g, ']'))
+                TOKJSON_ERR(g.line, "model.merges: merge %d is not a pair [\"a\", \"b\"]: %s", t->num_merges, g.err);
+        } else {
+            if (jscan_string(&g, &raw)) TOKJSON_ERR(g.line, "model.merges: %s", g.err);
+            unsigned char* sp = (unsigned char*)memchr(raw.data, ' ', raw.len);
+            if (!sp || sp == raw.data || sp + 1 == raw.data + raw.len || memchr(sp + 1, ' ', raw.len - (size_t)(sp + 1 - raw.data)))
+                TOKJSON_ERR(g.line, "model.merges: merge %d is not two tokens separated by one space", t->num_merges);
+            left->len = 0; bytevec_append(left, raw.data, (size_t)(sp - raw.data));
+            str.len = 0; bytevec_append(&str, sp + 1, raw.len - (size_t)(sp + 1 - raw.data));
+        }
+        int ia = -1, ib = -1, im = -1;
+        if (gpt2_unmap(dec, left->data, left->len, &raw) == 0) ia = strmap_get(&t->vocab_map, raw.data, raw.len);
+        ByteVec both = {0};
+        bytevec_append(&both, raw.data, raw.len);
+        if (gpt2_unmap(dec, str.data, str.len, &raw) == 0) ib = strmap_get(&t->vocab_map, raw.data, raw.len);
+        bytevec_append(&both, raw.data, raw.len);
+        if (ia >= 0 && ib >= 0) im = strmap_get(&t->vocab_map, both.data, both.len);
+        free(both.data);
+        if (im < 0) TOKJSON_ERR(g.line, "model.merges: merge %d (\"%.30s\" + \"%.30s\"): the %s is not in model.vocab", t->num_merges,
+                                left->data, str.data, ia < 0 ? "left token" : ib < 0 ? "right token" : "merged token");
+        if ((size_t)t->num_merges == mcap) {
+            if (mcap >= TOKJSON_MAX_IDS) TOKJSON_ERR(g.line, "model.merges has more than 2^24 merges");
+            mcap = mcap ? 2 * mcap : 65536;
+            t->merge_left = (int*)reallocCheck(t->merge_left, mcap * sizeof(int));
+            t->merge_right = (int*)reallocCheck(t->merge_right, mcap * sizeof(int));
+            t->merge_id = (int*)reallocCheck(t->merge_id, mcap * sizeof(int));
+        }
+        t->merge_left[t->num_merges] = ia; t->merge_right[t->num_merges] = ib; t->merge_id[t->num_merges] = im;
+        t->num_merges++;
+        if ((more = tokjson_next(&g)) < 0) TOKJSON_ERR(g.line, "model.merges: %s", g.err);
+    }
+
+    if (top[2].found) {  // normalizer
+        JsonScan at = tokjson_at(&js, &top[2]);
+        if (tokjson_normalizer(t, &at, 0, name, err, errlen)) goto fail_quiet;
+    }
+    int bytelevel = 0;  // pre_tokenizer
+    if (top[3].found) {
+        JsonScan at = tokjson_at(&js, &top[3]);
+        if (tokjson_pretok(t, &at, 0, &bytelevel, name, err, errlen)) goto fail_quiet;
+    }
+    if (!bytelevel) TOKJSON_ERR(top[3].found ? top[3].line : 1, "pre_tokenizer has no ByteLevel step: not a byte-level BPE (only those are supported)");
+    if (top[4].found) {  // decoder
+        JsonScan at = tokjson_at(&js, &top[4]);
+        TokJsonField df[] = {TJF("type")};
+        if (jscan_peek(&at) != 'z') {
+            if (tokjson_fields(&at, df, 1) || tokjson_str(&at, &df[0], &str)) TOKJSON_ERR(top[4].line, "decoder is not an object with a \"type\"");
+            if (strcmp((char*)str.data, "ByteLevel")) TOKJSON_ERR(top[4].line, "decoder type \"%.60s\" is not supported (only ByteLevel)", str.data);
+        }
+    }
+    if (tok_finish(t, err, errlen)) {
+        char tmp[512];
+        tok_errf(tmp, sizeof tmp, "%s: %s", name, err);
+        tok_errf(err, errlen, "%s", tmp);
+        goto fail_quiet;
+    }
+    free(key.data); free(raw.data); free(str.data); free(vb.data); free(voff); free(vid);
+    free(ab.data); free(aoff); free(aid); free(aflag); free(src);
+    return 0;
+fail:
+fail_quiet:
+    free(key.data); free(raw.data); free(str.data); free(vb.data); free(voff); free(vid);
+    free(ab.data); free(aoff); free(aid); free(aflag); free(src);
+    return -1;
+}
+#undef TOKJSON_ERR
+// parses a tokenizer.json from memory; on failure frees everything and leaves *t zeroed
+TOK_API int tokenizer_parse_hf(Tokenizer* t, const unsigned char* text, size_t n, const char* name, char* err, size_t errlen) {
+    int rc = tokenizer_parse_hf_(t, text, n, name, err, errlen);
+    if (rc) tokenizer_free(t);
+    return rc;
+}
+TOK_API int tokenizer_load_hf(Tokenizer* t, const char* path, char* err, size_t errlen) {
+    size_t n;
+    unsigned char* text = tok_read_file(path, &n, err, errlen);
+    if (!text) return -1;
+    int rc = tokenizer_parse_hf(t, text, n, path, err, errlen);
+    free(text);
+    return rc;
+}
+
+// Loads a tokenizer from PATH: a folder with encoder.json + vocab.bpe (GPT-2), a Hugging Face
+// tokenizer.json (the file, or a folder holding one and no encoder.json), a file in our format, or the
+// word "bytes" (the byte tokenizer). Returns 0, or -1 with a message in err.
 TOK_API int tokenizer_load(Tokenizer* t, const char* path, char* err, size_t errlen) {
     struct stat st;
     if (stat(path, &st) != 0) {
@@ -669,6 +1321,11 @@ TOK_API int tokenizer_load(Tokenizer* t, const char* path, char* err, size_t err
         return -1;
     }
     if (S_ISDIR(st.st_mode)) {
+        char hf[4096], enc[4096];
+        struct stat s2;
+        snprintf(hf, sizeof hf, "%s/tokenizer.json", path);
+        snprintf(enc, sizeof enc, "%s/encoder.json", path);
+        if (stat(enc, &s2) != 0 && stat(hf, &s2) == 0) return tokenizer_load_hf(t, hf, err, errlen);
         int rc = tokenizer_load_gpt2(t, path, err, errlen);
         if (rc) tokenizer_free(t);
         return rc;
@@ -676,7 +1333,10 @@ TOK_API int tokenizer_load(Tokenizer* t, const char* path, char* err, size_t err
     size_t n;
     unsigned char* text = tok_read_file(path, &n, err, errlen);
     if (!text) return -1;
-    int rc = tokenizer_parse(t, text, n, path, err, errlen);
+    size_t k = 0;
+    while (k < n && (text[k] == ' ' || text[k] == '\t' || text[k] == '\r' || text[k] == '\n')) k++;
+    int rc = k < n && text[k] == '{' ? tokenizer_parse_hf(t, text, n, path, err, errlen)  // JSON: a tokenizer.json
+                                     : tokenizer_parse(t, text, n, path, err, errlen);
     free(text);
     return rc;
 }
@@ -686,7 +1346,7 @@ TOK_API void tokenizer_load_or_die(Tokenizer* t, const char* path) {
     char err[1024];
     if (tokenizer_load(t, path, err, sizeof err) != 0) {
         fprintf(stderr, "%s\n  hint: --tokenizer takes the gpt2_bpe folder (with encoder.json and vocab.bpe), "
-                        "a file written by `dataprep train-tokenizer`, or the word bytes\n", err);
+                        "a Hugging Face tokenizer.json (or its folder), a file written by `dataprep train-tokenizer`, or the word bytes\n", err);
         exit(EXIT_FAILURE);
     }
 }
@@ -695,6 +1355,10 @@ TOK_API void tokenizer_load_or_die(Tokenizer* t, const char* path) {
 
 // BPE on one pre-token w[0..n): appends its ids to out. ids is scratch space for n ints.
 TOK_API void bpe_word(const Tokenizer* t, const unsigned char* w, size_t n, int* ids, IntVec* out) {
+    if (t->ignore_merges) {  // Hugging Face's BPE.ignore_merges: a piece that is a whole token stays whole
+        int id = strmap_get((StrMap*)&t->vocab_map, w, n);  // (the lookup does not modify the map)
+        if (id >= 0) { intvec_push(out, id); return; }
+    }
     size_t m = n;
     for (size_t i = 0; i < n; i++) ids[i] = t->byte_id[w[i]];
     if (t->num_merges > 0) {
@@ -749,12 +1413,24 @@ TOK_API void bpe_word_cached(Tokenizer* t, const unsigned char* w, size_t n, Int
     for (size_t i = before; i < out->len; i++) intvec_push(&t->cache_ids, out->data[i]);
 }
 
+// a tokenizer.json's pre-tokenizer steps from step on: each piece of this step goes through the next
+TOK_API void tok_pretok_bpe(Tokenizer* t, const unsigned char* s, size_t n, int step, IntVec* out) {
+    if (n == 0) return;
+    if (step == t->num_pretok) { bpe_word_cached(t, s, n, out); return; }
+    for (size_t i = 0; i < n;) {
+        size_t e = pretok_step(t->pretok[step], s, n, i);
+        tok_pretok_bpe(t, s + i, e - i, step + 1, out);
+        i = e;
+    }
+}
+
 // ordinary text (no special tokens): pre-tokenize, then BPE each piece
 TOK_API void tok_encode_ordinary(Tokenizer* t, const unsigned char* s, size_t n, IntVec* out) {
     if (t->kind == TOK_BYTES) {  // no merges: the ids are the bytes
         for (size_t i = 0; i < n; i++) intvec_push(out, s[i]);
         return;
     }
+    if (t->kind == TOK_HF) { tok_pretok_bpe(t, s, n, 0, out); return; }
     for (size_t i = 0; i < n;) {
         size_t e = pretok_next(s, n, i);
         bpe_word_cached(t, s + i, e - i, out);
@@ -762,31 +1438,72 @@ TOK_API void tok_encode_ordinary(Tokenizer* t, const unsigned char* s, size_t n,
     }
 }
 
-// Encodes text[0..n) and appends the ids to out. With allow_special, the text of a special token
-// ("<|endoftext|>", or one added with tokenizer_add_special) becomes that token's id; without it
-// (the default everywhere) special tokens are just text.
-TOK_API void tokenizer_encode(Tokenizer* t, const void* text, size_t n, int allow_special, IntVec* out) {
-    const unsigned char* s = (const unsigned char*)text;
-    if (!allow_special) { tok_encode_ordinary(t, s, n, out); return; }
-    IntVec specials = {0};
-    for (int id = 0; id < t->vocab_size; id++) if (t->is_special[id]) intvec_push(&specials, id);
+// the ids with is_special != 0, in order (rebuilt after tokenizer_add_special grew the vocab)
+TOK_API const IntVec* tok_added_ids(Tokenizer* t) {
+    if (t->added_v != t->vocab_size || !t->added.data) {
+        t->added.len = 0;
+        intvec_push(&t->added, 0), t->added.len = 0;  // (allocated even when empty)
+        for (int id = 0; id < t->vocab_size; id++) if (t->is_special[id]) intvec_push(&t->added, id);
+        t->added_v = t->vocab_size;
+    }
+    return &t->added;
+}
+
+// Encoding in three stages, as Hugging Face's AddedVocabulary and Tokenizer do:
+//   stage 0: split out the added tokens matched on the raw text (tokenizer.json's "normalized": false,
+//            and every token of the other kinds); special ones only with allow_special;
+//   stage 1: normalize each piece between them (NFC when the tokenizer.json says so), then split out
+//            the added tokens with "normalized": true;
+//   stage 2: pre-tokenize and BPE each piece between those.
+// Where several added tokens match, the leftmost wins, then the longest (aho-corasick's LeftmostLongest).
+TOK_API void tok_encode_stage(Tokenizer* t, const unsigned char* s, size_t n, int allow_special, int stage, IntVec* out) {
+    if (stage == 2) { tok_encode_ordinary(t, s, n, out); return; }
+    ByteVec norm = {0};
+    if (stage == 1 && t->normalizer == TOK_NORM_NFC) {
+        int ascii = 1;  // ASCII text is its own NFC
+        for (size_t i = 0; i < n && ascii; i++) ascii = s[i] < 0x80;
+        if (!ascii) { nfc_normalize(s, n, &norm); s = norm.data; n = norm.len; }
+    }
+    const IntVec* added = tok_added_ids(t);
+    IntVec cand = {0};  // the added tokens this stage matches
+    unsigned char first[256] = {0};  // their first bytes, to skip most positions at once
+    for (size_t k = 0; k < added->len; k++) {
+        int id = added->data[k], f = t->is_special[id];
+        if (((f & TOK_NORMALIZED) != 0) != (stage == 1) || !((f & TOK_ADDED) || allow_special)) continue;
+        size_t m; const unsigned char* p = tok_bytes(t, id, &m);
+        if (m == 0) continue;
+        first[p[0]] = 1;
+        intvec_push(&cand, id);
+    }
+    const int* c = cand.data;
+    int nc = (int)cand.len;
     size_t start = 0;
-    for (size_t i = 0; i < n;) {
+    for (size_t i = 0; nc && i < n;) {
         int found = -1;
         size_t found_len = 0;
-        for (size_t k = 0; k < specials.len; k++) {  // the longest special token starting here wins
-            size_t m; const unsigned char* p = tok_bytes(t, specials.data[k], &m);
-            if (m > found_len && m <= n - i && memcmp(s + i, p, m) == 0) { found = specials.data[k]; found_len = m; }
+        if (first[s[i]]) for (int k = 0; k < nc; k++) {  // the longest added token starting here
+            size_t m; const unsigned char* p = tok_bytes(t, c[k], &m);
+            if (m > found_len && m <= n - i && memcmp(s + i, p, m) == 0) { found = c[k]; found_len = m; }
         }
         if (found >= 0) {
-            tok_encode_ordinary(t, s + start, i - start, out);
+            tok_encode_stage(t, s + start, i - start, allow_special, stage + 1, out);
             intvec_push(out, found);
             i += found_len;
             start = i;
         } else i++;
     }
-    tok_encode_ordinary(t, s + start, n - start, out);
-    free(specials.data);
+    tok_encode_stage(t, s + start, n - start, allow_special, stage + 1, out);
+    free(cand.data);
+    free(norm.data);
+}
+
+// Encodes text[0..n) and appends the ids to out. With allow_special, the text of a special token
+// ("<|endoftext|>", or one added with tokenizer_add_special) becomes that token's id; without it
+// (the default everywhere) special tokens are just text. A tokenizer.json's added tokens that are not
+// special (Qwen's <think>) always become their ids, as in Hugging Face; allow_special = 1 is Hugging
+// Face's default, allow_special = 0 its split_special_tokens=True.
+TOK_API void tokenizer_encode(Tokenizer* t, const void* text, size_t n, int allow_special, IntVec* out) {
+    tok_encode_stage(t, (const unsigned char*)text, n, allow_special, 0, out);
 }
 
 // ---------------------------------------------------------------------------- decode

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Generate unicode_tables.h: the code point classes GPT-2's pre-tokenizer needs.
+"""Generate unicode_tables.h: the code point classes GPT-2's pre-tokenizer needs, and the tables of
+Unicode normalization form C (NFC), the normalizer of Qwen2's tokenizer.json.
 
 GPT-2 splits text with the regex
     's|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+
@@ -9,7 +10,7 @@ Python `regex` and tiktoken) or other. We write sorted, merged ranges of the fir
 anything not in a range is "other". Unassigned code points are "other" too.
 
 Input: Debian's `unicode-data` package (apt-get install unicode-data), i.e.
-/usr/share/unicode/UnicodeData.txt and PropList.txt. Usage, from the repo root:
+/usr/share/unicode/UnicodeData.txt, PropList.txt and DerivedNormalizationProps.txt. Usage, from the repo root:
     python3 dev/gen_unicode.py > unicode_tables.h
 """
 import re, sys
@@ -70,4 +71,80 @@ out.write("static const UnicodeRange unicode_ranges[UNICODE_NUM_RANGES] = {\n")
 for i in range(0, len(ranges), 3):
     row = ", ".join(f"{{0x{lo:X}, 0x{hi:X}, {num[c]}}}" for lo, hi, c in ranges[i:i + 3])
     out.write(f"    {row},\n")
+out.write("};\n\n")
+
+# ---------------------------------------------------------------------------- NFC (Qwen2's normalizer)
+# Canonical combining classes, full canonical decompositions and primary composites, from the same
+# UnicodeData.txt and DerivedNormalizationProps.txt (Full_Composition_Exclusion), so that tokenizer.c
+# can normalize to NFC as UAX #15 defines it. Hangul syllables are left out: they are algorithmic.
+ccc, canon = {}, {}
+first = None
+with open(f"{UCD}/UnicodeData.txt", encoding="utf-8") as f:
+    for line in f:
+        fields = line.split(";")
+        cp, name = int(fields[0], 16), fields[1]
+        if name.endswith(", First>"):
+            first = cp
+            continue
+        lo = first if name.endswith(", Last>") else cp
+        first = None
+        if int(fields[3]):
+            for c in range(lo, cp + 1):
+                ccc[c] = int(fields[3])
+        if fields[5] and not fields[5].startswith("<"):  # canonical (not <compat>-style) decomposition
+            canon[cp] = [int(x, 16) for x in fields[5].split()]
+excluded = set()
+with open(f"{UCD}/DerivedNormalizationProps.txt", encoding="utf-8") as f:
+    for line in f:
+        line = line.split("#")[0].strip()
+        if not line:
+            continue
+        cps, prop = [s.strip() for s in line.split(";")[:2]]
+        if prop != "Full_Composition_Exclusion":
+            continue
+        a, _, b = cps.partition("..")
+        excluded.update(range(int(a, 16), int(b or a, 16) + 1))
+
+def full(cp):  # full canonical decomposition, applied recursively
+    return [d for c in canon[cp] for d in (full(c) if c in canon else [c])]
+
+ccc_ranges = []
+for c in sorted(ccc):
+    if ccc_ranges and ccc_ranges[-1][1] == c - 1 and ccc_ranges[-1][2] == ccc[c]:
+        ccc_ranges[-1][1] = c
+    else:
+        ccc_ranges.append([c, c, ccc[c]])
+out.write("// Canonical_Combining_Class: sorted ranges [lo, hi] of code points with a non-zero class.\n")
+out.write("typedef struct { unsigned int lo, hi; unsigned char ccc; } UnicodeCcc;\n")
+out.write(f"#define UNICODE_NUM_CCC {len(ccc_ranges)}\n")
+out.write("static const UnicodeCcc unicode_ccc[UNICODE_NUM_CCC] = {\n")
+for i in range(0, len(ccc_ranges), 4):
+    out.write("    " + ", ".join(f"{{0x{a:X}, 0x{b:X}, {k}}}" for a, b, k in ccc_ranges[i:i + 4]) + ",\n")
+out.write("};\n\n")
+
+pool, rows = [], []
+for cp in sorted(canon):
+    d = full(cp)
+    rows.append((cp, len(pool), len(d)))
+    pool += d
+out.write("// Full canonical decompositions (NFD of one code point): code point cp -> pool[off .. off+len).\n")
+out.write("typedef struct { unsigned int cp; unsigned short off; unsigned char len; } UnicodeDecomp;\n")
+out.write(f"#define UNICODE_NUM_DECOMP {len(rows)}\n")
+out.write("static const UnicodeDecomp unicode_decomp[UNICODE_NUM_DECOMP] = {\n")
+for i in range(0, len(rows), 4):
+    out.write("    " + ", ".join(f"{{0x{c:X}, {o}, {n}}}" for c, o, n in rows[i:i + 4]) + ",\n")
+out.write("};\n")
+out.write(f"static const unsigned int unicode_decomp_pool[{len(pool)}] = {{\n")
+for i in range(0, len(pool), 10):
+    out.write("    " + ", ".join(f"0x{c:X}" for c in pool[i:i + 10]) + ",\n")
+out.write("};\n\n")
+
+comps = sorted((canon[cp][0], canon[cp][1], cp) for cp in canon if len(canon[cp]) == 2 and cp not in excluded)
+out.write("// Primary composites: (first, second) -> composite, sorted by first then second; the canonical\n")
+out.write("// pairs that are not Full_Composition_Exclusion.\n")
+out.write("typedef struct { unsigned int first, second, composite; } UnicodeComp;\n")
+out.write(f"#define UNICODE_NUM_COMP {len(comps)}\n")
+out.write("static const UnicodeComp unicode_comp[UNICODE_NUM_COMP] = {\n")
+for i in range(0, len(comps), 4):
+    out.write("    " + ", ".join(f"{{0x{a:X}, 0x{b:X}, 0x{c:X}}}" for a, b, c in comps[i:i + 4]) + ",\n")
 out.write("};\n\n#endif // UNICODE_TABLES_H\n")

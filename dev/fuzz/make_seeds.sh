@@ -11,7 +11,7 @@ W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 SEP=$'\n==> next file <==\n'
 rm -rf "$OUT"
-mkdir -p "$OUT"/{ckpt,resume,safetensors,gguf,adapter,peft,ds,tokens,tokenizer}
+mkdir -p "$OUT"/{ckpt,resume,safetensors,gguf,adapter,peft,ds,tokens,tokenizer,tokjson}
 q() { "$@" >"$W/log" 2>&1 || { echo "make_seeds: failed: $*" >&2; tail -3 "$W/log" >&2; exit 1; }; }
 
 # data: bytes tokenizer, so V = 257
@@ -84,4 +84,7 @@ with open(sys.argv[2], "w", encoding="utf-8") as f:
     f.write(json.dumps(keep, ensure_ascii=False) + "\n==> next file <==\n#version: 0.2\n" + "\n".join(ok) + "\n")
 PY
 fi
+# Hugging Face tokenizer.json: the small committed ones (ref/tokjson_*.json, 1700 tokens each) and the hostile
+# hand-made ones of the regression folder
+cp ref/tokjson_*.json dev/fuzz/regress/tokjson/* "$OUT/tokjson/"
 ls -l "$OUT"/* | awk '{s+=$5} END {print "make_seeds: " NR " lines, " s " bytes"}'

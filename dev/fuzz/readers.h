@@ -325,9 +325,29 @@ static void fz_tokenizer(const uint8_t* p, size_t n) {
     tokenizer_free(&t);
 }
 
+// tokjson: a Hugging Face tokenizer.json (tokenizer_load on the file), then encodes that exercise every stage
+// (added tokens, NFC, the pre-tokenizer steps, BPE with ignore_merges) and a decode
+static void fz_tokjson(const uint8_t* p, size_t n) {
+    Tokenizer t;
+    char err[1024];
+    if (tokenizer_load(&t, fz_write(0, "tokenizer.json", p, n), err, sizeof err)) return;
+    static const char text[] = "Hello world! It's caf\xc3\xa9 e\xcc\x81 <|endoftext|><|im_start|> 12345 \xe4\xb8\xad\xe6\x96\x87\n\n  x\xff";
+    for (int special = 0; special < 2; special++) {
+        IntVec ids = {0};
+        ByteVec back = {0};
+        tokenizer_encode(&t, (const unsigned char*)text, sizeof text - 1, special, &ids);
+        for (size_t i = 0; i < ids.len; i++)
+            if (ids.data[i] < 0 || ids.data[i] >= t.vocab_size) abort();
+        tokenizer_decode(&t, ids.data, ids.len, &back, NULL);
+        fz_free(ids.data), fz_free(back.data);
+    }
+    tokenizer_free(&t);
+}
+
 typedef struct { const char* name; FzBody body; } FzTarget;
 static const FzTarget FZ_TARGETS[] = {
     {"ckpt", fz_ckpt}, {"resume", fz_resume}, {"safetensors", fz_safetensors}, {"gguf", fz_gguf},
     {"adapter", fz_adapter}, {"peft", fz_peft}, {"ds", fz_ds}, {"tokens", fz_tokens}, {"tokenizer", fz_tokenizer},
+    {"tokjson", fz_tokjson},
 };
 #define FZ_NUM_TARGETS ((int)(sizeof FZ_TARGETS / sizeof FZ_TARGETS[0]))

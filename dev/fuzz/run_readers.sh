@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 SECONDS_PER=${1:-60}
 shift || true
-NAMES=${*:-ckpt resume safetensors gguf adapter peft ds tokens tokenizer}
+NAMES=${*:-ckpt resume safetensors gguf adapter peft ds tokens tokenizer tokjson}
 OUT=${FUZZ_OUT:-/tmp/finetune_fuzz}
 JOBS=${JOBS:-1}
 make -s train dataprep fuzz_replay fuzz >/dev/null
