@@ -1,6 +1,6 @@
 // tokenizer.c: byte-level BPE tokenizers in plain C11 (libc only).
 //
-// Three kinds, one struct, one encode and one decode:
+// Four kinds, one struct, one encode and one decode:
 //   - GPT-2's tokenizer, exact: loaded from OpenAI's encoder.json + vocab.bpe (a folder PATH).
 //     test_dataprep checks it against an independent implementation (npm gpt-3-encoder) on ~290
 //     strings and all of Tiny Shakespeare (338,025 ids, same hash). Whitespace is Unicode's
@@ -9,6 +9,11 @@
 //   - a BPE trained here (tokenizer_train_bpe, in the spirit of Karpathy's minbpe), saved in a small
 //     text file of our own format (see tokenizer_save).
 //   - a plain byte tokenizer: ids 0..255 are the bytes, 256 is <|endoftext|> (V = 257).
+//   - a Hugging Face tokenizer.json (byte-level BPE: GPT-2, Llama 3, Qwen2, SmolLM2), encoded as Hugging
+//     Face's encode(text, add_special_tokens=False) does: added tokens, then the normalizer (NFC), then the
+//     pre-tokenizer steps (GPT-2's, Llama 3's or Qwen2's pattern, Digits), then BPE. See "loading a Hugging
+//     Face tokenizer.json" below for what is read and what is refused; test_dataprep holds it to the ids of
+//     Hugging Face's own JavaScript tokenizer (dev/tokenizer_json_vectors.js).
 //
 // How GPT-2 encodes a string (and so how we do):
 //   1. pre-tokenize: split the text with the regex
