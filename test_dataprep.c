@@ -341,6 +341,15 @@ static void test_tokjson_vectors(void) {
                   vs[k].v, mode == 'S' ? "(added tokens matched)   " : "(special tokens as text)", named_ok, named, rnd_ok, rnd);
             check(rt_ok, "tokenizer.json %-6s %c: decode(encode(x)) == %s for every string", vs[k].v, mode, t.normalizer ? "NFC(x)" : "x");
         }
+        if (k == 0) {  // dataprep --add-token on a tokenizer.json: one more special id at V, matched with allow_special
+            int V = t.vocab_size, sep = tokenizer_add_special(&t, "<|sep|>");
+            IntVec ids = {0};
+            tokenizer_encode(&t, "a<|sep|>b", 9, 1, &ids);
+            int saved = tokenizer_save(&t, TMP "/hf.tok", err, sizeof err);
+            check(sep == V && t.vocab_size == V + 1 && ids.len == 3 && ids.data[1] == sep && saved != 0 && strstr(err, "used as it is"),
+                  "tokenizer.json: add_special(\"<|sep|>\") -> id %d = old V, encodes; saving in our format is refused", sep);
+            free(ids.data);
+        }
         tokenizer_free(&t);
     }
 }
