@@ -125,7 +125,7 @@ static const Flag FLAGS[] = {
     F_("--early-stop", "N", FLAG_INT, early_stop, "0", "output", "[0,1000000]", "stop after N validations without improvement of --metric; DIR/best.bin keeps the best"),
     F_("--metric", "M", FLAG_STRING, metric, "val_loss", "output", NULL, "val_loss | accuracy | f1 (macro F1): what --early-stop, best.bin and the sweep watch"),
     F_("--test", "FILE", FLAG_STRING, test, NULL, "output", NULL, "evaluate the best model (by --metric) on this data once, at the end; for classification also DIR/errors.md and DIR/confusion_test.svg"),
-    F_("--tokenizer", "PATH", FLAG_STRING, tokenizer, NULL, "output", NULL, "the gpt2_bpe folder or a dataprep tokenizer: decodes DIR/errors.md, and is needed by sample --prompt and classify"),
+    F_("--tokenizer", "PATH", FLAG_STRING, tokenizer, NULL, "output", NULL, "the gpt2_bpe folder, a dataprep tokenizer, or a Hugging Face tokenizer.json (or a folder with one): decodes DIR/errors.md, and is needed by sample --prompt and classify"),
     F_("--print-every", "N", FLAG_INT, print_every, "1", "output", "[0,1000000000]", "console line (step, loss, lr, grad norm, tokens/s, ETA) every N steps"),
     F_("--log", "FILE", FLAG_STRING, log, NULL, "output", NULL, "JSONL, one line per step: step, loss (before the update), lr, grad_norm, tokens_per_s, and val_loss (val_accuracy) on eval steps"),
     F_("--out", "DIR", FLAG_STRING, out, NULL, "output", NULL, "the run folder: DIR/model.bin (last), DIR/best.bin (best on --val), DIR/ckpt.bin (resumable state), DIR/adapter.bin (fine-tuning tensors only), DIR/log.jsonl (unless --log), DIR/command.txt, DIR/curves.svg, DIR/report.md; export and quantize/prune: the output path"),
