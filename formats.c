@@ -1700,7 +1700,6 @@ static void load_adapter(GPT* model, const char* path) {
                 "not a finetune.c adapter file (magic %d, kind %d)", h[0], h[2]);
     GPTConfig ac = ckpt_config(h, path), mc = model->config;
     if (h[19]) fail_at(path, "the file is corrupt", "an adapter file holds no int8 tensors, but its int8 flag is set");
-    if (h[24]) fail_at(path, "load the run's model.bin, or write one task's model with ./train extract", "multi-task adapter files cannot be applied yet");
     if (ac.maxT != mc.maxT || ac.V != mc.V || ac.Vp != mc.Vp || ac.L != mc.L || ac.NH != mc.NH || ac.C != mc.C ||
         mlp_width(&ac) != mlp_width(&mc))
         fail_at(path, "apply an adapter to the base model it was trained on",
@@ -1708,7 +1707,8 @@ static void load_adapter(GPT* model, const char* path) {
                 ac.L, ac.NH, ac.C, mlp_width(&ac), ac.V, ac.Vp, ac.maxT, mc.L, mc.NH, mc.C, mlp_width(&mc), mc.V, mc.Vp, mc.maxT);
     ckpt_read_table(&r, &ac, CKPT_ADAPTER);
     ckpt_check_names_bytes(h, path);
-    uint64_t expect = 1024 + NUM_PARAMS * 24 + ckpt_tensor_bytes(&ac, CKPT_ADAPTER, 0) + (uint64_t)h[20];
+    ckpt_check_tasks_bytes(h, path);
+    uint64_t expect = 1024 + NUM_PARAMS * 24 + ckpt_tensor_bytes(&ac, CKPT_ADAPTER, 0) + (uint64_t)h[20] + (uint64_t)h[25];
     if (r.size != expect)
         fail_at(path, "the file is truncated", "expected %llu bytes, found %llu", (unsigned long long)expect, (unsigned long long)r.size);
     check_model_memory(path, (double)num_parameters(&ac) * 4);
@@ -1719,6 +1719,7 @@ static void load_adapter(GPT* model, const char* path) {
     free(model->label_names);  // the adapter's head brings its own class names
     model->label_names = NULL;
     ckpt_read_names(&r, model, (uint32_t)h[20]);
+    ckpt_read_tasks(&r, model, h[24], (uint32_t)h[25]);  // a multi-task adapter's heads (gpt_set_peft emptied the table)
     rd_close(&r);
 }
 

@@ -1589,6 +1589,14 @@ static void test_cli_multitask(void) {
                  "has no task 'nope'");
     rc = run_cmd("./train eval --model test_tmp/mt_full/model.bin --task-head text --data test_tmp/tok.bin --batch 2 --seq 16", "ppl", out, sizeof out);
     report(rc == 0 && strstr(out, "\"ppl\""), "eval --task-head text runs the LM head of the multi-task model: %s", out);
+    // LoRA on a multi-task model: adapter.bin carries every head and the task table
+    snprintf(cmd, sizeof cmd, "./train --model test_tmp/base/model.bin %s --method lora --lora-rank 2 --batch 4 --seq 16 --steps 3 "
+             "--out test_tmp/mt_lora > /dev/null && ./train eval --model test_tmp/mt_lora/model.bin --task-head mt_b --data test_tmp/mt_bv.ds "
+             "--batch 4 --seq 16", tasks);
+    r1 = run_cmd(cmd, "accuracy", e1, sizeof e1);
+    r2 = run_cmd("./train eval --model test_tmp/base/model.bin --adapter test_tmp/mt_lora/adapter.bin --task-head mt_b --data test_tmp/mt_bv.ds "
+                 "--batch 4 --seq 16", "accuracy", e2, sizeof e2);
+    report(r1 == 0 && r2 == 0 && !strcmp(e1, e2), "multi-task LoRA: base + adapter.bin --task-head mt_b evaluates exactly as model.bin: %.50s", e2);
     // one task is a plain run: the same losses as --train/--val
     rc = run_cmd("./train --model test_tmp/base/model.bin --task cls:test_tmp/mt_b.ds:test_tmp/mt_bv.ds --batch 4 --seq 16 --steps 6 "
                  "--dropout 0.1 --out test_tmp/mt_one > /dev/null && ./train --model test_tmp/base/model.bin --train test_tmp/mt_b.ds "
