@@ -15,7 +15,7 @@
 // tasks is the same on every MPI rank and after --resume (where each task's loader is replayed to where the
 // interrupted run left it).
 // Sampling (n_i = task i's training batches per epoch): proportional p_i = n_i / sum n; temperature
-// p_i ~ n_i^(1/T) (T5, Raffel et al. 2020, sec. 3.5.2; mT5 uses alpha = 1/T = 0.3): T = 1 is proportional,
+// p_i ~ n_i^(1/T) (T5, Raffel et al. 2020, "temperature-scaled mixing"; mT5 uses alpha = 1/T = 0.3): T = 1 is proportional,
 // large T is uniform, so small tasks are seen more often than their size alone would give.
 // Checkpoints keep the task table (formats.c: header [24..26]); eval, classify, sample and export choose a
 // task with --task-head NAME, and ./train extract writes one task's single-task model.
@@ -389,14 +389,15 @@ static void tasks_describe(const TaskSet* ts) {
         printf("task %d: %s (%s) %s%s%s, %zu batches per epoch, weight %g, p %.4f", i, t->name, TASK_KINDS[t->kind].name,
                t->train, t->val[0] ? ", val " : "", t->val, t->dl.num_batches, (double)t->weight, t->p);
         if (t->kind == DATA_CLS) printf(", %d classes", t->classes);
+        if (t->dl.num_cut) printf(", %zu of %zu examples cut to --seq", t->dl.num_cut, t->dl.num_items);
         printf("\n");
     }
 }
 
 // The report's task table (report.md, "## Tasks"), and DIR/curves_tasks.svg: each task's validation loss.
 static void tasks_report(const TaskSet* ts, const GPT* model, const char* out, char* md, size_t cap) {
-    size_t n = (size_t)snprintf(md, cap, "| task | kind | classes (rows of cls_w) | weight | p | steps | val loss | val accuracy | val macro F1 |\n"
-                                         "|---|---|---|---|---|---|---|---|---|\n");
+    size_t n = (size_t)snprintf(md, cap, "| task | kind | classes (rows of cls_w) | weight | p | steps | cut by --seq | val loss | val accuracy | val macro F1 |\n"
+                                         "|---|---|---|---|---|---|---|---|---|---|\n");
     const Series* curves[MAX_TASKS];
     const char* names[MAX_TASKS];
     int nc = 0;
@@ -407,8 +408,10 @@ static void tasks_report(const TaskSet* ts, const GPT* model, const char* out, c
         if (t->kind == DATA_CLS) snprintf(rows, sizeof rows, "%d (%d-%d)", th->nk, th->k0, th->k0 + th->nk - 1);
         if (t->val_result.count) snprintf(loss, sizeof loss, "%.4f", t->val_result.loss);
         if (t->val_result.count && t->kind == DATA_CLS) snprintf(acc, sizeof acc, "%.4f", t->val_result.accuracy), snprintf(f1, sizeof f1, "%.4f", t->val_f1);
-        n += (size_t)snprintf(md + n, cap - n, "| %s | %s | %s | %g | %.4f | %lld | %s | %s | %s |\n", t->name,
-                              TASK_KINDS[t->kind].name, rows, (double)t->weight, t->p, t->steps, loss, acc, f1);
+        char cut[48] = "";
+        if (t->kind != DATA_LM) snprintf(cut, sizeof cut, "%zu of %zu", t->dl.num_cut, t->dl.num_items);
+        n += (size_t)snprintf(md + n, cap - n, "| %s | %s | %s | %g | %.4f | %lld | %s | %s | %s | %s |\n", t->name,
+                              TASK_KINDS[t->kind].name, rows, (double)t->weight, t->p, t->steps, cut, loss, acc, f1);
         if (t->val_curve.n) curves[nc] = &t->val_curve, names[nc++] = t->name;
     }
     if (!out || !nc) return;

@@ -293,7 +293,7 @@ static void run_describe(const Run* r, const Args* a) {
     if (r->tasks.n) tasks_describe(&r->tasks);
     else printf("data: %s (%s), %zu %s, %zu batches of B=%d x T=%d per epoch\n", a->train, KIND_NAMES[r->dl.kind], r->dl.num_items,
                 r->dl.kind == DATA_LM ? "windows" : "examples", r->dl.num_batches, a->B * dist_world, a->T);
-    if (r->dl.num_cut)
+    if (r->dl.num_cut && !r->tasks.n)  // (multi-task: per task, above)
         printf("data: %zu of %zu examples are longer than --seq %d and are cut to their first %d tokens (the longest has %d)\n",
                r->dl.num_cut, r->dl.num_items, a->T, a->T, r->dl.ds.max_len);
     if (dist_world > 1)
@@ -599,7 +599,8 @@ static void run_finish(Run* r, const Backend* be) {
         static char tasks_md[16384];
         if (r->tasks.n) tasks_report(&r->tasks, &r->model, a->out, tasks_md, sizeof tasks_md);
         const char* val = a->val ? a->val : tasks_first_val(&r->tasks);
-        RunSummary rs = {a->out, a->argc, a->argv, a->method, a->metric, val, a->test, a->B, a->T, a->accum, r->dl.num_cut, r->dl.num_items,
+        size_t cut = r->tasks.n ? 0 : r->dl.num_cut;  // multi-task: per task, in the task table
+        RunSummary rs = {a->out, a->argc, a->argv, a->method, a->metric, val, a->test, a->B, a->T, a->accum, cut, r->dl.num_items,
                          (long long)r->state.step, (long long)r->state.best_step, r->state.best_metric, n, r->stopped_early,
                          now_seconds() - r->t_start, ms, tok_s, peak_rss_mb(), r->last_loss, tested ? &te : NULL,
                          r->tasks.n ? tasks_md : NULL};
