@@ -32,7 +32,9 @@ typedef struct {
     int stop_at;                // stop (as if interrupted) after this step, writing the checkpoint
     // fine-tuning
     const char* method;         // full | lora | adapter | prefix
-    const char* task;           // lm | cls | sft (checked against the data)
+    const char* task;           // lm | cls | sft (checked against the data), or a multi-task spec KIND:TRAIN[:VAL] (multitask.c reads every one)
+    const char* task_weights, *task_sampling, *task_head;  // multi-task: loss weights, proportional | temperature, the head eval/classify use
+    float task_temp;            // multi-task: temperature T of --task-sampling temperature
     int lora_rank, adapter_dim, prefix_len, classes, accum, early_stop, zero;
     float epochs;
     const char* metric, *test, *tokenizer;
@@ -55,7 +57,7 @@ typedef struct {
     const char* lora_targets, *lora_layers, *freeze, *unfreeze, *class_weights, *adapter;
     const char* grid;    // sweep: "flag=v1,v2 flag=..."
     int random_points;   // sweep: run this many points drawn from the grid (0 = all)
-    uint8_t given[96];   // given[i]: flag FLAGS[i] was on the command line (not just its default)
+    uint8_t given[112];   // given[i]: flag FLAGS[i] was on the command line (not just its default)
 } Args;
 
 // ---------------------------------------------------------------------------- the flag table
@@ -85,7 +87,7 @@ static const Flag FLAGS[] = {
     // data
     F_("--train", "FILE", FLAG_STRING, train, NULL, "data", NULL, "token file (LM), classification or SFT example file (from ./dataprep; the kind of file sets the task)"),
     F_("--val", "FILE", FLAG_STRING, val, NULL, "data", NULL, "validation data of the same kind"),
-    F_("--task", "T", FLAG_STRING, task, NULL, "data", NULL, "lm|cls|sft: check that the data is of this kind (default: take it from the data)"),
+    F_("--task", "T", FLAG_STRING, task, NULL, "data", NULL, "lm|cls|sft: check that the data is of this kind (default: take it from the data); or KIND:TRAIN[:VAL], repeated, for multi-task training (README \"Multi-task training\")"),
     F_("--batch", "B", FLAG_INT, B, "4", "data", "[1,65536]", "sequences per micro-batch (per rank under MPI)"),
     F_("--accum", "K", FLAG_INT, accum, "1", "data", "[1,65536]", "gradient accumulation: K micro-batches per optimizer step"),
     F_("--seq", "T", FLAG_INT, T, "64", "data", "[1,1048576]", "tokens per sequence; examples are truncated or padded to it"),
@@ -132,6 +134,11 @@ static const Flag FLAGS[] = {
     F_("--save-every", "N", FLAG_INT, save_every, "0", "output", "[0,1000000000]", "also write DIR/ckpt.bin every N steps (0 = only at the end)"),
     F_("--resume", "DIR", FLAG_STRING, resume, NULL, "output", NULL, "continue from DIR/ckpt.bin with the same flags; reproduces the uninterrupted run"),
     F_("--stop-at", "N", FLAG_INT, stop_at, NULL, "output", "[0,1000000000]", "stop after step N as if interrupted (writes DIR/ckpt.bin; continue with --resume)"),
+    // multi-task (multitask.c)
+    F_("--task-weights", "W1,W2", FLAG_STRING, task_weights, NULL, "multitask", "(0,1e6]", "loss weight of each --task KIND:TRAIN[:VAL], in order, each in (0,1e6] (default: all 1)"),
+    F_("--task-sampling", "S", FLAG_STRING, task_sampling, "proportional", "multitask", NULL, "proportional|temperature: each step trains one task, drawn with p_i ~ n_i (batches per epoch) or n_i^(1/T)"),
+    F_("--task-temp", "T", FLAG_FLOAT, task_temp, "2", "multitask", "[1,1000]", "the temperature of --task-sampling temperature (1 = proportional, large = uniform)"),
+    F_("--task-head", "NAME", FLAG_STRING, task_head, NULL, "multitask", NULL, "eval, classify, sample, export, extract: the task of a multi-task model to run (its head and class names)"),
     // distributed
     F_("--zero", "0|1", FLAG_INT, zero, "0", "distributed", "[0,1]", "1: shard AdamW state over the MPI ranks (ZeRO stage 1)"),
     // eval
@@ -184,6 +191,7 @@ _Static_assert(sizeof FLAGS / sizeof FLAGS[0] <= sizeof(((Args*)0)->given), "Arg
 static const char* const FLAG_GROUPS[][2] = {
     {"model", "model (one of --model, --init, --resume)"}, {"data", "data (from ./dataprep)"},
     {"method", "fine-tuning method"}, {"optimization", "optimization"}, {"output", "monitoring and output"},
+    {"multitask", "multi-task training (several --task KIND:TRAIN[:VAL], one trunk, a head per task)"},
     {"distributed", "distributed (make mpi, mpirun -np N: --batch is per rank, the global batch N*B)"},
     {"eval", "eval"}, {"sample", "sample"}, {"classify", "classify"}, {"export", "export"},
     {"compress", "quantize and prune"}, {"continual", "continual learning (rehearsal, EWC)"}, {"sweep", "sweep"}, {"serve", "serve"}, {"help", "help"},
@@ -273,8 +281,10 @@ static void check_args(const Args* a) {
         failf("use val_loss, accuracy or f1 (macro F1)", "unknown --metric '%s'", a->metric);
     if (strcmp(a->method, "full") && strcmp(a->method, "lora") && strcmp(a->method, "adapter") && strcmp(a->method, "prefix"))
         failf("use full, lora, adapter or prefix", "unknown --method '%s'", a->method);
-    if (a->task && strcmp(a->task, "lm") && strcmp(a->task, "cls") && strcmp(a->task, "sft"))
-        failf("use lm, cls or sft", "unknown --task '%s'", a->task);
+    if (a->task && !strchr(a->task, ':') && strcmp(a->task, "lm") && strcmp(a->task, "cls") && strcmp(a->task, "sft"))
+        failf("use lm, cls or sft, or KIND:TRAIN[:VAL] for multi-task training", "unknown --task '%s'", a->task);
+    if (strcmp(a->task_sampling, "proportional") && strcmp(a->task_sampling, "temperature"))
+        failf("use proportional or temperature", "unknown --task-sampling '%s'", a->task_sampling);
 }
 
 // argv: [./train] [COMMAND] [--flag value | --switch]... The command (a first word without "--") is kept in

@@ -674,6 +674,10 @@ static void load_llmc(GPT* model, const char* path) {
 // [20] = bytes of the label names at the very end (0: none): a classification model's class names, per class
 // id a uint32 length (1 to 255) and that many bytes, so eval/classify can refuse data whose ids mean other
 // classes and classify can print the names.
+// Multi-task (multitask.c): [24] = tasks (0: a single-task model), [25] = bytes of the task table, which
+// follows the label names: per task a uint32 name length (1 to 63), the name, and int32 kind (0 lm, 1 cls),
+// k0, nk (its rows of cls_w; the label names section holds all K names, task by task); [26] = 1 when the
+// tied LM head runs too (GPTConfig.lm_head_too).
 #define CKPT_MAGIC 20261130
 #define CKPT_VERSION 1
 enum { CKPT_MODEL = 1, CKPT_TRAIN = 2, CKPT_ADAPTER = 3 };
@@ -704,11 +708,12 @@ static void ckpt_header(int32_t h[256], const GPTConfig* c, int kind) {
 static GPTConfig ckpt_config(const int32_t h[256], const char* path) {
     GPTConfig c = {.maxT = h[3], .V = h[4], .Vp = h[8], .L = h[5], .NH = h[6], .C = h[7], .F = h[18], .lora_r = h[10],
                    .lora_targets = h[11], .adapter_dim = h[13], .prefix_len = h[14], .num_classes = h[15],
-                   .lora_first = h[16], .lora_last = h[17]};
+                   .lora_first = h[16], .lora_last = h[17], .lm_head_too = h[26]};
     memcpy(&c.lora_alpha, &h[12], 4);
     check_config(&c, path, "checkpoint header");
     if (h[19] != 0 && h[19] != 1) fail_at(path, "the header is corrupt", "int8 flag %d, expected 0 or 1", h[19]);
     if (h[19]) check_q8_config(&c, path);
+    if (h[26] != 0 && h[26] != 1) fail_at(path, "the header is corrupt", "LM-head flag %d, expected 0 or 1", h[26]);
     return c;
 }
 
@@ -755,6 +760,49 @@ static void ckpt_read_names(Reader* r, GPT* model, uint32_t bytes) {
                                (unsigned long long)r->pos, (unsigned long long)end);
 }
 
+// The task table (multi-task models): its size, and writing and reading it, every field checked.
+static uint32_t ckpt_tasks_bytes(const GPT* model) {
+    uint32_t n = 0;
+    for (int t = 0; t < model->num_tasks; t++) n += 4 + (uint32_t)strlen(model->tasks[t].name) + 12;
+    return n;
+}
+static void ckpt_write_tasks(const GPT* model, FILE* f, const char* path) {
+    for (int t = 0; t < model->num_tasks; t++) {
+        const TaskHead* th = &model->tasks[t];
+        int32_t v[4] = {(int32_t)strlen(th->name), th->kind, th->k0, th->nk};
+        fwrite_check(&v[0], 4, f, path);
+        fwrite_check(th->name, (size_t)v[0], f, path);
+        fwrite_check(&v[1], 12, f, path);
+    }
+}
+static void ckpt_check_tasks_bytes(const int32_t h[256], const char* path) {
+    if (h[24] < 0 || h[24] > 64 || h[25] < h[24] * 17 || h[25] > h[24] * (16 + 63))
+        fail_at(path, "the header is corrupt", "task table of %d bytes for %d tasks", h[25], h[24]);
+}
+static void ckpt_read_tasks(Reader* r, GPT* model, int n, uint32_t bytes) {
+    if (!n) return;
+    uint64_t end = r->pos + bytes;
+    model->tasks = (TaskHead*)callocCheck((size_t)n, sizeof(TaskHead));
+    model->num_tasks = n;
+    int K = model->config.num_classes, next = 0;  // the cls tasks' rows tile [0, K) in order
+    for (int t = 0; t < n; t++) {
+        TaskHead* th = &model->tasks[t];
+        uint32_t len = rd_u32(r, "the task table");
+        if (len < 1 || len > 63 || len > end - r->pos) fail_at(r->path, "the file is corrupt", "task name %d is %u bytes", t, len);
+        rd_bytes(r, th->name, len, "the task table");
+        int32_t v[3];
+        rd_bytes(r, v, 12, "the task table");
+        th->kind = v[0], th->k0 = v[1], th->nk = v[2];
+        int ok = memchr(th->name, 0, len) == NULL && (th->kind == 0 ? th->nk == 0 && (model->config.lm_head_too || !K)
+                                                                  : th->kind == 1 && th->k0 == next && th->nk >= 2 && th->nk <= K - next);
+        if (!ok) fail_at(r->path, "the file is corrupt", "task %d ('%s'): kind %d, classes [%d, +%d) of K=%d", t, th->name, th->kind, th->k0, th->nk, K);
+        if (th->kind == 1) next += th->nk;
+    }
+    if (next != K || r->pos != end)
+        fail_at(r->path, "the file is corrupt", "the task table covers %d of K=%d classes and ends at byte %llu, the header says %llu",
+                next, K, (unsigned long long)r->pos, (unsigned long long)end);
+}
+
 // Which tensors a file of this kind holds.
 static int ckpt_holds(int kind, int i) { return kind != CKPT_ADAPTER || i >= NUM_BASE_PARAMS; }
 
@@ -766,6 +814,9 @@ static void save_checkpoint_kind(const GPT* model, const char* path, const Train
     ckpt_header(h, c, kind);
     h[19] = model->q8_memory != NULL;
     h[20] = (int32_t)ckpt_names_bytes(model);
+    h[24] = model->num_tasks;
+    h[25] = (int32_t)ckpt_tasks_bytes(model);
+    h[26] = c->lm_head_too;
     fwrite_check(h, sizeof h, w.f, path);
     for (int i = 0; i < NUM_PARAMS; i++) {
         char name[16] = {0};
@@ -794,6 +845,7 @@ static void save_checkpoint_kind(const GPT* model, const char* path, const Train
         fwrite_check(state, sizeof *state, w.f, path);
     }
     ckpt_write_names(model, w.f, path);
+    ckpt_write_tasks(model, w.f, path);
     safe_close(&w);
 }
 
@@ -868,7 +920,8 @@ static void load_checkpoint(GPT* model, const char* path, TrainState* state) {
         expect = at + 8 + nt * 8 + sizeof(TrainState);
     }
     ckpt_check_names_bytes(h, path);
-    expect += (uint64_t)h[20];
+    ckpt_check_tasks_bytes(h, path);
+    expect += (uint64_t)h[20] + (uint64_t)h[25];
     if (r.size != expect)
         fail_at(path, "the file is truncated or was not written completely", "expected %llu bytes, found %llu",
                 (unsigned long long)expect, (unsigned long long)r.size);
@@ -904,9 +957,10 @@ static void load_checkpoint(GPT* model, const char* path, TrainState* state) {
         rd_bytes(&r, state, sizeof *state, "the training state");
         check_train_state(state, path);
     } else if (kind == CKPT_TRAIN) {  // loaded as a model: the training state is skipped
-        rd_seek(&r, expect - (uint64_t)h[20], "the label names");
+        rd_seek(&r, expect - (uint64_t)h[20] - (uint64_t)h[25], "the label names");
     }
     ckpt_read_names(&r, model, (uint32_t)h[20]);
+    ckpt_read_tasks(&r, model, h[24], (uint32_t)h[25]);
     rd_close(&r);
 }
 
@@ -1653,7 +1707,8 @@ static void load_adapter(GPT* model, const char* path) {
                 ac.L, ac.NH, ac.C, mlp_width(&ac), ac.V, ac.Vp, ac.maxT, mc.L, mc.NH, mc.C, mlp_width(&mc), mc.V, mc.Vp, mc.maxT);
     ckpt_read_table(&r, &ac, CKPT_ADAPTER);
     ckpt_check_names_bytes(h, path);
-    uint64_t expect = 1024 + NUM_PARAMS * 24 + ckpt_tensor_bytes(&ac, CKPT_ADAPTER, 0) + (uint64_t)h[20];
+    ckpt_check_tasks_bytes(h, path);
+    uint64_t expect = 1024 + NUM_PARAMS * 24 + ckpt_tensor_bytes(&ac, CKPT_ADAPTER, 0) + (uint64_t)h[20] + (uint64_t)h[25];
     if (r.size != expect)
         fail_at(path, "the file is truncated", "expected %llu bytes, found %llu", (unsigned long long)expect, (unsigned long long)r.size);
     check_model_memory(path, (double)num_parameters(&ac) * 4);
@@ -1664,6 +1719,7 @@ static void load_adapter(GPT* model, const char* path) {
     free(model->label_names);  // the adapter's head brings its own class names
     model->label_names = NULL;
     ckpt_read_names(&r, model, (uint32_t)h[20]);
+    ckpt_read_tasks(&r, model, h[24], (uint32_t)h[25]);  // a multi-task adapter's heads (gpt_set_peft emptied the table)
     rd_close(&r);
 }
 

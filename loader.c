@@ -166,9 +166,11 @@ static void batch_free(Batch* b) {
 }
 
 // Checks that the data and the model's head go together: classification data needs a class head with at
-// least as many classes; LM and SFT data need the LM head.
+// least as many classes; LM and SFT data need the LM head. A multi-task model is checked against the head
+// it runs now (a task's rows of cls_w and their names, or the LM head: multitask.c selects it).
 static void check_data_matches_model(const DataLoader* dl, const GPT* model) {
-    int K = model->config.num_classes;
+    int K = gpt_head_classes(model);
+    char(*model_names)[256] = model->label_names ? model->label_names + (K ? model->head_k0 : 0) : NULL;
     if (dl->kind == DATA_CLS && !K)
         failf("train a classification model on it first (./train --train that file), or pass --classes K",
               "%s is a classification dataset but the model has the LM head", dl->path);
@@ -177,7 +179,7 @@ static void check_data_matches_model(const DataLoader* dl, const GPT* model) {
               "%s is a %s dataset but the model has a %d-class head", dl->path, dl->kind == DATA_LM ? "language-modelling" : "SFT", K);
     if (dl->kind == DATA_CLS && dl->ds.num_labels > K)
         failf("the dataset and the model disagree on the labels", "%s has %d labels, the model's head %d", dl->path, dl->ds.num_labels, K);
-    if (dl->kind != DATA_CLS || !model->label_names) return;
+    if (dl->kind != DATA_CLS || !model_names) return;
     // class ids are positions in a sorted list of names, made per dataprep call: a file prepared with other
     // names, or the same in another order, would be scored against the wrong classes without this check
     char(*names)[256] = (char(*)[256])mallocCheck((size_t)dl->ds.num_labels * 256);
@@ -185,9 +187,9 @@ static void check_data_matches_model(const DataLoader* dl, const GPT* model) {
     int n = dataset_label_names(&dl->ds, dl->path, names, err, sizeof err);
     if (n < 0) failf("prepare the file again with ./dataprep cls", "%s", err);
     for (int k = 0; k < n; k++)
-        if (strcmp(names[k], model->label_names[k]))
+        if (strcmp(names[k], model_names[k]))
             fail_at(dl->path, "prepare every split in one dataprep call, or give each call the same --labels a,b,... order",
-                    "class %d is '%s' here but '%s' for the model (trained on other label names or another order)", k, names[k], model->label_names[k]);
+                    "class %d is '%s' here but '%s' for the model (trained on other label names or another order)", k, names[k], model_names[k]);
     free(names);
 }
 
@@ -208,7 +210,7 @@ static double batch_denominator(const GPT* model, DataKind kind, const Batch* b)
     double n = 0.0;
     if (kind == DATA_CLS) {
         for (int i = 0; i < b->B; i++)
-            if (b->lab[i] >= 0) n += model->class_weights ? model->class_weights[b->lab[i]] : 1.0;
+            if (b->lab[i] >= 0) n += model->class_weights ? model->class_weights[model->head_k0 + b->lab[i]] : 1.0;
     } else {
         for (size_t i = 0; i < (size_t)b->B * b->T; i++) n += b->y[i] >= 0;
     }
@@ -264,7 +266,7 @@ static EvalResult evaluate_with(void* ctx, BatchForward forward, const GPT* mode
     batch_alloc(&b, B, T);
     double sum = 0.0;
     size_t count = 0, correct = 0;
-    int K = model->config.num_classes;
+    int K = gpt_head_classes(model);  // the head it runs (a multi-task model's current task)
     size_t* cm = K ? (size_t*)callocCheck((size_t)K * K, sizeof(size_t)) : NULL;
     for (size_t i = 0; i < nb; i++) {
         if (i % (size_t)dist_world != (size_t)dist_rank) {  // another rank's batch (evaluation is sharded)

@@ -38,6 +38,7 @@ typedef struct {
     int prefix_len;    // P: prefix-tuning, trainable key/value vectors per layer every position attends to
     int num_classes;   // K: classification head (GPT2ForSequenceClassification); 0 = the tied LM head
     int lora_first, lora_last;  // LoRA acts on layers lora_first..lora_last (inclusive)
+    int lm_head_too;   // multi-task (multitask.c): the tied LM head runs too, for lm tasks, beside the class head
 } GPTConfig;
 
 static int pad_vocab(int V) { return (V + 63) / 64 * 64; }
@@ -150,7 +151,7 @@ static int shape_dims(const char* shape, const GPTConfig* c, int B, int T, size_
         size_t v = 0;
         switch (k) {
             case 0: v = (size_t)c->maxT; break;
-            case 1: v = c->num_classes ? 0 : (size_t)c->Vp; break;  // LM-head logits: none with a class head
+            case 1: v = c->num_classes && !c->lm_head_too ? 0 : (size_t)c->Vp; break;  // LM-head logits: none with only a class head
             case 2: v = (size_t)c->Vp; break;
             case 3: v = (size_t)c->NH; break;
             case 4: v = (size_t)lora_rank_for(c, LORA_QKV); break;
@@ -295,6 +296,14 @@ typedef union {
 _Static_assert(sizeof(GradActTensors) == NUM_GRAD_ACTS * sizeof(float*), "GradActTensors drifted");
 
 // ---------------------------------------------------------------------------- the model
+// Multi-task (multitask.c): one trunk, several heads. A cls task's classes are rows [k0, k0 + nk) of cls_w
+// (K is the sum of every cls task's classes); an lm task (nk 0) uses the tied LM head.
+typedef struct {
+    char name[64];
+    int kind;    // loader.c's DataKind: 0 lm, 1 cls
+    int k0, nk;  // its rows of cls_w
+} TaskHead;
+
 // Index of a parameter in PARAM_TABLE from its field name: PIDX(qkvw) == 4.
 #define PIDX(name) ((int)(offsetof(ParameterTensors, name) / sizeof(float*)))
 
@@ -333,6 +342,10 @@ typedef struct {
     float grad_scale;         // pending gradient clipping factor, applied by the next AdamW update (1 = none)
     float loss_scale;         // backward differentiates loss_scale * loss (1; gradient accumulation sets it)
     float mean_loss;          // the last forward's loss; NaN when no targets
+    TaskHead* tasks;          // (num_tasks) multi-task: each task's head, or NULL (checkpoints keep them)
+    int num_tasks;
+    int head_k0, head_nk;     // the head the next forward/backward runs: rows [head_k0, +head_nk) of cls_w (nk 0: all K)
+    int head_lm;              // 1: the tied LM head instead (an lm task of a multi-task model)
     // int8 weights (gpt_quantize): q8[i].q is set for a quantized tensor, whose fp32 pointer is then NULL
     // (its place in params_memory is never touched, so it costs no resident memory). Quantized tensors are
     // frozen: LoRA on an int8 base is QLoRA's idea with int8 instead of 4-bit NF4.
@@ -340,6 +353,11 @@ typedef struct {
     int8_t* q8_memory;
     float* q8_scales;
 } GPT;
+
+// The classes of the head the next forward runs (0: the LM head).
+static int gpt_head_classes(const GPT* m) {
+    return m->head_lm || !m->config.num_classes ? 0 : m->head_nk ? m->head_nk : m->config.num_classes;
+}
 
 static float lora_scale(const GPTConfig* c) { return c->lora_alpha / (float)c->lora_r; }
 
@@ -453,6 +471,7 @@ static void gpt_init_peft(GPT* model, uint64_t* rng) {
 static void gpt_free(GPT* model) {
     free(model->params_memory);
     free(model->label_names);
+    free(model->tasks);
     free(model->trainable);
     free(model->grad_offset);
     free(model->lr_scale);
@@ -875,9 +894,11 @@ static void gpt_forward_body(GPT* model) {
     }
     const float* residual = a.residual3 + (size_t)(L - 1) * BT * C;
     layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, p.lnfw, p.lnfb, BT, C);
-    if (c->num_classes) {  // classification head on each sequence's last token
-        model->mean_loss = cls_forward(a.cls_logits, a.cls_probs, a.lnf, model->lengths, model->labels, p.cls_w,
-                                       model->class_weights, model->label_smoothing, B, T, C, c->num_classes);
+    if (gpt_head_classes(model)) {  // classification head on each sequence's last token (the task's rows of cls_w)
+        int k0 = model->head_k0;
+        model->mean_loss = cls_forward(a.cls_logits, a.cls_probs, a.lnf, model->lengths, model->labels, p.cls_w + (size_t)k0 * C,
+                                       model->class_weights ? model->class_weights + k0 : NULL, model->label_smoothing, B, T,
+                                       C, gpt_head_classes(model));
     } else {
         gpt_matmul_forward(model, PIDX(wte), 0, a.logits, a.lnf, NULL, BT, C, c->Vp);  // tied LM head: logits = lnf @ wte^T
         // probs are always computed (sampling needs them); the loss only with targets
@@ -904,7 +925,7 @@ static void gpt_check_batch(const GPT* model, const int* inputs, const int* targ
 // Forward pass with the LM head. inputs (B,T) token ids; targets (B,T) next-token ids with -1 = ignore, or
 // NULL for inference. Fills acts (logits, probs, ...) and model->mean_loss (NaN without targets).
 static void gpt_forward(GPT* model, const int* inputs, const int* targets, int B, int T) {
-    if (model->config.num_classes) DIE("gpt_forward called on a classification model", "use gpt_forward_cls");
+    if (gpt_head_classes(model)) DIE("gpt_forward called on a classification model", "use gpt_forward_cls");
     gpt_check_batch(model, inputs, targets, B, T);
     gpt_alloc_activations(model, B, T);
     size_t BT = (size_t)B * T;
@@ -917,14 +938,14 @@ static void gpt_forward(GPT* model, const int* inputs, const int* targets, int B
 // Forward pass with the classification head. lengths (B) in [1, T]: each row's real tokens (the rest is
 // padding, never attended to by the pooled position); labels (B) in [0, K) or -1, or NULL for inference.
 static void gpt_forward_cls(GPT* model, const int* inputs, const int* lengths, const int* labels, int B, int T) {
-    const GPTConfig* c = &model->config;
-    if (!c->num_classes) DIE("gpt_forward_cls called on a model without a classification head", "set num_classes");
+    int K = gpt_head_classes(model);
+    if (!K) DIE("gpt_forward_cls called on a model without a classification head", "set num_classes");
     gpt_check_batch(model, inputs, NULL, B, T);
     for (int b = 0; b < B; b++) {
         if (lengths[b] < 1 || lengths[b] > T) DIE("classification example length outside [1, T]", "");
-        if (labels && (labels[b] < -1 || labels[b] >= c->num_classes)) {
+        if (labels && (labels[b] < -1 || labels[b] >= K)) {
             char msg[128];
-            snprintf(msg, sizeof msg, "label %d outside [0, %d)", labels[b], c->num_classes);
+            snprintf(msg, sizeof msg, "label %d outside [0, %d)", labels[b], K);
             DIE(msg, "the dataset has more classes than the model's head (--classes)");
         }
     }
@@ -982,9 +1003,12 @@ static void gpt_backward(GPT* model) {
 #define G(name, l) gpt_grad(model, PIDX(name), l)
 
     memset(ga.dln, 0, BT * C * sizeof(float));
-    if (c->num_classes) {
-        cls_backward(ga.dln, G(cls_w, 0), ga.dcls_logits, a.cls_probs, a.lnf, model->lengths, model->labels, p.cls_w,
-                     model->class_weights, model->label_smoothing, model->loss_scale, B, T, C, c->num_classes);
+    if (gpt_head_classes(model)) {  // forward used rows [k0, k0 + K) of cls_w: only they get gradient
+        int k0 = model->head_k0;
+        float* dcls_w = G(cls_w, 0);
+        cls_backward(ga.dln, dcls_w ? dcls_w + (size_t)k0 * C : NULL, ga.dcls_logits, a.cls_probs, a.lnf, model->lengths,
+                     model->labels, p.cls_w + (size_t)k0 * C, model->class_weights ? model->class_weights + k0 : NULL,
+                     model->label_smoothing, model->loss_scale, B, T, C, gpt_head_classes(model));
     } else {
         crossentropy_backward(ga.dlogits, a.probs, model->targets, BT, c->V, c->Vp, model->loss_scale);
         gpt_matmul_backward(model, PIDX(wte), 0, ga.dln, G(wte, 0), NULL, ga.dlogits, a.lnf, BT, C, c->Vp);

@@ -221,12 +221,11 @@ static void series_add(Series* s, double x, double y) {
     s->y[s->n++] = y;
 }
 
-// A line chart of up to two series (train in blue, validation in orange) with axis labels.
-static void svg_curves(const char* path, const char* title, const Series* a, const char* an, const Series* b,
-                       const char* bn) {
+// A line chart of up to 8 series (the first blue, the second orange, ...) with axis labels.
+static void svg_curves_n(const char* path, const char* title, const Series* const* ss, const char* const* names, int ns) {
     double x0 = INFINITY, x1 = -INFINITY, y0 = INFINITY, y1 = -INFINITY;
-    const Series* ss[2] = {a, b};
-    for (int k = 0; k < 2; k++)
+    if (ns > 8) ns = 8;
+    for (int k = 0; k < ns; k++)
         for (size_t i = 0; ss[k] && i < ss[k]->n; i++) {
             if (!isfinite(ss[k]->y[i])) continue;
             x0 = fmin(x0, ss[k]->x[i]), x1 = fmax(x1, ss[k]->x[i]);
@@ -250,9 +249,8 @@ static void svg_curves(const char* path, const char* title, const Series* a, con
         fprintf(w.f, "<line x1=\"%.0f\" y1=\"%.0f\" x2=\"%.0f\" y2=\"%.0f\" stroke=\"#ddd\"/>\n", L, py, W - R, py);
     }
     fprintf(w.f, "<text x=\"%.0f\" y=\"%.0f\" text-anchor=\"middle\">step</text>\n", (L + W - R) / 2, H - 12);
-    const char* colors[2] = {"#1f77b4", "#ff7f0e"};
-    const char* names[2] = {an, bn};
-    for (int k = 0; k < 2; k++) {
+    const char* colors[8] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"};
+    for (int k = 0; k < ns; k++) {
         if (!ss[k] || !ss[k]->n) continue;
         fprintf(w.f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", colors[k]);
         for (size_t i = 0; i < ss[k]->n; i++)
@@ -263,6 +261,13 @@ static void svg_curves(const char* path, const char* title, const Series* a, con
     }
     fprintf(w.f, "</svg>\n");
     safe_close(&w);
+}
+// Train (blue) and validation (orange).
+static void svg_curves(const char* path, const char* title, const Series* a, const char* an, const Series* b,
+                       const char* bn) {
+    const Series* ss[2] = {a, b};
+    const char* names[2] = {an, bn};
+    svg_curves_n(path, title, ss, names, 2);
 }
 
 // The confusion matrix as a heat map: rows gold, columns predicted, counts in the cells.
@@ -308,6 +313,7 @@ typedef struct {
     int steps_done, stopped_early;  // steps done by this invocation (fewer after --resume)
     double seconds, ms_per_step, tokens_per_s, peak_mb, last_loss;
     const EvalResult* test_result;  // NULL when there was no --test
+    const char* tasks_md;       // multi-task: the per-task table (multitask.c), else NULL
 } RunSummary;
 
 static void write_report(const GPT* model, size_t ntrain, const RunSummary* r) {
@@ -366,7 +372,9 @@ static void write_report(const GPT* model, size_t ntrain, const RunSummary* r) {
             free(names);
         }
     }
+    if (r->tasks_md) fprintf(f, "\n## Tasks (one trunk, a head per task; the last validation)\n\n%s", r->tasks_md);
     fprintf(f, "\n## Files\n\n- `curves.svg`: train and validation loss\n- `log.jsonl`: every step\n");
+    if (r->tasks_md) fprintf(f, "- `curves_tasks.svg`: each task's validation loss\n");
     fprintf(f, "- `model.bin`: the last model; `ckpt.bin`: it with the optimizer state (for --resume)\n");
     if (r->val) fprintf(f, "- `best.bin`: the model chosen on validation\n");
     if (has_finetuning_tensors(c)) fprintf(f, "- `adapter.bin`: the fine-tuning tensors alone (apply with --adapter)\n");

@@ -324,7 +324,8 @@ static void test_matmul_fast_vs_ref(void) {
 // Tolerances, from the targets and the errors measured (see the "used" column):
 //   logits and loss 1e-5 relative; gradients 1e-4; AdamW trajectory (10 steps) 1e-4 on the losses and grad
 //   norms, 2e-4 on each tensor's total update (normwise, see below). Worst seen over the base and method
-//   references: logits 2.8e-6, gradients 5.3e-6, step losses and norms 1.6e-5, updates 8.6e-5.
+//   references: logits 2.8e-6, gradients 5.3e-6, step losses and norms 1.6e-5, updates 8.6e-5; the multi-task
+//   reference (steps alternating between three heads): step norms 2.0e-5, updates 1.3e-4.
 // The reference is float64 PyTorch, so these bound our fp32 error against the exact answer.
 #define TOL_LOGITS 1e-5
 #define TOL_GRADS 1e-4
@@ -659,6 +660,210 @@ static float* lm_logits_copy(GPT* m, const int* x, int B, int T) {
     float* out = (float*)mallocCheck(n * sizeof(float));
     memcpy(out, m->acts.logits, n * sizeof(float));
     return out;
+}
+
+// ---------------------------------------------------------------------------- tier 2c: multi-task
+// dev/gen_reference_methods.py's multi-task reference: one trunk, a 2-class task (rows 0-1 of cls_w), a
+// 3-class task (rows 2-4) and an lm task (the tied LM head), full fine-tuning. Each task's logits and loss;
+// the gradient of sum_t w_t loss_t (one forward/backward per task, loss_scale = w_t, accumulated); then 10
+// AdamW steps, step s on task s % 3 alone. Same tolerances as the single-task references.
+static void mt_set_tasks(GPT* m, const int* classes, int n) {
+    m->tasks = (TaskHead*)callocCheck((size_t)n, sizeof(TaskHead));
+    m->num_tasks = n;
+    for (int t = 0, k0 = 0; t < n; k0 += classes[t], t++) {
+        snprintf(m->tasks[t].name, 64, "t%d", t);
+        m->tasks[t].kind = classes[t] ? DATA_CLS : DATA_LM;
+        m->tasks[t].k0 = classes[t] ? k0 : 0;
+        m->tasks[t].nk = classes[t];
+    }
+}
+
+static void test_method_multitask(void) {
+    const char* path = "ref/method_multitask.safetensors";
+    printf("-- PyTorch reference, multi-task: two class heads and the LM head on one trunk (%s)\n", path);
+    SafeTensors st;
+    st_open(&st, path);
+    GPT model;
+    load_model(&model, "ref/gpt_a.bin", NULL);
+    int classes[3], B = atoi(meta_or_die(&st, "B")), T = atoi(meta_or_die(&st, "T"));
+    float w[3];
+    sscanf(meta_or_die(&st, "classes"), "%d,%d,%d", &classes[0], &classes[1], &classes[2]);
+    sscanf(meta_or_die(&st, "weights"), "%f,%f,%f", &w[0], &w[1], &w[2]);
+    GPTConfig c = model.config;
+    c.num_classes = classes[0] + classes[1] + classes[2];
+    c.lm_head_too = 1;
+    uint64_t rng = 1;
+    gpt_set_peft(&model, c, &rng);
+    mt_set_tasks(&model, classes, 3);
+    model.label_smoothing = meta_float(&st, "label_smoothing", 0);
+    float* cw = read_ref(&st, "param.cls_w", param_numel(&c, PIDX(cls_w)));
+    memcpy(model.params.cls_w, cw, param_numel(&c, PIDX(cls_w)) * sizeof(float));
+    free(cw);
+    int *x[3], *len[2], *lab[2], *y = (int*)mallocCheck((size_t)B * T * sizeof(int));
+    char name[64];
+    for (int t = 0; t < 3; t++) {
+        x[t] = (int*)mallocCheck((size_t)B * T * sizeof(int));
+        snprintf(name, sizeof name, "inputs.%d", t);
+        st_read_i32(&st, st_find(&st, name), x[t]);
+        if (t == 2) break;
+        len[t] = (int*)mallocCheck((size_t)B * sizeof(int));
+        lab[t] = (int*)mallocCheck((size_t)B * sizeof(int));
+        snprintf(name, sizeof name, "lengths.%d", t);
+        st_read_i32(&st, st_find(&st, name), len[t]);
+        snprintf(name, sizeof name, "labels.%d", t);
+        st_read_i32(&st, st_find(&st, name), lab[t]);
+    }
+    st_read_i32(&st, st_find(&st, "targets.2"), y);
+#define MT_FORWARD(t) (tasks_use_head(&model, t), (t) == 2 ? gpt_forward(&model, x[2], y, B, T) : gpt_forward_cls(&model, x[t], len[t], lab[t], B, T))
+    gpt_zero_grad(&model);
+    for (int t = 0; t < 3; t++) {
+        MT_FORWARD(t);
+        size_t nl = t == 2 ? (size_t)B * T * c.V : (size_t)B * classes[t];
+        snprintf(name, sizeof name, "logits.%d", t);
+        float* ref = read_ref(&st, name, nl);
+        float* ours = t == 2 ? unpadded_logits(&model) : model.acts.cls_logits;
+        char label[32];
+        snprintf(label, sizeof label, "task %d logits", t);
+        check_tensor(label, t == 2 ? "(B,T,V)" : t ? "(B,3)" : "(B,2)", ours, ref, nl, TOL_LOGITS);
+        if (t == 2) free(ours);
+        free(ref);
+        snprintf(name, sizeof name, "loss.%d", t);
+        ref = read_ref(&st, name, 1);
+        snprintf(label, sizeof label, "task %d loss", t);
+        check_tensor(label, "()", &model.mean_loss, ref, 1, TOL_LOGITS);
+        free(ref);
+        model.loss_scale = w[t];
+        gpt_backward(&model);
+        model.loss_scale = 1.0f;
+    }
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        size_t n = param_numel(&c, i);
+        if (!n) continue;
+        snprintf(name, sizeof name, "grad.%s", PARAM_TABLE[i].name);
+        float* ref = read_ref(&st, name, n);
+        char label[32], shape[24];
+        snprintf(label, sizeof label, "d%s", PARAM_TABLE[i].name);
+        snprintf(shape, sizeof shape, "(%s)", PARAM_TABLE[i].shape);
+        check_tensor(label, shape, gpt_grad(&model, i, 0), ref, n, TOL_GRADS);  // the slices are packed in order
+        free(ref);
+    }
+    int steps = atoi(meta_or_die(&st, "steps")), warmup = atoi(meta_or_die(&st, "warmup"));
+    AdamWConfig opt = {0, meta_float(&st, "beta1", 0), meta_float(&st, "beta2", 0), meta_float(&st, "eps", 0),
+                       meta_float(&st, "weight_decay", 0)};
+    float lr = meta_float(&st, "lr", 0), clip = meta_float(&st, "grad_clip", 0), losses[16], norms[16];
+    float* initial = (float*)mallocCheck(model.num_parameters * sizeof(float));
+    memcpy(initial, model.params_memory, model.num_parameters * sizeof(float));
+    for (int s = 0; s < steps && s < 16; s++) {
+        MT_FORWARD(s % 3);
+        losses[s] = model.mean_loss;
+        gpt_zero_grad(&model);
+        model.loss_scale = w[s % 3];
+        gpt_backward(&model);
+        model.loss_scale = 1.0f;
+        norms[s] = gpt_clip_grad_norm(&model, clip);
+        opt.lr = lr_at(s, lr, warmup, steps, SCHED_COSINE, meta_float(&st, "min_lr_frac", 0));
+        gpt_adamw_update(&model, &opt, s + 1);
+    }
+#undef MT_FORWARD
+    float* ref_losses = read_ref(&st, "step_loss", steps);
+    float* ref_norms = read_ref(&st, "step_gradnorm", steps);
+    check_tensor("step norm", "(10)", norms, ref_norms, steps, TOL_GRADS);
+    check_tensor("step loss", "(10)", losses, ref_losses, steps, TOL_STEPS);
+    double worst = 0.0;
+    for (int i = 0; i < NUM_PARAMS; i++) {  // each tensor's total update, normwise, as in test_method
+        size_t n = param_numel(&c, i);
+        if (!n) continue;
+        snprintf(name, sizeof name, "final.%s", PARAM_TABLE[i].name);
+        float* ref = read_ref(&st, name, n);
+        const float* p0 = initial + (model.params.t[i] - model.params_memory);
+        double dd = 0.0, du = 0.0;
+        for (size_t j = 0; j < n; j++) {
+            if (i == PIDX(qkvb) && j % (3 * c.C) >= (size_t)c.C && j % (3 * c.C) < 2 * (size_t)c.C) continue;  // key bias
+            double uo = (double)model.params.t[i][j] - p0[j], ur = (double)ref[j] - p0[j];
+            dd += (uo - ur) * (uo - ur);
+            du += ur * ur;
+        }
+        worst = fmax(worst, sqrt(dd) / (sqrt(du) + 1e-30));
+        free(ref);
+    }
+    report(worst <= TOL_UPDATE, "10 multi-task AdamW steps: every tensor's update within %.0e of the reference's (worst %.1e, used %.0f%%)",
+           TOL_UPDATE, worst, 100.0 * worst / TOL_UPDATE);
+    free(initial); free(ref_losses); free(ref_norms); free(y);
+    for (int t = 0; t < 3; t++) free(x[t]);
+    for (int t = 0; t < 2; t++) free(len[t]), free(lab[t]);
+    gpt_free(&model);
+    st_close(&st);
+}
+
+// A task's rows of the class head: the slice cls_w + k0*C run as a K_t-class head gives, bit for bit, the
+// logits, loss and gradients of a model whose whole head is those rows; the other tasks' rows get exactly zero
+// gradient; and the trunk's gradient through a class range agrees with finite differences.
+static void test_class_range(void) {
+    GPT m, s;
+    load_model(&m, "ref/gpt_a.bin", NULL);
+    load_model(&s, "ref/gpt_a.bin", NULL);
+    GPTConfig c = m.config, cs = s.config;
+    int classes[3] = {2, 3, 0};
+    c.num_classes = 5, c.lm_head_too = 1, cs.num_classes = 3;
+    uint64_t rng = 9, rng2 = 9;
+    gpt_set_peft(&m, c, &rng);
+    gpt_set_peft(&s, cs, &rng2);
+    fill_random(m.params.cls_w, 5 * (size_t)c.C, 0.3f);
+    memcpy(s.params.cls_w, m.params.cls_w + 2 * (size_t)c.C, 3 * (size_t)c.C * sizeof(float));  // rows 2-4
+    mt_set_tasks(&m, classes, 3);
+    m.label_smoothing = s.label_smoothing = 0.1f;
+    int B = 3, T = 12, x[36], len[3] = {12, 4, 7}, lab[3] = {2, 0, 1};
+    for (int i = 0; i < B * T; i++) x[i] = (int)(random_u32(&rng) % (uint32_t)c.V);
+    tasks_use_head(&m, 1);
+    gpt_forward_cls(&m, x, len, lab, B, T);
+    gpt_forward_cls(&s, x, len, lab, B, T);
+    gpt_zero_grad(&m), gpt_zero_grad(&s);
+    gpt_backward(&m), gpt_backward(&s);
+    int same = m.mean_loss == s.mean_loss && !memcmp(m.acts.cls_logits, s.acts.cls_logits, 9 * sizeof(float));
+    for (int i = 0; i < NUM_PARAMS && same; i++)
+        if (i != PIDX(cls_w) && param_numel(&cs, i)) same = !memcmp(gpt_grad(&m, i, 0), gpt_grad(&s, i, 0), param_numel(&cs, i) * sizeof(float));
+    const float* dm = gpt_grad(&m, PIDX(cls_w), 0);
+    same = same && !memcmp(dm + 2 * (size_t)c.C, gpt_grad(&s, PIDX(cls_w), 0), 3 * (size_t)c.C * sizeof(float));
+    int others_zero = 1;
+    for (size_t j = 0; j < 2 * (size_t)c.C; j++) others_zero &= dm[j] == 0.0f;
+    report(same, "class range [2, 5) of a 5-row head = a 3-class head of those rows: logits, loss, every gradient bit-identical");
+    report(others_zero, "class range [2, 5): task 0's rows 0-1 of cls_w get exactly zero gradient");
+    // finite differences of the loss through the range: the largest gradient of each tensor (as test_model_dropout_fd)
+    int bad = 0, checked = 0;
+    double worst = 0.0;
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        const float* g = gpt_grad(&m, i, 0);
+        size_t n = param_numel(&c, i);
+        if (!g || !n) continue;
+        size_t k = 0;
+        for (size_t j = 1; j < n; j++) if (fabsf(g[j]) > fabsf(g[k])) k = j;
+        if (fabsf(g[k]) < 1e-2f) continue;
+        float orig = m.params.t[i][k], h = 1e-2f;
+        m.params.t[i][k] = orig + h;
+        gpt_forward_cls(&m, x, len, lab, B, T);
+        double lp = m.mean_loss;
+        m.params.t[i][k] = orig - h;
+        gpt_forward_cls(&m, x, len, lab, B, T);
+        double lmn = m.mean_loss;
+        m.params.t[i][k] = orig;
+        double num = (lp - lmn) / ((double)(orig + h) - (double)(orig - h)), rel = fabs(num - g[k]) / fabs(g[k]);
+        worst = fmax(worst, rel);
+        bad += rel > 1e-2;
+        checked++;
+    }
+    // tolerance: as test_model_dropout_fd (h = 1e-2 on an fp32 forward, central difference: ~1e-3 seen)
+    report(!bad && checked >= 10, "class range [2, 5): %d tensors' largest gradients vs finite differences, worst rel %.1e (tol 1e-2)", checked, worst);
+    // the LM head of the same model: what an lm task runs; its logits equal a plain LM's
+    tasks_use_head(&m, 2);
+    int y[36];
+    for (int i = 0; i < B * T; i++) y[i] = x[(i + 1) % (B * T)];
+    gpt_forward(&m, x, y, B, T);
+    GPT lmo;
+    load_model(&lmo, "ref/gpt_a.bin", NULL);
+    gpt_forward(&lmo, x, y, B, T);
+    report(m.mean_loss == lmo.mean_loss && !memcmp(m.acts.logits, lmo.acts.logits, (size_t)B * T * c.Vp * sizeof(float)),
+           "an lm task of a multi-task model runs the tied LM head: logits and loss bit-identical to the plain LM");
+    gpt_free(&lmo), gpt_free(&m), gpt_free(&s);
 }
 
 static void test_peft_invariants(void) {
@@ -1283,6 +1488,157 @@ static void test_cli_methods(void) {
                  "--classes 2", "has 3 labels, the model's head 2");
     expect_error("eval data kind vs head", "./train eval --model test_tmp/cls/model.bin --data test_tmp/tok.bin", "language-modelling dataset");
     expect_error("--task vs data", "./train --model test_tmp/base/model.bin --train test_tmp/tok.bin --seq 16 --task cls", "--task cls but");
+}
+
+// ---------------------------------------------------------------------------- multi-task on the command line
+// A classification file whose label names are given (dataprep stores them; the task table keeps them).
+static void write_named_cls(const char* path, int n, int V, const char* const* names, int K, uint64_t seed) {
+    DsWriter w;
+    char err[256];
+    if (ds_writer_open(&w, path, EXAMPLES_MAGIC, DS_CLS, V, K, err, sizeof err)) failf(NULL, "%s", err);
+    ds_writer_set_labels(&w, names);
+    for (int e = 0; e < n; e++) {
+        int len = 3 + (int)(random_u32(&seed) % 10), ids[16];
+        for (int i = 0; i < len; i++) ids[i] = (int)(random_u32(&seed) % (uint32_t)V);
+        ds_write_example(&w, ids, (size_t)len, ids[0] % K, NULL);
+    }
+    if (ds_writer_close(&w, err, sizeof err)) failf(NULL, "%s", err);
+}
+
+// The task of each step: counter-based draws, so their shares match p (the counts of 4000 draws within 4 sigma
+// of 4000 p, sigma = sqrt(4000 p (1-p)) = 27 for p = 0.25: a fixed seed, so this cannot flake) and the same
+// draws come back on every call.
+static void test_task_sampling(void) {
+    TaskSet ts;
+    memset(&ts, 0, sizeof ts);
+    ts.n = 2, ts.seed = 1337, ts.t[0].p = 0.25, ts.t[1].p = 0.75;
+    int count[2] = {0, 0}, again = 1;
+    for (uint64_t s = 0; s < 4000; s++) count[tasks_draw(&ts, s)]++;
+    for (uint64_t s = 0; s < 100; s++) again &= tasks_draw(&ts, s) == tasks_draw(&ts, s);
+    report(abs(count[0] - 1000) <= 4 * 27 && again, "task sampling: 4000 draws at p = 0.25 / 0.75 give %d / %d (want 1000 +- 108), the same on every call",
+           count[0], count[1]);
+}
+
+static void test_cli_multitask(void) {
+    printf("-- command line: multi-task training (runs ./train)\n");
+    test_task_sampling();
+    const char* ab[2] = {"neg", "pos"}, *hs[3] = {"ham", "spam", "zzz"};
+    write_named_cls("test_tmp/mt_a.ds", 48, 64, ab, 2, 21);
+    write_named_cls("test_tmp/mt_av.ds", 12, 64, ab, 2, 22);
+    write_named_cls("test_tmp/mt_b.ds", 80, 64, hs, 3, 23);
+    write_named_cls("test_tmp/mt_bv.ds", 12, 64, hs, 3, 24);
+    const char* tasks = "--task cls:test_tmp/mt_a.ds:test_tmp/mt_av.ds --task cls:test_tmp/mt_b.ds:test_tmp/mt_bv.ds "
+                        "--task text=lm:test_tmp/tok.bin --task-weights 1,0.5,0.25 --task-sampling temperature --task-temp 2";
+    char cmd[2048], out[1024];
+    snprintf(cmd, sizeof cmd, "./train --model test_tmp/base/model.bin %s --batch 4 --seq 16 --steps 12 --eval-every 4 "
+             "--dropout 0.1 --accum 2 --out test_tmp/mt_full", tasks);
+    int rc = run_cmd(cmd, "done:", out, sizeof out);
+    report(rc == 0, "multi-task: 2 cls tasks + 1 lm task train on one trunk: %s", out);
+    // temperature sampling: p_i = n_i^(1/2) / sum; the run prints n_i (batches per epoch) and p_i
+    double n[3] = {0}, p[3] = {0};
+    snprintf(cmd, sizeof cmd, "./train --model test_tmp/base/model.bin %s --batch 4 --seq 16 --steps 0 2>&1", tasks);
+    FILE* pipe = popen(cmd, "r");
+    char line[1024];
+    while (pipe && fgets(line, sizeof line, pipe)) {  // "task 0: mt_a (cls) FILE, val FILE, 12 batches per epoch, weight 1, p 0.2127, ..."
+        int t;
+        const char* s = strstr(line, " batches per epoch");
+        if (sscanf(line, "task %d: ", &t) != 1 || t < 0 || t > 2 || !s) continue;
+        while (s > line && s[-1] != ' ') s--;
+        n[t] = atof(s);
+        if ((s = strstr(line, ", p "))) p[t] = atof(s + 4);
+    }
+    if (pipe) pclose(pipe);
+    double z = sqrt(n[0]) + sqrt(n[1]) + sqrt(n[2]), worst = 0.0;
+    for (int t = 0; t < 3; t++) worst = fmax(worst, fabs(p[t] - sqrt(n[t]) / z));
+    report(n[0] > 0 && n[1] > 0 && n[2] > 0 && worst < 1e-4, "temperature sampling T=2: p = %.4f %.4f %.4f = sqrt(n_i)/sum over n = %.0f %.0f %.0f batches (printed to 4 digits)",
+           p[0], p[1], p[2], n[0], n[1], n[2]);
+    size_t nlog;
+    unsigned char* log = read_whole("test_tmp/mt_full/log.jsonl", &nlog);
+    report(log && strstr((char*)log, "\"task\": \"text\"") && strstr((char*)log, "\"tasks\": {\"mt_a\": {\"val_loss\": ") &&
+           strstr((char*)log, "\"mt_b\": {\"val_loss\": "), "multi-task log: each step's task, and per-task val loss / accuracy / F1 on validation steps");
+    free(log);
+    unsigned char* rep = read_whole("test_tmp/mt_full/report.md", &nlog);
+    size_t nsvg;
+    unsigned char* svg = read_whole("test_tmp/mt_full/curves_tasks.svg", &nsvg);
+    report(rep && strstr((char*)rep, "## Tasks") && strstr((char*)rep, "| mt_b | cls | 3 (2-4) |") && svg && strstr((char*)svg, "mt_b"),
+           "multi-task report: the task table (mt_b owns rows 2-4 of cls_w) and curves_tasks.svg");
+    free(rep), free(svg);
+    // resume: the same draws and each task's loader replayed: the uninterrupted run's losses and model, bit for bit
+    snprintf(cmd, sizeof cmd, "./train --model test_tmp/base/model.bin %s --batch 4 --seq 16 --steps 12 --eval-every 4 "
+             "--dropout 0.1 --accum 2 --out test_tmp/mt_res --stop-at 5 && ./train --model test_tmp/base/model.bin %s --batch 4 "
+             "--seq 16 --steps 12 --eval-every 4 --dropout 0.1 --accum 2 --out test_tmp/mt_res --resume test_tmp/mt_res", tasks, tasks);
+    rc = run_cmd(cmd, "done:", out, sizeof out);
+    double l1[32], l2[32];
+    int n1 = read_log_losses("test_tmp/mt_full/log.jsonl", l1, 32), n2 = read_log_losses("test_tmp/mt_res/log.jsonl", l2, 32);
+    size_t na, nb;
+    unsigned char* ma = read_whole("test_tmp/mt_full/model.bin", &na);
+    unsigned char* mb = read_whole("test_tmp/mt_res/model.bin", &nb);
+    report(rc == 0 && n1 == 12 && n2 == 12 && !memcmp(l1, l2, sizeof(double) * 12) && na == nb && ma && mb && !memcmp(ma, mb, na),
+           "multi-task resume: stop at 5 + resume gives the same 12 losses and a bit-identical model.bin (exit %d)", rc);
+    free(ma), free(mb);
+    // the model file keeps every head; eval picks one with --task-head, extract writes it alone
+    expect_error("multi-task model without --task-head", "./train eval --model test_tmp/mt_full/model.bin --data test_tmp/mt_av.ds --batch 4 --seq 16",
+                 "choose its task with --task-head");
+    char e1[1024], e2[1024];
+    int r1 = run_cmd("./train eval --model test_tmp/mt_full/model.bin --task-head mt_b --data test_tmp/mt_bv.ds --batch 4 --seq 16", "accuracy", e1, sizeof e1);
+    int r2 = run_cmd("./train extract --model test_tmp/mt_full/model.bin --task-head mt_b --out test_tmp/mt_b.bin > /dev/null && "
+                     "./train eval --model test_tmp/mt_b.bin --data test_tmp/mt_bv.ds --batch 4 --seq 16", "accuracy", e2, sizeof e2);
+    report(r1 == 0 && r2 == 0 && !strcmp(e1, e2), "eval --task-head mt_b = eval of the extracted single-task model: %.60s", e2);
+    expect_error("task whose label names differ from the data's", "./train eval --model test_tmp/mt_full/model.bin --task-head mt_b "
+                 "--data test_tmp/mt_av.ds --batch 4 --seq 16", "class 0 is 'neg' here but 'ham' for the model");
+    expect_error("--task-head naming no task", "./train eval --model test_tmp/mt_full/model.bin --task-head nope --data test_tmp/mt_av.ds",
+                 "has no task 'nope'");
+    rc = run_cmd("./train eval --model test_tmp/mt_full/model.bin --task-head text --data test_tmp/tok.bin --batch 2 --seq 16", "ppl", out, sizeof out);
+    report(rc == 0 && strstr(out, "\"ppl\""), "eval --task-head text runs the LM head of the multi-task model: %s", out);
+    // LoRA on a multi-task model: adapter.bin carries every head and the task table
+    snprintf(cmd, sizeof cmd, "./train --model test_tmp/base/model.bin %s --method lora --lora-rank 2 --batch 4 --seq 16 --steps 3 "
+             "--out test_tmp/mt_lora > /dev/null && ./train eval --model test_tmp/mt_lora/model.bin --task-head mt_b --data test_tmp/mt_bv.ds "
+             "--batch 4 --seq 16", tasks);
+    r1 = run_cmd(cmd, "accuracy", e1, sizeof e1);
+    r2 = run_cmd("./train eval --model test_tmp/base/model.bin --adapter test_tmp/mt_lora/adapter.bin --task-head mt_b --data test_tmp/mt_bv.ds "
+                 "--batch 4 --seq 16", "accuracy", e2, sizeof e2);
+    report(r1 == 0 && r2 == 0 && !strcmp(e1, e2), "multi-task LoRA: base + adapter.bin --task-head mt_b evaluates exactly as model.bin: %.50s", e2);
+    // one task is a plain run: the same losses as --train/--val
+    rc = run_cmd("./train --model test_tmp/base/model.bin --task cls:test_tmp/mt_b.ds:test_tmp/mt_bv.ds --batch 4 --seq 16 --steps 6 "
+                 "--dropout 0.1 --out test_tmp/mt_one > /dev/null && ./train --model test_tmp/base/model.bin --train test_tmp/mt_b.ds "
+                 "--val test_tmp/mt_bv.ds --batch 4 --seq 16 --steps 6 --dropout 0.1 --out test_tmp/mt_single", "done:", out, sizeof out);
+    n1 = read_log_losses("test_tmp/mt_one/log.jsonl", l1, 32), n2 = read_log_losses("test_tmp/mt_single/log.jsonl", l2, 32);
+    report(rc == 0 && n1 == 6 && n2 == 6 && !memcmp(l1, l2, sizeof(double) * 6), "a single --task cls:TRAIN:VAL gives the same 6 losses as --train/--val");
+    // a task's weight scales its gradient: weight 0.5 (a power of two, so exact in fp32) halves the first step's norm
+    rc = run_cmd("./train --model test_tmp/base/model.bin --task cls:test_tmp/mt_b.ds:test_tmp/mt_bv.ds --task-weights 0.5 --batch 4 "
+                 "--seq 16 --steps 1 --dropout 0.1 --out test_tmp/mt_half", "done:", out, sizeof out);
+    double g1 = -1, g2 = -2;
+    unsigned char* la = read_whole("test_tmp/mt_one/log.jsonl", &na);
+    unsigned char* lb = read_whole("test_tmp/mt_half/log.jsonl", &nb);
+    if (la && strstr((char*)la, "\"grad_norm\": ")) g1 = atof(strstr((char*)la, "\"grad_norm\": ") + 13);
+    if (lb && strstr((char*)lb, "\"grad_norm\": ")) g2 = atof(strstr((char*)lb, "\"grad_norm\": ") + 13);
+    report(rc == 0 && fabs(g2 - 0.5 * g1) <= 1e-6, "--task-weights 0.5 halves the task's gradient: step 1 norm %.6f vs %.6f (the log's 6 digits)", g2, g1);
+    free(la), free(lb);
+    // bad specs: one line, before any work (no run folder is made)
+    write_sft_dataset("test_tmp/mt_sft.ds", 8, 64);
+    static const char* const bad[][3] = {
+        {"lm task given a .ds", "--task lm:test_tmp/mt_a.ds", "needs a token file (./dataprep text, or llm.c's .bin), but this is a classification file"},
+        {"cls task given a token file", "--task cls:test_tmp/tok.bin", "needs a classification example file (./dataprep cls), but this is a token file"},
+        {"cls task given an SFT .ds", "--task cls:test_tmp/mt_a.ds --task cls:test_tmp/mt_sft.ds", "but this is an SFT file"},
+        {"cls task's val file a token file", "--task cls:test_tmp/mt_a.ds:test_tmp/tok.bin", "but this is a token file"},
+        {"unknown task kind", "--task ner:test_tmp/mt_a.ds", "unknown kind 'ner'"},
+        {"task weight 0", "--task cls:test_tmp/mt_a.ds --task lm:test_tmp/tok.bin --task-weights 1,0", "--task-weights 0 must be in (0, 1000000]"},
+        {"negative task weight", "--task cls:test_tmp/mt_a.ds --task-weights -2", "must be in (0, 1000000]"},
+        {"task weight not a number", "--task cls:test_tmp/mt_a.ds --task-weights x", "--task-weights expects a number, got 'x'"},
+        {"task weights count", "--task cls:test_tmp/mt_a.ds --task lm:test_tmp/tok.bin --task-weights 1", "has 1 values for 2 tasks"},
+        {"two tasks of one name", "--task cls:test_tmp/mt_a.ds --task mt_a=lm:test_tmp/tok.bin", "two tasks are called 'mt_a'"},
+        {"--train with task specs", "--task cls:test_tmp/mt_a.ds --train test_tmp/tok.bin", "--train cannot be used with --task"},
+        {"--task-weights without tasks", "--train test_tmp/tok.bin --task-weights 1", "--task-weights is for multi-task training"},
+        {"missing task file", "--task cls:test_tmp/none.ds", "none.ds"},
+    };
+    int before_ok = 1;
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        snprintf(cmd, sizeof cmd, "./train --model test_tmp/base/model.bin %s --batch 4 --seq 16 --steps 2 --out test_tmp/mt_bad", bad[k][1]);
+        expect_error(bad[k][0], cmd, bad[k][2]);
+        struct stat sb;
+        before_ok &= stat("test_tmp/mt_bad", &sb) != 0;
+    }
+    report(before_ok, "bad task specs stop before any work: no run folder was made");
 }
 
 // ---------------------------------------------------------------------------- inference: KV cache, sampling, classify
@@ -3106,6 +3462,8 @@ int main(void) {
     test_method("prefix");
     test_method("cls");
     test_method("freeze");
+    test_method_multitask();
+    test_class_range();
     printf("-- tier 3: loaders and invariants\n");
     test_peft_invariants();
     test_accumulation();
@@ -3116,6 +3474,7 @@ int main(void) {
     test_flag_table();
     test_cli();
     test_cli_methods();
+    test_cli_multitask();
     test_file_safety();
     test_export_formats();
     test_inference();

@@ -20,6 +20,7 @@
 #include "report.c"    // defines: metrics, error analysis, plots, write_report
 #include "setup.c"     // defines: Args, parse_args, model_from_args, setup_finetuning
 #include "onnx.c"      // defines: export_onnx, dump_logits
+#include "multitask.c" // defines: TaskSet, tasks_parse, tasks_step_loader, tasks_validate, tasks_select (multi-task)
 
 // ---------------------------------------------------------------------------- the training loop
 // One training run, as a student would step through it:
@@ -53,6 +54,7 @@ typedef struct {
     double t_start, t_steps, last_loss;
     Replay replay;           // --replay: rows of the earlier data mixed into every batch (replay.rows 0: off)
     Ewc ewc;                 // --ewc: the penalty's F and theta* (ewc.lambda 0: off)
+    TaskSet tasks;           // multi-task: the --task KIND:TRAIN[:VAL] specs, their loaders and results (tasks.n 0: off)
 } Run;
 
 // What a step needs from the device that does its arithmetic. ctx is the device's model.
@@ -118,15 +120,16 @@ static void run_load(Run* r, const Args* a) {
     uint64_t rng = a->seed ? a->seed : 1;
     model_from_args(&r->model, a, &r->state, &rng);
     GPT* model = &r->model;
-    if (!a->train) failf("give --train FILE (a dataset from ./dataprep)", "no training data");
+    const char* train = r->tasks.n ? r->tasks.t[0].train : a->train;  // multi-task: r->dl reads task 0's file
+    if (!train) failf("give --train FILE (a dataset from ./dataprep)", "no training data");
     if (a->T > model->config.maxT) failf("use a smaller --seq", "--seq %d is longer than the model's maxT=%d", a->T, model->config.maxT);
     if (a->resume && (r->state.B != a->B || r->state.T != a->T))
         failf("resume with the same --batch and --seq as the original run", "%s: the run used B=%lld T=%lld, flags say B=%d T=%d",
               a->resume, (long long)r->state.B, (long long)r->state.T, a->B, a->T);
     if (!a->resume) r->state.rng = rng;
     DataLoader* dl = &r->dl;
-    loader_init(dl, a->train, a->B * dist_world, a->T, a->shuffle, a->seed ^ 0x9E3779B97F4A7C15ull);
-    if (a->task && strcmp(a->task, KIND_NAMES[dl->kind]))
+    loader_init(dl, train, a->B * dist_world, a->T, a->shuffle, a->seed ^ 0x9E3779B97F4A7C15ull);
+    if (a->task && !r->tasks.n && strcmp(a->task, KIND_NAMES[dl->kind]))
         failf("--task must match the data: token files are lm, dataprep cls files cls, dataprep sft files sft",
               "--task %s but %s is a %s dataset", a->task, a->train, KIND_NAMES[dl->kind]);
     if (a->resume) {  // put the loader back where the interrupted run left it
@@ -138,17 +141,23 @@ static void run_load(Run* r, const Args* a) {
     } else {
         if (dl->ds.vocab_size > model->config.V && model->q8_memory)
             failf("add the tokens to the fp32 model (train it once on this data), then quantize",
-                  "%s has %d token ids but the int8 model only %d", a->train, dl->ds.vocab_size, model->config.V);
+                  "%s has %d token ids but the int8 model only %d", train, dl->ds.vocab_size, model->config.V);
         if (dl->ds.vocab_size > model->config.V) {  // the data has tokens the model does not (dataprep --add-token)
             printf("growing the vocabulary from %d to %d for %s: the new embedding rows start as the mean of the others\n",
-                   model->config.V, dl->ds.vocab_size, a->train);
+                   model->config.V, dl->ds.vocab_size, train);
             gpt_grow_vocab(model, dl->ds.vocab_size);
         }
+        if (r->tasks.n) tasks_setup_head(&r->tasks, model, &rng);  // K = every cls task's classes
         setup_finetuning(model, a, dl, &rng);
     }
-    if (dl->kind == DATA_CLS && !model->label_names && model->config.num_classes == dl->ds.num_labels)
+    if (r->tasks.n) {  // each task's files against its own head
+        tasks_attach(&r->tasks, model, a->resume != NULL);
+        tasks_open(&r->tasks, model, a, a->B * dist_world);
+        if (a->resume) tasks_fast_forward(&r->tasks, (long long)r->state.step, a->accum, a->B * dist_world, a->T, model->config.V);
+    }
+    if (!r->tasks.n && dl->kind == DATA_CLS && !model->label_names && model->config.num_classes == dl->ds.num_labels)
         model->label_names = loader_label_names(dl);  // the head's classes are the training data's
-    check_data_matches_model(dl, model);
+    if (!r->tasks.n) check_data_matches_model(dl, model);
     const char* other[2] = {a->val, a->test};  // validation and test files: the same checks, before any work
     for (int k = 0; k < 2; k++) {
         if (!other[k]) continue;
@@ -185,11 +194,12 @@ static void run_recipe(Run* r, const Args* a) {
         if (!c->num_classes) failf("class weights are for classification data", "--class-weights given for a %s dataset", KIND_NAMES[r->dl.kind]);
         model->class_weights = parse_class_weights(a->class_weights, &r->dl, c->num_classes);
     }
-    r->steps = a->epochs > 0 ? (int)ceil(a->epochs * r->dl.num_batches / a->accum) : a->steps;
+    size_t epoch = r->tasks.n ? (size_t)tasks_num_batches(&r->tasks) : r->dl.num_batches;  // multi-task: every task's batches
+    r->steps = a->epochs > 0 ? (int)ceil(a->epochs * epoch / a->accum) : a->steps;
     r->higher_better = strcmp(a->metric, "val_loss") != 0;  // the metric must exist for this task, and needs --val
     if (r->higher_better && !c->num_classes)
         failf("accuracy and f1 are classification metrics; use --metric val_loss", "--metric %s for a %s dataset", a->metric, KIND_NAMES[r->dl.kind]);
-    if ((a->early_stop || a->test) && !a->val) failf("give --val FILE to choose the best model on", "--early-stop/--test need validation data");
+    if ((a->early_stop || a->test) && !a->val && !tasks_first_val(&r->tasks)) failf("give --val FILE to choose the best model on", "--early-stop/--test need validation data");
     r->opt = adamw_config(a);
 }
 
@@ -280,9 +290,10 @@ static void run_describe(const Run* r, const Args* a) {
     if (c->prefix_len) printf(", prefix P=%d", c->prefix_len);
     if (c->num_classes) printf(", %d-class head", c->num_classes);
     printf("\ntrainable: %zu parameters (%.2f%%), method %s\n", r->ntrain, 100.0 * r->ntrain / model->num_parameters, a->method);
-    printf("data: %s (%s), %zu %s, %zu batches of B=%d x T=%d per epoch\n", a->train, KIND_NAMES[r->dl.kind], r->dl.num_items,
-           r->dl.kind == DATA_LM ? "windows" : "examples", r->dl.num_batches, a->B * dist_world, a->T);
-    if (r->dl.num_cut)
+    if (r->tasks.n) tasks_describe(&r->tasks);
+    else printf("data: %s (%s), %zu %s, %zu batches of B=%d x T=%d per epoch\n", a->train, KIND_NAMES[r->dl.kind], r->dl.num_items,
+                r->dl.kind == DATA_LM ? "windows" : "examples", r->dl.num_batches, a->B * dist_world, a->T);
+    if (r->dl.num_cut && !r->tasks.n)  // (multi-task: per task, above)
         printf("data: %zu of %zu examples are longer than --seq %d and are cut to their first %d tokens (the longest has %d)\n",
                r->dl.num_cut, r->dl.num_items, a->T, a->T, r->dl.ds.max_len);
     if (dist_world > 1)
@@ -330,6 +341,9 @@ static void run_buffers(Run* r, const Args* a) {
 static void run_prepare(Run* r, const Args* a, const Backend* be) {
     memset(r, 0, sizeof *r);
     r->a = a;
+    tasks_parse(&r->tasks, a);  // before any work: the specs, their files' kinds, the weights
+    if (r->tasks.n && be->zero_grad != cpu_zero_grad)
+        failf("use ./train for multi-task training (same flags, same files)", "--task KIND:TRAIN is not supported on this device yet");
     run_load(r, a);
     run_recipe(r, a);
     if (a->replay) replay_open(&r->replay, a->replay, a->replay_frac, &r->dl, &r->model, a->seed ^ 0x5265706C6179ull);
@@ -354,29 +368,32 @@ static double train_step(Run* r, const Backend* be, int step, float* norm) {
     GPT* model = &r->model;
     size_t BT = (size_t)a->B * a->T, r0 = (size_t)dist_rank * a->B;  // this rank's rows of the global batch
     double total = 0.0, loss = 0.0;
+    DataLoader* dl = r->tasks.n ? tasks_step_loader(&r->tasks, model, step) : &r->dl;  // multi-task: the step's task and head
+    double weight = r->tasks.n ? tasks_weight(&r->tasks) : 1.0;  // its loss weight
     for (int k = 0; k < a->accum; k++) {
         Batch* g = &r->global;
-        loader_next(&r->dl, g->x, g->y, g->len, g->lab, model->config.V);
+        loader_next(dl, g->x, g->y, g->len, g->lab, model->config.V);
         if (r->replay.rows) replay_mix(&r->replay, g, (uint64_t)step * a->accum + k, model->config.V);  // batch's index
         memcpy(r->micro[k].x, g->x + r0 * a->T, BT * sizeof(int));
         memcpy(r->micro[k].y, g->y + r0 * a->T, BT * sizeof(int));
         memcpy(r->micro[k].len, g->len + r0, (size_t)a->B * sizeof(int));
         memcpy(r->micro[k].lab, g->lab + r0, (size_t)a->B * sizeof(int));
-        total += batch_denominator(model, r->dl.kind, &r->micro[k]);
+        total += batch_denominator(model, dl->kind, &r->micro[k]);
     }
     dist_sum_doubles(&total, 1);  // targets over all ranks' micro-batches: the global mean's denominator
     if (total <= 0.0) failf("check the data: every target of this batch is masked", "step %d: the batch has no targets", step + 1);
     be->zero_grad(be->ctx);
     for (int k = 0; k < a->accum; k++) {
-        double share = batch_denominator(model, r->dl.kind, &r->micro[k]) / total;
+        double share = batch_denominator(model, dl->kind, &r->micro[k]) / total;
         if (share == 0.0) continue;
         // a dropout seed drawn from the saved RNG (so resume reproduces it), different on every rank
         uint64_t seed = ((uint64_t)random_u32(&r->state.rng) << 32 | random_u32(&r->state.rng)) ^ (uint64_t)dist_rank * 0x9E3779B97F4A7C15ull;
-        float l = be->forward_backward(be->ctx, r->dl.kind, &r->micro[k], (float)share, seed);
+        float l = be->forward_backward(be->ctx, dl->kind, &r->micro[k], (float)(share * weight), seed);
         if (!isfinite(l)) failf("lower --lr, or check the data", "step %d: loss is %f", step + 1, l);
         loss += share * l;
     }
     if (dist_world > 1) dist_sum_doubles(&loss, 1);
+    if (r->tasks.n) r->tasks.t[r->tasks.current].last_loss = loss;
     if (r->ewc.lambda > 0.0f && dist_rank == 0) ewc_add_grad(&r->ewc, model);  // before clipping (continual.c)
     r->opt.lr = lr_at(step, a->lr, a->warmup, r->steps, a->schedule, a->min_lr_frac);
     *norm = be->update(be->ctx, r, step + 1);
@@ -397,11 +414,15 @@ static double train_step(Run* r, const Backend* be, int step, float* norm) {
 static int run_validate(Run* r, const Backend* be, int step, EvalResult* val, double* metric) {
     const Args* a = r->a;
     GPT* model = &r->model;
-    *val = be->evaluate(be->ctx, model, a->val, a->B, a->T, a->val_batches);
+    if (r->tasks.n) {  // every task on its own validation data; the metric is their mean (multitask.c)
+        *val = tasks_validate(&r->tasks, model, a->B, a->T, a->val_batches, a->metric, step + 1, metric);
+    } else {
+        *val = be->evaluate(be->ctx, model, a->val, a->B, a->T, a->val_batches);
+        *metric = val->loss;
+        if (!strcmp(a->metric, "accuracy")) *metric = val->accuracy;
+        if (!strcmp(a->metric, "f1")) *metric = cls_metrics(val->confusion, model->config.num_classes).macro_f1;
+    }
     series_add(&r->val_curve, step + 1, val->loss);
-    *metric = val->loss;
-    if (!strcmp(a->metric, "accuracy")) *metric = val->accuracy;
-    if (!strcmp(a->metric, "f1")) *metric = cls_metrics(val->confusion, model->config.num_classes).macro_f1;
     free(val->confusion);
     val->confusion = NULL;
     int improved = !isfinite(r->state.best_metric) || (r->higher_better ? *metric > r->state.best_metric : *metric < r->state.best_metric);
@@ -437,7 +458,9 @@ static void run_log(Run* r, int step, double loss, float norm, double tok_s, con
         if (is_eval) printf(" | val %.4f", val->loss);
         if (is_eval && K) printf(" acc %.4f", val->accuracy);
         if (is_eval && r->best) printf("%s", improved ? " (best)" : "");
+        if (r->tasks.n) printf(" | %s", r->tasks.t[r->tasks.current].name);
         printf("\n");
+        if (is_eval && r->tasks.n) tasks_print_val(&r->tasks);
         fflush(stdout);
     }
     if (!r->log) return;
@@ -446,6 +469,7 @@ static void run_log(Run* r, int step, double loss, float norm, double tok_s, con
     if (is_eval) fprintf(r->log, ", \"val_loss\": %.6f", val->loss);
     if (is_eval && K) fprintf(r->log, ", \"val_accuracy\": %.6f", val->accuracy);
     if (is_eval && !strcmp(a->metric, "f1")) fprintf(r->log, ", \"val_f1\": %.6f", metric);
+    if (r->tasks.n) tasks_log(&r->tasks, r->log, is_eval);
     fprintf(r->log, "}\n");
     check_stream(r->log, r->log_path);
 }
@@ -492,7 +516,7 @@ static void run_train(Run* r, const Backend* be) {
         r->t_steps += dt;
         series_add(&r->train_curve, step + 1, loss);
         r->last_loss = loss;
-        int is_eval = a->val && ((a->eval_every > 0 && (step + 1) % a->eval_every == 0) || step + 1 == r->steps);
+        int is_eval = (a->val || tasks_first_val(&r->tasks)) && ((a->eval_every > 0 && (step + 1) % a->eval_every == 0) || step + 1 == r->steps);
         EvalResult val;
         double metric = NAN;
         int improved = is_eval ? run_validate(r, be, step, &val, &metric) : 0;
@@ -521,7 +545,7 @@ static void run_save_final(Run* r, const Backend* be) {
     snprintf(path, sizeof path, "%s/model.bin", a->out);
     save_checkpoint(&r->model, path, NULL);
     printf("wrote %s/model.bin (last) and %s/ckpt.bin", a->out, a->out);
-    if (a->val) printf(" and %s/best.bin (best %s %.6f, step %lld)", a->out, a->metric, r->state.best_metric, (long long)r->state.best_step);
+    if (a->val || tasks_first_val(&r->tasks)) printf(" and %s/best.bin (best %s %.6f, step %lld)", a->out, a->metric, r->state.best_metric, (long long)r->state.best_step);
     if (has_finetuning_tensors(&r->model.config)) {
         snprintf(path, sizeof path, "%s/adapter.bin", a->out);
         save_checkpoint_kind(&r->model, path, NULL, CKPT_ADAPTER);
@@ -572,15 +596,20 @@ static void run_finish(Run* r, const Backend* be) {
     int tested = a->test && (r->state.step == r->steps || r->stopped_early);
     if (tested) te = run_test(r, be);
     if (a->out && dist_rank == 0) {
-        RunSummary rs = {a->out, a->argc, a->argv, a->method, a->metric, a->val, a->test, a->B, a->T, a->accum, r->dl.num_cut, r->dl.num_items,
+        static char tasks_md[16384];
+        if (r->tasks.n) tasks_report(&r->tasks, &r->model, a->out, tasks_md, sizeof tasks_md);
+        const char* val = a->val ? a->val : tasks_first_val(&r->tasks);
+        size_t cut = r->tasks.n ? 0 : r->dl.num_cut;  // multi-task: per task, in the task table
+        RunSummary rs = {a->out, a->argc, a->argv, a->method, a->metric, val, a->test, a->B, a->T, a->accum, cut, r->dl.num_items,
                          (long long)r->state.step, (long long)r->state.best_step, r->state.best_metric, n, r->stopped_early,
-                         now_seconds() - r->t_start, ms, tok_s, peak_rss_mb(), r->last_loss, tested ? &te : NULL};
+                         now_seconds() - r->t_start, ms, tok_s, peak_rss_mb(), r->last_loss, tested ? &te : NULL,
+                         r->tasks.n ? tasks_md : NULL};
         write_report(&r->model, r->ntrain, &rs);
         write_model_card(&r->model, r->ntrain, &rs, a, KIND_NAMES[r->dl.kind]);
         printf("report: %s/report.md, model card: %s/README.md\n", a->out, a->out);
     }
     free(te.confusion);
-    if (r->log && a->val) {
+    if (r->log && (a->val || tasks_first_val(&r->tasks))) {
         fprintf(r->log, "{\"best_%s\": ", a->metric);
         print_json_number(r->log, r->state.best_metric, 8);
         fprintf(r->log, ", \"best_step\": %lld}\n", (long long)r->state.best_step);
@@ -599,6 +628,7 @@ static void run_free(Run* r) {
     free(r->pruned);
     if (r->replay.rows) replay_free(&r->replay);
     ewc_free(&r->ewc);
+    tasks_free(&r->tasks);
     free(r->train_curve.x), free(r->train_curve.y), free(r->val_curve.x), free(r->val_curve.y);
     gpt_free(&r->model);
 }
@@ -618,6 +648,7 @@ static int cmd_eval(const Args* a) {
     GPT model;
     uint64_t rng = a->seed;
     model_from_args(&model, a, NULL, &rng);
+    tasks_select(&model, a->task_head);  // a multi-task model: the task --task-head names
     if (!a->data) failf("give --data FILE (a dataset from ./dataprep)", "nothing to evaluate");
     EvalResult r = evaluate(&model, a->data, a->B, a->T, a->max_batches);
     if (a->dump_logits) dump_logits(&model, a->data, a->B, a->T, a->max_batches, a->dump_logits);
@@ -706,6 +737,7 @@ static int cmd_sample(const Args* a) {
     GPT model;
     uint64_t rng = a->seed ? a->seed : 1;
     model_from_args(&model, a, NULL, &rng);
+    tasks_select(&model, a->task_head);
     if (model.config.num_classes) failf("sampling needs the LM head", "this model has a %d-class head", model.config.num_classes);
     if (!a->tokens && !a->prompt) failf("give --tokens \"id id ...\", or --prompt \"text\" with --tokenizer", "no prompt");
     if (a->prompt && !a->tokenizer) failf("text needs the tokenizer the model was trained with", "--prompt without --tokenizer");
@@ -764,6 +796,7 @@ static int cmd_classify(const Args* a) {
     GPT model;
     uint64_t rng = a->seed ? a->seed : 1;
     model_from_args(&model, a, NULL, &rng);
+    tasks_select(&model, a->task_head);
     int K = model.config.num_classes, maxT = model.config.maxT, B = a->B;
     if (!K) failf("classify needs a model with a class head (trained on ./dataprep cls data)", "this model has the LM head");
     if (!a->tokenizer) failf("give the tokenizer the model was trained with", "classify needs --tokenizer");
@@ -1097,6 +1130,7 @@ static int cmd_export(const Args* a) {
     GPT model;
     uint64_t rng = 1;
     model_from_args(&model, a, NULL, &rng);
+    tasks_select(&model, a->task_head);
     GPTConfig* c = &model.config;
     if (!a->out || !a->format) failf("for example: ./train export --model run/model.bin --format safetensors --out hf_model",
                                      "export needs --format and --out");
@@ -1330,26 +1364,39 @@ typedef struct {
 
 static int cmd_sweep_args(const Args* a) { return cmd_sweep(a->argc, a->argv); }
 
+// ./train extract: one task of a multi-task model as a single-task model file (multitask.c's tasks_select).
+static int cmd_extract(const Args* a) {
+    GPT model;
+    uint64_t rng = 1;
+    model_from_args(&model, a, NULL, &rng);
+    if (!a->task_head || !a->out) failf("for example: ./train extract --model mt/model.bin --task-head sst2 --out sst2.bin", "extract needs --task-head and --out");
+    tasks_select(&model, a->task_head);
+    save_checkpoint(&model, a->out, NULL);
+    printf("wrote %s: task %s, %s\n", a->out, a->task_head, model.config.num_classes ? "classification head" : "LM head");
+    gpt_free(&model);
+    return 0;
+}
+
 static const Command COMMANDS[] = {
-    {"train", cmd_train, "model data method optimization output distributed continual --keep-sparsity --resume --seed",
+    {"train", cmd_train, "model data method optimization output distributed continual --keep-sparsity --task-weights --task-sampling --task-temp --resume --seed",
      "./train [train] --model FILE|--init L,NH,C --train FILE [--val FILE --out DIR ...]: fine-tune or pretrain (the default command)"},
-    {"eval", cmd_eval, "model --data --batch --seq --max-batches --exact-match --dump-logits --resume --seed",
+    {"eval", cmd_eval, "model --data --batch --seq --max-batches --exact-match --dump-logits --task-head --resume --seed",
      "./train eval --model FILE --data FILE: one JSON line: loss and ppl (LM, SFT), or loss, accuracy, macro/micro F1,\n"
                        "        per-class precision/recall/F1 and the confusion matrix [gold][predicted] (classification)"},
-    {"sample", cmd_sample, "model sample --tokenizer --resume --seed",
+    {"sample", cmd_sample, "model sample --tokenizer --task-head --resume --seed",
      "./train sample --model FILE --tokens \"ids\" | --tokenizer PATH --prompt \"text\": generate with a KV cache\n"
                            "        (tokens/s on stderr); past maxT tokens the context slides by maxT/2 at a time"},
-    {"classify", cmd_classify, "model classify --tokenizer --batch --resume --seed",
+    {"classify", cmd_classify, "model classify --tokenizer --batch --task-head --resume --seed",
      "./train classify --model FILE --tokenizer PATH [--input FILE --labels ...]: label<TAB>probability<TAB>text\n"
                                "        for each line; empty lines skipped, lines over maxT tokens truncated"},
-    {"sweep", cmd_sweep_args, "model data method optimization output distributed continual --keep-sparsity sweep --resume --seed",
+    {"sweep", cmd_sweep_args, "model data method optimization output distributed continual --keep-sparsity --task-weights --task-sampling --task-temp sweep --resume --seed",
      "./train sweep --grid \"lr=1e-3,3e-3 lora-rank=4,8\" --out DIR [--random N --test FILE] <train flags>:\n"
                               "        one run per grid point in DIR/run_NNN, resumable; the best on --val (--metric) is evaluated on\n"
                               "        --test; DIR/results.csv and DIR/results.md"},
     {"bench", cmd_bench, "model method --batch --seq optimization --resume --seed",
      "./train bench --init 12,12,768 [--method lora ... --batch 4 --seq 64 --steps 5]: timed training steps on\n"
                          "        random tokens (1 warmup step first); one JSON line with ms/step, tokens/s, GFLOP/s"},
-    {"export", cmd_export, "model export --out --tokenizer --lora-dropout --resume --seed",
+    {"export", cmd_export, "model export --out --tokenizer --lora-dropout --task-head --resume --seed",
      "./train export --model FILE [--adapter FILE] --format safetensors|llmc|peft|gguf|onnx --out PATH [--merge 1]:\n"
                            "        safetensors: PATH/model.safetensors + config.json (Hugging Face GPT-2); llmc: llm.c's file;\n"
                            "        peft: the LoRA as PATH/adapter_model.safetensors + adapter_config.json; gguf: PATH.gguf for\n"
@@ -1364,6 +1411,9 @@ static const Command COMMANDS[] = {
     {"serve", cmd_serve, "model serve sample --tokenizer --labels --batch --resume --seed",
      "./train serve --model FILE [--adapter FILE --tokenizer PATH] [--port 8080 --host 127.0.0.1]: HTTP/1.1 server:\n"
                          "        POST /v1/completions, POST /v1/classify, GET /health, GET /metrics (README \"Serving\")"},
+    {"extract", cmd_extract, "model --task-head --out --resume --seed",
+     "./train extract --model FILE --task-head NAME --out FILE: one task of a multi-task model (its head and\n"
+                            "        class names, the shared trunk) as a single-task model"},
     {"prune", cmd_prune, "model --out --prune --sparsity --data --batch --seq --max-batches --resume --seed",
      "./train prune --model FILE --prune MODE --sparsity S --out FILE [--data FILE]: magnitude pruning"},
 };
@@ -1417,7 +1467,7 @@ static void check_flags_apply(const Command* cmd, const Args* a) {
     if (flag_given(a, "--epochs") && flag_given(a, "--steps")) failf("give one of them", "--epochs sets the step count, and --steps was given too");
     static const char* const need_val[] = {"--eval-every", "--val-batches", "--metric"};
     for (int k = 0; k < 3; k++)
-        if (flag_given(a, need_val[k]) && !a->val) failf("give --val FILE", "%s needs validation data", need_val[k]);
+        if (flag_given(a, need_val[k]) && !a->val && !tasks_given(a, 1)) failf("give --val FILE", "%s needs validation data", need_val[k]);
     static const char* const need_out[] = {"--save-every", "--stop-at", "--resume"};
     for (int k = 0; k < 3; k++)
         if (flag_given(a, need_out[k]) && !a->out) failf("give --out DIR (for --resume usually the same DIR)", "%s needs a run folder", need_out[k]);

@@ -4,6 +4,7 @@ freezing with layer-wise LR decay, the classification head). Written from the ma
 top of the base model of config a (ref/gpt_a.bin, written by dev/gen_reference.py; run that first).
 
     /usr/bin/python3 dev/gen_reference_methods.py      -> ref/method_<name>.safetensors
+                                                           and ref/method_multitask.safetensors
 
 Each file holds, for one method: the fine-tuning tensors' starting values ("param.<name>", stacked
 over L as in model.h's table; LoRA B is NOT zero here, so dA is really tested), the trainable mask
@@ -221,6 +222,7 @@ def main():
         save_safetensors(path, [(k, v.numpy()) for k, v in out.items()], meta)
         print(f"{name:8s} loss {loss.item():.6f}  steps {step_loss[0]:.4f} -> {step_loss[-1]:.4f}  "
               f"norms {min(step_norm):.2f}-{max(step_norm):.2f}  {os.path.getsize(path)} bytes")
+    multitask(cfg, base, idx, tgt, torch.Generator().manual_seed(4321))
 
 
 def decays_name(n):
@@ -230,5 +232,116 @@ def decays_name(n):
     return not (n.endswith("_db") or n.endswith("_ub"))  # fine-tuning matrices decay, biases do not
 
 
+# ----------------------------------------------------------------------------- multi-task
+# One trunk, three heads (multitask.c): task 0 cls with K=2 (rows 0-1 of cls_w), task 1 cls with K=3 (rows 2-4),
+# task 2 lm (the tied LM head). Each cls task's softmax is over its own rows only. Full fine-tuning.
+#   gradients: of sum_t w_t * loss_t (one forward/backward per task, accumulated), "grad.<name>"
+#   10 AdamW steps: step s trains task s % 3 alone on w_t * loss_t ("step_loss" is loss_t, unweighted, as the
+#   trainer logs it); clipping on that step's gradient, as in the other methods.
+MT_WEIGHTS = [1.0, 0.5, 0.25]
+MT_CLASSES = [2, 3, 0]
+
+
+def multitask(cfg, base, idx, tgt, gen):
+    B, T, L, C = idx.shape[0], idx.shape[1], cfg["L"], cfg["C"]
+    K = sum(MT_CLASSES)
+    cls_w = 0.1 * torch.randn((K, C), generator=gen)
+    eps = 0.1
+    batches = [dict(idx=idx, lengths=torch.tensor([T, T - 5, 3, T - 1][:B]), labels=torch.tensor([1, 0, 1, 0][:B])),
+               dict(idx=idx.flip(0), lengths=torch.tensor([2, T, T - 3, 5][:B]), labels=torch.tensor([2, 0, 1, 2][:B])),
+               dict(idx=idx, targets=tgt)]
+    names = [n for n, *_ in G.PARAMS] + ["cls_w"]
+    layered = {n for n, *_r in G.PARAMS if _r[1]}
+    leaves = {}
+    for n in names:
+        src = cls_w if n == "cls_w" else base[n]
+        if n in layered:
+            for l in range(L):
+                leaves[f"{n}.{l}"] = src[l].clone().requires_grad_(True)
+        else:
+            leaves[n] = src.clone().requires_grad_(True)
+    m = dict(num_classes=K, label_smoothing=eps)
+
+    def task_loss(t):
+        bt = batches[t]
+        if MT_CLASSES[t]:
+            k0 = sum(MT_CLASSES[:t])
+            # the trunk of forward_ft, then this task's rows of the head: a K_t-class head of its own
+            p = dict(leaves)
+            p["cls_w"] = leaves["cls_w"][k0:k0 + MT_CLASSES[t]]
+            return forward_ft(p, bt["idx"], cfg, m, lengths=bt["lengths"], labels=bt["labels"])
+        return forward_ft(leaves, bt["idx"], cfg, {}, targets=bt["targets"])
+
+    out = {}
+    total = 0.0
+    for t in range(3):
+        logits, loss = task_loss(t)
+        out[f"logits.{t}"] = logits.detach().float()
+        out[f"loss.{t}"] = loss.detach().reshape(1).float()
+        total = total + MT_WEIGHTS[t] * loss
+    total.backward()
+    lnames = list(leaves)
+    grads = {ln: leaves[ln].grad.clone() for ln in lnames}
+
+    def leaf_names(n):
+        return [f"{n}.{l}" for l in range(L)] if n in layered else [n]
+    groups = [dict(params=[leaves[ln]], weight_decay=OPT["weight_decay"] if decays_name(n) else 0.0)
+              for n in names for ln in leaf_names(n)]
+    opt = torch.optim.AdamW(groups, lr=OPT["lr"], betas=(OPT["beta1"], OPT["beta2"]), eps=OPT["eps"])
+    for l_ in leaves.values():
+        l_.grad = None
+    step_loss, step_lr, step_norm = [], [], []
+    for s in range(OPT["steps"]):
+        t = s % 3
+        opt.zero_grad(set_to_none=True)
+        _, ls = task_loss(t)
+        (MT_WEIGHTS[t] * ls).backward()
+        # the C trainer's AdamW steps every trainable slice, a head this step did not use with a zero gradient
+        # (its moments decay, its momentum still moves it, weight decay applies): PyTorch with
+        # zero_grad(set_to_none=False). With set_to_none=True AdamW would skip the head instead.
+        for ln in lnames:
+            if leaves[ln].grad is None:
+                leaves[ln].grad = torch.zeros_like(leaves[ln])
+        params = [leaves[ln] for ln in lnames]
+        norm = torch.nn.utils.clip_grad_norm_(params, OPT["grad_clip"])
+        lr = G.lr_at(s, OPT["lr"], OPT["warmup"], OPT["steps"], OPT["schedule"], OPT["min_lr_frac"])
+        for g in opt.param_groups:
+            g["lr"] = lr
+        opt.step()
+        step_loss.append(ls.item())
+        step_lr.append(lr)
+        step_norm.append(norm.item())
+    for t in range(2):
+        out[f"inputs.{t}"] = batches[t]["idx"].int()
+        out[f"lengths.{t}"] = batches[t]["lengths"].int()
+        out[f"labels.{t}"] = batches[t]["labels"].int()
+    out["inputs.2"] = idx.int()
+    out["targets.2"] = tgt.int()
+    out["param.cls_w"] = cls_w.float()
+    out["step_loss"] = torch.tensor(step_loss).float()
+    out["step_lr"] = torch.tensor(step_lr).float()
+    out["step_gradnorm"] = torch.tensor(step_norm).float()
+    for n in names:
+        lns = leaf_names(n)
+        g = [grads[ln] for ln in lns]
+        out[f"grad.{n}"] = (torch.stack(g) if n in layered else g[0]).float()
+        fl = [leaves[ln].detach() for ln in lns]
+        out[f"final.{n}"] = (torch.stack(fl) if n in layered else fl[0]).float()
+    meta = {k: str(v) for k, v in OPT.items()}
+    meta.update(method="multitask", B=str(B), T=str(T), label_smoothing=str(eps),
+                weights=",".join(str(w) for w in MT_WEIGHTS), classes=",".join(str(k) for k in MT_CLASSES))
+    path = "ref/method_multitask.safetensors"
+    save_safetensors(path, [(k, v.numpy()) for k, v in out.items()], meta)
+    print(f"multitask loss {total.item():.6f}  steps {step_loss[0]:.4f} -> {step_loss[-1]:.4f}  "
+          f"norms {min(step_norm):.2f}-{max(step_norm):.2f}  {os.path.getsize(path)} bytes")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["multitask"]:  # only the multi-task file (the others stay byte-identical)
+        torch.manual_seed(0)
+        cfg_, base_ = read_llmc("ref/gpt_a.bin")
+        ref_, _m = load_safetensors("ref/ref_a.safetensors")
+        multitask(cfg_, {k: v.double() for k, v in base_.items()}, torch.from_numpy(ref_["inputs"].copy()).long(),
+                  torch.from_numpy(ref_["targets"].copy()).long(), torch.Generator().manual_seed(4321))
+    else:
+        main()
