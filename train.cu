@@ -1350,7 +1350,8 @@ static void gpu_to_host(void* ctx, GPT* host) { gpu::gpt_to_host(host, (gpu::GPT
 
 // Flags whose work is not on the GPU yet (Differences, 9): refused before any work, naming the flag.
 static const char* gpu_unsupported(const Args* a, const GPT* model) {
-    (void)model;  // LoRA, adapters and a class head are refused by gpt_from_host
+    // LoRA, adapters and a class head are refused by gpt_from_host
+    if (model->config.arch != ARCH_GPT2) return "--arch encoder (bidirectional attention, masked-LM batches)";
     if (a->dropout > 0.0f) return "--dropout";
     if (a->early_stop) return "--early-stop";
     if (a->test) return "--test";
