@@ -15,6 +15,7 @@ typedef struct {
     const char* model;          // --model
     const char* init;           // --init L,NH,C
     int vocab, max_seq;         // --vocab, --max-seq (for --init)
+    const char* arch;           // --arch gpt2|encoder (for --init; model.h's ARCH_NAMES)
     const char* train, *val;    // --train, --val
     const char* data;           // --data (eval)
     int B, T, steps;
@@ -83,6 +84,7 @@ static const Flag FLAGS[] = {
     F_("--init", "L,NH,C", FLAG_STRING, init, NULL, "model", NULL, "random GPT-2-style init with L layers, NH heads, C channels"),
     F_("--vocab", "V", FLAG_INT, vocab, "50257", "model", "[1,4194304]", "vocabulary size for --init"),
     F_("--max-seq", "N", FLAG_INT, max_seq, "1024", "model", "[1,1048576]", "positions (maxT) for --init"),
+    F_("--arch", "A", FLAG_STRING, arch, "gpt2", "model", NULL, "for --init: gpt2 (causal decoder) or encoder (bidirectional, BERT-style: masked-LM pretraining, [MASK] = id --vocab, the class head on position 0)"),
     F_("--adapter", "FILE", FLAG_STRING, adapter, NULL, "model", NULL, "apply an adapter.bin (LoRA / adapters / prefix / head) to the model, or a Hugging Face PEFT LoRA adapter (its folder or adapter_model.safetensors)"),
     // data
     F_("--train", "FILE", FLAG_STRING, train, NULL, "data", NULL, "token file (LM), classification or SFT example file (from ./dataprep; the kind of file sets the task)"),
@@ -285,6 +287,8 @@ static void check_args(const Args* a) {
         failf("use lm, cls or sft, or KIND:TRAIN[:VAL] for multi-task training", "unknown --task '%s'", a->task);
     if (strcmp(a->task_sampling, "proportional") && strcmp(a->task_sampling, "temperature"))
         failf("use proportional or temperature", "unknown --task-sampling '%s'", a->task_sampling);
+    if (strcmp(a->arch, ARCH_NAMES[ARCH_GPT2]) && strcmp(a->arch, ARCH_NAMES[ARCH_ENCODER]))
+        failf("use gpt2 or encoder", "unknown --arch '%s'", a->arch);
 }
 
 // argv: [./train] [COMMAND] [--flag value | --switch]... The command (a first word without "--") is kept in

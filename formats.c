@@ -111,11 +111,13 @@ static void check_config(const GPTConfig* c, const char* path, const char* what)
     else if (c->lora_r && (c->lora_targets < 1 || c->lora_targets > 15)) bad = "LoRA targets";
     else if (c->lora_r && !(isfinite(c->lora_alpha) && c->lora_alpha > 0)) bad = "LoRA alpha";
     else if (c->lora_r && (c->lora_first < 0 || c->lora_first > c->lora_last || c->lora_last >= c->L)) bad = "LoRA layer range";
+    else if (c->arch != ARCH_GPT2 && c->arch != ARCH_ENCODER) bad = "architecture (0 gpt2, 1 encoder)";
+    else if (c->arch == ARCH_ENCODER ? c->mask_id < 0 || c->mask_id >= c->V : c->mask_id != 0) bad = "[MASK] id (in [0, V) for an encoder, else 0)";
     if (!bad) return;
     snprintf(msg, sizeof msg, "the %s is corrupt or not from this program", what);
     fail_at(path, msg, "%s out of range: L=%d NH=%d C=%d V=%d Vp=%d maxT=%d F=%d lora r=%d targets=%d alpha=%g layers %d-%d "
-            "adapter=%d prefix=%d K=%d", bad, c->L, c->NH, c->C, c->V, c->Vp, c->maxT, c->F, c->lora_r, c->lora_targets,
-            (double)c->lora_alpha, c->lora_first, c->lora_last, c->adapter_dim, c->prefix_len, c->num_classes);
+            "adapter=%d prefix=%d K=%d arch=%d mask=%d", bad, c->L, c->NH, c->C, c->V, c->Vp, c->maxT, c->F, c->lora_r, c->lora_targets,
+            (double)c->lora_alpha, c->lora_first, c->lora_last, c->adapter_dim, c->prefix_len, c->num_classes, c->arch, c->mask_id);
 }
 
 // int8 models need every quantized slice a multiple of the group size (gpt_alloc_q8 relies on it).
@@ -674,6 +676,8 @@ static void load_llmc(GPT* model, const char* path) {
 // [20] = bytes of the label names at the very end (0: none): a classification model's class names, per class
 // id a uint32 length (1 to 255) and that many bytes, so eval/classify can refuse data whose ids mean other
 // classes and classify can print the names.
+// [21] reserved (token-classification head kind). [22] = architecture (model.h's Arch: 0 GPT-2 decoder,
+// 1 encoder; 0 in every file written before it existed) [23] = the encoder's [MASK] token id (0 for GPT-2).
 // Multi-task (multitask.c): [24] = tasks (0: a single-task model), [25] = bytes of the task table, which
 // follows the label names: per task a uint32 name length (1 to 63), the name, and int32 kind (0 lm, 1 cls),
 // k0, nk (its rows of cls_w; the label names section holds all K names, task by task); [26] = 1 when the
@@ -703,12 +707,14 @@ static void ckpt_header(int32_t h[256], const GPTConfig* c, int kind) {
                    c->lora_r, c->lora_targets, alpha, c->adapter_dim, c->prefix_len, c->num_classes,
                    c->lora_first, c->lora_last, c->F};
     memcpy(h, v, sizeof v);
+    h[22] = c->arch;
+    h[23] = c->mask_id;
 }
 
 static GPTConfig ckpt_config(const int32_t h[256], const char* path) {
     GPTConfig c = {.maxT = h[3], .V = h[4], .Vp = h[8], .L = h[5], .NH = h[6], .C = h[7], .F = h[18], .lora_r = h[10],
                    .lora_targets = h[11], .adapter_dim = h[13], .prefix_len = h[14], .num_classes = h[15],
-                   .lora_first = h[16], .lora_last = h[17], .lm_head_too = h[26]};
+                   .lora_first = h[16], .lora_last = h[17], .lm_head_too = h[26], .arch = h[22], .mask_id = h[23]};
     memcpy(&c.lora_alpha, &h[12], 4);
     check_config(&c, path, "checkpoint header");
     if (h[19] != 0 && h[19] != 1) fail_at(path, "the header is corrupt", "int8 flag %d, expected 0 or 1", h[19]);
@@ -1701,10 +1707,12 @@ static void load_adapter(GPT* model, const char* path) {
     GPTConfig ac = ckpt_config(h, path), mc = model->config;
     if (h[19]) fail_at(path, "the file is corrupt", "an adapter file holds no int8 tensors, but its int8 flag is set");
     if (ac.maxT != mc.maxT || ac.V != mc.V || ac.Vp != mc.Vp || ac.L != mc.L || ac.NH != mc.NH || ac.C != mc.C ||
-        mlp_width(&ac) != mlp_width(&mc))
-        fail_at(path, "apply an adapter to the base model it was trained on",
-                "adapter is for L=%d NH=%d C=%d F=%d V=%d (Vp=%d) maxT=%d, the model is L=%d NH=%d C=%d F=%d V=%d (Vp=%d) maxT=%d",
-                ac.L, ac.NH, ac.C, mlp_width(&ac), ac.V, ac.Vp, ac.maxT, mc.L, mc.NH, mc.C, mlp_width(&mc), mc.V, mc.Vp, mc.maxT);
+        mlp_width(&ac) != mlp_width(&mc) || ac.arch != mc.arch || ac.mask_id != mc.mask_id)
+        fail_at(path, ac.arch != mc.arch ? "an adapter trained on an encoder only fits that encoder (and a gpt2 one a gpt2 model)"
+                                         : "apply an adapter to the base model it was trained on",
+                "adapter is for L=%d NH=%d C=%d F=%d V=%d (Vp=%d) maxT=%d %s, the model is L=%d NH=%d C=%d F=%d V=%d (Vp=%d) maxT=%d %s",
+                ac.L, ac.NH, ac.C, mlp_width(&ac), ac.V, ac.Vp, ac.maxT, ARCH_NAMES[ac.arch], mc.L, mc.NH, mc.C,
+                mlp_width(&mc), mc.V, mc.Vp, mc.maxT, ARCH_NAMES[mc.arch]);
     ckpt_read_table(&r, &ac, CKPT_ADAPTER);
     ckpt_check_names_bytes(h, path);
     ckpt_check_tasks_bytes(h, path);

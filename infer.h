@@ -32,9 +32,18 @@ typedef struct {
     float* memory;        // the one allocation all of the above are carved from
 } KVCache;
 
+// What generation refuses: an encoder. Its attention is bidirectional, so a position's keys and values change
+// whenever a token is appended (no cache), and masked-LM training never taught it to predict the next token.
+static void refuse_encoder_generation(const GPT* model, const char* what) {
+    if (model->config.arch == ARCH_ENCODER)
+        failf("an encoder (--arch encoder) is for understanding tasks: fine-tune it with a class head, or generate with a gpt2 model",
+              "%s needs a decoder (GPT-2), and this model is an encoder", what);
+}
+
 // Allocates a cache of cap positions (1..maxT) for this model's shape. The only allocation of decoding.
 static void kv_init(KVCache* kv, const GPT* model, int cap) {
     const GPTConfig* c = &model->config;
+    refuse_encoder_generation(model, "the KV cache (generation)");
     if (cap < 1 || cap > c->maxT) DIE("KV cache capacity outside [1, maxT]", "");
     size_t C = (size_t)c->C, PC = (size_t)(c->prefix_len + cap), F = (size_t)mlp_width(c), A = (size_t)c->adapter_dim;
     size_t K = (size_t)c->num_classes, kvn = (size_t)c->L * PC * C;

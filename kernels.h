@@ -599,17 +599,24 @@ static void residual_dropout_forward(float* y, const float* x1, const float* x2,
 }
 
 // ---------------------------------------------------------------------------- attention
-// Causal multi-head self-attention on a packed qkv, optionally with P prefix keys/values (prefix-tuning)
-// that every position attends to. For batch b, head h, query position t, with keys j over the prefix
-// (j < P: pk_j, pv_j) and the sequence up to t (j = P + t2, t2 <= t: k_t2, v_t2):
+// Multi-head self-attention on a packed qkv, causal (GPT-2) or bidirectional (the encoder, BERT-style),
+// optionally with P prefix keys/values (prefix-tuning) that every position attends to. For batch b, head h,
+// query position t, with keys j over the prefix (j < P: pk_j, pv_j) and the sequence (j = P + t2: k_t2, v_t2):
 //   s[j] = q_t . key_j / sqrt(hs);  att[j] = softmax(s)[j];  y_t = sum_j att[j] value_j
-// PyTorch: F.scaled_dot_product_attention(q, cat(pk, k), cat(pv, v), attn_mask) (is_causal when P = 0)
+// causal = 1: t2 <= t (query t sees itself and the past). causal = 0: every t2 < n_b, where n_b = lengths[b]
+// (the row's real tokens: padding after them is never a key) or T when lengths is NULL (lengths is unread
+// when causal: padding after a row's end is in its future).
+// PyTorch: F.scaled_dot_product_attention(q, cat(pk, k), cat(pv, v), attn_mask) (is_causal when P = 0 and causal)
 // out: (B,T,C) heads concatenated   att: (B,NH,T,P+T) probabilities, saved for backward   qkv: (B,T,3C)
-// pk, pv: (P,C) this layer's prefix, heads concatenated like q/k/v; NULL when P = 0
+// pk, pv: (P,C) this layer's prefix, heads concatenated like q/k/v; NULL when P = 0   lengths: (B) or NULL
 // p > 0: attention dropout on the probabilities (GPT-2's attn_pdrop) with the mask of `seed`; att keeps the
 // probabilities before dropout (what softmax backward needs), the mask is recomputed in backward.
-static void attention_forward(float* out, float* att, const float* qkv, const float* pk, const float* pv, int B,
-                              int T, int C, int NH, int P, float p, uint64_t seed) {
+// The keys query t of row b attends to are j = 0 .. attention_keys(...) - 1 (the rest of its att row is 0).
+static inline int attention_keys(int causal, const int* lengths, int b, int t, int T, int P) {
+    return P + (causal ? t + 1 : lengths ? lengths[b] : T);
+}
+static void attention_forward(float* out, float* att, const float* qkv, const float* pk, const float* pv,
+                              const int* lengths, int B, int T, int C, int NH, int P, int causal, float p, uint64_t seed) {
     int hs = C / NH, PT = P + T;
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for collapse(3)
@@ -618,8 +625,9 @@ static void attention_forward(float* out, float* att, const float* qkv, const fl
             for (int t = 0; t < T; t++) {
                 const float* q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
                 float* a = att + (((size_t)b * NH + h) * T + t) * PT;
+                int nk = attention_keys(causal, lengths, b, t, T, P);
                 float maxv = -INFINITY;
-                for (int j = 0; j <= P + t; j++) {
+                for (int j = 0; j < nk; j++) {
                     const float* k = j < P ? pk + (size_t)j * C + h * hs : qkv + ((size_t)b * T + j - P) * 3 * C + C + h * hs;
                     float s = 0.0f;
                     for (int i = 0; i < hs; i++) s += q[i] * k[i];
@@ -628,16 +636,16 @@ static void attention_forward(float* out, float* att, const float* qkv, const fl
                     if (s > maxv) maxv = s;
                 }
                 float sum = 0.0f;  // subtract the max before exp: same softmax, no overflow
-                for (int j = 0; j <= P + t; j++) {
+                for (int j = 0; j < nk; j++) {
                     a[j] = expf(a[j] - maxv);
                     sum += a[j];
                 }
-                for (int j = 0; j <= P + t; j++) a[j] /= sum;
-                for (int j = P + t + 1; j < PT; j++) a[j] = 0.0f;  // masked: exactly zero
+                for (int j = 0; j < nk; j++) a[j] /= sum;
+                for (int j = nk; j < PT; j++) a[j] = 0.0f;  // masked: exactly zero
                 float* y = out + ((size_t)b * T + t) * C + h * hs;
                 for (int i = 0; i < hs; i++) y[i] = 0.0f;
                 size_t row = (((size_t)b * NH + h) * T + t) * PT;  // the mask index of a[0]
-                for (int j = 0; j <= P + t; j++) {
+                for (int j = 0; j < nk; j++) {
                     const float* v = j < P ? pv + (size_t)j * C + h * hs : qkv + ((size_t)b * T + j - P) * 3 * C + 2 * C + h * hs;
                     float aj = p > 0.0f ? a[j] * dropout_keep_scale(seed, row + j, p) : a[j];
                     for (int i = 0; i < hs; i++) y[i] += aj * v[i];
@@ -654,8 +662,8 @@ static void attention_forward(float* out, float* att, const float* qkv, const fl
 // Each head owns its channel slice of dqkv and of dpk/dpv, so heads run in parallel without races (batch
 // rows share the prefix, so they stay inside one thread). Accumulates into dqkv, and dpk, dpv unless NULL.
 static void attention_backward(float* dqkv, float* dpk, float* dpv, const float* dout, const float* qkv,
-                               const float* pk, const float* pv, const float* att, int B, int T, int C, int NH,
-                               int P, float p, uint64_t seed) {
+                               const float* pk, const float* pv, const float* att, const int* lengths, int B, int T,
+                               int C, int NH, int P, int causal, float p, uint64_t seed) {
     int hs = C / NH, PT = P + T;
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for
@@ -669,7 +677,8 @@ static void attention_backward(float* dqkv, float* dpk, float* dpv, const float*
                 float* dq = dqkv + ((size_t)b * T + t) * 3 * C + h * hs;
                 float dot = 0.0f;  // sum_i att[i] datt[i]
                 size_t row = (((size_t)b * NH + h) * T + t) * PT;
-                for (int j = 0; j <= P + t; j++) {
+                int nk = attention_keys(causal, lengths, b, t, T, P);  // the forward's keys
+                for (int j = 0; j < nk; j++) {
                     float mj = p > 0.0f ? dropout_keep_scale(seed, row + j, p) : 1.0f;
                     int pre = j < P;
                     const float* v = pre ? pv + (size_t)j * C + h * hs : qkv + ((size_t)b * T + j - P) * 3 * C + 2 * C + h * hs;
@@ -682,7 +691,7 @@ static void attention_backward(float* dqkv, float* dpk, float* dpv, const float*
                     datt[j] = d;
                     dot += a[j] * d;
                 }
-                for (int j = 0; j <= P + t; j++) {
+                for (int j = 0; j < nk; j++) {
                     int pre = j < P;
                     float ds = a[j] * (datt[j] - dot) * scale;
                     const float* k = pre ? pk + (size_t)j * C + h * hs : qkv + ((size_t)b * T + j - P) * 3 * C + C + h * hs;

@@ -16,6 +16,8 @@
 //   example files, SFT: B examples per batch, inputs ids[0..T), targets ids[1..T] where the loss mask is 1
 //     (the response), -1 elsewhere (the prompt and the padding).
 // With shuffle, each epoch visits the windows (or examples) in a fresh seeded permutation.
+// For an encoder (check_data_matches_model arms it), token windows become masked-LM rows (mlm_mask_row below)
+// and every classification row starts with [CLS] at position 0, where the encoder's class head reads.
 typedef enum { DATA_LM, DATA_CLS, DATA_SFT } DataKind;
 
 typedef struct {
@@ -32,6 +34,8 @@ typedef struct {
     uint64_t epoch;
     uint64_t epoch_rng;     // RNG state that made this epoch's permutation (saved in checkpoints)
     uint64_t rng;           // RNG state for the next epoch's permutation
+    uint64_t seed;          // the seed it was made with (masked-LM masks derive from it)
+    int mask_id;            // the encoder's [MASK] id (also its [CLS]); -1: a GPT-2 model, batches as they are
 } DataLoader;
 
 static void loader_make_order(DataLoader* dl) {
@@ -79,7 +83,48 @@ static void loader_init(DataLoader* dl, const char* path, int B, int T, int shuf
     }
     dl->order = (size_t*)mallocCheck(dl->num_items * sizeof(size_t));
     dl->rng = seed ? seed : 1;
+    dl->seed = dl->rng;
+    dl->mask_id = -1;
     loader_make_order(dl);
+}
+
+// ---------------------------------------------------------------------------- masked-LM rows (the encoder)
+// BERT's pretraining task (Devlin et al. 2019, section 3.1) on an ordinary token window. In each row of T
+// tokens, n = round(15% of T) positions (at least 1) are picked uniformly without replacement; of those, 80%
+// become [MASK], 10% a uniformly random id of the text vocabulary [0, mask_id), and 10% stay as they are. The
+// targets are the original ids at the picked positions and -1 elsewhere, with no shift: the tied LM head's
+// cross-entropy at position t predicts the token at t. (Hugging Face's DataCollatorForLanguageModeling picks
+// each position with probability 15% instead; a fixed count per row means no batch is ever without targets.)
+// seed: the row's, a pure function of (loader seed, epoch, the row's first token offset in the file), so the
+// masks are the same on every rank (each reads the whole global batch) and after --resume (the loader's
+// position is restored), fresh every epoch (RoBERTa's dynamic masking), and fixed for evaluation (epoch 0,
+// seed 1) whatever --batch is. perm: (T) scratch.
+#define MLM_PICK 0.15
+#define MLM_MASK 0.8    // of the picked: [MASK]
+#define MLM_RANDOM 0.1  // of the picked: a random token (the remaining 10% keep theirs)
+static uint64_t mlm_mix(uint64_t z) {  // splitmix64's finaliser: a well-mixed, never-zero xorshift seed
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    z ^= z >> 31;
+    return z ? z : 1;
+}
+static uint64_t mlm_row_seed(uint64_t seed, uint64_t epoch, uint64_t offset) { return mlm_mix(mlm_mix(mlm_mix(seed) ^ epoch) ^ offset); }
+static void mlm_mask_row(int* in, int* tg, int* perm, int T, int mask_id, uint64_t seed) {
+    uint64_t rng = seed;
+    int n = (int)(MLM_PICK * T + 0.5);
+    if (n < 1) n = 1;
+    for (int i = 0; i < T; i++) tg[i] = -1, perm[i] = i;
+    for (int k = 0; k < n; k++) {  // partial Fisher-Yates: perm[0..n) is a uniform n-subset of the positions
+        int j = k + (int)(random_u32(&rng) % (uint32_t)(T - k));
+        int t = perm[k];
+        perm[k] = perm[j], perm[j] = t;
+        int pos = perm[k];
+        tg[pos] = in[pos];
+        float u = random_f32(&rng);
+        if (u < MLM_MASK) in[pos] = mask_id;
+        else if (u < MLM_MASK + MLM_RANDOM) in[pos] = (int)(random_u32(&rng) % (uint32_t)mask_id);
+    }
 }
 
 // Token i of an example, checked against the model's vocabulary.
@@ -108,6 +153,13 @@ static void loader_next(DataLoader* dl, int* inputs, int* targets, int* lengths,
             if (i < BT) inputs[i] = id;
             if (i > 0) targets[i - 1] = id;
         }
+        if (dl->mask_id >= 0) {  // the encoder: masked-LM rows instead of next-token targets
+            int* perm = (int*)mallocCheck((size_t)T * sizeof(int));
+            for (int b = 0; b < B; b++)
+                mlm_mask_row(inputs + (size_t)b * T, targets + (size_t)b * T, perm, T, dl->mask_id,
+                             mlm_row_seed(dl->seed, dl->epoch, start + (size_t)b * T));
+            free(perm);
+        }
         return;
     }
     for (int b = 0; b < B; b++) {
@@ -123,8 +175,9 @@ static void loader_next(DataLoader* dl, int* inputs, int* targets, int* lengths,
         if (ex.n == 0) failf("dataprep drops empty rows; run it again", "%s: example %zu is empty", dl->path, e);
         int* in = inputs + (size_t)b * T;
         if (dl->kind == DATA_CLS) {
-            int n = ex.n < (size_t)T ? (int)ex.n : T;  // truncated to T tokens
-            for (int i = 0; i < T; i++) in[i] = i < n ? loader_token(dl, ex.ids, (size_t)i, e, V) : 0;
+            int cls = dl->mask_id >= 0;  // the encoder: [CLS] (the [MASK] id) first, then the text
+            int n = ex.n + cls < (size_t)T ? (int)ex.n + cls : T;  // truncated to T tokens
+            for (int i = 0; i < T; i++) in[i] = i < cls ? dl->mask_id : i < n ? loader_token(dl, ex.ids, (size_t)(i - cls), e, V) : 0;
             lengths[b] = n;
             labels[b] = ex.label;
         } else {
@@ -166,11 +219,30 @@ static void batch_free(Batch* b) {
 }
 
 // Checks that the data and the model's head go together: classification data needs a class head with at
-// least as many classes; LM and SFT data need the LM head. A multi-task model is checked against the head
-// it runs now (a task's rows of cls_w and their names, or the LM head: multitask.c selects it).
-static void check_data_matches_model(const DataLoader* dl, const GPT* model) {
+// least as many classes; LM and SFT data need the LM head; an encoder takes no SFT data. A multi-task model is
+// checked against the head it runs now (a task's rows of cls_w and their names, or the LM head: multitask.c
+// selects it). Every loader that feeds a model passes through here, so this is also where an encoder's loader
+// is armed (dl->mask_id): its token windows become masked-LM rows and its class rows get [CLS] in front.
+static void check_data_matches_model(DataLoader* dl, const GPT* model) {
     int K = gpt_head_classes(model);
     char(*model_names)[256] = model->label_names ? model->label_names + (K ? model->head_k0 : 0) : NULL;
+    if (model->config.arch == ARCH_ENCODER) {
+        int mask = model->config.mask_id;
+        if (dl->kind == DATA_SFT)
+            failf("SFT teaches a decoder to generate a response; fine-tune a gpt2 model on it, or an encoder on cls data",
+                  "%s is an SFT dataset but the model is an encoder", dl->path);
+        if (dl->ds.vocab_size > mask)
+            failf("encode the data with the tokenizer the encoder was made for (its vocabulary ends before [MASK])",
+                  "%s has token ids up to %d, but the encoder's [MASK] is id %d", dl->path, dl->ds.vocab_size - 1, mask);
+        dl->mask_id = mask;
+        if (dl->kind == DATA_CLS && dl->ds.max_len + 1 > dl->T) {  // recounted: [CLS] takes one position
+            dl->num_cut = 0;
+            for (uint64_t i = 0; i < dl->ds.count; i++) {
+                Example ex;
+                if (dataset_get(&dl->ds, i, &ex) == 0 && ex.n + 1 > (uint64_t)dl->T) dl->num_cut++;
+            }
+        }
+    }
     if (dl->kind == DATA_CLS && !K)
         failf("train a classification model on it first (./train --train that file), or pass --classes K",
               "%s is a classification dataset but the model has the LM head", dl->path);

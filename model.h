@@ -21,6 +21,11 @@
 // ---------------------------------------------------------------------------- config
 // Which projections get LoRA (bits of GPTConfig.lora_targets)
 enum { LORA_QKV = 1, LORA_PROJ = 2, LORA_FC = 4, LORA_FCPROJ = 8 };
+// The architecture (GPTConfig.arch, checkpoint header [22]): the same parameters, a different attention mask.
+// ARCH_GPT2: causal, next-token LM. ARCH_ENCODER: bidirectional (BERT-style), masked-LM pretraining
+// (loader.c), the class head on position 0. (Issue 15 reserves 2 for llama.)
+typedef enum { ARCH_GPT2 = 0, ARCH_ENCODER = 1 } Arch;
+static const char* const ARCH_NAMES[] = {"gpt2", "encoder"};
 
 typedef struct {
     int maxT;  // longest sequence, e.g. 1024
@@ -39,6 +44,8 @@ typedef struct {
     int num_classes;   // K: classification head (GPT2ForSequenceClassification); 0 = the tied LM head
     int lora_first, lora_last;  // LoRA acts on layers lora_first..lora_last (inclusive)
     int lm_head_too;   // multi-task (multitask.c): the tied LM head runs too, for lm tasks, beside the class head
+    int arch;          // Arch: ARCH_GPT2 (0, every file without the field) or ARCH_ENCODER
+    int mask_id;       // the encoder's [MASK] token id (the text vocabulary's size; also its [CLS]); 0 for GPT-2
 } GPTConfig;
 
 static int pad_vocab(int V) { return (V + 63) / 64 * 64; }
@@ -328,7 +335,10 @@ typedef struct {
     int B, T;                 // the batch shape the activations were allocated for (0 before the first forward)
     int* inputs;              // (B,T) copy of the last forward's inputs, for backward
     int* targets;             // (B,T) copy of the last forward's targets (-1 = ignore)
-    int* lengths;             // (B) classification: tokens in each sequence (the head reads position len-1)
+    int* lengths;             // (B) tokens in each sequence (classification; T for LM batches); the encoder's
+                              // attention reads no key past a row's length
+    int* pool_len;            // (B) the class head reads row b at position pool_len[b]-1: lengths[b] for GPT-2
+                              // (the last token), 1 for the encoder (position 0, its [CLS])
     int* labels;              // (B) classification: class ids (-1 = none)
     float* class_weights;     // (K) or NULL: classification loss weights
     char (*label_names)[256]; // (K) or NULL: the class names of the data the head was trained on (checkpoints keep them)
@@ -483,6 +493,7 @@ static void gpt_free(GPT* model) {
     free(model->inputs);
     free(model->targets);
     free(model->lengths);
+    free(model->pool_len);
     free(model->labels);
     free(model->class_weights);
     free(model->dropout_scratch);
@@ -556,6 +567,7 @@ static void gpt_alloc_activations(GPT* model, int B, int T) {
     free(model->inputs);
     free(model->targets);
     free(model->lengths);
+    free(model->pool_len);
     free(model->labels);
     free(model->dropout_scratch);
     model->dropout_scratch = NULL;
@@ -571,6 +583,7 @@ static void gpt_alloc_activations(GPT* model, int B, int T) {
     model->inputs = (int*)mallocCheck((size_t)B * T * sizeof(int));
     model->targets = (int*)mallocCheck((size_t)B * T * sizeof(int));
     model->lengths = (int*)mallocCheck((size_t)B * sizeof(int));
+    model->pool_len = (int*)mallocCheck((size_t)B * sizeof(int));
     model->labels = (int*)mallocCheck((size_t)B * sizeof(int));
     model->B = B;
     model->T = T;
@@ -707,7 +720,7 @@ static void encoder_forward_q8(float* out, const int* inp, const Q8* wte, const 
 static void gpt_set_peft(GPT* model, GPTConfig with, uint64_t* rng) {
     GPTConfig c = model->config;
     if (with.maxT != c.maxT || with.V != c.V || with.Vp != c.Vp || with.L != c.L || with.NH != c.NH ||
-        with.C != c.C || mlp_width(&with) != mlp_width(&c))
+        with.C != c.C || mlp_width(&with) != mlp_width(&c) || with.arch != c.arch || with.mask_id != c.mask_id)
         DIE("gpt_set_peft cannot change the base model's shape", "");
     GPT m;
     if (!model->q8_memory) {
@@ -813,6 +826,7 @@ static void gpt_forward_body(GPT* model) {
     int C = c->C, L = c->L, NH = c->NH, P = c->prefix_len, A = c->adapter_dim, PT = P + T, F = mlp_width(c);
     int rq = lora_rank_for(c, LORA_QKV), rp = lora_rank_for(c, LORA_PROJ), rf = lora_rank_for(c, LORA_FC),
         rg = lora_rank_for(c, LORA_FCPROJ);
+    int causal = c->arch != ARCH_ENCODER;  // the only difference the encoder makes inside the blocks
     float lora_s = c->lora_r ? lora_scale(c) : 0.0f;
     float pd = model->training && c->lora_r ? model->lora_dropout : 0.0f;  // LoRA dropout while training
     float* xd = NULL;
@@ -859,7 +873,7 @@ static void gpt_forward_body(GPT* model) {
         if (rq && lon) lora_forward(l_qkv, a.lora_h_qkv + (size_t)l * BT * rq, l_ln1, p.lora_qkv_a + (size_t)l * rq * C,
                              p.lora_qkv_b + (size_t)l * 3 * C * rq, lora_s, BT, C, 3 * C, rq, pd, dropout_site_seed(model, DROP_LORA + 0, l), xd);
         attention_forward(l_atty, l_att, l_qkv, P ? p.prefix_k + (size_t)l * P * C : NULL,
-                          P ? p.prefix_v + (size_t)l * P * C : NULL, B, T, C, NH, P, pdrop,
+                          P ? p.prefix_v + (size_t)l * P * C : NULL, model->lengths, B, T, C, NH, P, causal, pdrop,
                           dropout_site_seed(model, DROP_ATT, l));
         gpt_matmul_forward(model, PIDX(attprojw), l, l_attproj, l_atty, l_attprojb, BT, C, C);
         if (rp && lon) lora_forward(l_attproj, a.lora_h_proj + (size_t)l * BT * rp, l_atty, p.lora_proj_a + (size_t)l * rp * C,
@@ -894,9 +908,9 @@ static void gpt_forward_body(GPT* model) {
     }
     const float* residual = a.residual3 + (size_t)(L - 1) * BT * C;
     layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, p.lnfw, p.lnfb, BT, C);
-    if (gpt_head_classes(model)) {  // classification head on each sequence's last token (the task's rows of cls_w)
-        int k0 = model->head_k0;
-        model->mean_loss = cls_forward(a.cls_logits, a.cls_probs, a.lnf, model->lengths, model->labels, p.cls_w + (size_t)k0 * C,
+    if (gpt_head_classes(model)) {  // classification head on each sequence's last token (the encoder's: position 0),
+        int k0 = model->head_k0;    // the task's rows of cls_w
+        model->mean_loss = cls_forward(a.cls_logits, a.cls_probs, a.lnf, model->pool_len, model->labels, p.cls_w + (size_t)k0 * C,
                                        model->class_weights ? model->class_weights + k0 : NULL, model->label_smoothing, B, T,
                                        C, gpt_head_classes(model));
     } else {
@@ -932,6 +946,7 @@ static void gpt_forward(GPT* model, const int* inputs, const int* targets, int B
     memcpy(model->inputs, inputs, BT * sizeof(int));
     if (targets) memcpy(model->targets, targets, BT * sizeof(int));
     else for (size_t i = 0; i < BT; i++) model->targets[i] = -1;
+    for (int b = 0; b < B; b++) model->lengths[b] = T;  // no padding: the encoder attends to every position
     gpt_forward_body(model);
 }
 
@@ -954,6 +969,7 @@ static void gpt_forward_cls(GPT* model, const int* inputs, const int* lengths, c
     memcpy(model->inputs, inputs, BT * sizeof(int));
     for (size_t i = 0; i < BT; i++) model->targets[i] = -1;
     memcpy(model->lengths, lengths, (size_t)B * sizeof(int));
+    for (int b = 0; b < B; b++) model->pool_len[b] = model->config.arch == ARCH_ENCODER ? 1 : lengths[b];
     for (int b = 0; b < B; b++) model->labels[b] = labels ? labels[b] : -1;
     gpt_forward_body(model);
 }
@@ -980,6 +996,7 @@ static void gpt_backward(GPT* model) {
     int B = model->B, T = model->T, C = c->C, L = c->L, NH = c->NH, P = c->prefix_len, A = c->adapter_dim, PT = P + T, F = mlp_width(c);
     int rq = lora_rank_for(c, LORA_QKV), rp = lora_rank_for(c, LORA_PROJ), rf = lora_rank_for(c, LORA_FC),
         rg = lora_rank_for(c, LORA_FCPROJ);
+    int causal = c->arch != ARCH_ENCODER;
     float lora_s = c->lora_r ? lora_scale(c) : 0.0f;
     size_t BT = (size_t)B * T;
     float pd = model->training && c->lora_r ? model->lora_dropout : 0.0f;  // as in the forward
@@ -1006,7 +1023,7 @@ static void gpt_backward(GPT* model) {
     if (gpt_head_classes(model)) {  // forward used rows [k0, k0 + K) of cls_w: only they get gradient
         int k0 = model->head_k0;
         float* dcls_w = G(cls_w, 0);
-        cls_backward(ga.dln, dcls_w ? dcls_w + (size_t)k0 * C : NULL, ga.dcls_logits, a.cls_probs, a.lnf, model->lengths,
+        cls_backward(ga.dln, dcls_w ? dcls_w + (size_t)k0 * C : NULL, ga.dcls_logits, a.cls_probs, a.lnf, model->pool_len,
                      model->labels, p.cls_w + (size_t)k0 * C, model->class_weights ? model->class_weights + k0 : NULL,
                      model->label_smoothing, model->loss_scale, B, T, C, gpt_head_classes(model));
     } else {
@@ -1094,7 +1111,7 @@ static void gpt_backward(GPT* model) {
         memset(ga.dqkv, 0, BT * 3 * C * sizeof(float));
         attention_backward(ga.dqkv, P ? G(prefix_k, l) : NULL, P ? G(prefix_v, l) : NULL, ga.datty, l_qkv,
                            P ? p.prefix_k + (size_t)l * P * C : NULL, P ? p.prefix_v + (size_t)l * P * C : NULL, l_att,
-                           B, T, C, NH, P, pdrop, dropout_site_seed(model, DROP_ATT, l));
+                           model->lengths, B, T, C, NH, P, causal, pdrop, dropout_site_seed(model, DROP_ATT, l));
         memset(ga.dln, 0, BT * C * sizeof(float));
         if (rq && lon) lora_backward(ga.dln, G(lora_qkv_a, l), G(lora_qkv_b, l), ga.dlora_h, ga.dqkv,
                               a.lora_h_qkv + (size_t)l * BT * rq, l_ln1, p.lora_qkv_a + (size_t)l * rq * C,

@@ -1116,6 +1116,7 @@ static int cmd_serve(const Args* a) {
     model_from_args(&s->model, a, NULL, &rng);
     s->sample_seed = rng;  // as cmd_sample seeds its sampler: what --init drew is behind it
     s->K = s->model.config.num_classes;
+    if (!s->K) refuse_encoder_generation(&s->model, "serving an LM head (/v1/completions)");
     if (a->tokenizer) tokenizer_load_or_die(&s->tok, a->tokenizer), s->has_tok = 1;
     if (s->K && !s->has_tok) failf("give the tokenizer the model was trained with", "serving a classifier needs --tokenizer");
     if (s->K) s->names = class_names(&s->model, a->labels, s->K);

@@ -32,6 +32,7 @@ static void model_from_args(GPT* model, const Args* a, TrainState* state, uint64
                   "bad --init '%s'", a->init);
         c.L = (int)v[0], c.NH = (int)v[1], c.C = (int)v[2];
         if (c.V < 2) failf(NULL, "--vocab must be at least 2");
+        if (!strcmp(a->arch, ARCH_NAMES[ARCH_ENCODER])) c.arch = ARCH_ENCODER, c.mask_id = c.V++;  // [MASK]: one id after the text's
         c.Vp = pad_vocab(c.V);
         double bytes = 4.0 * (double)num_parameters(&c);  // the weights alone; training needs about 4x this
         if (bytes > 64e9)

@@ -104,22 +104,34 @@ static void test_fd_matmul(void) {
 }
 
 // attention
-typedef struct { float *out, *att, *qkv, *r; int B, T, C, NH; float p; } AttCtx;
+typedef struct { float *out, *att, *qkv, *r; int B, T, C, NH; float p; int causal; const int* lengths; } AttCtx;
 static double att_obj(void* p) {
     AttCtx* c = p;
-    attention_forward(c->out, c->att, c->qkv, NULL, NULL, c->B, c->T, c->C, c->NH, 0, c->p, 99);
+    attention_forward(c->out, c->att, c->qkv, NULL, NULL, c->lengths, c->B, c->T, c->C, c->NH, 0, c->causal, c->p, 99);
     return dot_double(c->out, c->r, (size_t)c->B * c->T * c->C);
 }
-static void test_fd_attention(float p) {
+// causal = 0: the encoder's bidirectional attention, with row 1 padded after 3 tokens (no key beyond them)
+static void test_fd_attention(float p, int causal) {
     int B = 2, T = 5, C = 12, NH = 3;
+    static const int lengths[2] = {5, 3};
     size_t n = (size_t)B * T * C;
-    AttCtx c = {mallocCheck(n * 4), mallocCheck((size_t)B * NH * T * T * 4), mallocCheck(3 * n * 4), mallocCheck(n * 4), B, T, C, NH, p};
+    AttCtx c = {mallocCheck(n * 4), mallocCheck((size_t)B * NH * T * T * 4), mallocCheck(3 * n * 4), mallocCheck(n * 4), B, T, C, NH, p,
+                causal, causal ? NULL : lengths};
     fill_random(c.qkv, 3 * n, 1.0f); fill_random(c.r, n, 1.0f);
     float* dqkv = callocCheck(3 * n, 4);
     att_obj(&c);
-    attention_backward(dqkv, NULL, NULL, c.r, c.qkv, NULL, NULL, c.att, B, T, C, NH, 0, p, 99);
-    const char* k = p > 0 ? "attn+drop" : "attention";
+    attention_backward(dqkv, NULL, NULL, c.r, c.qkv, NULL, NULL, c.att, c.lengths, B, T, C, NH, 0, causal, p, 99);
+    const char* k = causal ? (p > 0 ? "attn+drop" : "attention") : (p > 0 ? "bidir-attn+drop" : "bidir-attn");
     check_fd(k, "dqkv", dqkv, c.qkv, 3 * n, att_obj, &c);
+    if (!causal) {  // the padded keys of row 1 (positions 3, 4) get exactly no weight and no key/value gradient
+        int zero = 1;
+        for (int h = 0; h < NH; h++)
+            for (int t = 0; t < T; t++)
+                for (int j = 3; j < T; j++) zero &= c.att[(((size_t)1 * NH + h) * T + t) * T + j] == 0.0f;
+        for (int t = 3; t < T; t++)
+            for (int i = C; i < 3 * C; i++) zero &= dqkv[((size_t)1 * T + t) * 3 * C + i] == 0.0f;
+        report(zero, "bidir-attn: a padded key has attention weight 0 and no k/v gradient");
+    }
     free(c.out); free(c.att); free(c.qkv); free(c.r); free(dqkv);
 }
 
@@ -197,24 +209,27 @@ static void test_fd_crossentropy(void) {
 }
 
 // attention with a prefix: gradients for q, k, v and for the prefix keys and values
-typedef struct { float *out, *att, *qkv, *pk, *pv, *r; int B, T, C, NH, P; } PreCtx;
+typedef struct { float *out, *att, *qkv, *pk, *pv, *r; int B, T, C, NH, P, causal; const int* lengths; } PreCtx;
 static double pre_obj(void* p) {
     PreCtx* c = p;
-    attention_forward(c->out, c->att, c->qkv, c->pk, c->pv, c->B, c->T, c->C, c->NH, c->P, 0.0f, 0);
+    attention_forward(c->out, c->att, c->qkv, c->pk, c->pv, c->lengths, c->B, c->T, c->C, c->NH, c->P, c->causal, 0.0f, 0);
     return dot_double(c->out, c->r, (size_t)c->B * c->T * c->C);
 }
-static void test_fd_prefix_attention(void) {
+// causal = 0: prefix-tuning composes with the encoder's bidirectional attention (row 1 padded after 2 tokens)
+static void test_fd_prefix_attention(int causal) {
     int B = 2, T = 4, C = 6, NH = 2, P = 3;
+    static const int lengths[2] = {4, 2};
     size_t n = (size_t)B * T * C;
     PreCtx c = {mallocCheck(n * 4), mallocCheck((size_t)B * NH * T * (P + T) * 4), mallocCheck(3 * n * 4),
-                mallocCheck(P * C * 4), mallocCheck(P * C * 4), mallocCheck(n * 4), B, T, C, NH, P};
+                mallocCheck(P * C * 4), mallocCheck(P * C * 4), mallocCheck(n * 4), B, T, C, NH, P, causal, causal ? NULL : lengths};
     fill_random(c.qkv, 3 * n, 1.0f); fill_random(c.pk, P * C, 1.0f); fill_random(c.pv, P * C, 1.0f); fill_random(c.r, n, 1.0f);
     float *dqkv = callocCheck(3 * n, 4), *dpk = callocCheck(P * C, 4), *dpv = callocCheck(P * C, 4);
     pre_obj(&c);
-    attention_backward(dqkv, dpk, dpv, c.r, c.qkv, c.pk, c.pv, c.att, B, T, C, NH, P, 0.0f, 0);
-    check_fd("prefix-attn", "dqkv", dqkv, c.qkv, 3 * n, pre_obj, &c);
-    check_fd("prefix-attn", "dpk", dpk, c.pk, P * C, pre_obj, &c);
-    check_fd("prefix-attn", "dpv", dpv, c.pv, P * C, pre_obj, &c);
+    attention_backward(dqkv, dpk, dpv, c.r, c.qkv, c.pk, c.pv, c.att, c.lengths, B, T, C, NH, P, c.causal, 0.0f, 0);
+    const char* k = causal ? "prefix-attn" : "bidir-prefix";
+    check_fd(k, "dqkv", dqkv, c.qkv, 3 * n, pre_obj, &c);
+    check_fd(k, "dpk", dpk, c.pk, P * C, pre_obj, &c);
+    check_fd(k, "dpv", dpv, c.pv, P * C, pre_obj, &c);
     free(c.out); free(c.att); free(c.qkv); free(c.pk); free(c.pv); free(c.r); free(dqkv); free(dpk); free(dpv);
 }
 
@@ -494,14 +509,19 @@ static float meta_float(const SafeTensors* st, const char* key, float dflt) {
     return v ? (float)atof(v) : dflt;
 }
 
+// method: a file of dev/gen_reference_methods.py ("lora": ref/method_lora.safetensors), or a path (the
+// encoder's files, dev/gen_reference_encoder.py, whose metadata make the base model of config a an encoder).
 static void test_method(const char* method) {
     char path[256];
-    snprintf(path, sizeof path, "ref/method_%s.safetensors", method);
+    if (strchr(method, '/')) snprintf(path, sizeof path, "%s", method);
+    else snprintf(path, sizeof path, "ref/method_%s.safetensors", method);
     printf("-- PyTorch reference, method %s (%s)\n", method, path);
     SafeTensors st;
     st_open(&st, path);
     GPT model;
     load_model(&model, "ref/gpt_a.bin", NULL);
+    model.config.arch = (int)meta_float(&st, "arch", ARCH_GPT2);
+    model.config.mask_id = (int)meta_float(&st, "mask_id", 0);
     GPTConfig c = model.config;
     c.lora_r = (int)meta_float(&st, "lora_r", 0);
     c.lora_alpha = meta_float(&st, "lora_alpha", 0);
@@ -3359,6 +3379,184 @@ static void test_replay(void) {
     expect_error("--ewc without --fisher", full, "--ewc needs --fisher");
 }
 
+// ---------------------------------------------------------------------------- the encoder (--arch encoder)
+// The masking rule (loader.c's mlm_mask_row) statistically, the loader's masks for determinism (same seed,
+// other --batch, resume, next epoch), the class head's independence from padding, and the commands: an encoder
+// trains (masked LM), resumes bit for bit, evaluates with seeded masks, fine-tunes a class head; what needs a
+// decoder refuses in one line.
+static void test_encoder(void) {
+    printf("-- the encoder: masked-LM rule, deterministic masks, [CLS] pooling, commands\n");
+    // 1. the rule: exactly round(15% of T) picked per row; of those 80% [MASK], 10% random, 10% kept
+    int T = 128, rows = 2000, mask = 1000, per = (int)(0.15 * T + 0.5);
+    int *in = (int*)mallocCheck((size_t)T * sizeof(int)), *orig = (int*)mallocCheck((size_t)T * sizeof(int));
+    int *tg = (int*)mallocCheck((size_t)T * sizeof(int)), *perm = (int*)mallocCheck((size_t)T * sizeof(int));
+    long nmask = 0, nrand = 0, nkept = 0, npicked = 0, at[128] = {0};
+    int exact = 1, consistent = 1;
+    uint64_t rng = 11;
+    for (int r = 0; r < rows; r++) {
+        for (int t = 0; t < T; t++) orig[t] = in[t] = (int)(random_u32(&rng) % (uint32_t)mask);
+        mlm_mask_row(in, tg, perm, T, mask, mlm_row_seed(5, 0, (uint64_t)r * T));
+        int k = 0;
+        for (int t = 0; t < T; t++) {
+            if (tg[t] < 0) { consistent &= in[t] == orig[t]; continue; }  // not picked: untouched, no target
+            k++, at[t]++;
+            consistent &= tg[t] == orig[t] && in[t] >= 0 && in[t] <= mask;
+            if (in[t] == mask) nmask++;
+            else if (in[t] != orig[t]) nrand++;
+            else nkept++;
+        }
+        exact &= k == per;
+        npicked += k;
+    }
+    report(exact && consistent, "mlm rule: %d of T=%d positions picked in each of %d rows (round(15%%)); targets are the originals "
+           "there, -1 elsewhere; unpicked inputs untouched", per, T, rows);
+    // n = 38000 picked: sd of the [MASK] share sqrt(.8*.2/n) = 0.0021, of the random share 0.0015; 4 sd allowed.
+    // A random token equal to the original (1 in 1000) reads as kept: 0.1% of the random share, far below that.
+    double fm = (double)nmask / npicked, fr = (double)nrand / npicked, fk = (double)nkept / npicked;
+    double sm = sqrt(0.8 * 0.2 / npicked), sr = sqrt(0.1 * 0.9 / npicked);
+    report(fabs(fm - 0.8) < 4 * sm && fabs(fr - 0.1) < 4 * sr && fabs(fk - 0.1) < 4 * sr,
+           "mlm rule: of %ld picked, %.4f [MASK], %.4f random, %.4f kept (want 0.8/0.1/0.1 within 4 sd: %.4f, %.4f)",
+           npicked, fm, fr, fk, 4 * sm, 4 * sr);
+    // each position is picked with probability per/T: 2000 rows give 297 +- 16 (sd); 5 sd allowed over 128 positions
+    double mean = (double)rows * per / T, sd = sqrt(rows * ((double)per / T) * (1.0 - (double)per / T));
+    long lo = at[0], hi = at[0];
+    for (int t = 1; t < T; t++) lo = at[t] < lo ? at[t] : lo, hi = at[t] > hi ? at[t] : hi;
+    report(lo > mean - 5 * sd && hi < mean + 5 * sd, "mlm rule: every position is picked %ld-%ld times in %d rows (expected %.0f +- %.0f sd)",
+           lo, hi, rows, mean, sd);
+    free(in), free(orig), free(tg), free(perm);
+
+    // 2. the loader's masks: a pure function of (seed, epoch, the row's offset)
+    int n = 16 * 8 + 1, V = 64;  // 8 rows of 16 tokens, exactly: 4 windows at B=2, 2 at B=4
+    int* ids = (int*)mallocCheck((size_t)n * sizeof(int));
+    rng = 21;
+    for (int i = 0; i < n; i++) ids[i] = (int)(random_u32(&rng) % (uint32_t)V);
+    write_tokens("test_tmp/enc_tok.bin", ids, (size_t)n, V);
+    free(ids);
+    int x2[4][32], y2[4][32], x4[2][64], y4[2][64], xa[64], ya[64], xb[64], yb[64];
+    DataLoader d2, d4, d;
+    loader_init(&d2, "test_tmp/enc_tok.bin", 2, 16, 0, 1);
+    loader_init(&d4, "test_tmp/enc_tok.bin", 4, 16, 0, 1);
+    d2.mask_id = d4.mask_id = V;
+    for (int k = 0; k < 4; k++) loader_next(&d2, x2[k], y2[k], NULL, NULL, V + 1);
+    for (int k = 0; k < 2; k++) loader_next(&d4, x4[k], y4[k], NULL, NULL, V + 1);
+    int same_b = !memcmp(x2, x4, sizeof x2) && !memcmp(y2, y4, sizeof y2);  // the same 8 rows, the same masks
+    int nt = 0;
+    for (int k = 0; k < 2; k++) for (int i = 0; i < 64; i++) nt += y4[k][i] >= 0;
+    report(same_b && nt == 8 * 2, "mlm masks: the same rows get the same masks at --batch 2 and 4 (%d targets in 8 rows of 16)", nt);
+    loader_next(&d4, xa, ya, NULL, NULL, V + 1);  // epoch 1: the first window again, masked afresh
+    report(memcmp(xa, x4[0], sizeof xa) || memcmp(ya, y4[0], sizeof ya), "mlm masks: a new epoch masks a window afresh");
+    loader_free(&d2), loader_free(&d4);
+    // resume: a loader put back at (epoch, position) as run_load does continues with the same batches
+    loader_init(&d4, "test_tmp/enc_tok.bin", 2, 16, 1, 77);
+    d4.mask_id = V;
+    for (int k = 0; k < 5; k++) loader_next(&d4, xa, ya, NULL, NULL, V + 1);
+    loader_init(&d, "test_tmp/enc_tok.bin", 2, 16, 1, 77);
+    d.mask_id = V;
+    d.rng = d4.epoch_rng, loader_make_order(&d), d.epoch = d4.epoch, d.rng = d4.rng, d.pos = d4.pos;
+    loader_next(&d4, xa, ya, NULL, NULL, V + 1);
+    loader_next(&d, xb, yb, NULL, NULL, V + 1);
+    report(!memcmp(xa, xb, 32 * sizeof(int)) && !memcmp(ya, yb, 32 * sizeof(int)), "mlm masks: a loader restored to (epoch %llu, position) gives the same masked batch",
+           (unsigned long long)d4.epoch);
+    loader_free(&d4), loader_free(&d);
+
+    // 3. [CLS] pooling: a row's class probabilities do not depend on the rows batched with it (padding is no key)
+    GPT m;
+    build_random(&m, 2, 2, 16, V + 1, 3);
+    GPTConfig c = m.config;
+    m.config.arch = c.arch = ARCH_ENCODER, m.config.mask_id = c.mask_id = V;
+    c.num_classes = 3;
+    uint64_t r2 = 4;
+    gpt_set_peft(&m, c, &r2);
+    int rws[2 * 32], len[2] = {5, 12}, x[2 * 32];
+    for (int i = 0; i < 64; i++) rws[i] = (int)(random_u32(&r2) % (uint32_t)V);
+    classify_rows(&m, rws, 32, len, 1, 5, x);
+    float alone[3];
+    memcpy(alone, m.acts.cls_probs, sizeof alone);
+    int cls_first = x[0] == V && x[1] == rws[0];
+    classify_rows(&m, rws, 32, len, 2, 12, x);
+    float d01 = 0.0f;
+    for (int k = 0; k < 3; k++) d01 = fmaxf(d01, fabsf(alone[k] - m.acts.cls_probs[k]));
+    // the same sums in the same order but over keys that are all real: the row alone and padded agree to rounding
+    report(cls_first && d01 < 1e-6f, "encoder classify: [CLS] first; a 5-token row alone and padded to 12 beside a longer one: max |dp| = %.1e", d01);
+    gpt_free(&m);
+
+    // 4. the commands
+    const char* enc = "./train --init 2,2,16 --arch encoder --vocab 64 --max-seq 32 --train test_tmp/tok.bin --batch 2 --seq 16 "
+                      "--lr 1e-2 --warmup 2 --seed 5 --steps 10";
+    char cmd[1400], out[1024];
+    snprintf(cmd, sizeof cmd, "%s --log test_tmp/enc_full.jsonl --out test_tmp/enc_full", enc);
+    int rc1 = run_cmd(cmd, "encoder (bidirectional; [MASK] = [CLS] = id 64)", out, sizeof out);
+    int said = strstr(out, "[MASK] = [CLS] = id 64") != NULL;
+    snprintf(cmd, sizeof cmd, "%s --log test_tmp/enc_part.jsonl --out test_tmp/enc_part --stop-at 4", enc);
+    int rc2 = run_cmd(cmd, "done:", out, sizeof out);
+    snprintf(cmd, sizeof cmd, "%s --log test_tmp/enc_part.jsonl --out test_tmp/enc_part --resume test_tmp/enc_part", enc);
+    int rc3 = run_cmd(cmd, "done:", out, sizeof out);
+    double a[16], b[16];
+    int na = read_log_losses("test_tmp/enc_full.jsonl", a, 16), nb = read_log_losses("test_tmp/enc_part.jsonl", b, 16);
+    int same = rc1 == 0 && rc2 == 0 && rc3 == 0 && na == 10 && nb == 10 && said;
+    for (int i = 0; same && i < 10; i++) same = a[i] == b[i];
+    report(same, "encoder: trains on masked LM, says its [MASK] id; 4 steps + resume gives the same 10 losses (exit %d %d %d)", rc1, rc2, rc3);
+    size_t nbytes;
+    unsigned char* hb = read_whole("test_tmp/enc_full/model.bin", &nbytes);
+    int32_t h[256] = {0};
+    if (hb && nbytes >= sizeof h) memcpy(h, hb, sizeof h);
+    free(hb);
+    report(h[22] == ARCH_ENCODER && h[23] == 64 && h[4] == 65, "encoder checkpoint: header [22] = %d (encoder), [23] = %d ([MASK]), V = %d", h[22], h[23], h[4]);
+    // eval: seeded masks, the same loss at --batch 2 and 4 over the same 8 rows (summed in another order)
+    GPT em;
+    load_model(&em, "test_tmp/enc_full/model.bin", NULL);
+    EvalResult e2 = evaluate(&em, "test_tmp/enc_tok.bin", 2, 16, 0), e4 = evaluate(&em, "test_tmp/enc_tok.bin", 4, 16, 0);
+    EvalResult e2b = evaluate(&em, "test_tmp/enc_tok.bin", 2, 16, 0);
+    report(e2.count == 16 && e4.count == 16 && e2.loss == e2b.loss && fabs(e2.loss - e4.loss) < 1e-6 * e2.loss,
+           "encoder eval: masked-LM loss %.6f over %zu targets, repeatable, at --batch 4 %.6f", e2.loss, e2.count, e4.loss);
+    gpt_free(&em);
+    // fine-tuning a class head on the encoder: [CLS] is prepended, the head reads position 0
+    write_cls_dataset("test_tmp/enc_cls.ds", 40, 64, 3);
+    snprintf(cmd, sizeof cmd, "./train --model test_tmp/enc_full/model.bin --train test_tmp/enc_cls.ds --val test_tmp/enc_cls.ds "
+             "--batch 4 --seq 16 --steps 4 --out test_tmp/enc_cls");
+    int rc = run_cmd(cmd, "done:", out, sizeof out);
+    snprintf(cmd, sizeof cmd, "./train eval --model test_tmp/enc_cls/model.bin --data test_tmp/enc_cls.ds --batch 4 --seq 16");
+    int rce = run_cmd(cmd, "accuracy", out, sizeof out);
+    report(rc == 0 && rce == 0 && strstr(out, "\"accuracy\""), "encoder + class head: fine-tunes and evaluates (%s)", out);
+    // what needs a decoder refuses, in one line
+    const char* em_ = "test_tmp/enc_full/model.bin";
+    snprintf(cmd, sizeof cmd, "./train sample --model %s --tokens \"1 2 3\"", em_);
+    expect_error("sample with an encoder", cmd, "sample needs a decoder (GPT-2), and this model is an encoder");
+    const char* fmts[] = {"safetensors", "llmc", "gguf", "onnx", "peft"};
+    for (int k = 0; k < 5; k++) {
+        snprintf(cmd, sizeof cmd, "./train export --model %s --format %s --out test_tmp/enc_export", em_, fmts[k]);
+        char what[64];
+        snprintf(what, sizeof what, "export --format %s of an encoder", fmts[k]);
+        expect_error(what, cmd, "the model is an encoder");
+    }
+    write_sft_dataset("test_tmp/enc_sft.ds", 8, 64);
+    snprintf(cmd, sizeof cmd, "./train --model %s --train test_tmp/enc_sft.ds --batch 2 --seq 16 --steps 1", em_);
+    expect_error("SFT on an encoder", cmd, "is an SFT dataset but the model is an encoder");
+    snprintf(cmd, sizeof cmd, "./train eval --model %s --data test_tmp/enc_sft.ds --batch 2 --seq 16 --exact-match 2", em_);
+    expect_error("eval --exact-match (generation) on an encoder", cmd, "the model is an encoder");
+    snprintf(cmd, sizeof cmd, "./train serve --model %s --port 0", em_);
+    expect_error("serve an encoder's LM head", cmd, "needs a decoder (GPT-2), and this model is an encoder");
+    snprintf(cmd, sizeof cmd, "./train --model %s --arch encoder --train test_tmp/tok.bin --steps 1", em_);
+    expect_error("--arch with a loaded model", cmd, "--arch is for --init");
+    expect_error("unknown --arch", "./train --init 1,1,8 --arch bert --train test_tmp/tok.bin", "unknown --arch 'bert'");
+    snprintf(cmd, sizeof cmd, "./train --init 1,1,8 --arch encoder --vocab 63 --max-seq 32 --train test_tmp/tok.bin --batch 2 --seq 16 --steps 1");
+    expect_error("token data that uses the [MASK] id", cmd, "but the encoder's [MASK] is id 63");
+    // a GPT-2 adapter on an encoder base (same shapes otherwise)
+    snprintf(cmd, sizeof cmd, "./train --init 2,2,16 --vocab 65 --max-seq 32 --train test_tmp/tok.bin --batch 2 --seq 16 --steps 1 "
+             "--method lora --out test_tmp/enc_gptlora");
+    run_cmd(cmd, "done:", out, sizeof out);
+    snprintf(cmd, sizeof cmd, "./train eval --model %s --adapter test_tmp/enc_gptlora/adapter.bin --data test_tmp/tok.bin --batch 2 --seq 16", em_);
+    expect_error("a gpt2 adapter on an encoder", cmd, "maxT=32 gpt2, the model is");
+    // a header whose architecture is out of range
+    copy_with_i32("test_tmp/enc_full/model.bin", "test_tmp/enc_badarch.bin", 22, 7);
+    expect_error("checkpoint header [22] = 7", "./train eval --model test_tmp/enc_badarch.bin --data test_tmp/tok.bin --batch 2 --seq 16",
+                 "architecture (0 gpt2, 1 encoder) out of range");
+    copy_with_i32("test_tmp/enc_full/model.bin", "test_tmp/enc_badmask.bin", 23, 65);
+    expect_error("checkpoint header [23] = V", "./train eval --model test_tmp/enc_badmask.bin --data test_tmp/tok.bin --batch 2 --seq 16",
+                 "[MASK] id (in [0, V) for an encoder, else 0) out of range");
+}
+
+
 // ---------------------------------------------------------------------------- model cards (card.c)
 // SHA-256 on FIPS 180-4's test vectors (also fed in uneven pieces, so the partial-block path is exercised),
 // then the card of a run folder (made by test_replay's run) and the cards export writes.
@@ -3444,12 +3642,15 @@ int main(void) {
     test_fd_encoder();
     test_fd_layernorm();
     test_fd_matmul();
-    test_fd_attention(0.0f);
-    test_fd_attention(0.3f);
+    test_fd_attention(0.0f, 1);
+    test_fd_attention(0.3f, 1);
+    test_fd_attention(0.0f, 0);
+    test_fd_attention(0.3f, 0);
     test_fd_gelu();
     test_fd_residual();
     test_fd_crossentropy();
-    test_fd_prefix_attention();
+    test_fd_prefix_attention(1);
+    test_fd_prefix_attention(0);
     test_fd_lora(0.0f);
     test_fd_lora(0.3f);
     test_fd_adapter();
@@ -3464,6 +3665,9 @@ int main(void) {
     test_method("freeze");
     test_method_multitask();
     test_class_range();
+    test_method("ref/encoder_mlm.safetensors");
+    test_method("ref/encoder_cls.safetensors");
+    test_method("ref/encoder_prefix.safetensors");
     printf("-- tier 3: loaders and invariants\n");
     test_peft_invariants();
     test_accumulation();
@@ -3484,6 +3688,7 @@ int main(void) {
     test_hostile_files();
     test_ewc();
     test_replay();
+    test_encoder();
     test_card();
     printf("gpt: %d passed, %d failed\n", checks_passed, checks_failed);
     return checks_failed ? 1 : 0;

@@ -289,6 +289,7 @@ static void run_describe(const Run* r, const Args* a) {
     if (c->adapter_dim) printf(", adapters A=%d", c->adapter_dim);
     if (c->prefix_len) printf(", prefix P=%d", c->prefix_len);
     if (c->num_classes) printf(", %d-class head", c->num_classes);
+    if (c->arch == ARCH_ENCODER) printf(", encoder (bidirectional; [MASK] = [CLS] = id %d)", c->mask_id);
     printf("\ntrainable: %zu parameters (%.2f%%), method %s\n", r->ntrain, 100.0 * r->ntrain / model->num_parameters, a->method);
     if (r->tasks.n) tasks_describe(&r->tasks);
     else printf("data: %s (%s), %zu %s, %zu batches of B=%d x T=%d per epoch\n", a->train, KIND_NAMES[r->dl.kind], r->dl.num_items,
@@ -724,13 +725,21 @@ static char (*class_names(const GPT* model, const char* labels, int K))[64] {
 }
 
 // Classifies nb token rows as one padded batch (classify and serve): row b is rows[b*stride ..][0..len[b]),
-// T the longest; x is (nb, T) scratch. Each row is padded with token 0 after its end: gpt_forward_cls reads
+// T the longest; x is (nb, maxT) scratch. Each row is padded with token 0 after its end: gpt_forward_cls reads
 // each row at its own last token, and causal attention keeps the padding after it from changing anything.
+// An encoder's rows get [CLS] in front, as its training batches do (loader.c), and are cut back to maxT; its
+// head reads position 0 and its attention no key past a row's length.
 // Afterwards model->acts.cls_probs holds the (nb, K) probabilities.
 static void classify_rows(GPT* model, const int* rows, int stride, const int* len, int nb, int T, int* x) {
+    int cls = model->config.arch == ARCH_ENCODER, maxT = model->config.maxT;
+    int* n = (int*)mallocCheck((size_t)nb * sizeof(int));
+    for (int b = 0; b < nb; b++) n[b] = len[b] + cls < maxT ? len[b] + cls : maxT;
+    T = T + cls < maxT ? T + cls : maxT;
     for (int b = 0; b < nb; b++)
-        for (int i = 0; i < T; i++) x[(size_t)b * T + i] = i < len[b] ? rows[(size_t)b * stride + i] : 0;
-    gpt_forward_cls(model, x, len, NULL, nb, T);
+        for (int i = 0; i < T; i++)
+            x[(size_t)b * T + i] = i < cls ? model->config.mask_id : i < n[b] ? rows[(size_t)b * stride + i - cls] : 0;
+    gpt_forward_cls(model, x, n, NULL, nb, T);
+    free(n);
 }
 
 static int cmd_sample(const Args* a) {
@@ -738,6 +747,7 @@ static int cmd_sample(const Args* a) {
     uint64_t rng = a->seed ? a->seed : 1;
     model_from_args(&model, a, NULL, &rng);
     tasks_select(&model, a->task_head);
+    refuse_encoder_generation(&model, "sample");
     if (model.config.num_classes) failf("sampling needs the LM head", "this model has a %d-class head", model.config.num_classes);
     if (!a->tokens && !a->prompt) failf("give --tokens \"id id ...\", or --prompt \"text\" with --tokenizer", "no prompt");
     if (a->prompt && !a->tokenizer) failf("text needs the tokenizer the model was trained with", "--prompt without --tokenizer");
@@ -1134,6 +1144,9 @@ static int cmd_export(const Args* a) {
     GPTConfig* c = &model.config;
     if (!a->out || !a->format) failf("for example: ./train export --model run/model.bin --format safetensors --out hf_model",
                                      "export needs --format and --out");
+    if (c->arch == ARCH_ENCODER)  // each format would read it back as a causal GPT-2: a different function
+        failf("keep the encoder in our format (model.bin records the architecture); the export formats are GPT-2 decoders",
+              "export --format %s: the model is an encoder", a->format);
     if (!strcmp(a->format, "peft")) {  // the LoRA itself, unmerged
         if (a->merge) failf("peft exports the LoRA tensors themselves; drop --merge", "--merge 1 with --format peft");
         export_peft(&model, a->out, a->lora_dropout);
@@ -1463,6 +1476,8 @@ static void check_flags_apply(const Command* cmd, const Args* a) {
             failf("add --method that method, or drop the flag", "%s is for --method %s, and --method is %s", method_flags[k][0], method_flags[k][1], a->method);
     if (flag_given(a, "--lora-dropout") && strcmp(a->method, "lora") && strcmp(cmd->name, "export"))
         failf("add --method lora, or drop the flag", "--lora-dropout is for --method lora, and --method is %s", a->method);
+    if (flag_given(a, "--arch") && !a->init)
+        failf("a loaded model keeps the architecture its file records", "--arch is for --init (a new model)");
     if (strcmp(cmd->name, "train")) return;
     if (flag_given(a, "--epochs") && flag_given(a, "--steps")) failf("give one of them", "--epochs sets the step count, and --steps was given too");
     static const char* const need_val[] = {"--eval-every", "--val-batches", "--metric"};
