@@ -3158,6 +3158,12 @@ static void test_genmetrics(void) {
     const char* r3[] = {"the cat"};
     gm_bleu(h3, r3, 1, 1, none, &st);
     report(st.correct[0] == 1 && st.total[0] == 4, "BLEU clips each n-gram at its reference count: 'the' x4 vs x1 -> %.0f/%.0f", st.correct[0], st.total[0]);
+    // hand: the reference length with two references is the one closest to the hypothesis's, a tie going to the
+    //   shorter: "a b c" (3) against "a b" (2) and "a b c d" (4) counts ref_len 2, so BP = 1 (4 would give e^(1-4/3))
+    const char* h7[] = {"a b c"};
+    const char* r7[] = {"a b", "a b c d"};
+    gm_bleu(h7, r7, 1, 2, none, &st);
+    report(st.ref_len == 2 && st.bp == 1.0, "BLEU, two references at distance 1: ref_len %.0f (the shorter), BP %.4f", st.ref_len, st.bp);
     // edge: shorter than 4 tokens. "the cat" vs "the cat sat": no 3-grams, so BLEU 0 (the loop stops at an order with
     //   no n-gram); with effective order the mean is over orders 1-2 (both 100%) times BP = exp(1 - 3/2): 60.65306597
     const char* h4[] = {"the cat"};
