@@ -22,9 +22,10 @@
 #   DAPT_STEPS  DAPT optimizer steps (default 600: about one pass over the 0.6M domain tokens)
 #   FT_STEPS    fine-tuning steps (default: one epoch, as dev/recipe_sst2_finetune.sh, 2,054 steps)
 #   OUT         the run folders' parent (default runs/dapt)
-# Time on one thread (OMP_NUM_THREADS=1): DAPT about 1 s a step, a fine-tuning step about 0.3 s; the defaults take
-# about 35 minutes, DAPT_STEPS=300 FT_STEPS=400 (the README's table) about 12. Needs ../shared/data (sst2, gpt2_bpe;
-# tinyshakespeare and tinystories without a base).
+# Time on one thread (OMP_NUM_THREADS=1) of the shared 2-core machine under load (five other jobs): DAPT 2.5 s a
+# step, fine-tuning 0.33-0.42 s a step; DAPT_STEPS=200 FT_STEPS=300 (the README's table) took 18 minutes, the
+# defaults would take about 50 (less on a quiet machine). Needs ../shared/data (sst2, gpt2_bpe; tinyshakespeare and
+# tinystories without a base).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make -s train dataprep
