@@ -54,6 +54,8 @@ typedef struct {
     int port, workers, queue, max_body;       // serve: port (0: any free one), connection threads, queue bound, body limit
     float timeout;                            // serve: seconds a read or a write may wait
     int exact_match;     // eval on SFT data: greedy-generate the responses of this many examples (-1 = all)
+    int generate, max_new_tokens;  // eval on SFT data: generate N responses (-1 = all), BLEU and ROUGE-L (genmetrics.h)
+    const char* bleu_smooth;       // none | exp | floor | add-k
     float lora_alpha, layer_decay, label_smoothing, lora_dropout, dropout;
     const char* lora_targets, *lora_layers, *freeze, *unfreeze, *class_weights, *adapter;
     const char* grid;    // sweep: "flag=v1,v2 flag=..."
@@ -147,6 +149,9 @@ static const Flag FLAGS[] = {
     F_("--data", "FILE", FLAG_STRING, data, NULL, "eval", NULL, "the dataset to evaluate (eval, quantize and prune: the before/after table)"),
     F_("--max-batches", "N", FLAG_INT, max_batches, "0", "eval", "[0,1000000000]", "evaluate at most N batches (0 = all)"),
     F_("--exact-match", "N", FLAG_INT, exact_match, "0", "eval", "[-1,1000000000]", "on SFT data, also greedy-generate N responses (-1: all) and report the share reproduced exactly"),
+    F_("--generate", "N", FLAG_INT, generate, "0", "eval", "[-1,1000000000]", "on SFT data, also generate the responses of N examples (-1: all) from their prompts (greedy unless --temperature, --top-k or --top-p is given; seeded by --seed) and report corpus BLEU-4 (sacreBLEU's, 13a tokenization, 0-100) and mean ROUGE-L F (rouge-score's, 0-1) against the reference responses; needs --tokenizer; with --out DIR also DIR/generations.jsonl"),
+    F_("--max-new-tokens", "N", FLAG_INT, max_new_tokens, "128", "eval", "[1,10000000]", "--generate: new tokens per response at most (it stops earlier after <|endoftext|>, or --stop)"),
+    F_("--bleu-smooth", "M", FLAG_STRING, bleu_smooth, "none", "eval", NULL, "--generate's BLEU smoothing, sacreBLEU's smooth_method: none|exp|floor|add-k (sacreBLEU's own default is exp; the two differ only when an n-gram order has no match in the whole corpus)"),
     F_("--dump-logits", "FILE", FLAG_STRING, dump_logits, NULL, "eval", NULL, "also write the inputs and the logits of the evaluated batches (float32, full batches; onnx.c documents the layout), for checking an ONNX export against"),
     // sample
     F_("--tokens", "IDS", FLAG_STRING, tokens, NULL, "sample", NULL, "the prompt as space-separated token ids"),
@@ -289,6 +294,8 @@ static void check_args(const Args* a) {
         failf("use proportional or temperature", "unknown --task-sampling '%s'", a->task_sampling);
     if (strcmp(a->arch, ARCH_NAMES[ARCH_GPT2]) && strcmp(a->arch, ARCH_NAMES[ARCH_ENCODER]))
         failf("use gpt2 or encoder", "unknown --arch '%s'", a->arch);
+    if (strcmp(a->bleu_smooth, "none") && strcmp(a->bleu_smooth, "exp") && strcmp(a->bleu_smooth, "floor") && strcmp(a->bleu_smooth, "add-k"))
+        failf("use none, exp, floor or add-k (sacreBLEU's smooth_method)", "unknown --bleu-smooth '%s'", a->bleu_smooth);
 }
 
 // argv: [./train] [COMMAND] [--flag value | --switch]... The command (a first word without "--") is kept in

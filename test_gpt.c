@@ -3636,6 +3636,257 @@ static void test_card(void) {
     free(card);
 }
 
+// ---------------------------------------------------------------------------- generation metrics (genmetrics.h)
+// BLEU as sacreBLEU computes it and ROUGE-L F as rouge-score does: the 13a tokenizer, hand-computed cases (the
+// arithmetic is in the comments), edge cases, and the values the two packages' own test suites assert.
+// BLEU is double arithmetic on small integer counts, the same operations as sacreBLEU's in the same order, so
+// the tolerance is 1e-9 on the 0-100 scale (the error seen is ~1e-14); the published values are given to 8-10
+// digits and held to that (sacreBLEU's own EPSILON is 1e-8), the 3-decimal ones to 1e-3 as sacreBLEU does.
+static double gm_bleu(const char* const* hyps, const char* const* refs, size_t n, int R, BleuOpts o, BleuStats* out) {
+    BleuStats st = bleu_corpus(hyps, refs, n, R, &o);
+    if (out) *out = st;
+    return st.score;
+}
+static BleuOpts gm_opts(BleuSmooth smooth, double value, int eff, int tok13a, int order) {
+    BleuOpts o = bleu_opts_default();
+    o.smooth = smooth, o.smooth_value = value, o.effective_order = eff, o.tokenize_13a = tok13a, o.max_order = order;
+    return o;
+}
+// The string value of "key": in a JSONL line (decoded), into out; 0 on success.
+static int gm_json_field(const char* line, const char* key, ByteVec* out) {
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\": ", key);
+    const char* s = strstr(line, k);
+    if (!s) return -1;
+    JsonScan js = {(const unsigned char*)s + strlen(k), strlen(s + strlen(k)), 0, 1, NULL};
+    return jscan_string(&js, out);
+}
+
+static void test_genmetrics(void) {
+    printf("-- generation metrics: corpus BLEU (sacreBLEU) and ROUGE-L (rouge-score), eval --generate\n");
+    // 13a: each expected string is what sacreBLEU's Tokenizer13a()(s.rstrip()) returns (sacrebleu at commit f615c72,
+    // run here), and follows by hand from the rules in genmetrics.h: punctuation split except ' , - . ; a period or
+    // comma split unless between digits; a dash split after a digit; entities decoded; "-\n" joins; whitespace is
+    // Python's (NBSP, U+3000, U+2028, 0x1C split; trailing NBSP stripped).
+    static const char* const tok[][2] = {
+        {"Hello, world!", "Hello , world !"}, {"It costs $3.50, ok.", "It costs $ 3.50 , ok ."}, {"don't stop", "don't stop"},
+        {"pages 1-2 and a-b", "pages 1 - 2 and a-b"}, {"&quot;hi&quot; &amp;amp; bye", "\" hi \" & amp ; bye"},
+        {"end-\nof line<skipped>", "endof line"}, {"a..b,,c", "a . . b , , c"}, {"3.14,2.71.x", "3.14,2.71 . x"},
+        {"(x+y)/2=z;", "( x + y ) / 2 = z ;"}, {"  tabs\tand\xc2\xa0nbsp\xe3\x80\x80ideo  ", "tabs and nbsp ideo"},
+        {"x\xe2\x80\xa8y\x1cz", "x y z"}, {"Zah\xc4\x83r alb; \xc5\xa3" "ara.", "Zah\xc4\x83r alb ; \xc5\xa3" "ara ."},
+        {"e.g. U.S.A., 5,000.", "e . g . U . S . A . , 5,000 ."}, {"trailing space \xc2\xa0", "trailing space"},
+    };
+    int ntok = (int)(sizeof tok / sizeof tok[0]), tok_ok = 0, first_bad = -1;
+    ByteVec tv = {0};
+    for (int i = 0; i < ntok; i++) {
+        bleu_tokenize_13a(tok[i][0], strlen(tok[i][0]), &tv);
+        if (!strcmp((char*)tv.data, tok[i][1])) tok_ok++;
+        else if (first_bad < 0) first_bad = i;
+    }
+    if (first_bad >= 0) bleu_tokenize_13a(tok[first_bad][0], strlen(tok[first_bad][0]), &tv);
+    report(tok_ok == ntok, "13a tokenizer: %d/%d strings as sacreBLEU's Tokenizer13a%s%s%s", tok_ok, ntok,
+           first_bad >= 0 ? "; first bad: got '" : "", first_bad >= 0 ? (char*)tv.data : "", first_bad >= 0 ? "'" : "");
+    free(tv.data);
+
+    BleuOpts none = gm_opts(BLEU_SMOOTH_NONE, NAN, 0, 1, 4), expo = gm_opts(BLEU_SMOOTH_EXP, NAN, 0, 1, 4);
+    BleuStats st;
+    // hand: hyp "the cat sat on the mat", ref "the cat is on the mat" (6 tokens each, BP = 1).
+    //   1-grams: the x2 (ref has 2), cat, on, mat match, sat does not: 5/6; 2-grams: "the cat", "on the", "the mat": 3/5;
+    //   3-grams: "on the mat": 1/4; 4-grams: none of 3. No smoothing: log 0, BLEU 0. exp: the first order with no
+    //   match gets 100/(2*3): BLEU = 100 * (5/6 * 3/5 * 1/4 * 1/6)^(1/4) = 37.99178428257963
+    const char* h1[] = {"the cat sat on the mat"};
+    const char* r1[] = {"the cat is on the mat"};
+    double b0 = gm_bleu(h1, r1, 1, 1, none, &st), b1 = gm_bleu(h1, r1, 1, 1, expo, NULL);
+    report(st.correct[0] == 5 && st.correct[1] == 3 && st.correct[2] == 1 && st.correct[3] == 0 && st.total[0] == 6 &&
+           st.total[3] == 3 && b0 == 0.0 && fabs(b1 - 37.99178428257963) < 1e-9,
+           "BLEU by hand: counts %.0f/%.0f %.0f/%.0f %.0f/%.0f %.0f/%.0f; none %.4f = 0, exp %.10f = 37.9917842826", st.correct[0],
+           st.total[0], st.correct[1], st.total[1], st.correct[2], st.total[2], st.correct[3], st.total[3], b0, b1);
+    // hand: corpus-level pooling. Add "a b c d" / "a b c d": counts 9/10 6/8 3/6 1/4, lengths 10/10:
+    //   BLEU = 100 * (0.9 * 0.75 * 0.5 * 0.25)^(1/4) = 100 * 0.084375^(1/4) = 53.8953...; the first segment alone is 0
+    const char* h2[] = {"the cat sat on the mat", "a b c d"};
+    const char* r2[] = {"the cat is on the mat", "a b c d"};
+    double b2 = gm_bleu(h2, r2, 2, 1, none, NULL), want2 = 100.0 * pow(0.9 * 0.75 * 0.5 * 0.25, 0.25);
+    report(fabs(b2 - want2) < 1e-9, "BLEU by hand, counts summed over the corpus before the precisions: %.10f = 100*(9/10*6/8*3/6*1/4)^(1/4)", b2);
+    // hand: clipping. "the the the the" vs "the cat": "the" counts min(4, 1) = 1 of 4
+    const char* h3[] = {"the the the the"};
+    const char* r3[] = {"the cat"};
+    gm_bleu(h3, r3, 1, 1, none, &st);
+    report(st.correct[0] == 1 && st.total[0] == 4, "BLEU clips each n-gram at its reference count: 'the' x4 vs x1 -> %.0f/%.0f", st.correct[0], st.total[0]);
+    // hand: the reference length with two references is the one closest to the hypothesis's, a tie going to the
+    //   shorter: "a b c" (3) against "a b" (2) and "a b c d" (4) counts ref_len 2, so BP = 1 (4 would give e^(1-4/3))
+    const char* h7[] = {"a b c"};
+    const char* r7[] = {"a b", "a b c d"};
+    gm_bleu(h7, r7, 1, 2, none, &st);
+    report(st.ref_len == 2 && st.bp == 1.0, "BLEU, two references at distance 1: ref_len %.0f (the shorter), BP %.4f", st.ref_len, st.bp);
+    // edge: shorter than 4 tokens. "the cat" vs "the cat sat": no 3-grams, so BLEU 0 (the loop stops at an order with
+    //   no n-gram); with effective order the mean is over orders 1-2 (both 100%) times BP = exp(1 - 3/2): 60.65306597
+    const char* h4[] = {"the cat"};
+    const char* r4[] = {"the cat sat"};
+    double b4 = gm_bleu(h4, r4, 1, 1, expo, &st), b4e = gm_bleu(h4, r4, 1, 1, gm_opts(BLEU_SMOOTH_NONE, NAN, 1, 1, 4), NULL);
+    report(b4 == 0.0 && fabs(st.bp - exp(-0.5)) < 1e-15 && fabs(b4e - 100.0 * exp(-0.5)) < 1e-9,
+           "BLEU, 2-token hypothesis: %.4f (no 3-grams), BP %.6f = e^(1-3/2), effective order %.8f = 100 e^(-1/2)", b4, st.bp, b4e);
+    // edge: a perfect match is 100 (to the last bit or so: exp(log 100)), punctuation and all; an empty hypothesis is 0 with BP 0
+    const char* h5[] = {"The quick brown fox jumps over the lazy dog.", ""};
+    const char* r5[] = {"The quick brown fox jumps over the lazy dog.", "the cat"};
+    double b5 = gm_bleu(h5, r5, 1, 1, none, NULL), b6 = gm_bleu(h5 + 1, r5 + 1, 1, 1, expo, &st);
+    report(fabs(b5 - 100.0) < 1e-12 && b6 == 0.0 && st.bp == 0.0 && st.sys_len == 0, "BLEU edge cases: perfect match %.10f = 100, empty hypothesis %.4f (BP %.1f)", b5, b6, st.bp);
+
+    // sacreBLEU's test suite (test/test_bleu.py, test/test_sentence_bleu.py at commit f615c72): the README example,
+    // three hypotheses against two reference streams
+    const char* hy[] = {"The dog bit the man.", "It wasn't surprising.", "The man had just bitten him."};
+    const char* rf[] = {"The dog bit the man.", "It was not unexpected.", "The man bit him first.",
+                        "The dog had bit the man.", "No one was surprised.", "The man had bitten the dog."};
+    const char* empty3[] = {"", "", ""};
+    double p1 = gm_bleu(hy, rf, 3, 2, expo, NULL), p2 = gm_bleu(hy, rf, 3, 2, none, NULL),
+           p3 = gm_bleu(hy, rf, 3, 2, gm_opts(BLEU_SMOOTH_EXP, NAN, 0, 0, 4), NULL), p4 = gm_bleu(empty3, rf, 3, 2, expo, NULL);
+    report(fabs(p1 - 48.530827) < 1e-6 && fabs(p2 - 48.530827) < 1e-6 && fabs(p3 - 49.1919566) < 1e-7 && p4 == 0.0,
+           "sacreBLEU test_corpus_bleu: %.6f (exp) %.6f (none) = 48.530827, tokenize none %.7f = 49.1919566, empty %.1f = 0", p1, p2, p3, p4);
+    static const double by_order[] = {77.65, 60.50, 53.93, 48.53, 46.14, 43.28};  // test_max_ngram_order, "%.2f"
+    int ord_ok = 0;
+    for (int n = 1; n <= 6; n++) {
+        char got[16], want[16];
+        snprintf(got, sizeof got, "%.2f", gm_bleu(hy, rf, 3, 2, gm_opts(BLEU_SMOOTH_EXP, NAN, 0, 1, n), NULL));
+        snprintf(want, sizeof want, "%.2f", by_order[n - 1]);
+        ord_ok += !strcmp(got, want);
+    }
+    report(ord_ok == 6, "sacreBLEU test_max_ngram_order: %d/6 orders 1-6 give 77.65 60.50 53.93 48.53 46.14 43.28", ord_ok);
+    // test_case_statistics / test_offset: raw_corpus_bleu = tokenize none, floor smoothing, effective order
+    const char* hs[] = {"am I am a character sequence"};
+    const char* rs[] = {"I am a symbol string sequence a a"};
+    double off1 = gm_bleu(hs, rs, 1, 1, gm_opts(BLEU_SMOOTH_FLOOR, NAN, 1, 0, 4), &st) / 100;
+    double off0 = gm_bleu(hs, rs, 1, 1, gm_opts(BLEU_SMOOTH_FLOOR, 0.0, 1, 0, 4), NULL) / 100;
+    report(st.correct[0] == 4 && st.correct[1] == 2 && st.correct[2] == 1 && st.correct[3] == 0 && st.total[0] == 6 && st.total[1] == 5 &&
+           st.total[2] == 4 && st.total[3] == 3 && fabs(off1 - 0.1555722182) < 1e-10 && off0 == 0.0,
+           "sacreBLEU test_statistics [4,2,1,0]/[6,5,4,3], test_offset floor 0.1: %.10f = 0.1555722182, floor 0: %.1f", off1, off0);
+    // test_raw_bleu_cases and test_effective_order (floor 0.01, effective order, tokenize none)
+    BleuOpts raw = gm_opts(BLEU_SMOOTH_FLOOR, 0.01, 1, 0, 4);
+    const char* ra[] = {"this is a test", "another test"};
+    const char* rr[] = {"ref1", "ref2"};
+    const char* rb[] = {"this is a test"};
+    const char* rc_[] = {"this is a fest"};
+    const char* e1[] = {"test"}, *e2[] = {"a test"}, *e3[] = {"a little test"};
+    double v[6] = {gm_bleu(ra, rr, 1, 2, raw, NULL), gm_bleu(rb, rb, 1, 1, raw, NULL), gm_bleu(rc_, rb, 1, 1, raw, NULL),
+                   gm_bleu(e1, e2, 1, 1, raw, NULL), gm_bleu(e2, e2, 1, 1, raw, NULL), gm_bleu(e3, e2, 1, 1, raw, NULL)};
+    static const double want_raw[6] = {0.0, 1.0, 0.223606797749979, 0.3678794411714425, 1.0, 0.03218297948685433};
+    int raw_ok = 0;
+    for (int i = 0; i < 6; i++) raw_ok += fabs(v[i] / 100 - want_raw[i]) < 1e-12;
+    report(raw_ok == 6, "sacreBLEU test_raw_bleu + test_effective_order: %d/6 (%.15f %.16f %.17f ...)", raw_ok, v[2] / 100, v[3] / 100, v[5] / 100);
+    // test_scoring: compute_bleu from statistics [9,7,5,3]/[10,8,6,4], lengths 11/11 -> 0.8375922397
+    BleuStats sc;
+    memset(&sc, 0, sizeof sc);
+    double c9[] = {9, 7, 5, 3}, t10[] = {10, 8, 6, 4};
+    memcpy(sc.correct, c9, sizeof c9), memcpy(sc.total, t10, sizeof t10), sc.sys_len = sc.ref_len = 11;
+    bleu_compute(&sc, &none);
+    report(fabs(sc.score / 100 - 0.8375922397) < 1e-10, "sacreBLEU test_scoring: %.10f = 0.8375922397", sc.score / 100);
+    // test_sentence_bleu.py (sacreBLEU #98, Romanian, UTF-8): sentence BLEU = effective order, each smoothing; 1e-3 as there
+    const char* sys[] = {"Produc\xc8\x9bia de zah\xc4\x83r prim\xc4\x83 va fi exprimat\xc4\x83 \xc3\xaen ceea ce prive\xc8\x99te zah\xc4\x83rul alb;"};
+    const char* ref[] = {"produc\xc5\xa3ia de zah\xc4\x83r brut se exprim\xc4\x83 \xc3\xaen zah\xc4\x83r alb;"};
+    struct { BleuSmooth s; double value; int tok13a; double want; } ro[] = {
+        {BLEU_SMOOTH_EXP, NAN, 1, 8.493}, {BLEU_SMOOTH_NONE, NAN, 1, 0.0}, {BLEU_SMOOTH_FLOOR, NAN, 1, 4.51688},
+        {BLEU_SMOOTH_FLOOR, 0.5, 1, 10.10}, {BLEU_SMOOTH_ADD_K, NAN, 1, 14.882}, {BLEU_SMOOTH_ADD_K, 2, 1, 21.389},
+        {BLEU_SMOOTH_EXP, NAN, 0, 7.347}};
+    int ro_ok = 0;
+    for (int i = 0; i < 7; i++) ro_ok += fabs(gm_bleu(sys, ref, 1, 1, gm_opts(ro[i].s, ro[i].value, 1, ro[i].tok13a, 4), NULL) - ro[i].want) < 1e-3;
+    const char* s0[] = {"this is a cat"}, *r0[] = {"okay thanks"};
+    int zero_ok = 0;
+    for (int s = 0; s < 4; s++) zero_ok += gm_bleu(s0, r0, 1, 1, gm_opts((BleuSmooth)s, NAN, 1, 1, 4), NULL) == 0.0;
+    report(ro_ok == 7 && zero_ok == 4, "sacreBLEU test_sentence_bleu: %d/7 smoothings (exp 8.493, none 0, floor 4.51688 / 10.10, add-k "
+           "14.882 / 21.389, tokenize none 7.347), no match 0 under all 4: %d/4", ro_ok, zero_ok);
+
+    // ROUGE-L. rouge-score's rouge_scorer_test.py: testRougeLConsecutive / NonConsecutive: target "testing one two",
+    // prediction "testing one" / "testing two": LCS 2, P = 2/2, R = 2/3, F = 4/5; testRougeEmpty: 0
+    RougeScore q1 = rouge_l("testing one two", "testing one"), q2 = rouge_l("testing one two", "testing two"),
+               q3 = rouge_l("testing one two", "");
+    report(fabs(q1.precision - 1) < 1e-15 && fabs(q1.recall - 2.0 / 3) < 1e-15 && fabs(q1.f - 0.8) < 1e-15 &&
+           fabs(q2.f - 0.8) < 1e-15 && q3.f == 0 && q3.precision == 0 && q3.recall == 0,
+           "rouge-score testRougeL*: P %.4f R %.4f F %.4f (= 1, 2/3, 4/5), non-consecutive F %.4f, empty F %.1f", q1.precision, q1.recall, q1.f, q2.f, q3.f);
+    // hand: "The cat, sat on THE mat!" vs target "the cat is on the mat": lowercase, punctuation gone: 6 tokens each,
+    //   LCS "the cat on the mat" = 5: P = R = F = 5/6. "testing" vs "testing one two": LCS 1, P 1, R 1/3, F 2*(1/3)/(4/3) = 1/2.
+    //   Only non-alphanumerics: no token, F 0. U+0130 "I" lowers to "i" + U+0307 in Python: "\xc4\xb0stanbul" is "i stanbul";
+    //   the Kelvin sign U+212A lowers to "k". Corpus: the mean of the F's.
+    RougeScore q4 = rouge_l("the cat is on the mat", "The cat, sat on THE mat!"), q5 = rouge_l("testing one two", "testing"),
+               q6 = rouge_l("the cat", "/ -- ?"), q7 = rouge_l("i stanbul 5k", "\xc4\xb0stanbul 5\xe2\x84\xaa");
+    const char* tg[] = {"testing one two", "the cat is on the mat"}, *pr[] = {"testing", "The cat, sat on THE mat!"};
+    double mean = rouge_l_corpus(tg, pr, 2);
+    report(fabs(q4.f - 5.0 / 6) < 1e-15 && fabs(q5.f - 0.5) < 1e-15 && q6.f == 0 && fabs(q7.f - 1) < 1e-15 &&
+           fabs(mean - (0.5 + 5.0 / 6) / 2) < 1e-15,
+           "ROUGE-L by hand: %.6f = 5/6, %.4f = 1/2, no tokens %.1f, U+0130/U+212A %.1f = 1, corpus mean %.6f = (1/2 + 5/6)/2", q4.f, q5.f, q6.f, q7.f, mean);
+
+    // eval --generate, end to end. A byte-level SFT set: prompts "Q: ab\nA:" ... "Q: ij\nA:", every response " the cat
+    // sat on the mat." + <|endoftext|> (256), and a 1-layer V = 257 model trained on it until it answers that
+    // (100 steps; seeded). Greedy, up to 40 new tokens: every response is the reference, BLEU 100, ROUGE-L 1. Cut
+    // at 16 new tokens: " the cat sat on " is 4 13a tokens against 7 ("the cat sat on the mat ."): all four
+    // precisions 100% (1 4-gram of 1), BP = exp(1 - 7/4), BLEU = 100 e^(-3/4) = 47.2366552741; ROUGE-L: LCS 4,
+    // P = 4/4, R = 4/6, F = 0.8. Both lines' figures are also recomputed from generations.jsonl.
+    DsWriter w;
+    char err[256];
+    const char* answer = " the cat sat on the mat.";
+    if (ds_writer_open(&w, "test_tmp/gen_sft.ds", EXAMPLES_MAGIC, DS_SFT, 257, 0, err, sizeof err)) failf(NULL, "%s", err);
+    static const char* const qa[] = {"ab", "cd", "ef", "gh", "ij"};
+    for (int e = 0; e < 5; e++) {
+        int ids[64], n = 0;
+        char q[16];
+        snprintf(q, sizeof q, "Q: %s\nA:", qa[e]);
+        for (const char* c = q; *c; c++) ids[n++] = (unsigned char)*c;
+        int np = n;
+        for (const char* c = answer; *c; c++) ids[n++] = (unsigned char)*c;
+        ids[n++] = 256;
+        unsigned char mask[64] = {0};
+        for (int i = np; i < n; i++) mask[i] = 1;
+        ds_write_example(&w, ids, (size_t)n, np, mask);
+    }
+    if (ds_writer_close(&w, err, sizeof err)) failf(NULL, "%s", err);
+    char out[1024];
+    mkdir("test_tmp/gen", 0755);
+    int rc = run_cmd("./train --init 1,2,32 --vocab 257 --max-seq 48 --train test_tmp/gen_sft.ds --batch 5 --seq 48 --steps 100 "
+                     "--lr 1e-2 --print-every 0 --out test_tmp/gen", "done:", out, sizeof out);
+    report(rc == 0, "a byte-level model learns the constant answer: %s", out);
+    static const int max_new[2] = {40, 16};
+    static const double want_bleu[2] = {100.0, 47.2366552741}, want_rouge[2] = {1.0, 0.8};
+    for (int k = 0; k < 2; k++) {
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "./train eval --model test_tmp/gen/model.bin --data test_tmp/gen_sft.ds --batch 5 --seq 48 "
+                 "--generate -1 --max-new-tokens %d --tokenizer bytes --out test_tmp/gen", max_new[k]);
+        rc = run_cmd(cmd, "bleu", out, sizeof out);
+        const char* bs = strstr(out, "\"bleu\": "), *rs_ = strstr(out, "\"rouge_l\": "), *ge = strstr(out, "\"gen_examples\": ");
+        double printed_bleu = bs ? strtod(bs + 8, NULL) : NAN, printed_rouge = rs_ ? strtod(rs_ + 11, NULL) : NAN;
+        FILE* f = fopen("test_tmp/gen/generations.jsonl", "r");
+        char line[4096];
+        char* hyps[8] = {0}, *refs[8] = {0};
+        int lines = 0, bounded = 1, refs_ok = 1;
+        while (f && lines < 8 && fgets(line, sizeof line, f)) {
+            ByteVec g = {0}, h = {0};
+            const char* nt = strstr(line, "\"new_tokens\": ");
+            bounded &= nt && atoi(nt + 14) == (k ? 16 : 25) && strstr(line, k ? "\"stopped\": false" : "\"stopped\": true");
+            if (gm_json_field(line, "reference", &g) || gm_json_field(line, "generation", &h)) refs_ok = 0;
+            refs_ok &= g.data && !strcmp((char*)g.data, answer);  // the response without its <|endoftext|>
+            refs[lines] = (char*)g.data, hyps[lines] = (char*)h.data;
+            lines++;
+        }
+        if (f) fclose(f);
+        double rb_ = lines ? bleu_corpus((const char* const*)hyps, (const char* const*)refs, (size_t)lines, 1, &none).score : NAN;
+        double rr_ = lines ? rouge_l_corpus((const char* const*)refs, (const char* const*)hyps, (size_t)lines) : NAN;
+        // printed with 4 (BLEU) and 6 (ROUGE-L) decimals: half a unit of the last digit
+        report(rc == 0 && ge && atoi(ge + 16) == 5 && lines == 5 && bounded && refs_ok && fabs(printed_bleu - want_bleu[k]) < 5e-5 &&
+               fabs(printed_rouge - want_rouge[k]) < 5e-7 && fabs(rb_ - printed_bleu) < 5e-5 && fabs(rr_ - printed_rouge) < 5e-7,
+               "eval --generate --max-new-tokens %d: 5 JSONL lines, %s, BLEU %.4f (want %.4f) ROUGE-L %.6f (want %.1f), the same "
+               "recomputed from the file", max_new[k], k ? "16 new tokens, none stopped" : "the reference + <|endoftext|> each",
+               printed_bleu, want_bleu[k], printed_rouge, want_rouge[k]);
+        for (int i = 0; i < lines; i++) free(hyps[i]), free(refs[i]);
+    }
+    char s1[1024], s2[1024];
+    const char* samp = "./train eval --model test_tmp/gen/model.bin --data test_tmp/gen_sft.ds --batch 5 --seq 48 --generate 3 "
+                       "--max-new-tokens 30 --tokenizer bytes --temperature 1.5 --top-k 20 --seed 7";
+    int ra_ = run_cmd(samp, "bleu", s1, sizeof s1), rb2 = run_cmd(samp, "bleu", s2, sizeof s2);
+    const char* gs = strstr(s1, "\"gen_seconds\"");  // everything before the timing must agree
+    report(ra_ == 0 && rb2 == 0 && gs && !strncmp(s1, s2, (size_t)(gs - s1)) && strstr(s1, "\"gen_examples\": 3"),
+           "eval --generate sampled (--temperature 1.5 --top-k 20 --seed 7) twice: the same line: %.*s", gs ? (int)(gs - s1) : 0, s1);
+    expect_error("--generate without --tokenizer", "./train eval --model test_tmp/gen/model.bin --data test_tmp/gen_sft.ds --generate 2 --seq 48", "--generate decodes");
+    expect_error("--generate on LM tokens", "./train eval --model test_tmp/gen/model.bin --data test_tmp/tok.bin --generate 2 --tokenizer bytes --seq 16", "is not SFT data");
+    expect_error("--max-new-tokens without --generate", "./train eval --model test_tmp/gen/model.bin --data test_tmp/gen_sft.ds --max-new-tokens 4 --seq 48", "is for eval --generate");
+    expect_error("unknown --bleu-smooth", "./train eval --model test_tmp/gen/model.bin --data test_tmp/gen_sft.ds --generate 2 --tokenizer bytes --bleu-smooth add-one --seq 48", "unknown --bleu-smooth");
+}
+
 int main(void) {
     mkdir("test_tmp", 0755);
     printf("-- tier 1: kernels against finite differences, fast matmul against the reference\n");
@@ -3679,6 +3930,7 @@ int main(void) {
     test_cli();
     test_cli_methods();
     test_cli_multitask();
+    test_genmetrics();
     test_file_safety();
     test_export_formats();
     test_inference();

@@ -21,6 +21,7 @@
 #include "setup.c"     // defines: Args, parse_args, model_from_args, setup_finetuning
 #include "onnx.c"      // defines: export_onnx, dump_logits
 #include "multitask.c" // defines: TaskSet, tasks_parse, tasks_step_loader, tasks_validate, tasks_select (multi-task)
+#include "genmetrics.h" // defines: bleu_corpus, rouge_l, eval_generate (eval --generate)
 
 // ---------------------------------------------------------------------------- the training loop
 // One training run, as a student would step through it:
@@ -651,7 +652,10 @@ static int cmd_eval(const Args* a) {
     model_from_args(&model, a, NULL, &rng);
     tasks_select(&model, a->task_head);  // a multi-task model: the task --task-head names
     if (!a->data) failf("give --data FILE (a dataset from ./dataprep)", "nothing to evaluate");
+    GenEvalOpts gen = gen_eval_opts(a);  // genmetrics.h: checks the --generate flags before any work
+    GenEvalResult gr;
     EvalResult r = evaluate(&model, a->data, a->B, a->T, a->max_batches);
+    if (a->generate) gr = eval_generate(&model, &gen);  // genmetrics.h: generate, BLEU, ROUGE-L
     if (a->dump_logits) dump_logits(&model, a->data, a->B, a->T, a->max_batches, a->dump_logits);
     int K = model.config.num_classes;
     if (K) {
@@ -685,6 +689,7 @@ static int cmd_eval(const Args* a) {
             double em = sft_exact_match(&model, a->data, a->exact_match, &n);
             printf(", \"exact_match\": %.6f, \"generated\": %zu", em, n);
         }
+        if (a->generate) gen_eval_print_json(stdout, &gr, &gen.bleu);
         printf("}\n");
     }
     gpt_free(&model);
@@ -1393,7 +1398,8 @@ static int cmd_extract(const Args* a) {
 static const Command COMMANDS[] = {
     {"train", cmd_train, "model data method optimization output distributed continual --keep-sparsity --task-weights --task-sampling --task-temp --resume --seed",
      "./train [train] --model FILE|--init L,NH,C --train FILE [--val FILE --out DIR ...]: fine-tune or pretrain (the default command)"},
-    {"eval", cmd_eval, "model --data --batch --seq --max-batches --exact-match --dump-logits --task-head --resume --seed",
+    {"eval", cmd_eval, "model --data --batch --seq --max-batches --exact-match --dump-logits --task-head --resume --seed --generate"
+             " --max-new-tokens --bleu-smooth --tokenizer --out --temperature --top-k --top-p --stop",
      "./train eval --model FILE --data FILE: one JSON line: loss and ppl (LM, SFT), or loss, accuracy, macro/micro F1,\n"
                        "        per-class precision/recall/F1 and the confusion matrix [gold][predicted] (classification)"},
     {"sample", cmd_sample, "model sample --tokenizer --task-head --resume --seed",
