@@ -108,14 +108,15 @@ static void check_config(const GPTConfig* c, const char* path, const char* what)
     else if (c->adapter_dim < 0 || c->adapter_dim > MAX_WIDTH) bad = "adapter width";
     else if (c->prefix_len < 0 || c->prefix_len > MAX_WIDTH) bad = "prefix length";
     else if (c->num_classes < 0 || c->num_classes == 1 || c->num_classes > MAX_WIDTH) bad = "classes K (0 or >= 2)";
+    else if (c->num_tags < 0 || c->num_tags == 1 || c->num_tags > MAX_WIDTH || (c->num_tags && c->num_classes)) bad = "tags E (0 or >= 2, no class head)";
     else if (c->lora_r && (c->lora_targets < 1 || c->lora_targets > 15)) bad = "LoRA targets";
     else if (c->lora_r && !(isfinite(c->lora_alpha) && c->lora_alpha > 0)) bad = "LoRA alpha";
     else if (c->lora_r && (c->lora_first < 0 || c->lora_first > c->lora_last || c->lora_last >= c->L)) bad = "LoRA layer range";
     if (!bad) return;
     snprintf(msg, sizeof msg, "the %s is corrupt or not from this program", what);
     fail_at(path, msg, "%s out of range: L=%d NH=%d C=%d V=%d Vp=%d maxT=%d F=%d lora r=%d targets=%d alpha=%g layers %d-%d "
-            "adapter=%d prefix=%d K=%d", bad, c->L, c->NH, c->C, c->V, c->Vp, c->maxT, c->F, c->lora_r, c->lora_targets,
-            (double)c->lora_alpha, c->lora_first, c->lora_last, c->adapter_dim, c->prefix_len, c->num_classes);
+            "adapter=%d prefix=%d K=%d E=%d", bad, c->L, c->NH, c->C, c->V, c->Vp, c->maxT, c->F, c->lora_r, c->lora_targets,
+            (double)c->lora_alpha, c->lora_first, c->lora_last, c->adapter_dim, c->prefix_len, c->num_classes, c->num_tags);
 }
 
 // int8 models need every quantized slice a multiple of the group size (gpt_alloc_q8 relies on it).
@@ -587,7 +588,7 @@ static void export_hf(const GPT* model, const char* dir) {
         failf("export the fp32 model, or use --format gguf --dtype q8_0, which keeps int8 weights",
               "%s: the model's weights are int8; Hugging Face GPT-2 files hold floats", dir);
     make_dirs(dir);
-    StOut* t = (StOut*)callocCheck((size_t)NUM_BASE_PARAMS * c->L + 1, sizeof(StOut));
+    StOut* t = (StOut*)callocCheck((size_t)NUM_BASE_PARAMS * c->L + 3, sizeof(StOut));
     int n = 0;
     for (int p = 0; p < NUM_BASE_PARAMS; p++)
         for (int l = 0; l < (param_per_layer(p) ? c->L : 1); l++, n++) {
@@ -602,6 +603,11 @@ static void export_hf(const GPT* model, const char* dir) {
         t[n].rows = (size_t)c->num_classes, t[n].cols = (size_t)c->C, t[n].data = model->params.cls_w;
         n++;
     }
+    for (int p = PIDX(tok_w); c->num_tags && p <= PIDX(tok_b); p++, n++) {  // GPT2ForTokenClassification's classifier
+        snprintf(t[n].name, sizeof t[n].name, "%s", PARAM_TABLE[p].hf);
+        slice_shape(c, p, &t[n].rows, &t[n].cols);
+        t[n].data = model->params.t[p];
+    }
     char path[1100];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     st_write(path, t, n);
@@ -612,9 +618,9 @@ static void export_hf(const GPT* model, const char* dir) {
     fprintf(w.f, "{\n  \"model_type\": \"gpt2\",\n  \"architectures\": [\"%s\"],\n  \"n_layer\": %d,\n  \"n_head\": %d,\n"
             "  \"n_embd\": %d,\n  \"n_positions\": %d,\n  \"n_ctx\": %d,\n  \"vocab_size\": %d,\n  \"layer_norm_epsilon\": 1e-05,\n"
             "  \"activation_function\": \"gelu_new\",\n  \"resid_pdrop\": 0.0,\n  \"embd_pdrop\": 0.0,\n  \"attn_pdrop\": 0.0",
-            c->num_classes ? "GPT2ForSequenceClassification" : "GPT2LMHeadModel", c->L, c->NH, c->C, c->maxT, c->maxT, c->V);
+            c->num_classes ? "GPT2ForSequenceClassification" : c->num_tags ? "GPT2ForTokenClassification" : "GPT2LMHeadModel", c->L, c->NH, c->C, c->maxT, c->maxT, c->V);
     if (mlp_width(c) != 4 * c->C) fprintf(w.f, ",\n  \"n_inner\": %d", mlp_width(c));  // transformers: null means 4C
-    if (c->num_classes) fprintf(w.f, ",\n  \"num_labels\": %d,\n  \"pad_token_id\": %d", c->num_classes, c->V - 1);
+    if (head_labels(c)) fprintf(w.f, ",\n  \"num_labels\": %d,\n  \"pad_token_id\": %d", head_labels(c), c->V - 1);
     fprintf(w.f, "\n}\n");
     safe_close(&w);
 }
@@ -673,7 +679,8 @@ static void load_llmc(GPT* model, const char* path) {
 // bytes), the number of trainable floats (int64), AdamW's m and v over them, and a TrainState.
 // [20] = bytes of the label names at the very end (0: none): a classification model's class names, per class
 // id a uint32 length (1 to 255) and that many bytes, so eval/classify can refuse data whose ids mean other
-// classes and classify can print the names.
+// classes and classify can print the names; a token-classification model's tag names the same way.
+// [21] = num_tags, E of the token-classification head (0: none; the head kind is token when it is not 0).
 #define CKPT_MAGIC 20261130
 #define CKPT_VERSION 1
 enum { CKPT_MODEL = 1, CKPT_TRAIN = 2, CKPT_ADAPTER = 3 };
@@ -699,12 +706,13 @@ static void ckpt_header(int32_t h[256], const GPTConfig* c, int kind) {
                    c->lora_r, c->lora_targets, alpha, c->adapter_dim, c->prefix_len, c->num_classes,
                    c->lora_first, c->lora_last, c->F};
     memcpy(h, v, sizeof v);
+    h[21] = c->num_tags;
 }
 
 static GPTConfig ckpt_config(const int32_t h[256], const char* path) {
     GPTConfig c = {.maxT = h[3], .V = h[4], .Vp = h[8], .L = h[5], .NH = h[6], .C = h[7], .F = h[18], .lora_r = h[10],
                    .lora_targets = h[11], .adapter_dim = h[13], .prefix_len = h[14], .num_classes = h[15],
-                   .lora_first = h[16], .lora_last = h[17]};
+                   .lora_first = h[16], .lora_last = h[17], .num_tags = h[21]};
     memcpy(&c.lora_alpha, &h[12], 4);
     check_config(&c, path, "checkpoint header");
     if (h[19] != 0 && h[19] != 1) fail_at(path, "the header is corrupt", "int8 flag %d, expected 0 or 1", h[19]);
@@ -724,25 +732,26 @@ static int ckpt_kind(const int32_t h[256], const char* path) {
 
 // The label-names section: its size, and writing and reading it (the lengths checked against the section).
 static uint32_t ckpt_names_bytes(const GPT* model) {
-    if (!model->label_names || !model->config.num_classes) return 0;
+    if (!model->label_names || !head_labels(&model->config)) return 0;
     uint32_t n = 0;
-    for (int k = 0; k < model->config.num_classes; k++) n += 4 + (uint32_t)strlen(model->label_names[k]);
+    for (int k = 0; k < head_labels(&model->config); k++) n += 4 + (uint32_t)strlen(model->label_names[k]);
     return n;
 }
 static void ckpt_write_names(const GPT* model, FILE* f, const char* path) {
-    for (int k = 0; ckpt_names_bytes(model) && k < model->config.num_classes; k++) {
+    for (int k = 0; ckpt_names_bytes(model) && k < head_labels(&model->config); k++) {
         uint32_t n = (uint32_t)strlen(model->label_names[k]);
         fwrite_check(&n, 4, f, path);
         fwrite_check(model->label_names[k], n, f, path);
     }
 }
 static void ckpt_check_names_bytes(const int32_t h[256], const char* path) {
-    if (h[20] < 0 || h[20] > h[15] * (4 + 255) || (h[20] && h[20] < h[15] * 5))
-        fail_at(path, "the header is corrupt", "label-name section of %d bytes for %d classes", h[20], h[15]);
+    int32_t K = h[21] ? h[21] : h[15];  // tag names (token head) or class names
+    if (h[20] < 0 || h[20] > K * (4 + 255) || (h[20] && h[20] < K * 5))
+        fail_at(path, "the header is corrupt", "label-name section of %d bytes for %d classes", h[20], K);
 }
 static void ckpt_read_names(Reader* r, GPT* model, uint32_t bytes) {
     if (!bytes) return;
-    int K = model->config.num_classes;
+    int K = head_labels(&model->config);
     uint64_t end = r->pos + bytes;
     model->label_names = (char(*)[256])callocCheck((size_t)K, 256);
     for (int k = 0; k < K; k++) {
