@@ -724,7 +724,8 @@ static GPTConfig ckpt_config(const int32_t h[256], const char* path) {
 static int ckpt_kind(const int32_t h[256], const char* path) {
     if (h[0] != CKPT_MAGIC) fail_at(path, "is this a finetune.c checkpoint?", "magic %d, expected %d", h[0], CKPT_MAGIC);
     if (h[1] != CKPT_VERSION) fail_at(path, "was it written by a newer finetune.c?", "checkpoint version %d, expected %d", h[1], CKPT_VERSION);
-    if (h[9] != NUM_PARAMS) fail_at(path, "was it written by another version of finetune.c?", "checkpoint has %d parameter tensors, expected %d", h[9], NUM_PARAMS);
+    if (h[9] < NUM_BASE_PARAMS || h[9] > NUM_PARAMS)  // fewer: an older table (ckpt_num_tensors checks the rest is empty)
+        fail_at(path, "was it written by a newer version of finetune.c?", "checkpoint has %d parameter tensors, expected %d to %d", h[9], NUM_BASE_PARAMS, NUM_PARAMS);
     if (h[2] != CKPT_MODEL && h[2] != CKPT_TRAIN && h[2] != CKPT_ADAPTER)
         fail_at(path, "the header is corrupt", "checkpoint kind %d, expected 1 (model), 2 (training state) or 3 (adapter)", h[2]);
     return h[2];
@@ -811,8 +812,18 @@ static void save_checkpoint(const GPT* model, const char* path, const TrainState
 }
 
 // Reads the parameter table of an open checkpoint (after the header) and checks it against config c.
-static void ckpt_read_table(Reader* r, const GPTConfig* c, int kind) {
-    for (int i = 0; i < NUM_PARAMS; i++) {
+// The tensors the file's table lists, h[9]: a file written before the table grew lists fewer, and then the
+// tensors it lacks must have no elements under its config (a newer head it cannot have, say).
+static int ckpt_num_tensors(const int32_t h[256], const GPTConfig* c, const char* path) {
+    for (int i = h[9]; i < NUM_PARAMS; i++)
+        if (param_numel(c, i))
+            fail_at(path, "the header is corrupt", "its table ends at %d tensors, but %s (%s) has elements under its config", h[9],
+                    PARAM_TABLE[i].name, PARAM_TABLE[i].shape);
+    return h[9];
+}
+
+static void ckpt_read_table(Reader* r, const GPTConfig* c, int kind, int np) {
+    for (int i = 0; i < np; i++) {
         char name[17] = {0};
         int64_t n;
         rd_bytes(r, name, 16, "the parameter table");
@@ -864,9 +875,12 @@ static void load_checkpoint(GPT* model, const char* path, TrainState* state) {
     if (state && kind != CKPT_TRAIN)
         fail_at(path, "--resume needs the run folder's ckpt.bin (a training checkpoint), not model.bin", "this is a model-only checkpoint");
     GPTConfig c = ckpt_config(h, path);
-    ckpt_read_table(&r, &c, kind);
-    size_t ns = (size_t)NUM_PARAMS * c.L;
-    uint64_t expect = 1024 + NUM_PARAMS * 24 + ckpt_tensor_bytes(&c, kind, h[19]), nt = 0;
+    int np = ckpt_num_tensors(h, &c, path);
+    if (state && np != NUM_PARAMS)
+        fail_at(path, "resume with the finetune.c that wrote it, or start a new run from its model.bin", "a training checkpoint of an older table (%d tensors)", np);
+    ckpt_read_table(&r, &c, kind, np);
+    size_t ns = (size_t)np * c.L;
+    uint64_t expect = 1024 + (uint64_t)np * 24 + ckpt_tensor_bytes(&c, kind, h[19]), nt = 0;
     if (kind == CKPT_TRAIN) {
         uint64_t at = expect + ns;
         rd_seek(&r, at, "the trainable count");
@@ -884,7 +898,7 @@ static void load_checkpoint(GPT* model, const char* path, TrainState* state) {
     check_model_memory(path, (double)num_parameters(&c) * (h[19] ? 5 : 4) + (state ? 16.0 * (double)nt : 0));
     gpt_build(model, c);
     if (h[19]) gpt_alloc_q8(model), gpt_drop_fp32_copies(model);
-    rd_seek(&r, 1024 + NUM_PARAMS * 24, "the tensors");
+    rd_seek(&r, 1024 + (uint64_t)np * 24, "the tensors");
     for (int i = 0; i < NUM_PARAMS; i++) {
         size_t n = param_numel(&c, i);
         if (model->q8[i].q) {
@@ -1660,9 +1674,10 @@ static void load_adapter(GPT* model, const char* path) {
         fail_at(path, "apply an adapter to the base model it was trained on",
                 "adapter is for L=%d NH=%d C=%d F=%d V=%d (Vp=%d) maxT=%d, the model is L=%d NH=%d C=%d F=%d V=%d (Vp=%d) maxT=%d",
                 ac.L, ac.NH, ac.C, mlp_width(&ac), ac.V, ac.Vp, ac.maxT, mc.L, mc.NH, mc.C, mlp_width(&mc), mc.V, mc.Vp, mc.maxT);
-    ckpt_read_table(&r, &ac, CKPT_ADAPTER);
+    int np = ckpt_num_tensors(h, &ac, path);
+    ckpt_read_table(&r, &ac, CKPT_ADAPTER, np);
     ckpt_check_names_bytes(h, path);
-    uint64_t expect = 1024 + NUM_PARAMS * 24 + ckpt_tensor_bytes(&ac, CKPT_ADAPTER, 0) + (uint64_t)h[20];
+    uint64_t expect = 1024 + (uint64_t)np * 24 + ckpt_tensor_bytes(&ac, CKPT_ADAPTER, 0) + (uint64_t)h[20];
     if (r.size != expect)
         fail_at(path, "the file is truncated", "expected %llu bytes, found %llu", (unsigned long long)expect, (unsigned long long)r.size);
     check_model_memory(path, (double)num_parameters(&ac) * 4);
