@@ -516,10 +516,18 @@ static void load_hf_safetensors(GPT* model, const char* path) {
             fail_at(path, "score.weight must be (K, C) with K >= 2", "score.weight has a bad shape");
         c.num_classes = (int)score->shape[0];
     }
+    const StTensor *tw = st_find(&st, "classifier.weight"), *tb = st_find(&st, "classifier.bias");  // GPT2ForTokenClassification
+    if (tw || tb) {
+        if (!tw || !tb || score || tw->ndim != 2 || tw->shape[1] != c.C || tw->shape[0] < 2 || tw->shape[0] > MAX_WIDTH ||
+            tb->ndim != 1 || tb->shape[0] != tw->shape[0])
+            fail_at(path, "classifier.weight must be (E, C) and classifier.bias (E), with E >= 2 and no score.weight", "a bad token head");
+        c.num_tags = (int)tw->shape[0];
+    }
     // Before anything is allocated: every tensor the model needs is there with exactly its shape, and every
     // tensor there is one the model needs (or the attention-mask buffers and the tied lm_head, ignored).
     char* used = (char*)callocCheck((size_t)st.n + 1, 1);
     if (score) used[score - st.t] = 1;
+    if (tw) used[tw - st.t] = used[tb - st.t] = 1;
     for (int p = 0; p < NUM_BASE_PARAMS; p++)
         for (int l = 0; l < (param_per_layer(p) ? c.L : 1); l++) {
             char name[128];
@@ -553,6 +561,7 @@ static void load_hf_safetensors(GPT* model, const char* path) {
     check_model_memory(path, (double)num_parameters(&c) * 8);  // the weights, and the conversion buffer at most as large
     gpt_build(model, c);
     if (score) st_read_f32(&st, score, model->params.cls_w);
+    if (tw) st_read_f32(&st, tw, model->params.tok_w), st_read_f32(&st, tb, model->params.tok_b);
     for (int p = 0; p < NUM_BASE_PARAMS; p++) {
         int layers = param_per_layer(p) ? c.L : 1;
         size_t per = p == 0 ? (size_t)c.V * c.C : param_numel(&c, p) / layers;  // wte: only the first V rows are stored

@@ -3200,6 +3200,14 @@ static void test_tok_cli(void) {
     const char* e = strstr(out, "\"entity_f1\": ");
     report(rc == 0 && e && fabs(atof(e + 13) - f1) < 1e-6 && strstr(out, "\"type\": \"location\"") && strstr(out, "\"token_accuracy\""),
            "eval on the saved model: the same entity F1, per type, token accuracy (exit %d)", rc);
+    // Hugging Face's layout: GPT2ForTokenClassification's classifier.weight and .bias, read back the same
+    char out2[1024];
+    rc = run_cmd("./train export --model test_tmp/ner/model.bin --format safetensors --out test_tmp/ner_hf", "wrote", out2, sizeof out2);
+    int rc2 = run_cmd("./train eval --model test_tmp/ner_hf --data test_tmp/ner_test.ds --batch 8 --seq 16", "\"entity_f1\"", out2, sizeof out2);
+    const char* l1 = strstr(out, "\"loss\""), *l2 = strstr(out2, "\"loss\"");
+    report(rc == 0 && rc2 == 0 && l1 && l2 && atof(l1 + 8) == atof(l2 + 8), "export --format safetensors (classifier.*) and eval of it: the same loss (%s)", l2 ? l2 : out2);
+    rc = run_cmd("./train export --model test_tmp/ner/model.bin --format gguf --out test_tmp/ner.gguf", "token head", out2, sizeof out2);
+    report(rc == 1, "export of a token model to a format without its head refused: %s", out2);
     // a training and a test file with a tag set of their own: refused at eval, naming the file
     write_text("test_tmp/ner_other.conll", "Alice\tB-person\nsang\tO\n\nBob\tB-person\nsang\tO\n\n");
     run_cmd("./dataprep tok --tokenizer ../shared/data/gpt2_bpe --out test_tmp/ner_other --train test_tmp/ner_other.conll", "wrote", out, sizeof out);

@@ -730,6 +730,7 @@ static int cmd_sample(const Args* a) {
     uint64_t rng = a->seed ? a->seed : 1;
     model_from_args(&model, a, NULL, &rng);
     if (model.config.num_classes) failf("sampling needs the LM head", "this model has a %d-class head", model.config.num_classes);
+    if (model.config.num_tags) failf("sampling needs the LM head", "this model has a %d-tag token head", model.config.num_tags);
     if (!a->tokens && !a->prompt) failf("give --tokens \"id id ...\", or --prompt \"text\" with --tokenizer", "no prompt");
     if (a->prompt && !a->tokenizer) failf("text needs the tokenizer the model was trained with", "--prompt without --tokenizer");
     int cap = 16, n = 0;
@@ -1123,6 +1124,8 @@ static int cmd_export(const Args* a) {
     GPTConfig* c = &model.config;
     if (!a->out || !a->format) failf("for example: ./train export --model run/model.bin --format safetensors --out hf_model",
                                      "export needs --format and --out");
+    if (c->num_tags && strcmp(a->format, "safetensors"))  // the others have no place for it: refused, not dropped
+        failf("--format safetensors keeps the token head (GPT2ForTokenClassification's classifier)", "--format %s: the model has a %d-tag head", a->format, c->num_tags);
     if (!strcmp(a->format, "peft")) {  // the LoRA itself, unmerged
         if (a->merge) failf("peft exports the LoRA tensors themselves; drop --merge", "--merge 1 with --format peft");
         export_peft(&model, a->out, a->lora_dropout);
