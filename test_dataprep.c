@@ -597,6 +597,19 @@ static void test_tok(void) {
         dataset_close(&ds);
     }
     check(want_ok, "cli tok: words encoded as \" \"+word, first subword tagged, the rest 255; lone-TAB and CRLF lines read; tags sorted with names");
+    // a damaged token-label file is refused when opened: a tag byte past K, an untagged first token, a wrong word count
+    struct { unsigned char tags[3]; int words; const char* want; } dmg[] = {
+        {{0, DS_TAG_NONE, 9}, 2, "tag byte 2 is 9"}, {{DS_TAG_NONE, 1, 2}, 2, "tag byte 0 is 255"}, {{0, 1, DS_TAG_NONE}, 3, "record says 3 words"}};
+    for (int k = 0; k < 3; k++) {
+        DsWriter w;
+        const char* const tn[4] = {"B-a", "I-a", "O", "B-b"};
+        int ids3[3] = {5, 6, 7};
+        ok = ds_writer_open(&w, TMP "/dmg.ds", EXAMPLES_MAGIC, DS_TOK, 50257, 4, err, sizeof err) == 0;
+        ds_writer_set_labels(&w, tn);
+        ds_write_example(&w, ids3, 3, dmg[k].words, dmg[k].tags);
+        ok = ok && ds_writer_close(&w, err, sizeof err) == 0 && dataset_open(&ds, TMP "/dmg.ds", err, sizeof err) != 0 && strstr(err, dmg[k].want);
+        check(ok, "dataset: a damaged token-label record refused: %s", err);
+    }
     // WNUT 17: the sentence and entity counts of its SOURCE.md (train separates sentences with a lone TAB)
     rc = run("./dataprep tok --tokenizer " GPT2 " --out " TMP "/wnut --train " DATA "/wnut17/wnut17train.conll --val " DATA
              "/wnut17/emerging.dev.conll --test " DATA "/wnut17/emerging.test.annotated");

@@ -17,7 +17,7 @@ typedef struct {
 
 // One word's text: its tokens [a, b) decoded (or their ids without a tokenizer), '|' and newlines replaced.
 static void tok_word_text(ByteVec* out, const Example* ex, int bpt, size_t a, size_t b, Tokenizer* tok) {
-    int ids[64];
+    int ids[64] = {0};
     size_t n = b - a < 64 ? b - a : 64;
     for (size_t j = 0; j < n; j++) ids[j] = dataset_id(ex->ids, bpt, a + j);
     ByteVec bytes = {0};

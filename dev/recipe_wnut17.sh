@@ -24,11 +24,11 @@ bpe=../shared/data/gpt2_bpe
 w=../shared/data/wnut17
 ./dataprep tok --tokenizer $bpe --out data/wnut17 --max-len 128 --train $w/wnut17train.conll \
     --val $w/emerging.dev.conll --test $w/emerging.test.annotated
-common="--train data/wnut17_train.ds --val data/wnut17_val.ds --test data/wnut17_test.ds --batch 16 --seq 72
+common="--lr 1e-3 --train data/wnut17_train.ds --val data/wnut17_val.ds --test data/wnut17_test.ds --batch 16 --seq 72
         --epochs 5 --warmup 50 --dropout 0.1 --eval-every 212 --val-batches 0 --metric f1 --print-every 106
         --tokenizer $bpe"
-./train --init 4,4,128 --max-seq 128 $common --lr 1e-3 --out runs/wnut17_scratch
-./train --model "$BASE" $common --lr 5e-4 --out runs/wnut17_finetune
+./train --init 4,4,128 --max-seq 128 $common --out runs/wnut17_scratch
+./train --model "$BASE" $common --out runs/wnut17_finetune
 # the test file at the full 128 tokens, with the checkpoint chosen on dev
 for run in wnut17_scratch wnut17_finetune; do
     ./train eval --model runs/$run/best.bin --data data/wnut17_test.ds --batch 16 --seq 128 > runs/$run/test_eval.json
