@@ -11,7 +11,8 @@
 # tokens (no training sentence is longer); the test is scored at 128. 5 epochs each, checkpoint chosen on the
 # dev file's entity F1 (--metric f1). A causal model tags a word from the words before it and its own first
 # subword only: it never sees the right context a bidirectional encoder does.
-# About 4 minutes per run on one idle thread (OMP_NUM_THREADS=1); more on a busy machine.
+# About 3 minutes of CPU per run on one thread (OMP_NUM_THREADS=1); measured 6-14 minutes of wall time on the
+# busy shared 2-core machine (README, "Named-entity recognition").
 # Needs ../shared/data (wnut17, gpt2_bpe; tinyshakespeare and tinystories without a base).
 set -euo pipefail
 cd "$(dirname "$0")/.."
