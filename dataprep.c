@@ -5,6 +5,7 @@
 //   dataprep text   --tokenizer PATH --out PREFIX FILES...    language modelling token files
 //   dataprep cls    --tokenizer PATH --out PREFIX FILE         classification examples (TSV/CSV/JSONL)
 //   dataprep sft    --tokenizer PATH --out PREFIX FILE         instruction tuning examples (Alpaca JSON/JSONL)
+//   dataprep tok    --tokenizer PATH --out PREFIX --train F [--val F] [--test F]   CoNLL token tags (NER)
 //   dataprep train-tokenizer --vocab-size V --out FILE FILES...   train a byte-level BPE
 //
 // PATH is the gpt2_bpe folder (encoder.json + vocab.bpe), a file written by train-tokenizer, or the
@@ -19,6 +20,7 @@
 
 #include "tokenizer.c"
 #include "dataset.h"
+#include "spans.h"    // defines: tag_is_bio (the BIO scheme dataprep tok checks)
 
 // ---------------------------------------------------------------------------- errors and helpers
 
@@ -43,6 +45,9 @@ static void usage(void) {
         "  sft    --tokenizer PATH --out PREFIX [options] FILE        Alpaca JSON array or JSONL\n"
         "         -> PREFIX_{train,val,test}.ds with a loss mask on the response only\n"
         "         --max-len N (default 1024)  --template alpaca|plain\n"
+        "  tok    --tokenizer PATH --out PREFIX --train F [--val F] [--test F]   CoNLL WORD<TAB>TAG, BIO tags\n"
+        "         -> PREFIX_{train,val,test}.ds (token labels: a word's first token carries its tag) + PREFIX_tags.txt\n"
+        "         --max-len N (default 1024)\n"
         "  train-tokenizer --vocab-size V --out FILE [--verbose] FILES...   byte-level BPE (V=257: bytes only)\n"
         "common: --split TRAIN/VAL/TEST (default 80/10/10)  --seed N (default 1337)  --skip-bad\n"
         "        --encoding utf-8|latin-1   input text: checked UTF-8 (default), or Latin-1 converted to UTF-8\n"
@@ -1348,6 +1353,219 @@ static int cmd_sft(const Options* o) {
     return 0;
 }
 
+// ---------------------------------------------------------------------------- tok: token classification (NER)
+// CoNLL files: one "WORD<TAB>TAG" per line, sentences separated by blank or whitespace-only lines (WNUT 17's
+// training file separates them with a lone TAB), "-DOCSTART-" lines ignored. Tags are BIO / IOB2: "O", "B-X",
+// "I-X" (spans.h says how entities are read off them). The training file fixes the tag set (sorted by name,
+// ids 0..K-1); a tag in --val/--test that training never saw is an error naming file:line.
+// Each word is encoded on its own, as " " + WORD: a leading space, as Hugging Face's GPT-2 tokenizer does with
+// is_split_into_words=True and add_prefix_space=True, so every word (the first too) is tokenized as it would
+// be mid-sentence and no subword spans two words. The first subword of a word carries the word's tag, the
+// others DS_TAG_NONE (-1 in training: no loss), as Hugging Face's token-classification recipe does with
+// label_all_tokens=False. Bad input (a line without a tag, a tag outside BIO, an empty sentence between two
+// separator lines, a word longer than --max-len tokens): a one-line error naming file:line, or with --skip-bad
+// the sentence is skipped and counted. A sentence longer than --max-len tokens is cut after its last whole
+// word that fits, counted in the summary.
+
+typedef struct { const char* word; const char* tag; int line; } TokWord;
+typedef struct { size_t first, n; int line; } TokSent;  // words [first, first + n) of its file, from line `line`
+typedef struct { unsigned char* text; TokWord* w; size_t nw, capw; TokSent* s; size_t ns, caps; size_t bad_sents; } ConllFile;
+
+static void conll_push_word(ConllFile* f, TokWord w) {
+    if (f->nw == f->capw) { f->capw = f->capw ? 2 * f->capw : 4096; f->w = reallocCheck(f->w, f->capw * sizeof(TokWord)); }
+    f->w[f->nw++] = w;
+}
+static void conll_end_sentence(ConllFile* f, size_t first, int line, int bad) {
+    if (bad) { f->nw = first; f->bad_sents++; return; }  // --skip-bad: the whole sentence goes
+    if (f->nw == first) return;
+    if (f->ns == f->caps) { f->caps = f->caps ? 2 * f->caps : 1024; f->s = reallocCheck(f->s, f->caps * sizeof(TokSent)); }
+    f->s[f->ns++] = (TokSent){first, f->nw - first, line};
+}
+
+// Reads one CoNLL file into sentences; bad lines stop here (or mark their sentence, with --skip-bad).
+static void conll_read(ConllFile* f, const char* path, BadRows* bad) {
+    memset(f, 0, sizeof *f);
+    size_t n;
+    f->text = read_file_or_die(path, &n);
+    unsigned char* s = f->text;
+    size_t first = 0;
+    int line = 0, start_line = 0, sent_bad = 0, prev_sep = 0, pending_empty = 0;
+    const char* hint_line = "each line is WORD<TAB>TAG (tags O, B-TYPE, I-TYPE); fix the line or pass --skip-bad";
+    for (size_t i = 0; i < n;) {
+        size_t e = i;
+        while (e < n && s[e] != '\n') e++;
+        line++;
+        size_t end = e;
+        while (end > i && (s[end - 1] == '\r' || s[end - 1] == ' ' || s[end - 1] == '\t')) end--;  // trailing white space
+        int blank = 1;
+        for (size_t k = i; k < end; k++) if (s[k] != ' ' && s[k] != '\t') blank = 0;
+        size_t next = e < n ? e + 1 : n;
+        if (blank || (end - i >= 10 && !memcmp(s + i, "-DOCSTART-", 10))) {  // a separator ends the sentence
+            if (blank && prev_sep && f->ns + f->bad_sents > 0 && !pending_empty) pending_empty = line;
+            conll_end_sentence(f, first, start_line, sent_bad);
+            first = f->nw, sent_bad = 0, prev_sep = blank;
+            i = next;
+            continue;
+        }
+        if (pending_empty) {  // two separators in a row, with words after them: a sentence with no words
+            bad_row(bad, path, pending_empty, "sentences are separated by ONE blank line; remove the extra one or pass --skip-bad",
+                    "empty sentence (a second separator line in a row)");
+            f->bad_sents++;
+            pending_empty = 0;
+        }
+        if (f->nw == first) start_line = line;
+        prev_sep = 0;
+        char shown[64];  // the line as it was, for a message
+        snprintf(shown, sizeof shown, "%.*s", (int)(end - i < 60 ? end - i : 60), (const char*)s + i);
+        s[end] = 0;  // the line as a string (its newline, or a trailing blank, is overwritten)
+        char* word = (char*)s + i;
+        char* tab = strchr(word, '\t');
+        const char* what = NULL;
+        if (!tab) what = "a line without a tag (no TAB)";
+        else {
+            *tab = 0;
+            char* tag = tab + 1;
+            if (!*word) what = "a line without a word (it starts with a TAB)";
+            else if (strchr(tag, '\t') || strchr(tag, ' ')) what = "more than two fields (expected WORD<TAB>TAG)";
+            else if (!tag_is_bio(tag)) what = "a tag outside the BIO scheme (expected O, B-TYPE or I-TYPE)";
+            else conll_push_word(f, (TokWord){word, tag, line});
+        }
+        if (what) {
+            bad_row(bad, path, line, hint_line, "%s: \"%s\"", what, shown);
+            sent_bad = 1;
+        }
+        i = next;
+    }
+    conll_end_sentence(f, first, start_line, sent_bad);
+}
+static void conll_free(ConllFile* f) { free(f->text); free(f->w); free(f->s); memset(f, 0, sizeof *f); }
+
+static int tag_index(char** names, int K, const char* tag) {
+    for (int k = 0; k < K; k++) if (!strcmp(names[k], tag)) return k;
+    return -1;
+}
+
+static int cmd_tok(const Options* o) {
+    if (!o->out) fail_at("tok", "pass --out PREFIX, e.g. --out data/wnut17", "missing --out");
+    if (o->num_files || !o->given[0])
+        fail_at("tok", "give the splits as files: --train F [--val F] [--test F] (CoNLL: WORD<TAB>TAG lines)", "no --train file");
+    Tokenizer t;
+    load_tokenizer(&t, o);
+    report_open(o->out);
+    BadRows bad = {o->skip_bad, 0, ""};
+    ConllFile files[3];
+    for (int k = 0; k < 3; k++) {
+        if (o->given[k]) conll_read(&files[k], o->given[k], &bad);
+        else memset(&files[k], 0, sizeof files[k]);
+    }
+    if (files[0].ns == 0) fail_at(o->given[0], "is it a CoNLL file (WORD<TAB>TAG lines)?", "no usable sentences");
+    // the tag set: the training file's tags, sorted by name (so O is last, after the B- and I- tags)
+    LabelMap tags = {0};
+    for (size_t i = 0; i < files[0].nw; i++) label_add(&tags, files[0].w[i].tag);
+    qsort(tags.names, (size_t)tags.count, sizeof(char*), cmp_label_str);
+    int K = tags.count;
+    if (K >= DS_TAG_NONE) fail_at(o->given[0], "a .ds file holds at most 254 tags", "%d distinct tags", K);
+    size_t max_len = o->max_len > 0 ? (size_t)o->max_len : (size_t)-1;
+    DsWriter w[3];
+    char path[4200];
+    size_t count[3] = {0}, words[3] = {0}, tokens[3] = {0}, cut[3] = {0}, cut_words[3] = {0}, entities[3] = {0}, skipped[3] = {0};
+    size_t* per_tag = callocCheck((size_t)3 * K, sizeof(size_t));
+    size_t* lens[3];
+    unsigned char* seen = callocCheck((size_t)t.vocab_size, 1);
+    IntVec ids = {0}, word_ids = {0};
+    ByteVec buf = {0}, tagbytes = {0};
+    for (int k = 0; k < 3; k++) {
+        lens[k] = mallocCheck((files[k].ns + 1) * sizeof(size_t));
+        if (!o->given[k]) continue;
+        snprintf(path, sizeof path, "%s_%s.ds", o->out, split_name[k]);
+        open_or_die(&w[k], path, EXAMPLES_MAGIC, DS_TOK, t.vocab_size, K);
+        ds_writer_set_labels(&w[k], (const char* const*)tags.names);
+        for (size_t si = 0; si < files[k].ns; si++) {
+            const TokSent* st = &files[k].s[si];
+            ids.len = 0, tagbytes.len = 0;
+            size_t nw = 0;
+            int ok = 1;
+            for (size_t j = 0; j < st->n && ok; j++) {
+                const TokWord* wd = &files[k].w[st->first + j];
+                int tag = tag_index(tags.names, K, wd->tag);
+                if (tag < 0) {
+                    bad_row(&bad, o->given[k], wd->line, "the training file fixes the tag set: fix the tag, or pass --skip-bad",
+                            "tag \"%.60s\" does not appear in the training file %.200s", wd->tag, o->given[0]);
+                    ok = 0;
+                    break;
+                }
+                buf.len = 0;
+                bytevec_append(&buf, " ", 1);
+                bytevec_append(&buf, wd->word, strlen(wd->word));
+                word_ids.len = 0;
+                tokenizer_encode(&t, buf.data, buf.len, o->allow_special, &word_ids);
+                if (word_ids.len > max_len) {
+                    bad_row(&bad, o->given[k], wd->line, "raise --max-len, or fix the word, or pass --skip-bad",
+                            "the word \"%.40s\" is %zu tokens, longer than --max-len %d", wd->word, word_ids.len, o->max_len);
+                    ok = 0;
+                    break;
+                }
+                if (ids.len + word_ids.len > max_len) {  // the sentence is cut after its last whole word
+                    cut[k]++;
+                    cut_words[k] += st->n - j;
+                    break;
+                }
+                for (size_t q = 0; q < word_ids.len; q++) {
+                    intvec_push(&ids, word_ids.data[q]);
+                    unsigned char b = q == 0 ? (unsigned char)tag : DS_TAG_NONE;
+                    bytevec_append(&tagbytes, &b, 1);
+                }
+                nw++;
+            }
+            if (!ok) { skipped[k]++; continue; }
+            if (nw == 0) { skipped[k]++; continue; }  // (cannot happen: a word has >= 1 token and fits)
+            ds_write_example(&w[k], ids.data, ids.len, (int)nw, tagbytes.data);
+            for (size_t q = 0; q < ids.len; q++) {
+                seen[ids.data[q]] = 1;
+                if (tagbytes.data[q] != DS_TAG_NONE) {
+                    per_tag[(size_t)k * K + tagbytes.data[q]]++;
+                    entities[k] += tags.names[tagbytes.data[q]][0] == 'B';
+                }
+            }
+            lens[k][count[k]++] = ids.len;
+            words[k] += nw;
+            tokens[k] += ids.len;
+        }
+    }
+    report("dataprep tok: %s%s%s%s%s\n", o->given[0], o->given[1] ? ", " : "", o->given[1] ? o->given[1] : "",
+           o->given[2] ? ", " : "", o->given[2] ? o->given[2] : "");
+    report("tokenizer: %s (V=%d)  max-len %d  each word encoded as \" \" + word; its first token carries the tag\n",
+           o->tokenizer, t.vocab_size, o->max_len);
+    report("bad lines: %zu%s%s\n", bad.bad, bad.bad ? "  first: " : "", bad.first_bad);
+    report("tags (%d, from %s):", K, o->given[0]);
+    for (int c = 0; c < K; c++) report(" %s", tags.names[c]);
+    report("\n");
+    for (int k = 0; k < 3; k++) {
+        if (!o->given[k]) { report("  %-5s none\n", split_name[k]); continue; }
+        report("  %-5s %6zu sentences  %7zu words  %8zu tokens  %zu B- tags (entities)  skipped %zu  cut %zu (%zu words dropped)\n",
+               split_name[k], count[k], words[k], tokens[k], entities[k], skipped[k] + files[k].bad_sents, cut[k], cut_words[k]);
+        report_lengths("  tokens", lens[k], count[k]);
+        report("    tags:");
+        for (int c = 0; c < K; c++) report(" %s=%zu", tags.names[c], per_tag[(size_t)k * K + c]);
+        report("\n");
+    }
+    report_coverage(seen, t.vocab_size);
+    snprintf(path, sizeof path, "%s_tags.txt", o->out);
+    SafeWriter tw;
+    safe_open(&tw, path);
+    fprintf(tw.f, "# id\tname\ttrain_count (words)\n");
+    for (int c = 0; c < K; c++) fprintf(tw.f, "%d\t%s\t%zu\n", c, tags.names[c], per_tag[c]);
+    safe_close(&tw);
+    for (int k = 0; k < 3; k++) if (o->given[k]) write_or_die(&w[k]);
+    printf("wrote %s\n", path);
+    report_close();
+    for (int k = 0; k < 3; k++) conll_free(&files[k]), free(lens[k]);
+    for (int c = 0; c < K; c++) free(tags.names[c]);
+    free(tags.names); free(per_tag); free(seen); free(ids.data); free(word_ids.data); free(buf.data); free(tagbytes.data);
+    tokenizer_free(&t);
+    return 0;
+}
+
 // ---------------------------------------------------------------------------- train-tokenizer
 
 static int cmd_train_tokenizer(const Options* o) {
@@ -1393,6 +1611,7 @@ static void check_options_apply(const char* cmd, const Options* o) {
                 "--augment --aug-ops --aug-p --synonyms"},
         {"sft", "--tokenizer --out --add-token --allow-special --split --seed --skip-bad --encoding --input-format --max-len "
                 "--template --keep-duplicates"},
+        {"tok", "--tokenizer --out --add-token --allow-special --skip-bad --encoding --max-len --train --val --test"},
         {"train-tokenizer", "--vocab-size --out --verbose --skip-bad --encoding"},
     };
     for (size_t c = 0; c < sizeof uses / sizeof uses[0]; c++) {
@@ -1428,7 +1647,7 @@ int main(int argc, char** argv) {
         snprintf(dir, sizeof dir, "%.*s", (int)(slash - o.out), o.out);
         make_dirs(dir);
     }
-    if (o.out && (!strcmp(cmd, "text") || !strcmp(cmd, "cls") || !strcmp(cmd, "sft"))) {  // one writer per prefix:
+    if (o.out && (!strcmp(cmd, "text") || !strcmp(cmd, "cls") || !strcmp(cmd, "sft") || !strcmp(cmd, "tok"))) {  // one writer per prefix:
         char lock[4300];  // two runs at once would mix their splits (each file whole, but from either run)
         snprintf(lock, sizeof lock, "%s.lock", o.out);
         lock_path(lock, o.out, "the output prefix", "wait for the other dataprep to finish, or choose another --out");
@@ -1438,6 +1657,7 @@ int main(int argc, char** argv) {
     if (strcmp(cmd, "text") == 0) return cmd_text(&o);
     if (strcmp(cmd, "cls") == 0) return cmd_cls(&o);
     if (strcmp(cmd, "sft") == 0) return cmd_sft(&o);
+    if (strcmp(cmd, "tok") == 0) return cmd_tok(&o);
     if (strcmp(cmd, "train-tokenizer") == 0) return cmd_train_tokenizer(&o);
     fprintf(stderr, "dataprep: unknown command \"%s\"\n", cmd);
     usage();

@@ -14,12 +14,13 @@
 // [2] token count (int32), rest 0; then uint16 tokens.
 //
 // ---------------------------------------------------------------------------- 2. example files (.ds)
-// A list of examples for classification (dataprep cls) or supervised fine-tuning (dataprep sft).
+// A list of examples for classification (dataprep cls), supervised fine-tuning (dataprep sft) or token
+// classification (dataprep tok: named-entity recognition).
 //   header: 256 int32 (1024 bytes)
 //     [0] 20261129 (EXAMPLES_MAGIC)    [1] 1 (version)
-//     [2] kind: 1 = classification (DS_CLS), 2 = SFT with a loss mask (DS_SFT)
+//     [2] kind: 1 = classification (DS_CLS), 2 = SFT with a loss mask (DS_SFT), 3 = token labels (DS_TOK)
 //     [3] vocab size V                 [4] bytes per token: 2 (uint16) or 4 (uint32)
-//     [5] number of labels K (classification; 0 for SFT)
+//     [5] number of labels K (classification; tags for DS_TOK, at most 255; 0 for SFT)
 //     [6] longest example, in tokens
 //     [7] example count N, low 32 bits [8] high 32 bits
 //     [9] total tokens, low 32 bits   [10] high 32 bits
@@ -28,14 +29,18 @@
 //     [15..255] 0
 //   then N records, each starting at a multiple of 4 bytes:
 //     uint32 n          number of tokens
-//     int32  label      classification: class id in [0, K); SFT: number of prompt tokens
+//     int32  label      classification: class id in [0, K); SFT: number of prompt tokens; DS_TOK: number
+//                       of words W (each word is one or more tokens)
 //     n tokens          (bytes per token each)
 //     n uint8 mask      SFT only: mask[i] = 1 if the loss is taken when predicting ids[i] from
 //                       ids[0..i) (the response and its closing <|endoftext|>), else 0 (the prompt)
+//     n uint8 tags      DS_TOK only: tags[i] = the tag id (< K) of the word whose FIRST token is ids[i], or
+//                       255 (DS_TAG_NONE, read as -1: no loss) for a word's later tokens. So the W words
+//                       start where the tag is not 255: tags[0] always is one, and exactly W are.
 //     0-3 zero bytes    padding to a multiple of 4
 //   then the index: N+1 uint64 byte offsets, record i is [index[i], index[i+1]).
 //   The index is at the end so the writer can stream records without knowing N in advance.
-//   then (classification, when [13],[14] are not 0) the label names: for each class id 0..K-1, uint32 length
+//   then (classification and DS_TOK, when [13],[14] are not 0) the label (tag) names: for each class id 0..K-1, uint32 length
 //   (1 to 255) and that many bytes of UTF-8, then 0-3 zero bytes of padding at the end. So a file says
 //   which class each id is, and train/eval/classify can refuse data whose ids mean other classes.
 //   (Files written before have no names: [13],[14] are 0.) The names are also in PREFIX_labels.txt, one
@@ -70,7 +75,8 @@
 #define EXAMPLES_MAGIC 20261129
 #define DS_VERSION 1
 #define DS_HEADER_INTS 256
-enum { DS_CLS = 1, DS_SFT = 2 };
+enum { DS_CLS = 1, DS_SFT = 2, DS_TOK = 3 };
+#define DS_TAG_NONE 255  // DS_TOK: a token that carries no tag (a word's second and later tokens)
 
 DS_API void ds_errf(char* err, size_t errlen, const char* fmt, ...) {
     va_list ap;
@@ -143,8 +149,8 @@ DS_API void ds_write_tokens(DsWriter* w, const int* ids, size_t n) {
     w->total_tokens += n;
 }
 
-// example files: append one example. label: class id (DS_CLS) or number of prompt tokens (DS_SFT);
-// mask: n bytes for DS_SFT, NULL for DS_CLS.
+// example files: append one example. label: class id (DS_CLS), number of prompt tokens (DS_SFT) or words
+// (DS_TOK); mask: n bytes for DS_SFT (the loss mask) and DS_TOK (the tags), NULL for DS_CLS.
 DS_API void ds_write_example(DsWriter* w, const int* ids, size_t n, int label, const unsigned char* mask) {
     if (w->count + 2 > w->index_cap) {
         w->index_cap = w->index_cap ? 2 * w->index_cap : 1024;
@@ -157,8 +163,8 @@ DS_API void ds_write_example(DsWriter* w, const int* ids, size_t n, int label, c
     ds_put_u32(head + 4, (uint32_t)label);
     ds_write_raw(w, head, 8);
     ds_write_ids(w, ids, n);
-    if (w->kind == DS_SFT) {
-        if (!mask) DIE("an SFT example needs its loss mask", "pass n mask bytes to ds_write_example");
+    if (w->kind == DS_SFT || w->kind == DS_TOK) {
+        if (!mask) DIE("an SFT or token-label example needs its mask or tag bytes", "pass n bytes to ds_write_example");
         ds_write_raw(w, mask, n);
     }
     static const unsigned char pad[4] = {0};
@@ -247,7 +253,7 @@ typedef struct {
     size_t n;                   // tokens
     int label;                  // class id (DS_CLS) or number of prompt tokens (DS_SFT)
     const unsigned char* ids;   // n tokens of ds->bytes_per_token bytes; read with dataset_id()
-    const unsigned char* mask;  // DS_SFT: n bytes of 0/1; DS_CLS: NULL
+    const unsigned char* mask;  // DS_SFT: n bytes of 0/1; DS_TOK: n tag bytes (DS_TAG_NONE: none); DS_CLS: NULL
 } Example;
 
 DS_API void dataset_close(Dataset* ds) {
@@ -280,12 +286,13 @@ DS_API int ds_check_examples(const Dataset* ds, const char* path, char* err, siz
         const unsigned char* r = ds->base + a;
         uint64_t n = ds_get_u32(r);
         int label = (int)ds_get_u32(r + 4);
-        uint64_t need = 8 + n * bpt + (ds->kind == DS_SFT ? n : 0);  // n < 2^32: no overflow
+        uint64_t need = 8 + n * bpt + (ds->kind != DS_CLS ? n : 0);  // n < 2^32: no overflow
         const char* bad = NULL;
         if (n == 0) bad = "is empty";
         else if (need > b - a) bad = "is longer than its slot in the index";
         else if (ds->kind == DS_CLS && (label < 0 || label >= ds->num_labels)) bad = "has a label outside [0, K)";
         else if (ds->kind == DS_SFT && (label < 0 || (uint64_t)label > n)) bad = "has a prompt length outside [0, n]";
+        else if (ds->kind == DS_TOK && (label < 1 || (uint64_t)label > n)) bad = "has a word count outside [1, n]";
         if (bad) {
             ds_errf(err, errlen, "%s: example %llu %s (n=%llu tokens, label %d, K=%d) (corrupt file? run dataprep again)", path,
                     (unsigned long long)i, bad, (unsigned long long)n, label, ds->num_labels);
@@ -298,6 +305,21 @@ DS_API int ds_check_examples(const Dataset* ds, const char* path, char* err, siz
                         path, (unsigned long long)i, (unsigned long long)k, id, ds->vocab_size);
                 return -1;
             }
+        }
+        const unsigned char* tags = r + 8 + n * bpt;
+        uint64_t words = 0;
+        for (uint64_t k = 0; ds->kind == DS_TOK && k < n; k++) {
+            words += tags[k] != DS_TAG_NONE;
+            if ((tags[k] != DS_TAG_NONE && tags[k] >= ds->num_labels) || (k == 0 && tags[k] == DS_TAG_NONE)) {
+                ds_errf(err, errlen, "%s: example %llu: tag byte %llu is %d, expected a tag id below K=%d or %d (not on the first token) (corrupt file? run dataprep again)",
+                        path, (unsigned long long)i, (unsigned long long)k, tags[k], ds->num_labels, DS_TAG_NONE);
+                return -1;
+            }
+        }
+        if (ds->kind == DS_TOK && words != (uint64_t)label) {
+            ds_errf(err, errlen, "%s: example %llu: %llu tokens carry a tag but the record says %d words (corrupt file? run dataprep again)",
+                    path, (unsigned long long)i, (unsigned long long)words, label);
+            return -1;
         }
         for (uint64_t k = 0; ds->kind == DS_SFT && k < n; k++)
             if (r[8 + n * bpt + k] > 1) {
@@ -363,7 +385,11 @@ DS_API int dataset_open(Dataset* ds, const char* path, char* err, size_t errlen)
         ds->count = ds_get_u64(h + 28);
         ds->total_tokens = ds_get_u64(h + 36);
         uint64_t index_off = ds_get_u64(h + 44);
-        if (ds->kind != DS_CLS && ds->kind != DS_SFT) { ds_errf(err, errlen, "%s: unknown example kind %d (expected 1 = classification or 2 = SFT)", path, ds->kind); dataset_close(ds); return -1; }
+        if (ds->kind != DS_CLS && ds->kind != DS_SFT && ds->kind != DS_TOK) { ds_errf(err, errlen, "%s: unknown example kind %d (expected 1 = classification, 2 = SFT or 3 = token labels)", path, ds->kind); dataset_close(ds); return -1; }
+        if (ds->kind == DS_TOK && (ds->num_labels < 1 || ds->num_labels >= DS_TAG_NONE)) {
+            ds_errf(err, errlen, "%s: %d tags in the header, expected 1 to %d (corrupt file? run dataprep again)", path, ds->num_labels, DS_TAG_NONE - 1);
+            dataset_close(ds); return -1;
+        }
         if (ds->kind == DS_CLS && (ds->num_labels < 1 || ds->num_labels > (1 << 20))) {
             ds_errf(err, errlen, "%s: %d labels in the header, expected 1 to 2^20 (corrupt file? run dataprep again)", path, ds->num_labels);
             dataset_close(ds); return -1;
@@ -417,10 +443,10 @@ DS_API int dataset_get(const Dataset* ds, uint64_t i, Example* ex) {
     const unsigned char* r = ds->base + a;
     ex->n = ds_get_u32(r);
     ex->label = (int)ds_get_u32(r + 4);
-    size_t need = 8 + ex->n * (size_t)ds->bytes_per_token + (ds->kind == DS_SFT ? ex->n : 0);
+    size_t need = 8 + ex->n * (size_t)ds->bytes_per_token + (ds->kind != DS_CLS ? ex->n : 0);
     if (need > b - a) return -1;
     ex->ids = r + 8;
-    ex->mask = ds->kind == DS_SFT ? ex->ids + ex->n * (size_t)ds->bytes_per_token : NULL;
+    ex->mask = ds->kind != DS_CLS ? ex->ids + ex->n * (size_t)ds->bytes_per_token : NULL;
     return 0;
 }
 
@@ -428,7 +454,7 @@ DS_API int dataset_get(const Dataset* ds, uint64_t i, Example* ex) {
 // K, 0 if the file has no names (written before they were stored), or -1 with a message in err if the
 // section is damaged. Every length and offset is checked against the file before it is read.
 DS_API int dataset_label_names(const Dataset* ds, const char* path, char (*names)[256], char* err, size_t errlen) {
-    if (ds->magic != EXAMPLES_MAGIC || ds->kind != DS_CLS) return 0;
+    if (ds->magic != EXAMPLES_MAGIC || (ds->kind != DS_CLS && ds->kind != DS_TOK)) return 0;
     uint64_t off = ds_get_u64(ds->base + 13 * 4);
     if (!off) return 0;
     uint64_t index_end = (uint64_t)(ds->index - ds->base) + 8 * (ds->count + 1);  // dataset_open checked it fits

@@ -89,9 +89,9 @@ static const Flag FLAGS[] = {
     F_("--arch", "A", FLAG_STRING, arch, "gpt2", "model", NULL, "for --init: gpt2 (causal decoder) or encoder (bidirectional, BERT-style: masked-LM pretraining, [MASK] = id --vocab, the class head on position 0)"),
     F_("--adapter", "FILE", FLAG_STRING, adapter, NULL, "model", NULL, "apply an adapter.bin (LoRA / adapters / prefix / head) to the model, or a Hugging Face PEFT LoRA adapter (its folder or adapter_model.safetensors)"),
     // data
-    F_("--train", "FILE", FLAG_STRING, train, NULL, "data", NULL, "token file (LM), classification or SFT example file (from ./dataprep; the kind of file sets the task)"),
+    F_("--train", "FILE", FLAG_STRING, train, NULL, "data", NULL, "token file (LM), classification, SFT or token-label (NER) example file (from ./dataprep; the kind of file sets the task)"),
     F_("--val", "FILE", FLAG_STRING, val, NULL, "data", NULL, "validation data of the same kind"),
-    F_("--task", "T", FLAG_STRING, task, NULL, "data", NULL, "lm|cls|sft: check that the data is of this kind (default: take it from the data); or KIND:TRAIN[:VAL], repeated, for multi-task training (README \"Multi-task training\")"),
+    F_("--task", "T", FLAG_STRING, task, NULL, "data", NULL, "lm|cls|sft|tok: check that the data is of this kind (default: take it from the data); or KIND:TRAIN[:VAL], repeated, for multi-task training (README \"Multi-task training\")"),
     F_("--batch", "B", FLAG_INT, B, "4", "data", "[1,65536]", "sequences per micro-batch (per rank under MPI)"),
     F_("--accum", "K", FLAG_INT, accum, "1", "data", "[1,65536]", "gradient accumulation: K micro-batches per optimizer step"),
     F_("--seq", "T", FLAG_INT, T, "64", "data", "[1,1048576]", "tokens per sequence; examples are truncated or padded to it"),
@@ -129,8 +129,8 @@ static const Flag FLAGS[] = {
     F_("--eval-every", "N", FLAG_INT, eval_every, "0", "output", "[0,1000000000]", "validation every N steps and at the end, 0 = only at the end"),
     F_("--val-batches", "N", FLAG_INT, val_batches, "20", "output", "[0,1000000000]", "batches per validation (0 = all)"),
     F_("--early-stop", "N", FLAG_INT, early_stop, "0", "output", "[0,1000000]", "stop after N validations without improvement of --metric; DIR/best.bin keeps the best"),
-    F_("--metric", "M", FLAG_STRING, metric, "val_loss", "output", NULL, "val_loss | accuracy | f1 (macro F1): what --early-stop, best.bin and the sweep watch"),
-    F_("--test", "FILE", FLAG_STRING, test, NULL, "output", NULL, "evaluate the best model (by --metric) on this data once, at the end; for classification also DIR/errors.md and DIR/confusion_test.svg"),
+    F_("--metric", "M", FLAG_STRING, metric, "val_loss", "output", NULL, "val_loss | accuracy | f1 (macro F1; entity F1 for token labels): what --early-stop, best.bin and the sweep watch"),
+    F_("--test", "FILE", FLAG_STRING, test, NULL, "output", NULL, "evaluate the best model (by --metric) on this data once, at the end; for classification also DIR/errors.md and DIR/confusion_test.svg, for token labels entity scores and DIR/errors.md"),
     F_("--tokenizer", "PATH", FLAG_STRING, tokenizer, NULL, "output", NULL, "the gpt2_bpe folder, a dataprep tokenizer, or a Hugging Face tokenizer.json (or a folder with one): decodes DIR/errors.md, and is needed by sample --prompt and classify"),
     F_("--print-every", "N", FLAG_INT, print_every, "1", "output", "[0,1000000000]", "console line (step, loss, lr, grad norm, tokens/s, ETA) every N steps"),
     F_("--log", "FILE", FLAG_STRING, log, NULL, "output", NULL, "JSONL, one line per step: step, loss (before the update), lr, grad_norm, tokens_per_s, and val_loss (val_accuracy) on eval steps"),
@@ -288,7 +288,7 @@ static void check_args(const Args* a) {
         failf("use val_loss, accuracy or f1 (macro F1)", "unknown --metric '%s'", a->metric);
     if (strcmp(a->method, "full") && strcmp(a->method, "lora") && strcmp(a->method, "adapter") && strcmp(a->method, "prefix"))
         failf("use full, lora, adapter or prefix", "unknown --method '%s'", a->method);
-    if (a->task && !strchr(a->task, ':') && strcmp(a->task, "lm") && strcmp(a->task, "cls") && strcmp(a->task, "sft"))
+    if (a->task && !strchr(a->task, ':') && strcmp(a->task, "lm") && strcmp(a->task, "cls") && strcmp(a->task, "sft") && strcmp(a->task, "tok"))
         failf("use lm, cls or sft, or KIND:TRAIN[:VAL] for multi-task training", "unknown --task '%s'", a->task);
     if (strcmp(a->task_sampling, "proportional") && strcmp(a->task_sampling, "temperature"))
         failf("use proportional or temperature", "unknown --task-sampling '%s'", a->task_sampling);

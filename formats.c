@@ -108,6 +108,7 @@ static void check_config(const GPTConfig* c, const char* path, const char* what)
     else if (c->adapter_dim < 0 || c->adapter_dim > MAX_WIDTH) bad = "adapter width";
     else if (c->prefix_len < 0 || c->prefix_len > MAX_WIDTH) bad = "prefix length";
     else if (c->num_classes < 0 || c->num_classes == 1 || c->num_classes > MAX_WIDTH) bad = "classes K (0 or >= 2)";
+    else if (c->num_tags < 0 || c->num_tags == 1 || c->num_tags > MAX_WIDTH || (c->num_tags && c->num_classes)) bad = "tags E (0 or >= 2, no class head)";
     else if (c->lora_r && (c->lora_targets < 1 || c->lora_targets > 15)) bad = "LoRA targets";
     else if (c->lora_r && !(isfinite(c->lora_alpha) && c->lora_alpha > 0)) bad = "LoRA alpha";
     else if (c->lora_r && (c->lora_first < 0 || c->lora_first > c->lora_last || c->lora_last >= c->L)) bad = "LoRA layer range";
@@ -116,8 +117,8 @@ static void check_config(const GPTConfig* c, const char* path, const char* what)
     if (!bad) return;
     snprintf(msg, sizeof msg, "the %s is corrupt or not from this program", what);
     fail_at(path, msg, "%s out of range: L=%d NH=%d C=%d V=%d Vp=%d maxT=%d F=%d lora r=%d targets=%d alpha=%g layers %d-%d "
-            "adapter=%d prefix=%d K=%d arch=%d mask=%d", bad, c->L, c->NH, c->C, c->V, c->Vp, c->maxT, c->F, c->lora_r, c->lora_targets,
-            (double)c->lora_alpha, c->lora_first, c->lora_last, c->adapter_dim, c->prefix_len, c->num_classes, c->arch, c->mask_id);
+            "adapter=%d prefix=%d K=%d E=%d arch=%d mask=%d", bad, c->L, c->NH, c->C, c->V, c->Vp, c->maxT, c->F, c->lora_r, c->lora_targets,
+            (double)c->lora_alpha, c->lora_first, c->lora_last, c->adapter_dim, c->prefix_len, c->num_classes, c->num_tags, c->arch, c->mask_id);
 }
 
 // int8 models need every quantized slice a multiple of the group size (gpt_alloc_q8 relies on it).
@@ -517,10 +518,18 @@ static void load_hf_safetensors(GPT* model, const char* path) {
             fail_at(path, "score.weight must be (K, C) with K >= 2", "score.weight has a bad shape");
         c.num_classes = (int)score->shape[0];
     }
+    const StTensor *tw = st_find(&st, "classifier.weight"), *tb = st_find(&st, "classifier.bias");  // GPT2ForTokenClassification
+    if (tw || tb) {
+        if (!tw || !tb || score || tw->ndim != 2 || tw->shape[1] != c.C || tw->shape[0] < 2 || tw->shape[0] > MAX_WIDTH ||
+            tb->ndim != 1 || tb->shape[0] != tw->shape[0])
+            fail_at(path, "classifier.weight must be (E, C) and classifier.bias (E), with E >= 2 and no score.weight", "a bad token head");
+        c.num_tags = (int)tw->shape[0];
+    }
     // Before anything is allocated: every tensor the model needs is there with exactly its shape, and every
     // tensor there is one the model needs (or the attention-mask buffers and the tied lm_head, ignored).
     char* used = (char*)callocCheck((size_t)st.n + 1, 1);
     if (score) used[score - st.t] = 1;
+    if (tw) used[tw - st.t] = used[tb - st.t] = 1;
     for (int p = 0; p < NUM_BASE_PARAMS; p++)
         for (int l = 0; l < (param_per_layer(p) ? c.L : 1); l++) {
             char name[128];
@@ -554,6 +563,7 @@ static void load_hf_safetensors(GPT* model, const char* path) {
     check_model_memory(path, (double)num_parameters(&c) * 8);  // the weights, and the conversion buffer at most as large
     gpt_build(model, c);
     if (score) st_read_f32(&st, score, model->params.cls_w);
+    if (tw) st_read_f32(&st, tw, model->params.tok_w), st_read_f32(&st, tb, model->params.tok_b);
     for (int p = 0; p < NUM_BASE_PARAMS; p++) {
         int layers = param_per_layer(p) ? c.L : 1;
         size_t per = p == 0 ? (size_t)c.V * c.C : param_numel(&c, p) / layers;  // wte: only the first V rows are stored
@@ -589,7 +599,7 @@ static void export_hf(const GPT* model, const char* dir) {
         failf("export the fp32 model, or use --format gguf --dtype q8_0, which keeps int8 weights",
               "%s: the model's weights are int8; Hugging Face GPT-2 files hold floats", dir);
     make_dirs(dir);
-    StOut* t = (StOut*)callocCheck((size_t)NUM_BASE_PARAMS * c->L + 1, sizeof(StOut));
+    StOut* t = (StOut*)callocCheck((size_t)NUM_BASE_PARAMS * c->L + 3, sizeof(StOut));
     int n = 0;
     for (int p = 0; p < NUM_BASE_PARAMS; p++)
         for (int l = 0; l < (param_per_layer(p) ? c->L : 1); l++, n++) {
@@ -604,6 +614,11 @@ static void export_hf(const GPT* model, const char* dir) {
         t[n].rows = (size_t)c->num_classes, t[n].cols = (size_t)c->C, t[n].data = model->params.cls_w;
         n++;
     }
+    for (int p = PIDX(tok_w); c->num_tags && p <= PIDX(tok_b); p++, n++) {  // GPT2ForTokenClassification's classifier
+        snprintf(t[n].name, sizeof t[n].name, "%s", PARAM_TABLE[p].hf);
+        slice_shape(c, p, &t[n].rows, &t[n].cols);
+        t[n].data = model->params.t[p];
+    }
     char path[1100];
     snprintf(path, sizeof path, "%s/model.safetensors", dir);
     st_write(path, t, n);
@@ -614,9 +629,9 @@ static void export_hf(const GPT* model, const char* dir) {
     fprintf(w.f, "{\n  \"model_type\": \"gpt2\",\n  \"architectures\": [\"%s\"],\n  \"n_layer\": %d,\n  \"n_head\": %d,\n"
             "  \"n_embd\": %d,\n  \"n_positions\": %d,\n  \"n_ctx\": %d,\n  \"vocab_size\": %d,\n  \"layer_norm_epsilon\": 1e-05,\n"
             "  \"activation_function\": \"gelu_new\",\n  \"resid_pdrop\": 0.0,\n  \"embd_pdrop\": 0.0,\n  \"attn_pdrop\": 0.0",
-            c->num_classes ? "GPT2ForSequenceClassification" : "GPT2LMHeadModel", c->L, c->NH, c->C, c->maxT, c->maxT, c->V);
+            c->num_classes ? "GPT2ForSequenceClassification" : c->num_tags ? "GPT2ForTokenClassification" : "GPT2LMHeadModel", c->L, c->NH, c->C, c->maxT, c->maxT, c->V);
     if (mlp_width(c) != 4 * c->C) fprintf(w.f, ",\n  \"n_inner\": %d", mlp_width(c));  // transformers: null means 4C
-    if (c->num_classes) fprintf(w.f, ",\n  \"num_labels\": %d,\n  \"pad_token_id\": %d", c->num_classes, c->V - 1);
+    if (head_labels(c)) fprintf(w.f, ",\n  \"num_labels\": %d,\n  \"pad_token_id\": %d", head_labels(c), c->V - 1);
     fprintf(w.f, "\n}\n");
     safe_close(&w);
 }
@@ -675,8 +690,9 @@ static void load_llmc(GPT* model, const char* path) {
 // bytes), the number of trainable floats (int64), AdamW's m and v over them, and a TrainState.
 // [20] = bytes of the label names at the very end (0: none): a classification model's class names, per class
 // id a uint32 length (1 to 255) and that many bytes, so eval/classify can refuse data whose ids mean other
-// classes and classify can print the names.
-// [21] reserved (token-classification head kind). [22] = architecture (model.h's Arch: 0 GPT-2 decoder,
+// classes and classify can print the names; a token-classification model's tag names the same way.
+// [21] = num_tags, E of the token-classification head (0: none; the head kind is token when it is not 0).
+// [22] = architecture (model.h's Arch: 0 GPT-2 decoder,
 // 1 encoder; 0 in every file written before it existed) [23] = the encoder's [MASK] token id (0 for GPT-2).
 // Multi-task (multitask.c): [24] = tasks (0: a single-task model), [25] = bytes of the task table, which
 // follows the label names: per task a uint32 name length (1 to 63), the name, and int32 kind (0 lm, 1 cls),
@@ -707,6 +723,7 @@ static void ckpt_header(int32_t h[256], const GPTConfig* c, int kind) {
                    c->lora_r, c->lora_targets, alpha, c->adapter_dim, c->prefix_len, c->num_classes,
                    c->lora_first, c->lora_last, c->F};
     memcpy(h, v, sizeof v);
+    h[21] = c->num_tags;
     h[22] = c->arch;
     h[23] = c->mask_id;
 }
@@ -714,7 +731,7 @@ static void ckpt_header(int32_t h[256], const GPTConfig* c, int kind) {
 static GPTConfig ckpt_config(const int32_t h[256], const char* path) {
     GPTConfig c = {.maxT = h[3], .V = h[4], .Vp = h[8], .L = h[5], .NH = h[6], .C = h[7], .F = h[18], .lora_r = h[10],
                    .lora_targets = h[11], .adapter_dim = h[13], .prefix_len = h[14], .num_classes = h[15],
-                   .lora_first = h[16], .lora_last = h[17], .lm_head_too = h[26], .arch = h[22], .mask_id = h[23]};
+                   .lora_first = h[16], .lora_last = h[17], .num_tags = h[21], .lm_head_too = h[26], .arch = h[22], .mask_id = h[23]};
     memcpy(&c.lora_alpha, &h[12], 4);
     check_config(&c, path, "checkpoint header");
     if (h[19] != 0 && h[19] != 1) fail_at(path, "the header is corrupt", "int8 flag %d, expected 0 or 1", h[19]);
@@ -727,7 +744,8 @@ static GPTConfig ckpt_config(const int32_t h[256], const char* path) {
 static int ckpt_kind(const int32_t h[256], const char* path) {
     if (h[0] != CKPT_MAGIC) fail_at(path, "is this a finetune.c checkpoint?", "magic %d, expected %d", h[0], CKPT_MAGIC);
     if (h[1] != CKPT_VERSION) fail_at(path, "was it written by a newer finetune.c?", "checkpoint version %d, expected %d", h[1], CKPT_VERSION);
-    if (h[9] != NUM_PARAMS) fail_at(path, "was it written by another version of finetune.c?", "checkpoint has %d parameter tensors, expected %d", h[9], NUM_PARAMS);
+    if (h[9] < NUM_BASE_PARAMS || h[9] > NUM_PARAMS)  // fewer: an older table (ckpt_num_tensors checks the rest is empty)
+        fail_at(path, "was it written by a newer version of finetune.c?", "checkpoint has %d parameter tensors, expected %d to %d", h[9], NUM_BASE_PARAMS, NUM_PARAMS);
     if (h[2] != CKPT_MODEL && h[2] != CKPT_TRAIN && h[2] != CKPT_ADAPTER)
         fail_at(path, "the header is corrupt", "checkpoint kind %d, expected 1 (model), 2 (training state) or 3 (adapter)", h[2]);
     return h[2];
@@ -735,25 +753,26 @@ static int ckpt_kind(const int32_t h[256], const char* path) {
 
 // The label-names section: its size, and writing and reading it (the lengths checked against the section).
 static uint32_t ckpt_names_bytes(const GPT* model) {
-    if (!model->label_names || !model->config.num_classes) return 0;
+    if (!model->label_names || !head_labels(&model->config)) return 0;
     uint32_t n = 0;
-    for (int k = 0; k < model->config.num_classes; k++) n += 4 + (uint32_t)strlen(model->label_names[k]);
+    for (int k = 0; k < head_labels(&model->config); k++) n += 4 + (uint32_t)strlen(model->label_names[k]);
     return n;
 }
 static void ckpt_write_names(const GPT* model, FILE* f, const char* path) {
-    for (int k = 0; ckpt_names_bytes(model) && k < model->config.num_classes; k++) {
+    for (int k = 0; ckpt_names_bytes(model) && k < head_labels(&model->config); k++) {
         uint32_t n = (uint32_t)strlen(model->label_names[k]);
         fwrite_check(&n, 4, f, path);
         fwrite_check(model->label_names[k], n, f, path);
     }
 }
 static void ckpt_check_names_bytes(const int32_t h[256], const char* path) {
-    if (h[20] < 0 || h[20] > h[15] * (4 + 255) || (h[20] && h[20] < h[15] * 5))
-        fail_at(path, "the header is corrupt", "label-name section of %d bytes for %d classes", h[20], h[15]);
+    int32_t K = h[21] ? h[21] : h[15];  // tag names (token head) or class names
+    if (h[20] < 0 || h[20] > K * (4 + 255) || (h[20] && h[20] < K * 5))
+        fail_at(path, "the header is corrupt", "label-name section of %d bytes for %d classes", h[20], K);
 }
 static void ckpt_read_names(Reader* r, GPT* model, uint32_t bytes) {
     if (!bytes) return;
-    int K = model->config.num_classes;
+    int K = head_labels(&model->config);
     uint64_t end = r->pos + bytes;
     model->label_names = (char(*)[256])callocCheck((size_t)K, 256);
     for (int k = 0; k < K; k++) {
@@ -860,8 +879,18 @@ static void save_checkpoint(const GPT* model, const char* path, const TrainState
 }
 
 // Reads the parameter table of an open checkpoint (after the header) and checks it against config c.
-static void ckpt_read_table(Reader* r, const GPTConfig* c, int kind) {
-    for (int i = 0; i < NUM_PARAMS; i++) {
+// The tensors the file's table lists, h[9]: a file written before the table grew lists fewer, and then the
+// tensors it lacks must have no elements under its config (a newer head it cannot have, say).
+static int ckpt_num_tensors(const int32_t h[256], const GPTConfig* c, const char* path) {
+    for (int i = h[9]; i < NUM_PARAMS; i++)
+        if (param_numel(c, i))
+            fail_at(path, "the header is corrupt", "its table ends at %d tensors, but %s (%s) has elements under its config", h[9],
+                    PARAM_TABLE[i].name, PARAM_TABLE[i].shape);
+    return h[9];
+}
+
+static void ckpt_read_table(Reader* r, const GPTConfig* c, int kind, int np) {
+    for (int i = 0; i < np; i++) {
         char name[17] = {0};
         int64_t n;
         rd_bytes(r, name, 16, "the parameter table");
@@ -913,9 +942,12 @@ static void load_checkpoint(GPT* model, const char* path, TrainState* state) {
     if (state && kind != CKPT_TRAIN)
         fail_at(path, "--resume needs the run folder's ckpt.bin (a training checkpoint), not model.bin", "this is a model-only checkpoint");
     GPTConfig c = ckpt_config(h, path);
-    ckpt_read_table(&r, &c, kind);
-    size_t ns = (size_t)NUM_PARAMS * c.L;
-    uint64_t expect = 1024 + NUM_PARAMS * 24 + ckpt_tensor_bytes(&c, kind, h[19]), nt = 0;
+    int np = ckpt_num_tensors(h, &c, path);
+    if (state && np != NUM_PARAMS)
+        fail_at(path, "resume with the finetune.c that wrote it, or start a new run from its model.bin", "a training checkpoint of an older table (%d tensors)", np);
+    ckpt_read_table(&r, &c, kind, np);
+    size_t ns = (size_t)np * c.L;
+    uint64_t expect = 1024 + (uint64_t)np * 24 + ckpt_tensor_bytes(&c, kind, h[19]), nt = 0;
     if (kind == CKPT_TRAIN) {
         uint64_t at = expect + ns;
         rd_seek(&r, at, "the trainable count");
@@ -934,7 +966,7 @@ static void load_checkpoint(GPT* model, const char* path, TrainState* state) {
     check_model_memory(path, (double)num_parameters(&c) * (h[19] ? 5 : 4) + (state ? 16.0 * (double)nt : 0));
     gpt_build(model, c);
     if (h[19]) gpt_alloc_q8(model), gpt_drop_fp32_copies(model);
-    rd_seek(&r, 1024 + NUM_PARAMS * 24, "the tensors");
+    rd_seek(&r, 1024 + (uint64_t)np * 24, "the tensors");
     for (int i = 0; i < NUM_PARAMS; i++) {
         size_t n = param_numel(&c, i);
         if (model->q8[i].q) {
@@ -1713,10 +1745,11 @@ static void load_adapter(GPT* model, const char* path) {
                 "adapter is for L=%d NH=%d C=%d F=%d V=%d (Vp=%d) maxT=%d %s, the model is L=%d NH=%d C=%d F=%d V=%d (Vp=%d) maxT=%d %s",
                 ac.L, ac.NH, ac.C, mlp_width(&ac), ac.V, ac.Vp, ac.maxT, ARCH_NAMES[ac.arch], mc.L, mc.NH, mc.C,
                 mlp_width(&mc), mc.V, mc.Vp, mc.maxT, ARCH_NAMES[mc.arch]);
-    ckpt_read_table(&r, &ac, CKPT_ADAPTER);
+    int np = ckpt_num_tensors(h, &ac, path);
+    ckpt_read_table(&r, &ac, CKPT_ADAPTER, np);
     ckpt_check_names_bytes(h, path);
     ckpt_check_tasks_bytes(h, path);
-    uint64_t expect = 1024 + NUM_PARAMS * 24 + ckpt_tensor_bytes(&ac, CKPT_ADAPTER, 0) + (uint64_t)h[20] + (uint64_t)h[25];
+    uint64_t expect = 1024 + (uint64_t)np * 24 + ckpt_tensor_bytes(&ac, CKPT_ADAPTER, 0) + (uint64_t)h[20] + (uint64_t)h[25];
     if (r.size != expect)
         fail_at(path, "the file is truncated", "expected %llu bytes, found %llu", (unsigned long long)expect, (unsigned long long)r.size);
     check_model_memory(path, (double)num_parameters(&ac) * 4);

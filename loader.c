@@ -15,10 +15,13 @@
 //     carries each example's length and label.
 //   example files, SFT: B examples per batch, inputs ids[0..T), targets ids[1..T] where the loss mask is 1
 //     (the response), -1 elsewhere (the prompt and the padding).
+//   example files, token labels (DS_TOK): B examples per batch, inputs ids[0..T), targets the tag of each
+//     position (not shifted: position i is scored on its own tag), -1 where there is none (later subwords,
+//     padding).
 // With shuffle, each epoch visits the windows (or examples) in a fresh seeded permutation.
 // For an encoder (check_data_matches_model arms it), token windows become masked-LM rows (mlm_mask_row below)
 // and every classification row starts with [CLS] at position 0, where the encoder's class head reads.
-typedef enum { DATA_LM, DATA_CLS, DATA_SFT } DataKind;
+typedef enum { DATA_LM, DATA_CLS, DATA_SFT, DATA_TOK } DataKind;
 
 typedef struct {
     Dataset ds;
@@ -70,7 +73,7 @@ static void loader_init(DataLoader* dl, const char* path, int B, int T, int shuf
         dl->num_items = (dl->ds.count - 1) / BT;
         dl->num_batches = dl->num_items;
     } else {
-        dl->kind = dl->ds.kind == DS_CLS ? DATA_CLS : DATA_SFT;
+        dl->kind = dl->ds.kind == DS_CLS ? DATA_CLS : dl->ds.kind == DS_TOK ? DATA_TOK : DATA_SFT;
         if (dl->ds.count < (uint64_t)B)
             failf("use a smaller --batch", "%s: %llu examples is fewer than one batch of %d", path, (unsigned long long)dl->ds.count, B);
         dl->num_items = dl->ds.count;
@@ -166,7 +169,8 @@ static void loader_next(DataLoader* dl, int* inputs, int* targets, int* lengths,
         if (dl->pos >= dl->num_items) {  // pad_tail: an ignored row (no label, no targets)
             for (int i = 0; i < T; i++) inputs[(size_t)b * T + i] = 0;
             if (dl->kind == DATA_CLS) lengths[b] = 1, labels[b] = -1;
-            else for (int i = 0; i < T; i++) targets[(size_t)b * T + i] = -1;
+            if (dl->kind == DATA_TOK) lengths[b] = T;
+            if (dl->kind != DATA_CLS) for (int i = 0; i < T; i++) targets[(size_t)b * T + i] = -1;
             continue;
         }
         size_t e = dl->order[dl->pos++];
@@ -180,6 +184,13 @@ static void loader_next(DataLoader* dl, int* inputs, int* targets, int* lengths,
             for (int i = 0; i < T; i++) in[i] = i < cls ? dl->mask_id : i < n ? loader_token(dl, ex.ids, (size_t)(i - cls), e, V) : 0;
             lengths[b] = n;
             labels[b] = ex.label;
+        } else if (dl->kind == DATA_TOK) {
+            int* tg = targets + (size_t)b * T;
+            for (int i = 0; i < T; i++) {
+                in[i] = (size_t)i < ex.n ? loader_token(dl, ex.ids, (size_t)i, e, V) : 0;
+                tg[i] = (size_t)i < ex.n && ex.mask[i] != DS_TAG_NONE ? ex.mask[i] : -1;
+            }
+            lengths[b] = ex.n < (size_t)T ? (int)ex.n : T;  // what an encoder attends to
         } else {
             int* tg = targets + (size_t)b * T;
             for (int i = 0; i < T; i++) {
@@ -224,8 +235,14 @@ static void batch_free(Batch* b) {
 // selects it). Every loader that feeds a model passes through here, so this is also where an encoder's loader
 // is armed (dl->mask_id): its token windows become masked-LM rows and its class rows get [CLS] in front.
 static void check_data_matches_model(DataLoader* dl, const GPT* model) {
-    int K = gpt_head_classes(model);
+    int K = gpt_head_classes(model), E = model->config.num_tags;
     char(*model_names)[256] = model->label_names ? model->label_names + (K ? model->head_k0 : 0) : NULL;
+    if ((dl->kind == DATA_TOK) != (E > 0))
+        failf(E ? "use a token-label dataset (./dataprep tok) with this model" : "train a token-classification model on it first (./train --train that file)",
+              E ? "%s is not a token-label dataset but the model has a %d-tag head" : "%s is a token-label dataset but the model has no token head (E=%d)", dl->path, E);
+    if (E && dl->ds.num_labels != E)
+        fail_at(dl->path, "prepare every split with one dataprep tok call (the training file fixes the tags)",
+                "%d tags here, the model's head has %d (a different tag set)", dl->ds.num_labels, E);
     if (model->config.arch == ARCH_ENCODER) {
         int mask = model->config.mask_id;
         if (dl->kind == DATA_SFT)
@@ -251,7 +268,7 @@ static void check_data_matches_model(DataLoader* dl, const GPT* model) {
               "%s is a %s dataset but the model has a %d-class head", dl->path, dl->kind == DATA_LM ? "language-modelling" : "SFT", K);
     if (dl->kind == DATA_CLS && dl->ds.num_labels > K)
         failf("the dataset and the model disagree on the labels", "%s has %d labels, the model's head %d", dl->path, dl->ds.num_labels, K);
-    if (dl->kind != DATA_CLS || !model_names) return;
+    if ((dl->kind != DATA_CLS && dl->kind != DATA_TOK) || !model_names) return;
     // class ids are positions in a sorted list of names, made per dataprep call: a file prepared with other
     // names, or the same in another order, would be scored against the wrong classes without this check
     char(*names)[256] = (char(*)[256])mallocCheck((size_t)dl->ds.num_labels * 256);
@@ -267,7 +284,7 @@ static void check_data_matches_model(DataLoader* dl, const GPT* model) {
 
 // The class names of a classification dataset (NULL when the file has none), to give to a new head.
 static char (*loader_label_names(const DataLoader* dl))[256] {
-    if (dl->kind != DATA_CLS) return NULL;
+    if (dl->kind != DATA_CLS && dl->kind != DATA_TOK) return NULL;
     char(*names)[256] = (char(*)[256])callocCheck((size_t)dl->ds.num_labels, 256);
     char err[512];
     int n = dataset_label_names(&dl->ds, dl->path, names, err, sizeof err);
@@ -296,6 +313,9 @@ static size_t batch_run(GPT* model, DataKind kind, const Batch* b) {
     if (kind == DATA_CLS) {
         gpt_forward_cls(model, b->x, b->len, b->lab, b->B, b->T);
         for (int i = 0; i < b->B; i++) n += b->lab[i] >= 0;
+    } else if (kind == DATA_TOK) {  // the targets are the tags
+        gpt_forward_tok(model, b->x, b->y, b->len, b->B, b->T);
+        for (size_t i = 0; i < (size_t)b->B * b->T; i++) n += b->y[i] >= 0;
     } else {
         gpt_forward(model, b->x, b->y, b->B, b->T);
         for (size_t i = 0; i < (size_t)b->B * b->T; i++) n += b->y[i] >= 0;
@@ -311,14 +331,15 @@ static size_t batch_forward(GPT* model, DataLoader* dl, Batch* b) {
 
 typedef struct {
     double loss;      // mean over all targets (LM, SFT) or labelled examples (classification)
-    double accuracy;  // classification: share of examples whose argmax is the label; else NaN
+    double accuracy;  // classification: share of examples whose argmax is the label; token labels: share of
+                      // tagged positions whose argmax is the tag; else NaN
     size_t count;     // targets or examples
     size_t* confusion;  // classification: (K,K) counts [gold][predicted], malloc'd; else NULL
 } EvalResult;
 
 // How evaluate runs the model on the next batch: the CPU's batch_forward below, or the GPU's (train.cu). Returns
 // the number of targets (or labelled examples) and sets the batch's mean loss and, with a class head, its
-// (B,K) class logits (else NULL).
+// (B,K) class logits, with a token head its (B,T,E) tag logits (else NULL).
 typedef size_t (*BatchForward)(void* ctx, DataLoader* dl, Batch* b, float* mean_loss, const float** cls_logits);
 
 // Evaluates up to max_batches batches (all of the file when max_batches <= 0), in file order, running the
@@ -350,6 +371,14 @@ static EvalResult evaluate_with(void* ctx, BatchForward forward, const GPT* mode
         size_t n = forward(ctx, &dl, &b, &mean_loss, &cls_logits);
         if (n) sum += (double)mean_loss * n;  // NaN-free: a batch with no targets adds nothing
         count += n;
+        int E = model->config.num_tags;
+        for (size_t q = 0; E && q < (size_t)B * T; q++) {  // token accuracy: argmax at each tagged position
+            if (b.y[q] < 0) continue;
+            const float* lg = cls_logits + q * E;
+            int best = 0;
+            for (int k = 1; k < E; k++) if (lg[k] > lg[best]) best = k;
+            correct += best == b.y[q];
+        }
         for (int e = 0; K && e < B; e++) {
             const float* lg = cls_logits + (size_t)e * K;
             int best = 0;
@@ -374,7 +403,7 @@ static EvalResult evaluate_with(void* ctx, BatchForward forward, const GPT* mode
         fail_at(path, "SFT examples whose response is cut off by --seq have no targets: use a longer --seq, or check the file",
                 "no targets to evaluate%s", max_batches ? " in the batches --max-batches allows" : "");
     if (!isfinite(sum)) fail_at(path, "the model's weights are not finite: check the model file, or lower --lr", "the loss is %f", sum);
-    EvalResult r = {sum / count, K ? (double)correct / count : NAN, count, cm};
+    EvalResult r = {sum / count, K || model->config.num_tags ? (double)correct / count : NAN, count, cm};
     return r;
 }
 
@@ -382,7 +411,7 @@ static size_t cpu_batch_forward(void* ctx, DataLoader* dl, Batch* b, float* mean
     GPT* model = (GPT*)ctx;
     size_t n = batch_forward(model, dl, b);
     *mean_loss = model->mean_loss;
-    *cls_logits = model->acts.cls_logits;
+    *cls_logits = model->config.num_tags ? model->acts.tok_logits : model->acts.cls_logits;
     return n;
 }
 

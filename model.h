@@ -14,6 +14,7 @@
 //   r LoRA rank (rqkv, rproj, rfc, rfcproj: per target, 0 where it has none)
 //   D adapter bottleneck width (CA: C where there are adapters, else 0)
 //   P prefix-tuning positions (PT = P + T: the keys a query attends to)
+//   E tags of the token-classification head (every position gets E logits; 0 without that head)
 
 #pragma once
 #include "lora.c"  // defines: the layer kernels (kernels.h), LoRA, adapters and the classification head
@@ -46,9 +47,13 @@ typedef struct {
     int lm_head_too;   // multi-task (multitask.c): the tied LM head runs too, for lm tasks, beside the class head
     int arch;          // Arch: ARCH_GPT2 (0, every file without the field) or ARCH_ENCODER
     int mask_id;       // the encoder's [MASK] token id (the text vocabulary's size; also its [CLS]); 0 for GPT-2
+    int num_tags;      // E: token-classification head (GPT2ForTokenClassification), E tag logits per position;
+                       // 0 = none. The head kind: token when E > 0, sequence when K > 0, else the tied LM head
 } GPTConfig;
 
 static int pad_vocab(int V) { return (V + 63) / 64 * 64; }
+// the number of named labels the head has: E tags (token head) or K classes (sequence head), else 0
+static int head_labels(const GPTConfig* c) { return c->num_tags ? c->num_tags : c->num_classes; }
 static int mlp_width(const GPTConfig* c) { return c->F ? c->F : 4 * c->C; }
 
 // ---------------------------------------------------------------------------- the parameter table
@@ -61,7 +66,7 @@ static int mlp_width(const GPTConfig* c) { return c->F ? c->F : 4 * c->C; }
 // decay: 1 for matrices (each per-layer slice is 2-D), 0 for biases and LayerNorm parameters (nanoGPT's
 // convention). Note it is not "ndim >= 2" of the stacked shape: qkvb is (L,3C) but each layer's bias is 1-D.
 #define NUM_BASE_PARAMS 16  // GPT-2 itself: what llm.c and Hugging Face GPT-2 files hold
-#define NUM_PARAMS 35
+#define NUM_PARAMS 37
 typedef struct {
     const char* name;
     const char* shape;
@@ -122,6 +127,9 @@ static const ParamSpec PARAM_TABLE[NUM_PARAMS] = {
     {"prefix_v",       "L,P,C",        1,  "prefix.values",              0,  NULL,                    0,  0},
     // classification head: logits = h_last @ cls_w^T (no bias, as GPT2ForSequenceClassification's score)
     {"cls_w",          "K,C",          1,  "score.weight",               0,  NULL,                    0,  0},
+    // token-classification head: logits[b,t] = lnf[b,t] @ tok_w^T + tok_b (GPT2ForTokenClassification's classifier)
+    {"tok_w",          "E,C",          1,  "classifier.weight",          0,  NULL,                    0,  0},
+    {"tok_b",          "E",            0,  "classifier.bias",            0,  NULL,                    0,  0},
 };
 
 // The same tensors by name or by index. The union keeps the names in the table's order: a static
@@ -134,6 +142,7 @@ typedef union {
             *lora_fcproj_b;
         float *adpa_dw, *adpa_db, *adpa_uw, *adpa_ub, *adpm_dw, *adpm_db, *adpm_uw, *adpm_ub;
         float *prefix_k, *prefix_v, *cls_w;
+        float *tok_w, *tok_b;
     };
     float* t[NUM_PARAMS];
 } ParameterTensors;
@@ -145,7 +154,7 @@ static int lora_rank_for(const GPTConfig* c, int target) { return (c->lora_targe
 // Writes up to 5 dims, returns the number of dims.
 static int shape_dims(const char* shape, const GPTConfig* c, int B, int T, size_t dims[5]) {
     static const char* names[] = {"maxT", "Vlm", "Vp", "NH", "rqkv", "rproj", "rfcproj", "rfc", "PT",
-                                  "V", "L", "CA", "C", "B", "T", "D", "P", "K", "r", "F"};
+                                  "V", "L", "CA", "C", "B", "T", "D", "P", "K", "r", "F", "E"};
     int nd = 0;
     const char* s = shape;
     while (*s && nd < 5) {
@@ -158,7 +167,7 @@ static int shape_dims(const char* shape, const GPTConfig* c, int B, int T, size_
         size_t v = 0;
         switch (k) {
             case 0: v = (size_t)c->maxT; break;
-            case 1: v = c->num_classes && !c->lm_head_too ? 0 : (size_t)c->Vp; break;  // LM-head logits: none with only a class head
+            case 1: v = (c->num_classes && !c->lm_head_too) || c->num_tags ? 0 : (size_t)c->Vp; break;  // LM-head logits: none with only a class head, or a tag head
             case 2: v = (size_t)c->Vp; break;
             case 3: v = (size_t)c->NH; break;
             case 4: v = (size_t)lora_rank_for(c, LORA_QKV); break;
@@ -177,6 +186,7 @@ static int shape_dims(const char* shape, const GPTConfig* c, int B, int T, size_
             case 17: v = (size_t)c->num_classes; break;
             case 18: v = (size_t)c->lora_r; break;
             case 19: v = (size_t)mlp_width(c); break;
+            case 20: v = (size_t)c->num_tags; break;
         }
         dims[nd++] = mult * v;
         if (*s == ',') s++;
@@ -227,7 +237,7 @@ static void point_parameters(ParameterTensors* p, float* memory, const GPTConfig
 
 // ---------------------------------------------------------------------------- activations
 // What the forward pass keeps for the backward pass, also one table in memory order.
-#define NUM_ACTS 34
+#define NUM_ACTS 36
 static const struct { const char* name; const char* shape; } ACT_TABLE[NUM_ACTS] = {
     {"encoded", "B,T,C"},        // token + position embedding
     {"ln1", "L,B,T,C"},          // LayerNorm 1 output
@@ -263,6 +273,8 @@ static const struct { const char* name; const char* shape; } ACT_TABLE[NUM_ACTS]
     {"adpm_out", "L,B,T,CA"},
     {"cls_logits", "B,K"},       // classification head
     {"cls_probs", "B,K"},
+    {"tok_logits", "B,T,E"},     // token-classification head: E tag logits per position
+    {"tok_probs", "B,T,E"},      // their softmax
 };
 typedef union {
     struct {
@@ -270,6 +282,7 @@ typedef union {
             *ln2_rstd, *fch, *fch_gelu, *fcproj, *residual3, *lnf, *lnf_mean, *lnf_rstd, *logits, *probs, *losses;
         float *lora_h_qkv, *lora_h_proj, *lora_h_fc, *lora_h_fcproj;
         float *adpa_h, *adpa_hg, *adpa_out, *adpm_h, *adpm_hg, *adpm_out, *cls_logits, *cls_probs;
+        float *tok_logits, *tok_probs;
     };
     float* t[NUM_ACTS];
 } ActivationTensors;
@@ -277,7 +290,7 @@ _Static_assert(sizeof(ActivationTensors) == NUM_ACTS * sizeof(float*), "Activati
 
 // Gradients of activations. Backward walks one layer at a time, so apart from the residual stream and the
 // logits these are one layer's worth and reused by every layer (each is zeroed before the layer uses it).
-#define NUM_GRAD_ACTS 13
+#define NUM_GRAD_ACTS 14
 static const struct { const char* name; const char* shape; } GRAD_ACT_TABLE[NUM_GRAD_ACTS] = {
     {"dlogits", "B,T,Vlm"},
     {"dresidual", "B,T,C"},   // gradient of the residual stream, flowing down through the layers
@@ -292,11 +305,12 @@ static const struct { const char* name; const char* shape; } GRAD_ACT_TABLE[NUM_
     {"dadp_hg", "B,T,D"},
     {"dcls_logits", "B,K"},
     {"ddrop", "B,T,C"},       // residual dropout: gradient of the dropped branch
+    {"dtok_logits", "B,T,E"}, // token-classification head
 };
 typedef union {
     struct {
         float *dlogits, *dresidual, *dln, *dqkv, *datty, *dfch, *dfch_gelu, *dlora_h, *dadp_x, *dadp_h, *dadp_hg,
-            *dcls_logits, *ddrop;
+            *dcls_logits, *ddrop, *dtok_logits;
     };
     float* t[NUM_GRAD_ACTS];
 } GradActTensors;
@@ -455,7 +469,8 @@ static void gpt_init_random(GPT* model, uint64_t* rng) {
 // LoRA A as PEFT does (nn.init.kaiming_uniform_(a=sqrt(5)): uniform in +-1/sqrt(in)), B = 0;
 // adapters: down ~ N(0, 0.02) with zero bias, up = 0 (so the adapter adds 0);
 // prefix keys/values ~ N(0, 0.02) (they do change the model: a prefix is attended to from the start);
-// classification head ~ N(0, 0.02) (it is new, there is nothing to equal).
+// classification head ~ N(0, 0.02) (it is new, there is nothing to equal); the token head's weight the same
+// and its bias 0 (Hugging Face's _init_weights for a Linear).
 static void gpt_init_peft(GPT* model, uint64_t* rng) {
     const GPTConfig* c = &model->config;
     for (int i = NUM_BASE_PARAMS; i < NUM_PARAMS; i++) {
@@ -470,7 +485,7 @@ static void gpt_init_peft(GPT* model, uint64_t* rng) {
             float bound = 1.0f / sqrtf((float)dims[2]);  // dims = (L, r, in)
             for (size_t j = 0; j < n; j++) p[j] = bound * (2.0f * random_f32(rng) - 1.0f);
         } else if (!strcmp(name, "adpa_dw") || !strcmp(name, "adpm_dw") || !strncmp(name, "prefix_", 7) ||
-                   !strcmp(name, "cls_w")) {
+                   !strcmp(name, "cls_w") || !strcmp(name, "tok_w")) {
             for (size_t j = 0; j < n; j++) p[j] = 0.02f * random_normal(rng);
         } else {
             memset(p, 0, n * sizeof(float));  // lora B, adapter up weights and all adapter biases
@@ -616,7 +631,7 @@ static size_t count_trainable(const GPT* model) {
 }
 
 static int has_finetuning_tensors(const GPTConfig* c) {
-    return c->lora_r || c->adapter_dim || c->prefix_len || c->num_classes;
+    return c->lora_r || c->adapter_dim || c->prefix_len || c->num_classes || c->num_tags;
 }
 
 // ---------------------------------------------------------------------------- int8 model
@@ -913,6 +928,11 @@ static void gpt_forward_body(GPT* model) {
         model->mean_loss = cls_forward(a.cls_logits, a.cls_probs, a.lnf, model->pool_len, model->labels, p.cls_w + (size_t)k0 * C,
                                        model->class_weights ? model->class_weights + k0 : NULL, model->label_smoothing, B, T,
                                        C, gpt_head_classes(model));
+    } else if (c->num_tags) {  // token-classification head on every position: a linear map, then softmax + CE
+        // over the positions whose tag is not -1 (the first subword of each word). PyTorch:
+        // F.cross_entropy((lnf @ tok_w.T + tok_b).view(-1, E), tags.view(-1), ignore_index=-1)
+        gpt_matmul_forward(model, PIDX(tok_w), 0, a.tok_logits, a.lnf, p.tok_b, BT, C, c->num_tags);
+        model->mean_loss = crossentropy_forward(a.tok_probs, a.losses, a.tok_logits, model->targets, BT, c->num_tags, c->num_tags);
     } else {
         gpt_matmul_forward(model, PIDX(wte), 0, a.logits, a.lnf, NULL, BT, C, c->Vp);  // tied LM head: logits = lnf @ wte^T
         // probs are always computed (sampling needs them); the loss only with targets
@@ -940,6 +960,7 @@ static void gpt_check_batch(const GPT* model, const int* inputs, const int* targ
 // NULL for inference. Fills acts (logits, probs, ...) and model->mean_loss (NaN without targets).
 static void gpt_forward(GPT* model, const int* inputs, const int* targets, int B, int T) {
     if (gpt_head_classes(model)) DIE("gpt_forward called on a classification model", "use gpt_forward_cls");
+    if (model->config.num_tags) DIE("gpt_forward called on a token-classification model", "use gpt_forward_tok");
     gpt_check_batch(model, inputs, targets, B, T);
     gpt_alloc_activations(model, B, T);
     size_t BT = (size_t)B * T;
@@ -971,6 +992,27 @@ static void gpt_forward_cls(GPT* model, const int* inputs, const int* lengths, c
     memcpy(model->lengths, lengths, (size_t)B * sizeof(int));
     for (int b = 0; b < B; b++) model->pool_len[b] = model->config.arch == ARCH_ENCODER ? 1 : lengths[b];
     for (int b = 0; b < B; b++) model->labels[b] = labels ? labels[b] : -1;
+    gpt_forward_body(model);
+}
+
+// Forward pass with the token-classification head. tags (B,T): position (b,t)'s tag in [0, E), or -1 where the
+// loss is not taken (later subwords of a word, padding); NULL for inference. Fills tok_logits, tok_probs.
+// lengths (B): each row's real tokens (an encoder attends to those only), or NULL: all T.
+static void gpt_forward_tok(GPT* model, const int* inputs, const int* tags, const int* lengths, int B, int T) {
+    const GPTConfig* c = &model->config;
+    if (!c->num_tags) DIE("gpt_forward_tok called on a model without a token-classification head", "set num_tags");
+    gpt_check_batch(model, inputs, NULL, B, T);
+    size_t BT = (size_t)B * T;
+    for (size_t i = 0; tags && i < BT; i++)
+        if (tags[i] < -1 || tags[i] >= c->num_tags) {
+            char msg[128];
+            snprintf(msg, sizeof msg, "tag %d at batch position %zu outside [0, %d)", tags[i], i, c->num_tags);
+            DIE(msg, "the dataset has more tags than the model's head");
+        }
+    gpt_alloc_activations(model, B, T);
+    memcpy(model->inputs, inputs, BT * sizeof(int));
+    for (size_t i = 0; i < BT; i++) model->targets[i] = tags ? tags[i] : -1;  // the tags are the targets
+    for (int b = 0; b < B; b++) model->lengths[b] = lengths && lengths[b] >= 1 && lengths[b] <= T ? lengths[b] : T;
     gpt_forward_body(model);
 }
 
@@ -1026,6 +1068,9 @@ static void gpt_backward(GPT* model) {
         cls_backward(ga.dln, dcls_w ? dcls_w + (size_t)k0 * C : NULL, ga.dcls_logits, a.cls_probs, a.lnf, model->pool_len,
                      model->labels, p.cls_w + (size_t)k0 * C, model->class_weights ? model->class_weights + k0 : NULL,
                      model->label_smoothing, model->loss_scale, B, T, C, gpt_head_classes(model));
+    } else if (c->num_tags) {  // forward was logits = lnf @ tok_w^T + tok_b, loss = CE over the tagged positions
+        crossentropy_backward(ga.dtok_logits, a.tok_probs, model->targets, BT, c->num_tags, c->num_tags, model->loss_scale);
+        gpt_matmul_backward(model, PIDX(tok_w), 0, ga.dln, G(tok_w, 0), G(tok_b, 0), ga.dtok_logits, a.lnf, BT, C, c->num_tags);
     } else {
         crossentropy_backward(ga.dlogits, a.probs, model->targets, BT, c->V, c->Vp, model->loss_scale);
         gpt_matmul_backward(model, PIDX(wte), 0, ga.dln, G(wte, 0), NULL, ga.dlogits, a.lnf, BT, C, c->Vp);

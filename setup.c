@@ -65,7 +65,8 @@ static void apply_freeze_list(GPT* model, const char* list, int on, const char* 
             gpt_set_trainable(model, PIDX(wte), -1, on);
             gpt_set_trainable(model, PIDX(wpe), -1, on);
         } else if (!strcmp(item, "head")) {  // the LM head is wte (tied); a class head is cls_w
-            gpt_set_trainable(model, c->num_classes ? PIDX(cls_w) : PIDX(wte), -1, on);
+            gpt_set_trainable(model, c->num_classes ? PIDX(cls_w) : c->num_tags ? PIDX(tok_w) : PIDX(wte), -1, on);
+            if (c->num_tags) gpt_set_trainable(model, PIDX(tok_b), -1, on);
         } else if (!strcmp(item, "final-ln")) {
             gpt_set_trainable(model, PIDX(lnfw), -1, on);
             gpt_set_trainable(model, PIDX(lnfb), -1, on);
@@ -94,6 +95,10 @@ static void setup_finetuning(GPT* model, const Args* a, const DataLoader* dl, ui
     if (dl->kind == DATA_CLS && !c.num_classes) {
         c.num_classes = a->classes ? a->classes : dl->ds.num_labels;
         if (c.num_classes < 2) failf("classification needs at least 2 classes", "--classes %d (dataset %s has %d labels)", c.num_classes, dl->path, dl->ds.num_labels);
+    }
+    if (dl->kind == DATA_TOK && !c.num_tags) {  // a token-classification head with the training file's tags
+        if (c.num_classes) failf("start token classification from an LM model", "%s has a %d-class head", dl->path, c.num_classes);
+        c.num_tags = dl->ds.num_labels;
     }
     if (!strcmp(a->method, "lora")) {  // a rank above C is no longer low-rank: the update B A is then any C x C matrix
         if (a->lora_rank > c.C) failf("typical ranks are 4-64", "--lora-rank %d is larger than the model's width C = %d", a->lora_rank, c.C);

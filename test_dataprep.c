@@ -872,6 +872,90 @@ static void test_cli(void) {
     if (ok) dataset_close(&ds);
 }
 
+// ---------------------------------------------------------------------------- tok: CoNLL token tags
+static void test_tok(void) {
+    Dataset ds;
+    char err[512];
+    // the record: each word encoded as " " + word, its first token carries the tag id, the others 255
+    write_text(TMP "/t.conll", "Hello\tB-x\r\nworld\tO\n\t\nNew\tB-loc\nYorkshiremen\tI-loc  \n\n");
+    int rc = run("./dataprep tok --tokenizer " GPT2 " --out " TMP "/t --train " TMP "/t.conll");
+    int ok = rc == 0 && dataset_open(&ds, TMP "/t_train.ds", err, sizeof err) == 0;
+    Tokenizer t;
+    ok = ok && tokenizer_load(&t, GPT2, err, sizeof err) == 0;
+    int want_ok = 0;
+    if (ok) {
+        const char* words[4] = {" Hello", " world", " New", " Yorkshiremen"};
+        int tags[4] = {1, 3, 0, 2};  // sorted: B-loc B-x I-loc O
+        IntVec ids[4] = {{0}};
+        for (int k = 0; k < 4; k++) tokenizer_encode(&t, words[k], strlen(words[k]), 0, &ids[k]);
+        Example e0, e1;
+        char names[4][256];
+        want_ok = ds.kind == DS_TOK && ds.count == 2 && ds.num_labels == 4 && dataset_get(&ds, 0, &e0) == 0 && dataset_get(&ds, 1, &e1) == 0 &&
+                  dataset_label_names(&ds, TMP "/t_train.ds", names, err, sizeof err) == 4 && !strcmp(names[0], "B-loc") && !strcmp(names[3], "O") &&
+                  e0.label == 2 && e1.label == 2 && e0.n == ids[0].len + ids[1].len && e1.n == ids[2].len + ids[3].len && ids[3].len >= 2;
+        for (int s = 0; want_ok && s < 2; s++) {
+            const Example* e = s ? &e1 : &e0;
+            size_t pos = 0;
+            for (int k = 2 * s; k < 2 * s + 2; k++)
+                for (size_t q = 0; q < ids[k].len; q++, pos++)
+                    want_ok &= dataset_id(e->ids, ds.bytes_per_token, pos) == ids[k].data[q] && e->mask[pos] == (q ? DS_TAG_NONE : tags[k]);
+        }
+        for (int k = 0; k < 4; k++) free(ids[k].data);
+        tokenizer_free(&t);
+        dataset_close(&ds);
+    }
+    check(want_ok, "cli tok: words encoded as \" \"+word, first subword tagged, the rest 255; lone-TAB and CRLF lines read; tags sorted with names");
+    // a damaged token-label file is refused when opened: a tag byte past K, an untagged first token, a wrong word count
+    struct { unsigned char tags[3]; int words; const char* want; } dmg[] = {
+        {{0, DS_TAG_NONE, 9}, 2, "tag byte 2 is 9"}, {{DS_TAG_NONE, 1, 2}, 2, "tag byte 0 is 255"}, {{0, 1, DS_TAG_NONE}, 3, "record says 3 words"}};
+    for (int k = 0; k < 3; k++) {
+        DsWriter w;
+        const char* const tn[4] = {"B-a", "I-a", "O", "B-b"};
+        int ids3[3] = {5, 6, 7};
+        ok = ds_writer_open(&w, TMP "/dmg.ds", EXAMPLES_MAGIC, DS_TOK, 50257, 4, err, sizeof err) == 0;
+        ds_writer_set_labels(&w, tn);
+        ds_write_example(&w, ids3, 3, dmg[k].words, dmg[k].tags);
+        ok = ok && ds_writer_close(&w, err, sizeof err) == 0 && dataset_open(&ds, TMP "/dmg.ds", err, sizeof err) != 0 && strstr(err, dmg[k].want);
+        check(ok, "dataset: a damaged token-label record refused: %s", err);
+    }
+    // WNUT 17: the sentence and entity counts of its SOURCE.md (train separates sentences with a lone TAB)
+    rc = run("./dataprep tok --tokenizer " GPT2 " --out " TMP "/wnut --train " DATA "/wnut17/wnut17train.conll --val " DATA
+             "/wnut17/emerging.dev.conll --test " DATA "/wnut17/emerging.test.annotated");
+    check(rc == 0 && file_contains(TMP "/wnut_summary.txt", "train   3394 sentences") && file_contains(TMP "/wnut_summary.txt", "1975 B- tags") &&
+          file_contains(TMP "/wnut_summary.txt", "val     1009 sentences") && file_contains(TMP "/wnut_summary.txt", "836 B- tags") &&
+          file_contains(TMP "/wnut_summary.txt", "test    1287 sentences") && file_contains(TMP "/wnut_summary.txt", "1079 B- tags") &&
+          file_contains(TMP "/wnut_tags.txt", "12\tO\t59570"),
+          "cli tok: WNUT 17 train/dev/test: 3394/1009/1287 sentences, 1975/836/1079 entities, 13 tags (as its SOURCE.md)");
+    // bad input: one line each, file:line; --skip-bad skips the sentence and counts it
+    struct { const char* text; const char* want; const char* what; } bad[] = {
+        {"a\tO\nb\n\n", "b.conll:2: error: a line without a tag", "a line without a tag"},
+        {"a\tO\nb\tPER\n\n", "b.conll:2: error: a tag outside the BIO scheme", "a tag outside BIO"},
+        {"a\tO\n\n\nb\tO\n", "b.conll:3: error: empty sentence", "an empty sentence (two separator lines)"},
+        {"a\tO\nb\tO x\n", "b.conll:2: error: more than two fields", "three fields"},
+        {"a\tO\nsupercalifragilistic\tO\n", "b.conll:2: error: the word \"supercalifragilistic\" is", "a word longer than --max-len 3"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        write_text(TMP "/b.conll", bad[k].text);
+        rc = run("./dataprep tok --tokenizer " GPT2 " --max-len 3 --out " TMP "/b --train " TMP "/b.conll");
+        check(rc == 1 && strstr(err_line(), bad[k].want), "cli tok: bad input, %s: %s", bad[k].what, err_line());
+    }
+    write_text(TMP "/b.conll", "a\tO\nb\tPER\n\nc\tB-x\n\nd\n\ne\tO\n");
+    rc = run("./dataprep tok --tokenizer " GPT2 " --skip-bad --out " TMP "/b --train " TMP "/b.conll");
+    ok = rc == 0 && dataset_open(&ds, TMP "/b_train.ds", err, sizeof err) == 0;
+    check(ok && ds.count == 2 && file_contains(TMP "/b_summary.txt", "bad lines: 2  first: " TMP "/b.conll:2") &&
+          file_contains(TMP "/b_summary.txt", "skipped 2"), "cli tok: --skip-bad: 2 of 4 sentences skipped and counted, the first bad line named");
+    if (ok) dataset_close(&ds);
+    // dev/test tags outside the training file's set: an error naming the dev file's line
+    write_text(TMP "/tr.conll", "a\tB-x\nb\tO\n\n");
+    write_text(TMP "/dv.conll", "a\tB-x\n\nb\tB-y\n");
+    rc = run("./dataprep tok --tokenizer " GPT2 " --out " TMP "/d --train " TMP "/tr.conll --val " TMP "/dv.conll");
+    check(rc == 1 && strstr(err_line(), "dv.conll:3: error: tag \"B-y\" does not appear in the training file"), "cli tok: a dev tag training never saw: %s", err_line());
+    rc = run("./dataprep tok --tokenizer " GPT2 " --out " TMP "/d --labels a,b --train " TMP "/tr.conll");
+    check(rc == 1 && strstr(err_line(), "does not apply to dataprep tok"), "cli tok: an option of another command refused: %s", err_line());
+    rc = run("./dataprep tok --tokenizer " GPT2 " --out " TMP "/d " TMP "/tr.conll");
+    check(rc == 1 && strstr(err_line(), "no --train file"), "cli tok: one FILE without --train refused: %s", err_line());
+}
+
 int main(void) {
     if (system("rm -rf " TMP " && mkdir -p " TMP) != 0) { printf("cannot create " TMP "\n"); return 1; }
     double t0 = now_seconds();
@@ -897,6 +981,7 @@ int main(void) {
     test_dataset_files();
     test_csv_parser();
     test_cli();
+    test_tok();
     printf("(%.1f s)\n", now_seconds() - t0);
     printf("dataprep: %d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;

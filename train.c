@@ -18,6 +18,7 @@
 #include "card.c"      // defines: sha256, write_model_card, write_export_card (DIR/README.md)
 #include "continual.c" // defines: Replay, replay_mix (rehearsal), Ewc, ewc_fisher, ewc_add_grad (EWC)
 #include "report.c"    // defines: metrics, error analysis, plots, write_report
+#include "tokcls.c"    // defines: tok_score (entity P/R/F1, token accuracy, errors.md of a token-classification model)
 #include "setup.c"     // defines: Args, parse_args, model_from_args, setup_finetuning
 #include "onnx.c"      // defines: export_onnx, dump_logits
 #include "multitask.c" // defines: TaskSet, tasks_parse, tasks_step_loader, tasks_validate, tasks_select (multi-task)
@@ -31,7 +32,7 @@
 //   run_finish    the final files, the test evaluation of the best model, the report
 // The arithmetic of a step goes through a Backend: the CPU's (below) or the GPU's (train.cu), so both devices
 // run this same loop, with the same logs, checkpoints and report.
-static const char* const KIND_NAMES[] = {"lm", "cls", "sft"};
+static const char* const KIND_NAMES[] = {"lm", "cls", "sft", "tok"};
 
 typedef struct {
     const Args* a;
@@ -156,7 +157,7 @@ static void run_load(Run* r, const Args* a) {
         tasks_open(&r->tasks, model, a, a->B * dist_world);
         if (a->resume) tasks_fast_forward(&r->tasks, (long long)r->state.step, a->accum, a->B * dist_world, a->T, model->config.V);
     }
-    if (!r->tasks.n && dl->kind == DATA_CLS && !model->label_names && model->config.num_classes == dl->ds.num_labels)
+    if (!r->tasks.n && (dl->kind == DATA_CLS || dl->kind == DATA_TOK) && !model->label_names && head_labels(&model->config) == dl->ds.num_labels)
         model->label_names = loader_label_names(dl);  // the head's classes are the training data's
     if (!r->tasks.n) check_data_matches_model(dl, model);
     const char* other[2] = {a->val, a->test};  // validation and test files: the same checks, before any work
@@ -198,7 +199,7 @@ static void run_recipe(Run* r, const Args* a) {
     size_t epoch = r->tasks.n ? (size_t)tasks_num_batches(&r->tasks) : r->dl.num_batches;  // multi-task: every task's batches
     r->steps = a->epochs > 0 ? (int)ceil(a->epochs * epoch / a->accum) : a->steps;
     r->higher_better = strcmp(a->metric, "val_loss") != 0;  // the metric must exist for this task, and needs --val
-    if (r->higher_better && !c->num_classes)
+    if (r->higher_better && !head_labels(c))
         failf("accuracy and f1 are classification metrics; use --metric val_loss", "--metric %s for a %s dataset", a->metric, KIND_NAMES[r->dl.kind]);
     if ((a->early_stop || a->test) && !a->val && !tasks_first_val(&r->tasks)) failf("give --val FILE to choose the best model on", "--early-stop/--test need validation data");
     r->opt = adamw_config(a);
@@ -422,7 +423,12 @@ static int run_validate(Run* r, const Backend* be, int step, EvalResult* val, do
         *val = be->evaluate(be->ctx, model, a->val, a->B, a->T, a->val_batches);
         *metric = val->loss;
         if (!strcmp(a->metric, "accuracy")) *metric = val->accuracy;
-        if (!strcmp(a->metric, "f1")) *metric = cls_metrics(val->confusion, model->config.num_classes).macro_f1;
+        if (!strcmp(a->metric, "f1") && model->config.num_classes) *metric = cls_metrics(val->confusion, model->config.num_classes).macro_f1;
+        if (!strcmp(a->metric, "f1") && model->config.num_tags) {  // entity F1 (a second pass over the validation file)
+            TokScore ts = tok_score(model, a->val, a->B, a->T, NULL, NULL);
+            *metric = span_prf(&ts.counts, -1).f1;
+            tok_score_free(&ts);
+        }
     }
     series_add(&r->val_curve, step + 1, val->loss);
     free(val->confusion);
@@ -448,7 +454,7 @@ static int run_validate(Run* r, const Backend* be, int step, EvalResult* val, do
 // The console line (with a progress bar and ETA) and the JSONL record of a step.
 static void run_log(Run* r, int step, double loss, float norm, double tok_s, const EvalResult* val, double metric, int improved) {
     const Args* a = r->a;
-    int is_eval = val != NULL, K = r->model.config.num_classes, done = step + 1 - r->first;
+    int is_eval = val != NULL, K = head_labels(&r->model.config), done = step + 1 - r->first;
     if (step + 1 == r->steps || (a->print_every > 0 && (step + 1) % a->print_every == 0) || is_eval) {
         char eta[32];
         format_duration(eta, sizeof eta, r->t_steps / done * (r->steps - step - 1));
@@ -569,6 +575,17 @@ static EvalResult run_test(Run* r, const Backend* be) {
     printf("test (best by %s, step %lld): loss %.6f", a->metric, (long long)r->state.best_step, te.loss);
     if (K) printf(" accuracy %.6f macro F1 %.6f", te.accuracy, cls_metrics(te.confusion, K).macro_f1);
     printf(" over %zu %s\n", te.count, K ? "examples" : "targets");
+    if (model->config.num_tags) {  // entity scores, and DIR/errors.md
+        char path[1100];
+        snprintf(path, sizeof path, "%s/errors.md", a->out ? a->out : ".");
+        TokScore ts = tok_score(model, a->test, a->B, a->T, a->out && dist_rank == 0 ? path : NULL, a->tokenizer);
+        PRF all = span_prf(&ts.counts, -1);
+        printf("test entities: precision %.6f recall %.6f F1 %.6f (%zu gold, %zu predicted); token accuracy %.6f\n", all.precision,
+               all.recall, all.f1, all.gold, all.pred, te.accuracy);
+        if (a->out && dist_rank == 0) printf("error analysis: %s\n", path);
+        if (r->log) fprintf(r->log, "{\"test_entity_f1\": %.6f, \"test_token_accuracy\": %.6f}\n", all.f1, te.accuracy);
+        tok_score_free(&ts);
+    }
     if (K && a->out && dist_rank == 0) {
         char path[1100];
         snprintf(path, sizeof path, "%s/confusion_test.svg", a->out);
@@ -658,7 +675,13 @@ static int cmd_eval(const Args* a) {
     if (a->generate) gr = eval_generate(&model, &gen);  // genmetrics.h: generate, BLEU, ROUGE-L
     if (a->dump_logits) dump_logits(&model, a->data, a->B, a->T, a->max_batches, a->dump_logits);
     int K = model.config.num_classes;
-    if (K) {
+    if (model.config.num_tags) {  // token classification: entity scores (spans.h) and token accuracy
+        TokScore ts = tok_score(&model, a->data, a->B, a->T, NULL, NULL);
+        printf("{\"loss\": %.6f, ", r.loss);
+        tok_score_json(stdout, &ts);
+        printf(", \"tagged_tokens\": %zu}\n", r.count);
+        tok_score_free(&ts);
+    } else if (K) {
         ClsMetrics mt = cls_metrics(r.confusion, K);
         printf("{\"loss\": %.6f, \"accuracy\": %.6f, \"macro_f1\": %.6f, \"micro_f1\": %.6f, \"examples\": %zu, \"per_class\": [",
                r.loss, r.accuracy, mt.macro_f1, mt.micro_f1, r.count);
@@ -754,6 +777,7 @@ static int cmd_sample(const Args* a) {
     tasks_select(&model, a->task_head);
     refuse_encoder_generation(&model, "sample");
     if (model.config.num_classes) failf("sampling needs the LM head", "this model has a %d-class head", model.config.num_classes);
+    if (model.config.num_tags) failf("sampling needs the LM head", "this model has a %d-tag token head", model.config.num_tags);
     if (!a->tokens && !a->prompt) failf("give --tokens \"id id ...\", or --prompt \"text\" with --tokenizer", "no prompt");
     if (a->prompt && !a->tokenizer) failf("text needs the tokenizer the model was trained with", "--prompt without --tokenizer");
     int cap = 16, n = 0;
@@ -1152,6 +1176,8 @@ static int cmd_export(const Args* a) {
     if (c->arch == ARCH_ENCODER)  // each format would read it back as a causal GPT-2: a different function
         failf("keep the encoder in our format (model.bin records the architecture); the export formats are GPT-2 decoders",
               "export --format %s: the model is an encoder", a->format);
+    if (c->num_tags && strcmp(a->format, "safetensors"))  // the others have no place for it: refused, not dropped
+        failf("--format safetensors keeps the token head (GPT2ForTokenClassification's classifier)", "--format %s: the model has a %d-tag head", a->format, c->num_tags);
     if (!strcmp(a->format, "peft")) {  // the LoRA itself, unmerged
         if (a->merge) failf("peft exports the LoRA tensors themselves; drop --merge", "--merge 1 with --format peft");
         export_peft(&model, a->out, a->lora_dropout);

@@ -1,6 +1,6 @@
 """
 PyTorch references for the fine-tuning methods and heads (issue: LoRA, adapters, prefix-tuning,
-freezing with layer-wise LR decay, the classification head). Written from the math in float64, on
+freezing with layer-wise LR decay, the classification head, the token-classification head). Written from the math in float64, on
 top of the base model of config a (ref/gpt_a.bin, written by dev/gen_reference.py; run that first).
 
     /usr/bin/python3 dev/gen_reference_methods.py      -> ref/method_<name>.safetensors
@@ -45,10 +45,11 @@ def peft_shapes(cfg, m):
             out += [(s + "_dw", (A, C)), (s + "_db", (A,)), (s + "_uw", (C, A)), (s + "_ub", (C,))]
     if P:
         out += [("prefix_k", (P, C)), ("prefix_v", (P, C))]
-    return out, ([("cls_w", (K, C))] if K else [])
+    E = m.get("num_tags", 0)
+    return out, ([("cls_w", (K, C))] if K else []) + ([("tok_w", (E, C)), ("tok_b", (E,))] if E else [])
 
 
-def forward_ft(p, idx, cfg, m, targets=None, lengths=None, labels=None, class_weights=None):
+def forward_ft(p, idx, cfg, m, targets=None, lengths=None, labels=None, class_weights=None, tags=None):
     """GPT-2 (gpt_torch.forward's math) with the method's additions. Returns (logits, loss)."""
     B, T = idx.shape
     C, NH, V, L = cfg["C"], cfg["NH"], cfg["V"], cfg["L"]
@@ -92,6 +93,10 @@ def forward_ft(p, idx, cfg, m, targets=None, lengths=None, labels=None, class_we
         logits = F.linear(pooled, p["cls_w"])                                   # (B,K)
         loss = F.cross_entropy(logits, labels, weight=class_weights, label_smoothing=m.get("label_smoothing", 0.0))
         return logits, loss
+    if m.get("num_tags"):  # GPT2ForTokenClassification: classifier on every position, CE over the tagged ones
+        logits = F.linear(h, p["tok_w"], p["tok_b"])                            # (B,T,E)
+        loss = F.cross_entropy(logits.reshape(-1, m["num_tags"]), tags.reshape(-1), ignore_index=-1)
+        return logits, loss
     logits = F.linear(h, p["wte"])[..., :V]
     loss = F.cross_entropy(logits.reshape(-1, V), targets.reshape(-1), ignore_index=-1)
     return logits, loss
@@ -108,6 +113,10 @@ METHODS = {
     "cls": dict(num_classes=3, label_smoothing=0.1, train="all"),
     # freezing: embeddings and block 0 frozen, layer-wise LR decay 0.8 on the rest
     "freeze": dict(train="freeze", layer_decay=0.8),
+    # token-classification head (E=5 tags, about a third of the positions untagged) + full fine-tuning
+    "tok": dict(num_tags=5, train="all"),
+    # the same head with LoRA on all four projections (base frozen, head and LoRA trained)
+    "tok_lora": dict(num_tags=5, lora_r=4, lora_alpha=8.0, lora_targets=15, train="peft"),
 }
 
 
@@ -166,6 +175,10 @@ def main():
             kw["lengths"] = torch.tensor([T, T - 5, 3, T - 1][:B])
             kw["labels"] = torch.tensor([2, 0, 1, 2][:B])
             kw["class_weights"] = torch.tensor([0.5, 2.0, 1.25])
+        elif m.get("num_tags"):  # tags in [0, E), -1 on every third position (not scored), seeded
+            tags = torch.randint(0, m["num_tags"], (B, T), generator=torch.Generator().manual_seed(7))
+            tags[:, 1::3] = -1
+            kw["tags"] = tags
         else:
             kw["targets"] = tgt
 
@@ -202,6 +215,8 @@ def main():
             out["lengths"] = kw["lengths"].int()
             out["labels"] = kw["labels"].int()
             out["class_weights"] = kw["class_weights"].float()
+        elif "tags" in kw:
+            out["tags"] = kw["tags"].int()
         else:
             out["targets"] = tgt.int()
         for n in names:
@@ -229,7 +244,7 @@ def decays_name(n):
     for name, _s, _pl, d in G.PARAMS:
         if name == n:
             return d
-    return not (n.endswith("_db") or n.endswith("_ub"))  # fine-tuning matrices decay, biases do not
+    return not (n.endswith("_db") or n.endswith("_ub") or n == "tok_b")  # fine-tuning matrices decay, biases do not
 
 
 # ----------------------------------------------------------------------------- multi-task
