@@ -12,6 +12,10 @@
 #   FT_STEPS=M  fine-tuning steps of each (default: one epoch, 2041 steps of 32)
 #   TEXT=PREFIX pretraining text already prepared (PREFIX_train.bin, PREFIX_val.bin), e.g. the base's
 #               TEXT=../wt-base/data/pretrain; without it, made into data/pretrain as dev/pretrain_base.sh does
+#   DEC_PRE=F ENC_PRE=F  reuse a decoder and an encoder pretrained before (e.g. by an earlier run of this
+#               recipe: runs/evd_dec_pre/model.bin, runs/evd_enc_pre/model.bin) instead of pretraining
+#   PARTS="sst2 ner"  which fine-tuning comparisons to run (default both): SST-2 classification, and WNUT 17
+#               named entities with the token head as dev/recipe_wnut17.sh trains it (NER_EPOCHS, default 5)
 # Both are also fine-tuned from a random init with the same settings (the contrast case). The two pretraining
 # losses are of different tasks (next token against the 15% masked tokens) and are not comparable; the SST-2
 # accuracies are. Full length (STEPS=1500, one epoch of fine-tuning): well over an
@@ -34,14 +38,26 @@ if [ ! -f "${text}_train.bin" ]; then
 fi
 pre="--init 4,4,128 --vocab 50257 --max-seq 128 --train ${text}_train.bin --val ${text}_val.bin --batch 8 --seq 128
      --steps $STEPS --lr 1e-3 --warmup 50 --eval-every $((STEPS < 500 ? STEPS : 500)) --val-batches 0 --print-every 100"
-if [ "$STEPS" = 1500 ] && [ -f "$BASE" ]; then
+PARTS=${PARTS:-sst2 ner}
+if [ -n "${DEC_PRE:-}" ]; then
+    dec=$DEC_PRE
+elif [ "$STEPS" = 1500 ] && [ -f "$BASE" ]; then
     dec=$BASE
 else
     ./train $pre --out runs/evd_dec_pre
     dec=runs/evd_dec_pre/model.bin
 fi
-./train $pre --arch encoder --out runs/evd_enc_pre
-enc=runs/evd_enc_pre/model.bin
+if [ -n "${ENC_PRE:-}" ]; then
+    enc=$ENC_PRE
+else
+    ./train $pre --arch encoder --out runs/evd_enc_pre
+    enc=runs/evd_enc_pre/model.bin
+fi
+echo "pretraining ($STEPS steps of 8 x 128 tokens; val loss: next-token for the decoder, masked tokens for the encoder):"
+echo "  decoder $(./train eval --model "$dec" --data ${text}_val.bin --batch 8 --seq 128)"
+echo "  encoder $(./train eval --model "$enc" --data ${text}_val.bin --batch 8 --seq 128)"
+
+if [[ " $PARTS " == *" sst2 "* ]]; then
 
 awk -v tr=data/sst2ft_trainpart.tsv -v va=data/sst2ft_valpart.tsv \
     'NR == 1 { print > tr; print > va; next } NR % 40 == 0 { print > va; next } { print > tr }' \
@@ -58,11 +74,31 @@ mkdir -p runs/evd_dec_scratch runs/evd_enc_scratch
 ./train --init 4,4,128 --vocab 50257 --max-seq 128 $ft --out runs/evd_dec_scratch
 ./train --init 4,4,128 --vocab 50257 --max-seq 128 --arch encoder $ft --out runs/evd_enc_scratch
 
-echo
-echo "pretraining ($STEPS steps of 8 x 128 tokens; val loss: next-token for the decoder, masked tokens for the encoder):"
-echo "  decoder $(./train eval --model "$dec" --data ${text}_val.bin --batch 8 --seq 128)"
-echo "  encoder $(./train eval --model "$enc" --data ${text}_val.bin --batch 8 --seq 128)"
 echo "SST-2, the best checkpoint on the validation part, on GLUE dev (872 sentences, 64 tokens):"
 for run in dec_sst2 enc_sst2 dec_scratch enc_scratch; do
     echo "  $run $(./train eval --model runs/evd_$run/best.bin --data data/sst2ft_test.ds --batch 32 --seq 64 | cut -c1-60)"
 done
+fi
+
+# WNUT 17 named entities: the token head on every position, dev/recipe_wnut17.sh's data and settings. The
+# encoder tags a word seeing the words on both sides; the decoder only those before it.
+if [[ " $PARTS " == *" ner "* ]]; then
+w=../shared/data/wnut17
+./dataprep tok --tokenizer $bpe --out data/wnut17 --max-len 128 --train $w/wnut17train.conll \
+    --val $w/emerging.dev.conll --test $w/emerging.test.annotated
+ner="--lr 1e-3 --train data/wnut17_train.ds --val data/wnut17_val.ds --test data/wnut17_test.ds --batch 16 --seq 72
+     --epochs ${NER_EPOCHS:-5} --warmup 50 --dropout 0.1 --eval-every 212 --val-batches 0 --metric f1 --print-every 106"
+mkdir -p runs/evd_dec_ner runs/evd_enc_ner runs/evd_dec_ner_scratch runs/evd_enc_ner_scratch
+./train --model "$dec" $ner --out runs/evd_dec_ner
+./train --model "$enc" $ner --out runs/evd_enc_ner
+./train --init 4,4,128 --vocab 50257 --max-seq 128 $ner --out runs/evd_dec_ner_scratch
+./train --init 4,4,128 --vocab 50257 --max-seq 128 --arch encoder $ner --out runs/evd_enc_ner_scratch
+echo "WNUT 17, the best checkpoint on dev entity F1, on the test file (128 tokens):"
+for run in dec_ner enc_ner dec_ner_scratch enc_ner_scratch; do
+    j=$(./train eval --model runs/evd_$run/best.bin --data data/wnut17_test.ds --batch 16 --seq 128)
+    echo "  $run entity F1 $(echo "$j" | grep -o '"entity_f1": [0-9.]*' | cut -d' ' -f2)," \
+         "precision $(echo "$j" | grep -o '"entity_precision": [0-9.]*' | cut -d' ' -f2)," \
+         "recall $(echo "$j" | grep -o '"entity_recall": [0-9.]*' | cut -d' ' -f2)," \
+         "token accuracy $(echo "$j" | grep -o '"token_accuracy": [0-9.]*' | cut -d' ' -f2)"
+done
+fi
