@@ -332,7 +332,7 @@ static void write_report(const GPT* model, size_t ntrain, const RunSummary* r) {
     if (c->adapter_dim) fprintf(f, " (bottleneck %d)", c->adapter_dim);
     if (c->prefix_len) fprintf(f, " (prefix %d)", c->prefix_len);
     if (model->q8_memory) fprintf(f, " on an int8 base");
-    fprintf(f, " |\n| head | %s |\n", c->num_classes ? "classification" : "language model");
+    fprintf(f, " |\n| head | %s |\n", c->num_classes ? "classification" : c->num_tags ? "token classification" : c->arch == ARCH_ENCODER ? "masked language model (encoder)" : "language model");
     fprintf(f, "| trainable | %zu of %zu parameters (%.2f%%) |\n\n", ntrain, model->num_parameters,
             100.0 * ntrain / model->num_parameters);
     fprintf(f, "## Training\n\n| | |\n|---|---|\n");

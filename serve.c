@@ -1115,6 +1115,12 @@ static int cmd_serve(const Args* a) {
     uint64_t rng = a->seed ? a->seed : 1;
     model_from_args(&s->model, a, NULL, &rng);
     s->sample_seed = rng;  // as cmd_sample seeds its sampler: what --init drew is behind it
+    if (s->model.num_tasks)
+        failf("serve one task: ./train extract --model FILE --task-head NAME --out task.bin, then serve task.bin",
+              "a multi-task model (%d tasks) cannot be served as it is", s->model.num_tasks);
+    if (s->model.config.num_tags)
+        failf("tag text with ./train eval (entity scores) or keep a token model out of serve for now",
+              "serve has no endpoint for a token-classification head (%d tags)", s->model.config.num_tags);
     s->K = s->model.config.num_classes;
     if (!s->K) refuse_encoder_generation(&s->model, "serving an LM head (/v1/completions)");
     if (a->tokenizer) tokenizer_load_or_die(&s->tok, a->tokenizer), s->has_tok = 1;

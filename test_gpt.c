@@ -1610,6 +1610,8 @@ static void test_cli_multitask(void) {
                  "--data test_tmp/mt_av.ds --batch 4 --seq 16", "class 0 is 'neg' here but 'ham' for the model");
     expect_error("--task-head naming no task", "./train eval --model test_tmp/mt_full/model.bin --task-head nope --data test_tmp/mt_av.ds",
                  "has no task 'nope'");
+    expect_error("serve of a multi-task model", "./train serve --model test_tmp/mt_full/model.bin --port 0 --tokenizer bytes",
+                 "cannot be served as it is");
     rc = run_cmd("./train eval --model test_tmp/mt_full/model.bin --task-head text --data test_tmp/tok.bin --batch 2 --seq 16", "ppl", out, sizeof out);
     report(rc == 0 && strstr(out, "\"ppl\""), "eval --task-head text runs the LM head of the multi-task model: %s", out);
     // LoRA on a multi-task model: adapter.bin carries every head and the task table
@@ -4013,6 +4015,8 @@ static void test_tok_cli(void) {
     report(rc == 0 && rc2 == 0 && l1 && l2 && atof(l1 + 8) == atof(l2 + 8), "export --format safetensors (classifier.*) and eval of it: the same loss (%s)", l2 ? l2 : out2);
     rc = run_cmd("./train export --model test_tmp/ner/model.bin --format gguf --out test_tmp/ner.gguf", "token head", out2, sizeof out2);
     report(rc == 1, "export of a token model to a format without its head refused: %s", out2);
+    rc = run_cmd("./train serve --model test_tmp/ner/model.bin --port 0 --tokenizer ../shared/data/gpt2_bpe", "no endpoint", out2, sizeof out2);
+    report(rc == 1, "serve of a token model refused: %s", out2);
     // a training and a test file with a tag set of their own: refused at eval, naming the file
     write_text("test_tmp/ner_other.conll", "Alice\tB-person\nsang\tO\n\nBob\tB-person\nsang\tO\n\n");
     run_cmd("./dataprep tok --tokenizer ../shared/data/gpt2_bpe --out test_tmp/ner_other --train test_tmp/ner_other.conll", "wrote", out, sizeof out);
