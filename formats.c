@@ -731,7 +731,7 @@ static void ckpt_header(int32_t h[256], const GPTConfig* c, int kind) {
 static GPTConfig ckpt_config(const int32_t h[256], const char* path) {
     GPTConfig c = {.maxT = h[3], .V = h[4], .Vp = h[8], .L = h[5], .NH = h[6], .C = h[7], .F = h[18], .lora_r = h[10],
                    .lora_targets = h[11], .adapter_dim = h[13], .prefix_len = h[14], .num_classes = h[15],
-                   .lora_first = h[16], .lora_last = h[17], .num_tags = h[21], .lm_head_too = h[26], .arch = h[22], .mask_id = h[23]};
+                   .lora_first = h[16], .lora_last = h[17], .lm_head_too = h[26], .arch = h[22], .mask_id = h[23], .num_tags = h[21]};
     memcpy(&c.lora_alpha, &h[12], 4);
     check_config(&c, path, "checkpoint header");
     if (h[19] != 0 && h[19] != 1) fail_at(path, "the header is corrupt", "int8 flag %d, expected 0 or 1", h[19]);

@@ -985,17 +985,17 @@ TOK_API int tokjson_array(JsonScan* js) {
 TOK_API int tokjson_pretok(Tokenizer* t, JsonScan* js, int depth, int* bytelevel, const char* name, char* err, size_t errlen) {
     ByteVec type = {0}, pat = {0}, behavior = {0};
     int line = js->line;
+    TokJsonField f[] = {TJF("type"), TJF("pretokenizers"), TJF("pattern"), TJF("behavior"), TJF("invert"), TJF("add_prefix_space"),
+                        TJF("use_regex"), TJF("individual_digits")};
+    int step = 0, b;  // (declared before the first goto: C++, which train.cu compiles this file as, requires it)
     if (depth > 8) TOKJSON_ERR(line, "pre_tokenizer: Sequences nested more than 8 deep");
     if (jscan_peek(js) == 'z') {
         if (jscan_literal(js, "null")) TOKJSON_ERR(line, "pre_tokenizer: %s", js->err);
         return 0;
     }
-    TokJsonField f[] = {TJF("type"), TJF("pretokenizers"), TJF("pattern"), TJF("behavior"), TJF("invert"), TJF("add_prefix_space"),
-                        TJF("use_regex"), TJF("individual_digits")};
     if (tokjson_fields(js, f, 8)) TOKJSON_ERR(js->line, "pre_tokenizer: %s", js->err);
     if (tokjson_str(js, &f[0], &type) || !type.len) TOKJSON_ERR(line, "pre_tokenizer without a \"type\" string");
     if (*bytelevel) TOKJSON_ERR(line, "pre_tokenizer: a %s step after ByteLevel is not supported (ByteLevel must come last)", type.data);
-    int step = 0, b;
     if (!strcmp((char*)type.data, "Sequence")) {
         if (!f[1].found) TOKJSON_ERR(line, "pre_tokenizer Sequence without \"pretokenizers\"");
         JsonScan at = tokjson_at(js, &f[1]);
@@ -1045,12 +1045,12 @@ fail:
 TOK_API int tokjson_normalizer(Tokenizer* t, JsonScan* js, int depth, const char* name, char* err, size_t errlen) {
     ByteVec type = {0};
     int line = js->line;
+    TokJsonField f[] = {TJF("type"), TJF("normalizers")};
     if (depth > 8) TOKJSON_ERR(line, "normalizer: Sequences nested more than 8 deep");
     if (jscan_peek(js) == 'z') {
         if (jscan_literal(js, "null")) TOKJSON_ERR(line, "normalizer: %s", js->err);
         return 0;
     }
-    TokJsonField f[] = {TJF("type"), TJF("normalizers")};
     if (tokjson_fields(js, f, 2)) TOKJSON_ERR(js->line, "normalizer: %s", js->err);
     if (tokjson_str(js, &f[0], &type) || !type.len) TOKJSON_ERR(line, "normalizer without a \"type\" string");
     if (!strcmp((char*)type.data, "NFC")) t->normalizer = TOK_NORM_NFC;
@@ -1085,7 +1085,11 @@ TOK_API int tokenizer_parse_hf_(Tokenizer* t, const unsigned char* text, size_t 
     ByteVec ab = {0};
     size_t* aoff = NULL; int *aid = NULL, *aflag = NULL; size_t na = 0, acap = 0;
     int* src = NULL;  // id -> vocab index (>= 0), -2 - added index, -1 unused
-    int line;
+    int line, b, max_id = -1, V = 0, more = 0, bytelevel = 0;  // (every local before the first goto: C++ requires it)
+    size_t mcap = 0;
+    JsonScan m, v, g;
+    TokJsonField mf[] = {TJF("type"), TJF("vocab"), TJF("merges"), TJF("byte_fallback"), TJF("ignore_merges"), TJF("dropout"),
+                         TJF("continuing_subword_prefix"), TJF("end_of_word_suffix")};
     TokJsonField top[] = {TJF("model"), TJF("added_tokens"), TJF("normalizer"), TJF("pre_tokenizer"), TJF("decoder")};
     if (tokjson_fields(&js, top, 5)) TOKJSON_ERR(js.line, "%s", js.err);
     jscan_ws(&js);
@@ -1093,16 +1097,13 @@ TOK_API int tokenizer_parse_hf_(Tokenizer* t, const unsigned char* text, size_t 
     if (!top[0].found) TOKJSON_ERR(1, "no \"model\": not a Hugging Face tokenizer.json");
 
     // model: type, flags, then the vocab (merges need it)
-    JsonScan m = tokjson_at(&js, &top[0]);
-    TokJsonField mf[] = {TJF("type"), TJF("vocab"), TJF("merges"), TJF("byte_fallback"), TJF("ignore_merges"), TJF("dropout"),
-                         TJF("continuing_subword_prefix"), TJF("end_of_word_suffix")};
+    m = tokjson_at(&js, &top[0]);
     line = m.line;
     if (tokjson_fields(&m, mf, 8)) TOKJSON_ERR(m.line, "model: %s", m.err);
     if (tokjson_str(&m, &mf[0], &str)) TOKJSON_ERR(line, "model.type is not a string");
     if (!mf[0].found) TOKJSON_ERR(line, "model has no \"type\" (only type BPE is supported)");
     if (strcmp((char*)str.data, "BPE"))
         TOKJSON_ERR(line, "model.type is \"%.60s\"; only \"BPE\" (byte-level, as GPT-2, Llama 3, Qwen2, SmolLM2) is supported", str.data);
-    int b;
     if (tokjson_bool(&m, &mf[3], 0, &b)) TOKJSON_ERR(line, "model.byte_fallback is not a boolean");
     if (b) TOKJSON_ERR(line, "model.byte_fallback: true (SentencePiece-style <0x..> byte tokens) is not supported; only byte-level BPE");
     if (tokjson_bool(&m, &mf[4], 0, &t->ignore_merges)) TOKJSON_ERR(line, "model.ignore_merges is not a boolean");
@@ -1116,10 +1117,9 @@ TOK_API int tokenizer_parse_hf_(Tokenizer* t, const unsigned char* text, size_t 
     if (!mf[1].found || !mf[2].found) TOKJSON_ERR(line, "model has no \"%s\"", mf[1].found ? "merges" : "vocab");
 
     // model.vocab: {"token": id, ...}
-    JsonScan v = tokjson_at(&m, &mf[1]);
+    v = tokjson_at(&m, &mf[1]);
     if (jscan_expect(&v, '{')) TOKJSON_ERR(v.line, "model.vocab is not an object");
     jscan_ws(&v);
-    int max_id = -1;
     if (v.pos < n && v.s[v.pos] == '}') v.pos++;
     else for (;;) {
         double d;
@@ -1195,7 +1195,7 @@ TOK_API int tokenizer_parse_hf_(Tokenizer* t, const unsigned char* text, size_t 
 
     // ids 0..V-1, each from the vocab or an added token (both: the added token's content is what it decodes to)
     if ((size_t)max_id + 1 > nv + na) TOKJSON_ERR(1, "the largest id is %d but there are only %zu tokens: ids must be 0..V-1 without gaps", max_id, nv + na);
-    int V = max_id + 1;
+    V = max_id + 1;
     src = (int*)mallocCheck((size_t)V * sizeof(int));
     for (int id = 0; id < V; id++) src[id] = -1;
     for (size_t i = 0; i < nv; i++) {
@@ -1226,10 +1226,9 @@ TOK_API int tokenizer_parse_hf_(Tokenizer* t, const unsigned char* text, size_t 
     }
 
     // model.merges: ["a b", ...] or [["a", "b"], ...], rank = position
-    JsonScan g = tokjson_at(&m, &mf[2]);
-    int more = tokjson_array(&g);
+    g = tokjson_at(&m, &mf[2]);
+    more = tokjson_array(&g);
     if (more < 0) TOKJSON_ERR(g.line, "model.merges is not an array");
-    size_t mcap = 0;
     while (more == 1) {
         ByteVec* left = &key;  // reuse: left token in key, right token in str (stand-in characters)
         if (jscan_peek(&g) == '[') {
@@ -1270,7 +1269,7 @@ TOK_API int tokenizer_parse_hf_(Tokenizer* t, const unsigned char* text, size_t 
         JsonScan at = tokjson_at(&js, &top[2]);
         if (tokjson_normalizer(t, &at, 0, name, err, errlen)) goto fail_quiet;
     }
-    int bytelevel = 0;  // pre_tokenizer
+    // pre_tokenizer
     if (top[3].found) {
         JsonScan at = tokjson_at(&js, &top[3]);
         if (tokjson_pretok(t, &at, 0, &bytelevel, name, err, errlen)) goto fail_quiet;
