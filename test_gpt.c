@@ -4071,6 +4071,18 @@ static void test_old_table(void) {
     gpt_free(&m);
 }
 
+// The busy-machine hint (train.c): when other runnable tasks leave fewer free cores than our threads.
+static void test_busy_hint(void) {
+    printf("-- the busy-machine hint\n");
+    int ok = machine_busy(1, 2, 2) && machine_busy(7, 2, 2) && !machine_busy(0, 2, 2) && !machine_busy(1, 2, 1) &&
+             !machine_busy(1, 16, 8) && machine_busy(9, 16, 8) && !machine_busy(-1, 2, 2);
+    report(ok, "machine_busy: 1 other task on 2 cores with 2 threads is busy, none is not, 1 thread never is, 8 of 16 "
+           "cores free for 8 threads is not, 7 is; no /proc (-1) is not");
+    int o = others_running();
+    int has_proc = access("/proc/loadavg", R_OK) == 0;
+    report(has_proc ? o >= 0 : o == -1, "others_running %s: %d other runnable task(s) now", has_proc ? "reads /proc" : "says -1 without /proc", o);
+}
+
 int main(void) {
     mkdir("test_tmp", 0755);
     printf("-- tier 1: kernels against finite differences, fast matmul against the reference\n");
@@ -4113,6 +4125,7 @@ int main(void) {
     test_param_names();
     test_checkpoint_roundtrip();
     test_old_table();
+    test_busy_hint();
     test_flag_table();
     test_cli();
     test_cli_methods();

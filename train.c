@@ -282,6 +282,45 @@ static void run_folder(Run* r, const Args* a) {
     }
 }
 
+// Whether other work holds the cores our threads need: fewer than `threads` of the `ncpu` cores are free of
+// other runnable tasks. Then spinning OpenMP threads (libgomp's default wait policy) fight the other processes
+// at every barrier: on this project's 2-core machine a 2-thread step ran 6-8x slower under load ~8 than with
+// OMP_WAIT_POLICY=passive, and 1.4x slower beside one busy process (README "Two threads under load"); on an
+// idle machine passive cost 4.5%, so the policy stays the user's choice and the run only says so.
+static int machine_busy(int others_running, long ncpu, int threads) {
+    return threads > 1 && others_running > 0 && ncpu - others_running < threads;
+}
+// Runnable tasks that are not ours, now: /proc/loadavg's "running/total" field minus this process's threads in
+// state R (/proc/self/task/*/stat), the least of 5 samples 20 ms apart (Linux; -1 where /proc is absent).
+static int others_running(void) {
+    int least = -1;
+    for (int k = 0; k < 5; k++) {
+        FILE* f = fopen("/proc/loadavg", "r");
+        int running = 0, ours = 0;
+        if (!f) return -1;
+        int ok = fscanf(f, "%*f %*f %*f %d", &running) == 1;
+        fclose(f);
+        DIR* d = ok ? opendir("/proc/self/task") : NULL;
+        if (!d) return -1;
+        for (struct dirent* e; (e = readdir(d));) {
+            char path[64], buf[512];
+            if (e->d_name[0] == '.') continue;
+            snprintf(path, sizeof path, "/proc/self/task/%.20s/stat", e->d_name);
+            FILE* t = fopen(path, "r");
+            size_t n = t ? fread(buf, 1, sizeof buf - 1, t) : 0;
+            if (t) fclose(t);
+            buf[n] = 0;
+            const char* paren = strrchr(buf, ')');  // the state follows the command name in parentheses
+            ours += paren && paren[1] == ' ' && paren[2] == 'R';
+        }
+        closedir(d);
+        int others = running - ours > 0 ? running - ours : 0;
+        if (least < 0 || others < least) least = others;
+        if (k < 4) nanosleep(&(struct timespec){0, 20000000L}, NULL);
+    }
+    return least;
+}
+
 static void run_describe(const Run* r, const Args* a) {
     const GPT* model = &r->model;
     const GPTConfig* c = &model->config;
@@ -305,6 +344,11 @@ static void run_describe(const Run* r, const Args* a) {
                a->zero ? "ZeRO-1: a 1/N shard" : "a full copy on each rank", 2.0 * 4 * r->ntrain / 1e6);
 #ifdef _OPENMP
     printf("threads: %d (OpenMP)\n", omp_get_max_threads());
+    int others = omp_get_max_threads() > 1 && !getenv("OMP_WAIT_POLICY") ? others_running() : -1;
+    if (machine_busy(others, sysconf(_SC_NPROCESSORS_ONLN), omp_get_max_threads()))
+        printf("threads: %d other task%s running on %ld cores: OMP_WAIT_POLICY=passive (or fewer OMP_NUM_THREADS) can make "
+               "this run several times faster (README \"Two threads under load\")\n", others, others == 1 ? " is" : "s are",
+               sysconf(_SC_NPROCESSORS_ONLN));
 #else
     printf("threads: 1 (built without OpenMP)\n");
 #endif
