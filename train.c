@@ -302,7 +302,8 @@ static int others_running(void) {
         fclose(f);
         DIR* d = ok ? opendir("/proc/self/task") : NULL;
         if (!d) return -1;
-        for (struct dirent* e; (e = readdir(d));) {
+        struct dirent* e;
+        while ((e = readdir(d)) != NULL) {
             char path[64], buf[512];
             if (e->d_name[0] == '.') continue;
             snprintf(path, sizeof path, "/proc/self/task/%.20s/stat", e->d_name);
@@ -316,7 +317,8 @@ static int others_running(void) {
         closedir(d);
         int others = running - ours > 0 ? running - ours : 0;
         if (least < 0 || others < least) least = others;
-        if (k < 4) nanosleep(&(struct timespec){0, 20000000L}, NULL);
+        struct timespec pause = {0, 20000000L};  // 20 ms
+        if (k < 4) nanosleep(&pause, NULL);
     }
     return least;
 }
