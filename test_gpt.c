@@ -509,6 +509,15 @@ static float meta_float(const SafeTensors* st, const char* key, float dflt) {
     return v ? (float)atof(v) : dflt;
 }
 
+// The 10 steps' losses and clipped gradient norms against a method reference's step_loss and step_gradnorm.
+static void check_steps(const SafeTensors* st, const float* losses, const float* norms, int steps) {
+    float* ref_losses = read_ref(st, "step_loss", steps);
+    float* ref_norms = read_ref(st, "step_gradnorm", steps);
+    check_tensor("step norm", "(10)", norms, ref_norms, steps, TOL_GRADS);
+    check_tensor("step loss", "(10)", losses, ref_losses, steps, TOL_STEPS);
+    free(ref_losses); free(ref_norms);
+}
+
 // method: a file of dev/gen_reference_methods.py ("lora": ref/method_lora.safetensors), or a path (the
 // encoder's files, dev/gen_reference_encoder.py, whose metadata make the base model of config a an encoder).
 static void test_method(const char* method) {
@@ -633,10 +642,7 @@ static void test_method(const char* method) {
         gpt_adamw_update(&model, &opt, s + 1);
     }
 #undef FORWARD
-    float* ref_losses = read_ref(&st, "step_loss", steps);
-    float* ref_norms = read_ref(&st, "step_gradnorm", steps);
-    check_tensor("step norm", "(10)", norms, ref_norms, steps, TOL_GRADS);
-    check_tensor("step loss", "(10)", losses, ref_losses, steps, TOL_STEPS);
+    check_steps(&st, losses, norms, steps);
     int frozen_same = 1;
     for (int i = 0; i < NUM_PARAMS; i++) {
         size_t n = param_numel(&c, i), ns = slice_numel(&c, i);
@@ -668,7 +674,7 @@ static void test_method(const char* method) {
         free(ref);
     }
     report(frozen_same, "frozen tensors bit-identical after %d steps", steps);
-    free(initial); free(ref_losses); free(ref_norms); free(ref_logits); free(ref_loss);
+    free(initial); free(ref_logits); free(ref_loss);
     if (!K && !E) free(logits);
     free(inputs); free(targets); free(lengths); free(labels);
     gpt_free(&model);
@@ -787,10 +793,7 @@ static void test_method_multitask(void) {
         gpt_adamw_update(&model, &opt, s + 1);
     }
 #undef MT_FORWARD
-    float* ref_losses = read_ref(&st, "step_loss", steps);
-    float* ref_norms = read_ref(&st, "step_gradnorm", steps);
-    check_tensor("step norm", "(10)", norms, ref_norms, steps, TOL_GRADS);
-    check_tensor("step loss", "(10)", losses, ref_losses, steps, TOL_STEPS);
+    check_steps(&st, losses, norms, steps);
     double worst = 0.0;
     for (int i = 0; i < NUM_PARAMS; i++) {  // each tensor's total update, normwise, as in test_method
         size_t n = param_numel(&c, i);
@@ -810,7 +813,7 @@ static void test_method_multitask(void) {
     }
     report(worst <= TOL_UPDATE, "10 multi-task AdamW steps: every tensor's update within %.0e of the reference's (worst %.1e, used %.0f%%)",
            TOL_UPDATE, worst, 100.0 * worst / TOL_UPDATE);
-    free(initial); free(ref_losses); free(ref_norms); free(y);
+    free(initial); free(y);
     for (int t = 0; t < 3; t++) free(x[t]);
     for (int t = 0; t < 2; t++) free(len[t]), free(lab[t]);
     gpt_free(&model);
