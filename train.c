@@ -1225,6 +1225,9 @@ static int cmd_export(const Args* a) {
     if (c->arch == ARCH_ENCODER)  // each format would read it back as a causal GPT-2: a different function
         failf("keep the encoder in our format (model.bin records the architecture); the export formats are GPT-2 decoders",
               "export --format %s: the model is an encoder", a->format);
+    if (is_llama(c) && (!strcmp(a->format, "llmc") || !strcmp(a->format, "onnx")))  // GPT-2-only formats
+        failf("a Llama-style model exports as --format safetensors (HF LlamaForCausalLM), peft or gguf (llama.cpp's llama)",
+              "export --format %s: the model is a llama; llm.c's file and our ONNX graph are GPT-2", a->format);
     if (c->num_tags && strcmp(a->format, "safetensors"))  // the others have no place for it: refused, not dropped
         failf("--format safetensors keeps the token head (GPT2ForTokenClassification's classifier)", "--format %s: the model has a %d-tag head", a->format, c->num_tags);
     if (!strcmp(a->format, "peft")) {  // the LoRA itself, unmerged
