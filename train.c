@@ -1305,14 +1305,16 @@ static int cmp_double(const void* a, const void* b) {
 // subtracted). Achieved GFLOP/s = this / step time.
 // Full fine-tuning (every weight trained): 6 per parameter per token. train.cu's bench uses this one.
 static double train_flops_full(const GPTConfig* c, int B, int T) {
-    double n = (double)num_parameters(c) - (double)c->maxT * c->C;
+    double n = (double)num_parameters(c) - (double)param_numel(c, PIDX(wpe));
     return 6.0 * n * B * T + 12.0 * c->L * (double)T * c->C * B * T;
 }
 // Any method: a frozen parameter gets no weight gradient, so it costs 4, not 6 (LoRA: 4 per base weight,
 // 6 per adapter weight). The same as train_flops_full when everything trains.
 static double train_flops_per_step(const GPT* model, int B, int T) {
     const GPTConfig* c = &model->config;
-    double wpe = (double)c->maxT * c->C;
+    // lookups, not products: the position embedding, and an untied model's token embedding (Llama's lm_head
+    // is then the product; tied, wte is both, counted once as the LM head)
+    double wpe = (double)param_numel(c, PIDX(wpe)) + (param_numel(c, PIDX(lm_head)) ? (double)param_numel(c, PIDX(wte)) : 0.0);
     double n = (double)num_parameters(c) - wpe;
     double ntrain = (double)count_trainable(model) - (model->trainable[(size_t)PIDX(wpe) * c->L] ? wpe : 0.0);
     return (4.0 * n + 2.0 * ntrain) * B * T + 12.0 * c->L * (double)T * c->C * B * T;
