@@ -55,6 +55,7 @@ const CHATS = [
    { role: "user", content: " lead space" }, { role: "assistant", content: " lead space too " }],
   [{ role: "user", content: "Unicode: café, naïve, 日本語, emoji 🙂" }, { role: "assistant", content: "" }, { role: "user", content: "again?" },
    { role: "assistant", content: "ünïcödé 123456 ok" }],
+  [{ role: "user", content: "Hi" }, { role: "assistant", content: "\n\nOK" }],  // Qwen2: "assistant\n" + "\n\n" -> one token, trained
 ];
 
 const tmp = "test_tmp/check_chatml";
