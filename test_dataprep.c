@@ -1,5 +1,6 @@
 // test_dataprep: tests of tokenizer.c, dataset.h and the dataprep program.
-//   make test_dataprep && ./test_dataprep        (from the repo root; needs ../shared/data and ./dataprep)
+//   make test_dataprep && ./test_dataprep        (from the repo root; needs ../shared/data, ./dataprep and, for the
+//   chatml end-to-end checks, ./train)
 // One line per check, [ OK ] or [FAIL], then "dataprep: N passed, M failed"; exit 1 on any failure.
 // The GPT-2 ids come from an independent implementation (npm gpt-3-encoder, see
 // dev/tokenizer_vectors.js) and are committed in ref/tokenizer_gpt2_vectors.txt.
@@ -1038,6 +1039,38 @@ static void test_chatml(void) {
     check(ok && ds.count == 2 && ds.max_len == 16 && file_contains(TMP "/chatlen_summary.txt", "truncated 1  dropped 1"),
           "chatml --max-len 16: the long answer cut to 16 tokens, the long question dropped, both counted");
     if (ok) dataset_close(&ds);
+    // ./train on it. The GPT-2 + --add-token file: train grows the model's vocabulary by the two ChatML rows.
+    rc = run("./train --init 1,2,32 --vocab 50257 --max-seq 64 --train " TMP "/chatg_train.ds --batch 1 --seq 64 --steps 2 --print-every 0 --out " TMP "/chatg_run");
+    check(rc == 0 && file_contains(TMP "/out.txt", "growing the vocabulary from 50257 to 50259") && file_contains(TMP "/out.txt", "(sft)"),
+          "chatml + ./train: an SFT file; --add-token's <|im_start|>, <|im_end|> grow the model's vocabulary 50257 -> 50259");
+    // End to end: five two-turn conversations whose first answer is always "the cat sat on the mat."; a 1-layer model
+    // learns them (100 steps, seeded), then eval --generate --stop <|im_end|> (2) from each prompt (everything before
+    // the first assistant content) reproduces that turn: BLEU 100, ROUGE-L 1, all 5 stopped at <|im_end|>, and the
+    // reference is the first turn without its <|im_end|> (not the rest of the conversation).
+    ByteVec conv = {0};
+    static const char* const qs[] = {"ab", "cd", "ef", "gh", "ij"};
+    for (int k = 0; k < 5; k++) {
+        char line[512];
+        snprintf(line, sizeof line, "{\"messages\": [{\"role\": \"system\", \"content\": \"Answer.\"}, {\"role\": \"user\", \"content\": \"Q: %s\"}, "
+                 "{\"role\": \"assistant\", \"content\": \"the cat sat on the mat.\"}, {\"role\": \"user\", \"content\": \"More?\"}, "
+                 "{\"role\": \"assistant\", \"content\": \"No.\"}]}\n", qs[k]);
+        bytevec_append(&conv, line, strlen(line));
+    }
+    bytevec_push(&conv, 0);
+    write_text(TMP "/chate2e.jsonl", (char*)conv.data);
+    free(conv.data);
+    rc = run("./dataprep sft --tokenizer ref/tokjson_smol.json --template chatml --split 100/0/0 --out " TMP "/chate2e " TMP "/chate2e.jsonl && "
+             "./train --init 1,2,32 --vocab 1834 --max-seq 64 --train " TMP "/chate2e_train.ds --batch 5 --seq 64 --steps 100 --lr 1e-2 "
+             "--print-every 0 --out " TMP "/chate2e_run && ./train eval --model " TMP "/chate2e_run/model.bin --data " TMP "/chate2e_train.ds "
+             "--batch 5 --seq 64 --generate -1 --max-new-tokens 20 --stop 2 --tokenizer ref/tokjson_smol.json --out " TMP "/chate2e_run");
+    char* gens = slurp(TMP "/chate2e_run/generations.jsonl", NULL);
+    int refs = 0, prompts = 0;
+    for (char* g = gens; g && (g = strstr(g, "\"reference\": \"the cat sat on the mat.\", ")); g++) refs++;
+    for (char* g = gens; g && (g = strstr(g, "<|im_start|>assistant\\n\", \"reference\"")); g++) prompts++;
+    free(gens);
+    check(rc == 0 && file_contains(TMP "/out.txt", "\"bleu\": 100.0000") && file_contains(TMP "/out.txt", "\"rouge_l\": 1.000000") &&
+          file_contains(TMP "/out.txt", "\"gen_stopped\": 5") && refs == 5 && prompts == 5,
+          "chatml + ./train + eval --generate --stop 2: prompts end in <|im_start|>assistant\\n, references are the first turn (%d, %d of 5), BLEU 100", refs, prompts);
     free(ids.data), free(mask.data);
 }
 
