@@ -737,11 +737,13 @@ static void read_rows(const char* path, const char* format, const ColSpec* cols,
                 if (!is_blank_line(s, i, e)) {
                     JsonScan one = {s, e, i, line, NULL};
                     int ok;
+                    size_t before = rows->len;
                     (*records)++;
                     json_row(&one, path, cols, bad, rows, &ok);
                     jscan_ws(&one);
-                    if (ok && one.pos < e) bad_row(bad, path, line, "JSONL holds exactly one JSON object per line", "invalid JSON: text after the object");
-                    if (ok && one.pos < e && bad->skip_bad) row_free(&rows->data[--rows->len]);
+                    int pushed = rows->len > before;  // a record missing a field was reported and not kept
+                    if (pushed && one.pos < e) bad_row(bad, path, line, "JSONL holds exactly one JSON object per line", "invalid JSON: text after the object");
+                    if (pushed && one.pos < e && bad->skip_bad) row_free(&rows->data[--rows->len]);
                 }
                 i = e;
             }

@@ -794,6 +794,14 @@ static void test_cli(void) {
     write_text(TMP "/bad.jsonl", "{\"text\": \"fine\", \"label\": 1}\n{\"text\": \"broken\", \"label\": }\n");
     rc = run("./dataprep cls --tokenizer " GPT2 " --out " TMP "/bad " TMP "/bad.jsonl");
     check(rc != 0 && strstr(err_line(), "bad.jsonl:2: error: invalid JSON"), "cli cls: invalid JSON: %s", err_line());
+    // a record both missing a field and followed by junk is one bad row, and the good row before it stays
+    write_text(TMP "/junk.jsonl", "{\"text\": \"a\", \"label\": \"x\"}\n{\"text\": \"b\", \"label\": \"y\"}\n{\"text\": \"c\"} junk\n"
+                                  "{\"text\": \"e\", \"label\": \"x\"}\n{\"text\": \"f\", \"label\": \"y\"}\n");
+    rc = run("./dataprep cls --tokenizer bytes --out " TMP "/junk --skip-bad --split 100/0/0 " TMP "/junk.jsonl");
+    ok = rc == 0 && dataset_open(&ds, TMP "/junk_train.ds", err, sizeof err) == 0;
+    check(ok && ds.count == 4 && file_contains(TMP "/junk_summary.txt", "bad rows skipped: 1  first: " TMP "/junk.jsonl:3: missing field"),
+          "cli cls: --skip-bad, a record missing a field with junk after it: 1 bad row, the 4 good ones kept (%d)", ok ? (int)ds.count : -1);
+    if (ok) dataset_close(&ds);
     write_text(TMP "/lab.jsonl", "{\"text\": \"fine\", \"label\": \"pos\"}\n{\"text\": \"odd\", \"label\": \"maybe\"}\n");
     rc = run("./dataprep cls --tokenizer " GPT2 " --out " TMP "/bad --labels neg,pos " TMP "/lab.jsonl");
     check(rc != 0 && strstr(err_line(), "lab.jsonl:2: error: unknown label \"maybe\""), "cli cls: unknown label: %s", err_line());
