@@ -2471,6 +2471,34 @@ static void test_pruning(void) {
            "a pruned model's checkpoint keeps F = %d: same logits bit for bit", m2.config.F);
     free(before), free(after), free(again);
     gpt_free(&m), gpt_free(&m2), gpt_free(&orig);
+    // Llama: a neuron is gate row j, up row F + j and down column j. Neurons that write nothing (zero down
+    // column) are removed with both their rows, and the function stays (1e-5, as above). Heads with GQA: only a
+    // query head's own q rows and output columns are zeroed; the k, v rows its group shares stay.
+    GPTConfig lc = {.maxT = 16, .V = 50, .Vp = 64, .L = 2, .NH = 4, .C = 32, .F = 48, .arch = ARCH_LLAMA, .n_kv_heads = 2,
+                    .rope_theta = 1e4f, .norm_eps = 1e-5f};
+    gpt_build(&m, lc);
+    rng = 44;
+    gpt_init_random(&m, &rng);
+    for (int l = 0; l < 2; l++)
+        for (int o = 0; o < C; o++)
+            for (int j = 0; j < 48; j += 3) m.params.fcprojw[(size_t)l * C * 48 + (size_t)o * 48 + j] = 0.0f;  // 16 dead neurons a layer
+    before = lm_logits_copy(&m, xs, 2, 8);
+    prune_neurons(&m, 32);
+    after = lm_logits_copy(&m, xs, 2, 8);
+    report(mlp_width(&m.config) == 32 && param_numel(&m.config, PIDX(fcw)) == (size_t)2 * 64 * 32,
+           "llama neurons: F 48 -> %d, fcw (gate | up) now %zu floats", mlp_width(&m.config), param_numel(&m.config, PIDX(fcw)));
+    check_tensor("llama pruned", "(B,T,Vp)", after, before, (size_t)16 * m.config.Vp, 1e-5);
+    free(before), free(after);
+    float* kv_before = mallocCheck((size_t)2 * 16 * 32 * 4);  // the k, v rows of layer 0 (2 KV heads of 8)
+    memcpy(kv_before, m.params.qkvw + (size_t)C * C, (size_t)2 * 16 * 32 * 4);
+    prune_heads(&m, 1);
+    int zq = 0, zo = 0;
+    for (int r = 0; r < C; r++) zq += m.params.qkvw[(size_t)r * C] == 0.0f;
+    for (int i = 0; i < C; i++) zo += m.params.attprojw[i] == 0.0f;
+    report(zq == 8 && zo == 8 && !memcmp(kv_before, m.params.qkvw + (size_t)C * C, (size_t)2 * 16 * 32 * 4),
+           "llama heads (4 sharing 2 KV heads): one head's 8 q rows and 8 output columns zeroed (%d, %d), k and v untouched", zq, zo);
+    free(kv_before);
+    gpt_free(&m);
     // command line: prune, then recover with --keep-sparsity (the zeros survive training)
     char out[1024];
     int rc = run_cmd("./train prune --model test_tmp/fp32.bin --prune unstructured --sparsity 0.5 --out test_tmp/sparse.bin",
