@@ -3110,6 +3110,63 @@ static void copy_with_i32(const char* src, const char* dst, size_t i, int32_t v)
     write_whole(dst, b, n);
     free(b);
 }
+
+// A Llama-style model on the command line: resume gives the same run, the checkpoint keeps the architecture
+// (eval of model.bin = the run's own last validation), LoRA on Llama's module names, and the mixed-up flags
+// and corrupt headers are refused with one line each. Uses test_cli's token file.
+static void test_llama_cli(void) {
+    printf("-- llama on the command line (runs ./train)\n");
+    const char* common = "./train --init 2,4,16 --arch llama --kv-heads 2 --mlp-width 40 --rope-theta 500000 --norm-eps 1e-6 "
+                         "--untied 1 --vocab 64 --max-seq 32 --train test_tmp/tok.bin --val test_tmp/tok.bin --batch 2 --seq 16 "
+                         "--steps 10 --lr 1e-2 --warmup 2 --seed 5";
+    char cmd[1024], out[1024];
+    mkdir("test_tmp/llama_full", 0755);
+    mkdir("test_tmp/llama_part", 0755);
+    snprintf(cmd, sizeof cmd, "%s --log test_tmp/llama_full.jsonl --out test_tmp/llama_full", common);
+    int rc1 = run_cmd(cmd, "done:", out, sizeof out);
+    snprintf(cmd, sizeof cmd, "%s --log test_tmp/llama_part.jsonl --out test_tmp/llama_part --stop-at 4", common);
+    int rc2 = run_cmd(cmd, "done:", out, sizeof out);
+    snprintf(cmd, sizeof cmd, "%s --log test_tmp/llama_part.jsonl --out test_tmp/llama_part --resume test_tmp/llama_part", common);
+    int rc3 = run_cmd(cmd, "done:", out, sizeof out);
+    double a[16], b[16];
+    int na = read_log_losses("test_tmp/llama_full.jsonl", a, 16), nb = read_log_losses("test_tmp/llama_part.jsonl", b, 16);
+    int same = rc1 == 0 && rc2 == 0 && rc3 == 0 && na == 10 && nb == 10 && a[9] < a[0];
+    for (int i = 0; same && i < 10; i++) same = a[i] == b[i];
+    GPT m1, m2;
+    load_model(&m1, "test_tmp/llama_full/model.bin", NULL);
+    load_model(&m2, "test_tmp/llama_part/model.bin", NULL);
+    const GPTConfig* c = &m1.config;
+    int kept = c->arch == ARCH_LLAMA && c->n_kv_heads == 2 && c->F == 40 && c->rope_theta == 500000.0f && c->norm_eps == 1e-6f &&
+               c->untied == 1 && m1.num_parameters == m2.num_parameters && !memcmp(m1.params_memory, m2.params_memory, m1.num_parameters * 4);
+    report(same && kept, "llama: 4 steps + resume = one run of 10 (losses %.4f -> %.4f), the checkpoint keeps arch, NKV, F, theta, eps, "
+           "the untied head, and the weights bit for bit", na ? a[0] : 0.0, na ? a[9] : 0.0);
+    gpt_free(&m1);
+    gpt_free(&m2);
+    // LoRA by PEFT's module names: 7 targets, 2 layers, r = 4; trainable = 2 * 4 * (q 16+16, k 16+8, v 16+8,
+    // o 16+16, gate 16+40, up 16+40, down 40+16) = 2 * 4 * 280 = 2240
+    snprintf(cmd, sizeof cmd, "./train --model test_tmp/llama_full/model.bin --method lora --lora-rank 4 --lora-targets "
+             "q_proj,k_proj,v_proj,o_proj,gate,up,down --train test_tmp/tok.bin --batch 2 --seq 16 --steps 3 --out test_tmp/llama_lora");
+    mkdir("test_tmp/llama_lora", 0755);
+    rc1 = run_cmd(cmd, "trainable: ", out, sizeof out);
+    report(rc1 == 0 && strstr(out, "trainable: 2240 parameters"), "llama LoRA on q,k,v,o,gate,up,down (PEFT names): %s", out);
+    expect_error("--lora-targets q on a GPT-2", "./train --init 1,2,16 --vocab 64 --train test_tmp/tok.bin --method lora --lora-targets q --steps 1",
+                 "--lora-targets 'q' is a Llama module; this is a gpt2 model");
+    expect_error("--kv-heads on a GPT-2", "./train --init 1,2,16 --vocab 64 --kv-heads 1 --train test_tmp/tok.bin --steps 1",
+                 "--kv-heads is for Llama-style models");
+    expect_error("--kv-heads with a loaded model", "./train --model test_tmp/llama_full/model.bin --kv-heads 1 --train test_tmp/tok.bin --steps 1",
+                 "--kv-heads is for --init");
+    expect_error("NKV not dividing NH", "./train --init 1,4,16 --arch llama --kv-heads 3 --vocab 64 --train test_tmp/tok.bin --steps 1",
+                 "--kv-heads 3 with 4 heads");
+    expect_error("odd head size", "./train --init 1,2,6 --arch llama --vocab 64 --train test_tmp/tok.bin --steps 1", "has head size 3");
+    copy_with_i32("test_tmp/llama_full/model.bin", "test_tmp/llama_badkv.bin", 28, 3);
+    expect_error("checkpoint header [28] (NKV) = 3 of NH 4", "./train eval --model test_tmp/llama_badkv.bin --data test_tmp/tok.bin --seq 16",
+                 "KV heads (must divide NH) out of range");
+    copy_with_i32("test_tmp/llama_full/model.bin", "test_tmp/llama_badarch.bin", 22, 0);  // llama fields under a GPT-2 arch
+    expect_error("a llama header marked gpt2", "./train eval --model test_tmp/llama_badarch.bin --data test_tmp/tok.bin --seq 16",
+                 "Llama fields in a model of another architecture");
+    copy_with_i32("test_tmp/llama_full/model.bin", "test_tmp/llama_badtheta.bin", 29, 0x7fc00000);  // theta NaN
+    expect_error("RoPE theta NaN", "./train eval --model test_tmp/llama_badtheta.bin --data test_tmp/tok.bin --seq 16", "RoPE theta");
+}
 // A copy of src with n bytes at offset at replaced (at < 0: from the end).
 static void copy_with_bytes(const char* src, const char* dst, long at, const void* p, size_t k) {
     size_t n;
@@ -4372,6 +4429,7 @@ int main(void) {
     test_busy_hint();
     test_flag_table();
     test_cli();
+    test_llama_cli();
     test_cli_methods();
     test_cli_multitask();
     test_genmetrics();
