@@ -4400,6 +4400,11 @@ static void test_busy_hint(void) {
     int o = others_running();
     int has_proc = access("/proc/loadavg", R_OK) == 0;
     report(has_proc ? o >= 0 : o == -1, "others_running %s: %d other runnable task(s) now", has_proc ? "reads /proc" : "says -1 without /proc", o);
+    report(default_threads(1, 2, 2) == 1 && default_threads(0, 2, 2) == 2 && default_threads(7, 2, 2) == 1 &&
+           default_threads(-1, 2, 2) == 2 && default_threads(9, 16, 8) == 7 && default_threads(1, 16, 8) == 8 &&
+           default_threads(3, 2, 1) == 1,
+           "default_threads: one per core other work leaves free (1 of 2 beside one busy task; 7 of 16 beside 9), at least 1, "
+           "never more than asked");
 }
 
 int main(void) {
