@@ -333,6 +333,9 @@ static void run_describe(const Run* r, const Args* a) {
     if (c->prefix_len) printf(", prefix P=%d", c->prefix_len);
     if (c->num_classes) printf(", %d-class head", c->num_classes);
     if (c->arch == ARCH_ENCODER) printf(", encoder (bidirectional; [MASK] = [CLS] = id %d)", c->mask_id);
+    if (is_llama(c))
+        printf(", llama (%d KV heads, MLP %d, RoPE theta %g%s, RMSNorm eps %g%s%s)", kv_heads(c), mlp_width(c), (double)c->rope_theta,
+               c->rope_factor > 1.0f ? " linear-scaled" : "", (double)c->norm_eps, c->untied ? ", untied head" : "", c->qkv_bias ? ", q/k/v biases" : "");
     printf("\ntrainable: %zu parameters (%.2f%%), method %s\n", r->ntrain, 100.0 * r->ntrain / model->num_parameters, a->method);
     if (r->tasks.n) tasks_describe(&r->tasks);
     else printf("data: %s (%s), %zu %s, %zu batches of B=%d x T=%d per epoch\n", a->train, KIND_NAMES[r->dl.kind], r->dl.num_items,
@@ -1554,8 +1557,10 @@ static void check_flags_apply(const Command* cmd, const Args* a) {
             failf("add --method that method, or drop the flag", "%s is for --method %s, and --method is %s", method_flags[k][0], method_flags[k][1], a->method);
     if (flag_given(a, "--lora-dropout") && strcmp(a->method, "lora") && strcmp(cmd->name, "export"))
         failf("add --method lora, or drop the flag", "--lora-dropout is for --method lora, and --method is %s", a->method);
-    if (flag_given(a, "--arch") && !a->init)
-        failf("a loaded model keeps the architecture its file records", "--arch is for --init (a new model)");
+    static const char* const init_only[] = {"--arch", "--kv-heads", "--mlp-width", "--rope-theta", "--norm-eps", "--untied", "--qkv-bias"};
+    for (int k = 0; k < 7; k++)
+        if (flag_given(a, init_only[k]) && !a->init)
+            failf("a loaded model keeps the architecture and shape its file records", "%s is for --init (a new model)", init_only[k]);
     if (strcmp(cmd->name, "train")) return;
     if (flag_given(a, "--epochs") && flag_given(a, "--steps")) failf("give one of them", "--epochs sets the step count, and --steps was given too");
     static const char* const need_val[] = {"--eval-every", "--val-batches", "--metric"};
