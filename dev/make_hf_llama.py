@@ -7,6 +7,13 @@ under ref/, so `make test` needs no Python.
 
     /usr/bin/python3 dev/make_hf_llama.py            (from the repo root; writes ref/hf_llama_*)
     /usr/bin/python3 dev/make_hf_llama.py check DIR  (prints the float64 logits of any such folder, tokens below)
+    /usr/bin/python3 dev/make_hf_llama.py big smollm2-135m|qwen2.5-0.5b DIR
+        a folder at the real model's shape (config.json of the same keys, BF16 random weights, no reference):
+        for timing and memory of loading and training at that size; not committed (270 MB / 990 MB)
+    /usr/bin/python3 dev/make_hf_llama.py peft BASE_DIR PEFT_DIR MERGED_DIR
+        applies a PEFT LoRA adapter (./train export --format peft) to a Hugging Face base folder the way PEFT
+        does (peft_apply below), and compares its float64 logits with those of MERGED_DIR (./train export
+        --format safetensors --merge 1 of the same model): our file means what our merge computes
 
 transformers is not installed here: the forward below is written from the definitions of
 transformers' LlamaForCausalLM / Qwen2ForCausalLM / LlamaForSequenceClassification (RMSNorm in the
@@ -320,7 +327,75 @@ def write_folder(name, cfg, w, dtype):
           f"|max| {out.abs().max().item():.4f}; mistakes move it by {sensitivity(cfg, back)}")
 
 
+def peft_apply(cfg, w, peft_dir):
+    """PEFT's LoRA on a Llama: a module (full name "model.layers.N.self_attn.q_proj") gets LoRA when it
+    equals or ends with "." + a target_modules entry (a list), or re.fullmatch-es it (a string), and its layer
+    is in layers_to_transform when that is set; then W + (lora_alpha / r) B A (sqrt(r) with use_rslora).
+    Every adapter tensor must be used, and every such module must get both A and B."""
+    import re
+    with open(os.path.join(peft_dir, "adapter_config.json")) as f:
+        ac = json.load(f)
+    assert ac["peft_type"] == "LORA" and not ac.get("use_dora") and ac.get("bias", "none") == "none"
+    ad = load_safetensors(os.path.join(peft_dir, "adapter_model.safetensors"))
+    r, tm, layers = ac["r"], ac["target_modules"], ac.get("layers_to_transform")
+    scale = ac["lora_alpha"] / (math.sqrt(r) if ac.get("use_rslora") else r)
+    w, used = dict(w), set()
+    for name in list(w):
+        if not name.endswith(".weight") or name == "model.embed_tokens.weight":
+            continue
+        mod = name[:-len(".weight")]
+        hit = re.fullmatch(tm, mod) is not None if isinstance(tm, str) else any(mod == t or mod.endswith("." + t) for t in tm)
+        m = re.match(r"model\.layers\.(\d+)\.", mod)
+        if hit and layers is not None and not isinstance(tm, str):
+            hit = m is not None and int(m.group(1)) in layers
+        if not hit:
+            continue
+        ka, kb = f"base_model.model.{mod}.lora_A.weight", f"base_model.model.{mod}.lora_B.weight"
+        assert ka in ad and kb in ad, f"{mod} is targeted but the adapter lacks {ka} or {kb}"
+        assert ad[ka].shape == (r, w[name].shape[1]) and ad[kb].shape == (w[name].shape[0], r)
+        w[name] = w[name] + scale * (ad[kb] @ ad[ka])
+        used |= {ka, kb}
+    for k in ac.get("modules_to_save") or []:
+        key = f"base_model.model.{k}.weight"
+        w[f"{k}.weight"] = ad[key]
+        used.add(key)
+    assert used == set(ad), f"adapter tensors PEFT would not use: {sorted(set(ad) - used)}"
+    return w, len(used)
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "big":
+        shapes = {  # HuggingFaceTB/SmolLM2-135M and Qwen/Qwen2.5-0.5B's config.json
+            "smollm2-135m": lambda: llama_config(30, 576, 9, 3, 1536, 49152, 8192, tied=True),
+            "qwen2.5-0.5b": lambda: qwen2_config(24, 896, 14, 2, 4864, 151936, 32768),
+        }
+        cfg = shapes[sys.argv[2]]()
+        if cfg["model_type"] == "llama":
+            cfg["head_dim"] = 64
+        d = sys.argv[3]
+        os.makedirs(d, exist_ok=True)
+        cfg["torch_dtype"] = "bfloat16"
+        with open(os.path.join(d, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=2)
+            f.write("\n")
+        w = weights(cfg, 5)
+        save_safetensors(os.path.join(d, "model.safetensors"), w, "BF16")
+        print(f"{d}: {sys.argv[2]} shape, {sum(v.size for v in w.values())} parameters, BF16")
+        return
+    if len(sys.argv) == 5 and sys.argv[1] == "peft":
+        base, peft_dir, merged = sys.argv[2:]
+        with open(os.path.join(base, "config.json")) as f:
+            cfg = json.load(f)
+        w, n = peft_apply(cfg, load_safetensors(os.path.join(base, "model.safetensors")), peft_dir)
+        with open(os.path.join(merged, "config.json")) as f:
+            mcfg = json.load(f)
+        a = forward(cfg, w, TOKENS)
+        b = forward(mcfg, load_safetensors(os.path.join(merged, "model.safetensors")), TOKENS)
+        d = (a - b).abs().max().item()
+        moved = (a - forward(cfg, load_safetensors(os.path.join(base, "model.safetensors")), TOKENS)).abs().max().item()
+        print(f"peft: {n} adapter tensors applied as PEFT does; logits against the merged export: max |d| = {d:.2e} "
+              f"(the adapter moves them by {moved:.3f})")
+        sys.exit(0 if d < 1e-5 else 1)
     if len(sys.argv) == 3 and sys.argv[1] == "check":
         with open(os.path.join(sys.argv[2], "config.json")) as f:
             cfg = json.load(f)

@@ -56,6 +56,9 @@ q ./train export --model "$W/full/model.bin" --format safetensors --out "$W/hf"
 cp "$W/hf/model.safetensors" "$OUT/safetensors/no_config"
 q ./train export --model "$W/clslora/model.bin" --format safetensors --merge 1 --out "$W/hfcls"
 { cat "$W/hfcls/model.safetensors"; printf '%s' "$SEP"; cat "$W/hfcls/config.json"; } > "$OUT/safetensors/cls"
+for d in hf_llama_bf16 hf_llama_untied hf_qwen2 hf_llama_cls; do  # Llama / Qwen2 folders (dev/make_hf_llama.py)
+  { cat "ref/$d/model.safetensors"; printf '%s' "$SEP"; cat "ref/$d/config.json"; } > "$OUT/safetensors/$d"
+done
 q ./train export --model "$W/full/model.bin" --format gguf --dtype f32 --out "$W/f32.gguf"
 cp "$W/f32.gguf" "$OUT/gguf/f32.gguf"
 q ./train export --model "$W/q8.bin" --format gguf --out "$W/q8.gguf"
