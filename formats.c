@@ -335,28 +335,31 @@ static void st_read_f32(const SafeTensors* st, const StTensor* t, float* out) {
     unsigned char* raw = (unsigned char*)mallocCheck(n * es);
     fseek(st->f, (long)(st->data_start + t->begin), SEEK_SET);
     fread_check(raw, n * es, st->f, st->path, t->name);
-    for (size_t i = 0; i < n; i++) {
-        if (!strcmp(t->dtype, "F32")) memcpy(&out[i], raw + 4 * i, 4);
-        else if (!strcmp(t->dtype, "I32")) { int32_t v; memcpy(&v, raw + 4 * i, 4); out[i] = (float)v; }
-        else if (!strcmp(t->dtype, "F64")) { double v; memcpy(&v, raw + 8 * i, 8); out[i] = (float)v; }  // rounded to nearest
-        else if (!strcmp(t->dtype, "I64")) { int64_t v; memcpy(&v, raw + 8 * i, 8); out[i] = (float)v; }
-        else {
+    const char* d = t->dtype;  // (one comparison per tensor, not per element: a 135M model is 135M elements)
+    if (!strcmp(d, "F32")) memcpy(out, raw, n * 4);
+    else if (!strcmp(d, "I32")) for (size_t i = 0; i < n; i++) { int32_t v; memcpy(&v, raw + 4 * i, 4); out[i] = (float)v; }
+    else if (!strcmp(d, "F64")) for (size_t i = 0; i < n; i++) { double v; memcpy(&v, raw + 8 * i, 8); out[i] = (float)v; }  // rounded to nearest
+    else if (!strcmp(d, "I64")) for (size_t i = 0; i < n; i++) { int64_t v; memcpy(&v, raw + 8 * i, 8); out[i] = (float)v; }
+    else if (!strcmp(d, "BF16"))
+        for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, raw + 2 * i, 2);
-            uint32_t bits;
-            if (!strcmp(t->dtype, "BF16")) bits = (uint32_t)h << 16;  // bf16 is the top half of an fp32
-            else {  // IEEE half -> float
-                uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff;
-                if (e == 0) {
-                    float f = ldexpf((float)m, -24);
-                    memcpy(&bits, &f, 4);
-                    bits |= sign;
-                } else if (e == 31) bits = sign | 0x7f800000u | (m << 13);
-                else bits = sign | ((e + 112) << 23) | (m << 13);
-            }
+            uint32_t bits = (uint32_t)h << 16;  // bf16 is the top half of an fp32
             memcpy(&out[i], &bits, 4);
         }
-    }
+    else
+        for (size_t i = 0; i < n; i++) {  // F16: IEEE half -> float
+            uint16_t h;
+            memcpy(&h, raw + 2 * i, 2);
+            uint32_t bits, sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+            if (e == 0) {
+                float f = ldexpf((float)m, -24);
+                memcpy(&bits, &f, 4);
+                bits |= sign;
+            } else if (e == 31) bits = sign | 0x7f800000u | (m << 13);
+            else bits = sign | ((e + 112) << 23) | (m << 13);
+            memcpy(&out[i], &bits, 4);
+        }
     free(raw);
 }
 
