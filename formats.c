@@ -4,8 +4,10 @@
 //   format                 written by                 read by                   files
 //   finetune.c checkpoint  save_checkpoint(_kind)     load_checkpoint, load_adapter   model.bin, ckpt.bin, adapter.bin
 //   Hugging Face GPT-2     export_hf                  load_hf_safetensors       model.safetensors + config.json
+//   HF Llama / Qwen2       export_hf (export_hf_llama) load_hf_llama (config.json model_type llama|qwen2)
 //   llm.c                  export_llmc                load_llmc                 gpt2_124M.bin's layout
 //   PEFT LoRA adapter      export_peft                load_peft (--adapter)     adapter_model.safetensors + adapter_config.json
+//                          (GPT-2 and Llama module names)
 //   GGUF v3 (llama.cpp)    export_gguf                load_gguf (--model)       one .gguf, architecture gpt2, F32 or Q8_0
 //
 // Every file is written through SafeWriter (PATH.tmp, renamed when complete). Numbers are written in the
@@ -2198,6 +2200,16 @@ static void load_model(GPT* model, const char* path_in, TrainState* state) {
     snprintf(inside, sizeof inside, "%s/model.safetensors", path_in);
     struct stat sb;
     if (stat(inside, &sb) == 0) snprintf(path, sizeof path, "%s", inside);
+    else {  // a Hugging Face folder in a form this loader does not read: say which
+        snprintf(inside, sizeof inside, "%s/model.safetensors.index.json", path_in);
+        if (stat(inside, &sb) == 0)
+            failf("merge the shards into one model.safetensors (safetensors' save_file of the whole state dict)",
+                  "%s: a sharded checkpoint (model.safetensors.index.json); this loader reads one model.safetensors", path_in);
+        snprintf(inside, sizeof inside, "%s/pytorch_model.bin", path_in);
+        if (stat(inside, &sb) == 0)
+            failf("save it as safetensors (model.save_pretrained(DIR, safe_serialization=True))",
+                  "%s: a PyTorch pickle (pytorch_model.bin); this loader reads model.safetensors", path_in);
+    }
     Reader r = rd_open(path);  // (refuses a folder, FIFO or device)
     int32_t magic = 0;
     unsigned char first[9] = {0};

@@ -4495,6 +4495,29 @@ static void test_hf_llama(void) {
     report(names_ok && cfg && strstr(cfg, want) && strstr(cfg, "\"layers_to_transform\": [1],") && strstr(cfg, "\"fan_in_fan_out\": false"),
            "PEFT files: 14 tensors base_model.model.model.layers.1.<module>.lora_A (r,in) / lora_B (out,r); %s, layers_to_transform [1]", want);
     free(cfg), free(ll), free(lp), free(lb);
+    // a classifier: LoRA on q, v of both layers and the score head (modules_to_save), on the LlamaForSequenceClassification base
+    GPT cls, clsb;
+    load_model(&cls, "ref/hf_llama_cls", NULL);
+    GPTConfig ck = cls.config;
+    ck.lora_r = 2, ck.lora_alpha = 4.0f, ck.lora_first = 0, ck.lora_last = 1, ck.lora_targets = LORA_Q | LORA_V;
+    gpt_set_peft(&cls, ck, &rng);
+    fill_random(cls.params.lora_q_b, param_numel(&ck, PIDX(lora_q_b)), 0.2f);
+    fill_random(cls.params.lora_v_b, param_numel(&ck, PIDX(lora_v_b)), 0.2f);
+    fill_random(cls.params.cls_w, param_numel(&ck, PIDX(cls_w)), 0.2f);
+    export_peft(&cls, "test_tmp/hfl_peft_cls", 0.0f);
+    load_model(&clsb, "ref/hf_llama_cls", NULL);
+    load_adapter(&clsb, "test_tmp/hfl_peft_cls");
+    int lens2[2] = {8, 6};
+    gpt_alloc_activations(&cls, 2, 8), gpt_alloc_activations(&clsb, 2, 8);
+    gpt_forward_cls(&cls, x, lens2, NULL, 2, 8);
+    gpt_forward_cls(&clsb, x, lens2, NULL, 2, 8);
+    cfg = (char*)read_whole("test_tmp/hfl_peft_cls/adapter_config.json", &nc);
+    report(clsb.config.lora_targets == (LORA_Q | LORA_V) && !memcmp(cls.acts.cls_logits, clsb.acts.cls_logits, 6 * sizeof(float)) && cfg &&
+           strstr(cfg, "\"target_modules\": [\"q_proj\", \"v_proj\"],") && strstr(cfg, "\"layers_to_transform\": null,") &&
+           strstr(cfg, "\"modules_to_save\": [\"score\"]") && strstr(cfg, "\"task_type\": \"SEQ_CLS\""),
+           "llama classifier PEFT (q, v, all layers, score): SEQ_CLS, layers_to_transform null, class logits bit for bit");
+    free(cfg);
+    gpt_free(&cls), gpt_free(&clsb);
 
     // bad config.json: one line naming the key, the value and what is supported
     struct { const char* src; const char* from; const char* to; const char* needle; } bad[] = {
@@ -4537,6 +4560,9 @@ static void test_hf_llama(void) {
     gpt_free(&noprefix);
     if (system("rm test_tmp/hfl_bad/config.json")) {}
     expect_error("no config.json", "./train sample --model test_tmp/hfl_bad --tokens \"1 2\"", "a Llama-layout checkpoint (model.embed_tokens.weight) needs its config.json");
+    if (system("rm -rf test_tmp/hfl_bad && mkdir -p test_tmp/hfl_bad && cp ref/hf_llama_f32/config.json test_tmp/hfl_bad/ && "
+               "touch test_tmp/hfl_bad/model.safetensors.index.json")) {}
+    expect_error("a sharded folder", "./train sample --model test_tmp/hfl_bad --tokens \"1 2\"", "a sharded checkpoint (model.safetensors.index.json)");
     for (int i = 0; i < 6; i++) gpt_free(&m[i]);
     gpt_free(&trained), gpt_free(&back), gpt_free(&lora), gpt_free(&base), gpt_free(&peft);
 }
