@@ -867,7 +867,8 @@ static void export_hf_llama(const GPT* model, const char* dir) {
             "  \"vocab_size\": %d,\n  \"max_position_embeddings\": %d,\n  \"rms_norm_eps\": %s,\n  \"rope_theta\": %s,\n",
             type, arch, c->C, mlp_width(c), c->NH, c->n_kv_heads ? c->n_kv_heads : c->NH, c->C / c->NH, c->L, c->V, c->maxT, eps, theta);
     if (c->rope_factor > 0 && c->rope_factor != 1)
-        fprintf(w.f, "  \"rope_scaling\": {\"rope_type\": \"linear\", \"type\": \"linear\", \"factor\": %s},\n", factor);
+        // ("type", not "rope_type": transformers before 4.42 wanted exactly type and factor; later ones copy type to rope_type)
+        fprintf(w.f, "  \"rope_scaling\": {\"type\": \"linear\", \"factor\": %s},\n", factor);
     else
         fprintf(w.f, "  \"rope_scaling\": null,\n");
     fprintf(w.f, "  \"tie_word_embeddings\": %s,\n  \"hidden_act\": \"silu\",\n  \"mlp_bias\": false,\n", c->untied && !c->num_classes ? "false" : "true");
