@@ -4614,6 +4614,21 @@ static void test_hf_llama(void) {
     report(names_ok && cfg && strstr(cfg, want) && strstr(cfg, "\"layers_to_transform\": [1],") && strstr(cfg, "\"fan_in_fan_out\": false"),
            "PEFT files: 14 tensors base_model.model.model.layers.1.<module>.lora_A (r,in) / lora_B (out,r); %s, layers_to_transform [1]", want);
     free(cfg), free(ll), free(lp), free(lb);
+    // the command line: LoRA trained from the folder (--lora-targets with HF's short names), exported as PEFT,
+    // applied to the folder again: the trained model's logits bit for bit
+    rc = run_cmd("./train --model ref/hf_llama_f32 --train test_tmp/hfl_tok.bin --batch 2 --seq 8 --steps 2 --lr 1e-2 --method lora "
+                 "--lora-rank 2 --lora-targets q,v,gate,down --lora-layers 0-0 --out test_tmp/hfl_lora", "done:", out, sizeof out);
+    rc2 = run_cmd("./train export --model test_tmp/hfl_lora/model.bin --format peft --out test_tmp/hfl_lora/peft", "wrote", out, sizeof out);
+    GPT tl, tp;
+    load_model(&tl, "test_tmp/hfl_lora/model.bin", NULL);
+    load_model(&tp, "ref/hf_llama_f32", NULL);
+    load_adapter(&tp, "test_tmp/hfl_lora/peft");
+    ll = lm_logits_copy(&tl, x, 2, 8), lp = lm_logits_copy(&tp, x, 2, 8), lb = lm_logits_copy(&m[0], x, 2, 8);
+    report(rc == 0 && rc2 == 0 && tp.config.lora_targets == (LORA_Q | LORA_V | LORA_GATE | LORA_FCPROJ) && tp.config.lora_last == 0 &&
+           !memcmp(ll, lp, (size_t)16 * tl.config.Vp * 4) && memcmp(ll, lb, (size_t)16 * tl.config.Vp * 4),
+           "./train --method lora on the folder (q,v,gate,down, layer 0; it moved the logits), export peft, --adapter: logits bit for bit");
+    free(ll), free(lp), free(lb);
+    gpt_free(&tl), gpt_free(&tp);
     // a classifier: LoRA on q, v of both layers and the score head (modules_to_save), on the LlamaForSequenceClassification base
     GPT cls, clsb;
     load_model(&cls, "ref/hf_llama_cls", NULL);
