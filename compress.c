@@ -95,17 +95,19 @@ static int cmp_scored(const void* a, const void* b) {
 // zeroed, so it adds nothing to the residual (q and k too, for a clean zero). The tensors keep their shape:
 // GPT-2's layout ties the head width to C / n_head, so a model with fewer heads per layer is not a GPT-2
 // any loader reads; the zeros are structured (whole blocks) rather than scattered.
+// Llama with grouped-query attention: a head's k and v rows are shared with its group, so only its own q rows
+// and output columns score and are zeroed (the zero output columns alone already remove what it adds).
 static void prune_heads(GPT* model, int drop) {
     const GPTConfig* c = &model->config;
-    int C = c->C, NH = c->NH, hs = C / NH;
+    int C = c->C, NH = c->NH, hs = C / NH, QKV = qkv_width(c), parts = is_llama(c) ? 1 : 3;
     Scored* sc = (Scored*)mallocCheck((size_t)NH * sizeof(Scored));
     for (int l = 0; l < c->L; l++) {
-        float* qkvw = model->params.qkvw + (size_t)l * 3 * C * C;
-        float* qkvb = model->params.qkvb + (size_t)l * 3 * C;
+        float* qkvw = model->params.qkvw + (size_t)l * QKV * C;
+        float* qkvb = param_numel(c, PIDX(qkvb)) ? model->params.qkvb + (size_t)l * QKV : NULL;
         float* pw = model->params.attprojw + (size_t)l * C * C;
         for (int h = 0; h < NH; h++) {
             double s = 0.0;
-            for (int part = 0; part < 3; part++)
+            for (int part = 0; part < parts; part++)
                 for (int r = part * C + h * hs; r < part * C + (h + 1) * hs; r++)
                     for (int i = 0; i < C; i++) s += (double)qkvw[(size_t)r * C + i] * qkvw[(size_t)r * C + i];
             for (int o = 0; o < C; o++)
@@ -115,10 +117,10 @@ static void prune_heads(GPT* model, int drop) {
         qsort(sc, (size_t)NH, sizeof *sc, cmp_scored);
         for (int d = 0; d < drop; d++) {
             int h = sc[d].index;
-            for (int part = 0; part < 3; part++)
+            for (int part = 0; part < parts; part++)
                 for (int r = part * C + h * hs; r < part * C + (h + 1) * hs; r++) {
                     memset(qkvw + (size_t)r * C, 0, (size_t)C * sizeof(float));
-                    qkvb[r] = 0.0f;
+                    if (qkvb) qkvb[r] = 0.0f;
                 }
             for (int o = 0; o < C; o++) memset(pw + (size_t)o * C + h * hs, 0, (size_t)hs * sizeof(float));
         }
@@ -128,10 +130,11 @@ static void prune_heads(GPT* model, int drop) {
 
 // Structured: keeps `keep` MLP neurons in every layer and rebuilds the model with F = keep. Neuron j of a
 // layer is row j of fcw, fcb[j] and column j of fcprojw; its score is ||fcw[j,:]|| * ||fcprojw[:,j]|| (how
-// much it can read times how much it can write). Kept neurons stay in their original order.
+// much it can read times how much it can write). Kept neurons stay in their original order. Llama: neuron j
+// reads with two rows, gate j and up j (rows j and F + j of fcw), both in its score and both kept.
 static void prune_neurons(GPT* model, int keep) {
     GPTConfig c = model->config, cn = c;
-    int C = c.C, F = mlp_width(&c);
+    int C = c.C, F = mlp_width(&c), llama = is_llama(&c), FU = llama ? 2 * F : F;
     cn.F = keep;
     GPT m;
     gpt_build(&m, cn);
@@ -141,12 +144,13 @@ static void prune_neurons(GPT* model, int keep) {
     Scored* sc = (Scored*)mallocCheck((size_t)F * sizeof(Scored));
     int* kept = (int*)mallocCheck((size_t)keep * sizeof(int));
     for (int l = 0; l < c.L; l++) {
-        const float* fcw = model->params.fcw + (size_t)l * F * C;
-        const float* fcb = model->params.fcb + (size_t)l * F;
+        const float* fcw = model->params.fcw + (size_t)l * FU * C;
+        const float* fcb = llama ? NULL : model->params.fcb + (size_t)l * F;
         const float* pw = model->params.fcprojw + (size_t)l * C * F;
         for (int j = 0; j < F; j++) {
             double a = 0.0, b = 0.0;
             for (int i = 0; i < C; i++) a += (double)fcw[(size_t)j * C + i] * fcw[(size_t)j * C + i];
+            for (int i = 0; i < C && llama; i++) a += (double)fcw[(size_t)(F + j) * C + i] * fcw[(size_t)(F + j) * C + i];
             for (int o = 0; o < C; o++) b += (double)pw[(size_t)o * F + j] * pw[(size_t)o * F + j];
             sc[j].score = -sqrt(a * b), sc[j].index = j;  // negated: the largest come first
         }
@@ -154,12 +158,13 @@ static void prune_neurons(GPT* model, int keep) {
         for (int k = 0; k < keep; k++) kept[k] = sc[k].index;
         for (int k = 1; k < keep; k++)  // back to the original order (insertion sort: keep is small)
             for (int q = k; q > 0 && kept[q - 1] > kept[q]; q--) { int t = kept[q]; kept[q] = kept[q - 1]; kept[q - 1] = t; }
-        float* nfcw = m.params.fcw + (size_t)l * keep * C;
+        float* nfcw = m.params.fcw + (size_t)l * (llama ? 2 : 1) * keep * C;
         float* nfcb = m.params.fcb + (size_t)l * keep;
         float* npw = m.params.fcprojw + (size_t)l * C * keep;
         for (int k = 0; k < keep; k++) {
             memcpy(nfcw + (size_t)k * C, fcw + (size_t)kept[k] * C, (size_t)C * sizeof(float));
-            nfcb[k] = fcb[kept[k]];
+            if (llama) memcpy(nfcw + (size_t)(keep + k) * C, fcw + (size_t)(F + kept[k]) * C, (size_t)C * sizeof(float));
+            else nfcb[k] = fcb[kept[k]];
             for (int o = 0; o < C; o++) npw[(size_t)o * keep + k] = pw[(size_t)o * F + kept[k]];
         }
     }
@@ -271,7 +276,7 @@ static int cmd_prune(const Args* a) {
         if (F % 32 == 0 && keep >= 32) keep = (keep + 31) / 32 * 32;  // stays a multiple of 32: int8 and GGUF rows
         if (keep < 1) keep = 1;
         if (keep > F) keep = F;
-        if (c->lora_r && (c->lora_targets & (LORA_FC | LORA_FCPROJ)))
+        if (c->lora_r && (c->lora_targets & (LORA_FC | LORA_FCPROJ | LORA_GATE | LORA_UP)))
             failf("merge LoRA first", "neurons: the model has LoRA on the MLP");
         prune_neurons(&model, keep);
         printf("neurons: kept %d of %d in every layer (F = %d)\n", keep, F, keep);

@@ -15,7 +15,10 @@ typedef struct {
     const char* model;          // --model
     const char* init;           // --init L,NH,C
     int vocab, max_seq;         // --vocab, --max-seq (for --init)
-    const char* arch;           // --arch gpt2|encoder (for --init; model.h's ARCH_NAMES)
+    const char* arch;           // --arch gpt2|encoder|llama (for --init; model.h's ARCH_NAMES)
+    int kv_heads, mlp_width;    // --kv-heads, --mlp-width (for --init)
+    float rope_theta, norm_eps; // --rope-theta, --norm-eps (for --init --arch llama)
+    int untied, qkv_bias;       // --untied, --qkv-bias (for --init --arch llama)
     const char* train, *val;    // --train, --val
     const char* data;           // --data (eval)
     int B, T, steps;
@@ -86,7 +89,13 @@ static const Flag FLAGS[] = {
     F_("--init", "L,NH,C", FLAG_STRING, init, NULL, "model", NULL, "random GPT-2-style init with L layers, NH heads, C channels"),
     F_("--vocab", "V", FLAG_INT, vocab, "50257", "model", "[1,4194304]", "vocabulary size for --init"),
     F_("--max-seq", "N", FLAG_INT, max_seq, "1024", "model", "[1,1048576]", "positions (maxT) for --init"),
-    F_("--arch", "A", FLAG_STRING, arch, "gpt2", "model", NULL, "for --init: gpt2 (causal decoder) or encoder (bidirectional, BERT-style: masked-LM pretraining, [MASK] = id --vocab, the class head on position 0)"),
+    F_("--arch", "A", FLAG_STRING, arch, "gpt2", "model", NULL, "for --init: gpt2 (causal decoder), encoder (bidirectional, BERT-style: masked-LM pretraining, [MASK] = id --vocab, the class head on position 0) or llama (RMSNorm, RoPE, grouped-query attention, SwiGLU: Llama, SmolLM2, Qwen2)"),
+    F_("--kv-heads", "N", FLAG_INT, kv_heads, "0", "model", "[0,1024]", "for --init --arch llama: key/value heads (grouped-query attention; must divide NH); 0: NH"),
+    F_("--mlp-width", "F", FLAG_INT, mlp_width, "0", "model", "[0,1048576]", "for --init: the MLP's hidden width (Llama's intermediate_size); 0: 4C"),
+    F_("--rope-theta", "X", FLAG_FLOAT, rope_theta, "10000", "model", "(0,1e12]", "for --init --arch llama: the RoPE base (HF rope_theta)"),
+    F_("--norm-eps", "E", FLAG_FLOAT, norm_eps, "1e-5", "model", "(0,1]", "for --init --arch llama: the RMSNorm epsilon (HF rms_norm_eps)"),
+    F_("--untied", "0|1", FLAG_INT, untied, "0", "model", "[0,1]", "for --init --arch llama: 1 = a separate LM head (lm_head), 0 = tied to the embedding"),
+    F_("--qkv-bias", "0|1", FLAG_INT, qkv_bias, "0", "model", "[0,1]", "for --init --arch llama: 1 = q, k, v projections with biases (Qwen2)"),
     F_("--adapter", "FILE", FLAG_STRING, adapter, NULL, "model", NULL, "apply an adapter.bin (LoRA / adapters / prefix / head) to the model, or a Hugging Face PEFT LoRA adapter (its folder or adapter_model.safetensors)"),
     // data
     F_("--train", "FILE", FLAG_STRING, train, NULL, "data", NULL, "token file (LM), classification, SFT or token-label (NER) example file (from ./dataprep; the kind of file sets the task)"),
@@ -292,8 +301,8 @@ static void check_args(const Args* a) {
         failf("use lm, cls or sft, or KIND:TRAIN[:VAL] for multi-task training", "unknown --task '%s'", a->task);
     if (strcmp(a->task_sampling, "proportional") && strcmp(a->task_sampling, "temperature"))
         failf("use proportional or temperature", "unknown --task-sampling '%s'", a->task_sampling);
-    if (strcmp(a->arch, ARCH_NAMES[ARCH_GPT2]) && strcmp(a->arch, ARCH_NAMES[ARCH_ENCODER]))
-        failf("use gpt2 or encoder", "unknown --arch '%s'", a->arch);
+    if (strcmp(a->arch, ARCH_NAMES[ARCH_GPT2]) && strcmp(a->arch, ARCH_NAMES[ARCH_ENCODER]) && strcmp(a->arch, ARCH_NAMES[ARCH_LLAMA]))
+        failf("use gpt2, encoder or llama", "unknown --arch '%s'", a->arch);
     if (strcmp(a->bleu_smooth, "none") && strcmp(a->bleu_smooth, "exp") && strcmp(a->bleu_smooth, "floor") && strcmp(a->bleu_smooth, "add-k"))
         failf("use none, exp, floor or add-k (sacreBLEU's smooth_method)", "unknown --bleu-smooth '%s'", a->bleu_smooth);
 }

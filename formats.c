@@ -109,16 +109,26 @@ static void check_config(const GPTConfig* c, const char* path, const char* what)
     else if (c->prefix_len < 0 || c->prefix_len > MAX_WIDTH) bad = "prefix length";
     else if (c->num_classes < 0 || c->num_classes == 1 || c->num_classes > MAX_WIDTH) bad = "classes K (0 or >= 2)";
     else if (c->num_tags < 0 || c->num_tags == 1 || c->num_tags > MAX_WIDTH || (c->num_tags && c->num_classes)) bad = "tags E (0 or >= 2, no class head)";
-    else if (c->lora_r && (c->lora_targets < 1 || c->lora_targets > 15)) bad = "LoRA targets";
+    else if (c->lora_r && (c->lora_targets < 1 || c->lora_targets > 511)) bad = "LoRA targets";
+    else if (c->lora_r && (c->arch == ARCH_LLAMA ? c->lora_targets & (LORA_QKV | LORA_FC) : c->lora_targets > 15)) bad = "LoRA targets (of this architecture)";
     else if (c->lora_r && !(isfinite(c->lora_alpha) && c->lora_alpha > 0)) bad = "LoRA alpha";
     else if (c->lora_r && (c->lora_first < 0 || c->lora_first > c->lora_last || c->lora_last >= c->L)) bad = "LoRA layer range";
-    else if (c->arch != ARCH_GPT2 && c->arch != ARCH_ENCODER) bad = "architecture (0 gpt2, 1 encoder)";
+    else if (c->arch != ARCH_GPT2 && c->arch != ARCH_ENCODER && c->arch != ARCH_LLAMA) bad = "architecture (0 gpt2, 1 encoder, 2 llama)";
+    else if (c->arch != ARCH_LLAMA && (c->n_kv_heads || c->rope_theta != 0.0f || c->norm_eps != 0.0f || c->untied ||
+                                       c->qkv_bias || c->rope_factor != 0.0f)) bad = "Llama fields in a model of another architecture";
+    else if (c->arch == ARCH_LLAMA && (c->n_kv_heads < 0 || c->n_kv_heads > c->NH || c->NH % kv_heads(c))) bad = "KV heads (must divide NH)";
+    else if (c->arch == ARCH_LLAMA && (c->C / c->NH) % 2) bad = "head size (RoPE needs it even)";
+    else if (c->arch == ARCH_LLAMA && !(c->rope_theta > 1.0f && c->rope_theta <= 1e12f)) bad = "RoPE theta";
+    else if (c->arch == ARCH_LLAMA && !(c->rope_factor == 0.0f || (c->rope_factor >= 1.0f && c->rope_factor <= 1e6f))) bad = "RoPE scaling factor";
+    else if (c->arch == ARCH_LLAMA && !(c->norm_eps > 0.0f && c->norm_eps <= 1.0f)) bad = "RMSNorm eps";
+    else if (c->arch == ARCH_LLAMA && ((c->untied | c->qkv_bias) & ~1)) bad = "untied / q,k,v bias flags (0 or 1)";
     else if (c->arch == ARCH_ENCODER ? c->mask_id < 0 || c->mask_id >= c->V : c->mask_id != 0) bad = "[MASK] id (in [0, V) for an encoder, else 0)";
     if (!bad) return;
     snprintf(msg, sizeof msg, "the %s is corrupt or not from this program", what);
     fail_at(path, msg, "%s out of range: L=%d NH=%d C=%d V=%d Vp=%d maxT=%d F=%d lora r=%d targets=%d alpha=%g layers %d-%d "
-            "adapter=%d prefix=%d K=%d E=%d arch=%d mask=%d", bad, c->L, c->NH, c->C, c->V, c->Vp, c->maxT, c->F, c->lora_r, c->lora_targets,
-            (double)c->lora_alpha, c->lora_first, c->lora_last, c->adapter_dim, c->prefix_len, c->num_classes, c->num_tags, c->arch, c->mask_id);
+            "adapter=%d prefix=%d K=%d E=%d arch=%d mask=%d NKV=%d theta=%g eps=%g", bad, c->L, c->NH, c->C, c->V, c->Vp, c->maxT, c->F, c->lora_r, c->lora_targets,
+            (double)c->lora_alpha, c->lora_first, c->lora_last, c->adapter_dim, c->prefix_len, c->num_classes, c->num_tags, c->arch, c->mask_id,
+            c->n_kv_heads, (double)c->rope_theta, (double)c->norm_eps);
 }
 
 // int8 models need every quantized slice a multiple of the group size (gpt_alloc_q8 relies on it).
@@ -726,6 +736,12 @@ static void ckpt_header(int32_t h[256], const GPTConfig* c, int kind) {
     h[21] = c->num_tags;
     h[22] = c->arch;
     h[23] = c->mask_id;
+    h[28] = c->n_kv_heads;  // Llama's fields ([28..33]); 0 in every other model
+    memcpy(&h[29], &c->rope_theta, 4);
+    memcpy(&h[30], &c->norm_eps, 4);
+    h[31] = c->untied;
+    h[32] = c->qkv_bias;
+    memcpy(&h[33], &c->rope_factor, 4);
 }
 
 static GPTConfig ckpt_config(const int32_t h[256], const char* path) {
@@ -733,6 +749,10 @@ static GPTConfig ckpt_config(const int32_t h[256], const char* path) {
                    .lora_targets = h[11], .adapter_dim = h[13], .prefix_len = h[14], .num_classes = h[15],
                    .lora_first = h[16], .lora_last = h[17], .lm_head_too = h[26], .arch = h[22], .mask_id = h[23], .num_tags = h[21]};
     memcpy(&c.lora_alpha, &h[12], 4);
+    c.n_kv_heads = h[28], c.untied = h[31], c.qkv_bias = h[32];
+    memcpy(&c.rope_theta, &h[29], 4);
+    memcpy(&c.norm_eps, &h[30], 4);
+    memcpy(&c.rope_factor, &h[33], 4);
     check_config(&c, path, "checkpoint header");
     if (h[19] != 0 && h[19] != 1) fail_at(path, "the header is corrupt", "int8 flag %d, expected 0 or 1", h[19]);
     if (h[19]) check_q8_config(&c, path);
@@ -829,7 +849,7 @@ static void ckpt_read_tasks(Reader* r, GPT* model, int n, uint32_t bytes) {
 }
 
 // Which tensors a file of this kind holds.
-static int ckpt_holds(int kind, int i) { return kind != CKPT_ADAPTER || i >= NUM_BASE_PARAMS; }
+static int ckpt_holds(int kind, int i) { return kind != CKPT_ADAPTER || !param_is_base(i); }
 
 static void save_checkpoint_kind(const GPT* model, const char* path, const TrainState* state, int kind) {
     SafeWriter w;
@@ -1756,7 +1776,7 @@ static void load_adapter(GPT* model, const char* path) {
     uint64_t rng = 1;
     gpt_set_peft(model, ac, &rng);
     for (int i = NUM_BASE_PARAMS; i < NUM_PARAMS; i++)
-        rd_bytes(&r, model->params.t[i], (uint64_t)param_numel(&ac, i) * 4, PARAM_TABLE[i].name);
+        if (!param_is_base(i)) rd_bytes(&r, model->params.t[i], (uint64_t)param_numel(&ac, i) * 4, PARAM_TABLE[i].name);
     free(model->label_names);  // the adapter's head brings its own class names
     model->label_names = NULL;
     ckpt_read_names(&r, model, (uint32_t)h[20]);

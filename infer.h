@@ -15,16 +15,17 @@
 typedef struct {
     int cap;              // positions the cache holds (at most maxT)
     int len;              // positions 0..len-1 are filled
-    float* k;             // (L, P+cap, C) keys, heads concatenated as in qkv; entries 0..P-1: the prefix
-    float* v;             // (L, P+cap, C) values, the same layout
+    float* k;             // (L, P+cap, KVC) keys, heads concatenated as in qkv (Llama: after RoPE); entries
+                          // 0..P-1: the prefix. Grouped-query attention caches NKV heads only: NH/NKV times smaller
+    float* v;             // (L, P+cap, KVC) values, the same layout
     // one position's activations, named as in ACT_TABLE; every layer reuses them
     float* x;             // (C) the residual stream
     float* ln;            // (C) a LayerNorm's output (ln1, ln2, lnf)
     float* ln_stat;       // (2) its mean and rstd
-    float* qkv;           // (3C)
+    float* qkv;           // (QKV)
     float* att;           // (NH, P+cap) the query's attention probabilities
     float *atty, *attproj, *fcproj, *adp_out;  // (C)
-    float *fch, *fch_gelu;                     // (F)
+    float *fch, *fch_gelu;                     // (FU), (F)
     float *adp_h, *adp_hg;                     // (A) adapter bottleneck, before and after GELU
     float* lora_h;        // (r)
     float* logits;        // (Vp), or (K) class logits with a classification head
@@ -46,11 +47,11 @@ static void kv_init(KVCache* kv, const GPT* model, int cap) {
     refuse_encoder_generation(model, "the KV cache (generation)");
     if (cap < 1 || cap > c->maxT) DIE("KV cache capacity outside [1, maxT]", "");
     size_t C = (size_t)c->C, PC = (size_t)(c->prefix_len + cap), F = (size_t)mlp_width(c), A = (size_t)c->adapter_dim;
-    size_t K = (size_t)c->num_classes, kvn = (size_t)c->L * PC * C;
+    size_t K = (size_t)c->num_classes, kvn = (size_t)c->L * PC * kv_width(c), FU = is_llama(c) ? 2 * F : F;
     float** dst[] = {&kv->k, &kv->v, &kv->x, &kv->ln, &kv->ln_stat, &kv->qkv, &kv->att, &kv->atty, &kv->attproj,
                      &kv->fcproj, &kv->adp_out, &kv->fch, &kv->fch_gelu, &kv->adp_h, &kv->adp_hg, &kv->lora_h,
                      &kv->logits, &kv->probs};
-    size_t n[] = {kvn, kvn, C, C, 2, 3 * C, (size_t)c->NH * PC, C, C, C, C, F, F, A, A, (size_t)c->lora_r,
+    size_t n[] = {kvn, kvn, C, C, 2, (size_t)qkv_width(c), (size_t)c->NH * PC, C, C, C, C, FU, F, A, A, (size_t)c->lora_r,
                   K ? K : (size_t)c->Vp, K};
     size_t total = 0;
     for (size_t i = 0; i < sizeof n / sizeof n[0]; i++) total += n[i];
@@ -72,7 +73,7 @@ static void kv_free(KVCache* kv) {
 // starts, so a cache follows the current prefix weights).
 static void kv_copy_prefix(const GPT* model, KVCache* kv) {
     const GPTConfig* c = &model->config;
-    size_t P = (size_t)c->prefix_len, C = (size_t)c->C, PC = P + (size_t)kv->cap;
+    size_t P = (size_t)c->prefix_len, C = (size_t)kv_width(c), PC = P + (size_t)kv->cap;  // C: the cache's width
     for (int l = 0; l < c->L && P; l++) {
         memcpy(kv->k + l * PC * C, model->params.prefix_k + l * P * C, P * C * sizeof(float));
         memcpy(kv->v + l * PC * C, model->params.prefix_v + l * P * C, P * C * sizeof(float));
@@ -123,17 +124,19 @@ static void gpt_matvec_forward(const GPT* model, int i, int l, float* out, const
 
 // One query against the cache: row t = pos of attention_forward, its n = P + pos + 1 keys and values read
 // from the cache (the prefix first) instead of from qkv. The same operations in the same order.
-// out: (C)   att: (NH, stride) probabilities   q: (C) the query   kc, vc: (n, C) this layer's cache
+// out: (C)   att: (NH, stride) probabilities   q: (C) the query   kc, vc: (n, KVC) this layer's cache, query
+// head h reading kv head h / (NH/NKV) as attention_forward does
 static void attention_decode(float* out, float* att, const float* q, const float* kc, const float* vc, int n,
-                             int C, int NH, int stride) {
-    int hs = C / NH;
+                             int C, int NH, int NKV, int stride) {
+    int hs = C / NH, KVC = NKV * hs, group = NH / NKV;
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for
     for (int h = 0; h < NH; h++) {
         float* a = att + (size_t)h * stride;
+        int kh = (h / group) * hs;
         float maxv = -INFINITY;
         for (int j = 0; j < n; j++) {
-            const float* k = kc + (size_t)j * C + h * hs;
+            const float* k = kc + (size_t)j * KVC + kh;
             float s = 0.0f;
             for (int i = 0; i < hs; i++) s += q[h * hs + i] * k[i];
             s *= scale;
@@ -149,7 +152,7 @@ static void attention_decode(float* out, float* att, const float* q, const float
         float* y = out + h * hs;
         for (int i = 0; i < hs; i++) y[i] = 0.0f;
         for (int j = 0; j < n; j++) {
-            const float* v = vc + (size_t)j * C + h * hs;
+            const float* v = vc + (size_t)j * KVC + kh;
             for (int i = 0; i < hs; i++) y[i] += a[j] * v[i];
         }
     }
@@ -164,28 +167,24 @@ static float* gpt_decode_step(GPT* model, KVCache* kv, int token, int pos) {
     if (pos < 0 || pos > kv->len || pos >= kv->cap) DIE("gpt_decode_step: pos is not the next free cache position", "decode positions in order 0, 1, 2, ... up to the cache's capacity");
     if (token < 0 || token >= c->V) DIE("gpt_decode_step: token id out of range", "");
     int C = c->C, L = c->L, NH = c->NH, P = c->prefix_len, A = c->adapter_dim, F = mlp_width(c), PC = P + kv->cap;
-    int rq = lora_rank_for(c, LORA_QKV), rp = lora_rank_for(c, LORA_PROJ), rf = lora_rank_for(c, LORA_FC),
-        rg = lora_rank_for(c, LORA_FCPROJ);
-    float lora_s = c->lora_r ? lora_scale(c) : 0.0f;
+    int NKV = kv_heads(c), KV = kv_width(c), QKV = qkv_width(c), llama = is_llama(c);
     ParameterTensors p = model->params;
     if (pos == 0) kv_copy_prefix(model, kv);
-    const float* wpe_t = p.wpe + (size_t)pos * C;  // encoder at position pos: wte[token] + wpe[pos]
+    const float* wpe_t = llama ? NULL : p.wpe + (size_t)pos * C;  // encoder at position pos: wte[token] + wpe[pos]
     if (model->q8[PIDX(wte)].q) encoder_forward_q8(kv->x, &token, &model->q8[PIDX(wte)], wpe_t, 1, 1, C);
     else encoder_forward(kv->x, &token, p.wte, wpe_t, 1, 1, C);
     for (int l = 0; l < L; l++) {
-        int lon = l >= c->lora_first && l <= c->lora_last;  // LoRA acts on this layer
-        float* l_k = kv->k + (size_t)l * PC * C;  // this layer's cache, (P+cap, C)
-        float* l_v = kv->v + (size_t)l * PC * C;
-        layernorm_forward(kv->ln, kv->ln_stat, kv->ln_stat + 1, kv->x, p.ln1w + (size_t)l * C, p.ln1b + (size_t)l * C, 1, C);
-        gpt_matvec_forward(model, PIDX(qkvw), l, kv->qkv, kv->ln, p.qkvb + (size_t)l * 3 * C, C, 3 * C);
-        if (rq && lon) lora_forward(kv->qkv, kv->lora_h, kv->ln, p.lora_qkv_a + (size_t)l * rq * C,
-                                    p.lora_qkv_b + (size_t)l * 3 * C * rq, lora_s, 1, C, 3 * C, rq, 0.0f, 0, NULL);
-        memcpy(l_k + (size_t)(P + pos) * C, kv->qkv + C, (size_t)C * sizeof(float));  // this position's k and v
-        memcpy(l_v + (size_t)(P + pos) * C, kv->qkv + 2 * C, (size_t)C * sizeof(float));
-        attention_decode(kv->atty, kv->att, kv->qkv, l_k, l_v, P + pos + 1, C, NH, PC);
-        gpt_matvec_forward(model, PIDX(attprojw), l, kv->attproj, kv->atty, p.attprojb + (size_t)l * C, C, C);
-        if (rp && lon) lora_forward(kv->attproj, kv->lora_h, kv->atty, p.lora_proj_a + (size_t)l * rp * C,
-                                    p.lora_proj_b + (size_t)l * C * rp, lora_s, 1, C, C, rp, 0.0f, 0, NULL);
+        float* l_k = kv->k + (size_t)l * PC * KV;  // this layer's cache, (P+cap, KVC)
+        float* l_v = kv->v + (size_t)l * PC * KV;
+        gpt_norm_forward(model, kv->ln, kv->ln_stat, kv->ln_stat + 1, kv->x, p.ln1w + (size_t)l * C, llama ? NULL : p.ln1b + (size_t)l * C, 1);
+        gpt_matvec_forward(model, PIDX(qkvw), l, kv->qkv, kv->ln, llama && !c->qkv_bias ? NULL : p.qkvb + (size_t)l * QKV, C, QKV);
+        gpt_lora_forward(model, PIDX(qkvw), l, kv->qkv, kv->ln, 1, kv->lora_h, 0.0f, NULL);
+        if (llama) rope_apply(kv->qkv, model->rope_cs, 1, 1, C, NH, NKV, pos, 1.0f);
+        memcpy(l_k + (size_t)(P + pos) * KV, kv->qkv + C, (size_t)KV * sizeof(float));  // this position's k and v
+        memcpy(l_v + (size_t)(P + pos) * KV, kv->qkv + C + KV, (size_t)KV * sizeof(float));
+        attention_decode(kv->atty, kv->att, kv->qkv, l_k, l_v, P + pos + 1, C, NH, NKV, PC);
+        gpt_matvec_forward(model, PIDX(attprojw), l, kv->attproj, kv->atty, llama ? NULL : p.attprojb + (size_t)l * C, C, C);
+        gpt_lora_forward(model, PIDX(attprojw), l, kv->attproj, kv->atty, 1, kv->lora_h, 0.0f, NULL);
         const float* attn_out = kv->attproj;
         if (A) {
             adapter_forward(kv->adp_out, kv->adp_h, kv->adp_hg, kv->attproj, p.adpa_dw + (size_t)l * A * C,
@@ -193,14 +192,12 @@ static float* gpt_decode_step(GPT* model, KVCache* kv, int token, int pos) {
             attn_out = kv->adp_out;
         }
         residual_forward(kv->x, kv->x, attn_out, C);  // residual2, in place
-        layernorm_forward(kv->ln, kv->ln_stat, kv->ln_stat + 1, kv->x, p.ln2w + (size_t)l * C, p.ln2b + (size_t)l * C, 1, C);
-        gpt_matvec_forward(model, PIDX(fcw), l, kv->fch, kv->ln, p.fcb + (size_t)l * F, C, F);
-        if (rf && lon) lora_forward(kv->fch, kv->lora_h, kv->ln, p.lora_fc_a + (size_t)l * rf * C,
-                                    p.lora_fc_b + (size_t)l * F * rf, lora_s, 1, C, F, rf, 0.0f, 0, NULL);
-        gelu_forward(kv->fch_gelu, kv->fch, F);
-        gpt_matvec_forward(model, PIDX(fcprojw), l, kv->fcproj, kv->fch_gelu, p.fcprojb + (size_t)l * C, F, C);
-        if (rg && lon) lora_forward(kv->fcproj, kv->lora_h, kv->fch_gelu, p.lora_fcproj_a + (size_t)l * rg * F,
-                                    p.lora_fcproj_b + (size_t)l * C * rg, lora_s, 1, F, C, rg, 0.0f, 0, NULL);
+        gpt_norm_forward(model, kv->ln, kv->ln_stat, kv->ln_stat + 1, kv->x, p.ln2w + (size_t)l * C, llama ? NULL : p.ln2b + (size_t)l * C, 1);
+        gpt_matvec_forward(model, PIDX(fcw), l, kv->fch, kv->ln, llama ? NULL : p.fcb + (size_t)l * F, C, llama ? 2 * F : F);
+        gpt_lora_forward(model, PIDX(fcw), l, kv->fch, kv->ln, 1, kv->lora_h, 0.0f, NULL);
+        gpt_act_forward(model, kv->fch_gelu, kv->fch, 1);
+        gpt_matvec_forward(model, PIDX(fcprojw), l, kv->fcproj, kv->fch_gelu, llama ? NULL : p.fcprojb + (size_t)l * C, F, C);
+        gpt_lora_forward(model, PIDX(fcprojw), l, kv->fcproj, kv->fch_gelu, 1, kv->lora_h, 0.0f, NULL);
         const float* mlp_out = kv->fcproj;
         if (A) {
             adapter_forward(kv->adp_out, kv->adp_h, kv->adp_hg, kv->fcproj, p.adpm_dw + (size_t)l * A * C,
@@ -209,12 +206,12 @@ static float* gpt_decode_step(GPT* model, KVCache* kv, int token, int pos) {
         }
         residual_forward(kv->x, kv->x, mlp_out, C);  // residual3, in place
     }
-    layernorm_forward(kv->ln, kv->ln_stat, kv->ln_stat + 1, kv->x, p.lnfw, p.lnfb, 1, C);
+    gpt_norm_forward(model, kv->ln, kv->ln_stat, kv->ln_stat + 1, kv->x, p.lnfw, llama ? NULL : p.lnfb, 1);
     if (c->num_classes) {
         int one = 1, none = -1;  // a sequence of length 1 (the row just computed), no label
         cls_forward(kv->logits, kv->probs, kv->ln, &one, &none, p.cls_w, NULL, 0.0f, 1, 1, C, c->num_classes);
     } else {
-        gpt_matvec_forward(model, PIDX(wte), 0, kv->logits, kv->ln, NULL, C, c->Vp);  // tied LM head
+        gpt_matvec_forward(model, gpt_lm_head(c), 0, kv->logits, kv->ln, NULL, C, c->Vp);  // the LM head
     }
     kv->len = pos + 1;
     return kv->logits;
@@ -229,12 +226,12 @@ static float* gpt_prefill(GPT* model, KVCache* kv, const int* tokens, int n) {
     if (c->num_classes) gpt_forward_cls(model, tokens, &n, NULL, 1, n);
     else gpt_forward(model, tokens, NULL, 1, n);
     kv_copy_prefix(model, kv);
-    size_t C = (size_t)c->C, P = (size_t)c->prefix_len, PC = P + (size_t)kv->cap;
+    size_t C = (size_t)c->C, P = (size_t)c->prefix_len, PC = P + (size_t)kv->cap, KV = (size_t)kv_width(c), QKV = (size_t)qkv_width(c);
     for (int l = 0; l < c->L; l++) {
-        for (int t = 0; t < n; t++) {  // qkv is (L, 1, n, 3C): k at offset C, v at 2C
-            const float* qkv = model->acts.qkv + ((size_t)l * n + t) * 3 * C;
-            memcpy(kv->k + (l * PC + P + t) * C, qkv + C, C * sizeof(float));
-            memcpy(kv->v + (l * PC + P + t) * C, qkv + 2 * C, C * sizeof(float));
+        for (int t = 0; t < n; t++) {  // qkv is (L, 1, n, QKV): k at offset C, v at C + KVC
+            const float* qkv = model->acts.qkv + ((size_t)l * n + t) * QKV;
+            memcpy(kv->k + (l * PC + P + t) * KV, qkv + C, KV * sizeof(float));
+            memcpy(kv->v + (l * PC + P + t) * KV, qkv + C + KV, KV * sizeof(float));
         }
     }
     kv->len = n;

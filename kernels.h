@@ -29,12 +29,16 @@ static float random_normal(uint64_t* state) {
 
 // ---------------------------------------------------------------------------- encoder
 // x[b,t,:] = wte[inp[b,t],:] + wpe[t,:].  PyTorch: wte(idx) + wpe(pos)
-// out: (B,T,C)   inp: (B,T) ids in [0,V)   wte: (Vp,C)   wpe: (maxT,C)
+// out: (B,T,C)   inp: (B,T) ids in [0,V)   wte: (Vp,C)   wpe: (maxT,C), or NULL: none (Llama), x = wte[inp]
 static void encoder_forward(float* out, const int* inp, const float* wte, const float* wpe, int B, int T, int C) {
     for (int b = 0; b < B; b++) {
         for (int t = 0; t < T; t++) {
             float* o = out + ((size_t)b * T + t) * C;
             const float* we = wte + (size_t)inp[b * T + t] * C;
+            if (!wpe) {
+                memcpy(o, we, (size_t)C * sizeof(float));
+                continue;
+            }
             const float* pe = wpe + (size_t)t * C;
             for (int i = 0; i < C; i++) o[i] = we[i] + pe[i];
         }
@@ -117,6 +121,41 @@ static void layernorm_backward(float* dx, float* dw, float* db, const float* dy,
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------- rmsnorm
+// y = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps): LayerNorm without the mean and the bias (Llama).
+// PyTorch (Hugging Face LlamaRMSNorm): w * x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps)
+// y, x: (N,C)   w: (C)   rstd: (N), saved for backward
+static void rmsnorm_forward(float* y, float* rstd, const float* x, const float* w, size_t N, int C, float eps) {
+#pragma omp parallel for
+    for (size_t n = 0; n < N; n++) {
+        const float* xn = x + n * C;
+        float ss = 0.0f;
+        for (int i = 0; i < C; i++) ss += xn[i] * xn[i];
+        float s = 1.0f / sqrtf(ss / C + eps);
+        float* yn = y + n * C;
+        for (int i = 0; i < C; i++) yn[i] = xn[i] * s * w[i];
+        rstd[n] = s;
+    }
+}
+// forward was y_i = w_i x_i s with s = (mean(x^2) + eps)^(-1/2), ds/dx_j = -s^3 x_j / C. So dw += dy * x * s,
+// and with g = dy * w:  dx_j += s g_j - s^3 x_j mean(g * x) = s (g_j - xhat_j mean(g * xhat)), xhat = x s.
+// Accumulates into dx and dw (dw may be NULL: frozen).
+static void rmsnorm_backward(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd,
+                             size_t N, int C) {
+#pragma omp parallel for
+    for (size_t n = 0; n < N; n++) {
+        const float *dyn = dy + n * C, *xn = x + n * C;
+        float s = rstd[n], gx = 0.0f;
+        for (int i = 0; i < C; i++) gx += dyn[i] * w[i] * xn[i] * s;
+        gx /= C;
+        float* dxn = dx + n * C;
+        for (int i = 0; i < C; i++) dxn[i] += s * (dyn[i] * w[i] - xn[i] * s * gx);
+    }
+    if (dw)  // a sum over rows: serial, it is only C long (as layernorm_backward's)
+        for (size_t n = 0; n < N; n++)
+            for (int i = 0; i < C; i++) dw[i] += dy[n * C + i] * x[n * C + i] * rstd[n];
 }
 
 // ---------------------------------------------------------------------------- matmul
@@ -599,16 +638,20 @@ static void residual_dropout_forward(float* y, const float* x1, const float* x2,
 }
 
 // ---------------------------------------------------------------------------- attention
-// Multi-head self-attention on a packed qkv, causal (GPT-2) or bidirectional (the encoder, BERT-style),
+// Multi-head self-attention on a packed qkv, causal (GPT-2, Llama) or bidirectional (the encoder, BERT-style),
 // optionally with P prefix keys/values (prefix-tuning) that every position attends to. For batch b, head h,
 // query position t, with keys j over the prefix (j < P: pk_j, pv_j) and the sequence (j = P + t2: k_t2, v_t2):
 //   s[j] = q_t . key_j / sqrt(hs);  att[j] = softmax(s)[j];  y_t = sum_j att[j] value_j
 // causal = 1: t2 <= t (query t sees itself and the past). causal = 0: every t2 < n_b, where n_b = lengths[b]
 // (the row's real tokens: padding after them is never a key) or T when lengths is NULL (lengths is unread
 // when causal: padding after a row's end is in its future).
-// PyTorch: F.scaled_dot_product_attention(q, cat(pk, k), cat(pv, v), attn_mask) (is_causal when P = 0 and causal)
-// out: (B,T,C) heads concatenated   att: (B,NH,T,P+T) probabilities, saved for backward   qkv: (B,T,3C)
-// pk, pv: (P,C) this layer's prefix, heads concatenated like q/k/v; NULL when P = 0   lengths: (B) or NULL
+// Grouped-query attention (Llama): NKV <= NH key/value heads, and query head h reads kv head h / (NH/NKV),
+// so each group of NH/NKV query heads shares one key and value (NKV = NH: every head its own, GPT-2).
+// PyTorch: F.scaled_dot_product_attention(q, cat(pk, k), cat(pv, v), attn_mask) (is_causal when P = 0 and causal),
+// with k, v repeated NH/NKV times along the head axis (transformers' repeat_kv) for NKV < NH.
+// out: (B,T,C) heads concatenated   att: (B,NH,T,P+T) probabilities, saved for backward   qkv: (B,T,QKV):
+// q (C), k (KVC), v (KVC) side by side, KVC = NKV*hs, QKV = C + 2 KVC (3C without GQA)
+// pk, pv: (P,KVC) this layer's prefix, heads concatenated like k/v; NULL when P = 0   lengths: (B) or NULL
 // p > 0: attention dropout on the probabilities (GPT-2's attn_pdrop) with the mask of `seed`; att keeps the
 // probabilities before dropout (what softmax backward needs), the mask is recomputed in backward.
 // The keys query t of row b attends to are j = 0 .. attention_keys(...) - 1 (the rest of its att row is 0).
@@ -616,19 +659,21 @@ static inline int attention_keys(int causal, const int* lengths, int b, int t, i
     return P + (causal ? t + 1 : lengths ? lengths[b] : T);
 }
 static void attention_forward(float* out, float* att, const float* qkv, const float* pk, const float* pv,
-                              const int* lengths, int B, int T, int C, int NH, int P, int causal, float p, uint64_t seed) {
-    int hs = C / NH, PT = P + T;
+                              const int* lengths, int B, int T, int C, int NH, int NKV, int P, int causal, float p,
+                              uint64_t seed) {
+    int hs = C / NH, PT = P + T, KVC = NKV * hs, QKV = C + 2 * KVC, group = NH / NKV;
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for collapse(3)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
             for (int t = 0; t < T; t++) {
-                const float* q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
+                int kh = (h / group) * hs;  // this head's channels in k and v
+                const float* q = qkv + ((size_t)b * T + t) * QKV + h * hs;
                 float* a = att + (((size_t)b * NH + h) * T + t) * PT;
                 int nk = attention_keys(causal, lengths, b, t, T, P);
                 float maxv = -INFINITY;
                 for (int j = 0; j < nk; j++) {
-                    const float* k = j < P ? pk + (size_t)j * C + h * hs : qkv + ((size_t)b * T + j - P) * 3 * C + C + h * hs;
+                    const float* k = j < P ? pk + (size_t)j * KVC + kh : qkv + ((size_t)b * T + j - P) * QKV + C + kh;
                     float s = 0.0f;
                     for (int i = 0; i < hs; i++) s += q[i] * k[i];
                     s *= scale;
@@ -646,7 +691,7 @@ static void attention_forward(float* out, float* att, const float* qkv, const fl
                 for (int i = 0; i < hs; i++) y[i] = 0.0f;
                 size_t row = (((size_t)b * NH + h) * T + t) * PT;  // the mask index of a[0]
                 for (int j = 0; j < nk; j++) {
-                    const float* v = j < P ? pv + (size_t)j * C + h * hs : qkv + ((size_t)b * T + j - P) * 3 * C + 2 * C + h * hs;
+                    const float* v = j < P ? pv + (size_t)j * KVC + kh : qkv + ((size_t)b * T + j - P) * QKV + C + KVC + kh;
                     float aj = p > 0.0f ? a[j] * dropout_keep_scale(seed, row + j, p) : a[j];
                     for (int i = 0; i < hs; i++) y[i] += aj * v[i];
                 }
@@ -659,50 +704,92 @@ static void attention_forward(float* out, float* att, const float* qkv, const fl
 //   dvalue_j += m_j att[j] dy_t;  datt[j] = m_j dy_t . value_j;
 //   ds[j] = att[j] (datt[j] - sum_i att[i] datt[i])     (softmax backward)
 //   dq_t += sum_j ds[j] key_j * scale;  dkey_j += ds[j] q_t * scale
-// Each head owns its channel slice of dqkv and of dpk/dpv, so heads run in parallel without races (batch
-// rows share the prefix, so they stay inside one thread). Accumulates into dqkv, and dpk, dpv unless NULL.
+// Each kv head owns its channel slice of dk, dv (and of dpk/dpv), and its group's query heads their slices
+// of dq, so kv heads run in parallel without races; a group's heads run in turn inside one thread, adding
+// into the shared dk, dv (batch rows share the prefix, so they stay inside one thread too). Accumulates into
+// dqkv, and dpk, dpv unless NULL.
 static void attention_backward(float* dqkv, float* dpk, float* dpv, const float* dout, const float* qkv,
                                const float* pk, const float* pv, const float* att, const int* lengths, int B, int T,
-                               int C, int NH, int P, int causal, float p, uint64_t seed) {
-    int hs = C / NH, PT = P + T;
+                               int C, int NH, int NKV, int P, int causal, float p, uint64_t seed) {
+    int hs = C / NH, PT = P + T, KVC = NKV * hs, QKV = C + 2 * KVC, group = NH / NKV;
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for
-    for (int h = 0; h < NH; h++) {
+    for (int g = 0; g < NKV; g++) {
         float datt[PT];  // one row of d(att), on this thread's stack
-        for (int b = 0; b < B; b++) {
-            for (int t = 0; t < T; t++) {
-                const float* a = att + (((size_t)b * NH + h) * T + t) * PT;
-                const float* dy = dout + ((size_t)b * T + t) * C + h * hs;
-                const float* q = qkv + ((size_t)b * T + t) * 3 * C + h * hs;
-                float* dq = dqkv + ((size_t)b * T + t) * 3 * C + h * hs;
-                float dot = 0.0f;  // sum_i att[i] datt[i]
-                size_t row = (((size_t)b * NH + h) * T + t) * PT;
-                int nk = attention_keys(causal, lengths, b, t, T, P);  // the forward's keys
-                for (int j = 0; j < nk; j++) {
-                    float mj = p > 0.0f ? dropout_keep_scale(seed, row + j, p) : 1.0f;
-                    int pre = j < P;
-                    const float* v = pre ? pv + (size_t)j * C + h * hs : qkv + ((size_t)b * T + j - P) * 3 * C + 2 * C + h * hs;
-                    float* dv = pre ? (dpv ? dpv + (size_t)j * C + h * hs : NULL)
-                                    : dqkv + ((size_t)b * T + j - P) * 3 * C + 2 * C + h * hs;
-                    float d = 0.0f;
-                    for (int i = 0; i < hs; i++) d += dy[i] * v[i];
-                    if (dv) for (int i = 0; i < hs; i++) dv[i] += mj * a[j] * dy[i];
-                    d *= mj;
-                    datt[j] = d;
-                    dot += a[j] * d;
-                }
-                for (int j = 0; j < nk; j++) {
-                    int pre = j < P;
-                    float ds = a[j] * (datt[j] - dot) * scale;
-                    const float* k = pre ? pk + (size_t)j * C + h * hs : qkv + ((size_t)b * T + j - P) * 3 * C + C + h * hs;
-                    float* dk = pre ? (dpk ? dpk + (size_t)j * C + h * hs : NULL)
-                                    : dqkv + ((size_t)b * T + j - P) * 3 * C + C + h * hs;
-                    for (int i = 0; i < hs; i++) dq[i] += ds * k[i];
-                    if (dk) for (int i = 0; i < hs; i++) dk[i] += ds * q[i];
+        int kh = g * hs;
+        for (int h = g * group; h < (g + 1) * group; h++) {
+            for (int b = 0; b < B; b++) {
+                for (int t = 0; t < T; t++) {
+                    const float* a = att + (((size_t)b * NH + h) * T + t) * PT;
+                    const float* dy = dout + ((size_t)b * T + t) * C + h * hs;
+                    const float* q = qkv + ((size_t)b * T + t) * QKV + h * hs;
+                    float* dq = dqkv + ((size_t)b * T + t) * QKV + h * hs;
+                    float dot = 0.0f;  // sum_i att[i] datt[i]
+                    size_t row = (((size_t)b * NH + h) * T + t) * PT;
+                    int nk = attention_keys(causal, lengths, b, t, T, P);  // the forward's keys
+                    for (int j = 0; j < nk; j++) {
+                        float mj = p > 0.0f ? dropout_keep_scale(seed, row + j, p) : 1.0f;
+                        int pre = j < P;
+                        const float* v = pre ? pv + (size_t)j * KVC + kh : qkv + ((size_t)b * T + j - P) * QKV + C + KVC + kh;
+                        float* dv = pre ? (dpv ? dpv + (size_t)j * KVC + kh : NULL)
+                                        : dqkv + ((size_t)b * T + j - P) * QKV + C + KVC + kh;
+                        float d = 0.0f;
+                        for (int i = 0; i < hs; i++) d += dy[i] * v[i];
+                        if (dv) for (int i = 0; i < hs; i++) dv[i] += mj * a[j] * dy[i];
+                        d *= mj;
+                        datt[j] = d;
+                        dot += a[j] * d;
+                    }
+                    for (int j = 0; j < nk; j++) {
+                        int pre = j < P;
+                        float ds = a[j] * (datt[j] - dot) * scale;
+                        const float* k = pre ? pk + (size_t)j * KVC + kh : qkv + ((size_t)b * T + j - P) * QKV + C + kh;
+                        float* dk = pre ? (dpk ? dpk + (size_t)j * KVC + kh : NULL)
+                                        : dqkv + ((size_t)b * T + j - P) * QKV + C + kh;
+                        for (int i = 0; i < hs; i++) dq[i] += ds * k[i];
+                        if (dk) for (int i = 0; i < hs; i++) dk[i] += ds * q[i];
+                    }
                 }
             }
         }
     }
+}
+
+// ---------------------------------------------------------------------------- rope
+// Rotary position embedding (Su et al. 2021) as Hugging Face's Llama applies it ("rotate_half"): in each head
+// vector x (hs), channel i of the first half and channel i + hs/2 of the second form a pair, turned by the
+// angle t * f_i at position t, f_i = theta^(-2i/hs) (rope_factor > 1: linear scaling, t / factor):
+//   y_i = x_i cos - x_{i+hs/2} sin;   y_{i+hs/2} = x_{i+hs/2} cos + x_i sin
+// so q_t . k_s depends on t - s only. Applied in place to the NH query heads and the NKV key heads of qkv.
+// PyTorch: q * cos + rotate_half(q) * sin with cos, sin = cat(freqs, freqs).cos(), .sin()
+// qkv: (B,T,QKV) as attention_forward's   cs: (maxT, hs/2, 2) cos and sin of each position and pair (rope_table)
+static void rope_table(float* cs, int maxT, int hs, float theta, float factor) {
+    for (int t = 0; t < maxT; t++)
+        for (int i = 0; i < hs / 2; i++) {  // in double, then rounded: the angle itself is exact to fp32
+            double f = pow((double)theta, -2.0 * i / hs), a = (factor > 1.0f ? t / (double)factor : (double)t) * f;
+            cs[((size_t)t * (hs / 2) + i) * 2] = (float)cos(a);
+            cs[((size_t)t * (hs / 2) + i) * 2 + 1] = (float)sin(a);
+        }
+}
+// sign +1 turns forward; sign -1 turns back by the same angle, which is the backward (a rotation's transpose is
+// its inverse): dx_i = dy_i cos + dy_{i+hs/2} sin, dx_{i+hs/2} = dy_{i+hs/2} cos - dy_i sin. pos0: the first
+// row's position (0 in training; the decode step's position when T = 1).
+static void rope_apply(float* qkv, const float* cs, int B, int T, int C, int NH, int NKV, int pos0, float sign) {
+    int hs = C / NH, half = hs / 2, QKV = C + 2 * NKV * hs;
+#pragma omp parallel for collapse(2)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            float* row = qkv + ((size_t)b * T + t) * QKV;
+            const float* c = cs + (size_t)(pos0 + t) * half * 2;
+            for (int h = 0; h < NH + NKV; h++) {  // NH query heads, then NKV key heads (they follow q in the row)
+                float* x = row + h * hs;
+                for (int i = 0; i < half; i++) {
+                    float co = c[2 * i], si = sign * c[2 * i + 1], x1 = x[i], x2 = x[i + half];
+                    x[i] = x1 * co - x2 * si;
+                    x[i + half] = x2 * co + x1 * si;
+                }
+            }
+        }
 }
 
 // ---------------------------------------------------------------------------- gelu
@@ -758,6 +845,29 @@ static void gelu_backward(float* dx, const float* x, const float* dy, size_t N) 
         float grad = 0.5f * (1.0f + th) + 0.5f * xi * (1.0f - th * th) * GELU_SCALE * (1.0f + 3.0f * 0.044715f * xi * xi);
         dx[i] += grad * dy[i];
     }
+}
+
+// ---------------------------------------------------------------------------- swiglu
+// y = silu(gate) * up, silu(g) = g sigmoid(g): Llama's MLP nonlinearity (Shazeer 2020), between the fused
+// gate|up matmul and down_proj. PyTorch: F.silu(gate_proj(x)) * up_proj(x)
+// y: (N,F)   x: (N,2F), each row gate (F) then up (F)
+static void swiglu_forward(float* y, const float* x, size_t N, int F) {
+#pragma omp parallel for
+    for (size_t n = 0; n < N; n++)
+        for (int j = 0; j < F; j++) {
+            float g = x[n * 2 * F + j], u = x[n * 2 * F + F + j];
+            y[n * F + j] = g / (1.0f + expf(-g)) * u;
+        }
+}
+// forward was y = g sig(g) u. So du += dy g sig(g), dg += dy u sig(g) (1 + g (1 - sig(g))). Accumulates into dx.
+static void swiglu_backward(float* dx, const float* x, const float* dy, size_t N, int F) {
+#pragma omp parallel for
+    for (size_t n = 0; n < N; n++)
+        for (int j = 0; j < F; j++) {
+            float g = x[n * 2 * F + j], u = x[n * 2 * F + F + j], sg = 1.0f / (1.0f + expf(-g)), d = dy[n * F + j];
+            dx[n * 2 * F + j] += d * u * sg * (1.0f + g * (1.0f - sg));
+            dx[n * 2 * F + F + j] += d * g * sg;
+        }
 }
 
 // ---------------------------------------------------------------------------- softmax + cross-entropy

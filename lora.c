@@ -8,9 +8,10 @@
 // ---------------------------------------------------------------------------- LoRA
 // out += (alpha/r) * (dropout(x) A^T) B^T: a rank-r update of a frozen projection W (Hu et al. 2021). PyTorch
 // (PEFT): lora_B(lora_A(lora_dropout(x))) * scaling.  At init B = 0, so the model equals the base exactly.
-// out: (N,OC) accumulated   h: (N,r) = scale * x A^T, saved for backward   x: (N,C)   A: (r,C)   B: (OC,r)
-// p > 0: LoRA dropout on x with the mask of `seed`; xd: (N,C) scratch for the dropped input.
-static void lora_forward(float* out, float* h, const float* x, const float* A, const float* B, float scale,
+// out: (N,OC) accumulated, rows ldo apart (ldo = OC, or wider when the projection writes some columns of a
+// fused output: Llama's q, k, v of qkv)   h: (N,r) = scale * x A^T, saved for backward   x: (N,C)   A: (r,C)
+// B: (OC,r)   p > 0: LoRA dropout on x with the mask of `seed`; xd: (N,C) scratch for the dropped input.
+static void lora_forward(float* out, int ldo, float* h, const float* x, const float* A, const float* B, float scale,
                          size_t N, int C, int OC, int r, float p, uint64_t seed, float* xd) {
     if (p > 0.0f) {
         dropout_forward(xd, x, N * C, p, seed);
@@ -19,19 +20,20 @@ static void lora_forward(float* out, float* h, const float* x, const float* A, c
     matmul_forward(h, x, A, NULL, N, C, r);
     for (size_t i = 0; i < N * (size_t)r; i++) h[i] *= scale;
     // out(N,OC) += h(N,r) @ B^T: Bm(k, j) = B[j*r + k]
-    gemm(out, (size_t)OC, h, (size_t)r, 1, B, 1, (size_t)r, (int)N, OC, r);
+    gemm(out, (size_t)ldo, h, (size_t)r, 1, B, 1, (size_t)r, (int)N, OC, r);
 }
 // forward was h = s xd A^T (xd = dropout(x), or x), out += h B^T. So dB += dout^T h, dh = dout B, and through
 // h: dA += s dh^T xd, dxd = s dh A, and dx += dropout_backward(dxd). dh: (N,r) scratch. dx, dA, dB may be
 // NULL. p > 0: xd, dxd are (N,C) scratch; the mask is recomputed from the same seed as the forward.
-static void lora_backward(float* dx, float* dA, float* dB, float* dh, const float* dout, const float* h,
+// dout: (N,OC), rows ldo apart, as the forward's out.
+static void lora_backward(float* dx, float* dA, float* dB, float* dh, const float* dout, int ldo, const float* h,
                           const float* x, const float* A, const float* B, float scale, size_t N, int C, int OC,
                           int r, float p, uint64_t seed, float* xd, float* dxd) {
     // dB(OC,r) += dout^T(OC,N) @ h(N,r)
-    if (dB) gemm(dB, (size_t)r, dout, 1, (size_t)OC, h, (size_t)r, 1, OC, r, (int)N);
+    if (dB) gemm(dB, (size_t)r, dout, 1, (size_t)ldo, h, (size_t)r, 1, OC, r, (int)N);
     // dh(N,r) = s * dout(N,OC) @ B(OC,r)
     memset(dh, 0, N * (size_t)r * sizeof(float));
-    gemm(dh, (size_t)r, dout, (size_t)OC, 1, B, (size_t)r, 1, (int)N, r, OC);
+    gemm(dh, (size_t)r, dout, (size_t)ldo, 1, B, (size_t)r, 1, (int)N, r, OC);
     for (size_t i = 0; i < N * (size_t)r; i++) dh[i] *= scale;
     if (p > 0.0f) {  // h = xd A^T, xd = dropout(x)
         dropout_forward(xd, x, N * C, p, seed);

@@ -21,12 +21,17 @@
 
 // ---------------------------------------------------------------------------- config
 // Which projections get LoRA (bits of GPTConfig.lora_targets)
-enum { LORA_QKV = 1, LORA_PROJ = 2, LORA_FC = 4, LORA_FCPROJ = 8 };
+// (GPT-2's fused c_attn and c_fc take one LoRA each; Llama's q, k, v and gate, up take their own, as PEFT does,
+// and its o_proj and down_proj use LORA_PROJ and LORA_FCPROJ.)
+enum { LORA_QKV = 1, LORA_PROJ = 2, LORA_FC = 4, LORA_FCPROJ = 8, LORA_Q = 16, LORA_K = 32, LORA_V = 64,
+       LORA_GATE = 128, LORA_UP = 256 };
 // The architecture (GPTConfig.arch, checkpoint header [22]): the same parameters, a different attention mask.
 // ARCH_GPT2: causal, next-token LM. ARCH_ENCODER: bidirectional (BERT-style), masked-LM pretraining
-// (loader.c), the class head on position 0. (Issue 15 reserves 2 for llama.)
-typedef enum { ARCH_GPT2 = 0, ARCH_ENCODER = 1 } Arch;
-static const char* const ARCH_NAMES[] = {"gpt2", "encoder"};
+// (loader.c), the class head on position 0. ARCH_LLAMA: GPT-2 with five changes (Llama, SmolLM2, Qwen2):
+// RMSNorm for LayerNorm (no biases anywhere, but Qwen2's q/k/v), RoPE on q and k for the position
+// embedding, grouped-query attention (NKV <= NH key/value heads), a SwiGLU MLP, and an optional untied LM head.
+typedef enum { ARCH_GPT2 = 0, ARCH_ENCODER = 1, ARCH_LLAMA = 2 } Arch;
+static const char* const ARCH_NAMES[] = {"gpt2", "encoder", "llama"};
 
 typedef struct {
     int maxT;  // longest sequence, e.g. 1024
@@ -49,12 +54,23 @@ typedef struct {
     int mask_id;       // the encoder's [MASK] token id (the text vocabulary's size; also its [CLS]); 0 for GPT-2
     int num_tags;      // E: token-classification head (GPT2ForTokenClassification), E tag logits per position;
                        // 0 = none. The head kind: token when E > 0, sequence when K > 0, else the tied LM head
+    // ARCH_LLAMA only (0 for the others)
+    int n_kv_heads;    // NKV: key/value heads (grouped-query attention); 0 means NH
+    float rope_theta;  // RoPE base (HF rope_theta): head pair i turns at rope_theta^(-2i/hs) radians per position
+    float rope_factor; // linear RoPE scaling (HF rope_scaling type linear): positions divided by it; 0 = none
+    float norm_eps;    // RMSNorm epsilon (HF rms_norm_eps)
+    int untied;        // 1: a separate LM head (lm_head); 0: tied to wte
+    int qkv_bias;      // 1: q, k, v have biases (Qwen2)
 } GPTConfig;
 
 static int pad_vocab(int V) { return (V + 63) / 64 * 64; }
 // the number of named labels the head has: E tags (token head) or K classes (sequence head), else 0
 static int head_labels(const GPTConfig* c) { return c->num_tags ? c->num_tags : c->num_classes; }
 static int mlp_width(const GPTConfig* c) { return c->F ? c->F : 4 * c->C; }
+static int is_llama(const GPTConfig* c) { return c->arch == ARCH_LLAMA; }
+static int kv_heads(const GPTConfig* c) { return c->n_kv_heads ? c->n_kv_heads : c->NH; }
+static int kv_width(const GPTConfig* c) { return kv_heads(c) * (c->C / c->NH); }  // KVC: k's (and v's) width
+static int qkv_width(const GPTConfig* c) { return c->C + 2 * kv_width(c); }       // QKV: 3C for GPT-2
 
 // ---------------------------------------------------------------------------- the parameter table
 // The one list of parameters, in memory order (the first 16 are GPT-2's, in llm.c's order). Allocation,
@@ -65,8 +81,8 @@ static int mlp_width(const GPTConfig* c) { return c->F ? c->F : 4 * c->C; }
 // absent ones have 0 elements.
 // decay: 1 for matrices (each per-layer slice is 2-D), 0 for biases and LayerNorm parameters (nanoGPT's
 // convention). Note it is not "ndim >= 2" of the stacked shape: qkvb is (L,3C) but each layer's bias is 1-D.
-#define NUM_BASE_PARAMS 16  // GPT-2 itself: what llm.c and Hugging Face GPT-2 files hold
-#define NUM_PARAMS 37
+#define NUM_BASE_PARAMS 16  // GPT-2 itself: what llm.c and Hugging Face GPT-2 files hold (and lm_head: param_is_base)
+#define NUM_PARAMS 48
 typedef struct {
     const char* name;
     const char* shape;
@@ -82,28 +98,28 @@ static const ParamSpec PARAM_TABLE[NUM_PARAMS] = {
     // token embedding, also the LM head (tied); HF stores V rows
     {"wte",            "Vp,C",         1,  "wte.weight",                 0,  "token_embd.weight",     1,  0},
     // position embedding
-    {"wpe",            "maxT,C",       1,  "wpe.weight",                 0,  "position_embd.weight",  0,  0},
+    {"wpe",            "Pos,C",        1,  "wpe.weight",                 0,  "position_embd.weight",  0,  0},
     // LayerNorm before attention
     {"ln1w",           "L,C",          0,  "ln_1.weight",                0,  "attn_norm.weight",      0,  0},
-    {"ln1b",           "L,C",          0,  "ln_1.bias",                  0,  "attn_norm.bias",        0,  0},
+    {"ln1b",           "L,Cb",         0,  "ln_1.bias",                  0,  "attn_norm.bias",        0,  0},
     // attention q,k,v projection, nn.Linear layout (out, in)
-    {"qkvw",           "L,3C,C",       1,  "attn.c_attn.weight",         1,  "attn_qkv.weight",       1,  1},
-    {"qkvb",           "L,3C",         0,  "attn.c_attn.bias",           0,  "attn_qkv.bias",         0,  0},
+    {"qkvw",           "L,QKV,C",      1,  "attn.c_attn.weight",         1,  "attn_qkv.weight",       1,  1},
+    {"qkvb",           "L,QKVb",       0,  "attn.c_attn.bias",           0,  "attn_qkv.bias",         0,  0},
     // attention output projection
     {"attprojw",       "L,C,C",        1,  "attn.c_proj.weight",         1,  "attn_output.weight",    1,  1},
-    {"attprojb",       "L,C",          0,  "attn.c_proj.bias",           0,  "attn_output.bias",      0,  0},
+    {"attprojb",       "L,Cb",         0,  "attn.c_proj.bias",           0,  "attn_output.bias",      0,  0},
     // LayerNorm before the MLP
     {"ln2w",           "L,C",          0,  "ln_2.weight",                0,  "ffn_norm.weight",       0,  0},
-    {"ln2b",           "L,C",          0,  "ln_2.bias",                  0,  "ffn_norm.bias",         0,  0},
+    {"ln2b",           "L,Cb",         0,  "ln_2.bias",                  0,  "ffn_norm.bias",         0,  0},
     // MLP up projection
-    {"fcw",            "L,F,C",        1,  "mlp.c_fc.weight",            1,  "ffn_up.weight",         1,  1},
-    {"fcb",            "L,F",          0,  "mlp.c_fc.bias",              0,  "ffn_up.bias",           0,  0},
+    {"fcw",            "L,FU,C",       1,  "mlp.c_fc.weight",            1,  "ffn_up.weight",         1,  1},
+    {"fcb",            "L,Fb",         0,  "mlp.c_fc.bias",              0,  "ffn_up.bias",           0,  0},
     // MLP down projection
     {"fcprojw",        "L,C,F",        1,  "mlp.c_proj.weight",          1,  "ffn_down.weight",       1,  1},
-    {"fcprojb",        "L,C",          0,  "mlp.c_proj.bias",            0,  "ffn_down.bias",         0,  0},
+    {"fcprojb",        "L,Cb",         0,  "mlp.c_proj.bias",            0,  "ffn_down.bias",         0,  0},
     // final LayerNorm
     {"lnfw",           "C",            0,  "ln_f.weight",                0,  "output_norm.weight",    0,  0},
-    {"lnfb",           "C",            0,  "ln_f.bias",                  0,  "output_norm.bias",      0,  0},
+    {"lnfb",           "Cb",           0,  "ln_f.bias",                  0,  "output_norm.bias",      0,  0},
     // LoRA (Hu et al. 2021): W x + (alpha/r) B A x. A: (r, in), B: (out, r), PEFT's lora_A / lora_B layout
     {"lora_qkv_a",     "L,rqkv,C",     1,  "attn.c_attn.lora_A.weight",  0,  NULL,                    0,  0},
     {"lora_qkv_b",     "L,3C,rqkv",    1,  "attn.c_attn.lora_B.weight",  0,  NULL,                    0,  0},
@@ -123,13 +139,26 @@ static const ParamSpec PARAM_TABLE[NUM_PARAMS] = {
     {"adpm_uw",        "L,C,D",        1,  "adapter_mlp.up.weight",      0,  NULL,                    0,  0},
     {"adpm_ub",        "L,CA",         0,  "adapter_mlp.up.bias",        0,  NULL,                    0,  0},
     // prefix-tuning (Li & Liang 2021): P key and value vectors per layer, heads concatenated
-    {"prefix_k",       "L,P,C",        1,  "prefix.keys",                0,  NULL,                    0,  0},
-    {"prefix_v",       "L,P,C",        1,  "prefix.values",              0,  NULL,                    0,  0},
+    {"prefix_k",       "L,P,KVC",      1,  "prefix.keys",                0,  NULL,                    0,  0},
+    {"prefix_v",       "L,P,KVC",      1,  "prefix.values",              0,  NULL,                    0,  0},
     // classification head: logits = h_last @ cls_w^T (no bias, as GPT2ForSequenceClassification's score)
     {"cls_w",          "K,C",          1,  "score.weight",               0,  NULL,                    0,  0},
     // token-classification head: logits[b,t] = lnf[b,t] @ tok_w^T + tok_b (GPT2ForTokenClassification's classifier)
     {"tok_w",          "E,C",          1,  "classifier.weight",          0,  NULL,                    0,  0},
     {"tok_b",          "E",            0,  "classifier.bias",            0,  NULL,                    0,  0},
+    // Llama: the LM head when it is not tied to wte (Vu: Vp rows then, else none)
+    {"lm_head",        "Vu,C",         1,  "lm_head.weight",             0,  "output.weight",         1,  0},
+    // Llama: LoRA on q, k, v, gate and up separately (each writes its own columns of the fused qkv and fch)
+    {"lora_q_a",       "L,rq,C",       1,  "self_attn.q_proj.lora_A.weight",    0,  NULL,             0,  0},
+    {"lora_q_b",       "L,C,rq",       1,  "self_attn.q_proj.lora_B.weight",    0,  NULL,             0,  0},
+    {"lora_k_a",       "L,rk,C",       1,  "self_attn.k_proj.lora_A.weight",    0,  NULL,             0,  0},
+    {"lora_k_b",       "L,KVC,rk",     1,  "self_attn.k_proj.lora_B.weight",    0,  NULL,             0,  0},
+    {"lora_v_a",       "L,rv,C",       1,  "self_attn.v_proj.lora_A.weight",    0,  NULL,             0,  0},
+    {"lora_v_b",       "L,KVC,rv",     1,  "self_attn.v_proj.lora_B.weight",    0,  NULL,             0,  0},
+    {"lora_gate_a",    "L,rgate,C",    1,  "mlp.gate_proj.lora_A.weight",       0,  NULL,             0,  0},
+    {"lora_gate_b",    "L,F,rgate",    1,  "mlp.gate_proj.lora_B.weight",       0,  NULL,             0,  0},
+    {"lora_up_a",      "L,rup,C",      1,  "mlp.up_proj.lora_A.weight",         0,  NULL,             0,  0},
+    {"lora_up_b",      "L,F,rup",      1,  "mlp.up_proj.lora_B.weight",         0,  NULL,             0,  0},
 };
 
 // The same tensors by name or by index. The union keeps the names in the table's order: a static
@@ -143,6 +172,8 @@ typedef union {
         float *adpa_dw, *adpa_db, *adpa_uw, *adpa_ub, *adpm_dw, *adpm_db, *adpm_uw, *adpm_ub;
         float *prefix_k, *prefix_v, *cls_w;
         float *tok_w, *tok_b;
+        float *lm_head, *lora_q_a, *lora_q_b, *lora_k_a, *lora_k_b, *lora_v_a, *lora_v_b, *lora_gate_a, *lora_gate_b,
+            *lora_up_a, *lora_up_b;
     };
     float* t[NUM_PARAMS];
 } ParameterTensors;
@@ -151,10 +182,44 @@ _Static_assert(sizeof(ParameterTensors) == NUM_PARAMS * sizeof(float*), "Paramet
 static int lora_rank_for(const GPTConfig* c, int target) { return (c->lora_targets & target) ? c->lora_r : 0; }
 
 // Evaluates a shape string like "L,3C,C" for a config and batch (B, T may be 0 for parameters).
-// Writes up to 5 dims, returns the number of dims.
+// Writes up to 5 dims, returns the number of dims. A symbol is matched by its name's prefix, in this order
+// (so every name comes before the shorter names it starts with: "rqkv" before "rq", "Cb" before "C").
 static int shape_dims(const char* shape, const GPTConfig* c, int B, int T, size_t dims[5]) {
-    static const char* names[] = {"maxT", "Vlm", "Vp", "NH", "rqkv", "rproj", "rfcproj", "rfc", "PT",
-                                  "V", "L", "CA", "C", "B", "T", "D", "P", "K", "r", "F", "E"};
+    int llama = is_llama(c), F = mlp_width(c);
+    static const char* names[] = {"maxT", "Vlm", "Vp", "Vu", "NH", "rqkv", "rproj", "rfcproj", "rfc", "rgate", "rup",
+                                  "rq", "rk", "rv", "PT", "Pos", "V", "L", "CA", "Cb", "C", "B", "T", "D", "P", "KVC",
+                                  "K", "r", "FU", "Fb", "F", "E", "QKVb", "QKV"};
+    size_t vals[] = {
+        (size_t)c->maxT,
+        (c->num_classes && !c->lm_head_too) || c->num_tags ? 0 : (size_t)c->Vp,  // Vlm: LM-head logits; none with only a class head, or a tag head
+        (size_t)c->Vp,
+        llama && c->untied ? (size_t)c->Vp : 0,                 // Vu: rows of a separate (untied) LM head
+        (size_t)c->NH,
+        (size_t)lora_rank_for(c, LORA_QKV), (size_t)lora_rank_for(c, LORA_PROJ), (size_t)lora_rank_for(c, LORA_FCPROJ),
+        (size_t)lora_rank_for(c, LORA_FC), (size_t)lora_rank_for(c, LORA_GATE), (size_t)lora_rank_for(c, LORA_UP),
+        (size_t)lora_rank_for(c, LORA_Q), (size_t)lora_rank_for(c, LORA_K), (size_t)lora_rank_for(c, LORA_V),
+        (size_t)c->prefix_len + (size_t)T,                      // PT: keys per query, the prefix then the sequence
+        llama ? 0 : (size_t)c->maxT,                            // Pos: learned positions (RoPE has none)
+        (size_t)c->V,
+        (size_t)c->L,
+        c->adapter_dim ? (size_t)c->C : 0,                      // CA: C where there are adapters, else 0
+        llama ? 0 : (size_t)c->C,                               // Cb: a C-wide bias (LayerNorm, projections)
+        (size_t)c->C,
+        (size_t)B,
+        (size_t)T,
+        (size_t)c->adapter_dim,
+        (size_t)c->prefix_len,
+        (size_t)kv_width(c),                                    // KVC: the keys' (and values') width
+        (size_t)c->num_classes,
+        (size_t)c->lora_r,
+        (size_t)(llama ? 2 * F : F),                            // FU: the MLP's first matmul (Llama: gate | up)
+        llama ? 0 : (size_t)F,                                  // Fb: its bias
+        (size_t)F,
+        (size_t)c->num_tags,
+        !llama || c->qkv_bias ? (size_t)qkv_width(c) : 0,        // QKVb: the q, k, v biases
+        (size_t)qkv_width(c),                                   // QKV: q, k, v side by side (3C for GPT-2)
+    };
+    _Static_assert(sizeof names / sizeof names[0] == sizeof vals / sizeof vals[0], "a shape symbol without a value");
     int nd = 0;
     const char* s = shape;
     while (*s && nd < 5) {
@@ -164,31 +229,7 @@ static int shape_dims(const char* shape, const GPTConfig* c, int B, int T, size_
         while (k < n && strncmp(s, names[k], strlen(names[k]))) k++;
         if (k == n) DIE("a shape string in a table uses a symbol shape_dims does not know", shape);
         s += strlen(names[k]);
-        size_t v = 0;
-        switch (k) {
-            case 0: v = (size_t)c->maxT; break;
-            case 1: v = (c->num_classes && !c->lm_head_too) || c->num_tags ? 0 : (size_t)c->Vp; break;  // LM-head logits: none with only a class head, or a tag head
-            case 2: v = (size_t)c->Vp; break;
-            case 3: v = (size_t)c->NH; break;
-            case 4: v = (size_t)lora_rank_for(c, LORA_QKV); break;
-            case 5: v = (size_t)lora_rank_for(c, LORA_PROJ); break;
-            case 6: v = (size_t)lora_rank_for(c, LORA_FCPROJ); break;
-            case 7: v = (size_t)lora_rank_for(c, LORA_FC); break;
-            case 8: v = (size_t)c->prefix_len + (size_t)T; break;  // keys per query: prefix, then the sequence
-            case 9: v = (size_t)c->V; break;
-            case 10: v = (size_t)c->L; break;
-            case 11: v = c->adapter_dim ? (size_t)c->C : 0; break;  // CA: C where there are adapters, else 0
-            case 12: v = (size_t)c->C; break;
-            case 13: v = (size_t)B; break;
-            case 14: v = (size_t)T; break;
-            case 15: v = (size_t)c->adapter_dim; break;
-            case 16: v = (size_t)c->prefix_len; break;
-            case 17: v = (size_t)c->num_classes; break;
-            case 18: v = (size_t)c->lora_r; break;
-            case 19: v = (size_t)mlp_width(c); break;
-            case 20: v = (size_t)c->num_tags; break;
-        }
-        dims[nd++] = mult * v;
+        dims[nd++] = mult * vals[k];
         if (*s == ',') s++;
     }
     return nd;
@@ -221,6 +262,7 @@ static size_t num_parameters(const GPTConfig* c) {
     for (int i = 0; i < NUM_PARAMS; i++) n += param_numel(c, i);
     return n;
 }
+// the first NUM_BASE_PARAMS tensors: a contiguous prefix of the parameters' block (GPT-2's base; llm.c files)
 static size_t num_base_parameters(const GPTConfig* c) {
     size_t n = 0;
     for (int i = 0; i < NUM_BASE_PARAMS; i++) n += param_numel(c, i);
@@ -237,13 +279,13 @@ static void point_parameters(ParameterTensors* p, float* memory, const GPTConfig
 
 // ---------------------------------------------------------------------------- activations
 // What the forward pass keeps for the backward pass, also one table in memory order.
-#define NUM_ACTS 36
+#define NUM_ACTS 41
 static const struct { const char* name; const char* shape; } ACT_TABLE[NUM_ACTS] = {
     {"encoded", "B,T,C"},        // token + position embedding
     {"ln1", "L,B,T,C"},          // LayerNorm 1 output
     {"ln1_mean", "L,B,T"},       // saved for LayerNorm 1 backward
     {"ln1_rstd", "L,B,T"},
-    {"qkv", "L,B,T,3C"},         // q, k, v
+    {"qkv", "L,B,T,QKV"},        // q, k, v (Llama: q and k after RoPE)
     {"atty", "L,B,T,C"},         // attention output, heads concatenated
     {"att", "L,B,NH,T,PT"},      // attention probabilities over (prefix, sequence); zero above the diagonal
     {"attproj", "L,B,T,C"},      // after the output projection
@@ -251,8 +293,8 @@ static const struct { const char* name; const char* shape; } ACT_TABLE[NUM_ACTS]
     {"ln2", "L,B,T,C"},
     {"ln2_mean", "L,B,T"},
     {"ln2_rstd", "L,B,T"},
-    {"fch", "L,B,T,F"},         // MLP hidden, before GELU
-    {"fch_gelu", "L,B,T,F"},    // MLP hidden, after GELU
+    {"fch", "L,B,T,FU"},        // MLP hidden, before GELU (Llama: gate | up)
+    {"fch_gelu", "L,B,T,F"},    // MLP hidden, after GELU (Llama: silu(gate) * up)
     {"fcproj", "L,B,T,C"},       // MLP output
     {"residual3", "L,B,T,C"},    // residual stream after the block
     {"lnf", "B,T,C"},
@@ -275,6 +317,11 @@ static const struct { const char* name; const char* shape; } ACT_TABLE[NUM_ACTS]
     {"cls_probs", "B,K"},
     {"tok_logits", "B,T,E"},     // token-classification head: E tag logits per position
     {"tok_probs", "B,T,E"},      // their softmax
+    {"lora_h_q", "L,B,T,rq"},    // Llama's separate LoRA codes: q, k, v, gate, up
+    {"lora_h_k", "L,B,T,rk"},
+    {"lora_h_v", "L,B,T,rv"},
+    {"lora_h_gate", "L,B,T,rgate"},
+    {"lora_h_up", "L,B,T,rup"},
 };
 typedef union {
     struct {
@@ -283,10 +330,12 @@ typedef union {
         float *lora_h_qkv, *lora_h_proj, *lora_h_fc, *lora_h_fcproj;
         float *adpa_h, *adpa_hg, *adpa_out, *adpm_h, *adpm_hg, *adpm_out, *cls_logits, *cls_probs;
         float *tok_logits, *tok_probs;
+        float *lora_h_q, *lora_h_k, *lora_h_v, *lora_h_gate, *lora_h_up;
     };
     float* t[NUM_ACTS];
 } ActivationTensors;
 _Static_assert(sizeof(ActivationTensors) == NUM_ACTS * sizeof(float*), "ActivationTensors drifted from ACT_TABLE");
+#define AIDX(name) ((int)(offsetof(ActivationTensors, name) / sizeof(float*)))  // index in ACT_TABLE
 
 // Gradients of activations. Backward walks one layer at a time, so apart from the residual stream and the
 // logits these are one layer's worth and reused by every layer (each is zeroed before the layer uses it).
@@ -295,9 +344,9 @@ static const struct { const char* name; const char* shape; } GRAD_ACT_TABLE[NUM_
     {"dlogits", "B,T,Vlm"},
     {"dresidual", "B,T,C"},   // gradient of the residual stream, flowing down through the layers
     {"dln", "B,T,C"},         // gradient of a LayerNorm output (ln1, ln2 or lnf)
-    {"dqkv", "B,T,3C"},
+    {"dqkv", "B,T,QKV"},
     {"datty", "B,T,C"},
-    {"dfch", "B,T,F"},
+    {"dfch", "B,T,FU"},
     {"dfch_gelu", "B,T,F"},
     {"dlora_h", "B,T,r"},     // LoRA: gradient of x A^T
     {"dadp_x", "B,T,CA"},     // adapters: gradient of the adapter's input
@@ -327,6 +376,9 @@ typedef struct {
 
 // Index of a parameter in PARAM_TABLE from its field name: PIDX(qkvw) == 4.
 #define PIDX(name) ((int)(offsetof(ParameterTensors, name) / sizeof(float*)))
+// The base model's tensors (what a pretrained checkpoint holds): the first 16, and Llama's untied LM head,
+// which came later to the table and so sits after the fine-tuning tensors.
+static int param_is_base(int i) { return i < NUM_BASE_PARAMS || i == PIDX(lm_head); }
 
 typedef struct {
     GPTConfig config;
@@ -376,6 +428,7 @@ typedef struct {
     Q8 q8[NUM_PARAMS];
     int8_t* q8_memory;
     float* q8_scales;
+    float* rope_cs;           // Llama: (maxT, hs/2, 2) cos and sin of each position's RoPE angles (rope_table)
 } GPT;
 
 // The classes of the head the next forward runs (0: the LM head).
@@ -405,6 +458,11 @@ static void gpt_build_on(GPT* model, GPTConfig config, float* memory) {
     model->mean_loss = NAN;
     model->grad_scale = 1.0f;
     model->loss_scale = 1.0f;
+    if (is_llama(&config)) {
+        int hs = config.C / config.NH;
+        model->rope_cs = (float*)mallocCheck((size_t)config.maxT * hs * sizeof(float));
+        rope_table(model->rope_cs, config.maxT, hs, config.rope_theta, config.rope_factor);
+    }
 }
 static void gpt_build(GPT* model, GPTConfig config) { gpt_build_on(model, config, NULL); }
 
@@ -445,11 +503,13 @@ static void gpt_alloc_grads(GPT* model) {
 // GPT-2's initialisation: weights ~ N(0, 0.02); the two projections into the residual stream (attprojw,
 // fcprojw) scaled down by 1/sqrt(2L) so the stream's variance does not grow with depth; biases 0; LayerNorm
 // weights 1. The padded rows of wte stay 0. Seeded: the same seed gives the same model. The fine-tuning
-// tensors get their own init (gpt_init_peft).
+// tensors get their own init (gpt_init_peft). Llama (Hugging Face's LlamaPreTrainedModel): every matrix
+// N(0, 0.02) without the depth scaling, RMSNorm weights 1.
 static void gpt_init_random(GPT* model, uint64_t* rng) {
     const GPTConfig* c = &model->config;
-    float resid_std = 0.02f / sqrtf(2.0f * c->L);
-    for (int i = 0; i < NUM_BASE_PARAMS; i++) {
+    float resid_std = is_llama(c) ? 0.02f : 0.02f / sqrtf(2.0f * c->L);
+    for (int i = 0; i < NUM_PARAMS; i++) {
+        if (!param_is_base(i)) continue;
         float* p = model->params.t[i];
         size_t n = param_numel(c, i);
         const char* name = PARAM_TABLE[i].name;
@@ -459,7 +519,7 @@ static void gpt_init_random(GPT* model, uint64_t* rng) {
             memset(p, 0, n * sizeof(float));
         } else {
             float std = (!strcmp(name, "attprojw") || !strcmp(name, "fcprojw")) ? resid_std : 0.02f;
-            if (!strcmp(name, "wte")) n = (size_t)c->V * c->C;  // padded rows stay zero
+            if (!strcmp(name, "wte") || !strcmp(name, "lm_head")) n = n ? (size_t)c->V * c->C : 0;  // padded rows stay zero
             for (size_t j = 0; j < n; j++) p[j] = std * random_normal(rng);
         }
     }
@@ -476,7 +536,7 @@ static void gpt_init_peft(GPT* model, uint64_t* rng) {
     for (int i = NUM_BASE_PARAMS; i < NUM_PARAMS; i++) {
         float* p = model->params.t[i];
         size_t n = param_numel(c, i);
-        if (!n) continue;
+        if (!n || param_is_base(i)) continue;
         const char* name = PARAM_TABLE[i].name;
         size_t len = strlen(name);
         if (!strncmp(name, "lora_", 5) && name[len - 1] == 'a') {
@@ -514,9 +574,32 @@ static void gpt_free(GPT* model) {
     free(model->dropout_scratch);
     free(model->q8_memory);
     free(model->q8_scales);
+    free(model->rope_cs);
     memset(model, 0, sizeof(*model));
 }
 
+
+// ---------------------------------------------------------------------------- where LoRA sits
+// The LoRA targets, in the order of their bits (k is also the dropout site DROP_LORA + k): each adds a rank-r
+// update to rows [row0, row0 + out) of one weight w (ld rows in all, in columns), its code h kept in
+// activation act. GPT-2 has one per matrix; Llama's q, k, v share qkvw and its gate, up share fcw.
+#define NUM_LORA_SITES 9
+typedef struct { int bit, a, b, w, act, row0, in, out, ld; } LoraSite;
+static LoraSite lora_site(const GPTConfig* c, int k) {
+    int C = c->C, F = mlp_width(c), KV = kv_width(c), QKV = qkv_width(c), FU = is_llama(c) ? 2 * F : F;
+    const LoraSite s[NUM_LORA_SITES] = {
+        {LORA_QKV, PIDX(lora_qkv_a), PIDX(lora_qkv_b), PIDX(qkvw), AIDX(lora_h_qkv), 0, C, QKV, QKV},
+        {LORA_PROJ, PIDX(lora_proj_a), PIDX(lora_proj_b), PIDX(attprojw), AIDX(lora_h_proj), 0, C, C, C},
+        {LORA_FC, PIDX(lora_fc_a), PIDX(lora_fc_b), PIDX(fcw), AIDX(lora_h_fc), 0, C, FU, FU},
+        {LORA_FCPROJ, PIDX(lora_fcproj_a), PIDX(lora_fcproj_b), PIDX(fcprojw), AIDX(lora_h_fcproj), 0, F, C, C},
+        {LORA_Q, PIDX(lora_q_a), PIDX(lora_q_b), PIDX(qkvw), AIDX(lora_h_q), 0, C, C, QKV},
+        {LORA_K, PIDX(lora_k_a), PIDX(lora_k_b), PIDX(qkvw), AIDX(lora_h_k), C, C, KV, QKV},
+        {LORA_V, PIDX(lora_v_a), PIDX(lora_v_b), PIDX(qkvw), AIDX(lora_h_v), C + KV, C, KV, QKV},
+        {LORA_GATE, PIDX(lora_gate_a), PIDX(lora_gate_b), PIDX(fcw), AIDX(lora_h_gate), 0, C, F, FU},
+        {LORA_UP, PIDX(lora_up_a), PIDX(lora_up_b), PIDX(fcw), AIDX(lora_h_up), F, C, F, FU},
+    };
+    return s[k];
+}
 
 // Folds LoRA into the base weights (sign +1: W += (alpha/r) B A on every target and LoRA layer) or takes it
 // out again (sign -1). After a merge, a config without LoRA gives the same outputs with plain matmuls.
@@ -525,19 +608,13 @@ static void gpt_lora_merge(GPT* model, float sign) {
     if (!c->lora_r) return;
     if (model->q8_memory) DIE("LoRA cannot be merged into int8 weights", "merge the fp32 model first, then quantize");
     float s = lora_scale(c);
-    int C = c->C, F = mlp_width(c);
-    const struct { int target; float *W, *A, *Bm; int in, out; } t[4] = {
-        {LORA_QKV, model->params.qkvw, model->params.lora_qkv_a, model->params.lora_qkv_b, C, 3 * C},
-        {LORA_PROJ, model->params.attprojw, model->params.lora_proj_a, model->params.lora_proj_b, C, C},
-        {LORA_FC, model->params.fcw, model->params.lora_fc_a, model->params.lora_fc_b, C, F},
-        {LORA_FCPROJ, model->params.fcprojw, model->params.lora_fcproj_a, model->params.lora_fcproj_b, F, C},
-    };
-    for (int k = 0; k < 4; k++) {
-        int r = lora_rank_for(c, t[k].target);
+    for (int k = 0; k < NUM_LORA_SITES; k++) {
+        LoraSite t = lora_site(c, k);
+        int r = lora_rank_for(c, t.bit);
         if (!r) continue;
         for (int l = c->lora_first; l <= c->lora_last; l++)
-            lora_merge_layer(t[k].W + (size_t)l * t[k].out * t[k].in, t[k].A + (size_t)l * r * t[k].in,
-                             t[k].Bm + (size_t)l * t[k].out * r, s, t[k].in, t[k].out, r, sign);
+            lora_merge_layer(model->params.t[t.w] + ((size_t)l * t.ld + t.row0) * t.in, model->params.t[t.a] + (size_t)l * r * t.in,
+                             model->params.t[t.b] + (size_t)l * t.out * r, s, t.in, t.out, r, sign);
     }
 }
 
@@ -719,13 +796,13 @@ static void gpt_matmul_backward(const GPT* model, int i, int l, float* dinp, flo
         matmul_backward(dinp, dw, dbias, dout, inp, model->params.t[i] + (size_t)l * C * OC, N, C, OC);
     }
 }
-// encoder_forward reading an int8 wte: out[b,t,:] = wte[inp[b,t],:] + wpe[t,:]
+// encoder_forward reading an int8 wte: out[b,t,:] = wte[inp[b,t],:] + wpe[t,:] (wpe NULL: none)
 static void encoder_forward_q8(float* out, const int* inp, const Q8* wte, const float* wpe, int B, int T, int C) {
 #pragma omp parallel for
     for (int bt = 0; bt < B * T; bt++) {
         size_t row = (size_t)inp[bt] * C;
-        const float* wp = wpe + (size_t)(bt % T) * C;
-        for (int i = 0; i < C; i++) out[(size_t)bt * C + i] = q8_at(wte, row + i) + wp[i];
+        const float* wp = wpe ? wpe + (size_t)(bt % T) * C : NULL;
+        for (int i = 0; i < C; i++) out[(size_t)bt * C + i] = q8_at(wte, row + i) + (wp ? wp[i] : 0.0f);
     }
 }
 
@@ -735,23 +812,29 @@ static void encoder_forward_q8(float* out, const int* inp, const Q8* wte, const 
 static void gpt_set_peft(GPT* model, GPTConfig with, uint64_t* rng) {
     GPTConfig c = model->config;
     if (with.maxT != c.maxT || with.V != c.V || with.Vp != c.Vp || with.L != c.L || with.NH != c.NH ||
-        with.C != c.C || mlp_width(&with) != mlp_width(&c) || with.arch != c.arch || with.mask_id != c.mask_id)
+        with.C != c.C || mlp_width(&with) != mlp_width(&c) || with.arch != c.arch || with.mask_id != c.mask_id ||
+        kv_heads(&with) != kv_heads(&c) || with.untied != c.untied || with.qkv_bias != c.qkv_bias ||
+        with.rope_theta != c.rope_theta || with.rope_factor != c.rope_factor || with.norm_eps != c.norm_eps)
         DIE("gpt_set_peft cannot change the base model's shape", "");
     GPT m;
     if (!model->q8_memory) {
         // The base tensors come first in the table, so they are the same prefix of the parameters' block under
         // both configs: the block is grown (or shrunk) in place and its tail zeroed, and no second copy of the
-        // base weights is ever resident (LoRA's peak memory is the base, not twice the base).
-        size_t nbase = 0, n = num_parameters(&with);
-        for (int i = 0; i < NUM_BASE_PARAMS; i++) nbase += param_numel(&c, i);
+        // base weights is ever resident (LoRA's peak memory is the base, not twice the base). An untied
+        // LM head (Llama) sits after the fine-tuning tensors, so it moves out and back in.
+        size_t nbase = num_base_parameters(&c), n = num_parameters(&with), nh = param_numel(&c, PIDX(lm_head));
+        float* head = nh ? (float*)mallocCheck(nh * sizeof(float)) : NULL;
+        if (nh) memcpy(head, model->params.lm_head, nh * sizeof(float));
         float* mem = (float*)reallocCheck(model->params_memory, n * sizeof(float));
         memset(mem + nbase, 0, (n - nbase) * sizeof(float));
         model->params_memory = NULL;  // now m's
         gpt_build_on(&m, with, mem);
+        if (nh) memcpy(m.params.lm_head, head, nh * sizeof(float));
+        free(head);
     } else {
         gpt_build(&m, with);
-        for (int i = 0; i < NUM_BASE_PARAMS; i++)
-            if (!model->q8[i].q) memcpy(m.params.t[i], model->params.t[i], param_numel(&c, i) * sizeof(float));
+        for (int i = 0; i < NUM_PARAMS; i++)
+            if (param_is_base(i) && !model->q8[i].q) memcpy(m.params.t[i], model->params.t[i], param_numel(&c, i) * sizeof(float));
     }
     if (model->q8_memory) {  // an int8 base moves over as it is, and stays frozen
         m.q8_memory = model->q8_memory, m.q8_scales = model->q8_scales;
@@ -769,6 +852,64 @@ static void gpt_set_peft(GPT* model, GPTConfig with, uint64_t* rng) {
     model->label_smoothing = smoothing;
 }
 
+// ---------------------------------------------------------------------------- the family's layers
+// What differs between GPT-2 and Llama inside a block, as one call each, so the forward and backward read the same
+// for both. Normalization: LayerNorm (GPT-2, the encoder) or RMSNorm (Llama, no mean and no bias).
+static void gpt_norm_forward(const GPT* model, float* y, float* mean, float* rstd, const float* x, const float* w,
+                             const float* b, size_t N) {
+    const GPTConfig* c = &model->config;
+    if (is_llama(c)) rmsnorm_forward(y, rstd, x, w, N, c->C, c->norm_eps);
+    else layernorm_forward(y, mean, rstd, x, w, b, N, c->C);
+}
+static void gpt_norm_backward(const GPT* model, float* dx, float* dw, float* db, const float* dy, const float* x,
+                              const float* w, const float* mean, const float* rstd, size_t N) {
+    const GPTConfig* c = &model->config;
+    if (is_llama(c)) rmsnorm_backward(dx, dw, dy, x, w, rstd, N, c->C);
+    else layernorm_backward(dx, dw, db, dy, x, w, mean, rstd, N, c->C);
+}
+// The MLP's nonlinearity: GELU (GPT-2) or SwiGLU over the gate | up halves (Llama). y: (N,F)   x: (N,FU)
+static void gpt_act_forward(const GPT* model, float* y, const float* x, size_t N) {
+    int F = mlp_width(&model->config);
+    if (is_llama(&model->config)) swiglu_forward(y, x, N, F);
+    else gelu_forward(y, x, N * F);
+}
+static void gpt_act_backward(const GPT* model, float* dx, const float* x, const float* dy, size_t N) {
+    int F = mlp_width(&model->config);
+    if (is_llama(&model->config)) swiglu_backward(dx, x, dy, N, F);
+    else gelu_backward(dx, x, dy, N * F);
+}
+// Every LoRA on weight w in layer l (sites of lora_site): out (N, ld) += its updates, from input x (N, in).
+// h: scratch for the codes (at least N*r), or NULL: into the activations (kept for backward). xd: dropout scratch.
+static void gpt_lora_forward(const GPT* model, int w, int l, float* out, const float* x, size_t N, float* h, float pd, float* xd) {
+    const GPTConfig* c = &model->config;
+    if (!c->lora_r || l < c->lora_first || l > c->lora_last) return;
+    for (int k = 0; k < NUM_LORA_SITES; k++) {
+        LoraSite t = lora_site(c, k);
+        int r = lora_rank_for(c, t.bit);
+        if (t.w != w || !r) continue;
+        lora_forward(out + t.row0, t.ld, h ? h : model->acts.t[t.act] + (size_t)l * N * r, x, model->params.t[t.a] + (size_t)l * r * t.in,
+                     model->params.t[t.b] + (size_t)l * t.out * r, lora_scale(c), N, t.in, t.out, r, pd,
+                     dropout_site_seed(model, DROP_LORA + k, l), xd);
+    }
+}
+// Its backward: dx (N, in) += each update's input gradient, from dout (N, ld); the LoRA gradients of layer l.
+static void gpt_lora_backward(const GPT* model, int w, int l, float* dx, const float* dout, const float* x, size_t N,
+                              float* dh, float pd, float* xd, float* dxd) {
+    const GPTConfig* c = &model->config;
+    if (!c->lora_r || l < c->lora_first || l > c->lora_last) return;
+    for (int k = 0; k < NUM_LORA_SITES; k++) {
+        LoraSite t = lora_site(c, k);
+        int r = lora_rank_for(c, t.bit);
+        if (t.w != w || !r) continue;
+        lora_backward(dx, gpt_grad(model, t.a, l), gpt_grad(model, t.b, l), dh, dout + t.row0, t.ld,
+                      model->acts.t[t.act] + (size_t)l * N * r, x, model->params.t[t.a] + (size_t)l * r * t.in,
+                      model->params.t[t.b] + (size_t)l * t.out * r, lora_scale(c), N, t.in, t.out, r, pd,
+                      dropout_site_seed(model, DROP_LORA + k, l), xd, dxd);
+    }
+}
+// The LM head's weight: wte (tied) or Llama's separate lm_head.
+static int gpt_lm_head(const GPTConfig* c) { return param_numel(c, PIDX(lm_head)) ? PIDX(lm_head) : PIDX(wte); }
+
 // ---------------------------------------------------------------------------- kernel timers (optional)
 // Built with -DKERNEL_TIMERS (`make profile`), every kernel call in gpt_forward_body and gpt_backward is
 // timed (wall clock, summed by kind and direction; matmuls by weight) and `./train bench` prints the table.
@@ -778,8 +919,8 @@ static void gpt_set_peft(GPT* model, GPTConfig with, uint64_t* rng) {
 #ifdef KERNEL_TIMERS  // (clock_gettime: common.h)
 enum { KT_ENCODER, KT_LAYERNORM, KT_MM_QKV, KT_MM_ATTPROJ, KT_MM_FC, KT_MM_FCPROJ, KT_MM_LMHEAD, KT_ATTENTION,
        KT_GELU, KT_RESIDUAL, KT_XENT, KT_PEFT, KT_KINDS };  // forward k, backward KT_KINDS + k
-static const char* const KT_NAME[KT_KINDS] = {"encoder", "layernorm", "matmul qkv", "matmul attproj",
-    "matmul fc", "matmul fcproj", "matmul lm head", "attention", "gelu", "residual (+dropout)",
+static const char* const KT_NAME[KT_KINDS] = {"encoder", "layernorm / rmsnorm", "matmul qkv", "matmul attproj",
+    "matmul fc", "matmul fcproj", "matmul lm head", "attention (+rope)", "gelu / swiglu", "residual (+dropout)",
     "softmax + cross-entropy", "PEFT (LoRA, adapters, cls head)"};
 static double kt_sec[2 * KT_KINDS], kt_t0;
 static double kt_now(void) {
@@ -812,20 +953,21 @@ static int kt_matmul(int i, int bwd) {
 #define encoder_forward(...) KT_WRAP(KT_ENCODER, encoder_forward(__VA_ARGS__))
 #define encoder_forward_q8(...) KT_WRAP(KT_ENCODER, encoder_forward_q8(__VA_ARGS__))
 #define encoder_backward(...) KT_WRAP(KT_KINDS + KT_ENCODER, encoder_backward(__VA_ARGS__))
-#define layernorm_forward(...) KT_WRAP(KT_LAYERNORM, layernorm_forward(__VA_ARGS__))
-#define layernorm_backward(...) KT_WRAP(KT_KINDS + KT_LAYERNORM, layernorm_backward(__VA_ARGS__))
+#define gpt_norm_forward(...) KT_WRAP(KT_LAYERNORM, gpt_norm_forward(__VA_ARGS__))
+#define gpt_norm_backward(...) KT_WRAP(KT_KINDS + KT_LAYERNORM, gpt_norm_backward(__VA_ARGS__))
+#define rope_apply(...) KT_WRAP(KT_ATTENTION, rope_apply(__VA_ARGS__))
 #define gpt_matmul_forward(m, i, ...) KT_WRAP(kt_matmul(i, 0), gpt_matmul_forward(m, i, __VA_ARGS__))
 #define gpt_matmul_backward(m, i, ...) KT_WRAP(kt_matmul(i, 1), gpt_matmul_backward(m, i, __VA_ARGS__))
 #define attention_forward(...) KT_WRAP(KT_ATTENTION, attention_forward(__VA_ARGS__))
 #define attention_backward(...) KT_WRAP(KT_KINDS + KT_ATTENTION, attention_backward(__VA_ARGS__))
-#define gelu_forward(...) KT_WRAP(KT_GELU, gelu_forward(__VA_ARGS__))
-#define gelu_backward(...) KT_WRAP(KT_KINDS + KT_GELU, gelu_backward(__VA_ARGS__))
+#define gpt_act_forward(...) KT_WRAP(KT_GELU, gpt_act_forward(__VA_ARGS__))
+#define gpt_act_backward(...) KT_WRAP(KT_KINDS + KT_GELU, gpt_act_backward(__VA_ARGS__))
 #define residual_dropout_forward(...) KT_WRAP(KT_RESIDUAL, residual_dropout_forward(__VA_ARGS__))
 #define dropout_backward(...) KT_WRAP(KT_KINDS + KT_RESIDUAL, dropout_backward(__VA_ARGS__))
 #define crossentropy_forward(...) (kt_start(), kt_stop_f(KT_XENT, crossentropy_forward(__VA_ARGS__)))
 #define crossentropy_backward(...) KT_WRAP(KT_KINDS + KT_XENT, crossentropy_backward(__VA_ARGS__))
-#define lora_forward(...) KT_WRAP(KT_PEFT, lora_forward(__VA_ARGS__))
-#define lora_backward(...) KT_WRAP(KT_KINDS + KT_PEFT, lora_backward(__VA_ARGS__))
+#define gpt_lora_forward(...) KT_WRAP(KT_PEFT, gpt_lora_forward(__VA_ARGS__))
+#define gpt_lora_backward(...) KT_WRAP(KT_KINDS + KT_PEFT, gpt_lora_backward(__VA_ARGS__))
 #define adapter_forward(...) KT_WRAP(KT_PEFT, adapter_forward(__VA_ARGS__))
 #define adapter_backward(...) KT_WRAP(KT_KINDS + KT_PEFT, adapter_backward(__VA_ARGS__))
 #define cls_forward(...) (kt_start(), kt_stop_f(KT_PEFT, cls_forward(__VA_ARGS__)))
@@ -839,10 +981,8 @@ static void gpt_forward_body(GPT* model) {
     int B = model->B, T = model->T;
     size_t BT = (size_t)B * T;
     int C = c->C, L = c->L, NH = c->NH, P = c->prefix_len, A = c->adapter_dim, PT = P + T, F = mlp_width(c);
-    int rq = lora_rank_for(c, LORA_QKV), rp = lora_rank_for(c, LORA_PROJ), rf = lora_rank_for(c, LORA_FC),
-        rg = lora_rank_for(c, LORA_FCPROJ);
+    int NKV = kv_heads(c), KV = kv_width(c), QKV = qkv_width(c), llama = is_llama(c), FU = llama ? 2 * F : F;
     int causal = c->arch != ARCH_ENCODER;  // the only difference the encoder makes inside the blocks
-    float lora_s = c->lora_r ? lora_scale(c) : 0.0f;
     float pd = model->training && c->lora_r ? model->lora_dropout : 0.0f;  // LoRA dropout while training
     float* xd = NULL;
     if (pd > 0.0f) {
@@ -852,25 +992,25 @@ static void gpt_forward_body(GPT* model) {
     float pdrop = model->training ? model->dropout : 0.0f;  // embeddings, attention, residual branches
     ParameterTensors p = model->params;
     ActivationTensors a = model->acts;
-    if (model->q8[PIDX(wte)].q) encoder_forward_q8(a.encoded, model->inputs, &model->q8[PIDX(wte)], p.wpe, B, T, C);
-    else encoder_forward(a.encoded, model->inputs, p.wte, p.wpe, B, T, C);
+    const float* wpe = llama ? NULL : p.wpe;  // Llama has no position embedding: RoPE turns q and k instead
+    if (model->q8[PIDX(wte)].q) encoder_forward_q8(a.encoded, model->inputs, &model->q8[PIDX(wte)], wpe, B, T, C);
+    else encoder_forward(a.encoded, model->inputs, p.wte, wpe, B, T, C);
     if (pdrop > 0.0f) dropout_forward(a.encoded, a.encoded, BT * C, pdrop, dropout_site_seed(model, DROP_EMB, 0));
     for (int l = 0; l < L; l++) {
         const float* residual = l == 0 ? a.encoded : a.residual3 + (size_t)(l - 1) * BT * C;
-        int lon = l >= c->lora_first && l <= c->lora_last;  // LoRA acts on this layer
-        // this layer's slices of weights and activations
+        // this layer's slices of weights and activations (Llama has no biases: NULL, but Qwen2's q, k, v)
         const float* l_ln1w = p.ln1w + (size_t)l * C;
-        const float* l_ln1b = p.ln1b + (size_t)l * C;
-        const float* l_qkvb = p.qkvb + (size_t)l * 3 * C;
-        const float* l_attprojb = p.attprojb + (size_t)l * C;
+        const float* l_ln1b = llama ? NULL : p.ln1b + (size_t)l * C;
+        const float* l_qkvb = llama && !c->qkv_bias ? NULL : p.qkvb + (size_t)l * QKV;
+        const float* l_attprojb = llama ? NULL : p.attprojb + (size_t)l * C;
         const float* l_ln2w = p.ln2w + (size_t)l * C;
-        const float* l_ln2b = p.ln2b + (size_t)l * C;
-        const float* l_fcb = p.fcb + (size_t)l * F;
-        const float* l_fcprojb = p.fcprojb + (size_t)l * C;
+        const float* l_ln2b = llama ? NULL : p.ln2b + (size_t)l * C;
+        const float* l_fcb = llama ? NULL : p.fcb + (size_t)l * F;
+        const float* l_fcprojb = llama ? NULL : p.fcprojb + (size_t)l * C;
         float* l_ln1 = a.ln1 + (size_t)l * BT * C;
         float* l_ln1_mean = a.ln1_mean + (size_t)l * BT;
         float* l_ln1_rstd = a.ln1_rstd + (size_t)l * BT;
-        float* l_qkv = a.qkv + (size_t)l * BT * 3 * C;
+        float* l_qkv = a.qkv + (size_t)l * BT * QKV;
         float* l_atty = a.atty + (size_t)l * BT * C;
         float* l_att = a.att + (size_t)l * B * NH * T * PT;
         float* l_attproj = a.attproj + (size_t)l * BT * C;
@@ -878,21 +1018,20 @@ static void gpt_forward_body(GPT* model) {
         float* l_ln2 = a.ln2 + (size_t)l * BT * C;
         float* l_ln2_mean = a.ln2_mean + (size_t)l * BT;
         float* l_ln2_rstd = a.ln2_rstd + (size_t)l * BT;
-        float* l_fch = a.fch + (size_t)l * BT * F;
+        float* l_fch = a.fch + (size_t)l * BT * FU;
         float* l_fch_gelu = a.fch_gelu + (size_t)l * BT * F;
         float* l_fcproj = a.fcproj + (size_t)l * BT * C;
         float* l_residual3 = a.residual3 + (size_t)l * BT * C;
 
-        layernorm_forward(l_ln1, l_ln1_mean, l_ln1_rstd, residual, l_ln1w, l_ln1b, BT, C);
-        gpt_matmul_forward(model, PIDX(qkvw), l, l_qkv, l_ln1, l_qkvb, BT, C, 3 * C);
-        if (rq && lon) lora_forward(l_qkv, a.lora_h_qkv + (size_t)l * BT * rq, l_ln1, p.lora_qkv_a + (size_t)l * rq * C,
-                             p.lora_qkv_b + (size_t)l * 3 * C * rq, lora_s, BT, C, 3 * C, rq, pd, dropout_site_seed(model, DROP_LORA + 0, l), xd);
-        attention_forward(l_atty, l_att, l_qkv, P ? p.prefix_k + (size_t)l * P * C : NULL,
-                          P ? p.prefix_v + (size_t)l * P * C : NULL, model->lengths, B, T, C, NH, P, causal, pdrop,
+        gpt_norm_forward(model, l_ln1, l_ln1_mean, l_ln1_rstd, residual, l_ln1w, l_ln1b, BT);
+        gpt_matmul_forward(model, PIDX(qkvw), l, l_qkv, l_ln1, l_qkvb, BT, C, QKV);
+        gpt_lora_forward(model, PIDX(qkvw), l, l_qkv, l_ln1, BT, NULL, pd, xd);
+        if (llama) rope_apply(l_qkv, model->rope_cs, B, T, C, NH, NKV, 0, 1.0f);
+        attention_forward(l_atty, l_att, l_qkv, P ? p.prefix_k + (size_t)l * P * KV : NULL,
+                          P ? p.prefix_v + (size_t)l * P * KV : NULL, model->lengths, B, T, C, NH, NKV, P, causal, pdrop,
                           dropout_site_seed(model, DROP_ATT, l));
         gpt_matmul_forward(model, PIDX(attprojw), l, l_attproj, l_atty, l_attprojb, BT, C, C);
-        if (rp && lon) lora_forward(l_attproj, a.lora_h_proj + (size_t)l * BT * rp, l_atty, p.lora_proj_a + (size_t)l * rp * C,
-                             p.lora_proj_b + (size_t)l * C * rp, lora_s, BT, C, C, rp, pd, dropout_site_seed(model, DROP_LORA + 1, l), xd);
+        gpt_lora_forward(model, PIDX(attprojw), l, l_attproj, l_atty, BT, NULL, pd, xd);
         const float* attn_out = l_attproj;  // what the residual adds: the projection, or the adapter's output
         if (A) {
             float* l_out = a.adpa_out + (size_t)l * BT * C;
@@ -902,15 +1041,12 @@ static void gpt_forward_body(GPT* model) {
             attn_out = l_out;
         }
         residual_dropout_forward(l_residual2, residual, attn_out, BT * C, pdrop, dropout_site_seed(model, DROP_RES_ATT, l));
-        layernorm_forward(l_ln2, l_ln2_mean, l_ln2_rstd, l_residual2, l_ln2w, l_ln2b, BT, C);
-        gpt_matmul_forward(model, PIDX(fcw), l, l_fch, l_ln2, l_fcb, BT, C, F);
-        if (rf && lon) lora_forward(l_fch, a.lora_h_fc + (size_t)l * BT * rf, l_ln2, p.lora_fc_a + (size_t)l * rf * C,
-                             p.lora_fc_b + (size_t)l * F * rf, lora_s, BT, C, F, rf, pd, dropout_site_seed(model, DROP_LORA + 2, l), xd);
-        gelu_forward(l_fch_gelu, l_fch, BT * F);
+        gpt_norm_forward(model, l_ln2, l_ln2_mean, l_ln2_rstd, l_residual2, l_ln2w, l_ln2b, BT);
+        gpt_matmul_forward(model, PIDX(fcw), l, l_fch, l_ln2, l_fcb, BT, C, FU);
+        gpt_lora_forward(model, PIDX(fcw), l, l_fch, l_ln2, BT, NULL, pd, xd);
+        gpt_act_forward(model, l_fch_gelu, l_fch, BT);
         gpt_matmul_forward(model, PIDX(fcprojw), l, l_fcproj, l_fch_gelu, l_fcprojb, BT, F, C);
-        if (rg && lon) lora_forward(l_fcproj, a.lora_h_fcproj + (size_t)l * BT * rg, l_fch_gelu,
-                             p.lora_fcproj_a + (size_t)l * rg * F, p.lora_fcproj_b + (size_t)l * C * rg, lora_s, BT,
-                             F, C, rg, pd, dropout_site_seed(model, DROP_LORA + 3, l), xd);
+        gpt_lora_forward(model, PIDX(fcprojw), l, l_fcproj, l_fch_gelu, BT, NULL, pd, xd);
         const float* mlp_out = l_fcproj;
         if (A) {
             float* l_out = a.adpm_out + (size_t)l * BT * C;
@@ -922,7 +1058,7 @@ static void gpt_forward_body(GPT* model) {
         residual_dropout_forward(l_residual3, l_residual2, mlp_out, BT * C, pdrop, dropout_site_seed(model, DROP_RES_MLP, l));
     }
     const float* residual = a.residual3 + (size_t)(L - 1) * BT * C;
-    layernorm_forward(a.lnf, a.lnf_mean, a.lnf_rstd, residual, p.lnfw, p.lnfb, BT, C);
+    gpt_norm_forward(model, a.lnf, a.lnf_mean, a.lnf_rstd, residual, p.lnfw, llama ? NULL : p.lnfb, BT);
     if (gpt_head_classes(model)) {  // classification head on each sequence's last token (the encoder's: position 0),
         int k0 = model->head_k0;    // the task's rows of cls_w
         model->mean_loss = cls_forward(a.cls_logits, a.cls_probs, a.lnf, model->pool_len, model->labels, p.cls_w + (size_t)k0 * C,
@@ -934,7 +1070,7 @@ static void gpt_forward_body(GPT* model) {
         gpt_matmul_forward(model, PIDX(tok_w), 0, a.tok_logits, a.lnf, p.tok_b, BT, C, c->num_tags);
         model->mean_loss = crossentropy_forward(a.tok_probs, a.losses, a.tok_logits, model->targets, BT, c->num_tags, c->num_tags);
     } else {
-        gpt_matmul_forward(model, PIDX(wte), 0, a.logits, a.lnf, NULL, BT, C, c->Vp);  // tied LM head: logits = lnf @ wte^T
+        gpt_matmul_forward(model, gpt_lm_head(c), 0, a.logits, a.lnf, NULL, BT, C, c->Vp);  // logits = lnf @ wte^T (tied)
         // probs are always computed (sampling needs them); the loss only with targets
         model->mean_loss = crossentropy_forward(a.probs, a.losses, a.logits, model->targets, BT, c->V, c->Vp);
     }
@@ -1036,10 +1172,8 @@ static void gpt_backward(GPT* model) {
     if (!isfinite(model->mean_loss))
         DIE("backward called without a finite loss", "call gpt_forward with targets first (some not -1)");
     int B = model->B, T = model->T, C = c->C, L = c->L, NH = c->NH, P = c->prefix_len, A = c->adapter_dim, PT = P + T, F = mlp_width(c);
-    int rq = lora_rank_for(c, LORA_QKV), rp = lora_rank_for(c, LORA_PROJ), rf = lora_rank_for(c, LORA_FC),
-        rg = lora_rank_for(c, LORA_FCPROJ);
+    int NKV = kv_heads(c), KV = kv_width(c), QKV = qkv_width(c), llama = is_llama(c), FU = llama ? 2 * F : F;
     int causal = c->arch != ARCH_ENCODER;
-    float lora_s = c->lora_r ? lora_scale(c) : 0.0f;
     size_t BT = (size_t)B * T;
     float pd = model->training && c->lora_r ? model->lora_dropout : 0.0f;  // as in the forward
     float* xd = pd > 0.0f ? model->dropout_scratch : NULL;
@@ -1073,21 +1207,20 @@ static void gpt_backward(GPT* model) {
         gpt_matmul_backward(model, PIDX(tok_w), 0, ga.dln, G(tok_w, 0), G(tok_b, 0), ga.dtok_logits, a.lnf, BT, C, c->num_tags);
     } else {
         crossentropy_backward(ga.dlogits, a.probs, model->targets, BT, c->V, c->Vp, model->loss_scale);
-        gpt_matmul_backward(model, PIDX(wte), 0, ga.dln, G(wte, 0), NULL, ga.dlogits, a.lnf, BT, C, c->Vp);
+        gpt_matmul_backward(model, gpt_lm_head(c), 0, ga.dln, gpt_grad(model, gpt_lm_head(c), 0), NULL, ga.dlogits, a.lnf, BT, C, c->Vp);
     }
     memset(ga.dresidual, 0, BT * C * sizeof(float));
-    layernorm_backward(ga.dresidual, G(lnfw, 0), G(lnfb, 0), ga.dln, a.residual3 + (size_t)(L - 1) * BT * C, p.lnfw,
-                       a.lnf_mean, a.lnf_rstd, BT, C);
+    gpt_norm_backward(model, ga.dresidual, G(lnfw, 0), G(lnfb, 0), ga.dln, a.residual3 + (size_t)(L - 1) * BT * C, p.lnfw,
+                      a.lnf_mean, a.lnf_rstd, BT);
     int lowest = gpt_lowest_trainable_layer(model);
     for (int l = L - 1; l >= 0 && l >= lowest; l--) {
         const float* residual = l == 0 ? a.encoded : a.residual3 + (size_t)(l - 1) * BT * C;
-        int lon = l >= c->lora_first && l <= c->lora_last;
         const float* l_ln1w = p.ln1w + (size_t)l * C;
         const float* l_ln2w = p.ln2w + (size_t)l * C;
         const float* l_ln1 = a.ln1 + (size_t)l * BT * C;
         const float* l_ln1_mean = a.ln1_mean + (size_t)l * BT;
         const float* l_ln1_rstd = a.ln1_rstd + (size_t)l * BT;
-        const float* l_qkv = a.qkv + (size_t)l * BT * 3 * C;
+        const float* l_qkv = a.qkv + (size_t)l * BT * QKV;
         const float* l_atty = a.atty + (size_t)l * BT * C;
         const float* l_att = a.att + (size_t)l * B * NH * T * PT;
         const float* l_attproj = a.attproj + (size_t)l * BT * C;
@@ -1095,7 +1228,7 @@ static void gpt_backward(GPT* model) {
         const float* l_ln2 = a.ln2 + (size_t)l * BT * C;
         const float* l_ln2_mean = a.ln2_mean + (size_t)l * BT;
         const float* l_ln2_rstd = a.ln2_rstd + (size_t)l * BT;
-        const float* l_fch = a.fch + (size_t)l * BT * F;
+        const float* l_fch = a.fch + (size_t)l * BT * FU;
         const float* l_fch_gelu = a.fch_gelu + (size_t)l * BT * F;
         const float* l_fcproj = a.fcproj + (size_t)l * BT * C;
 
@@ -1119,19 +1252,14 @@ static void gpt_backward(GPT* model) {
             dmlp_out = ga.dadp_x;
         }
         memset(ga.dfch_gelu, 0, BT * F * sizeof(float));
-        if (rg && lon) lora_backward(ga.dfch_gelu, G(lora_fcproj_a, l), G(lora_fcproj_b, l), ga.dlora_h, dmlp_out,
-                              a.lora_h_fcproj + (size_t)l * BT * rg, l_fch_gelu, p.lora_fcproj_a + (size_t)l * rg * F,
-                              p.lora_fcproj_b + (size_t)l * C * rg, lora_s, BT, F, C, rg, pd, dropout_site_seed(model, DROP_LORA + 3, l), xd, dxd);
+        gpt_lora_backward(model, PIDX(fcprojw), l, ga.dfch_gelu, dmlp_out, l_fch_gelu, BT, ga.dlora_h, pd, xd, dxd);
         gpt_matmul_backward(model, PIDX(fcprojw), l, ga.dfch_gelu, G(fcprojw, l), G(fcprojb, l), dmlp_out, l_fch_gelu, BT, F, C);
-        memset(ga.dfch, 0, BT * F * sizeof(float));
-        gelu_backward(ga.dfch, l_fch, ga.dfch_gelu, BT * F);
+        memset(ga.dfch, 0, BT * FU * sizeof(float));
+        gpt_act_backward(model, ga.dfch, l_fch, ga.dfch_gelu, BT);
         memset(ga.dln, 0, BT * C * sizeof(float));
-        if (rf && lon) lora_backward(ga.dln, G(lora_fc_a, l), G(lora_fc_b, l), ga.dlora_h, ga.dfch,
-                              a.lora_h_fc + (size_t)l * BT * rf, l_ln2, p.lora_fc_a + (size_t)l * rf * C,
-                              p.lora_fc_b + (size_t)l * F * rf, lora_s, BT, C, F, rf, pd, dropout_site_seed(model, DROP_LORA + 2, l), xd, dxd);
-        gpt_matmul_backward(model, PIDX(fcw), l, ga.dln, G(fcw, l), G(fcb, l), ga.dfch, l_ln2, BT, C, F);
-        layernorm_backward(ga.dresidual, G(ln2w, l), G(ln2b, l), ga.dln, l_residual2, l_ln2w, l_ln2_mean, l_ln2_rstd,
-                           BT, C);
+        gpt_lora_backward(model, PIDX(fcw), l, ga.dln, ga.dfch, l_ln2, BT, ga.dlora_h, pd, xd, dxd);
+        gpt_matmul_backward(model, PIDX(fcw), l, ga.dln, G(fcw, l), G(fcb, l), ga.dfch, l_ln2, BT, C, FU);
+        gpt_norm_backward(model, ga.dresidual, G(ln2w, l), G(ln2b, l), ga.dln, l_residual2, l_ln2w, l_ln2_mean, l_ln2_rstd, BT);
         // residual2 = residual + attn_out: dresidual is now d(residual2), read as d(attn_out)
         const float* dattn_out = ga.dresidual;
         if (pdrop > 0.0f) {
@@ -1149,21 +1277,18 @@ static void gpt_backward(GPT* model) {
             dattn_out = ga.dadp_x;
         }
         memset(ga.datty, 0, BT * C * sizeof(float));
-        if (rp && lon) lora_backward(ga.datty, G(lora_proj_a, l), G(lora_proj_b, l), ga.dlora_h, dattn_out,
-                              a.lora_h_proj + (size_t)l * BT * rp, l_atty, p.lora_proj_a + (size_t)l * rp * C,
-                              p.lora_proj_b + (size_t)l * C * rp, lora_s, BT, C, C, rp, pd, dropout_site_seed(model, DROP_LORA + 1, l), xd, dxd);
+        gpt_lora_backward(model, PIDX(attprojw), l, ga.datty, dattn_out, l_atty, BT, ga.dlora_h, pd, xd, dxd);
         gpt_matmul_backward(model, PIDX(attprojw), l, ga.datty, G(attprojw, l), G(attprojb, l), dattn_out, l_atty, BT, C, C);
-        memset(ga.dqkv, 0, BT * 3 * C * sizeof(float));
+        memset(ga.dqkv, 0, BT * QKV * sizeof(float));
         attention_backward(ga.dqkv, P ? G(prefix_k, l) : NULL, P ? G(prefix_v, l) : NULL, ga.datty, l_qkv,
-                           P ? p.prefix_k + (size_t)l * P * C : NULL, P ? p.prefix_v + (size_t)l * P * C : NULL, l_att,
-                           model->lengths, B, T, C, NH, P, causal, pdrop, dropout_site_seed(model, DROP_ATT, l));
+                           P ? p.prefix_k + (size_t)l * P * KV : NULL, P ? p.prefix_v + (size_t)l * P * KV : NULL, l_att,
+                           model->lengths, B, T, C, NH, NKV, P, causal, pdrop, dropout_site_seed(model, DROP_ATT, l));
+        // forward turned q and k after the projection: their gradients turn back first (RoPE's transpose)
+        if (llama) rope_apply(ga.dqkv, model->rope_cs, B, T, C, NH, NKV, 0, -1.0f);
         memset(ga.dln, 0, BT * C * sizeof(float));
-        if (rq && lon) lora_backward(ga.dln, G(lora_qkv_a, l), G(lora_qkv_b, l), ga.dlora_h, ga.dqkv,
-                              a.lora_h_qkv + (size_t)l * BT * rq, l_ln1, p.lora_qkv_a + (size_t)l * rq * C,
-                              p.lora_qkv_b + (size_t)l * 3 * C * rq, lora_s, BT, C, 3 * C, rq, pd, dropout_site_seed(model, DROP_LORA + 0, l), xd, dxd);
-        gpt_matmul_backward(model, PIDX(qkvw), l, ga.dln, G(qkvw, l), G(qkvb, l), ga.dqkv, l_ln1, BT, C, 3 * C);
-        layernorm_backward(ga.dresidual, G(ln1w, l), G(ln1b, l), ga.dln, residual, l_ln1w, l_ln1_mean, l_ln1_rstd,
-                           BT, C);
+        gpt_lora_backward(model, PIDX(qkvw), l, ga.dln, ga.dqkv, l_ln1, BT, ga.dlora_h, pd, xd, dxd);
+        gpt_matmul_backward(model, PIDX(qkvw), l, ga.dln, G(qkvw, l), G(qkvb, l), ga.dqkv, l_ln1, BT, C, QKV);
+        gpt_norm_backward(model, ga.dresidual, G(ln1w, l), G(ln1b, l), ga.dln, residual, l_ln1w, l_ln1_mean, l_ln1_rstd, BT);
     }
     if (lowest < 0) {
         // encoded = m * (wte[x] + wpe[t]) with embedding dropout: the gradient picks up the same mask
@@ -1176,20 +1301,21 @@ static void gpt_backward(GPT* model) {
 #undef encoder_forward
 #undef encoder_forward_q8
 #undef encoder_backward
-#undef layernorm_forward
-#undef layernorm_backward
+#undef gpt_norm_forward
+#undef gpt_norm_backward
+#undef rope_apply
 #undef gpt_matmul_forward
 #undef gpt_matmul_backward
 #undef attention_forward
 #undef attention_backward
-#undef gelu_forward
-#undef gelu_backward
+#undef gpt_act_forward
+#undef gpt_act_backward
 #undef residual_dropout_forward
 #undef dropout_backward
 #undef crossentropy_forward
 #undef crossentropy_backward
-#undef lora_forward
-#undef lora_backward
+#undef gpt_lora_forward
+#undef gpt_lora_backward
 #undef adapter_forward
 #undef adapter_backward
 #undef cls_forward

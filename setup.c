@@ -33,6 +33,19 @@ static void model_from_args(GPT* model, const Args* a, TrainState* state, uint64
         c.L = (int)v[0], c.NH = (int)v[1], c.C = (int)v[2];
         if (c.V < 2) failf(NULL, "--vocab must be at least 2");
         if (!strcmp(a->arch, ARCH_NAMES[ARCH_ENCODER])) c.arch = ARCH_ENCODER, c.mask_id = c.V++;  // [MASK]: one id after the text's
+        c.F = a->mlp_width == 4 * c.C ? 0 : a->mlp_width;
+        if (!strcmp(a->arch, ARCH_NAMES[ARCH_LLAMA])) {
+            c.arch = ARCH_LLAMA, c.rope_theta = a->rope_theta, c.norm_eps = a->norm_eps, c.untied = a->untied, c.qkv_bias = a->qkv_bias;
+            c.n_kv_heads = a->kv_heads && a->kv_heads != c.NH ? a->kv_heads : 0;
+            if (kv_heads(&c) > c.NH || c.NH % kv_heads(&c))
+                failf("the query heads are shared out evenly: NKV divides NH (SmolLM2-135M: 9 heads, 3 KV heads)",
+                      "--kv-heads %d with %d heads", a->kv_heads, c.NH);
+            if ((c.C / c.NH) % 2) failf("RoPE turns channel pairs: use an even head size C/NH", "--init %s has head size %d", a->init, c.C / c.NH);
+        } else {
+            const char* llama_only[] = {"--kv-heads", "--rope-theta", "--norm-eps", "--untied", "--qkv-bias"};
+            for (int k = 0; k < 5; k++)
+                if (flag_given(a, llama_only[k])) failf("add --arch llama", "%s is for Llama-style models; --arch is %s", llama_only[k], a->arch);
+        }
         c.Vp = pad_vocab(c.V);
         double bytes = 4.0 * (double)num_parameters(&c);  // the weights alone; training needs about 4x this
         if (bytes > 64e9)
@@ -65,13 +78,14 @@ static void apply_freeze_list(GPT* model, const char* list, int on, const char* 
             gpt_set_trainable(model, PIDX(wte), -1, on);
             gpt_set_trainable(model, PIDX(wpe), -1, on);
         } else if (!strcmp(item, "head")) {  // the LM head is wte (tied); a class head is cls_w
-            gpt_set_trainable(model, c->num_classes ? PIDX(cls_w) : c->num_tags ? PIDX(tok_w) : PIDX(wte), -1, on);
+            gpt_set_trainable(model, c->num_classes ? PIDX(cls_w) : c->num_tags ? PIDX(tok_w)
+                                     : param_numel(c, PIDX(lm_head)) ? PIDX(lm_head) : PIDX(wte), -1, on);
             if (c->num_tags) gpt_set_trainable(model, PIDX(tok_b), -1, on);
         } else if (!strcmp(item, "final-ln")) {
             gpt_set_trainable(model, PIDX(lnfw), -1, on);
             gpt_set_trainable(model, PIDX(lnfb), -1, on);
         } else if (!strcmp(item, "base")) {
-            for (int i = 0; i < NUM_BASE_PARAMS; i++) gpt_set_trainable(model, i, -1, on);
+            for (int i = 0; i < NUM_PARAMS; i++) if (param_is_base(i)) gpt_set_trainable(model, i, -1, on);
         } else if (!strncmp(item, "first:", 6)) {
             int k = atoi(item + 6);
             if (k < 1 || k > c->L) failf("first:K takes 1 <= K <= L", "%s item '%s' with L=%d", flag, item, c->L);
@@ -107,14 +121,26 @@ static void setup_finetuning(GPT* model, const Args* a, const DataLoader* dl, ui
         c.lora_targets = 0;
         char buf[256];
         snprintf(buf, sizeof buf, "%s", a->lora_targets);
+        // GPT-2: its four matrices by our names. Llama: PEFT's module names (q_proj or q, ...), and our names
+        // mean the same matrices there (qkv = q,k,v; proj = o; fc = gate,up; fcproj = down).
+        int llama = is_llama(&c);
+        const char* hint = llama ? "targets: q, k, v, o, gate, up, down (or qkv, proj, fc, fcproj)" : "targets: qkv, proj, fc, fcproj";
+        static const struct { const char *name, *peft; int gpt2, llama; } T[] = {
+            {"qkv", NULL, LORA_QKV, LORA_Q | LORA_K | LORA_V}, {"proj", NULL, LORA_PROJ, LORA_PROJ},
+            {"fc", NULL, LORA_FC, LORA_GATE | LORA_UP},         {"fcproj", NULL, LORA_FCPROJ, LORA_FCPROJ},
+            {"q", "q_proj", 0, LORA_Q},   {"k", "k_proj", 0, LORA_K},   {"v", "v_proj", 0, LORA_V},
+            {"o", "o_proj", 0, LORA_PROJ}, {"gate", "gate_proj", 0, LORA_GATE}, {"up", "up_proj", 0, LORA_UP},
+            {"down", "down_proj", 0, LORA_FCPROJ},
+        };
         for (char* s = strtok(buf, ","); s; s = strtok(NULL, ",")) {
-            if (!strcmp(s, "qkv")) c.lora_targets |= LORA_QKV;
-            else if (!strcmp(s, "proj")) c.lora_targets |= LORA_PROJ;
-            else if (!strcmp(s, "fc")) c.lora_targets |= LORA_FC;
-            else if (!strcmp(s, "fcproj")) c.lora_targets |= LORA_FCPROJ;
-            else failf("targets: qkv, proj, fc, fcproj", "unknown --lora-targets name '%s'", s);
+            int k = 0, n = (int)(sizeof T / sizeof T[0]);
+            while (k < n && strcmp(s, T[k].name) && !(T[k].peft && !strcmp(s, T[k].peft))) k++;
+            int bits = k == n ? 0 : llama ? T[k].llama : T[k].gpt2;
+            if (!bits && k < n) failf(hint, "--lora-targets '%s' is a Llama module; this is a %s model", s, ARCH_NAMES[c.arch]);
+            if (!bits) failf(hint, "unknown --lora-targets name '%s'", s);
+            c.lora_targets |= bits;
         }
-        if (!c.lora_targets) failf("targets: qkv, proj, fc, fcproj", "--lora-targets '%s' names no target", a->lora_targets);
+        if (!c.lora_targets) failf(hint, "--lora-targets '%s' names no target", a->lora_targets);
         c.lora_first = 0;
         c.lora_last = c.L - 1;
         if (a->lora_layers) parse_layer_range(a->lora_layers, c.L, &c.lora_first, &c.lora_last, "--lora-layers");
@@ -131,7 +157,8 @@ static void setup_finetuning(GPT* model, const Args* a, const DataLoader* dl, ui
     if (peft) apply_freeze_list(model, "base", 0, "--method");  // parameter-efficient: the base is frozen
     for (int l = 0; l < c.L; l++)  // LoRA outside its layer range stays zero and frozen
         if (l < c.lora_first || l > c.lora_last)
-            for (int i = PIDX(lora_qkv_a); i <= PIDX(lora_fcproj_b); i++) gpt_set_trainable(model, i, l, 0);
+            for (int i = 0; i < NUM_PARAMS; i++)
+                if (!strncmp(PARAM_TABLE[i].name, "lora_", 5)) gpt_set_trainable(model, i, l, 0);
     if (a->freeze) apply_freeze_list(model, a->freeze, 0, "--freeze");
     if (a->unfreeze) apply_freeze_list(model, a->unfreeze, 1, "--unfreeze");
 }

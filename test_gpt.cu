@@ -219,9 +219,9 @@ static void test_kernels(const char* tag, double tol) {
             floatX *d_dout = upload<floatX>(dout, n), *d_dqkv = upload<floatX>(dqkv, 3 * n);
             floatX *d_pk = upload<floatX>(pk, np), *d_pv = upload<floatX>(pv, np);
             float *d_dpk = upload<float>(dpk, np), *d_dpv = upload<float>(dpv, np);
-            attention_forward(out, att, qkv, P ? pk : NULL, P ? pv : NULL, NULL, B, T, C, NH, P, 1, 0.0f, 0);
+            attention_forward(out, att, qkv, P ? pk : NULL, P ? pv : NULL, NULL, B, T, C, NH, NH, P, 1, 0.0f, 0);
             gpu::attention_forward(d_out, d_att, d_qkv, P ? d_pk : NULL, P ? d_pv : NULL, B, T, C, NH, P, 0.0f, 0);
-            attention_backward(dqkv, P ? dpk : NULL, P ? dpv : NULL, dout, qkv, P ? pk : NULL, P ? pv : NULL, att, NULL, B, T, C, NH, P, 1, 0.0f, 0);
+            attention_backward(dqkv, P ? dpk : NULL, P ? dpv : NULL, dout, qkv, P ? pk : NULL, P ? pv : NULL, att, NULL, B, T, C, NH, NH, P, 1, 0.0f, 0);
             gpu::attention_backward(d_dqkv, P ? d_dpk : NULL, P ? d_dpv : NULL, d_dout, d_qkv, P ? d_pk : NULL,
                                     P ? d_pv : NULL, d_att, B, T, C, NH, P, 0.0f, 0);
             char shape[48];

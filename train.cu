@@ -814,6 +814,7 @@ static size_t act_size(Precision p) { return p == PREC_BF16 ? sizeof(bf16) : siz
 static void check_supported(const GPTConfig* c) {
     const char* what = c->lora_r ? "LoRA" : c->adapter_dim ? "adapters" : c->num_classes ? "a classification head"
                      : c->num_tags ? "a token-classification head"
+                     : c->arch == ARCH_LLAMA ? "the llama architecture (RMSNorm, RoPE, grouped-query attention, SwiGLU)"
                      : c->arch != ARCH_GPT2 ? "the encoder architecture (bidirectional attention, masked-LM batches)" : NULL;
     if (what)
         failf("train and evaluate it with ./train for now (the CUDA mirror of lora.c is the next step)",

@@ -12,8 +12,8 @@ static void run(const char* prec, double tol) {
     size_t n = (size_t)B * T * C, na = (size_t)B * NH * T * T, nc = (size_t)Bc * T * C, nac = (size_t)Bc * NH * T * T;
     float *qkv = rand_host(3 * n, 1, bf), *dout = rand_host(n, 1, bf);
     float *out = zeros_host(nc), *att = zeros_host(nac), *dqkv = zeros_host(3 * nc);
-    double cf = cpu_ms([&] { attention_forward(out, att, qkv, NULL, NULL, NULL, Bc, T, C, NH, 0, 1, 0.0f, 0); }) * B / Bc;
-    double cb = cpu_ms([&] { attention_backward(dqkv, NULL, NULL, dout, qkv, NULL, NULL, att, NULL, Bc, T, C, NH, 0, 1, 0.0f, 0); }) * B / Bc;
+    double cf = cpu_ms([&] { attention_forward(out, att, qkv, NULL, NULL, NULL, Bc, T, C, NH, NH, 0, 1, 0.0f, 0); }) * B / Bc;
+    double cb = cpu_ms([&] { attention_backward(dqkv, NULL, NULL, dout, qkv, NULL, NULL, att, NULL, Bc, T, C, NH, NH, 0, 1, 0.0f, 0); }) * B / Bc;
     floatX *d_qkv = to_dev<floatX>(qkv, 3 * n), *d_dout = to_dev<floatX>(dout, n), *d_out, *d_att, *d_dqkv;
     cudaCheck(cudaMalloc(&d_out, n * sizeof(floatX)));
     cudaCheck(cudaMalloc(&d_att, na * sizeof(floatX)));
