@@ -82,7 +82,7 @@ if [ "${BUSY:-0}" = 1 ]; then
 fi
 echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 # ./train's flags for the SmolLM2-135M shape (rope_theta and the RMSNorm eps as SmolLM2's config.json)
-smol_ours="--arch llama --init 30,9,576 --kv-heads 3 --mlp 1536 --vocab 49152 --rope-theta 100000 --norm-eps 1e-5"
+smol_ours="--arch llama --init 30,9,576 --kv-heads 3 --mlp-width 1536 --vocab 49152 --rope-theta 100000 --norm-eps 1e-5"
 smol_theirs="--L 30 --C 576 --NH 9 --NKV 3 --F 1536 --V 49152 --theta 100000 --eps 1e-5"
 
 # llama-check: does the peer compute our function? One random llama model written by ./train (--steps 0 saves
@@ -95,7 +95,7 @@ smol_theirs="--L 30 --C 576 --NH 9 --NKV 3 --F 1536 --V 49152 --theta 100000 --e
 llama_check() {
     local shape=${LLAMA_CHECK_SHAPE:-small} k=${LLAMA_CHECK_STEPS:-1} B=4 T=64 V ours d=$tmp/check fail=0
     if [ "$shape" = smol ]; then V=49152 ours=$smol_ours
-    else V=1000 ours="--arch llama --init 3,6,48 --kv-heads 2 --mlp 80 --vocab 1000 --rope-theta 10000 --norm-eps 1e-5"
+    else V=1000 ours="--arch llama --init 3,6,48 --kv-heads 2 --mlp-width 80 --vocab 1000 --rope-theta 10000 --norm-eps 1e-5"
     fi
     mkdir -p "$d"
     "$py" -c 'import random, struct, sys
@@ -115,8 +115,9 @@ open(path, "wb").write(struct.pack("<256i", *h) + struct.pack(f"<{n}H", *[r.rand
             --tokens "$d/tok.bin" --B $B --T $T --check_steps $steps | tail -n 1)
         "$py" -c 'import json, sys
 o, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
-d = abs(o["loss"] - t["loss"])
-print(f"llama-check ({sys.argv[3]}): ./train eval loss {o[\"loss\"]:.6f}, PyTorch {t[\"loss\"]:.6f}, |d| {d:.1e}: " +
+lo, lt = o["loss"], t["loss"]
+d = abs(lo - lt)
+print(f"llama-check ({sys.argv[3]}): ./train eval loss {lo:.6f}, PyTorch {lt:.7f}, |d| {d:.1e}: " +
       ("OK" if d <= 1e-4 else "FAIL (tolerance 1e-4)"))
 sys.exit(d > 1e-4)' "$o" "$t" "$shape shape, $what" || fail=1
     done

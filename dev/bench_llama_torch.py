@@ -118,8 +118,8 @@ def init_params(a, gen):
 
 
 def load_ckpt(a, path):
-    """Weights from a finetune.c llama checkpoint (formats.c: 256 int32 header, then the table's tensors in
-    memory order, float32). Only a plain base model (no LoRA / adapter / head tensors): the check's case."""
+    """Weights from a finetune.c llama checkpoint (formats.c's save_checkpoint). Only a plain tied base model
+    (no LoRA / adapter / head tensors): the check's case."""
     with open(path, "rb") as f:
         h = struct.unpack("<256i", f.read(1024))
         if h[0] != 20261130:
@@ -133,11 +133,17 @@ def load_ckpt(a, path):
         for k, v in dict(maxT=maxT, V=V, Vp=Vp, L=L, NH=NH, NKV=NKV, C=C, F=Fw).items():
             setattr(a, k, v)
         a.theta, a.eps = theta, (eps or 1e-5)
+        a.rope_factor = struct.unpack("<f", struct.pack("<i", h[33]))[0] or 1.0
         KVC = NKV * (C // NH)
-        # the spec's table in memory order: (name, numel); GPT-2-only tensors have 0 elements for llama
-        table = [("wte", Vp * C), ("ln1w", L * C), ("qkvw", L * (C + 2 * KVC) * C), ("attprojw", L * C * C),
-                 ("ln2w", L * C), ("fcw", L * 2 * Fw * C), ("fcprojw", L * C * Fw), ("lnfw", C)]
-        raw = {n: torch.frombuffer(bytearray(f.read(4 * k)), dtype=torch.float32) for n, k in table}
+        # then the tensor table (h[9] entries: a 16-byte name and an int64 element count), then the tensors
+        # that have elements, in that order, float32
+        table = [struct.unpack("<16sq", f.read(24)) for _ in range(h[9])]
+        raw = {n.rstrip(b"\0").decode(): torch.frombuffer(bytearray(f.read(4 * k)), dtype=torch.float32)
+               for n, k in table if k}
+    want = dict(wte=Vp * C, ln1w=L * C, qkvw=L * (C + 2 * KVC) * C, attprojw=L * C * C, ln2w=L * C,
+                fcw=L * 2 * Fw * C, fcprojw=L * C * Fw, lnfw=C)
+    if {k: v.numel() for k, v in raw.items()} != want:
+        sys.exit(f"{path}: tensors {[(k, v.numel()) for k, v in raw.items()]}, expected {list(want.items())}")
     p = {"wte": raw["wte"].view(Vp, C), "lnfw": raw["lnfw"]}
     qkvw = raw["qkvw"].view(L, C + 2 * KVC, C)
     fcw = raw["fcw"].view(L, 2 * Fw, C)
@@ -162,7 +168,8 @@ def rope_tables(a, T):
     # cos, sin: (T, hs). HF: LlamaRotaryEmbedding; inv_freq_i = theta^(-2i/hs), angles repeated for both halves
     hs = a.C // a.NH
     inv_freq = 1.0 / (a.theta ** (torch.arange(0, hs, 2, dtype=torch.float32) / hs))  # (hs/2)
-    ang = torch.outer(torch.arange(T, dtype=torch.float32), inv_freq)                # (T, hs/2)
+    pos = torch.arange(T, dtype=torch.float32) / a.rope_factor  # linear rope_scaling divides the positions
+    ang = torch.outer(pos, inv_freq)                                                   # (T, hs/2)
     emb = torch.cat([ang, ang], dim=-1)                                                # (T, hs)
     return emb.cos(), emb.sin()
 
@@ -249,6 +256,7 @@ def main():
         ap.add_argument(f"--{k}", type=int, default=v)
     ap.add_argument("--theta", type=float, default=100000.0)
     ap.add_argument("--eps", type=float, default=1e-5)
+    ap.add_argument("--rope_factor", type=float, default=1.0)
     ap.add_argument("--alpha", type=float, default=16.0)
     ap.add_argument("--lora_targets", default="q,k,v,o")
     ap.add_argument("--mode", choices=["train", "forward"], default="train")
