@@ -80,7 +80,7 @@ if [ "${BUSY:-0}" = 1 ]; then
     busy=$!
     echo "== BUSY=1: a busy loop (pid $busy) takes one core for the whole bench"
 fi
-echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg); ./train's OMP_WAIT_POLICY: ${OMP_WAIT_POLICY:-unset (its threads spin while they wait)}"
+echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg); ./train's OMP_WAIT_POLICY: ${OMP_WAIT_POLICY:-unset (libgomp: waiting threads spin a while, then sleep)}"
 # ./train's flags for the SmolLM2-135M shape (rope_theta and the RMSNorm eps as SmolLM2's config.json)
 smol_ours="--arch llama --init 30,9,576 --kv-heads 3 --mlp-width 1536 --vocab 49152 --rope-theta 100000 --norm-eps 1e-5"
 smol_theirs="--L 30 --C 576 --NH 9 --NKV 3 --F 1536 --V 49152 --theta 100000 --eps 1e-5"
