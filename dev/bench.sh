@@ -21,6 +21,13 @@
 # (Forcing SkylakeX on a CPU without AVX-512 dies with SIGILL.) An OPENBLAS_CORETYPE already set is kept.
 # If the peer fails anyway, its error is printed and the bench goes on without it. Takes ~5 minutes on 2 cores.
 #   THREADS="1 2" STEPS=5 SMALL_STEPS=3 CASES="124m lora small" make bench
+# Llama (issue 15), not in the default CASES: the SmolLM2-135M shape (30 layers, C=576, 9 heads, 3 KV heads,
+# intermediate 1536, V=49152, rope_theta 100000; 134.5M parameters, tied head) at B=4 T=64, random weights:
+#   smol       full fine-tuning;   smol-lora   LoRA r=8 alpha 16 on q,k,v,o (base frozen)
+# against dev/bench_llama_torch.py (the same model in PyTorch, written from the definitions; its docstring),
+# LLAMA_STEPS (default 3) timed steps after 1 warmup (a step takes seconds here). ~3 minutes on 2 cores:
+#   CASES="smol smol-lora" bash dev/bench.sh
+# llama-check (a correctness check of the peer, no timing, no table row): see llama_check below.
 # ISA=avx2 on an AVX-512 machine: our side is built with -mno-avx512f (the AVX2+FMA tile, into a temp dir),
 # PyTorch is held to AVX2 the same way (OPENBLAS_CORETYPE=Haswell, ATEN_CPU_CAPABILITY=avx2,
 # DNNL_MAX_CPU_ISA=AVX2): "an AVX2 build on an AVX-512 machine", the closest this machine gets to AVX2-only.
@@ -31,6 +38,7 @@ cd "$(dirname "$0")/.."
 threads_list=${THREADS:-"1 2"}
 steps=${STEPS:-5}
 small_steps=${SMALL_STEPS:-3}
+llama_steps=${LLAMA_STEPS:-3}
 cases=${CASES:-"124m lora small"}
 py=/usr/bin/python3
 [ -x "$py" ] || py=python3
@@ -72,8 +80,53 @@ if [ "${BUSY:-0}" = 1 ]; then
     busy=$!
     echo "== BUSY=1: a busy loop (pid $busy) takes one core for the whole bench"
 fi
-echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== load average before: $(cut -d' ' -f1-3 /proc/loadavg); ./train's OMP_WAIT_POLICY: ${OMP_WAIT_POLICY:-unset (libgomp: waiting threads spin a while, then sleep)}"
+# ./train's flags for the SmolLM2-135M shape (rope_theta and the RMSNorm eps as SmolLM2's config.json)
+smol_ours="--arch llama --init 30,9,576 --kv-heads 3 --mlp-width 1536 --vocab 49152 --rope-theta 100000 --norm-eps 1e-5"
+smol_theirs="--L 30 --C 576 --NH 9 --NKV 3 --F 1536 --V 49152 --theta 100000 --eps 1e-5"
+
+# llama-check: does the peer compute our function? One random llama model written by ./train (--steps 0 saves
+# the init), its loss on the first B x T window of a random token file by ./train eval and by the peer reading
+# that checkpoint (--ckpt, --tokens); then the same after K AdamW steps on that one batch (./train --shuffle 0
+# on a file of exactly one window; the peer with ./train's defaults: lr 3e-4 cosine to 0.1x, betas 0.9/0.95,
+# eps 1e-8, weight decay 0.1 on matrices, clip 1.0). LLAMA_CHECK_SHAPE=smol: at SmolLM2's shape (else a small
+# odd one), LLAMA_CHECK_STEPS=K (default 1). Tolerance 1e-4 on a loss of ~ln V: float32 on both sides, in
+# different summation orders (blocked matmuls, fused vs separate projections); each run prints the |d| seen.
+llama_check() {
+    local shape=${LLAMA_CHECK_SHAPE:-small} k=${LLAMA_CHECK_STEPS:-1} B=4 T=64 V ours d=$tmp/check fail=0
+    if [ "$shape" = smol ]; then V=49152 ours=$smol_ours
+    else V=1000 ours="--arch llama --init 3,6,48 --kv-heads 2 --mlp-width 80 --vocab 1000 --rope-theta 10000 --norm-eps 1e-5"
+    fi
+    mkdir -p "$d"
+    "$py" -c 'import random, struct, sys
+path, n, V = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+r, h = random.Random(7), [0] * 256
+h[0], h[1], h[2], h[3], h[4] = 20261128, 1, 2, V, n  # dataset.h: an LM token file of uint16 tokens
+open(path, "wb").write(struct.pack("<256i", *h) + struct.pack(f"<{n}H", *[r.randrange(V) for _ in range(n)]))' \
+        "$d/tok.bin" $((B * T + 1)) "$V"
+    OMP_NUM_THREADS=2 $train train $ours --train "$d/tok.bin" --batch $B --seq $T --steps 0 --out "$d/init" >/dev/null
+    OMP_NUM_THREADS=2 $train train --model "$d/init/model.bin" --train "$d/tok.bin" --batch $B --seq $T --shuffle 0 \
+        --steps "$k" --out "$d/trained" >/dev/null
+    for m in init trained; do
+        local o t what="at init" steps=0
+        [ $m = trained ] && what="after $k AdamW step(s)" steps=$k
+        o=$(OMP_NUM_THREADS=2 $train eval --model "$d/$m/model.bin" --data "$d/tok.bin" --batch $B --seq $T --max-batches 1 | tail -n 1)
+        t=$(env "${torch_env[@]}" OMP_NUM_THREADS=2 "$py" dev/bench_llama_torch.py --ckpt "$d/init/model.bin" \
+            --tokens "$d/tok.bin" --B $B --T $T --check_steps $steps | tail -n 1)
+        "$py" -c 'import json, sys
+o, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+lo, lt = o["loss"], t["loss"]
+d = abs(lo - lt)
+print(f"llama-check ({sys.argv[3]}): ./train eval loss {lo:.6f}, PyTorch {lt:.7f}, |d| {d:.1e}: " +
+      ("OK" if d <= 1e-4 else "FAIL (tolerance 1e-4)"))
+sys.exit(d > 1e-4)' "$o" "$t" "$shape shape, $what" || fail=1
+    done
+    return $fail
+}
+
+status=0
 for case in $cases; do
+    peer=dev/bench_torch.py
     case $case in
         124m)  name="GPT-2 124M, B=4 T=64, full";   n=$steps
                ours="--init 12,12,768 --vocab 50257 --batch 4 --seq 64"; theirs="--L 12 --NH 12 --C 768 --B 4 --T 64" ;;
@@ -82,7 +135,13 @@ for case in $cases; do
                theirs="--L 12 --NH 12 --C 768 --B 4 --T 64 --lora 8 --lora_targets qkvw,attprojw" ;;
         small) name="L6 NH6 C384, B=8 T=256, full"; n=$small_steps
                ours="--init 6,6,384 --vocab 50257 --batch 8 --seq 256"; theirs="--L 6 --NH 6 --C 384 --B 8 --T 256" ;;
-        *) echo "unknown case '$case' (124m, lora, small)"; exit 1 ;;
+        smol)  name="SmolLM2-135M shape, B=4 T=64, full"; n=$llama_steps peer=dev/bench_llama_torch.py
+               ours="$smol_ours --batch 4 --seq 64"; theirs="$smol_theirs --B 4 --T 64" ;;
+        smol-lora) name="SmolLM2-135M shape, B=4 T=64, LoRA r=8 q,k,v,o"; n=$llama_steps peer=dev/bench_llama_torch.py
+               ours="$smol_ours --batch 4 --seq 64 --method lora --lora-rank 8 --lora-alpha 16 --lora-targets q,k,v,o"
+               theirs="$smol_theirs --B 4 --T 64 --lora 8 --alpha 16 --lora_targets q,k,v,o" ;;
+        llama-check) llama_check || status=1; continue ;;
+        *) echo "unknown case '$case' (124m, lora, small, smol, smol-lora, llama-check)"; exit 1 ;;
     esac
     for th in $threads_list; do
         echo "-- $name, $th thread(s), 1 warmup + $n steps"
@@ -91,7 +150,7 @@ for case in $cases; do
         t='{}'
         if [ $torch = 1 ]; then
             if t=$(env "${torch_env[@]}" OMP_NUM_THREADS=$th OPENBLAS_NUM_THREADS=$th \
-                   "$py" dev/bench_torch.py $theirs --steps "$n" --threads "$th" 2>"$tmp/torch.err" | tail -n 1) &&
+                   "$py" $peer $theirs --steps "$n" --threads "$th" 2>"$tmp/torch.err" | tail -n 1) &&
                [ "${t:0:1}" = "{" ]; then
                 echo "PyTorch:    $t"
             else
@@ -103,6 +162,7 @@ for case in $cases; do
     done
 done
 echo "== load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+[ -s "$out" ] || exit $status  # llama-check alone: no table
 "$py" - "$out" <<'EOF'
 import json, sys
 rows = [line.rstrip("\n").split("\t") for line in open(sys.argv[1])]
@@ -124,4 +184,9 @@ for name, o, t in rows:
 med = lambda v: sorted(v)[len(v) // 2]
 print("\nmeasured FP32 peak (FMA loop, median over the runs): " +
       ", ".join(f"{med(v):.0f} GFLOP/s on {k} thread{'s' if k > 1 else ''}" for k, v in sorted(peaks.items())))
+peer = next((json.loads(t) for _n, _o, t in rows if t != "{}"), None)
+if peer:
+    print(f"PyTorch {peer['torch']}, float32, OpenBLAS kernels {peer['blas'] or '?'}, OMP_WAIT_POLICY="
+          f"{peer['omp_wait_policy']}" + (f", attention: {peer['attention']}" if "attention" in peer else ""))
 EOF
+exit $status
