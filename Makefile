@@ -134,6 +134,10 @@ test-mpi: train_mpi train
 # bench: GPT-2 124M-shaped and small training steps, 1 and 2 threads, side by side with PyTorch when installed
 bench: train
 	bash dev/bench.sh
+# bench-llama: SmolLM2-135M-shaped steps (full, LoRA r=8 on q,k,v,o), 1 and 2 threads, beside the PyTorch peer
+# dev/bench_llama_torch.py; CASES=llama-check first checks that the peer computes our model's loss
+bench-llama: train
+	CASES="llama-check smol smol-lora" bash dev/bench.sh
 
 # test-isa: the tests built for the other matmul tiles (AVX2, generic x86-64, clang, aarch64 under qemu-user),
 # each in its own temp copy of the tree (dev/test_isa.sh; BUILDS="avx2 clang" picks some)
@@ -151,7 +155,7 @@ clean:
 	rm -f $(BINS) train_gpu test_gpt_gpu $(CUDA_KERNEL_BENCHES)
 	rm -rf .deps dev/fuzz/bin
 
-.PHONY: all test debug demo bench profile clean mpi test-mpi cuda fuzz test-crash
+.PHONY: all test debug demo bench bench-llama profile clean mpi test-mpi cuda fuzz test-crash
 
 # the dependency lists the compiler wrote (last, so that `all` stays the default goal)
 -include $(wildcard .deps/*.d)
