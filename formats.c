@@ -6,7 +6,7 @@
 //   Hugging Face GPT-2     export_hf                  load_hf_safetensors       model.safetensors + config.json
 //   llm.c                  export_llmc                load_llmc                 gpt2_124M.bin's layout
 //   PEFT LoRA adapter      export_peft                load_peft (--adapter)     adapter_model.safetensors + adapter_config.json
-//   GGUF v3 (llama.cpp)    export_gguf                load_gguf (--model)       one .gguf, architecture gpt2, F32 or Q8_0
+//   GGUF v3 (llama.cpp)    export_gguf                load_gguf (--model)       one .gguf: gpt2, llama or qwen2; F32 or Q8_0 (F16 read)
 //
 // Every file is written through SafeWriter (PATH.tmp, renamed when complete). Numbers are written in the
 // host's byte order, which all these formats define as little-endian: x86 and ARM, not big-endian machines.

@@ -2487,6 +2487,21 @@ static void test_gguf_llama(void) {
     }
     gpt_free(&tm);
 
+    // LoRA (on q, v and down) must be merged first; merged, the GGUF evaluates as the LoRA model does. The merge
+    // rounds W + (alpha/r) B A to float32 once, so the losses agree to ~1e-7 relative; 1e-5 is the bound.
+    char out[1024], out2[1024];
+    int rc = run_cmd("OMP_NUM_THREADS=1 ./train --model test_tmp/ll1.bin --train test_tmp/tok.bin --batch 2 --seq 8 --steps 5 --lr 3e-2 "
+                     "--method lora --lora-rank 2 --lora-targets q,v,down --out test_tmp/ll_lora", "done:", out, sizeof out);
+    expect_error("GGUF of a llama with unmerged LoRA", "./train export --model test_tmp/ll_lora/model.bin --format gguf --out test_tmp/ll_lora.gguf",
+                 "the model has LoRA tensors");
+    rc |= run_cmd("./train export --model test_tmp/ll_lora/model.bin --format gguf --merge 1 --out test_tmp/ll_lora.gguf", "wrote", out, sizeof out);
+    rc |= run_cmd("./train eval --model test_tmp/ll_lora/model.bin --data test_tmp/tok.bin --batch 2 --seq 8 --max-batches 2", "loss", out, sizeof out);
+    rc |= run_cmd("./train eval --model test_tmp/ll_lora.gguf --data test_tmp/tok.bin --batch 2 --seq 8 --max-batches 2", "loss", out2, sizeof out2);
+    const char *la = strstr(out, "\"loss\": "), *lb = strstr(out2, "\"loss\": ");
+    double loss_a = la ? atof(la + 8) : NAN, loss_b = lb ? atof(lb + 8) : NAN;
+    report(rc == 0 && fabs(loss_a - loss_b) <= 1e-5 * fabs(loss_a),
+           "llama LoRA (q, v, down) merged into GGUF (--merge 1): eval loss %.6f, the LoRA model's %.6f", loss_b, loss_a);
+
     // bad files: llama's sizes come from its keys, every tensor is checked against them and against the file
     size_t n;
     unsigned char* b = read_whole("test_tmp/ll1.gguf", &n);
