@@ -4,7 +4,8 @@
 //   dataprep decode --tokenizer PATH            ids on stdin -> UTF-8 on stdout
 //   dataprep text   --tokenizer PATH --out PREFIX FILES...    language modelling token files
 //   dataprep cls    --tokenizer PATH --out PREFIX FILE         classification examples (TSV/CSV/JSONL)
-//   dataprep sft    --tokenizer PATH --out PREFIX FILE         instruction tuning examples (Alpaca JSON/JSONL)
+//   dataprep sft    --tokenizer PATH --out PREFIX FILE         instruction tuning examples (Alpaca JSON/JSONL, or
+//                                                               chats with --template chatml)
 //   dataprep tok    --tokenizer PATH --out PREFIX --train F [--val F] [--test F]   CoNLL token tags (NER)
 //   dataprep train-tokenizer --vocab-size V --out FILE FILES...   train a byte-level BPE
 //
@@ -44,7 +45,9 @@ static void usage(void) {
         "         --max-len N (default 1024)  --append-eot  --keep-duplicates  --oversample\n"
         "  sft    --tokenizer PATH --out PREFIX [options] FILE        Alpaca JSON array or JSONL\n"
         "         -> PREFIX_{train,val,test}.ds with a loss mask on the response only\n"
-        "         --max-len N (default 1024)  --template alpaca|plain\n"
+        "         --max-len N (default 1024)  --template alpaca|plain|chatml\n"
+        "         chatml: also {\"messages\": [{\"role\", \"content\"}, ...]} rows; loss on assistant turns only\n"
+        "         --system TEXT   chatml: a system message for conversations without one (default none)\n"
         "  tok    --tokenizer PATH --out PREFIX --train F [--val F] [--test F]   CoNLL WORD<TAB>TAG, BIO tags\n"
         "         -> PREFIX_{train,val,test}.ds (token labels: a word's first token carries its tag) + PREFIX_tags.txt\n"
         "         --max-len N (default 1024)\n"
@@ -170,6 +173,7 @@ typedef struct {
     int max_len, append_eot, keep_duplicates, oversample;
     const char* given[3];    // --train --val --test files
     const char* template_name;
+    const char* system_msg;  // sft --template chatml: --system TEXT, NULL = none
     // augmentation
     int augment; const char* aug_ops; double aug_p; const char* synonyms;
     // train-tokenizer
@@ -237,6 +241,7 @@ static void parse_options(int argc, char** argv, Options* o) {
         else if (ARG("--val")) o->given[1] = argv[++i];
         else if (ARG("--test")) o->given[2] = argv[++i];
         else if (ARG("--template")) o->template_name = argv[++i];
+        else if (ARG("--system")) o->system_msg = argv[++i];
         else if (ARG("--augment")) o->augment = (int)opt_int(a, argv[++i], 0, 1000);
         else if (ARG("--aug-ops")) o->aug_ops = argv[++i];
         else if (ARG("--aug-p")) o->aug_p = opt_float(a, argv[++i], 0.0, 1.0);
@@ -732,11 +737,13 @@ static void read_rows(const char* path, const char* format, const ColSpec* cols,
                 if (!is_blank_line(s, i, e)) {
                     JsonScan one = {s, e, i, line, NULL};
                     int ok;
+                    size_t before = rows->len;
                     (*records)++;
                     json_row(&one, path, cols, bad, rows, &ok);
                     jscan_ws(&one);
-                    if (ok && one.pos < e) bad_row(bad, path, line, "JSONL holds exactly one JSON object per line", "invalid JSON: text after the object");
-                    if (ok && one.pos < e && bad->skip_bad) row_free(&rows->data[--rows->len]);
+                    int pushed = rows->len > before;  // a record missing a field was reported and not kept
+                    if (pushed && one.pos < e) bad_row(bad, path, line, "JSONL holds exactly one JSON object per line", "invalid JSON: text after the object");
+                    if (pushed && one.pos < e && bad->skip_bad) row_free(&rows->data[--rows->len]);
                 }
                 i = e;
             }
@@ -1244,11 +1251,390 @@ static void build_prompt(ByteVec* out, const char* tmpl, const char* a, const ch
     }
 }
 
+// ---------------------------------------------------------------------------- sft --template chatml: conversations
+// ChatML, the chat format of SmolLM2-Instruct and Qwen2.5-Instruct. We follow the chat_template of
+// HuggingFaceTB/SmolLM2-135M-Instruct (its tokenizer_config.json), with add_generation_prompt false, which writes
+// each message as
+//     <|im_start|>{role}\n{content}<|im_end|>\n
+// and nothing else (no BOS, no <|endoftext|>, content not trimmed). Qwen2.5-Instruct's template writes the same
+// text for every conversation accepted here; where the two differ:
+//   - the default system message, which both insert when the first message is not a system one: SmolLM2's is
+//     "You are a helpful AI assistant named SmolLM, trained by Hugging Face", Qwen2.5's "You are Qwen, created by
+//     Alibaba Cloud. You are a helpful assistant.". We insert none unless --system TEXT is given; then TEXT is the
+//     system message of every conversation that has none (pass a model's own default to get its template's text);
+//   - both would also render a system message that is not first; we refuse one (a likely mistake in the data);
+//   - Qwen2.5's tools / tool_calls branches: not supported (roles are system, user and assistant).
+// Records (JSONL, or a JSON array): {"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...]},
+// multi-turn, or Alpaca's {"instruction", "input", "output"}: a user turn (the instruction, then "\n\n" and the
+// input when there is one) and an assistant turn (the output).
+// The loss mask is TRL's assistant_only_loss with its Qwen2.5 training template (trl/chat_templates/
+// qwen2_5_training.jinja), whose {% generation %} block holds '\n' + content + '<|im_end|>\n': trained are each
+// assistant message's content tokens, its <|im_end|> and the "\n" after it. Not trained: system and user messages
+// and the header "<|im_start|>assistant\n", including the header's "\n" that TRL's block starts with (a prompt always
+// ends with it: add_generation_prompt writes it, so there is nothing to learn there).
+// Token boundaries are Hugging Face's: added tokens split the text first, so "{role}\n{content}" is encoded as one
+// piece between <|im_start|> and <|im_end|>, and each "\n" after <|im_end|> alone. A token holding bytes of both the
+// header and the content (Qwen2's pattern joins "\n\n" when a content starts with "\n") is trained, as Hugging Face's
+// assistant mask marks every token with a character inside the generation block.
+// An example's label (the "prompt length" of dataset.h) is the number of tokens before its first trained token.
+
+enum { ROLE_SYSTEM, ROLE_USER, ROLE_ASSISTANT, ROLE_NUM };
+static const char* const role_name[ROLE_NUM] = {"system", "user", "assistant"};
+typedef struct { int role; char* text; size_t len; } ChatMsg;
+typedef struct { ChatMsg* msg; int n, cap; int line, alpaca; } Chat;   // line: where the record starts
+typedef struct { Chat* data; size_t len, cap; } ChatVec;
+
+static void chat_add(Chat* c, int role, const void* text, size_t len) {
+    if (c->n == c->cap) { c->cap = c->cap ? 2 * c->cap : 4; c->msg = reallocCheck(c->msg, (size_t)c->cap * sizeof(ChatMsg)); }
+    c->msg[c->n++] = (ChatMsg){role, dup_bytes(text, len), len};
+}
+static void chat_free(Chat* c) {
+    for (int i = 0; i < c->n; i++) free(c->msg[i].text);
+    free(c->msg);
+    c->msg = NULL, c->n = c->cap = 0;
+}
+
+// The first thing wrong with a record that is valid JSON, and the line it is on. Later problems are not kept.
+typedef struct { char what[300]; const char* hint; int line; } ChatProblem;
+static void chat_problem(ChatProblem* p, int line, const char* hint, const char* fmt, ...) {
+    if (p->what[0]) return;
+    va_list ap;
+    va_start(ap, fmt); vsnprintf(p->what, sizeof p->what, fmt, ap); va_end(ap);
+    p->hint = hint, p->line = line;
+}
+static const char* json_type_name(int peek) {
+    return peek == '{' ? "an object" : peek == '[' ? "an array" : peek == 'n' ? "a number" : peek == 't' || peek == 'f' ? "a boolean" : peek == 'z' ? "null" : "not a value";
+}
+static const char* const CHAT_HINT_MSG = "write \"messages\": [{\"role\": \"user\", \"content\": \"...\"}, {\"role\": \"assistant\", \"content\": \"...\"}]; "
+                                         "or pass --skip-bad to skip such records (counted)";
+
+// "messages": [{"role": ..., "content": ...}, ...] -> c. A problem (not a JSON error) goes to p and the value is
+// skipped, so reading goes on. Returns 0, or -1 on invalid JSON (js->err).
+static int chat_messages(JsonScan* js, Chat* c, ChatProblem* p) {
+    int type = jscan_peek(js);
+    if (type != '[') { chat_problem(p, js->line, CHAT_HINT_MSG, "\"messages\" is %s, not an array", json_type_name(type)); return jscan_skip(js, 0); }
+    js->pos++;
+    jscan_ws(js);
+    if (js->pos < js->n && js->s[js->pos] == ']') { js->pos++; return 0; }
+    ByteVec key = {0}, role = {0}, content = {0};
+    int rc = 0;
+    for (int i = 0;; i++) {
+        type = jscan_peek(js);
+        int line = js->line;
+        if (type != '{') {
+            chat_problem(p, line, CHAT_HINT_MSG, "messages[%d] is %s, not an object {\"role\": ..., \"content\": ...}", i, json_type_name(type));
+            if ((rc = jscan_skip(js, 0))) break;
+        } else {
+            js->pos++;
+            int have[2] = {0, 0};  // role, content
+            jscan_ws(js);
+            if (js->pos < js->n && js->s[js->pos] == '}') js->pos++;
+            else for (;;) {
+                if ((rc = jscan_string(js, &key)) || (rc = jscan_expect(js, ':'))) goto done;
+                int k = !strcmp((char*)key.data, "role") ? 0 : !strcmp((char*)key.data, "content") ? 1 : -1;
+                type = jscan_peek(js);
+                if (k >= 0 && type == '"') { rc = jscan_string(js, k ? &content : &role); have[k] = 1; }
+                else {
+                    if (k == 0) chat_problem(p, js->line, CHAT_HINT_MSG, "messages[%d].role is %s, not a string", i, json_type_name(type));
+                    if (k == 1) chat_problem(p, js->line, "every content must be a string (lists of parts, tool calls and null are not supported); "
+                                             "or pass --skip-bad to skip such records (counted)", "messages[%d].content is %s, not a string", i, json_type_name(type));
+                    if (k >= 0) have[k] = -1;
+                    rc = jscan_skip(js, 0);
+                }
+                if (rc) goto done;
+                jscan_ws(js);
+                if (js->pos < js->n && js->s[js->pos] == ',') { js->pos++; continue; }
+                if ((rc = jscan_expect(js, '}'))) goto done;
+                break;
+            }
+            int r = -1;
+            for (int q = 0; have[0] == 1 && q < ROLE_NUM; q++) if (!strcmp((char*)role.data, role_name[q])) r = q;
+            if (!have[0] || !have[1]) chat_problem(p, line, CHAT_HINT_MSG, "messages[%d] has no \"%s\"", i, have[0] ? "content" : "role");
+            else if (have[0] == 1 && r < 0)
+                chat_problem(p, line, "roles are system, user and assistant (ChatML as SmolLM2 and Qwen2.5 write it); or pass --skip-bad to skip such records (counted)",
+                             "messages[%d].role is \"%.60s\", not system, user or assistant", i, (char*)role.data);
+            else if (r == ROLE_SYSTEM && i > 0)
+                chat_problem(p, line, "only the first message may be the system message; or pass --skip-bad to skip such records (counted)",
+                             "messages[%d] is a system message after the first message", i);
+            else if (r >= 0 && have[1] == 1) chat_add(c, r, content.data, content.len);
+        }
+        jscan_ws(js);
+        if (js->pos < js->n && js->s[js->pos] == ',') { js->pos++; continue; }
+        rc = jscan_expect(js, ']');
+        break;
+    }
+done:
+    free(key.data); free(role.data); free(content.data);
+    return rc;
+}
+
+// One record, a chat or an Alpaca row, into c (c->n = 0 and p set when something is wrong with it). Returns 0, or
+// -1 on invalid JSON (js->err).
+static int chat_record(JsonScan* js, Chat* c, ChatProblem* p) {
+    memset(c, 0, sizeof *c);
+    jscan_ws(js);
+    c->line = js->line;
+    if (jscan_expect(js, '{')) return jscan_fail(js, "expected a JSON object {...}");
+    static const char* const alpaca_key[3] = {"instruction", "input", "output"};
+    ByteVec key = {0}, alp[3] = {{0}, {0}, {0}};
+    int found[3] = {0, 0, 0}, have_messages = 0, rc = 0;
+    jscan_ws(js);
+    if (js->pos < js->n && js->s[js->pos] == '}') js->pos++;
+    else for (;;) {
+        if ((rc = jscan_string(js, &key)) || (rc = jscan_expect(js, ':'))) goto done;
+        int k = -1;
+        for (int q = 0; q < 3; q++) if (!strcmp((char*)key.data, alpaca_key[q])) k = q;
+        if (!strcmp((char*)key.data, "messages")) { have_messages = 1; rc = chat_messages(js, c, p); }
+        else if (k >= 0) { rc = json_field_text(js, &alp[k]); found[k] = 1; }  // as the Alpaca reader: strings, numbers, booleans
+        else rc = jscan_skip(js, 0);
+        if (rc) goto done;
+        jscan_ws(js);
+        if (js->pos < js->n && js->s[js->pos] == ',') { js->pos++; continue; }
+        rc = jscan_expect(js, '}');
+        break;
+    }
+    if (have_messages) {
+        int assistant = 0;
+        for (int i = 0; i < c->n; i++) assistant += c->msg[i].role == ROLE_ASSISTANT;
+        if (!p->what[0] && !assistant)
+            chat_problem(p, c->line, "the loss is taken on assistant turns only: give each conversation at least one; or pass --skip-bad to skip such records (counted)",
+                         c->n ? "no assistant turn: nothing to learn" : "\"messages\" is empty: nothing to learn");
+    } else if (!found[0] || !found[2]) {
+        chat_problem(p, c->line, "a record is {\"messages\": [...]} (a chat) or has \"instruction\" and \"output\" (Alpaca; \"input\" is optional)",
+                     found[0] || found[2] ? "missing field \"%s\"" : "neither \"messages\" nor \"instruction\"/\"output\"", found[0] ? "output" : "instruction");
+    } else if (alp[0].len == 0 || is_blank_line(alp[0].data, 0, alp[0].len)) {
+        chat_problem(p, c->line, "every record needs an instruction; pass --skip-bad to skip it", "empty instruction");
+    } else if (alp[2].len == 0 || is_blank_line(alp[2].data, 0, alp[2].len)) {
+        chat_problem(p, c->line, "every record needs an output to learn; pass --skip-bad to skip it", "empty output");
+    } else {  // Alpaca: one user turn, one assistant turn
+        ByteVec user = {0};
+        bytevec_append(&user, alp[0].data, alp[0].len);
+        if (found[1] && alp[1].len && !is_blank_line(alp[1].data, 0, alp[1].len)) { bytevec_append(&user, "\n\n", 2); bytevec_append(&user, alp[1].data, alp[1].len); }
+        chat_add(c, ROLE_USER, user.data, user.len);
+        chat_add(c, ROLE_ASSISTANT, alp[2].data, alp[2].len);
+        c->alpaca = 1;
+        free(user.data);
+    }
+done:
+    if (p->what[0]) chat_free(c);
+    free(key.data);
+    for (int q = 0; q < 3; q++) free(alp[q].data);
+    return rc;
+}
+
+// one record into chats (if it is good); returns 1 if it was added, 0 if not, -1 on invalid JSON
+static int chat_one(JsonScan* js, const char* path, BadRows* bad, ChatVec* chats) {
+    Chat c;
+    ChatProblem p = {"", NULL, 0};
+    if (chat_record(js, &c, &p)) {
+        chat_free(&c);
+        bad_row(bad, path, js->line, "each record must be one JSON object; check quotes, commas and brackets", "invalid JSON: %s", js->err);
+        return -1;
+    }
+    if (p.what[0]) { bad_row(bad, path, p.line, p.hint, "%s", p.what); return 0; }
+    if (chats->len == chats->cap) { chats->cap = chats->cap ? 2 * chats->cap : 1024; chats->data = reallocCheck(chats->data, chats->cap * sizeof(Chat)); }
+    chats->data[chats->len++] = c;
+    return 1;
+}
+
+// every record of a JSONL file or a JSON array; *records counts them all, good or bad
+static void read_chats(const char* path, BadRows* bad, ChatVec* chats, size_t* records) {
+    size_t n;
+    unsigned char* s = read_file_or_die(path, &n);
+    *records = 0;
+    size_t bom = n >= 3 && s[0] == 0xEF && s[1] == 0xBB && s[2] == 0xBF ? 3 : 0;
+    if (n == bom) fail_at(path, "the file is empty; check the path", "no rows");
+    JsonScan js = {s, n, bom, 1, NULL};
+    jscan_ws(&js);
+    if (js.pos < n && s[js.pos] == '[') {  // a JSON array of records
+        js.pos++;
+        jscan_ws(&js);
+        if (js.pos < n && s[js.pos] == ']') js.pos++;
+        else while (1) {
+            (*records)++;
+            if (chat_one(&js, path, bad, chats) < 0) { bad_row(bad, path, js.line, NULL, "cannot find the next record after invalid JSON; the rest of the file is skipped"); break; }
+            jscan_ws(&js);
+            if (js.pos < n && s[js.pos] == ',') { js.pos++; continue; }
+            if (js.pos < n && s[js.pos] == ']') { js.pos++; break; }
+            bad_row(bad, path, js.line, "records in a JSON array are separated by commas", "invalid JSON: expected ',' or ']'");
+            break;
+        }
+    } else {  // JSONL: one record per line
+        int line = 1;
+        for (size_t i = bom; i < n; line++) {
+            size_t e = line_end(s, n, i);
+            if (!is_blank_line(s, i, e)) {
+                JsonScan one = {s, e, i, line, NULL};
+                (*records)++;
+                int added = chat_one(&one, path, bad, chats);
+                jscan_ws(&one);
+                if (added >= 0 && one.pos < e) {
+                    bad_row(bad, path, line, "JSONL holds exactly one JSON object per line", "invalid JSON: text after the object");
+                    if (added) chat_free(&chats->data[--chats->len]);
+                }
+            }
+            i = e;
+        }
+    }
+    free(s);
+}
+
+// the id of an added or special token with exactly this text, -1 if the tokenizer has none
+static int tok_find_special(Tokenizer* t, const char* text) {
+    const IntVec* added = tok_added_ids(t);
+    size_t n = strlen(text);
+    for (size_t k = 0; k < added->len; k++) {
+        size_t m;
+        const unsigned char* p = tok_bytes(t, added->data[k], &m);
+        if (m == n && memcmp(p, text, n) == 0) return added->data[k];
+    }
+    return -1;
+}
+
+// Appends one message, <|im_start|>{role}\n{content}<|im_end|>\n, to ids, and its loss mask to mask: 1 on an
+// assistant message's content, <|im_end|> and "\n", 0 elsewhere. Returns the number of tokens marked 1.
+static size_t chatml_append(Tokenizer* t, const int im[2], int role, const char* text, size_t len, int allow_special,
+                            ByteVec* piece, IntVec* ids, ByteVec* mask) {
+    int train = role == ROLE_ASSISTANT;
+    size_t trained = 0;
+    intvec_push(ids, im[0]), bytevec_push(mask, 0);
+    piece->len = 0;
+    bytevec_append(piece, role_name[role], strlen(role_name[role]));
+    bytevec_push(piece, '\n');
+    size_t header = piece->len, at = 0, q = ids->len;
+    bytevec_append(piece, text, len);
+    tokenizer_encode(t, piece->data, piece->len, allow_special, ids);  // one piece, as between two added tokens in HF
+    for (; q < ids->len; q++) {  // bytes [0, header) are "{role}\n": a token ending past them holds content
+        size_t m;
+        tok_bytes(t, ids->data[q], &m);
+        at += m;
+        int on = train && at > header;
+        bytevec_push(mask, (unsigned char)on), trained += on;
+    }
+    intvec_push(ids, im[1]), bytevec_push(mask, (unsigned char)train), trained += train;
+    q = ids->len;
+    tokenizer_encode(t, "\n", 1, 0, ids);
+    for (; q < ids->len; q++) bytevec_push(mask, (unsigned char)train), trained += train;
+    return trained;
+}
+
+static int cmd_sft_chatml(const Options* o) {
+    if (o->input_format && strcmp(o->input_format, "jsonl") && strcmp(o->input_format, "json"))
+        fail_at("--input-format", "--template chatml reads JSON records (JSONL, or a JSON array): drop --input-format", "cannot read \"%s\"", o->input_format);
+    Tokenizer t;
+    load_tokenizer(&t, o);
+    int im[2] = {tok_find_special(&t, "<|im_start|>"), tok_find_special(&t, "<|im_end|>")};
+    if (im[0] < 0 || im[1] < 0)
+        fail_at(o->tokenizer, "pass --add-token '<|im_start|>' --add-token '<|im_end|>' (train then grows the model's vocabulary by "
+                "their rows), or use a tokenizer.json that has them (SmolLM2, Qwen2.5)",
+                "no %s token: ChatML needs <|im_start|> and <|im_end|> as single tokens", im[0] < 0 ? "<|im_start|>" : "<|im_end|>");
+    report_open(o->out);
+    BadRows bad = {o->skip_bad, 0, ""};
+    ChatVec chats = {0};
+    size_t records;
+    read_chats(o->files[0], &bad, &chats, &records);
+    // de-duplicate (whole conversations, roles included)
+    StrMap seen_rec;
+    strmap_init(&seen_rec, chats.len);
+    ByteVec key = {0};
+    unsigned char** keys = mallocCheck((chats.len + 1) * sizeof(unsigned char*));
+    size_t nkeys = 0, dups = 0, j = 0, alpaca_rows = 0, messages = 0, assistant_turns = 0, systems_added = 0;
+    for (size_t i = 0; i < chats.len; i++) {
+        Chat* c = &chats.data[i];
+        int keep = 1;
+        if (!o->keep_duplicates) {
+            key.len = 0;
+            for (int m = 0; m < c->n; m++) { bytevec_push(&key, (unsigned char)('0' + c->msg[m].role)); bytevec_append(&key, c->msg[m].text, c->msg[m].len); bytevec_push(&key, 0x1F); }
+            if (strmap_get(&seen_rec, key.data, key.len) >= 0) dups++, keep = 0;
+            else {
+                keys[nkeys] = (unsigned char*)dup_bytes(key.data, key.len);
+                strmap_put(&seen_rec, keys[nkeys], key.len, 1);
+                nkeys++;
+            }
+        }
+        if (keep) chats.data[j++] = *c; else chat_free(c);
+    }
+    chats.len = j;
+    if (chats.len == 0) fail_at(o->files[0], "records are {\"messages\": [{\"role\": ..., \"content\": ...}, ...]} or Alpaca's instruction/input/output", "no usable records");
+    uint64_t rng = o->seed;
+    unsigned char* split_of = mallocCheck(chats.len);
+    assign_splits(split_of, chats.len, o->split, &rng);
+    DsWriter w[3];
+    int have[3] = {0};
+    char path[4200];
+    for (size_t i = 0; i < chats.len; i++) have[split_of[i]] = 1;
+    for (int k = 0; k < 3; k++) if (have[k]) {
+        snprintf(path, sizeof path, "%s_%s.ds", o->out, split_name[k]);
+        open_or_die(&w[k], path, EXAMPLES_MAGIC, DS_SFT, t.vocab_size, 0);
+    }
+    size_t count[3] = {0}, tokens[3] = {0}, trained_tokens[3] = {0}, truncated[3] = {0}, dropped[3] = {0};
+    size_t* lens[3];
+    size_t* plens[3];
+    for (int k = 0; k < 3; k++) { lens[k] = mallocCheck((chats.len + 1) * sizeof(size_t)); plens[k] = mallocCheck((chats.len + 1) * sizeof(size_t)); }
+    unsigned char* seen = mallocCheck((size_t)t.vocab_size);
+    memset(seen, 0, (size_t)t.vocab_size);
+    IntVec ids = {0};
+    ByteVec piece = {0}, mask = {0};
+    size_t max_len = o->max_len > 0 ? (size_t)o->max_len : (size_t)-1;
+    for (size_t i = 0; i < chats.len; i++) {
+        Chat* c = &chats.data[i];
+        int k = split_of[i];
+        alpaca_rows += c->alpaca, messages += (size_t)c->n;
+        ids.len = 0, mask.len = 0;
+        if (o->system_msg && c->msg[0].role != ROLE_SYSTEM) {  // as the templates' default system message
+            chatml_append(&t, im, ROLE_SYSTEM, o->system_msg, strlen(o->system_msg), o->allow_special, &piece, &ids, &mask);
+            systems_added++;
+        }
+        for (int m = 0; m < c->n; m++) {
+            chatml_append(&t, im, c->msg[m].role, c->msg[m].text, c->msg[m].len, o->allow_special, &piece, &ids, &mask);
+            assistant_turns += c->msg[m].role == ROLE_ASSISTANT;
+        }
+        size_t np = 0;  // tokens before the first trained one (there is one: every assistant turn trains its <|im_end|>)
+        while (np < ids.len && !mask.data[np]) np++;
+        if (np >= max_len) { dropped[k]++; continue; }  // no room for even one trained token
+        if (ids.len > max_len) { ids.len = max_len; truncated[k]++; }
+        size_t trained = 0;
+        for (size_t q = 0; q < ids.len; q++) trained += mask.data[q], seen[ids.data[q]] = 1;
+        ds_write_example(&w[k], ids.data, ids.len, (int)np, mask.data);
+        lens[k][count[k]] = ids.len; plens[k][count[k]] = np; count[k]++;
+        tokens[k] += ids.len; trained_tokens[k] += trained;
+    }
+    report("dataprep sft: %zu records read from %s: %zu conversations, %zu of them Alpaca rows; template chatml; seed %llu\n",
+           records, o->files[0], chats.len, alpaca_rows, (unsigned long long)o->seed);
+    report("tokenizer: %s (V=%d, <|im_start|>=%d, <|im_end|>=%d)  max-len %d\n", o->tokenizer, t.vocab_size, im[0], im[1], o->max_len);
+    report("messages: %zu, %zu of them assistant turns (trained on: content, <|im_end|>, \"\\n\")  system message (--system) added to %zu\n",
+           messages, assistant_turns, systems_added);
+    report("bad rows skipped: %zu%s%s   duplicates removed: %zu\n", bad.bad, bad.bad ? "  first: " : "", bad.first_bad, dups);
+    for (int k = 0; k < 3; k++) {
+        if (!have[k]) { report("  %-5s none\n", split_name[k]); continue; }
+        report("  %-5s %6zu examples  %8zu tokens (%zu in assistant turns, trained on)  truncated %zu  dropped %zu (first assistant turn at or past max-len)\n",
+               split_name[k], count[k], tokens[k], trained_tokens[k], truncated[k], dropped[k]);
+        report_lengths("  total", lens[k], count[k]);
+        report_lengths("  before", plens[k], count[k]);
+    }
+    report_coverage(seen, t.vocab_size);
+    for (int k = 0; k < 3; k++)
+        if (have[k] && !count[k])
+            fail_at(o->files[0], "raise --max-len (the first assistant turn must start before it)",
+                    "every example of the %s split was dropped: %zu conversation(s) with --max-len %d tokens or more before the first assistant turn",
+                    split_name[k], dropped[k], o->max_len);
+    for (int k = 0; k < 3; k++) if (have[k]) write_or_die(&w[k]);
+    report_close();
+    for (size_t i = 0; i < chats.len; i++) chat_free(&chats.data[i]);
+    for (size_t i = 0; i < nkeys; i++) free(keys[i]);
+    for (int k = 0; k < 3; k++) free(lens[k]), free(plens[k]);
+    free(chats.data); free(keys); free(seen_rec.slots); free(key.data); free(split_of); free(seen); free(ids.data); free(piece.data); free(mask.data);
+    tokenizer_free(&t);
+    return 0;
+}
+
 static int cmd_sft(const Options* o) {
     if (!o->out) fail_at("sft", "pass --out PREFIX, e.g. --out data/alpaca", "missing --out");
     if (o->num_files != 1) fail_at("sft", "give one Alpaca-style JSON or JSONL file", "%d input files", o->num_files);
+    if (strcmp(o->template_name, "chatml") == 0) return cmd_sft_chatml(o);
+    if (o->system_msg) fail_at("--system", "a system message is part of --template chatml only", "does not apply to --template %s", o->template_name);
     int alpaca = strcmp(o->template_name, "alpaca") == 0;
-    if (!alpaca && strcmp(o->template_name, "plain")) fail_at("--template", "use alpaca or plain", "unknown template \"%s\"", o->template_name);
+    if (!alpaca && strcmp(o->template_name, "plain")) fail_at("--template", "use alpaca, plain or chatml", "unknown template \"%s\"", o->template_name);
     Tokenizer t;
     load_tokenizer(&t, o);
     report_open(o->out);
@@ -1610,7 +1996,7 @@ static void check_options_apply(const char* cmd, const Options* o) {
                 "--text-col --label-col --labels --max-len --append-eot --keep-duplicates --oversample --train --val --test "
                 "--augment --aug-ops --aug-p --synonyms"},
         {"sft", "--tokenizer --out --add-token --allow-special --split --seed --skip-bad --encoding --input-format --max-len "
-                "--template --keep-duplicates"},
+                "--template --keep-duplicates --system"},
         {"tok", "--tokenizer --out --add-token --allow-special --skip-bad --encoding --max-len --train --val --test"},
         {"train-tokenizer", "--vocab-size --out --verbose --skip-bad --encoding"},
     };

@@ -490,7 +490,8 @@ static GenEvalResult eval_generate(GPT* model, const GenEvalOpts* o) {
         for (size_t i = 0; i < ex.n; i++) ids[i] = dataset_id(ex.ids, ds.bytes_per_token, i);
         int len = generate_with(model, &sampler, ids, np, o->max_new, out, NULL, NULL);
         int stopped = len > np && out[len - 1] == stop, ng = len - np - stopped;
-        if (nr > 0 && ids[ex.n - 1] == tok.eot_id) nr--;  // the reference without its <|endoftext|>
+        for (int q = 0; q < nr; q++)  // the reference up to its end: <|endoftext|>, or --stop (ChatML: <|im_end|>, its first turn)
+            if (ids[np + q] == tok.eot_id || ids[np + q] == stop) { nr = q; break; }
         ByteVec p = {0}, h = {0}, g = {0};
         bytevec_append(&p, "", 0), bytevec_append(&h, "", 0), bytevec_append(&g, "", 0);
         size_t bad;

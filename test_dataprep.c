@@ -1,5 +1,6 @@
 // test_dataprep: tests of tokenizer.c, dataset.h and the dataprep program.
-//   make test_dataprep && ./test_dataprep        (from the repo root; needs ../shared/data and ./dataprep)
+//   make test_dataprep && ./test_dataprep        (from the repo root; needs ../shared/data, ./dataprep and, for the
+//   chatml end-to-end checks, ./train)
 // One line per check, [ OK ] or [FAIL], then "dataprep: N passed, M failed"; exit 1 on any failure.
 // The GPT-2 ids come from an independent implementation (npm gpt-3-encoder, see
 // dev/tokenizer_vectors.js) and are committed in ref/tokenizer_gpt2_vectors.txt.
@@ -793,6 +794,14 @@ static void test_cli(void) {
     write_text(TMP "/bad.jsonl", "{\"text\": \"fine\", \"label\": 1}\n{\"text\": \"broken\", \"label\": }\n");
     rc = run("./dataprep cls --tokenizer " GPT2 " --out " TMP "/bad " TMP "/bad.jsonl");
     check(rc != 0 && strstr(err_line(), "bad.jsonl:2: error: invalid JSON"), "cli cls: invalid JSON: %s", err_line());
+    // a record both missing a field and followed by junk is one bad row, and the good row before it stays
+    write_text(TMP "/junk.jsonl", "{\"text\": \"a\", \"label\": \"x\"}\n{\"text\": \"b\", \"label\": \"y\"}\n{\"text\": \"c\"} junk\n"
+                                  "{\"text\": \"e\", \"label\": \"x\"}\n{\"text\": \"f\", \"label\": \"y\"}\n");
+    rc = run("./dataprep cls --tokenizer bytes --out " TMP "/junk --skip-bad --split 100/0/0 " TMP "/junk.jsonl");
+    ok = rc == 0 && dataset_open(&ds, TMP "/junk_train.ds", err, sizeof err) == 0;
+    check(ok && ds.count == 4 && file_contains(TMP "/junk_summary.txt", "bad rows skipped: 1  first: " TMP "/junk.jsonl:3: missing field"),
+          "cli cls: --skip-bad, a record missing a field with junk after it: 1 bad row, the 4 good ones kept (%d)", ok ? (int)ds.count : -1);
+    if (ok) dataset_close(&ds);
     write_text(TMP "/lab.jsonl", "{\"text\": \"fine\", \"label\": \"pos\"}\n{\"text\": \"odd\", \"label\": \"maybe\"}\n");
     rc = run("./dataprep cls --tokenizer " GPT2 " --out " TMP "/bad --labels neg,pos " TMP "/lab.jsonl");
     check(rc != 0 && strstr(err_line(), "lab.jsonl:2: error: unknown label \"maybe\""), "cli cls: unknown label: %s", err_line());
@@ -870,6 +879,207 @@ static void test_cli(void) {
     ok = rc == 0 && dataset_open(&ds, TMP "/bytes_train.bin", err, sizeof err) == 0;
     check(ok && ds.vocab_size == 257 && dataset_token(&ds, 0) == 256 && dataset_token(&ds, 1) == 'H', "cli text: --tokenizer bytes, V=257, <|endoftext|>=256");
     if (ok) dataset_close(&ds);
+}
+
+// ---------------------------------------------------------------------------- sft --template chatml
+
+// the first example of a .ds file: ids, mask, label; 0 if it cannot be read
+static int first_example(const char* path, IntVec* ids, ByteVec* mask, int* label, int* vocab) {
+    Dataset ds;
+    Example ex;
+    char err[512];
+    if (dataset_open(&ds, path, err, sizeof err) != 0) return 0;
+    int ok = ds.count > 0 && dataset_get(&ds, 0, &ex) == 0;
+    ids->len = 0, mask->len = 0;
+    for (size_t q = 0; ok && q < ex.n; q++) intvec_push(ids, dataset_id(ex.ids, ds.bytes_per_token, q)), bytevec_push(mask, ex.mask[q]);
+    if (ok) *label = ex.label, *vocab = ds.vocab_size;
+    dataset_close(&ds);
+    return ok;
+}
+static int same_mask(const ByteVec* m, const char* want) {  // want: '0'/'1' per token
+    if (m->len != strlen(want)) return 0;
+    for (size_t q = 0; q < m->len; q++) if (m->data[q] != (unsigned char)(want[q] - '0')) return 0;
+    return 1;
+}
+// the text of ids under a tokenizer (special tokens as their text)
+static int decodes_to(const char* tok_path, const IntVec* ids, const char* want) {
+    Tokenizer t;
+    char err[512];
+    if (tokenizer_load(&t, tok_path, err, sizeof err) != 0) return 0;
+    tokenizer_add_special(&t, "<|im_start|>"), tokenizer_add_special(&t, "<|im_end|>");  // GPT-2: as --add-token did
+    ByteVec out = {0};
+    bytevec_append(&out, "", 0);
+    int ok = tokenizer_decode(&t, ids->data, ids->len, &out, NULL) == 0 && out.len == strlen(want) && memcmp(out.data, want, out.len) == 0;
+    if (!ok) printf("  decoded: %.*s\n", (int)out.len, (char*)out.data);
+    free(out.data);
+    tokenizer_free(&t);
+    return ok;
+}
+
+static void test_chatml(void) {
+    IntVec ids = {0};
+    ByteVec mask = {0};
+    int label = -1, vocab = 0, rc;
+    // A two-turn conversation with a system message. The ids are tokenizers.js's encoding of @huggingface/jinja's
+    // rendering of SmolLM2-Instruct's chat template (node dev/check_chatml.mjs /work/node_modules_chatml --print-ids,
+    // chat 0, ref/tokjson_smol.json: <|im_start|>=1, <|im_end|>=2, "\n"=201). The mask: 1 on each assistant
+    // content, its <|im_end|> and the "\n" after it; 0 on system, user and "<|im_start|>assistant\n".
+    write_text(TMP "/chat.jsonl",
+        "{\"messages\": [{\"role\": \"system\", \"content\": \"You are terse.\"}, {\"role\": \"user\", \"content\": \"Hi there\"}, "
+        "{\"role\": \"assistant\", \"content\": \"Hello!\"}, {\"role\": \"user\", \"content\": \"What is 2+2?\"}, "
+        "{\"role\": \"assistant\", \"content\": \"4, of course.\"}]}\n");
+    static const int want_smol[] = {1, 85, 615, 201, 59, 286, 528, 262, 264, 328, 16, 2, 201,            // system
+                                    1, 875, 201, 1449, 1055, 2, 201,                                     // user
+                                    1, 1630, 201, 1415, 3, 2, 201,                                       // assistant
+                                    1, 875, 201, 57, 74, 269, 377, 223, 20, 13, 20, 33, 2, 201,          // user
+                                    1, 1630, 201, 22, 14, 318, 275, 416, 328, 16, 2, 201};               // assistant
+    static const char* mask_smol = "0000000000000" "0000000" "000111100000000000000000111111111";
+    rc = run("./dataprep sft --tokenizer ref/tokjson_smol.json --template chatml --split 100/0/0 --out " TMP "/chat " TMP "/chat.jsonl");
+    int ok = rc == 0 && first_example(TMP "/chat_train.ds", &ids, &mask, &label, &vocab);
+    IntVec want = {(int*)want_smol, sizeof want_smol / sizeof want_smol[0], 0};
+    check(ok && same_ids(&ids, &want), "chatml: SmolLM2 tokenizer, system + two turns: the %zu ids of Hugging Face's template + tokenizer (got %zu)", want.len, ids.len);
+    check(ok && same_mask(&mask, mask_smol) && label == 23, "chatml: loss mask on the two assistant contents + <|im_end|>\\n only (13 of 53), label = 23 tokens before the first");
+    check(ok && decodes_to("ref/tokjson_smol.json", &ids, "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n"
+                           "<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n4, of course.<|im_end|>\n"),
+          "chatml: the ids decode to <|im_start|>{role}\\n{content}<|im_end|>\\n per message, nothing else");
+    // Qwen2's pattern joins the header's "\n" with a content's leading "\n\n" into one token (1261): it is trained,
+    // as Hugging Face's assistant mask marks every token with a character of the assistant block (same source as above,
+    // chat 4, without the default system message).
+    write_text(TMP "/chatq.jsonl", "{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}, {\"role\": \"assistant\", \"content\": \"\\n\\nOK\"}]}\n");
+    static const int want_qwen[] = {1832, 872, 198, 1446, 1833, 198, 1832, 1627, 1261, 46, 42, 1833, 198};
+    rc = run("./dataprep sft --tokenizer ref/tokjson_qwen2.json --template chatml --split 100/0/0 --out " TMP "/chatq " TMP "/chatq.jsonl");
+    ok = rc == 0 && first_example(TMP "/chatq_train.ds", &ids, &mask, &label, &vocab);
+    want = (IntVec){(int*)want_qwen, sizeof want_qwen / sizeof want_qwen[0], 0};
+    check(ok && same_ids(&ids, &want) && same_mask(&mask, "0000000011111") && label == 8,
+          "chatml: Qwen2 tokenizer: \"assistant\\n\" + \"\\n\\nOK\" -> the token \"\\n\\n\\n\" spans header and content and is trained");
+    // --system: added where a conversation has none, as the templates' default system message
+    rc = run("./dataprep sft --tokenizer ref/tokjson_qwen2.json --template chatml --split 100/0/0 --system 'You are Qwen, created by Alibaba Cloud. You are a helpful assistant.' "
+             "--out " TMP "/chatqs " TMP "/chatq.jsonl");
+    ok = rc == 0 && first_example(TMP "/chatqs_train.ds", &ids, &mask, &label, &vocab);
+    check(ok && decodes_to("ref/tokjson_qwen2.json", &ids, "<|im_start|>system\nYou are Qwen, created by Alibaba Cloud. You are a helpful assistant.<|im_end|>\n"
+                           "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n\n\nOK<|im_end|>\n") && ids.len == 52 && label == 47 &&
+          file_contains(TMP "/chatqs_summary.txt", "system message (--system) added to 1"),
+          "chatml: --system TEXT goes first where there is no system message: Qwen2.5's default gives its template's 52 ids");
+    rc = run("./dataprep sft --tokenizer ref/tokjson_smol.json --template chatml --split 100/0/0 --system 'Other.' --out " TMP "/chat2 " TMP "/chat.jsonl");
+    ok = rc == 0 && first_example(TMP "/chat2_train.ds", &ids, &mask, &label, &vocab);
+    want = (IntVec){(int*)want_smol, sizeof want_smol / sizeof want_smol[0], 0};
+    check(ok && same_ids(&ids, &want) && file_contains(TMP "/chat2_summary.txt", "added to 0"), "chatml: --system leaves a conversation that has a system message as it is");
+    rc = run("./dataprep sft --tokenizer ref/tokjson_smol.json --system 'x' --out " TMP "/chat3 " TMP "/chat.jsonl");
+    check(rc == 1 && strstr(err_line(), "--system: error: does not apply to --template alpaca"), "chatml: --system without --template chatml refused: %s", err_line());
+    // Alpaca rows under chatml: a user turn (instruction, "\n\n", input) and an assistant turn (output); a JSON array
+    write_text(TMP "/chata.json", "[{\"instruction\": \"Add them\", \"input\": \"2 and 2\", \"output\": \"4\"},\n {\"instruction\": \"Say hi\", \"input\": \"\", \"output\": \"hi\"}]");
+    rc = run("./dataprep sft --tokenizer ref/tokjson_smol.json --template chatml --split 100/0/0 --out " TMP "/chata " TMP "/chata.json");
+    ok = rc == 0 && first_example(TMP "/chata_train.ds", &ids, &mask, &label, &vocab);
+    size_t trained = 0;
+    for (size_t q = 0; q < mask.len; q++) trained += mask.data[q];
+    // trained: "4" (one token: the tokenizer splits digits), <|im_end|>, "\n"
+    check(ok && decodes_to("ref/tokjson_smol.json", &ids, "<|im_start|>user\nAdd them\n\n2 and 2<|im_end|>\n<|im_start|>assistant\n4<|im_end|>\n") &&
+          trained == 3 && mask.len == ids.len && mask.data[ids.len - 3] && !mask.data[ids.len - 4] && label == (int)ids.len - 3 &&
+          file_contains(TMP "/chata_summary.txt", "2 records read") && file_contains(TMP "/chata_summary.txt", "2 conversations, 2 of them Alpaca rows"),
+          "chatml: Alpaca rows -> user \"instruction\\n\\ninput\", assistant \"output\"; trained: 4<|im_end|>\\n (3 tokens)");
+    // a tokenizer without the ChatML tokens: refused with the --add-token hint; with it, V grows by 2
+    rc = run("./dataprep sft --tokenizer " GPT2 " --template chatml --out " TMP "/chatg " TMP "/chat.jsonl");
+    check(rc == 1 && strstr(err_line(), "error: no <|im_start|> token") && file_contains(TMP "/err.txt", "hint: pass --add-token '<|im_start|>' --add-token '<|im_end|>'"),
+          "chatml: GPT-2 vocabulary has no <|im_start|>: one-line error with the --add-token hint");
+    rc = run("./dataprep sft --tokenizer " GPT2 " --add-token '<|im_start|>' --add-token '<|im_end|>' --template chatml --split 100/0/0 --out " TMP "/chatg " TMP "/chat.jsonl");
+    ok = rc == 0 && first_example(TMP "/chatg_train.ds", &ids, &mask, &label, &vocab);
+    check(ok && vocab == 50259 && ids.len > 0 && ids.data[0] == 50257 && ids.data[ids.len - 2] == 50258 && ids.data[ids.len - 1] == 198 &&
+          decodes_to(GPT2, &ids, "<|im_start|>system\nYou are terse.<|im_end|>\n<|im_start|>user\nHi there<|im_end|>\n"
+                     "<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n4, of course.<|im_end|>\n"),
+          "chatml: GPT-2 + --add-token: <|im_start|>=50257, <|im_end|>=50258, V=%d (want 50259)", vocab);
+    // bad records: each a one-line error naming file:line, with a hint
+    static const struct { const char* line; const char* want; } bad[] = {
+        {"{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"bot\", \"content\": \"b\"}]}", "messages[1].role is \"bot\", not system, user or assistant"},
+        {"{\"messages\": [{\"role\": \"system\", \"content\": \"s\"}, {\"role\": \"user\", \"content\": \"a\"}]}", "no assistant turn: nothing to learn"},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"content\": 42}]}", "messages[1].content is a number, not a string"},
+        {"{\"messages\": {\"role\": \"user\", \"content\": \"a\"}}", "\"messages\" is an object, not an array"},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"system\", \"content\": \"s\"}, {\"role\": \"assistant\", \"content\": \"b\"}]}",
+         "messages[1] is a system message after the first message"},
+        {"{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": \"text\", \"text\": \"a\"}]}, {\"role\": \"assistant\", \"content\": \"b\"}]}", "messages[0].content is an array, not a string"},
+        {"{\"messages\": [{\"content\": \"a\"}, {\"role\": \"assistant\", \"content\": \"b\"}]}", "messages[0] has no \"role\""},
+        {"{\"messages\": []}", "\"messages\" is empty: nothing to learn"},
+        {"{\"text\": \"a\"}", "neither \"messages\" nor \"instruction\"/\"output\""},
+    };
+    const char* good = "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"content\": \"b\"}]}\n";
+    int nbad = (int)(sizeof bad / sizeof bad[0]);
+    ByteVec all = {0};
+    bytevec_append(&all, good, strlen(good));
+    for (int k = 0; k < nbad; k++) {
+        char text[1024];
+        snprintf(text, sizeof text, "%s%s\n", good, bad[k].line);  // the bad record on line 2
+        write_text(TMP "/chatbad.jsonl", text);
+        remove(TMP "/chatbad_train.ds");  // (only a broken check writes it)
+        rc = run("./dataprep sft --tokenizer ref/tokjson_smol.json --template chatml --out " TMP "/chatbad " TMP "/chatbad.jsonl");
+        char want_line[600];
+        snprintf(want_line, sizeof want_line, "chatbad.jsonl:2: error: %s", bad[k].want);
+        check(rc == 1 && strstr(err_line(), want_line) && file_contains(TMP "/err.txt", "\nhint: ") && access(TMP "/chatbad_train.ds", F_OK) != 0,
+              "chatml bad input %d: %s", k, err_line());
+        bytevec_append(&all, bad[k].line, strlen(bad[k].line)), bytevec_push(&all, '\n');
+    }
+    // a JSON array over several lines: the line of the offending message
+    write_text(TMP "/chatbad.json", "[\n{\"messages\": [\n  {\"role\": \"user\", \"content\": \"a\"},\n  {\"role\": \"assistant\", \"content\": null}\n]}\n]\n");
+    rc = run("./dataprep sft --tokenizer ref/tokjson_smol.json --template chatml --out " TMP "/chatbad " TMP "/chatbad.json");
+    check(rc == 1 && strstr(err_line(), "chatbad.json:4: error: messages[1].content is null, not a string"), "chatml bad input in a JSON array: the message's line: %s", err_line());
+    // --skip-bad: every bad record skipped and counted, the good ones kept
+    const char* junk = "{\"messages\": [{\"role\": \"user\", \"content\": \"e\"}, {\"role\": \"assistant\", \"content\": \"f\"}]} junk\n";
+    bytevec_append(&all, junk, strlen(junk));  // text after the object: skipped
+    const char* good2 = "{\"messages\": [{\"role\": \"user\", \"content\": \"c\"}, {\"role\": \"assistant\", \"content\": \"d\"}]}\n";
+    bytevec_append(&all, good2, strlen(good2));
+    bytevec_push(&all, 0);
+    write_text(TMP "/chatbad.jsonl", (char*)all.data);
+    rc = run("./dataprep sft --tokenizer ref/tokjson_smol.json --template chatml --skip-bad --split 100/0/0 --out " TMP "/chatskip " TMP "/chatbad.jsonl");
+    char want_count[128];
+    snprintf(want_count, sizeof want_count, "bad rows skipped: %d  first: " TMP "/chatbad.jsonl:2: messages[1].role is \"bot\"", nbad + 1);
+    Dataset ds;
+    char err[512];
+    ok = rc == 0 && dataset_open(&ds, TMP "/chatskip_train.ds", err, sizeof err) == 0;
+    check(ok && ds.count == 2 && file_contains(TMP "/chatskip_summary.txt", want_count) && file_contains(TMP "/chatskip_summary.txt", "12 records read"),
+          "chatml --skip-bad: %d bad records skipped and counted, the 2 good ones kept (%llu)", nbad + 1, ok ? (unsigned long long)ds.count : 0ULL);
+    if (ok) dataset_close(&ds);
+    free(all.data);
+    // --max-len: as Alpaca: cut to fit when the first assistant turn starts before it, else dropped (counted)
+    write_text(TMP "/chatlen.jsonl",
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": \"assistant\", \"content\": \"a long answer that does not fit\"}]}\n"
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"a question far too long to leave room for the answer\"}, {\"role\": \"assistant\", \"content\": \"b\"}]}\n"
+        "{\"messages\": [{\"role\": \"user\", \"content\": \"c\"}, {\"role\": \"assistant\", \"content\": \"d\"}]}\n");
+    rc = run("./dataprep sft --tokenizer ref/tokjson_smol.json --template chatml --split 100/0/0 --max-len 16 --out " TMP "/chatlen " TMP "/chatlen.jsonl");
+    ok = rc == 0 && dataset_open(&ds, TMP "/chatlen_train.ds", err, sizeof err) == 0;
+    check(ok && ds.count == 2 && ds.max_len == 16 && file_contains(TMP "/chatlen_summary.txt", "truncated 1  dropped 1"),
+          "chatml --max-len 16: the long answer cut to 16 tokens, the long question dropped, both counted");
+    if (ok) dataset_close(&ds);
+    // ./train on it. The GPT-2 + --add-token file: train grows the model's vocabulary by the two ChatML rows.
+    rc = run("./train --init 1,2,32 --vocab 50257 --max-seq 64 --train " TMP "/chatg_train.ds --batch 1 --seq 64 --steps 2 --print-every 0 --out " TMP "/chatg_run");
+    check(rc == 0 && file_contains(TMP "/out.txt", "growing the vocabulary from 50257 to 50259") && file_contains(TMP "/out.txt", "(sft)"),
+          "chatml + ./train: an SFT file; --add-token's <|im_start|>, <|im_end|> grow the model's vocabulary 50257 -> 50259");
+    // End to end: five two-turn conversations whose first answer is always "the cat sat on the mat."; a 1-layer model
+    // learns them (100 steps, seeded), then eval --generate --stop <|im_end|> (2) from each prompt (everything before
+    // the first assistant content) reproduces that turn: BLEU 100, ROUGE-L 1, all 5 stopped at <|im_end|>, and the
+    // reference is the first turn without its <|im_end|> (not the rest of the conversation).
+    ByteVec conv = {0};
+    static const char* const qs[] = {"ab", "cd", "ef", "gh", "ij"};
+    for (int k = 0; k < 5; k++) {
+        char line[512];
+        snprintf(line, sizeof line, "{\"messages\": [{\"role\": \"system\", \"content\": \"Answer.\"}, {\"role\": \"user\", \"content\": \"Q: %s\"}, "
+                 "{\"role\": \"assistant\", \"content\": \"the cat sat on the mat.\"}, {\"role\": \"user\", \"content\": \"More?\"}, "
+                 "{\"role\": \"assistant\", \"content\": \"No.\"}]}\n", qs[k]);
+        bytevec_append(&conv, line, strlen(line));
+    }
+    bytevec_push(&conv, 0);
+    write_text(TMP "/chate2e.jsonl", (char*)conv.data);
+    free(conv.data);
+    rc = run("./dataprep sft --tokenizer ref/tokjson_smol.json --template chatml --split 100/0/0 --out " TMP "/chate2e " TMP "/chate2e.jsonl && "
+             "./train --init 1,2,32 --vocab 1834 --max-seq 64 --train " TMP "/chate2e_train.ds --batch 5 --seq 64 --steps 100 --lr 1e-2 "
+             "--print-every 0 --out " TMP "/chate2e_run && ./train eval --model " TMP "/chate2e_run/model.bin --data " TMP "/chate2e_train.ds "
+             "--batch 5 --seq 64 --generate -1 --max-new-tokens 20 --stop 2 --tokenizer ref/tokjson_smol.json --out " TMP "/chate2e_run");
+    char* gens = slurp(TMP "/chate2e_run/generations.jsonl", NULL);
+    int refs = 0, prompts = 0;
+    for (char* g = gens; g && (g = strstr(g, "\"reference\": \"the cat sat on the mat.\", ")); g++) refs++;
+    for (char* g = gens; g && (g = strstr(g, "<|im_start|>assistant\\n\", \"reference\"")); g++) prompts++;
+    free(gens);
+    check(rc == 0 && file_contains(TMP "/out.txt", "\"bleu\": 100.0000") && file_contains(TMP "/out.txt", "\"rouge_l\": 1.000000") &&
+          file_contains(TMP "/out.txt", "\"gen_stopped\": 5") && refs == 5 && prompts == 5,
+          "chatml + ./train + eval --generate --stop 2: prompts end in <|im_start|>assistant\\n, references are the first turn (%d, %d of 5), BLEU 100", refs, prompts);
+    free(ids.data), free(mask.data);
 }
 
 // ---------------------------------------------------------------------------- tok: CoNLL token tags
@@ -982,6 +1192,7 @@ int main(void) {
     test_csv_parser();
     test_cli();
     test_tok();
+    test_chatml();
     printf("(%.1f s)\n", now_seconds() - t0);
     printf("dataprep: %d passed, %d failed\n", g_pass, g_fail);
     return g_fail ? 1 : 0;

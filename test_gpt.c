@@ -643,6 +643,34 @@ static void check_steps(const SafeTensors* st, const float* losses, const float*
     free(ref_losses); free(ref_norms);
 }
 
+// Llama-style models: dev/gen_reference_llama.py's ref/llama_<name>.safetensors. There is no llama base model
+// file, so each reference carries its model: the config in the metadata (arch=2, L, NH, NKV, C, F, V, Vp, maxT,
+// rope_theta, norm_eps, rope_factor, untied, qkv_bias) and every base weight as "param.<name>" in our layout.
+// This builds that model; test_method then holds it to the file like any method reference (logits, loss, every
+// gradient, 10 AdamW steps, the same tolerances). Worst seen over the eight files (./test_gpt, 2-core AMD EPYC Zen 5):
+// logits 1.8e-6, gradients 3.9e-6, step norms 2.7e-5, updates 3.7e-5: within the GPT-2 margins above. A RoPE
+// turning the wrong way, kv head h % NKV for h / (NH/NKV), eps 1e-5 for the file's, LoRA v written into k's
+// columns, or rope_factor ignored each fail 26 to 221 of these checks.
+static void llama_from_ref(GPT* m, const SafeTensors* st) {
+    GPTConfig c = {.arch = ARCH_LLAMA, .L = atoi(meta_or_die(st, "L")), .NH = atoi(meta_or_die(st, "NH")),
+                   .n_kv_heads = atoi(meta_or_die(st, "NKV")), .C = atoi(meta_or_die(st, "C")), .F = atoi(meta_or_die(st, "F")),
+                   .V = atoi(meta_or_die(st, "V")), .maxT = atoi(meta_or_die(st, "maxT")),
+                   .rope_theta = (float)atof(meta_or_die(st, "rope_theta")), .norm_eps = (float)atof(meta_or_die(st, "norm_eps")),
+                   .rope_factor = (float)atof(meta_or_die(st, "rope_factor")), .untied = atoi(meta_or_die(st, "untied")),
+                   .qkv_bias = atoi(meta_or_die(st, "qkv_bias"))};
+    c.Vp = pad_vocab(c.V);
+    if (c.Vp != atoi(meta_or_die(st, "Vp"))) failf("regenerate with dev/gen_reference_llama.py", "%s: Vp %s, model.h pads V=%d to %d", st->path, meta_or_die(st, "Vp"), c.V, c.Vp);
+    gpt_build(m, c);
+    for (int i = 0; i < NUM_PARAMS; i++) {  // the base tensors this config has (a llama has no wpe, no LayerNorm biases, ...)
+        if (!param_numel(&c, i)) continue;
+        char name[64];
+        snprintf(name, sizeof name, "param.%s", PARAM_TABLE[i].name);
+        float* v = read_ref(st, name, param_numel(&c, i));
+        memcpy(m->params.t[i], v, param_numel(&c, i) * sizeof(float));
+        free(v);
+    }
+}
+
 // method: a file of dev/gen_reference_methods.py ("lora": ref/method_lora.safetensors), or a path (the
 // encoder's files, dev/gen_reference_encoder.py, whose metadata make the base model of config a an encoder).
 static void test_method(const char* method) {
@@ -653,7 +681,8 @@ static void test_method(const char* method) {
     SafeTensors st;
     st_open(&st, path);
     GPT model;
-    load_model(&model, "ref/gpt_a.bin", NULL);
+    if (meta_float(&st, "arch", ARCH_GPT2) == ARCH_LLAMA) llama_from_ref(&model, &st);  // the model is in the file
+    else load_model(&model, "ref/gpt_a.bin", NULL);
     model.config.arch = (int)meta_float(&st, "arch", ARCH_GPT2);
     model.config.mask_id = (int)meta_float(&st, "mask_id", 0);
     GPTConfig c = model.config;
@@ -782,12 +811,17 @@ static void test_method(const char* method) {
         char name[64];
         snprintf(name, sizeof name, "final.%s", PARAM_TABLE[i].name);
         float* ref = read_ref(&st, name, n);
+        // The key bias is left out, as in test_reference. Llama (Qwen2's biases): RoPE turns it by the key's
+        // position, so it has a gradient, but its slowly turning pairs (t theta^(-2i/hs) ~ 0 over T positions)
+        // are again nearly a shift shared by all keys: gradients ~1e-7 beside 1e-2 (ref/llama_qwen2), the size
+        // of fp32's error in them, so Adam's lr-sized steps there are noise. Its gradient is checked above.
         int is_qkvb = !strcmp(PARAM_TABLE[i].name, "qkvb");
+        size_t QKV = (size_t)qkv_width(&c), KVC = (size_t)kv_width(&c);
         double dd = 0.0, du = 0.0;
         for (int l = 0; l < nl; l++) {
             if (!model.trainable[(size_t)i * L + l]) continue;
             for (size_t j = (size_t)l * ns; j < (size_t)(l + 1) * ns; j++) {
-                if (is_qkvb && j % (3 * c.C) >= (size_t)c.C && j % (3 * c.C) < 2 * (size_t)c.C) continue;  // key bias
+                if (is_qkvb && j % QKV >= (size_t)c.C && j % QKV < c.C + KVC) continue;  // key bias
                 double uo = (double)model.params.t[i][j] - p0[j], ur = (double)ref[j] - p0[j];
                 dd += (uo - ur) * (uo - ur);
                 du += ur * ur;
@@ -2764,6 +2798,34 @@ static void test_pruning(void) {
            "a pruned model's checkpoint keeps F = %d: same logits bit for bit", m2.config.F);
     free(before), free(after), free(again);
     gpt_free(&m), gpt_free(&m2), gpt_free(&orig);
+    // Llama: a neuron is gate row j, up row F + j and down column j. Neurons that write nothing (zero down
+    // column) are removed with both their rows, and the function stays (1e-5, as above). Heads with GQA: only a
+    // query head's own q rows and output columns are zeroed; the k, v rows its group shares stay.
+    GPTConfig lc = {.maxT = 16, .V = 50, .Vp = 64, .L = 2, .NH = 4, .C = 32, .F = 48, .arch = ARCH_LLAMA, .n_kv_heads = 2,
+                    .rope_theta = 1e4f, .norm_eps = 1e-5f};
+    gpt_build(&m, lc);
+    rng = 44;
+    gpt_init_random(&m, &rng);
+    for (int l = 0; l < 2; l++)
+        for (int o = 0; o < C; o++)
+            for (int j = 0; j < 48; j += 3) m.params.fcprojw[(size_t)l * C * 48 + (size_t)o * 48 + j] = 0.0f;  // 16 dead neurons a layer
+    before = lm_logits_copy(&m, xs, 2, 8);
+    prune_neurons(&m, 32);
+    after = lm_logits_copy(&m, xs, 2, 8);
+    report(mlp_width(&m.config) == 32 && param_numel(&m.config, PIDX(fcw)) == (size_t)2 * 64 * 32,
+           "llama neurons: F 48 -> %d, fcw (gate | up) now %zu floats", mlp_width(&m.config), param_numel(&m.config, PIDX(fcw)));
+    check_tensor("llama pruned", "(B,T,Vp)", after, before, (size_t)16 * m.config.Vp, 1e-5);
+    free(before), free(after);
+    float* kv_before = mallocCheck((size_t)2 * 16 * 32 * 4);  // the k, v rows of layer 0 (2 KV heads of 8)
+    memcpy(kv_before, m.params.qkvw + (size_t)C * C, (size_t)2 * 16 * 32 * 4);
+    prune_heads(&m, 1);
+    int zq = 0, zo = 0;
+    for (int r = 0; r < C; r++) zq += m.params.qkvw[(size_t)r * C] == 0.0f;
+    for (int i = 0; i < C; i++) zo += m.params.attprojw[i] == 0.0f;
+    report(zq == 8 && zo == 8 && !memcmp(kv_before, m.params.qkvw + (size_t)C * C, (size_t)2 * 16 * 32 * 4),
+           "llama heads (4 sharing 2 KV heads): one head's 8 q rows and 8 output columns zeroed (%d, %d), k and v untouched", zq, zo);
+    free(kv_before);
+    gpt_free(&m);
     // command line: prune, then recover with --keep-sparsity (the zeros survive training)
     char out[1024];
     int rc = run_cmd("./train prune --model test_tmp/fp32.bin --prune unstructured --sparsity 0.5 --out test_tmp/sparse.bin",
@@ -3368,6 +3430,63 @@ static void copy_with_i32(const char* src, const char* dst, size_t i, int32_t v)
     if (b && 4 * i + 4 <= n) memcpy(b + 4 * i, &v, 4);
     write_whole(dst, b, n);
     free(b);
+}
+
+// A Llama-style model on the command line: resume gives the same run, the checkpoint keeps the architecture
+// (eval of model.bin = the run's own last validation), LoRA on Llama's module names, and the mixed-up flags
+// and corrupt headers are refused with one line each. Uses test_cli's token file.
+static void test_llama_cli(void) {
+    printf("-- llama on the command line (runs ./train)\n");
+    const char* common = "./train --init 2,4,16 --arch llama --kv-heads 2 --mlp-width 40 --rope-theta 500000 --norm-eps 1e-6 "
+                         "--untied 1 --vocab 64 --max-seq 32 --train test_tmp/tok.bin --val test_tmp/tok.bin --batch 2 --seq 16 "
+                         "--steps 10 --lr 1e-2 --warmup 2 --seed 5";
+    char cmd[1024], out[1024];
+    mkdir("test_tmp/llama_full", 0755);
+    mkdir("test_tmp/llama_part", 0755);
+    snprintf(cmd, sizeof cmd, "%s --log test_tmp/llama_full.jsonl --out test_tmp/llama_full", common);
+    int rc1 = run_cmd(cmd, "done:", out, sizeof out);
+    snprintf(cmd, sizeof cmd, "%s --log test_tmp/llama_part.jsonl --out test_tmp/llama_part --stop-at 4", common);
+    int rc2 = run_cmd(cmd, "done:", out, sizeof out);
+    snprintf(cmd, sizeof cmd, "%s --log test_tmp/llama_part.jsonl --out test_tmp/llama_part --resume test_tmp/llama_part", common);
+    int rc3 = run_cmd(cmd, "done:", out, sizeof out);
+    double a[16], b[16];
+    int na = read_log_losses("test_tmp/llama_full.jsonl", a, 16), nb = read_log_losses("test_tmp/llama_part.jsonl", b, 16);
+    int same = rc1 == 0 && rc2 == 0 && rc3 == 0 && na == 10 && nb == 10 && a[9] < a[0];
+    for (int i = 0; same && i < 10; i++) same = a[i] == b[i];
+    GPT m1, m2;
+    load_model(&m1, "test_tmp/llama_full/model.bin", NULL);
+    load_model(&m2, "test_tmp/llama_part/model.bin", NULL);
+    const GPTConfig* c = &m1.config;
+    int kept = c->arch == ARCH_LLAMA && c->n_kv_heads == 2 && c->F == 40 && c->rope_theta == 500000.0f && c->norm_eps == 1e-6f &&
+               c->untied == 1 && m1.num_parameters == m2.num_parameters && !memcmp(m1.params_memory, m2.params_memory, m1.num_parameters * 4);
+    report(same && kept, "llama: 4 steps + resume = one run of 10 (losses %.4f -> %.4f), the checkpoint keeps arch, NKV, F, theta, eps, "
+           "the untied head, and the weights bit for bit", na ? a[0] : 0.0, na ? a[9] : 0.0);
+    gpt_free(&m1);
+    gpt_free(&m2);
+    // LoRA by PEFT's module names: 7 targets, 2 layers, r = 4; trainable = 2 * 4 * (q 16+16, k 16+8, v 16+8,
+    // o 16+16, gate 16+40, up 16+40, down 40+16) = 2 * 4 * 280 = 2240
+    snprintf(cmd, sizeof cmd, "./train --model test_tmp/llama_full/model.bin --method lora --lora-rank 4 --lora-targets "
+             "q_proj,k_proj,v_proj,o_proj,gate,up,down --train test_tmp/tok.bin --batch 2 --seq 16 --steps 3 --out test_tmp/llama_lora");
+    mkdir("test_tmp/llama_lora", 0755);
+    rc1 = run_cmd(cmd, "trainable: ", out, sizeof out);
+    report(rc1 == 0 && strstr(out, "trainable: 2240 parameters"), "llama LoRA on q,k,v,o,gate,up,down (PEFT names): %s", out);
+    expect_error("--lora-targets q on a GPT-2", "./train --init 1,2,16 --vocab 64 --train test_tmp/tok.bin --method lora --lora-targets q --steps 1",
+                 "--lora-targets 'q' is a Llama module; this is a gpt2 model");
+    expect_error("--kv-heads on a GPT-2", "./train --init 1,2,16 --vocab 64 --kv-heads 1 --train test_tmp/tok.bin --steps 1",
+                 "--kv-heads is for Llama-style models");
+    expect_error("--kv-heads with a loaded model", "./train --model test_tmp/llama_full/model.bin --kv-heads 1 --train test_tmp/tok.bin --steps 1",
+                 "--kv-heads is for --init");
+    expect_error("NKV not dividing NH", "./train --init 1,4,16 --arch llama --kv-heads 3 --vocab 64 --train test_tmp/tok.bin --steps 1",
+                 "--kv-heads 3 with 4 heads");
+    expect_error("odd head size", "./train --init 1,2,6 --arch llama --vocab 64 --train test_tmp/tok.bin --steps 1", "has head size 3");
+    copy_with_i32("test_tmp/llama_full/model.bin", "test_tmp/llama_badkv.bin", 28, 3);
+    expect_error("checkpoint header [28] (NKV) = 3 of NH 4", "./train eval --model test_tmp/llama_badkv.bin --data test_tmp/tok.bin --seq 16",
+                 "KV heads (must divide NH) out of range");
+    copy_with_i32("test_tmp/llama_full/model.bin", "test_tmp/llama_badarch.bin", 22, 0);  // llama fields under a GPT-2 arch
+    expect_error("a llama header marked gpt2", "./train eval --model test_tmp/llama_badarch.bin --data test_tmp/tok.bin --seq 16",
+                 "Llama fields in a model of another architecture");
+    copy_with_i32("test_tmp/llama_full/model.bin", "test_tmp/llama_badtheta.bin", 29, 0x7fc00000);  // theta NaN
+    expect_error("RoPE theta NaN", "./train eval --model test_tmp/llama_badtheta.bin --data test_tmp/tok.bin --seq 16", "RoPE theta");
 }
 // A copy of src with n bytes at offset at replaced (at < 0: from the end).
 static void copy_with_bytes(const char* src, const char* dst, long at, const void* p, size_t k) {
@@ -4612,6 +4731,14 @@ int main(void) {
     test_method("ref/encoder_prefix.safetensors");
     test_method("tok");
     test_method("tok_lora");
+    test_method("ref/llama_untied.safetensors");
+    test_method("ref/llama_tied.safetensors");
+    test_method("ref/llama_qwen2.safetensors");
+    test_method("ref/llama_lora.safetensors");
+    test_method("ref/llama_adapter.safetensors");
+    test_method("ref/llama_prefix.safetensors");
+    test_method("ref/llama_freeze.safetensors");
+    test_method("ref/llama_cls.safetensors");
     printf("-- tier 3: loaders and invariants\n");
     test_peft_invariants();
     test_accumulation();
@@ -4623,6 +4750,7 @@ int main(void) {
     test_busy_hint();
     test_flag_table();
     test_cli();
+    test_llama_cli();
     test_cli_methods();
     test_cli_multitask();
     test_genmetrics();

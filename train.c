@@ -1225,6 +1225,9 @@ static int cmd_export(const Args* a) {
     if (c->arch == ARCH_ENCODER)  // each format would read it back as a causal GPT-2: a different function
         failf("keep the encoder in our format (model.bin records the architecture); the export formats are GPT-2 decoders",
               "export --format %s: the model is an encoder", a->format);
+    if (is_llama(c) && (!strcmp(a->format, "llmc") || !strcmp(a->format, "onnx")))  // GPT-2-only formats
+        failf("a Llama-style model exports as --format safetensors (HF LlamaForCausalLM), peft or gguf (llama.cpp's llama)",
+              "export --format %s: the model is a llama; llm.c's file and our ONNX graph are GPT-2", a->format);
     if (c->num_tags && strcmp(a->format, "safetensors"))  // the others have no place for it: refused, not dropped
         failf("--format safetensors keeps the token head (GPT2ForTokenClassification's classifier)", "--format %s: the model has a %d-tag head", a->format, c->num_tags);
     if (!strcmp(a->format, "peft")) {  // the LoRA itself, unmerged
@@ -1302,14 +1305,16 @@ static int cmp_double(const void* a, const void* b) {
 // subtracted). Achieved GFLOP/s = this / step time.
 // Full fine-tuning (every weight trained): 6 per parameter per token. train.cu's bench uses this one.
 static double train_flops_full(const GPTConfig* c, int B, int T) {
-    double n = (double)num_parameters(c) - (double)c->maxT * c->C;
+    double n = (double)num_parameters(c) - (double)param_numel(c, PIDX(wpe));
     return 6.0 * n * B * T + 12.0 * c->L * (double)T * c->C * B * T;
 }
 // Any method: a frozen parameter gets no weight gradient, so it costs 4, not 6 (LoRA: 4 per base weight,
 // 6 per adapter weight). The same as train_flops_full when everything trains.
 static double train_flops_per_step(const GPT* model, int B, int T) {
     const GPTConfig* c = &model->config;
-    double wpe = (double)c->maxT * c->C;
+    // lookups, not products: the position embedding, and an untied model's token embedding (Llama's lm_head
+    // is then the product; tied, wte is both, counted once as the LM head)
+    double wpe = (double)param_numel(c, PIDX(wpe)) + (param_numel(c, PIDX(lm_head)) ? (double)param_numel(c, PIDX(wte)) : 0.0);
     double n = (double)num_parameters(c) - wpe;
     double ntrain = (double)count_trainable(model) - (model->trainable[(size_t)PIDX(wpe) * c->L] ? wpe : 0.0);
     return (4.0 * n + 2.0 * ntrain) * B * T + 12.0 * c->L * (double)T * c->C * B * T;

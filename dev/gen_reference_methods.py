@@ -127,117 +127,135 @@ def main():
     ref_a, _meta = load_safetensors("ref/ref_a.safetensors")
     idx = torch.from_numpy(ref_a["inputs"].copy()).long()
     tgt = torch.from_numpy(ref_a["targets"].copy()).long()
-    B, T, L = idx.shape[0], idx.shape[1], cfg["L"]
     base = {k: v.double() for k, v in base.items()}
     for name, m in METHODS.items():
-        per_layer, glob = peft_shapes(cfg, m)
-        stacked = dict(base)
-        for n, shp in per_layer:  # non-trivial values everywhere (B != 0, up != 0) so all grads are real
-            stacked[n] = 0.1 * torch.randn((L,) + shp, generator=gen)
-        for n, shp in glob:
-            stacked[n] = 0.1 * torch.randn(shp, generator=gen)
-        # leaves
-        leaves = {}
-        names = [n for n, *_ in G.PARAMS] + [n for n, _ in per_layer] + [n for n, _ in glob]
-        layered = {n for n, *_r in G.PARAMS if _r[1]} | {n for n, _ in per_layer}
-        for n in names:
-            if n in layered:
-                for l in range(L):
-                    leaves[f"{n}.{l}"] = stacked[n][l].clone().requires_grad_(True)
-            else:
-                leaves[n] = stacked[n].clone().requires_grad_(True)
-        # trainable mask and lr scales per slice
-        trainable, lr_scale = {}, {}
-        for n in names:
-            nl = L if n in layered else 1
-            is_peft = n not in [x for x, *_ in G.PARAMS]
-            if m["train"] == "peft":
-                tr = [1 if is_peft else 0] * nl
-            elif m["train"] == "all":
-                tr = [1] * nl
-            else:  # freeze: embeddings and block 0 frozen
-                tr = [0] * nl if n in ("wte", "wpe") else ([0] + [1] * (nl - 1) if n in layered else [1])
-            trainable[n] = tr
-            d = m.get("layer_decay", 1.0)
-            if n in layered:
-                lr_scale[n] = [d ** (L - 1 - l) for l in range(L)]
-            elif n in ("wte", "wpe"):
-                lr_scale[n] = [d ** L]
-            else:
-                lr_scale[n] = [1.0]
-        def leaf_names(n):
-            return [f"{n}.{l}" for l in range(L)] if n in layered else [n]
-        train_leaves = [(ln, n, i) for n in names for i, ln in enumerate(leaf_names(n)) if trainable[n][i]]
-
-        kw = {}
-        K = m.get("num_classes", 0)
-        if K:
-            kw["lengths"] = torch.tensor([T, T - 5, 3, T - 1][:B])
-            kw["labels"] = torch.tensor([2, 0, 1, 2][:B])
-            kw["class_weights"] = torch.tensor([0.5, 2.0, 1.25])
-        elif m.get("num_tags"):  # tags in [0, E), -1 on every third position (not scored), seeded
-            tags = torch.randint(0, m["num_tags"], (B, T), generator=torch.Generator().manual_seed(7))
-            tags[:, 1::3] = -1
-            kw["tags"] = tags
-        else:
-            kw["targets"] = tgt
-
-        def loss_fn():
-            return forward_ft(leaves, idx, cfg, m, **kw)
-
-        logits, loss = loss_fn()
-        loss.backward()
-        grads = {ln: leaves[ln].grad.clone() for ln, _n, _i in train_leaves}
-        # the optimizer: one group per trainable slice
-        groups = [dict(params=[leaves[ln]], scale=lr_scale[n][i],
-                       weight_decay=OPT["weight_decay"] if decays_name(n) else 0.0) for ln, n, i in train_leaves]
-        opt = torch.optim.AdamW(groups, lr=OPT["lr"], betas=(OPT["beta1"], OPT["beta2"]), eps=OPT["eps"])
-        for l_ in leaves.values():
-            l_.grad = None
-        step_loss, step_lr, step_norm = [], [], []
-        for s in range(OPT["steps"]):
-            opt.zero_grad(set_to_none=True)
-            _, ls = loss_fn()
-            ls.backward()
-            params = [leaves[ln] for ln, _n, _i in train_leaves]
-            norm = torch.nn.utils.clip_grad_norm_(params, OPT["grad_clip"])
-            lr = G.lr_at(s, OPT["lr"], OPT["warmup"], OPT["steps"], OPT["schedule"], OPT["min_lr_frac"])
-            for g in opt.param_groups:
-                g["lr"] = lr * g["scale"]
-            opt.step()
-            step_loss.append(ls.item())
-            step_lr.append(lr)
-            step_norm.append(norm.item())
-        out = {"inputs": idx.int(), "logits": logits.detach().float(), "loss": loss.detach().reshape(1).float(),
-               "step_loss": torch.tensor(step_loss).float(), "step_lr": torch.tensor(step_lr).float(),
-               "step_gradnorm": torch.tensor(step_norm).float()}
-        if K:
-            out["lengths"] = kw["lengths"].int()
-            out["labels"] = kw["labels"].int()
-            out["class_weights"] = kw["class_weights"].float()
-        elif "tags" in kw:
-            out["tags"] = kw["tags"].int()
-        else:
-            out["targets"] = tgt.int()
-        for n in names:
-            out[f"trainable.{n}"] = torch.tensor(trainable[n]).int()
-            out[f"lr_scale.{n}"] = torch.tensor(lr_scale[n]).float()
-            if n not in [x for x, *_ in G.PARAMS]:
-                out[f"param.{n}"] = stacked[n].float()
-            if any(trainable[n]):
-                lns = leaf_names(n)
-                gl = [grads[ln] if trainable[n][i] else torch.zeros_like(leaves[ln]) for i, ln in enumerate(lns)]
-                out[f"grad.{n}"] = (torch.stack(gl) if n in layered else gl[0]).float()
-                fl = [leaves[ln].detach() for ln in lns]
-                out[f"final.{n}"] = (torch.stack(fl) if n in layered else fl[0]).float()
-        meta = {k: str(v) for k, v in m.items() if k != "train"}
-        meta.update({k: str(v) for k, v in OPT.items()})
-        meta.update(method=name, B=str(B), T=str(T))
-        path = f"ref/method_{name}.safetensors"
-        save_safetensors(path, [(k, v.numpy()) for k, v in out.items()], meta)
-        print(f"{name:8s} loss {loss.item():.6f}  steps {step_loss[0]:.4f} -> {step_loss[-1]:.4f}  "
-              f"norms {min(step_norm):.2f}-{max(step_norm):.2f}  {os.path.getsize(path)} bytes")
+        run_method(name, m, cfg, base, idx, tgt, gen)
     multitask(cfg, base, idx, tgt, torch.Generator().manual_seed(4321))
+
+
+def run_method(name, m, cfg, base, idx, tgt, gen, base_table=None, shapes=peft_shapes, forward=forward_ft,
+               path=None, meta_extra=None, write_base=False, frozen=()):
+    """
+    One method's reference file: draw its tensors (from gen), compute logits, loss and gradients, run the 10
+    AdamW steps, write it. The defaults are GPT-2's (gpt_torch's table, peft_shapes, forward_ft,
+    ref/method_<name>.safetensors); dev/gen_reference_llama.py passes its own table ([(name, per-layer?)] of
+    the base tensors it has), shapes and forward, extra metadata (its config) and write_base=True (there is no
+    base model file, so the base weights go into the file as "param.<name>" too); frozen names tensors frozen
+    whatever m["train"] says (a head the method does not use). Returns the file's path.
+    """
+    B, T, L = idx.shape[0], idx.shape[1], cfg["L"]
+    if base_table is None:
+        base_table = [(n, r[1]) for n, *r in G.PARAMS]
+    base_names = [n for n, _pl in base_table]
+    per_layer, glob = shapes(cfg, m)
+    stacked = dict(base)
+    for n, shp in per_layer:  # non-trivial values everywhere (B != 0, up != 0) so all grads are real
+        stacked[n] = 0.1 * torch.randn((L,) + shp, generator=gen)
+    for n, shp in glob:
+        stacked[n] = 0.1 * torch.randn(shp, generator=gen)
+    # leaves
+    leaves = {}
+    names = base_names + [n for n, _ in per_layer] + [n for n, _ in glob]
+    layered = {n for n, pl in base_table if pl} | {n for n, _ in per_layer}
+    for n in names:
+        if n in layered:
+            for l in range(L):
+                leaves[f"{n}.{l}"] = stacked[n][l].clone().requires_grad_(True)
+        else:
+            leaves[n] = stacked[n].clone().requires_grad_(True)
+    # trainable mask and lr scales per slice
+    trainable, lr_scale = {}, {}
+    for n in names:
+        nl = L if n in layered else 1
+        is_peft = n not in base_names
+        if m["train"] == "peft":
+            tr = [1 if is_peft else 0] * nl
+        elif m["train"] == "all":
+            tr = [1] * nl
+        else:  # freeze: embeddings and block 0 frozen
+            tr = [0] * nl if n in ("wte", "wpe") else ([0] + [1] * (nl - 1) if n in layered else [1])
+        trainable[n] = [0] * nl if n in frozen else tr
+        d = m.get("layer_decay", 1.0)
+        if n in layered:
+            lr_scale[n] = [d ** (L - 1 - l) for l in range(L)]
+        elif n in ("wte", "wpe"):
+            lr_scale[n] = [d ** L]
+        else:
+            lr_scale[n] = [1.0]
+    def leaf_names(n):
+        return [f"{n}.{l}" for l in range(L)] if n in layered else [n]
+    train_leaves = [(ln, n, i) for n in names for i, ln in enumerate(leaf_names(n)) if trainable[n][i]]
+
+    kw = {}
+    K = m.get("num_classes", 0)
+    if K:
+        kw["lengths"] = torch.tensor([T, T - 5, 3, T - 1][:B])
+        kw["labels"] = torch.tensor([2, 0, 1, 2][:B])
+        kw["class_weights"] = torch.tensor([0.5, 2.0, 1.25])
+    elif m.get("num_tags"):  # tags in [0, E), -1 on every third position (not scored), seeded
+        tags = torch.randint(0, m["num_tags"], (B, T), generator=torch.Generator().manual_seed(7))
+        tags[:, 1::3] = -1
+        kw["tags"] = tags
+    else:
+        kw["targets"] = tgt
+
+    def loss_fn():
+        return forward(leaves, idx, cfg, m, **kw)
+
+    logits, loss = loss_fn()
+    loss.backward()
+    grads = {ln: leaves[ln].grad.clone() for ln, _n, _i in train_leaves}
+    # the optimizer: one group per trainable slice
+    groups = [dict(params=[leaves[ln]], scale=lr_scale[n][i],
+                   weight_decay=OPT["weight_decay"] if decays_name(n) else 0.0) for ln, n, i in train_leaves]
+    opt = torch.optim.AdamW(groups, lr=OPT["lr"], betas=(OPT["beta1"], OPT["beta2"]), eps=OPT["eps"])
+    for l_ in leaves.values():
+        l_.grad = None
+    step_loss, step_lr, step_norm = [], [], []
+    for s in range(OPT["steps"]):
+        opt.zero_grad(set_to_none=True)
+        _, ls = loss_fn()
+        ls.backward()
+        params = [leaves[ln] for ln, _n, _i in train_leaves]
+        norm = torch.nn.utils.clip_grad_norm_(params, OPT["grad_clip"])
+        lr = G.lr_at(s, OPT["lr"], OPT["warmup"], OPT["steps"], OPT["schedule"], OPT["min_lr_frac"])
+        for g in opt.param_groups:
+            g["lr"] = lr * g["scale"]
+        opt.step()
+        step_loss.append(ls.item())
+        step_lr.append(lr)
+        step_norm.append(norm.item())
+    out = {"inputs": idx.int(), "logits": logits.detach().float(), "loss": loss.detach().reshape(1).float(),
+           "step_loss": torch.tensor(step_loss).float(), "step_lr": torch.tensor(step_lr).float(),
+           "step_gradnorm": torch.tensor(step_norm).float()}
+    if K:
+        out["lengths"] = kw["lengths"].int()
+        out["labels"] = kw["labels"].int()
+        out["class_weights"] = kw["class_weights"].float()
+    elif "tags" in kw:
+        out["tags"] = kw["tags"].int()
+    else:
+        out["targets"] = tgt.int()
+    for n in names:
+        out[f"trainable.{n}"] = torch.tensor(trainable[n]).int()
+        out[f"lr_scale.{n}"] = torch.tensor(lr_scale[n]).float()
+        if write_base or n not in base_names:
+            out[f"param.{n}"] = stacked[n].float()
+        if any(trainable[n]):
+            lns = leaf_names(n)
+            gl = [grads[ln] if trainable[n][i] else torch.zeros_like(leaves[ln]) for i, ln in enumerate(lns)]
+            out[f"grad.{n}"] = (torch.stack(gl) if n in layered else gl[0]).float()
+            fl = [leaves[ln].detach() for ln in lns]
+            out[f"final.{n}"] = (torch.stack(fl) if n in layered else fl[0]).float()
+    meta = {k: str(v) for k, v in m.items() if k != "train"}
+    meta.update({k: str(v) for k, v in OPT.items()})
+    meta.update(method=name, B=str(B), T=str(T))
+    meta.update({k: str(v) for k, v in (meta_extra or {}).items()})
+    path = path or f"ref/method_{name}.safetensors"
+    save_safetensors(path, [(k, v.numpy()) for k, v in out.items()], meta)
+    print(f"{name:8s} loss {loss.item():.6f}  steps {step_loss[0]:.4f} -> {step_loss[-1]:.4f}  "
+          f"norms {min(step_norm):.2f}-{max(step_norm):.2f}  {os.path.getsize(path)} bytes")
+    return path
 
 
 def decays_name(n):

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make test-mpi: data-parallel training under mpirun against one process.
 #   2 ranks with --batch B vs 1 rank with --batch 2B: every step's loss within 1e-6 relative, for 10 steps,
-#   full fine-tuning and LoRA, with and without ZeRO-1; a run stopped and resumed under MPI reproduces the
+#   full fine-tuning and LoRA, with and without ZeRO-1, for GPT-2 and a Llama-style model; a run stopped and resumed under MPI reproduces the
 #   uninterrupted one exactly; 4 ranks (oversubscribed) for correctness; a rank that cannot read its data
 #   stops every rank with one message instead of hanging.
 # Tolerance: the ranks sum their gradients in a different order than one process does, so the updates
@@ -23,7 +23,9 @@ same_losses() {  # $1 $2 logs, $3 relative tolerance (0 = exact)
 # a token file to train on, made by the test suite's own generator (./train needs V=64 ids)
 [ -f test_tmp/tok.bin ] || ./test_gpt >/dev/null
 base="--init 2,2,16 --vocab 64 --max-seq 32 --train test_tmp/tok.bin --seq 16 --steps 10 --lr 1e-2 --seed 5 --warmup 2"
-for variant in "full:" "lora:--method lora --lora-rank 4 --lora-targets qkv,fc"; do
+llama="--arch llama --kv-heads 1 --mlp-width 40 --untied 1"  # a Llama-style model: GQA, SwiGLU, untied head
+for variant in "full:" "lora:--method lora --lora-rank 4 --lora-targets qkv,fc" "llama:$llama" \
+               "llama-lora:$llama --method lora --lora-rank 4 --lora-targets q,v,gate,down"; do
     name=${variant%%:*} flags=${variant#*:}
     ./train_mpi $base $flags --batch 4 --log $d/$name.1.jsonl >/dev/null 2>&1
     for zero in 0 1; do
