@@ -1901,12 +1901,11 @@ static void load_gguf(GPT* model, const char* path) {
     GgufTensor* want = (GgufTensor*)callocCheck((size_t)gguf_max_tensors(&c), sizeof(GgufTensor));
     int nw = gguf_tensors(&c, 0, ai == 1, want);
     int any_q8 = 0;
-    const GgufTensor** have = (const GgufTensor**)callocCheck((size_t)nw, sizeof(GgufTensor*));
     Span* sp = (Span*)callocCheck(nt ? (size_t)nt : 1, sizeof(Span));
     unsigned char* used = (unsigned char*)callocCheck(nt ? (size_t)nt : 1, 1);
     for (int i = 0; i < nw; i++) {
         const char* name = want[i].name;
-        const GgufTensor* g = have[i] = gguf_find(t, nt, name);
+        const GgufTensor* g = gguf_find(t, nt, name);
         if (!g) fail_at(path, ai ? "the file is incomplete" : "the file is incomplete or not a GPT-2 model", "missing tensor '%s'", name);
         uint64_t ne0 = want[i].ne[0], ne1 = want[i].ne[1];
         if (g->ne[0] != ne0 || g->ne[1] != ne1 || g->ne[2] != 1 || g->ne[3] != 1)
@@ -1960,8 +1959,9 @@ static void load_gguf(GPT* model, const char* path) {
             }
     }
     for (int i = 0; i < nw; i++) {
-        unsigned char* raw = gguf_read_raw(&r, have[i], data_start);
-        gguf_store(model, &want[i], have[i], raw);
+        const GgufTensor* g = gguf_find(t, nt, want[i].name);  // found above
+        unsigned char* raw = gguf_read_raw(&r, g, data_start);
+        gguf_store(model, &want[i], g, raw);
         free(raw);
     }
     if (out_gpt2) {
@@ -1972,7 +1972,7 @@ static void load_gguf(GPT* model, const char* path) {
         if (!same) fail_at(path, "this GPT-2 ties its LM head to the token embedding", "output.weight differs from token_embd.weight");
     }
     if (any_q8) gpt_drop_fp32_copies(model);  // the int8 tensors' fp32 places were never needed
-    free(used), free(t), free(want), free(have);
+    free(used), free(t), free(want);
     rd_close(&r);
 }
 
