@@ -1467,15 +1467,74 @@ static int gguf_tok_special(const Tokenizer* t, const char* s) {
     return -1;
 }
 
+// The id of the token whose text is s (an added or special token first, then any token), or -1.
+static int gguf_tok_id(const Tokenizer* t, const unsigned char* s, size_t len) {
+    for (int pass = 0; pass < 2; pass++)
+        for (int id = 0; id < t->vocab_size; id++) {
+            size_t n;
+            const unsigned char* p = tok_bytes(t, id, &n);
+            if ((pass || t->is_special[id]) && n == len && !memcmp(p, s, n)) return id;
+        }
+    return -1;
+}
+
+// What Hugging Face's tokenizer_config.json (beside a tokenizer.json) adds: the chat template, the BOS, EOS and
+// padding tokens (a string, or an object with "content"), add_bos_token. Fields absent or null stay -1 / empty.
+typedef struct { ByteVec chat_template; int bos, eos, pad, add_bos; } GgufTokConfig;
+static void gguf_tok_config(const Tokenizer* tok, const char* tok_path, GgufTokConfig* out) {
+    memset(out, 0, sizeof *out);
+    out->bos = out->eos = out->pad = out->add_bos = -1;
+    char path[1100];
+    struct stat sb;
+    if (stat(tok_path, &sb) == 0 && S_ISDIR(sb.st_mode)) snprintf(path, sizeof path, "%s/tokenizer_config.json", tok_path);
+    else {
+        const char* slash = strrchr(tok_path, '/');
+        snprintf(path, sizeof path, "%.*stokenizer_config.json", slash ? (int)(slash - tok_path + 1) : 0, tok_path);
+    }
+    if (stat(path, &sb) != 0) return;  // none: the defaults of gguf_put_tokenizer
+    char err[256];
+    size_t n;
+    unsigned char* text = tok_read_file(path, &n, err, sizeof err);
+    if (!text) failf("check the file", "%s", err);
+    JsonScan js = {text, n, 0, 1, NULL};
+    TokJsonField f[] = {TJF("chat_template"), TJF("bos_token"), TJF("eos_token"), TJF("pad_token"), TJF("add_bos_token")};
+    if (tokjson_fields(&js, f, 5)) fail_at(path, "give Hugging Face's tokenizer_config.json (one JSON object)", "line %d: %s", js.line, js.err);
+    ByteVec str = {0};
+    JsonScan ct = tokjson_at(&js, &f[0]);  // a string (a list of named templates is left out)
+    if (f[0].found && jscan_peek(&ct) == '"' && tokjson_str(&js, &f[0], &out->chat_template))
+        fail_at(path, "the file is corrupt", "line %d: chat_template is not a JSON string", f[0].line);
+    int* ids[3] = {&out->bos, &out->eos, &out->pad};
+    for (int k = 1; k <= 3; k++) {
+        if (!f[k].found) continue;
+        JsonScan at = tokjson_at(&js, &f[k]);
+        if (jscan_peek(&at) == 'z') continue;  // null
+        if (jscan_peek(&at) == '{') {  // an AddedToken object: its "content"
+            TokJsonField cf[] = {TJF("content")};
+            if (tokjson_fields(&at, cf, 1) || tokjson_str(&at, &cf[0], &str) || !cf[0].found)
+                fail_at(path, "the file is corrupt", "line %d: %s is an object without a \"content\" string", f[k].line, f[k].key);
+        } else if (tokjson_str(&js, &f[k], &str)) {
+            fail_at(path, "the file is corrupt", "line %d: %s is not a string, an object or null", f[k].line, f[k].key);
+        }
+        *ids[k - 1] = gguf_tok_id(tok, str.data, str.len);
+        if (*ids[k - 1] < 0)
+            fail_at(path, "give the tokenizer_config.json of this tokenizer.json", "%s \"%.60s\" is not a token of the tokenizer",
+                    f[k].key, (const char*)str.data);
+    }
+    if (tokjson_bool(&js, &f[4], -1, &out->add_bos)) fail_at(path, "the file is corrupt", "line %d: add_bos_token is not a boolean", f[4].line);
+    free(str.data);
+    free(text);
+}
+
 // The vocabulary in llama.cpp's "gpt2" (byte-level BPE) form, as convert_hf_to_gguf.py writes it: each token's
 // string as in encoder.json / tokenizer.json's vocab, its type (1 normal, 3 control = special, 4 user-defined =
 // a tokenizer.json's non-special added token, or one of the [PADn] rows a model has beyond its tokenizer), the
 // merges as "left right" strings in rank order (vocab.bpe's lines), the pre-tokenizer's name, and BOS / EOS:
 // <|endoftext|> (GPT-2, SmolLM2, Qwen2) or <|end_of_text|> (Llama 3) as EOS; BOS is <|begin_of_text|> where the
 // tokenizer has it (Llama 3, which also prepends it: add_bos_token), else the EOS token, not prepended.
-// Works for the gpt2_bpe folder, dataprep's byte-level BPE files and Hugging Face tokenizer.json alike.
-// Not written (tokenizer.c does not read tokenizer_config.json): chat_template, padding_token_id, and an
-// instruct model's own EOS (<|im_end|>, <|eot_id|>); llama.cpp's --chat-template and -r supply them.
+// Works for the gpt2_bpe folder, dataprep's byte-level BPE files and Hugging Face tokenizer.json alike. A
+// tokenizer_config.json beside a tokenizer.json (gguf_tok_config) sets BOS, EOS, the padding token, add_bos_token
+// and tokenizer.chat_template as the converter takes them from there (an instruct model's EOS is <|im_end|> or
+// <|eot_id|>); without one, none of those is written but BOS / EOS as above.
 static void gguf_put_tokenizer(GgufBuf* b, int* nkv, const char* path, int V) {
     Tokenizer tok;
     char err[1024];
@@ -1529,12 +1588,24 @@ static void gguf_put_tokenizer(GgufBuf* b, int* nkv, const char* path, int V) {
         gguf_put_gpt2_chars(&s, pr, nr, enc);
         gguf_put_str(b, s.p, s.len);
     }
+    GgufTokConfig cfg;
+    if (tok.kind == TOK_HF) gguf_tok_config(&tok, path, &cfg);
+    else memset(&cfg, 0, sizeof cfg), cfg.bos = cfg.eos = cfg.pad = cfg.add_bos = -1;
     int bos = tok.kind == TOK_HF ? gguf_tok_special(&tok, "<|begin_of_text|>") : -1;
-    if (tok.eot_id >= 0 || bos >= 0) {
-        gguf_kv_u32(b, nkv, "tokenizer.ggml.bos_token_id", (uint32_t)(bos >= 0 ? bos : tok.eot_id));
-        if (tok.eot_id >= 0) gguf_kv_u32(b, nkv, "tokenizer.ggml.eos_token_id", (uint32_t)tok.eot_id);
+    int add_bos = cfg.add_bos >= 0 ? cfg.add_bos : bos >= 0;
+    if (cfg.bos >= 0) bos = cfg.bos;
+    int eos = cfg.eos >= 0 ? cfg.eos : tok.eot_id;
+    if (eos >= 0 || bos >= 0) {
+        gguf_kv_u32(b, nkv, "tokenizer.ggml.bos_token_id", (uint32_t)(bos >= 0 ? bos : eos));
+        if (eos >= 0) gguf_kv_u32(b, nkv, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
     }
-    if (tok.kind == TOK_HF) gguf_kv_bool(b, nkv, "tokenizer.ggml.add_bos_token", bos >= 0);
+    if (cfg.pad >= 0) gguf_kv_u32(b, nkv, "tokenizer.ggml.padding_token_id", (uint32_t)cfg.pad);
+    if (tok.kind == TOK_HF) gguf_kv_bool(b, nkv, "tokenizer.ggml.add_bos_token", add_bos);
+    if (cfg.chat_template.len) {
+        gguf_key(b, nkv, "tokenizer.chat_template", GGUF_STRING);
+        gguf_put_str(b, cfg.chat_template.data, cfg.chat_template.len);
+    }
+    free(cfg.chat_template.data);
     free(s.p);
     tokenizer_free(&tok);
 }

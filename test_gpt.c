@@ -2494,6 +2494,7 @@ static void test_gguf_llama(void) {
     };
     GPT tm;
     build_llama(&tm, 1, 2, 1, 32, 32, 1900, 0, 0, 10000.0f, 1e-5f, 0.0f, 60);
+    save_checkpoint(&tm, "test_tmp/ll_tokcfg_model.bin", NULL);
     for (int i = 0; i < 4; i++) {
         export_gguf(&tm, "test_tmp/ll_tok.gguf", 0, tk[i].file);
         size_t n;
@@ -2519,6 +2520,40 @@ static void test_gguf_llama(void) {
                tk[i].eos, tk[i].bos, tk[i].add_bos);
         free(b);
     }
+    // a tokenizer_config.json beside the tokenizer.json (SmolLM2-Instruct's kind): BOS, EOS, padding token,
+    // add_bos_token and the chat template come from it; a token it names that the tokenizer lacks is refused
+    mkdir("test_tmp/ll_tokcfg", 0755);
+    size_t tn;
+    unsigned char* tj = read_whole("ref/tokjson_smol.json", &tn);
+    FILE* cf = fopen_check("test_tmp/ll_tokcfg/tokenizer.json", "wb");
+    if (tj) fwrite(tj, 1, tn, cf);
+    fclose(cf);
+    free(tj);
+    const char* tmpl = "{% for m in messages %}<|im_start|>{{ m['role'] }}\\n{{ m['content'] }}<|im_end|>\\n{% endfor %}";
+    cf = fopen_check("test_tmp/ll_tokcfg/tokenizer_config.json", "w");
+    fprintf(cf, "{\"add_bos_token\": false, \"bos_token\": \"<|im_start|>\", \"eos_token\": {\"content\": \"<|im_end|>\", "
+                "\"lstrip\": false}, \"pad_token\": \"<|endoftext|>\", \"chat_template\": \"%s\", \"model_max_length\": 8192}\n", tmpl);
+    fclose(cf);
+    export_gguf(&tm, "test_tmp/ll_tokcfg.gguf", 0, "test_tmp/ll_tokcfg/tokenizer.json");
+    size_t cn;
+    unsigned char* cb = read_whole("test_tmp/ll_tokcfg.gguf", &cn);
+    const unsigned char* ceos = cb ? gguf_entry(cb, cn, "tokenizer.ggml.eos_token_id") : NULL;
+    const unsigned char* cbos = cb ? gguf_entry(cb, cn, "tokenizer.ggml.bos_token_id") : NULL;
+    const unsigned char* cpad = cb ? gguf_entry(cb, cn, "tokenizer.ggml.padding_token_id") : NULL;
+    const unsigned char* cab = cb ? gguf_entry(cb, cn, "tokenizer.ggml.add_bos_token") : NULL;
+    const unsigned char* ctm = cb ? gguf_entry(cb, cn, "tokenizer.chat_template") : NULL;
+    const char* want_tmpl = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}";
+    int cok = ceos && u32_at(ceos + 4) == 2 && cbos && u32_at(cbos + 4) == 1 && cpad && u32_at(cpad + 4) == 0 && cab && cab[4] == 0 &&
+              ctm && u32_at(ctm) == GGUF_STRING && u64_at(ctm + 4) == strlen(want_tmpl) && !memcmp(ctm + 12, want_tmpl, strlen(want_tmpl));
+    report(cok, "GGUF tokenizer_config.json: EOS <|im_end|> = 2, BOS <|im_start|> = 1, padding <|endoftext|> = 0, "
+           "add_bos_token false, tokenizer.chat_template (%zu bytes, JSON escapes decoded)", strlen(want_tmpl));
+    free(cb);
+    cf = fopen_check("test_tmp/ll_tokcfg/tokenizer_config.json", "w");
+    fprintf(cf, "{\"eos_token\": \"<|im_stop|>\"}\n");
+    fclose(cf);
+    expect_error("tokenizer_config.json naming a token the tokenizer lacks",
+                 "./train export --model test_tmp/ll_tokcfg_model.bin --format gguf --tokenizer test_tmp/ll_tokcfg/tokenizer.json --out test_tmp/ll_bad.gguf",
+                 "tokenizer_config.json: error: eos_token \"<|im_stop|>\" is not a token of the tokenizer");
     gpt_free(&tm);
 
     // LoRA (on q, v and down) must be merged first; merged, the GGUF evaluates as the LoRA model does. The merge
