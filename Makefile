@@ -76,7 +76,7 @@ test: test_gpt test_dataprep train dataprep gen_arith fuzz_replay test_serve
 
 # fuzz: the readers' libFuzzer targets (dev/fuzz/readers.h) as dev/fuzz/bin/fuzz_NAME, with ASan + UBSan (needs
 # clang); bash dev/fuzz/run_readers.sh [SECONDS] [NAMES...] makes seed corpora and runs them
-FUZZ_TARGETS = ckpt resume safetensors gguf adapter peft ds tokens tokenizer tokjson
+FUZZ_TARGETS = ckpt resume safetensors gguf adapter peft ds tokens tokenizer tokjson peft_llama
 FUZZ_CC ?= clang
 FUZZ_CFLAGS = -O1 -g -std=c11 -Wall -Wextra -Wno-unused-function -Wno-unknown-pragmas \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined

@@ -4,8 +4,10 @@
 //   format                 written by                 read by                   files
 //   finetune.c checkpoint  save_checkpoint(_kind)     load_checkpoint, load_adapter   model.bin, ckpt.bin, adapter.bin
 //   Hugging Face GPT-2     export_hf                  load_hf_safetensors       model.safetensors + config.json
+//   HF Llama / Qwen2       export_hf (export_hf_llama) load_hf_llama (config.json model_type llama|qwen2)
 //   llm.c                  export_llmc                load_llmc                 gpt2_124M.bin's layout
 //   PEFT LoRA adapter      export_peft                load_peft (--adapter)     adapter_model.safetensors + adapter_config.json
+//                          (GPT-2 and Llama module names)
 //   GGUF v3 (llama.cpp)    export_gguf                load_gguf (--model)       one .gguf: gpt2, llama or qwen2; F32 or Q8_0 (F16 read)
 //
 // Every file is written through SafeWriter (PATH.tmp, renamed when complete). Numbers are written in the
@@ -329,32 +331,37 @@ static size_t st_numel(const StTensor* t) {
     return n;
 }
 
-// Reads a tensor as float32 (F16 and BF16 are widened; I32 converted) into out, which holds st_numel floats.
+// Reads a tensor as float32 (F16 and BF16 are widened exactly; F64 rounded; I32, I64 converted) into out, which holds st_numel floats.
 static void st_read_f32(const SafeTensors* st, const StTensor* t, float* out) {
     size_t n = st_numel(t), es = st_dtype_size(t->dtype);
     unsigned char* raw = (unsigned char*)mallocCheck(n * es);
     fseek(st->f, (long)(st->data_start + t->begin), SEEK_SET);
     fread_check(raw, n * es, st->f, st->path, t->name);
-    for (size_t i = 0; i < n; i++) {
-        if (!strcmp(t->dtype, "F32")) memcpy(&out[i], raw + 4 * i, 4);
-        else if (!strcmp(t->dtype, "I32")) { int32_t v; memcpy(&v, raw + 4 * i, 4); out[i] = (float)v; }
-        else {
+    const char* d = t->dtype;  // (one comparison per tensor, not per element: a 135M model is 135M elements)
+    if (!strcmp(d, "F32")) memcpy(out, raw, n * 4);
+    else if (!strcmp(d, "I32")) for (size_t i = 0; i < n; i++) { int32_t v; memcpy(&v, raw + 4 * i, 4); out[i] = (float)v; }
+    else if (!strcmp(d, "F64")) for (size_t i = 0; i < n; i++) { double v; memcpy(&v, raw + 8 * i, 8); out[i] = (float)v; }  // rounded to nearest
+    else if (!strcmp(d, "I64")) for (size_t i = 0; i < n; i++) { int64_t v; memcpy(&v, raw + 8 * i, 8); out[i] = (float)v; }
+    else if (!strcmp(d, "BF16"))
+        for (size_t i = 0; i < n; i++) {
             uint16_t h;
             memcpy(&h, raw + 2 * i, 2);
-            uint32_t bits;
-            if (!strcmp(t->dtype, "BF16")) bits = (uint32_t)h << 16;  // bf16 is the top half of an fp32
-            else {  // IEEE half -> float
-                uint32_t sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff;
-                if (e == 0) {
-                    float f = ldexpf((float)m, -24);
-                    memcpy(&bits, &f, 4);
-                    bits |= sign;
-                } else if (e == 31) bits = sign | 0x7f800000u | (m << 13);
-                else bits = sign | ((e + 112) << 23) | (m << 13);
-            }
+            uint32_t bits = (uint32_t)h << 16;  // bf16 is the top half of an fp32
             memcpy(&out[i], &bits, 4);
         }
-    }
+    else
+        for (size_t i = 0; i < n; i++) {  // F16: IEEE half -> float
+            uint16_t h;
+            memcpy(&h, raw + 2 * i, 2);
+            uint32_t bits, sign = (uint32_t)(h & 0x8000) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ff;
+            if (e == 0) {
+                float f = ldexpf((float)m, -24);
+                memcpy(&bits, &f, 4);
+                bits |= sign;
+            } else if (e == 31) bits = sign | 0x7f800000u | (m << 13);
+            else bits = sign | ((e + 112) << 23) | (m << 13);
+            memcpy(&out[i], &bits, 4);
+        }
     free(raw);
 }
 
@@ -518,9 +525,396 @@ static int hf_shape(const GPTConfig* c, int p, int64_t shape[2]) {
     return 2;
 }
 
+// ---------------------------------------------------------------------------- Hugging Face Llama and Qwen2
+// transformers' LlamaForCausalLM / Qwen2ForCausalLM (and their ForSequenceClassification) layout, against
+// ours (llama_spec: q, k, v fused into qkvw's rows, gate and up into fcw's rows; nn.Linear (out, in) as ours,
+// so nothing is transposed, and every HF tensor is one contiguous run of rows of one of our slices):
+//   model.embed_tokens.weight (V, C)                wte, its first V rows
+//   model.layers.N.input_layernorm.weight (C)       ln1w            (RMSNorm)
+//   model.layers.N.self_attn.q_proj.weight (C, C)   qkvw rows [0, C)
+//                         .k_proj.weight (KVC, C)   qkvw rows [C, C + KVC)       KVC = n_kv_heads * C / NH
+//                         .v_proj.weight (KVC, C)   qkvw rows [C + KVC, C + 2 KVC)
+//                         .q_proj.bias, .k_proj.bias, .v_proj.bias              qkvb, the same cuts (Qwen2)
+//                         .o_proj.weight (C, C)     attprojw
+//   model.layers.N.post_attention_layernorm.weight  ln2w
+//   model.layers.N.mlp.gate_proj.weight (F, C)      fcw rows [0, F)
+//                    .up_proj.weight (F, C)         fcw rows [F, 2F)
+//                    .down_proj.weight (C, F)       fcprojw
+//   model.norm.weight (C)                           lnfw
+//   lm_head.weight (V, C)                           lm_head (untied models only; tied ones use wte)
+//   score.weight (K, C)                             cls_w (LlamaForSequenceClassification)
+// Which rows of a slice: part 0 all of it, else one block of the fused q|k|v or gate|up rows.
+enum { HF_ALL, HF_Q, HF_K, HF_V, HF_GATE, HF_UP };
+typedef struct {
+    char name[160];
+    size_t rows, cols;  // cols = 0: a vector
+    float* data;
+} HfTensor;
+
+// The rows [*first, *first + *n) that part takes of a fused slice (QKV = C + 2 KVC rows, or 2F).
+static void llama_part_rows(const GPTConfig* c, int part, size_t* first, size_t* n) {
+    size_t C = (size_t)c->C, KVC = (size_t)(c->n_kv_heads ? c->n_kv_heads : c->NH) * (size_t)(c->C / c->NH), F = (size_t)mlp_width(c);
+    size_t at[6] = {0, 0, C, C + KVC, 0, F}, len[6] = {0, C, KVC, KVC, F, F};
+    *first = at[part], *n = len[part];
+}
+
+// Every tensor of the model in Hugging Face's names, with its shape and where it lives in ours (out: at
+// least llama_num_tensors). The one list the reader, the writer and the tests walk.
+static int llama_num_tensors(const GPTConfig* c) { return 5 + 12 * c->L; }
+static int llama_tensors(const GPTConfig* c, const ParameterTensors* p, HfTensor* out) {
+    static const struct { const char* hf; int part; } per_layer[12] = {
+        {"input_layernorm.weight", HF_ALL}, {"self_attn.q_proj.weight", HF_Q}, {"self_attn.k_proj.weight", HF_K},
+        {"self_attn.v_proj.weight", HF_V}, {"self_attn.q_proj.bias", HF_Q}, {"self_attn.k_proj.bias", HF_K},
+        {"self_attn.v_proj.bias", HF_V}, {"self_attn.o_proj.weight", HF_ALL}, {"post_attention_layernorm.weight", HF_ALL},
+        {"mlp.gate_proj.weight", HF_GATE}, {"mlp.up_proj.weight", HF_UP}, {"mlp.down_proj.weight", HF_ALL}};
+    const int param[12] = {PIDX(ln1w), PIDX(qkvw), PIDX(qkvw), PIDX(qkvw), PIDX(qkvb), PIDX(qkvb), PIDX(qkvb),
+                           PIDX(attprojw), PIDX(ln2w), PIDX(fcw), PIDX(fcw), PIDX(fcprojw)};
+    int n = 0;
+    HfTensor* t = out;
+    snprintf(t[n].name, sizeof t[n].name, "model.embed_tokens.weight");
+    t[n].rows = (size_t)c->V, t[n].cols = (size_t)c->C, t[n].data = p->wte, n++;
+    for (int l = 0; l < c->L; l++)
+        for (int k = 0; k < 12; k++) {
+            int q = param[k];
+            if (q == PIDX(qkvb) && !c->qkv_bias) continue;
+            size_t rows, cols, first = 0;
+            slice_shape(c, q, &rows, &cols);
+            if (per_layer[k].part != HF_ALL) llama_part_rows(c, per_layer[k].part, &first, &rows);
+            snprintf(t[n].name, sizeof t[n].name, "model.layers.%d.%s", l, per_layer[k].hf);
+            t[n].rows = rows, t[n].cols = cols;
+            t[n].data = p->t[q] ? p->t[q] + (size_t)l * slice_numel(c, q) + first * (cols ? cols : 1) : NULL;  // (NULL: names only)
+            n++;
+        }
+    snprintf(t[n].name, sizeof t[n].name, "model.norm.weight");
+    t[n].rows = (size_t)c->C, t[n].cols = 0, t[n].data = p->lnfw, n++;
+    if (c->untied && !c->num_classes) {  // (a classifier's file has score.weight instead: ...ForSequenceClassification)
+        snprintf(t[n].name, sizeof t[n].name, "lm_head.weight");
+        t[n].rows = (size_t)c->V, t[n].cols = (size_t)c->C, t[n].data = p->lm_head, n++;
+    }
+    if (c->num_classes) {
+        snprintf(t[n].name, sizeof t[n].name, "score.weight");
+        t[n].rows = (size_t)c->num_classes, t[n].cols = (size_t)c->C, t[n].data = p->cls_w, n++;
+    }
+    return n;
+}
+
+// The text of a top-level value in a JSON object, or NULL when the key is absent.
+static const char* json_value(const char* text, size_t len, const char* key, const char* path) {
+    Json j = json_begin(text, len, path);
+    json_expect(&j, '{');
+    if (json_peek(&j) == '}') return NULL;
+    for (;;) {
+        char k[128];
+        json_string(&j, k, sizeof k);
+        json_expect(&j, ':');
+        json_peek(&j);  // past the whitespace
+        if (!strcmp(k, key)) return json_here(&j);
+        json_skip(&j, 0);
+        int d = json_peek(&j);
+        if (d == ',') { json_next(&j); continue; }
+        if (d == '}') return NULL;
+        json_fail(&j, "expected ',' or '}'");
+    }
+}
+// Does the value of key start with `want` (e.g. "true", "\"none\"")?
+static int json_is(const char* text, size_t len, const char* key, const char* path, const char* want) {
+    const char* v = json_value(text, len, key, path);
+    return v && !strncmp(v, want, strlen(want));
+}
+// Is key absent, null, or an empty object (rank_pattern: {} when every module has rank r)?
+static int json_empty(const char* text, size_t len, const char* key, const char* path) {
+    const char* v = json_value(text, len, key, path);
+    if (!v || !strncmp(v, "null", 4)) return 1;
+    if (*v++ != '{') return 0;
+    while (*v == ' ' || *v == '\n' || *v == '\r' || *v == '\t') v++;
+    return *v == '}';
+}
+
+// config.json's fields. A key that is absent or null takes transformers' default (LlamaConfig, Qwen2Config).
+// The text of a key's value that is not null, or NULL.
+static const char* cfg_value(const char* text, size_t n, const char* key, const char* cfg) {
+    const char* v = json_value(text, n, key, cfg);
+    return v && strncmp(v, "null", 4) ? v : NULL;
+}
+// A string field into out; 0 when absent or null.
+static int cfg_string(const char* text, size_t n, const char* key, const char* cfg, char* out, size_t cap) {
+    const char* v = cfg_value(text, n, key, cfg);
+    if (!v) return 0;
+    if (*v != '"') fail_at(cfg, "see the model's config.json on the Hugging Face hub", "%s must be a string", key);
+    Json j = json_begin(v, n - (size_t)(v - text), cfg);
+    json_string(&j, out, cap);
+    return 1;
+}
+static int cfg_bool(const char* text, size_t n, const char* key, const char* cfg, int dflt) {
+    const char* v = cfg_value(text, n, key, cfg);
+    if (!v) return dflt;
+    if (!strncmp(v, "true", 4)) return 1;
+    if (!strncmp(v, "false", 5)) return 0;
+    fail_at(cfg, "see the model's config.json on the Hugging Face hub", "%s must be true or false", key);
+    return 0;
+}
+// A number field; 0 when absent or null. A value that is neither a number nor null is refused.
+static int cfg_number(const char* text, size_t n, const char* key, const char* cfg, double* out) {
+    const char* v = cfg_value(text, n, key, cfg);
+    if (!v) return 0;
+    if (!json_get_number(text, n, key, cfg, out) || !isfinite(*out))
+        fail_at(cfg, "see the model's config.json on the Hugging Face hub", "%s must be a number", key);
+    return 1;
+}
+// A whole-number field in [lo, hi]: required (absent: an error naming it) unless dflt >= lo.
+static int cfg_int(const char* text, size_t n, const char* key, const char* cfg, int lo, int hi, int dflt) {
+    double v;
+    if (!cfg_number(text, n, key, cfg, &v)) {
+        if (dflt >= lo) return dflt;
+        fail_at(cfg, "a Llama / Qwen2 config.json gives hidden_size, intermediate_size, num_attention_heads, "
+                "num_hidden_layers and vocab_size", "%s is missing", key);
+    }
+    if (!(v >= lo && v <= hi) || v != floor(v))
+        fail_at(cfg, "config.json's numbers must describe a model this program can build", "%s is %g, expected a whole number in [%d, %d]",
+                key, v, lo, hi);
+    return (int)v;
+}
+// A feature this program does not implement: one line naming the key, its value and what is supported.
+static void cfg_unsupported(const char* cfg, const char* key, const char* value, const char* supported) {
+    fail_at(cfg, "this program implements the Llama / Qwen2 features of SmolLM2 and Qwen2.5: convert or choose another model",
+            "%s is %s: not supported (supported: %s)", key, value, supported);
+}
+
+// The config of a Llama / Qwen2 folder from its config.json (text, n bytes); model_type is "llama" or "qwen2".
+// Shapes are checked against it tensor by tensor by load_hf_llama.
+static GPTConfig llama_config_json(const char* text, size_t n, const char* cfg, const char* model_type) {
+    GPTConfig c = {0};
+    int qwen = !strcmp(model_type, "qwen2");
+    char s[64], v[96];
+    c.arch = ARCH_LLAMA;
+    c.C = cfg_int(text, n, "hidden_size", cfg, 1, MAX_CHANNELS, 0);
+    c.F = cfg_int(text, n, "intermediate_size", cfg, 1, MAX_WIDTH, 0);
+    c.NH = cfg_int(text, n, "num_attention_heads", cfg, 1, MAX_CHANNELS, 0);
+    c.L = cfg_int(text, n, "num_hidden_layers", cfg, 1, MAX_LAYERS, 0);
+    c.V = cfg_int(text, n, "vocab_size", cfg, 1, MAX_VOCAB, 0);
+    c.n_kv_heads = cfg_int(text, n, "num_key_value_heads", cfg, 1, MAX_CHANNELS, c.NH);
+    c.maxT = cfg_int(text, n, "max_position_embeddings", cfg, 1, MAX_POSITIONS, qwen ? 32768 : 2048);
+    if (c.C % c.NH || (c.C / c.NH) % 2)
+        fail_at(cfg, "RoPE turns pairs of a head's channels: the head size hidden_size / num_attention_heads must be whole and even",
+                "hidden_size %d, num_attention_heads %d", c.C, c.NH);
+    if (c.NH % c.n_kv_heads)
+        fail_at(cfg, "grouped-query attention shares each key/value head among num_attention_heads / num_key_value_heads query heads",
+                "num_key_value_heads %d does not divide num_attention_heads %d", c.n_kv_heads, c.NH);
+    double d;
+    if (cfg_number(text, n, "head_dim", cfg, &d) && d != c.C / c.NH)
+        snprintf(v, sizeof v, "%g", d), cfg_unsupported(cfg, "head_dim", v, "hidden_size / num_attention_heads");
+    c.norm_eps = 1e-6f;  // LlamaConfig's and Qwen2Config's default
+    if (cfg_number(text, n, "rms_norm_eps", cfg, &d)) {
+        if (!(d > 0 && d < 1)) fail_at(cfg, "rms_norm_eps is a small positive number (1e-5, 1e-6)", "rms_norm_eps is %g", d);
+        c.norm_eps = (float)d;
+    }
+    c.rope_theta = 10000.0f;
+    if (cfg_number(text, n, "rope_theta", cfg, &d)) {
+        if (!(d > 1 && d < 1e30)) fail_at(cfg, "rope_theta is RoPE's base (10000, 100000, 1e6)", "rope_theta is %g", d);
+        c.rope_theta = (float)d;
+    }
+    if (cfg_string(text, n, "hidden_act", cfg, s, sizeof s) && strcmp(s, "silu"))
+        snprintf(v, sizeof v, "\"%.60s\"", s), cfg_unsupported(cfg, "hidden_act", v, "\"silu\" (SwiGLU)");
+    if (cfg_bool(text, n, "mlp_bias", cfg, 0)) cfg_unsupported(cfg, "mlp_bias", "true", "false");
+    if (!qwen && cfg_bool(text, n, "attention_bias", cfg, 0))
+        cfg_unsupported(cfg, "attention_bias", "true", "false for llama (Qwen2's q/k/v biases: model_type qwen2)");
+    if (qwen && cfg_bool(text, n, "use_sliding_window", cfg, 0))
+        cfg_unsupported(cfg, "use_sliding_window", "true", "false (full causal attention)");
+    const char* moe[] = {"num_experts", "num_local_experts", "n_routed_experts"};
+    for (int k = 0; k < 3; k++)
+        if (cfg_number(text, n, moe[k], cfg, &d) && d > 1)
+            snprintf(v, sizeof v, "%g", d), cfg_unsupported(cfg, moe[k], v, "dense models (no mixture of experts)");
+    const char* rs = cfg_value(text, n, "rope_scaling", cfg);
+    if (rs) {  // {"rope_type" (or "type"): "linear", "factor": f}; "default" is none
+        if (*rs != '{') cfg_unsupported(cfg, "rope_scaling", "not an object", "null, {\"rope_type\": \"linear\", \"factor\": f}");
+        Json j = json_begin(rs, n - (size_t)(rs - text), cfg);
+        char type[64] = "", k[64];
+        double factor = 0;
+        json_expect(&j, '{');
+        while (json_peek(&j) != '}') {
+            json_string(&j, k, sizeof k);
+            json_expect(&j, ':');
+            if ((!strcmp(k, "type") || !strcmp(k, "rope_type")) && json_peek(&j) == '"') json_string(&j, type, sizeof type);
+            else if (!strcmp(k, "factor") && json_peek(&j) != '"' && json_peek(&j) != 'n') factor = json_number(&j);
+            else json_skip(&j, 0);
+            if (json_peek(&j) == ',') json_next(&j);
+            else if (json_peek(&j) != '}') json_fail(&j, "expected ',' or '}'");
+        }
+        if (!strcmp(type, "linear")) {
+            if (!(factor >= 1 && factor < 1e6)) snprintf(v, sizeof v, "linear with factor %g", factor), cfg_unsupported(cfg, "rope_scaling", v, "a factor >= 1");
+            c.rope_factor = factor == 1 ? 0.0f : (float)factor;
+        } else if (strcmp(type, "default")) {
+            snprintf(v, sizeof v, "{\"rope_type\": \"%.40s\"}", type);
+            cfg_unsupported(cfg, "rope_scaling", v, "null, \"default\", \"linear\"");
+        }
+    }
+    c.untied = !cfg_bool(text, n, "tie_word_embeddings", cfg, 0);  // transformers' default: untied
+    c.qkv_bias = qwen;  // Qwen2Attention: q, k, v with bias, o without
+    c.Vp = pad_vocab(c.V);
+    if (mlp_width(&c) == 4 * c.C) c.F = 0;  // (F = 0 means 4C, as for GPT-2)
+    return c;
+}
+
+// A Hugging Face name, or the same without "model." (LlamaModel's own files have no prefix).
+static const StTensor* llama_find(const SafeTensors* st, const char* name) {
+    const StTensor* t = st_find(st, name);
+    if (!t && !strncmp(name, "model.", 6)) t = st_find(st, name + 6);
+    return t;
+}
+
+// Loads a Llama / Qwen2 model.safetensors (F32, F16, BF16: st_read_f32 widens them exactly) whose config.json
+// (text) says model_type llama or qwen2. Every tensor the config needs must be there once with exactly its
+// shape, and nothing else (but rotary_emb.inv_freq buffers, and a tied lm_head.weight equal to the embedding).
+static void load_hf_llama(GPT* model, SafeTensors* st, const char* path, const char* text, size_t n, const char* cfg,
+                          const char* model_type) {
+    GPTConfig c = llama_config_json(text, n, cfg, model_type);
+    const StTensor* score = st_find(st, "score.weight");  // LlamaForSequenceClassification's head, (K, C)
+    if (score) {
+        if (score->ndim != 2 || score->shape[1] != c.C || score->shape[0] < 2 || score->shape[0] > MAX_WIDTH)
+            fail_at(path, "score.weight must be (K, C) with K >= 2", "score.weight has a bad shape");
+        c.num_classes = (int)score->shape[0];
+        c.untied = 0;  // a classifier has no LM head: tie_word_embeddings does not matter
+    }
+    check_config(&c, cfg, "config.json");
+    int nt = llama_num_tensors(&c);
+    HfTensor* want = (HfTensor*)mallocCheck((size_t)nt * sizeof(HfTensor));
+    ParameterTensors none;
+    memset(&none, 0, sizeof none);
+    nt = llama_tensors(&c, &none, want);  // the names and shapes (no memory yet)
+    const StTensor** found = (const StTensor**)callocCheck((size_t)nt, sizeof(StTensor*));
+    char* used = (char*)callocCheck((size_t)st->n + 1, 1);
+    for (int i = 0; i < nt; i++) {
+        const StTensor* t = llama_find(st, want[i].name);
+        if (!t)
+            fail_at(path, c.untied && !strcmp(want[i].name, "lm_head.weight") ? "tie_word_embeddings is false (transformers' default): the file needs lm_head.weight"
+                                                                             : "the checkpoint is incomplete, or config.json is not its config",
+                    "missing tensor '%s'", want[i].name);
+        int nd = want[i].cols ? 2 : 1;
+        if (t->ndim != nd || (uint64_t)t->shape[0] != want[i].rows || (nd == 2 && (uint64_t)t->shape[1] != want[i].cols)) {
+            char got[200] = "";
+            for (int d = 0, len = 0; d < t->ndim && len < 150; d++)
+                len += snprintf(got + len, sizeof got - (size_t)len, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+            fail_at(path, "the checkpoint does not match its config.json", "tensor '%s' has shape [%s], expected [%zu%s%.0zu]", t->name, got,
+                    want[i].rows, nd == 2 ? ", " : "", want[i].cols);
+        }
+        used[t - st->t] = 1, found[i] = t;
+    }
+    const StTensor* tied = c.untied || c.num_classes ? NULL : st_find(st, "lm_head.weight");  // some tied files repeat it
+    if (tied) {
+        if (tied->ndim != 2 || tied->shape[0] != c.V || tied->shape[1] != c.C)
+            fail_at(path, "lm_head.weight must be (vocab_size, hidden_size)", "tensor 'lm_head.weight' has a bad shape");
+        used[tied - st->t] = 1;
+    }
+    for (int i = 0; i < st->n; i++) {
+        const char* s = st->t[i].name;
+        size_t k = strlen(s), tail = strlen("rotary_emb.inv_freq");
+        if (!used[i] && !(k >= tail && !strcmp(s + k - tail, "rotary_emb.inv_freq")))  // old transformers saved the RoPE frequencies
+            fail_at(path, "this loader reads LlamaForCausalLM, Qwen2ForCausalLM and LlamaForSequenceClassification checkpoints",
+                    "unexpected tensor '%s'", s);
+    }
+    free(used);
+    check_model_memory(path, (double)num_parameters(&c) * 8);
+    gpt_build(model, c);
+    nt = llama_tensors(&c, &model->params, want);
+    for (int i = 0; i < nt; i++) st_read_f32(st, found[i], want[i].data);
+    if (tied) {  // a repeated tied head must be the embedding itself, or the file is two models in one
+        float* tmp = (float*)mallocCheck((size_t)c.V * c.C * sizeof(float));
+        st_read_f32(st, tied, tmp);
+        if (memcmp(tmp, model->params.wte, (size_t)c.V * c.C * sizeof(float)))
+            fail_at(path, "set tie_word_embeddings to false in config.json to keep a separate lm_head",
+                    "tie_word_embeddings is true but lm_head.weight differs from model.embed_tokens.weight");
+        free(tmp);
+    }
+    free(found);
+    free(want);
+}
+
+// The base model as a Hugging Face folder: model.safetensors (F32) and config.json. A model with Qwen2's
+// q/k/v biases is written as model_type qwen2 (LlamaConfig's attention_bias would add an o_proj bias too),
+// else llama; a class head makes it ...ForSequenceClassification (score.weight).
+static void fmt_float(char* out, size_t cap, float x) {  // the shortest %g that reads back as the same float
+    for (int digits = 6; digits <= 9; digits++) {
+        snprintf(out, cap, "%.*g", digits, (double)x);
+        if (strtof(out, NULL) == x) return;
+    }
+}
+static void export_hf_llama(const GPT* model, const char* dir) {
+    const GPTConfig* c = &model->config;
+    int nt = llama_num_tensors(c);
+    HfTensor* t = (HfTensor*)mallocCheck((size_t)nt * sizeof(HfTensor));
+    StOut* o = (StOut*)callocCheck((size_t)nt, sizeof(StOut));
+    nt = llama_tensors(c, &model->params, t);
+    for (int i = 0; i < nt; i++) {
+        snprintf(o[i].name, sizeof o[i].name, "%s", t[i].name);
+        o[i].rows = t[i].rows, o[i].cols = t[i].cols, o[i].data = t[i].data;
+    }
+    char path[1100];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    st_write(path, o, nt);
+    free(o), free(t);
+    const char* type = c->qkv_bias ? "qwen2" : "llama";
+    const char* arch = c->qkv_bias ? (c->num_classes ? "Qwen2ForSequenceClassification" : "Qwen2ForCausalLM")
+                                   : (c->num_classes ? "LlamaForSequenceClassification" : "LlamaForCausalLM");
+    char eps[32], theta[32], factor[32];
+    fmt_float(eps, sizeof eps, c->norm_eps > 0 ? c->norm_eps : 1e-5f);  // (0 means 1e-5: llama_spec)
+    fmt_float(theta, sizeof theta, c->rope_theta);
+    fmt_float(factor, sizeof factor, c->rope_factor);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    SafeWriter w;
+    safe_open(&w, path);
+    fprintf(w.f, "{\n  \"model_type\": \"%s\",\n  \"architectures\": [\"%s\"],\n  \"hidden_size\": %d,\n  \"intermediate_size\": %d,\n"
+            "  \"num_attention_heads\": %d,\n  \"num_key_value_heads\": %d,\n  \"head_dim\": %d,\n  \"num_hidden_layers\": %d,\n"
+            "  \"vocab_size\": %d,\n  \"max_position_embeddings\": %d,\n  \"rms_norm_eps\": %s,\n  \"rope_theta\": %s,\n",
+            type, arch, c->C, mlp_width(c), c->NH, c->n_kv_heads ? c->n_kv_heads : c->NH, c->C / c->NH, c->L, c->V, c->maxT, eps, theta);
+    if (c->rope_factor > 0 && c->rope_factor != 1)
+        // ("type", not "rope_type": transformers before 4.42 wanted exactly type and factor; later ones copy type to rope_type)
+        fprintf(w.f, "  \"rope_scaling\": {\"type\": \"linear\", \"factor\": %s},\n", factor);
+    else
+        fprintf(w.f, "  \"rope_scaling\": null,\n");
+    fprintf(w.f, "  \"tie_word_embeddings\": %s,\n  \"hidden_act\": \"silu\",\n  \"mlp_bias\": false,\n", c->untied && !c->num_classes ? "false" : "true");
+    if (c->qkv_bias) fprintf(w.f, "  \"use_sliding_window\": false,\n");
+    else fprintf(w.f, "  \"attention_bias\": false,\n");
+    if (c->num_classes) fprintf(w.f, "  \"num_labels\": %d,\n  \"pad_token_id\": %d,\n", c->num_classes, c->V - 1);
+    fprintf(w.f, "  \"attention_dropout\": 0.0,\n  \"initializer_range\": 0.02,\n  \"torch_dtype\": \"float32\"\n}\n");
+    safe_close(&w);
+}
+
+// ---------------------------------------------------------------------------- Hugging Face model.safetensors
+// GPT-2 (GPT2Model / GPT2LMHeadModel / ...ForSequenceClassification / ...ForTokenClassification), or Llama /
+// Qwen2 when the config.json beside it says model_type llama or qwen2 (load_hf_llama).
+// The config.json beside a .safetensors file (cap bytes).
+static void hf_config_path(const char* path, char* cfg, size_t cap) {
+    snprintf(cfg, cap, "%s", path);
+    char* slash = strrchr(cfg, '/');
+    snprintf(slash ? slash + 1 : cfg, cap - (slash ? (size_t)(slash + 1 - cfg) : 0), "config.json");
+}
+
 static void load_hf_safetensors(GPT* model, const char* path) {
     SafeTensors st;
     st_open(&st, path);
+    char cfgp[1200], model_type[64] = "";
+    hf_config_path(path, cfgp, sizeof cfgp);
+    struct stat cb;
+    if (stat(cfgp, &cb) == 0) {  // model_type picks the layout: gpt2 (or none: GPT-2, as before), llama, qwen2
+        size_t n;
+        char* text = rd_small_file(cfgp, 16u << 20, &n);
+        cfg_string(text, n, "model_type", cfgp, model_type, sizeof model_type);
+        if (!strcmp(model_type, "llama") || !strcmp(model_type, "qwen2")) {
+            load_hf_llama(model, &st, path, text, n, cfgp, model_type);
+            free(text);
+            st_close(&st);
+            return;
+        }
+        free(text);
+        if (model_type[0] && strcmp(model_type, "gpt2")) {
+            char v[96];
+            snprintf(v, sizeof v, "\"%.60s\"", model_type);
+            cfg_unsupported(cfgp, "model_type", v, "\"gpt2\", \"llama\", \"qwen2\"");
+        }
+    }
+    if (llama_find(&st, "model.embed_tokens.weight"))
+        fail_at(path, "put the model's config.json (model_type llama or qwen2) next to model.safetensors",
+                "a Llama-layout checkpoint (model.embed_tokens.weight) needs its config.json%s", model_type[0] ? ", not a gpt2 one" : "");
     GPTConfig c = hf_config(&st, path);
     const StTensor* score = st_find(&st, "score.weight");  // GPT2ForSequenceClassification's head
     if (score) {
@@ -609,6 +1003,11 @@ static void export_hf(const GPT* model, const char* dir) {
         failf("export the fp32 model, or use --format gguf --dtype q8_0, which keeps int8 weights",
               "%s: the model's weights are int8; Hugging Face GPT-2 files hold floats", dir);
     make_dirs(dir);
+    if (c->arch == ARCH_LLAMA) {
+        if (c->num_tags) failf("keep the token head in our format: the Llama export has the LM head or score", "%s: the model has a %d-tag head", dir, c->num_tags);
+        export_hf_llama(model, dir);
+        return;
+    }
     StOut* t = (StOut*)callocCheck((size_t)NUM_BASE_PARAMS * c->L + 3, sizeof(StOut));
     int n = 0;
     for (int p = 0; p < NUM_BASE_PARAMS; p++)
@@ -1033,12 +1432,28 @@ static void load_checkpoint(GPT* model, const char* path, TrainState* state) {
 // target_modules is written as a regex, which PEFT matches against the full module name with re.fullmatch:
 // a list of names could not tell attn.c_proj from mlp.c_proj (both end in "c_proj"). The regex also holds the
 // layer range, since PEFT refuses layers_to_transform together with a regex.
-// Our four LoRA targets in table order: target k is bit 1 << k (LORA_QKV, LORA_PROJ, LORA_FC, LORA_FCPROJ),
-// with tensors lora_*_a = PIDX(lora_qkv_a) + 2k and lora_*_b = + 2k + 1. Its module is the hf name minus
-// ".lora_A.weight".
-static void peft_module(int k, char* out, size_t cap) {
-    const char* hf = PARAM_TABLE[PIDX(lora_qkv_a) + 2 * k].hf;
-    snprintf(out, cap, "%.*s", (int)(strlen(hf) - strlen(".lora_A.weight")), hf);
+// Llama (model_type llama / qwen2) the same way, with transformers' LlamaForCausalLM names:
+//   base_model.model.model.layers.N.self_attn.q_proj.lora_A.weight  (r, C)   ... .lora_B.weight (C, r)
+// on q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj (each name is unique within a layer, so
+// target_modules is the plain list PEFT users write, with layers_to_transform for a range of layers), and
+// fan_in_fan_out false: these are nn.Linear layers, (out, in) as ours.
+// The modules LoRA can target: its LORA_* bit, its Hugging Face module (after "h.N." / "layers.N.") and its
+// lora_*_a tensor (lora_*_b is the next one). GPT-2 has 4, in table order; Llama 7, in transformers' order.
+typedef struct {
+    int bit;
+    const char* module;
+    int a;
+} PeftModule;
+static int peft_modules(const GPTConfig* c, PeftModule m[7]) {
+    const PeftModule gpt2[4] = {{LORA_QKV, "attn.c_attn", PIDX(lora_qkv_a)}, {LORA_PROJ, "attn.c_proj", PIDX(lora_proj_a)},
+                                {LORA_FC, "mlp.c_fc", PIDX(lora_fc_a)}, {LORA_FCPROJ, "mlp.c_proj", PIDX(lora_fcproj_a)}};
+    const PeftModule llama[7] = {{LORA_Q, "self_attn.q_proj", PIDX(lora_q_a)}, {LORA_K, "self_attn.k_proj", PIDX(lora_k_a)},
+                                 {LORA_V, "self_attn.v_proj", PIDX(lora_v_a)}, {LORA_PROJ, "self_attn.o_proj", PIDX(lora_proj_a)},
+                                 {LORA_GATE, "mlp.gate_proj", PIDX(lora_gate_a)}, {LORA_UP, "mlp.up_proj", PIDX(lora_up_a)},
+                                 {LORA_FCPROJ, "mlp.down_proj", PIDX(lora_fcproj_a)}};
+    int llama_arch = c->arch == ARCH_LLAMA;
+    memcpy(m, llama_arch ? llama : gpt2, llama_arch ? sizeof llama : sizeof gpt2);
+    return llama_arch ? 7 : 4;
 }
 
 // Writes DIR/adapter_model.safetensors and DIR/adapter_config.json. lora_dropout only goes into the config.
@@ -1049,15 +1464,18 @@ static void export_peft(const GPT* model, const char* dir, float lora_dropout) {
         failf("PEFT's LoRA format holds LoRA and the score head only; keep our adapter.bin for these",
               "%s: the model has %s", dir, c->adapter_dim ? "adapters" : "a prefix");
     make_dirs(dir);
-    StOut* t = (StOut*)callocCheck((size_t)8 * c->L + 1, sizeof(StOut));
+    PeftModule mods[7];
+    int nm = peft_modules(c, mods), llama_arch = c->arch == ARCH_LLAMA;
+    StOut* t = (StOut*)callocCheck((size_t)2 * nm * c->L + 1, sizeof(StOut));
     int n = 0;
     for (int l = c->lora_first; l <= c->lora_last; l++)
-        for (int k = 0; k < 8; k++) {  // A then B of each target
-            int p = PIDX(lora_qkv_a) + k;
-            if (!(c->lora_targets & (1 << k / 2))) continue;
+        for (int k = 0; k < 2 * nm; k++) {  // A then B of each target
+            int p = mods[k / 2].a + k % 2;
+            if (!(c->lora_targets & mods[k / 2].bit)) continue;
             slice_shape(c, p, &t[n].rows, &t[n].cols);
             t[n].data = model->params.t[p] + (size_t)l * slice_numel(c, p);
-            snprintf(t[n].name, sizeof t[n].name, "base_model.model.transformer.h.%d.%s", l, PARAM_TABLE[p].hf);
+            snprintf(t[n].name, sizeof t[n].name, "base_model.model.%s.%d.%s.lora_%c.weight", llama_arch ? "model.layers" : "transformer.h", l,
+                     mods[k / 2].module, "AB"[k % 2]);
             n++;
         }
     if (c->num_classes) {
@@ -1069,63 +1487,45 @@ static void export_peft(const GPT* model, const char* dir, float lora_dropout) {
     snprintf(path, sizeof path, "%s/adapter_model.safetensors", dir);
     st_write(path, t, n);
     free(t);
-    // target_modules: (transformer\.)?h\.(1|2|3)\.(attn\.c_attn|mlp\.c_proj), backslashes doubled for JSON
-    char re[2048], mod[32];
-    size_t len = (size_t)snprintf(re, sizeof re, "(transformer\\\\.)?h\\\\.(");
-    for (int l = c->lora_first; l <= c->lora_last && len < sizeof re - 64; l++)
-        len += (size_t)snprintf(re + len, sizeof re - len, "%s%d", l > c->lora_first ? "|" : "", l);
-    len += (size_t)snprintf(re + len, sizeof re - len, ")\\\\.(");
-    for (int k = 0, first = 1; k < 4; k++) {
-        if (!(c->lora_targets & (1 << k))) continue;
-        peft_module(k, mod, sizeof mod);
-        char* dot = strchr(mod, '.');  // "attn.c_attn" -> "attn\\.c_attn"
-        len += (size_t)snprintf(re + len, sizeof re - len, "%s%.*s\\\\.%s", first ? "" : "|", (int)(dot - mod), mod, dot + 1);
-        first = 0;
+    char re[2048], layers[2048] = "null";
+    size_t len = 0;
+    if (llama_arch) {  // target_modules: ["q_proj", "v_proj"]; layers_to_transform: [1, 2] or null (all layers)
+        re[len++] = '[';
+        for (int k = 0; k < nm; k++)
+            if (c->lora_targets & mods[k].bit)
+                len += (size_t)snprintf(re + len, sizeof re - len, "%s\"%s\"", len > 1 ? ", " : "", strchr(mods[k].module, '.') + 1);
+        snprintf(re + len, sizeof re - len, "]");
+        if (c->lora_first > 0 || c->lora_last < c->L - 1) {
+            len = (size_t)snprintf(layers, sizeof layers, "[");
+            for (int l = c->lora_first; l <= c->lora_last && len < sizeof layers - 16; l++)
+                len += (size_t)snprintf(layers + len, sizeof layers - len, "%s%d", l > c->lora_first ? ", " : "", l);
+            snprintf(layers + len, sizeof layers - len, "]");
+        }
+    } else {  // target_modules: (transformer\.)?h\.(1|2|3)\.(attn\.c_attn|mlp\.c_proj), backslashes doubled for JSON
+        len = (size_t)snprintf(re, sizeof re, "\"(transformer\\\\.)?h\\\\.(");
+        for (int l = c->lora_first; l <= c->lora_last && len < sizeof re - 64; l++)
+            len += (size_t)snprintf(re + len, sizeof re - len, "%s%d", l > c->lora_first ? "|" : "", l);
+        len += (size_t)snprintf(re + len, sizeof re - len, ")\\\\.(");
+        for (int k = 0, first = 1; k < nm; k++) {
+            if (!(c->lora_targets & mods[k].bit)) continue;
+            const char* mod = mods[k].module;
+            const char* dot = strchr(mod, '.');  // "attn.c_attn" -> "attn\\.c_attn"
+            len += (size_t)snprintf(re + len, sizeof re - len, "%s%.*s\\\\.%s", first ? "" : "|", (int)(dot - mod), mod, dot + 1);
+            first = 0;
+        }
+        snprintf(re + len, sizeof re - len, ")\"");
     }
-    snprintf(re + len, sizeof re - len, ")");
     snprintf(path, sizeof path, "%s/adapter_config.json", dir);
     SafeWriter w;
     safe_open(&w, path);
     fprintf(w.f, "{\n  \"peft_type\": \"LORA\",\n  \"task_type\": \"%s\",\n  \"base_model_name_or_path\": null,\n"
-            "  \"r\": %d,\n  \"lora_alpha\": %.9g,\n  \"lora_dropout\": %.9g,\n  \"target_modules\": \"%s\",\n"
-            "  \"layers_to_transform\": null,\n  \"layers_pattern\": null,\n  \"fan_in_fan_out\": true,\n  \"bias\": \"none\",\n"
+            "  \"r\": %d,\n  \"lora_alpha\": %.9g,\n  \"lora_dropout\": %.9g,\n  \"target_modules\": %s,\n"
+            "  \"layers_to_transform\": %s,\n  \"layers_pattern\": %s,\n  \"fan_in_fan_out\": %s,\n  \"bias\": \"none\",\n"
             "  \"modules_to_save\": %s,\n  \"use_rslora\": false,\n  \"use_dora\": false,\n  \"init_lora_weights\": true,\n"
             "  \"rank_pattern\": {},\n  \"alpha_pattern\": {},\n  \"inference_mode\": true\n}\n",
-            c->num_classes ? "SEQ_CLS" : "CAUSAL_LM", c->lora_r, c->lora_alpha, lora_dropout, re,
-            c->num_classes ? "[\"score\"]" : "null");
+            c->num_classes ? "SEQ_CLS" : "CAUSAL_LM", c->lora_r, c->lora_alpha, lora_dropout, re, layers,
+            strcmp(layers, "null") ? "\"layers\"" : "null", llama_arch ? "false" : "true", c->num_classes ? "[\"score\"]" : "null");
     safe_close(&w);
-}
-
-// The text of a top-level value in a JSON object, or NULL when the key is absent.
-static const char* json_value(const char* text, size_t len, const char* key, const char* path) {
-    Json j = json_begin(text, len, path);
-    json_expect(&j, '{');
-    if (json_peek(&j) == '}') return NULL;
-    for (;;) {
-        char k[128];
-        json_string(&j, k, sizeof k);
-        json_expect(&j, ':');
-        json_peek(&j);  // past the whitespace
-        if (!strcmp(k, key)) return json_here(&j);
-        json_skip(&j, 0);
-        int d = json_peek(&j);
-        if (d == ',') { json_next(&j); continue; }
-        if (d == '}') return NULL;
-        json_fail(&j, "expected ',' or '}'");
-    }
-}
-// Does the value of key start with `want` (e.g. "true", "\"none\"")?
-static int json_is(const char* text, size_t len, const char* key, const char* path, const char* want) {
-    const char* v = json_value(text, len, key, path);
-    return v && !strncmp(v, want, strlen(want));
-}
-// Is key absent, null, or an empty object (rank_pattern: {} when every module has rank r)?
-static int json_empty(const char* text, size_t len, const char* key, const char* path) {
-    const char* v = json_value(text, len, key, path);
-    if (!v || !strncmp(v, "null", 4)) return 1;
-    if (*v++ != '{') return 0;
-    while (*v == ' ' || *v == '\n' || *v == '\r' || *v == '\t') v++;
-    return *v == '}';
 }
 
 // A PEFT adapter is a folder holding adapter_model.safetensors (and adapter_config.json), or that .safetensors
@@ -1176,44 +1576,51 @@ static void load_peft(GPT* model, const char* path) {
         failf("this model uses one rank and alpha for every module", "%s: rank_pattern or alpha_pattern is set", cfgp);
     if (json_is(text, n, "use_rslora", cfgp, "true")) alpha *= sqrt(r);  // rsLoRA scales by alpha/sqrt(r): the same as alpha*sqrt(r)/r
     free(text);
-    // at[k * L + l]: the tensor of LoRA table entry k (lora_qkv_a ... lora_fcproj_b) in layer l, if present
+    // at[k * L + l]: the tensor of entry k (A, B of module k / 2: peft_modules) in layer l, if present
+    PeftModule mods[7];
+    int nm = peft_modules(&c, mods), llama_arch = c.arch == ARCH_LLAMA;
+    const char* layer_fmt = llama_arch ? "layers.%d.%n" : "h.%d.%n";  // and the name the messages give a layer
     SafeTensors st;
     st_open(&st, stp);
-    const StTensor** at = (const StTensor**)callocCheck((size_t)8 * L, sizeof(StTensor*));
+    const StTensor** at = (const StTensor**)callocCheck((size_t)2 * nm * L, sizeof(StTensor*));
     const StTensor* score = NULL;
     for (int i = 0; i < st.n; i++) {
         const char* s = st.t[i].name;
         if (!strncmp(s, "base_model.model.", 17)) s += 17;
-        s = hf_base_name(s);  // "transformer." is optional
+        if (llama_arch) s += strncmp(s, "model.", 6) ? 0 : 6;  // "model." is optional
+        else s = hf_base_name(s);  // "transformer." is optional
         if (!strcmp(s, "score.weight")) {
             if (score) fail_at(stp, "the file is corrupt: each tensor appears once", "'%s' and '%s' are the same tensor", score->name, st.t[i].name);
             score = &st.t[i];
             continue;
         }
         int l = -1, pos = 0, found = 0;
-        if (sscanf(s, "h.%d.%n", &l, &pos) == 1 && pos > 0 && l >= 0 && l < L)
-            for (int k = 0; k < 8 && !found; k++)
-                if (!strcmp(s + pos, PARAM_TABLE[PIDX(lora_qkv_a) + k].hf)) {
+        if (sscanf(s, layer_fmt, &l, &pos) == 1 && pos > 0 && l >= 0 && l < L)
+            for (int k = 0; k < 2 * nm && !found; k++) {
+                size_t ml = strlen(mods[k / 2].module);
+                if (!strncmp(s + pos, mods[k / 2].module, ml) && !strcmp(s + pos + ml, k % 2 ? ".lora_B.weight" : ".lora_A.weight")) {
                     if (at[k * L + l]) fail_at(stp, "the file is corrupt: each tensor appears once", "'%s' and '%s' are the same tensor", at[k * L + l]->name, st.t[i].name);
                     at[k * L + l] = &st.t[i], found = 1;
                 }
+            }
         if (!found)
-            failf("this model takes LoRA on attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj of its layers, and score",
+            failf(llama_arch ? "this model takes LoRA on q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj of its layers, and score"
+                             : "this model takes LoRA on attn.c_attn, attn.c_proj, mlp.c_fc, mlp.c_proj of its layers, and score",
                   "%s: unexpected tensor '%s'", stp, st.t[i].name);
     }
     int targets = 0, first = L, last = -1;
-    for (int k = 0; k < 8; k++)
+    for (int k = 0; k < 2 * nm; k++)
         for (int l = 0; l < L; l++)
-            if (at[k * L + l]) targets |= 1 << k / 2, first = l < first ? l : first, last = l > last ? l : last;
+            if (at[k * L + l]) targets |= mods[k / 2].bit, first = l < first ? l : first, last = l > last ? l : last;
     if (!targets) failf("is this a LoRA adapter?", "%s: no lora_A / lora_B tensors", stp);
-    for (int k = 0; k < 8; k++)  // each target: A and B on every layer first..last, and nowhere else
-        for (int l = 0; ((targets >> k / 2) & 1) && l < L; l++)
+    for (int k = 0; k < 2 * nm; k++)  // each target: A and B on every layer first..last, and nowhere else
+        for (int l = 0; (targets & mods[k / 2].bit) && l < L; l++)
             if ((at[k * L + l] != NULL) != (l >= first && l <= last))
                 failf("this model puts LoRA on the same modules of a contiguous range of layers",
-                      "%s: h.%d.%s is %s, but the adapter's LoRA spans layers %d-%d", stp, l,
-                      PARAM_TABLE[PIDX(lora_qkv_a) + k].hf, at[k * L + l] ? "present" : "missing", first, last);
+                      "%s: %s%d.%s.lora_%c.weight is %s, but the adapter's LoRA spans layers %d-%d", stp, llama_arch ? "layers." : "h.", l,
+                      mods[k / 2].module, "AB"[k % 2], at[k * L + l] ? "present" : "missing", first, last);
     const StTensor* a0 = NULL;
-    for (int k = 0; k < 8 && !a0; k += 2) a0 = at[k * L + first];
+    for (int k = 0; k < 2 * nm && !a0; k += 2) a0 = at[k * L + first];
     int rank = a0->ndim == 2 && a0->shape[0] >= 1 && a0->shape[0] <= MAX_WIDTH ? (int)a0->shape[0] : 0;
     if (rank != (int)r) fail_at(stp, "rank_pattern is not supported", "r = %d in the config, but %s has rank %d", (int)r, a0->name, rank);
     GPTConfig with = c;
@@ -1226,11 +1633,11 @@ static void load_peft(GPT* model, const char* path) {
     }
     check_config(&with, stp, "adapter");
     // every tensor's shape exactly, before the model grows
-    for (int k = 0; k < 8; k++)
+    for (int k = 0; k < 2 * nm; k++)
         for (int l = first; l <= last; l++) {
             const StTensor* t = at[k * L + l];
             size_t rows, cols;
-            slice_shape(&with, PIDX(lora_qkv_a) + k, &rows, &cols);
+            slice_shape(&with, mods[k / 2].a + k % 2, &rows, &cols);
             if (t && (t->ndim != 2 || (uint64_t)t->shape[0] != rows || (uint64_t)t->shape[1] != cols))
                 fail_at(stp, "every module of the adapter must have rank r, lora_A (r, in) and lora_B (out, r)",
                         "%s has shape [%lld, %lld] (%d-D), expected [%zu, %zu]", t->name, (long long)t->shape[0],
@@ -1245,12 +1652,12 @@ static void load_peft(GPT* model, const char* path) {
     uint64_t rng = 1;
     gpt_set_peft(model, with, &rng);
     if (head) memcpy(model->params.cls_w, head, param_numel(&c, PIDX(cls_w)) * sizeof(float)), free(head);
-    for (int k = 0; k < 8; k++)
+    for (int k = 0; k < 2 * nm; k++)
         for (int l = first; l <= last; l++) {
             const StTensor* t = at[k * L + l];
             size_t rows, cols;
-            slice_shape(&with, PIDX(lora_qkv_a) + k, &rows, &cols);
-            if (t) st_read_f32(&st, t, model->params.t[PIDX(lora_qkv_a) + k] + (size_t)l * rows * cols);
+            slice_shape(&with, mods[k / 2].a + k % 2, &rows, &cols);
+            if (t) st_read_f32(&st, t, model->params.t[mods[k / 2].a + k % 2] + (size_t)l * rows * cols);
         }
     if (score) st_read_f32(&st, score, model->params.cls_w);
     free(at);
@@ -2101,6 +2508,16 @@ static void load_model(GPT* model, const char* path_in, TrainState* state) {
     snprintf(inside, sizeof inside, "%s/model.safetensors", path_in);
     struct stat sb;
     if (stat(inside, &sb) == 0) snprintf(path, sizeof path, "%s", inside);
+    else {  // a Hugging Face folder in a form this loader does not read: say which
+        snprintf(inside, sizeof inside, "%s/model.safetensors.index.json", path_in);
+        if (stat(inside, &sb) == 0)
+            failf("merge the shards into one model.safetensors (safetensors' save_file of the whole state dict)",
+                  "%s: a sharded checkpoint (model.safetensors.index.json); this loader reads one model.safetensors", path_in);
+        snprintf(inside, sizeof inside, "%s/pytorch_model.bin", path_in);
+        if (stat(inside, &sb) == 0)
+            failf("save it as safetensors (model.save_pretrained(DIR, safe_serialization=True))",
+                  "%s: a PyTorch pickle (pytorch_model.bin); this loader reads model.safetensors", path_in);
+    }
     Reader r = rd_open(path);  // (refuses a folder, FIFO or device)
     int32_t magic = 0;
     unsigned char first[9] = {0};

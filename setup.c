@@ -155,6 +155,8 @@ static void setup_finetuning(GPT* model, const Args* a, const DataLoader* dl, ui
     }
     if (memcmp(&c, &model->config, sizeof c)) gpt_set_peft(model, c, rng);
     if (peft) apply_freeze_list(model, "base", 0, "--method");  // parameter-efficient: the base is frozen
+    if (c.num_classes || c.num_tags)  // an untied LM head (Llama) is not used by a class or tag head: frozen, so no decay shrinks it
+        gpt_set_trainable(model, PIDX(lm_head), -1, 0);
     for (int l = 0; l < c.L; l++)  // LoRA outside its layer range stays zero and frozen
         if (l < c.lora_first || l > c.lora_last)
             for (int i = 0; i < NUM_PARAMS; i++)

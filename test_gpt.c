@@ -4728,6 +4728,310 @@ static void test_busy_hint(void) {
     int o = others_running();
     int has_proc = access("/proc/loadavg", R_OK) == 0;
     report(has_proc ? o >= 0 : o == -1, "others_running %s: %d other runnable task(s) now", has_proc ? "reads /proc" : "says -1 without /proc", o);
+    report(default_threads(1, 2, 2) == 1 && default_threads(0, 2, 2) == 2 && default_threads(7, 2, 2) == 1 &&
+           default_threads(-1, 2, 2) == 2 && default_threads(9, 16, 8) == 7 && default_threads(1, 16, 8) == 8 &&
+           default_threads(3, 2, 1) == 1,
+           "default_threads: one per core other work leaves free (1 of 2 beside one busy task; 7 of 16 beside 9), at least 1, "
+           "never more than asked");
+}
+
+// ---------------------------------------------------------------------------- Hugging Face Llama / Qwen2 folders
+// ref/hf_llama_* (dev/make_hf_llama.py): tiny LlamaForCausalLM / Qwen2ForCausalLM / LlamaForSequenceClassification
+// folders with random weights, the real names and config keys, and the logits of a float64 PyTorch forward.
+// Each loads with the config it declares; F32, F16 and BF16 files of the same (BF16-exact) weights give the same
+// model bit for bit; the fused rows hold q | k | v and gate | up; the logits match the reference; a folder
+// trains, exports to safetensors and PEFT and loads back bit for bit; every unsupported config.json feature
+// and every damaged folder is refused with one line naming it.
+
+// The worst |a - b| so far, a NaN counting as infinite (fmax would drop it).
+static double hfl_worse(double worst, double a, double b) {
+    double d = fabs(a - b);
+    return d <= worst ? worst : isnan(d) ? INFINITY : d;
+}
+// The reference's logits (or class logits) against our forward of its tokens; returns the worst |d|.
+static double hfl_logits_diff(GPT* m, const char* dir) {
+    char path[256];
+    snprintf(path, sizeof path, "%s/ref_logits.safetensors", dir);
+    SafeTensors st;
+    st_open(&st, path);
+    const StTensor* tt = st_find(&st, "tokens");
+    int B = tt && tt->ndim == 2 ? (int)tt->shape[0] : 0, T = B ? (int)tt->shape[1] : 0, x[64], lens[8];
+    if (!B || B * T > 64) failf("regenerate with dev/make_hf_llama.py", "%s: bad tokens", path);
+    st_read_i32(&st, tt, x);
+    const GPTConfig* c = &m->config;
+    double worst = 0;
+    if (c->num_classes) {
+        float* want = read_ref(&st, "cls_logits", (size_t)B * c->num_classes);
+        for (int b = 0; b < B; b++) lens[b] = T;
+        gpt_alloc_activations(m, B, T);
+        gpt_forward_cls(m, x, lens, NULL, B, T);
+        for (int i = 0; i < B * c->num_classes; i++) worst = hfl_worse(worst, m->acts.cls_logits[i], want[i]);
+        free(want);
+    } else {
+        float* want = read_ref(&st, "logits", (size_t)B * T * c->V);
+        float* got = lm_logits_copy(m, x, B, T);
+        for (int i = 0; i < B * T; i++)
+            for (int v = 0; v < c->V; v++) worst = hfl_worse(worst, got[(size_t)i * c->Vp + v], want[(size_t)i * c->V + v]);
+        free(want), free(got);
+    }
+    st_close(&st);
+    return worst;
+}
+
+// The spec's row layout, written out independently of formats.c's table: qkvw's layer slice is q_proj's C
+// rows, k_proj's KVC, v_proj's KVC (biases the same); fcw's is gate_proj's F rows, then up_proj's.
+static int hfl_fused_rows_ok(const GPT* m, const char* dir) {
+    char path[256], name[128];
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    SafeTensors st;
+    st_open(&st, path);
+    const GPTConfig* c = &m->config;
+    size_t C = (size_t)c->C, KVC = (size_t)c->n_kv_heads * (C / (size_t)c->NH), F = (size_t)mlp_width(c), QKV = C + 2 * KVC;
+    int ok = 1;
+    for (int l = 0; l < c->L; l++) {
+        const char* part[5] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "mlp.gate_proj", "mlp.up_proj"};
+        size_t row0[5] = {0, C, C + KVC, 0, F}, rows[5] = {C, KVC, KVC, F, F};
+        for (int k = 0; k < 5; k++)
+            for (int bias = 0; bias < (k < 3 && c->qkv_bias ? 2 : 1); bias++) {
+                snprintf(name, sizeof name, "model.layers.%d.%s.%s", l, part[k], bias ? "bias" : "weight");
+                const StTensor* t = st_find(&st, name);
+                size_t cols = bias ? 1 : C;
+                if (!t || st_numel(t) != rows[k] * cols) { ok = 0; continue; }
+                float* w = (float*)mallocCheck(st_numel(t) * sizeof(float));
+                st_read_f32(&st, t, w);
+                const float* ours = bias ? m->params.qkvb + (size_t)l * QKV + row0[k]
+                                         : (k < 3 ? m->params.qkvw + (size_t)l * QKV * C : m->params.fcw + (size_t)l * 2 * F * C) + row0[k] * C;
+                ok &= !memcmp(w, ours, st_numel(t) * sizeof(float));
+                free(w);
+            }
+    }
+    st_close(&st);
+    return ok;
+}
+
+// The base model's parameters and the config fields an export keeps, equal bit for bit.
+static int hfl_same_base(const GPT* a, const GPT* b) {
+    const GPTConfig *x = &a->config, *y = &b->config;
+    int cfg = x->arch == y->arch && x->L == y->L && x->C == y->C && x->NH == y->NH && x->n_kv_heads == y->n_kv_heads &&
+              mlp_width(x) == mlp_width(y) && x->V == y->V && x->Vp == y->Vp && x->maxT == y->maxT && x->untied == y->untied &&
+              x->qkv_bias == y->qkv_bias && x->rope_theta == y->rope_theta && x->norm_eps == y->norm_eps &&
+              x->rope_factor == y->rope_factor && x->num_classes == y->num_classes;
+    if (!cfg) return 0;
+    for (int p = 0; p < NUM_PARAMS; p++) {
+        if (p >= NUM_BASE_PARAMS && p != PIDX(lm_head) && p != PIDX(cls_w)) continue;
+        size_t n = param_numel(x, p);
+        if (n != param_numel(y, p) || (n && memcmp(a->params.t[p], b->params.t[p], n * sizeof(float)))) return 0;
+    }
+    return 1;
+}
+
+// A copy of ref folder src in dst with `from` replaced by `to` in config.json (from NULL: unchanged).
+static void hfl_copy_edited(const char* src, const char* dst, const char* from, const char* to) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "rm -rf %s && mkdir -p %s && cp %s/model.safetensors %s/", dst, dst, src, dst);
+    if (system(cmd)) {}
+    snprintf(cmd, sizeof cmd, "%s/config.json", src);
+    size_t n;
+    char* text = (char*)read_whole(cmd, &n);
+    char* at = text && from ? strstr(text, from) : NULL;
+    if (from && !at) printf("(hfl_copy_edited: '%s' not found in %s/config.json)\n", from, src);
+    snprintf(cmd, sizeof cmd, "%s/config.json", dst);
+    FILE* f = fopen_check(cmd, "wb");
+    if (at) fprintf(f, "%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+    else if (text) fputs(text, f);
+    fclose(f);
+    free(text);
+}
+
+static void test_hf_llama(void) {
+    printf("-- Hugging Face Llama / Qwen2 folders: load, F32/F16/BF16, logits, train, export, PEFT, bad config.json\n");
+    const char* dirs[6] = {"ref/hf_llama_f32", "ref/hf_llama_f16", "ref/hf_llama_bf16", "ref/hf_llama_untied", "ref/hf_qwen2", "ref/hf_llama_cls"};
+    GPT m[6];
+    for (int i = 0; i < 6; i++) load_model(&m[i], dirs[i], NULL);
+    const GPTConfig* c = &m[0].config;
+    report(c->arch == ARCH_LLAMA && c->L == 2 && c->C == 16 && c->NH == 2 && c->n_kv_heads == 1 && mlp_width(c) == 40 && c->V == 80 &&
+           c->Vp == 128 && c->maxT == 64 && !c->untied && !c->qkv_bias && c->rope_theta == 100000.0f && c->norm_eps == 1e-5f &&
+           c->rope_factor == 0 && !c->num_classes,
+           "%s: llama, L=%d C=%d NH=%d NKV=%d F=%d V=%d (Vp %d) maxT=%d, tied, theta %g, eps %g (config.json)", dirs[0], c->L, c->C,
+           c->NH, c->n_kv_heads, mlp_width(c), c->V, c->Vp, c->maxT, (double)c->rope_theta, (double)c->norm_eps);
+    size_t np = num_parameters(c);
+    report(!memcmp(&m[1].config, c, sizeof *c) && !memcmp(&m[2].config, c, sizeof *c) &&
+           !memcmp(m[1].params_memory, m[0].params_memory, np * 4) && !memcmp(m[2].params_memory, m[0].params_memory, np * 4),
+           "F16 and BF16 files of the same (exactly representable) weights load to the F32 model bit for bit (%zu parameters)", np);
+    const GPTConfig *cu = &m[3].config, *cq = &m[4].config, *cc = &m[5].config;
+    report(cu->untied && cu->n_kv_heads == 2 && cu->rope_factor == 2.0f && mlp_width(cu) == 24 && cq->qkv_bias && cq->NH == 4 &&
+           cq->n_kv_heads == 2 && cq->rope_theta == 1e6f && cq->norm_eps == 1e-6f && !cq->untied && cc->num_classes == 3 && !cc->untied,
+           "untied + rope_scaling linear 2 (lm_head, NKV %d), qwen2 (q/k/v biases, theta %g, eps %g), classifier (K = %d)",
+           cu->n_kv_heads, (double)cq->rope_theta, (double)cq->norm_eps, cc->num_classes);
+    int rows_ok = 1;
+    for (int i = 0; i < 6; i++) rows_ok &= hfl_fused_rows_ok(&m[i], dirs[i]);
+    report(rows_ok, "qkvw's rows are q_proj | k_proj | v_proj (and qkvb the biases), fcw's gate_proj | up_proj, in all 6 folders");
+    // float32 against float64 through 2 layers, |logits| ~1: the worst seen is ~3e-7; dev/make_hf_llama.py
+    // checks that RoPE, its scaling, GQA's head mapping and the gate/up and k/v order each move it by > 1e-2
+    for (int i = 0; i < 6; i++) {
+        double d = hfl_logits_diff(&m[i], dirs[i]);
+        report(d < 2e-6, "%s: %s against PyTorch float64, max |d| = %.2e (tol 2e-6)", dirs[i], m[i].config.num_classes ? "class logits" : "logits", d);
+    }
+
+    // train 2 steps from the folder, export to safetensors, load back: the trained model bit for bit
+    int n = 600, ids[600];
+    uint64_t rng = 11;
+    for (int i = 0; i < n; i++) ids[i] = (int)(random_u32(&rng) % 80);
+    write_tokens("test_tmp/hfl_tok.bin", ids, n, 80);
+    char out[1024], cmd[1024];
+    if (system("rm -rf test_tmp/hfl_run test_tmp/hfl_hf test_tmp/hfl_lora test_tmp/hfl_peft test_tmp/hfl_merged")) {}
+    int rc = run_cmd("./train --model ref/hf_qwen2 --train test_tmp/hfl_tok.bin --batch 2 --seq 8 --steps 2 --lr 1e-2 --out test_tmp/hfl_run",
+                     "done:", out, sizeof out);
+    int rc2 = run_cmd("./train export --model test_tmp/hfl_run/model.bin --format safetensors --out test_tmp/hfl_hf", "wrote", out, sizeof out);
+    GPT trained, back;
+    load_model(&trained, "test_tmp/hfl_run/model.bin", NULL);
+    load_model(&back, "test_tmp/hfl_hf", NULL);
+    report(rc == 0 && rc2 == 0 && hfl_same_base(&trained, &back) && !hfl_same_base(&trained, &m[4]),
+           "qwen2 folder: trains 2 steps (it changed), exports to safetensors, loads back bit for bit (%s)", out);
+    for (int i = 0; i < 6; i++) {  // every folder's model through export_hf and back
+        char dir[64];
+        snprintf(dir, sizeof dir, "test_tmp/hfl_x%d", i);
+        export_hf(&m[i], dir);
+        GPT b2;
+        load_model(&b2, dir, NULL);
+        int same = hfl_same_base(&m[i], &b2);
+        snprintf(cmd, sizeof cmd, "%s/config.json", dir);
+        size_t nc;
+        char* cfg = (char*)read_whole(cmd, &nc);
+        const char* arch = i == 4 ? "\"Qwen2ForCausalLM\"" : i == 5 ? "\"LlamaForSequenceClassification\"" : "\"LlamaForCausalLM\"";
+        report(same && cfg && strstr(cfg, arch) && strstr(cfg, i == 4 ? "\"model_type\": \"qwen2\"" : "\"model_type\": \"llama\"") &&
+               (i != 3 || strstr(cfg, "\"factor\": 2}")), "%s: export_hf then load: config and weights bit for bit, %s", dirs[i], arch);
+        free(cfg);
+        gpt_free(&b2);
+    }
+    SafeTensors st;
+    st_open(&st, "test_tmp/hfl_x3/model.safetensors");
+    int names_ok = st.n == 21 && st_find(&st, "lm_head.weight") && st_find(&st, "model.layers.1.mlp.down_proj.weight");
+    st_close(&st);
+    st_open(&st, "test_tmp/hfl_x0/model.safetensors");
+    names_ok &= st.n == 20 && !st_find(&st, "lm_head.weight");
+    st_close(&st);
+    report(names_ok, "the untied export writes lm_head.weight (21 tensors), the tied one does not (20)");
+
+    // PEFT: LoRA on all seven modules of layer 1 (of 2), random B so it is not the identity
+    GPT lora, base, peft;
+    load_model(&lora, "ref/hf_llama_untied", NULL);
+    GPTConfig cl = lora.config;
+    cl.lora_r = 2, cl.lora_alpha = 6.0f, cl.lora_first = 1, cl.lora_last = 1;
+    cl.lora_targets = LORA_Q | LORA_K | LORA_V | LORA_PROJ | LORA_GATE | LORA_UP | LORA_FCPROJ;
+    gpt_set_peft(&lora, cl, &rng);
+    PeftModule mods[7];
+    int nm = peft_modules(&cl, mods);
+    for (int k = 0; k < nm; k++) fill_random(lora.params.t[mods[k].a + 1], param_numel(&cl, mods[k].a + 1), 0.2f);
+    save_checkpoint(&lora, "test_tmp/hfl_lora.bin", NULL);
+    rc = run_cmd("./train export --model test_tmp/hfl_lora.bin --format peft --out test_tmp/hfl_peft", "wrote", out, sizeof out);
+    load_model(&base, "ref/hf_llama_untied", NULL);
+    load_model(&peft, "ref/hf_llama_untied", NULL);
+    load_adapter(&peft, "test_tmp/hfl_peft");
+    int x[16];
+    for (int i = 0; i < 16; i++) x[i] = ids[i];
+    size_t nl = (size_t)16 * lora.config.Vp;
+    float *ll = lm_logits_copy(&lora, x, 2, 8), *lp = lm_logits_copy(&peft, x, 2, 8), *lb = lm_logits_copy(&base, x, 2, 8);
+    const GPTConfig* pc = &peft.config;
+    report(rc == 0 && nm == 7 && pc->lora_r == 2 && pc->lora_alpha == 6.0f && pc->lora_targets == cl.lora_targets && pc->lora_first == 1 &&
+           pc->lora_last == 1 && !memcmp(ll, lp, nl * 4) && memcmp(ll, lb, nl * 4),
+           "llama PEFT export (7 modules, layer 1), then --adapter on the HF base: the same LoRA and logits bit for bit (%s)", out);
+    st_open(&st, "test_tmp/hfl_peft/adapter_model.safetensors");
+    const StTensor* ka = st_find(&st, "base_model.model.model.layers.1.self_attn.k_proj.lora_B.weight");
+    const StTensor* ga = st_find(&st, "base_model.model.model.layers.1.mlp.gate_proj.lora_A.weight");
+    names_ok = st.n == 14 && ka && ka->shape[0] == 16 && ka->shape[1] == 2 && ga && ga->shape[0] == 2 && ga->shape[1] == 16;
+    st_close(&st);
+    size_t nc;
+    char* cfg = (char*)read_whole("test_tmp/hfl_peft/adapter_config.json", &nc);
+    const char* want = "\"target_modules\": [\"q_proj\", \"k_proj\", \"v_proj\", \"o_proj\", \"gate_proj\", \"up_proj\", \"down_proj\"]";
+    report(names_ok && cfg && strstr(cfg, want) && strstr(cfg, "\"layers_to_transform\": [1],") && strstr(cfg, "\"fan_in_fan_out\": false"),
+           "PEFT files: 14 tensors base_model.model.model.layers.1.<module>.lora_A (r,in) / lora_B (out,r); %s, layers_to_transform [1]", want);
+    free(cfg), free(ll), free(lp), free(lb);
+    // the command line: LoRA trained from the folder (--lora-targets with HF's short names), exported as PEFT,
+    // applied to the folder again: the trained model's logits bit for bit
+    rc = run_cmd("./train --model ref/hf_llama_f32 --train test_tmp/hfl_tok.bin --batch 2 --seq 8 --steps 2 --lr 1e-2 --method lora "
+                 "--lora-rank 2 --lora-targets q,v,gate,down --lora-layers 0-0 --out test_tmp/hfl_lora", "done:", out, sizeof out);
+    rc2 = run_cmd("./train export --model test_tmp/hfl_lora/model.bin --format peft --out test_tmp/hfl_lora/peft", "wrote", out, sizeof out);
+    GPT tl, tp;
+    load_model(&tl, "test_tmp/hfl_lora/model.bin", NULL);
+    load_model(&tp, "ref/hf_llama_f32", NULL);
+    load_adapter(&tp, "test_tmp/hfl_lora/peft");
+    ll = lm_logits_copy(&tl, x, 2, 8), lp = lm_logits_copy(&tp, x, 2, 8), lb = lm_logits_copy(&m[0], x, 2, 8);
+    report(rc == 0 && rc2 == 0 && tp.config.lora_targets == (LORA_Q | LORA_V | LORA_GATE | LORA_FCPROJ) && tp.config.lora_last == 0 &&
+           !memcmp(ll, lp, (size_t)16 * tl.config.Vp * 4) && memcmp(ll, lb, (size_t)16 * tl.config.Vp * 4),
+           "./train --method lora on the folder (q,v,gate,down, layer 0; it moved the logits), export peft, --adapter: logits bit for bit");
+    free(ll), free(lp), free(lb);
+    gpt_free(&tl), gpt_free(&tp);
+    // a classifier: LoRA on q, v of both layers and the score head (modules_to_save), on the LlamaForSequenceClassification base
+    GPT cls, clsb;
+    load_model(&cls, "ref/hf_llama_cls", NULL);
+    GPTConfig ck = cls.config;
+    ck.lora_r = 2, ck.lora_alpha = 4.0f, ck.lora_first = 0, ck.lora_last = 1, ck.lora_targets = LORA_Q | LORA_V;
+    gpt_set_peft(&cls, ck, &rng);
+    fill_random(cls.params.lora_q_b, param_numel(&ck, PIDX(lora_q_b)), 0.2f);
+    fill_random(cls.params.lora_v_b, param_numel(&ck, PIDX(lora_v_b)), 0.2f);
+    fill_random(cls.params.cls_w, param_numel(&ck, PIDX(cls_w)), 0.2f);
+    export_peft(&cls, "test_tmp/hfl_peft_cls", 0.0f);
+    load_model(&clsb, "ref/hf_llama_cls", NULL);
+    load_adapter(&clsb, "test_tmp/hfl_peft_cls");
+    int lens2[2] = {8, 6};
+    gpt_alloc_activations(&cls, 2, 8), gpt_alloc_activations(&clsb, 2, 8);
+    gpt_forward_cls(&cls, x, lens2, NULL, 2, 8);
+    gpt_forward_cls(&clsb, x, lens2, NULL, 2, 8);
+    cfg = (char*)read_whole("test_tmp/hfl_peft_cls/adapter_config.json", &nc);
+    report(clsb.config.lora_targets == (LORA_Q | LORA_V) && !memcmp(cls.acts.cls_logits, clsb.acts.cls_logits, 6 * sizeof(float)) && cfg &&
+           strstr(cfg, "\"target_modules\": [\"q_proj\", \"v_proj\"],") && strstr(cfg, "\"layers_to_transform\": null,") &&
+           strstr(cfg, "\"modules_to_save\": [\"score\"]") && strstr(cfg, "\"task_type\": \"SEQ_CLS\""),
+           "llama classifier PEFT (q, v, all layers, score): SEQ_CLS, layers_to_transform null, class logits bit for bit");
+    free(cfg);
+    gpt_free(&cls), gpt_free(&clsb);
+
+    // bad config.json: one line naming the key, the value and what is supported
+    struct { const char* src; const char* from; const char* to; const char* needle; } bad[] = {
+        {"ref/hf_llama_f32", "\"model_type\": \"llama\"", "\"model_type\": \"mistral\"", "model_type is \"mistral\": not supported (supported: \"gpt2\", \"llama\", \"qwen2\")"},
+        {"ref/hf_llama_f32", "\"rope_scaling\": null", "\"rope_scaling\": {\"rope_type\": \"yarn\", \"factor\": 4.0}", "rope_scaling is {\"rope_type\": \"yarn\"}: not supported (supported: null, \"default\", \"linear\")"},
+        {"ref/hf_llama_f32", "\"rope_scaling\": null", "\"rope_scaling\": {\"type\": \"dynamic\", \"factor\": 2.0}", "rope_scaling is {\"rope_type\": \"dynamic\"}: not supported"},
+        {"ref/hf_llama_f32", "\"rope_scaling\": null", "\"rope_scaling\": {\"type\": \"linear\", \"factor\": 0.5}", "rope_scaling is linear with factor 0.5: not supported (supported: a factor >= 1)"},
+        {"ref/hf_qwen2", "\"use_sliding_window\": false", "\"use_sliding_window\": true", "use_sliding_window is true: not supported (supported: false"},
+        {"ref/hf_llama_f32", "\"use_cache\": true", "\"num_local_experts\": 8", "num_local_experts is 8: not supported (supported: dense models"},
+        {"ref/hf_llama_f32", "\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu\"", "hidden_act is \"gelu\": not supported (supported: \"silu\""},
+        {"ref/hf_llama_f32", "\"head_dim\": 8", "\"head_dim\": 4", "head_dim is 4: not supported (supported: hidden_size / num_attention_heads)"},
+        {"ref/hf_llama_f32", "\"mlp_bias\": false", "\"mlp_bias\": true", "mlp_bias is true: not supported (supported: false)"},
+        {"ref/hf_llama_f32", "\"attention_bias\": false", "\"attention_bias\": true", "attention_bias is true: not supported"},
+        {"ref/hf_llama_f32", "\"hidden_size\": 16,", "", "hidden_size is missing"},
+        {"ref/hf_llama_f32", "\"num_key_value_heads\": 1", "\"num_key_value_heads\": 3", "num_key_value_heads 3 does not divide num_attention_heads 2"},
+        {"ref/hf_llama_f32", "\"intermediate_size\": 40", "\"intermediate_size\": 41", "'model.layers.0.mlp.gate_proj.weight' has shape [40, 16], expected [41, 16]"},
+        {"ref/hf_llama_f32", "\"tie_word_embeddings\": true", "\"tie_word_embeddings\": false", "missing tensor 'lm_head.weight'"},
+        {"ref/hf_llama_f32", "\"num_hidden_layers\": 2", "\"num_hidden_layers\": 1", "unexpected tensor 'model.layers.1."},
+        {"ref/hf_llama_f32", "\"rms_norm_eps\": 1e-05", "\"rms_norm_eps\": \"small\"", "rms_norm_eps must be a number"},
+        {"ref/hf_llama_untied", "\"tie_word_embeddings\": false", "\"tie_word_embeddings\": true", "lm_head.weight differs from model.embed_tokens.weight"},
+        {"ref/hf_llama_f32", "\"model_type\": \"llama\"", "\"model_type\": \"gpt2\"", "needs its config.json, not a gpt2 one"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        hfl_copy_edited(bad[i].src, "test_tmp/hfl_bad", bad[i].from, bad[i].to);
+        char what[128];
+        snprintf(what, sizeof what, "config.json with %.100s", bad[i].to[0] ? bad[i].to : "no hidden_size");
+        expect_error(what, "./train sample --model test_tmp/hfl_bad --tokens \"1 2\"", bad[i].needle);
+    }
+    // damaged tensors: a renamed one (missing and unexpected), a duplicate-looking old buffer that is fine, no config.json
+    hfl_copy_edited("ref/hf_llama_f32", "test_tmp/hfl_bad", NULL, NULL);
+    copy_st_edited("ref/hf_llama_f32/model.safetensors", "test_tmp/hfl_bad/model.safetensors", "model.layers.1.self_attn.v_proj.weight",
+                   "model.layers.1.self_attn.w_proj.weight");
+    expect_error("a tensor renamed", "./train sample --model test_tmp/hfl_bad --tokens \"1 2\"", "missing tensor 'model.layers.1.self_attn.v_proj.weight'");
+    copy_st_edited("ref/hf_llama_f32/model.safetensors", "test_tmp/hfl_bad/model.safetensors", "model.norm.weight", "model.layers.0.self_attn.rotary_emb.inv_freq");
+    expect_error("model.norm.weight missing", "./train sample --model test_tmp/hfl_bad --tokens \"1 2\"", "missing tensor 'model.norm.weight'");
+    copy_st_edited("ref/hf_llama_f32/model.safetensors", "test_tmp/hfl_bad/model.safetensors", "\"model.norm.weight\"", "\"norm.weight\"");
+    GPT noprefix;
+    load_model(&noprefix, "test_tmp/hfl_bad", NULL);
+    report(hfl_same_base(&noprefix, &m[0]), "a tensor without the \"model.\" prefix (LlamaModel's own names) loads the same");
+    gpt_free(&noprefix);
+    if (system("rm test_tmp/hfl_bad/config.json")) {}
+    expect_error("no config.json", "./train sample --model test_tmp/hfl_bad --tokens \"1 2\"", "a Llama-layout checkpoint (model.embed_tokens.weight) needs its config.json");
+    if (system("rm -rf test_tmp/hfl_bad && mkdir -p test_tmp/hfl_bad && cp ref/hf_llama_f32/config.json test_tmp/hfl_bad/ && "
+               "touch test_tmp/hfl_bad/model.safetensors.index.json")) {}
+    expect_error("a sharded folder", "./train sample --model test_tmp/hfl_bad --tokens \"1 2\"", "a sharded checkpoint (model.safetensors.index.json)");
+    for (int i = 0; i < 6; i++) gpt_free(&m[i]);
+    gpt_free(&trained), gpt_free(&back), gpt_free(&lora), gpt_free(&base), gpt_free(&peft);
 }
 
 int main(void) {
@@ -4804,6 +5108,7 @@ int main(void) {
     test_card();
     test_spans();
     test_tok_cli();
+    test_hf_llama();
     printf("gpt: %d passed, %d failed\n", checks_passed, checks_failed);
     return checks_failed ? 1 : 0;
 }

@@ -290,11 +290,18 @@ static void run_folder(Run* r, const Args* a) {
 static int machine_busy(int others_running, long ncpu, int threads) {
     return threads > 1 && others_running > 0 && ncpu - others_running < threads;
 }
+// The default thread count (OMP_NUM_THREADS unset): the cores other work leaves free, at least 1. One thread
+// per free core never waits at a barrier for a descheduled twin, so a default run on a busy machine is no slower
+// than OMP_NUM_THREADS=1 (on the 2-core machine beside one busy process: 1 thread, not 2 fighting for one core).
+static int default_threads(int others_running, long ncpu, int threads) {
+    if (!machine_busy(others_running, ncpu, threads)) return threads;
+    return ncpu - others_running < 1 ? 1 : (int)(ncpu - others_running);
+}
 // Runnable tasks that are not ours, now: /proc/loadavg's "running/total" field minus this process's threads in
-// state R (/proc/self/task/*/stat), the least of 5 samples 20 ms apart (Linux; -1 where /proc is absent).
+// state R (/proc/self/task/*/stat), the least of 3 samples 10 ms apart (Linux; -1 where /proc is absent).
 static int others_running(void) {
     int least = -1;
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < 3; k++) {
         FILE* f = fopen("/proc/loadavg", "r");
         int running = 0, ours = 0;
         if (!f) return -1;
@@ -317,11 +324,14 @@ static int others_running(void) {
         closedir(d);
         int others = running - ours > 0 ? running - ours : 0;
         if (least < 0 || others < least) least = others;
-        struct timespec pause = {0, 20000000L};  // 20 ms
-        if (k < 4) nanosleep(&pause, NULL);
+        struct timespec pause = {0, 10000000L};  // 10 ms
+        if (k < 2) nanosleep(&pause, NULL);
     }
     return least;
 }
+
+// Set by main when the default thread count was lowered for a busy machine (printed with the threads line).
+static char threads_note[160];
 
 static void run_describe(const Run* r, const Args* a) {
     const GPT* model = &r->model;
@@ -348,7 +358,7 @@ static void run_describe(const Run* r, const Args* a) {
                2.0 * 4 * (a->zero ? (double)(dist_hi(r->ntrain) - dist_lo(r->ntrain)) : (double)r->ntrain) / 1e6,
                a->zero ? "ZeRO-1: a 1/N shard" : "a full copy on each rank", 2.0 * 4 * r->ntrain / 1e6);
 #ifdef _OPENMP
-    printf("threads: %d (OpenMP)\n", omp_get_max_threads());
+    printf("threads: %d (OpenMP)%s\n", omp_get_max_threads(), threads_note);
     int others = omp_get_max_threads() > 1 && !getenv("OMP_WAIT_POLICY") ? others_running() : -1;
     if (machine_busy(others, sysconf(_SC_NPROCESSORS_ONLN), omp_get_max_threads()))
         printf("threads: %d other task%s running on %ld cores: OMP_WAIT_POLICY=passive (or fewer OMP_NUM_THREADS) can make "
@@ -1605,6 +1615,17 @@ int main(int argc, char** argv) {
         return rc;
     }
     Args a = parse_args(argc, argv);
+#ifdef _OPENMP
+    if (!getenv("OMP_NUM_THREADS") && omp_get_max_threads() > 1) {  // the default: one thread per free core
+        int others = others_running(), want = omp_get_max_threads();
+        int n = default_threads(others, sysconf(_SC_NPROCESSORS_ONLN), want);
+        if (n < want) {
+            omp_set_num_threads(n);
+            snprintf(threads_note, sizeof threads_note, ", not %d: %d other task%s running on %ld cores (OMP_NUM_THREADS=%d overrides)",
+                     want, others, others == 1 ? " is" : "s are", sysconf(_SC_NPROCESSORS_ONLN), want);
+        }
+    }
+#endif
     if (a.help) print_help();
     if (a.help_markdown) flags_print_markdown(stdout);
     int rc = 0;

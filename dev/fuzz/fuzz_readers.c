@@ -1,6 +1,6 @@
 // libFuzzer harness for one reader: built with -DFZ_TARGET_NAME='"NAME"', NAME one of readers.h's FZ_TARGETS
-// (ckpt resume safetensors gguf adapter peft ds tokens tokenizer tokjson).
-//   make fuzz                                  builds all ten as dev/fuzz/bin/fuzz_NAME (clang; libFuzzer, ASan, UBSan)
+// (ckpt resume safetensors gguf adapter peft ds tokens tokenizer tokjson peft_llama).
+//   make fuzz                                  builds all eleven as dev/fuzz/bin/fuzz_NAME (clang; libFuzzer, ASan, UBSan)
 //   bash dev/fuzz/run_readers.sh [SECONDS] [NAMES...]   seeds (make_seeds.sh), replay, then fuzzes each target
 #include "readers.h"
 

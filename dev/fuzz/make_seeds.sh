@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Seed corpora for the reader fuzz targets (dev/fuzz/readers.h): small real files that ./train and ./dataprep
-# write, one folder per target under OUT (default /tmp/finetune_fuzz/seeds). Needs ./train and ./dataprep built.
+# write, one folder per target under OUT (default /tmp/finetune_fuzz/seeds). Needs ./train, ./dataprep and ./gen_arith built.
 #   bash dev/fuzz/make_seeds.sh [OUT]
 # The model is tiny on purpose (L=2 NH=2 C=8, V=257 bytes, maxT=8: ~14 KB files) so that each fuzz run is
 # fast; the int8 seeds need C a multiple of 32 (L=1 NH=1 C=32).
@@ -11,7 +11,7 @@ W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 SEP=$'\n==> next file <==\n'
 rm -rf "$OUT"
-mkdir -p "$OUT"/{ckpt,resume,safetensors,gguf,adapter,peft,ds,tokens,tokenizer,tokjson}
+mkdir -p "$OUT"/{ckpt,resume,safetensors,gguf,adapter,peft,ds,tokens,tokenizer,tokjson,peft_llama}
 q() { "$@" >"$W/log" 2>&1 || { echo "make_seeds: failed: $*" >&2; tail -3 "$W/log" >&2; exit 1; }; }
 
 # data: bytes tokenizer, so V = 257
@@ -56,6 +56,17 @@ q ./train export --model "$W/full/model.bin" --format safetensors --out "$W/hf"
 cp "$W/hf/model.safetensors" "$OUT/safetensors/no_config"
 q ./train export --model "$W/clslora/model.bin" --format safetensors --merge 1 --out "$W/hfcls"
 { cat "$W/hfcls/model.safetensors"; printf '%s' "$SEP"; cat "$W/hfcls/config.json"; } > "$OUT/safetensors/cls"
+q ./gen_arith + 200 1 "$W/ar"  # byte tokens below 80: the Llama folder's vocabulary
+for t in "q,k,v,o,gate,up,down 1-1" "q,v 0-1"; do  # LoRA on the Llama folder (peft_llama's base), exported as PEFT
+  set -- $t
+  q ./train --model ref/hf_llama_f32 --train "$W/ar_train.bin" --batch 2 --seq 8 --steps 2 --method lora --lora-rank 2 \
+    --lora-targets "$1" --lora-layers "$2" --out "$W/llama_$2"
+  q ./train export --model "$W/llama_$2/model.bin" --format peft --out "$W/llama_peft_$2"
+  { cat "$W/llama_peft_$2/adapter_model.safetensors"; printf '%s' "$SEP"; cat "$W/llama_peft_$2/adapter_config.json"; } > "$OUT/peft_llama/lora_$2"
+done
+for d in hf_llama_bf16 hf_llama_untied hf_qwen2 hf_llama_cls; do  # Llama / Qwen2 folders (dev/make_hf_llama.py)
+  { cat "ref/$d/model.safetensors"; printf '%s' "$SEP"; cat "ref/$d/config.json"; } > "$OUT/safetensors/$d"
+done
 q ./train export --model "$W/full/model.bin" --format gguf --dtype f32 --out "$W/f32.gguf"
 cp "$W/f32.gguf" "$OUT/gguf/f32.gguf"
 q ./train export --model "$W/q8.bin" --format gguf --out "$W/q8.gguf"

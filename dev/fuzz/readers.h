@@ -250,9 +250,15 @@ static void fz_adapter(const uint8_t* p, size_t n) {
     fz_use_model(&m, 0);
     gpt_free(&m);
 }
+// The Llama base the peft_llama target applies its files to: ref/hf_llama_f32's shape (dev/make_hf_llama.py)
+static GPTConfig fz_llama_config(void) {
+    GPTConfig c = {.maxT = 8, .V = 80, .Vp = 128, .L = 2, .NH = 2, .C = 16, .F = 40, .arch = ARCH_LLAMA};
+    c.n_kv_heads = 1, c.rope_theta = 1e5f, c.norm_eps = 1e-5f;
+    return c;
+}
 // peft: DIR/adapter_model.safetensors [FZ_SEP DIR/adapter_config.json] applied to the base model, then
-// exported again as PEFT (export --format peft)
-static void fz_peft(const uint8_t* p, size_t n) {
+// exported again as PEFT (export --format peft); peft_llama: the same on the Llama base
+static void fz_peft_on(const uint8_t* p, size_t n, GPTConfig base) {
     size_t na, nb;
     const uint8_t* b;
     fz_split(p, n, &na, &b, &nb);
@@ -261,7 +267,7 @@ static void fz_peft(const uint8_t* p, size_t n) {
     if (b) fz_write(1, "peft/adapter_config.json", b, nb);
     else fz_rm("peft/adapter_config.json");
     GPT m;
-    gpt_build(&m, fz_base_config());
+    gpt_build(&m, base);
     load_adapter(&m, fz_mkdir("peft"));
     fz_use_model(&m, 0);
     char out[600];
@@ -269,6 +275,8 @@ static void fz_peft(const uint8_t* p, size_t n) {
     export_peft(&m, out, 0.0f);
     gpt_free(&m);
 }
+static void fz_peft(const uint8_t* p, size_t n) { fz_peft_on(p, n, fz_base_config()); }
+static void fz_peft_llama(const uint8_t* p, size_t n) { fz_peft_on(p, n, fz_llama_config()); }
 // ds: an example file (.ds); every record must then be readable
 static void fz_ds(const uint8_t* p, size_t n) {
     Dataset ds;
@@ -348,6 +356,6 @@ typedef struct { const char* name; FzBody body; } FzTarget;
 static const FzTarget FZ_TARGETS[] = {
     {"ckpt", fz_ckpt}, {"resume", fz_resume}, {"safetensors", fz_safetensors}, {"gguf", fz_gguf},
     {"adapter", fz_adapter}, {"peft", fz_peft}, {"ds", fz_ds}, {"tokens", fz_tokens}, {"tokenizer", fz_tokenizer},
-    {"tokjson", fz_tokjson},
+    {"tokjson", fz_tokjson}, {"peft_llama", fz_peft_llama},
 };
 #define FZ_NUM_TARGETS ((int)(sizeof FZ_TARGETS / sizeof FZ_TARGETS[0]))
