@@ -8,7 +8,7 @@
 //   llm.c                  export_llmc                load_llmc                 gpt2_124M.bin's layout
 //   PEFT LoRA adapter      export_peft                load_peft (--adapter)     adapter_model.safetensors + adapter_config.json
 //                          (GPT-2 and Llama module names)
-//   GGUF v3 (llama.cpp)    export_gguf                load_gguf (--model)       one .gguf, architecture gpt2, F32 or Q8_0
+//   GGUF v3 (llama.cpp)    export_gguf                load_gguf (--model)       one .gguf: gpt2, llama or qwen2; F32 or Q8_0 (F16 read)
 //
 // Every file is written through SafeWriter (PATH.tmp, renamed when complete). Numbers are written in the
 // host's byte order, which all these formats define as little-endian: x86 and ARM, not big-endian machines.
@@ -1671,39 +1671,130 @@ static void load_peft(GPT* model, const char* path) {
 //   n_tensors x name (string), u32 n_dims, u64 ne[n_dims], u32 ggml type, u64 offset into the data section
 //   zero padding to general.alignment (default 32), then the data section; each tensor at its (aligned) offset
 // ggml lists dimensions innermost first: our (rows, cols) matrix, cols contiguous, is ne = [cols, rows].
-// Names and metadata are llama.cpp's "gpt2" architecture, as its convert_hf_to_gguf.py writes GPT-2: token_embd,
-// position_embd, blk.N.{attn_norm, attn_qkv, attn_output, ffn_norm, ffn_up, ffn_down}, output_norm (weights
-// and biases). No output.weight: GPT-2's LM head is token_embd (tied), and llama.cpp uses token_embd when
-// output.weight is absent (today's converter writes none for GPT-2; the converters of early 2024 wrote a copy).
+// Three of llama.cpp's architectures, named and laid out as its convert_hf_to_gguf.py writes them:
+//   gpt2   GPT-2: token_embd, position_embd, blk.N.{attn_norm, attn_qkv, attn_output, ffn_norm, ffn_up,
+//          ffn_down}, output_norm (weights and biases). No output.weight: GPT-2's LM head is token_embd (tied),
+//          and llama.cpp uses token_embd when output.weight is absent (today's converter writes none for GPT-2;
+//          the converters of early 2024 wrote a copy, which the loader accepts).
+//   llama  a Llama-style model (LlamaForCausalLM: SmolLM2, TinyLlama, Llama 3): token_embd, blk.N.{attn_norm,
+//          attn_q, attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down}, output_norm, and output
+//          only when the LM head is untied. Our fused q|k|v rows and gate|up rows become separate tensors, and
+//          the rows of attn_q and attn_k are permuted within each head (see "the Q/K permutation" below).
+//   qwen2  a Llama-style model with q/k/v biases (Qwen2ForCausalLM): the llama names plus blk.N.attn_{q,k,v}.bias,
+//          and no permutation: llama.cpp runs qwen2 with NEOX RoPE, which is Hugging Face's rotate_half.
 // Q8_0 (type 8): blocks of 32 consecutive weights of a row, each an fp16 scale d and 32 int8 q, w = q * d. That
-// is our int8 format (model.h): an int8 model is written as it is and read back bit for bit.
+// is our int8 format (model.h): an int8 model is written as it is and read back bit for bit. Splitting rows
+// and permuting them moves whole rows, so whole blocks: the int8 values and scales are kept exactly.
 #define GGUF_VERSION 3
 #define GGUF_ALIGN 32
 enum { GGML_F32 = 0, GGML_F16 = 1, GGML_Q8_0 = 8 };                                 // tensor types
-enum { GGUF_U32 = 4, GGUF_I32 = 5, GGUF_F32 = 6, GGUF_STRING = 8, GGUF_ARRAY = 9 };  // metadata value types
+enum { GGUF_U32 = 4, GGUF_I32 = 5, GGUF_F32 = 6, GGUF_BOOL = 7, GGUF_STRING = 8, GGUF_ARRAY = 9 };  // metadata value types
 enum { LLAMA_FTYPE_ALL_F32 = 0, LLAMA_FTYPE_MOSTLY_Q8_0 = 7 };                      // general.file_type
 
-// llama.cpp's names of our 16 GPT-2 tensors, in PARAM_TABLE order (per-layer ones get "blk.N.")
-
+// One GGUF tensor: rows [row0, row0 + rows) of layer l of parameter p (a vector's elements are rows of one
+// weight), its GGUF rows reordered by the Q/K permutation when perm_hs (the head size) is not 0.
 typedef struct {
     char name[64];
     int nd;
     uint64_t ne[4];   // ggml order: ne[0] is the contiguous axis; unused ones are 1
     uint32_t type;    // GGML_*
     uint64_t offset;  // in the data section
-    int p, l;         // writer: PARAM_TABLE index and layer
+    int p, l;         // PARAM_TABLE index and layer
+    size_t row0;      // the slice's first row in layer l of p
+    size_t perm_hs;   // 0, or the head size of the Q/K permutation
 } GgufTensor;
 
-// The GGUF name of parameter p's layer-l slice ("blk.3.attn_qkv.weight", or "token_embd.weight"), into name.
-static const char* gguf_name(char* name, size_t cap, int p, int l) {
-    if (param_per_layer(p)) snprintf(name, cap, "blk.%d.%s", l, PARAM_TABLE[p].gguf);
-    else snprintf(name, cap, "%s", PARAM_TABLE[p].gguf);
-    return name;
-}
-
+static uint64_t gguf_rows(const GgufTensor* t) { return t->nd == 2 ? t->ne[1] : t->ne[0]; }
+static uint64_t gguf_cols(const GgufTensor* t) { return t->nd == 2 ? t->ne[0] : 1; }
 static uint64_t gguf_nbytes(const GgufTensor* t) {
     uint64_t n = t->ne[0] * t->ne[1] * t->ne[2] * t->ne[3];
     return t->type == GGML_Q8_0 ? n / Q8_GROUP * (2 + Q8_GROUP) : t->type == GGML_F16 ? 2 * n : 4 * n;
+}
+
+// The Q/K permutation. Our RoPE (model.h) is Hugging Face's rotate_half: it rotates the pair (x[i], x[i + hs/2])
+// of each head by the angle t * theta^(-2i/hs). llama.cpp's llama architecture uses ggml's "normal" RoPE, which
+// rotates the consecutive pair (x[2i], x[2i + 1]) by the same angle. So convert_hf_to_gguf.py reorders the rows of
+// q_proj and k_proj inside each head: a head's hs rows, viewed as (2, hs/2), are transposed to (hs/2, 2)
+// (torch: w.reshape(n_head, 2, hs/2, C).swapaxes(1, 2)), and GGUF row 2i + s of a head is our row s * hs/2 + i.
+// Then llama.cpp's q and k are ours with the same reordering of each head, rotated as ours are; and a dot
+// product q.k does not change when both vectors are reordered alike, so the attention is the same. v, o: as
+// they are. k has the KV heads' rows (head_count_kv heads of hs rows). hs must be even (RoPE needs pairs).
+//   gguf_rope_src(r): the row of ours that GGUF row r holds (the writer gathers with it)
+//   gguf_rope_dst(q): the GGUF row that holds our row q, its inverse (the loader gathers with it)
+static size_t gguf_rope_src(size_t r, size_t hs) {
+    size_t head = r / hs, i = r % hs;  // i = 2 * j + s
+    return head * hs + (i % 2) * (hs / 2) + i / 2;
+}
+static size_t gguf_rope_dst(size_t q, size_t hs) {
+    size_t head = q / hs, i = q % hs, half = hs / 2;  // i = s * half + j
+    return head * hs + (i % half) * 2 + i / half;
+}
+
+// llama.cpp's name of our model's architecture
+static const char* gguf_arch(const GPTConfig* c) {
+    return c->arch != ARCH_LLAMA ? "gpt2" : c->qkv_bias ? "qwen2" : "llama";
+}
+
+// Appends one tensor to the list: name ("blk.L." in front when l >= 0), rows [row0, row0 + rows) of layer l of
+// p, cols weights a row (0: a vector). Q8_0 when q8 and p is one of our int8 matrices, else F32.
+static void gguf_add(GgufTensor* t, int* n, const char* name, int p, int l, size_t row0, size_t rows, size_t cols,
+                     size_t perm_hs, int q8) {
+    GgufTensor* g = &t[(*n)++];
+    memset(g, 0, sizeof *g);
+    if (l >= 0) snprintf(g->name, sizeof g->name, "blk.%d.%s", l, name);
+    else snprintf(g->name, sizeof g->name, "%s", name);
+    g->nd = cols ? 2 : 1;
+    g->ne[0] = cols ? cols : rows, g->ne[1] = cols ? rows : 1, g->ne[2] = g->ne[3] = 1;
+    // position_embd stays F32, as in our int8 model: it is added, not multiplied, and small
+    g->type = q8 && cols && param_quantizable(p) ? GGML_Q8_0 : GGML_F32;
+    g->p = p, g->l = l < 0 ? 0 : l, g->row0 = row0, g->perm_hs = perm_hs;
+}
+static int gguf_max_tensors(const GPTConfig* c) { return (NUM_BASE_PARAMS + 4) * c->L + 8; }
+
+// The tensors of a model of config c in GGUF, in the order written; t has room for gguf_max_tensors(c).
+// permute: llama's Q/K permutation (not for qwen2). Reader and writer both walk this list: the loader checks
+// each against the file. Returns the count.
+static int gguf_tensors(const GPTConfig* c, int q8, int permute, GgufTensor* t) {
+    int n = 0, L = c->L;
+    size_t C = (size_t)c->C, V = (size_t)c->V;
+    if (c->arch != ARCH_LLAMA) {  // GPT-2: PARAM_TABLE's gguf names, one tensor per parameter and layer
+        for (int p = 0; p < NUM_BASE_PARAMS; p++)
+            for (int l = 0; l < (param_per_layer(p) ? L : 1); l++) {
+                size_t rows, cols;
+                slice_shape(c, p, &rows, &cols);
+                gguf_add(t, &n, PARAM_TABLE[p].gguf, p, param_per_layer(p) ? l : -1, 0, rows, cols, 0, q8);
+            }
+        return n;
+    }
+    size_t hs = C / (size_t)c->NH, KVC = (size_t)kv_heads(c) * hs, F = (size_t)mlp_width(c);
+    size_t perm = permute ? hs : 0;
+    gguf_add(t, &n, "token_embd.weight", PIDX(wte), -1, 0, V, C, 0, q8);  // the first V of the Vp rows
+    for (int l = 0; l < L; l++) {
+        gguf_add(t, &n, "attn_norm.weight", PIDX(ln1w), l, 0, C, 0, 0, q8);
+        gguf_add(t, &n, "attn_q.weight", PIDX(qkvw), l, 0, C, C, perm, q8);  // rows [0, C) of q|k|v
+        gguf_add(t, &n, "attn_k.weight", PIDX(qkvw), l, C, KVC, C, perm, q8);
+        gguf_add(t, &n, "attn_v.weight", PIDX(qkvw), l, C + KVC, KVC, C, 0, q8);
+        if (c->qkv_bias) {
+            gguf_add(t, &n, "attn_q.bias", PIDX(qkvb), l, 0, C, 0, perm, q8);
+            gguf_add(t, &n, "attn_k.bias", PIDX(qkvb), l, C, KVC, 0, perm, q8);
+            gguf_add(t, &n, "attn_v.bias", PIDX(qkvb), l, C + KVC, KVC, 0, 0, q8);
+        }
+        gguf_add(t, &n, "attn_output.weight", PIDX(attprojw), l, 0, C, C, 0, q8);
+        gguf_add(t, &n, "ffn_norm.weight", PIDX(ln2w), l, 0, C, 0, 0, q8);
+        gguf_add(t, &n, "ffn_gate.weight", PIDX(fcw), l, 0, F, C, 0, q8);  // rows [0, F) of gate|up
+        gguf_add(t, &n, "ffn_up.weight", PIDX(fcw), l, F, F, C, 0, q8);
+        gguf_add(t, &n, "ffn_down.weight", PIDX(fcprojw), l, 0, C, F, 0, q8);
+    }
+    gguf_add(t, &n, "output_norm.weight", PIDX(lnfw), -1, 0, C, 0, 0, q8);
+    if (c->untied) gguf_add(t, &n, "output.weight", PIDX(lm_head), -1, 0, V, C, 0, q8);  // the first V of Vp rows
+    return n;
+}
+
+// Element offset, in parameter p, of the first weight of GGUF row r of tensor g (its row of ours, found through
+// the permutation).
+static size_t gguf_src_offset(const GPTConfig* c, const GgufTensor* g, size_t r) {
+    size_t row = g->row0 + (g->perm_hs ? gguf_rope_src(r, g->perm_hs) : r);
+    return (size_t)g->l * slice_numel(c, g->p) + row * (size_t)gguf_cols(g);
 }
 
 // The metadata is assembled in memory first: the header counts its entries.
@@ -1727,9 +1818,26 @@ static void gguf_key(GgufBuf* b, int* nkv, const char* key, uint32_t type) {
     (*nkv)++;
 }
 static void gguf_kv_u32(GgufBuf* b, int* nkv, const char* key, uint32_t v) { gguf_key(b, nkv, key, GGUF_U32); gguf_put_u32(b, v); }
+static void gguf_kv_f32(GgufBuf* b, int* nkv, const char* key, float v) { gguf_key(b, nkv, key, GGUF_F32); gguf_put(b, &v, 4); }
+static void gguf_kv_bool(GgufBuf* b, int* nkv, const char* key, int v) {
+    unsigned char u = (unsigned char)(v != 0);
+    gguf_key(b, nkv, key, GGUF_BOOL);
+    gguf_put(b, &u, 1);
+}
 static void gguf_kv_str(GgufBuf* b, int* nkv, const char* key, const char* v) {
     gguf_key(b, nkv, key, GGUF_STRING);
     gguf_put_str(b, v, strlen(v));
+}
+// "ARCH.suffix" (llama.context_length), the per-architecture keys
+static void gguf_kv_arch_u32(GgufBuf* b, int* nkv, const char* arch, const char* suffix, uint32_t v) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    gguf_kv_u32(b, nkv, key, v);
+}
+static void gguf_kv_arch_f32(GgufBuf* b, int* nkv, const char* arch, const char* suffix, float v) {
+    char key[128];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    gguf_kv_f32(b, nkv, key, v);
 }
 
 // Appends token bytes as GPT-2's printable string (bytes_to_unicode: byte 0x20 is U+0120 'Ġ', so " the" is
@@ -1743,24 +1851,115 @@ static void gguf_put_gpt2_chars(GgufBuf* s, const unsigned char* p, size_t n, co
     }
 }
 
+// llama.cpp's name of a tokenizer's pre-tokenizer (tokenizer.ggml.pre), which picks the split regexes it runs
+// (llama-vocab.cpp): GPT-2's pattern is "gpt-2"; a tokenizer.json's Digits (each digit alone) then GPT-2's is
+// "smollm" (llama.cpp splits \p{N} first, then GPT-2's pattern); Llama 3's pattern is "llama-bpe"; Qwen2's is
+// "qwen2". NULL: llama.cpp has none that splits as this tokenizer does.
+static const char* gguf_tok_pre(const Tokenizer* t) {
+    if (t->kind != TOK_HF) return "gpt-2";  // GPT-2's files, and the BPE trained here, split with GPT-2's pattern
+    if (t->num_pretok == 1 && t->pretok[0] == PT_GPT2) return "gpt-2";
+    if (t->num_pretok == 2 && t->pretok[0] == PT_DIGITS && t->pretok[1] == PT_GPT2) return "smollm";
+    if (t->num_pretok == 1 && t->pretok[0] == PT_LLAMA3) return "llama-bpe";
+    if (t->num_pretok == 1 && t->pretok[0] == PT_QWEN2) return "qwen2";
+    return NULL;
+}
+
+// The id of the special token whose text is s, or -1.
+static int gguf_tok_special(const Tokenizer* t, const char* s) {
+    for (int id = 0; id < t->vocab_size; id++) {
+        size_t n;
+        const unsigned char* p = tok_bytes(t, id, &n);
+        if ((t->is_special[id] & TOK_SPECIAL) && n == strlen(s) && !memcmp(p, s, n)) return id;
+    }
+    return -1;
+}
+
+// The id of the token whose text is s (an added or special token first, then any token), or -1.
+static int gguf_tok_id(const Tokenizer* t, const unsigned char* s, size_t len) {
+    for (int pass = 0; pass < 2; pass++)
+        for (int id = 0; id < t->vocab_size; id++) {
+            size_t n;
+            const unsigned char* p = tok_bytes(t, id, &n);
+            if ((pass || t->is_special[id]) && n == len && !memcmp(p, s, n)) return id;
+        }
+    return -1;
+}
+
+// What Hugging Face's tokenizer_config.json (beside a tokenizer.json) adds: the chat template, the BOS, EOS and
+// padding tokens (a string, or an object with "content"), add_bos_token. Fields absent or null stay -1 / empty.
+typedef struct { ByteVec chat_template; int bos, eos, pad, add_bos; } GgufTokConfig;
+static void gguf_tok_config(const Tokenizer* tok, const char* tok_path, GgufTokConfig* out) {
+    memset(out, 0, sizeof *out);
+    out->bos = out->eos = out->pad = out->add_bos = -1;
+    char path[1100];
+    struct stat sb;
+    if (stat(tok_path, &sb) == 0 && S_ISDIR(sb.st_mode)) snprintf(path, sizeof path, "%s/tokenizer_config.json", tok_path);
+    else {
+        const char* slash = strrchr(tok_path, '/');
+        snprintf(path, sizeof path, "%.*stokenizer_config.json", slash ? (int)(slash - tok_path + 1) : 0, tok_path);
+    }
+    if (stat(path, &sb) != 0) return;  // none: the defaults of gguf_put_tokenizer
+    char err[256];
+    size_t n;
+    unsigned char* text = tok_read_file(path, &n, err, sizeof err);
+    if (!text) failf("check the file", "%s", err);
+    JsonScan js = {text, n, 0, 1, NULL};
+    TokJsonField f[] = {TJF("chat_template"), TJF("bos_token"), TJF("eos_token"), TJF("pad_token"), TJF("add_bos_token")};
+    if (tokjson_fields(&js, f, 5)) fail_at(path, "give Hugging Face's tokenizer_config.json (one JSON object)", "line %d: %s", js.line, js.err);
+    ByteVec str = {0};
+    JsonScan ct = tokjson_at(&js, &f[0]);  // a string (a list of named templates is left out)
+    if (f[0].found && jscan_peek(&ct) == '"' && tokjson_str(&js, &f[0], &out->chat_template))
+        fail_at(path, "the file is corrupt", "line %d: chat_template is not a JSON string", f[0].line);
+    int* ids[3] = {&out->bos, &out->eos, &out->pad};
+    for (int k = 1; k <= 3; k++) {
+        if (!f[k].found) continue;
+        JsonScan at = tokjson_at(&js, &f[k]);
+        if (jscan_peek(&at) == 'z') continue;  // null
+        if (jscan_peek(&at) == '{') {  // an AddedToken object: its "content"
+            TokJsonField cf[] = {TJF("content")};
+            if (tokjson_fields(&at, cf, 1) || tokjson_str(&at, &cf[0], &str) || !cf[0].found)
+                fail_at(path, "the file is corrupt", "line %d: %s is an object without a \"content\" string", f[k].line, f[k].key);
+        } else if (tokjson_str(&js, &f[k], &str)) {
+            fail_at(path, "the file is corrupt", "line %d: %s is not a string, an object or null", f[k].line, f[k].key);
+        }
+        *ids[k - 1] = gguf_tok_id(tok, str.data, str.len);
+        if (*ids[k - 1] < 0)
+            fail_at(path, "give the tokenizer_config.json of this tokenizer.json", "%s \"%.60s\" is not a token of the tokenizer",
+                    f[k].key, (const char*)str.data);
+    }
+    if (tokjson_bool(&js, &f[4], -1, &out->add_bos)) fail_at(path, "the file is corrupt", "line %d: add_bos_token is not a boolean", f[4].line);
+    free(str.data);
+    free(text);
+}
+
 // The vocabulary in llama.cpp's "gpt2" (byte-level BPE) form, as convert_hf_to_gguf.py writes it: each token's
-// string as in encoder.json, its type (1 normal, 3 control = special, 4 user-defined = the [PADn] rows a model has
-// beyond its tokenizer), the merges as "left right" strings in rank order (vocab.bpe's lines), and <|endoftext|>
-// as BOS and EOS. Works for the gpt2_bpe folder and for dataprep's byte-level BPE files alike.
+// string as in encoder.json / tokenizer.json's vocab, its type (1 normal, 3 control = special, 4 user-defined =
+// a tokenizer.json's non-special added token, or one of the [PADn] rows a model has beyond its tokenizer), the
+// merges as "left right" strings in rank order (vocab.bpe's lines), the pre-tokenizer's name, and BOS / EOS:
+// <|endoftext|> (GPT-2, SmolLM2, Qwen2) or <|end_of_text|> (Llama 3) as EOS; BOS is <|begin_of_text|> where the
+// tokenizer has it (Llama 3, which also prepends it: add_bos_token), else the EOS token, not prepended.
+// Works for the gpt2_bpe folder, dataprep's byte-level BPE files and Hugging Face tokenizer.json alike. A
+// tokenizer_config.json beside a tokenizer.json (gguf_tok_config) sets BOS, EOS, the padding token, add_bos_token
+// and tokenizer.chat_template as the converter takes them from there (an instruct model's EOS is <|im_end|> or
+// <|eot_id|>); without one, none of those is written but BOS / EOS as above.
 static void gguf_put_tokenizer(GgufBuf* b, int* nkv, const char* path, int V) {
     Tokenizer tok;
     char err[1024];
     if (tokenizer_load(&tok, path, err, sizeof err))
-        failf("--tokenizer takes the gpt2_bpe folder (encoder.json + vocab.bpe) or a dataprep tokenizer", "%s", err);
+        failf("--tokenizer takes the gpt2_bpe folder (encoder.json + vocab.bpe), a dataprep tokenizer or a tokenizer.json", "%s", err);
     if (tok.vocab_size > V)
         failf("export with the tokenizer the model was trained with", "%s: the tokenizer has %d tokens, the model only %d",
               path, tok.vocab_size, V);
+    const char* pre = gguf_tok_pre(&tok);
+    if (!pre)
+        failf("export without --tokenizer (llama.cpp then needs the vocabulary from elsewhere)",
+              "%s: llama.cpp has no pre-tokenizer that splits text as this tokenizer.json's pre_tokenizer does", path);
     int dec[0x144], enc[256];
     gpt2_byte_decoder(dec);
     for (int cp = 0; cp < 0x144; cp++)
         if (dec[cp] >= 0) enc[dec[cp]] = cp;
     gguf_kv_str(b, nkv, "tokenizer.ggml.model", "gpt2");
-    gguf_kv_str(b, nkv, "tokenizer.ggml.pre", "gpt-2");  // the pre-tokenizer regex: GPT-2's, as tokenizer.c's
+    gguf_kv_str(b, nkv, "tokenizer.ggml.pre", pre);
     GgufBuf s = {NULL, 0, 0};
     gguf_key(b, nkv, "tokenizer.ggml.tokens", GGUF_ARRAY);
     gguf_put_u32(b, GGUF_STRING);
@@ -1772,7 +1971,7 @@ static void gguf_put_tokenizer(GgufBuf* b, int* nkv, const char* path, int V) {
         if (!p) {
             char pad[32];
             gguf_put(&s, pad, (size_t)snprintf(pad, sizeof pad, "[PAD%d]", id));
-        } else if (tok.is_special[id]) gguf_put(&s, p, n);  // "<|endoftext|>" as it is
+        } else if (tok.is_special[id]) gguf_put(&s, p, n);  // "<|endoftext|>", an added token: its text as it is
         else gguf_put_gpt2_chars(&s, p, n, enc);
         gguf_put_str(b, s.p, s.len);
     }
@@ -1780,7 +1979,7 @@ static void gguf_put_tokenizer(GgufBuf* b, int* nkv, const char* path, int V) {
     gguf_put_u32(b, GGUF_I32);
     gguf_put_u64(b, (uint64_t)V);
     for (int id = 0; id < V; id++) {
-        int32_t type = id >= tok.vocab_size ? 4 : tok.is_special[id] ? 3 : 1;
+        int32_t type = id >= tok.vocab_size ? 4 : (tok.is_special[id] & TOK_SPECIAL) ? 3 : tok.is_special[id] ? 4 : 1;
         gguf_put(b, &type, 4);
     }
     gguf_key(b, nkv, "tokenizer.ggml.merges", GGUF_ARRAY);
@@ -1796,10 +1995,24 @@ static void gguf_put_tokenizer(GgufBuf* b, int* nkv, const char* path, int V) {
         gguf_put_gpt2_chars(&s, pr, nr, enc);
         gguf_put_str(b, s.p, s.len);
     }
-    if (tok.eot_id >= 0) {
-        gguf_kv_u32(b, nkv, "tokenizer.ggml.bos_token_id", (uint32_t)tok.eot_id);
-        gguf_kv_u32(b, nkv, "tokenizer.ggml.eos_token_id", (uint32_t)tok.eot_id);
+    GgufTokConfig cfg;
+    if (tok.kind == TOK_HF) gguf_tok_config(&tok, path, &cfg);
+    else memset(&cfg, 0, sizeof cfg), cfg.bos = cfg.eos = cfg.pad = cfg.add_bos = -1;
+    int bos = tok.kind == TOK_HF ? gguf_tok_special(&tok, "<|begin_of_text|>") : -1;
+    int add_bos = cfg.add_bos >= 0 ? cfg.add_bos : bos >= 0;
+    if (cfg.bos >= 0) bos = cfg.bos;
+    int eos = cfg.eos >= 0 ? cfg.eos : tok.eot_id;
+    if (eos >= 0 || bos >= 0) {
+        gguf_kv_u32(b, nkv, "tokenizer.ggml.bos_token_id", (uint32_t)(bos >= 0 ? bos : eos));
+        if (eos >= 0) gguf_kv_u32(b, nkv, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
     }
+    if (cfg.pad >= 0) gguf_kv_u32(b, nkv, "tokenizer.ggml.padding_token_id", (uint32_t)cfg.pad);
+    if (tok.kind == TOK_HF) gguf_kv_bool(b, nkv, "tokenizer.ggml.add_bos_token", add_bos);
+    if (cfg.chat_template.len) {
+        gguf_key(b, nkv, "tokenizer.chat_template", GGUF_STRING);
+        gguf_put_str(b, cfg.chat_template.data, cfg.chat_template.len);
+    }
+    free(cfg.chat_template.data);
     free(s.p);
     tokenizer_free(&tok);
 }
@@ -1812,83 +2025,102 @@ static void gguf_pad(FILE* f, const char* path, uint64_t* pos) {
     *pos += n;
 }
 
-// One tensor's data in its GGUF type: F32 (int8 weights widened, which is exact), or Q8_0 (int8 weights as they
-// are; fp32 ones quantized now by q8_quantize, which rounds each scale to fp16 first, so the fp16 in the block is
-// exact either way).
+// One tensor's data in its GGUF type, its rows gathered in GGUF order (gguf_src_offset): F32 (int8 weights
+// widened, which is exact), or Q8_0 (int8 weights as they are; fp32 ones quantized now by q8_quantize, which
+// rounds each scale to fp16 first, so the fp16 in the block is exact either way).
 static void gguf_write_tensor(FILE* f, const char* path, const GPT* model, const GgufTensor* g) {
-    size_t n = (size_t)(g->ne[0] * g->ne[1]), off = (size_t)g->l * slice_numel(&model->config, g->p);
+    const GPTConfig* c = &model->config;
+    size_t rows = (size_t)gguf_rows(g), cols = (size_t)gguf_cols(g), n = rows * cols;
     const Q8* w8 = model->q8[g->p].q ? &model->q8[g->p] : NULL;
-    const float* src = model->params.t[g->p] ? model->params.t[g->p] + off : NULL;
+    const float* src = model->params.t[g->p];
+    int keep8 = w8 && g->type == GGML_Q8_0;  // int8 weights into Q8_0 blocks: copied, not requantized
+    float* x = keep8 ? NULL : (float*)mallocCheck(n * sizeof(float));
+    int8_t* q = g->type == GGML_Q8_0 ? (int8_t*)mallocCheck(n) : NULL;
+    float* d = g->type == GGML_Q8_0 ? (float*)mallocCheck(n / Q8_GROUP * sizeof(float)) : NULL;
+    for (size_t r = 0; r < rows; r++) {
+        size_t at = gguf_src_offset(c, g, r);
+        if (keep8) {  // cols is a multiple of 32 (export_gguf checks), so at is a block's start
+            memcpy(q + r * cols, w8->q + at, cols);
+            memcpy(d + r * cols / Q8_GROUP, w8->d + at / Q8_GROUP, cols / Q8_GROUP * sizeof(float));
+        } else {
+            for (size_t e = 0; e < cols; e++) x[r * cols + e] = src ? src[at + e] : q8_at(w8, at + e);
+        }
+    }
     if (g->type == GGML_F32) {
-        float* tmp = src ? NULL : (float*)mallocCheck(n * sizeof(float));
-        for (size_t e = 0; tmp && e < n; e++) tmp[e] = q8_at(w8, off + e);
-        fwrite_check(src ? src : tmp, n * 4, f, path);
-        free(tmp);
-        return;
+        fwrite_check(x, n * 4, f, path);
+    } else {
+        if (!keep8) q8_quantize(q, d, x, n);
+        unsigned char* blocks = (unsigned char*)mallocCheck(n / Q8_GROUP * (2 + Q8_GROUP));
+        for (size_t b = 0; b < n / Q8_GROUP; b++) {  // block b: fp16 d, then 32 int8
+            uint16_t h = fp16_from_f32(d[b]);
+            memcpy(blocks + b * (2 + Q8_GROUP), &h, 2);
+            memcpy(blocks + b * (2 + Q8_GROUP) + 2, q + b * Q8_GROUP, Q8_GROUP);
+        }
+        fwrite_check(blocks, n / Q8_GROUP * (2 + Q8_GROUP), f, path);
+        free(blocks);
     }
-    int8_t* qt = w8 ? NULL : (int8_t*)mallocCheck(n);
-    float* dt = w8 ? NULL : (float*)mallocCheck(n / Q8_GROUP * sizeof(float));
-    if (!w8) q8_quantize(qt, dt, src, n);
-    const int8_t* q = w8 ? w8->q + off : qt;
-    const float* d = w8 ? w8->d + off / Q8_GROUP : dt;
-    unsigned char* blocks = (unsigned char*)mallocCheck(n / Q8_GROUP * (2 + Q8_GROUP));
-    for (size_t b = 0; b < n / Q8_GROUP; b++) {  // block b: fp16 d, then 32 int8
-        uint16_t h = fp16_from_f32(d[b]);
-        memcpy(blocks + b * (2 + Q8_GROUP), &h, 2);
-        memcpy(blocks + b * (2 + Q8_GROUP) + 2, q + b * Q8_GROUP, Q8_GROUP);
-    }
-    fwrite_check(blocks, n / Q8_GROUP * (2 + Q8_GROUP), f, path);
-    free(blocks), free(qt), free(dt);
+    free(x), free(q), free(d);
 }
 
-// Writes the model as a GGUF file for llama.cpp. q8: the matrices that our int8 model quantizes (token_embd and
-// the four projections) as Q8_0, the rest F32; else all F32. tokenizer: a tokenizer path (llama.cpp needs the
-// vocabulary to run the model) or NULL.
+// Writes the model as a GGUF file for llama.cpp (gpt2, llama or qwen2: gguf_arch). q8: the matrices that our
+// int8 model quantizes (token_embd, the block matrices, output) as Q8_0, the rest F32; else all F32.
+// tokenizer: a tokenizer path (llama.cpp needs the vocabulary to run the model) or NULL.
 static void export_gguf(const GPT* model, const char* path, int q8, const char* tokenizer) {
     const GPTConfig* c = &model->config;
+    const char* arch = gguf_arch(c);
     if (c->num_classes)
-        failf("llama.cpp's gpt2 has only the LM head; --format safetensors keeps score.weight",
+        failf("llama.cpp's gpt2 and llama have only the LM head; --format safetensors keeps score.weight",
               "%s: the model has a %d-class head", path, c->num_classes);
     if (c->lora_r || c->adapter_dim || c->prefix_len)
-        failf("merge LoRA first (--merge 1); adapters and prefixes have no place in GGUF's gpt2",
+        failf("merge LoRA first (--merge 1); adapters and prefixes have no place in GGUF",
               "%s: the model has LoRA, adapters or a prefix", path);
-    int L = c->L, nt = 0, nkv = 0;
-    GgufTensor* t = (GgufTensor*)callocCheck((size_t)NUM_BASE_PARAMS * L, sizeof(GgufTensor));
+    int llama = c->arch == ARCH_LLAMA, nkv_heads = kv_heads(c);
+    if (llama && (c->C / c->NH) % 2)
+        failf("RoPE needs an even head size", "%s: head size %d is odd", path, c->C / c->NH);
+    if (llama && !(c->rope_theta > 0))
+        failf("set rope_theta (10000 in Llama 2, 500000 in Llama 3)", "%s: rope_theta is %g", path, (double)c->rope_theta);
+    int L = c->L, nt, nkv = 0;
+    GgufTensor* t = (GgufTensor*)callocCheck((size_t)gguf_max_tensors(c), sizeof(GgufTensor));
+    nt = gguf_tensors(c, q8, !strcmp(arch, "llama"), t);
     uint64_t off = 0;
-    for (int p = 0; p < NUM_BASE_PARAMS; p++)
-        for (int l = 0; l < (param_per_layer(p) ? L : 1); l++) {
-            GgufTensor* g = &t[nt++];
-            size_t rows, cols;
-            slice_shape(c, p, &rows, &cols);
-            gguf_name(g->name, sizeof g->name, p, l);
-            g->nd = cols ? 2 : 1;
-            g->ne[0] = cols ? cols : rows, g->ne[1] = cols ? rows : 1, g->ne[2] = g->ne[3] = 1;
-            // position_embd stays F32, as in our int8 model: it is added, not multiplied, and small
-            g->type = q8 && param_quantizable(p) ? GGML_Q8_0 : GGML_F32;
-            if (g->type == GGML_Q8_0 && g->ne[0] % Q8_GROUP)
-                failf("use --dtype f32, or a model whose C and MLP width are multiples of 32",
-                      "%s: %s has rows of %llu weights, not a multiple of the Q8_0 block size 32", path, g->name,
-                      (unsigned long long)g->ne[0]);
-            g->p = p, g->l = l, g->offset = off;
-            off += (gguf_nbytes(g) + GGUF_ALIGN - 1) / GGUF_ALIGN * GGUF_ALIGN;
-        }
+    for (int i = 0; i < nt; i++) {
+        if (t[i].type == GGML_Q8_0 && t[i].ne[0] % Q8_GROUP)
+            failf("use --dtype f32, or a model whose C and MLP width are multiples of 32",
+                  "%s: %s has rows of %llu weights, not a multiple of the Q8_0 block size 32", path, t[i].name,
+                  (unsigned long long)t[i].ne[0]);
+        t[i].offset = off;
+        off += (gguf_nbytes(&t[i]) + GGUF_ALIGN - 1) / GGUF_ALIGN * GGUF_ALIGN;
+    }
     GgufBuf kv = {NULL, 0, 0}, info = {NULL, 0, 0};
     char name[256];  // general.name: the file's name without its extension
     const char* base = strrchr(path, '/');
     snprintf(name, sizeof name, "%s", base ? base + 1 : path);
-    if (strrchr(name, '.') && strrchr(name, '.') != name) *strrchr(name, '.') = 0;
-    gguf_kv_str(&kv, &nkv, "general.architecture", "gpt2");
+    char* dot = strrchr(name, '.');
+    if (dot && dot != name) *dot = 0;
+    gguf_kv_str(&kv, &nkv, "general.architecture", arch);
     gguf_kv_str(&kv, &nkv, "general.name", name);
     gguf_kv_u32(&kv, &nkv, "general.file_type", q8 ? LLAMA_FTYPE_MOSTLY_Q8_0 : LLAMA_FTYPE_ALL_F32);
     if (q8) gguf_kv_u32(&kv, &nkv, "general.quantization_version", 2);  // ggml's GGML_QNT_VERSION
-    gguf_kv_u32(&kv, &nkv, "gpt2.context_length", (uint32_t)c->maxT);
-    gguf_kv_u32(&kv, &nkv, "gpt2.embedding_length", (uint32_t)c->C);
-    gguf_kv_u32(&kv, &nkv, "gpt2.feed_forward_length", (uint32_t)mlp_width(c));
-    gguf_kv_u32(&kv, &nkv, "gpt2.block_count", (uint32_t)L);
-    gguf_kv_u32(&kv, &nkv, "gpt2.attention.head_count", (uint32_t)c->NH);
-    float eps = 1e-5f;  // layernorm_forward's
-    gguf_key(&kv, &nkv, "gpt2.attention.layer_norm_epsilon", GGUF_F32);
-    gguf_put(&kv, &eps, 4);
+    gguf_kv_arch_u32(&kv, &nkv, arch, "context_length", (uint32_t)c->maxT);
+    gguf_kv_arch_u32(&kv, &nkv, arch, "embedding_length", (uint32_t)c->C);
+    gguf_kv_arch_u32(&kv, &nkv, arch, "feed_forward_length", (uint32_t)mlp_width(c));
+    gguf_kv_arch_u32(&kv, &nkv, arch, "block_count", (uint32_t)L);
+    gguf_kv_arch_u32(&kv, &nkv, arch, "attention.head_count", (uint32_t)c->NH);
+    if (!llama) {
+        gguf_kv_arch_f32(&kv, &nkv, arch, "attention.layer_norm_epsilon", 1e-5f);  // layernorm_forward's
+    } else {  // the keys convert_hf_to_gguf.py writes for LlamaForCausalLM / Qwen2ForCausalLM
+        gguf_kv_arch_u32(&kv, &nkv, arch, "attention.head_count_kv", (uint32_t)nkv_heads);
+        gguf_kv_arch_f32(&kv, &nkv, arch, "rope.freq_base", c->rope_theta);
+        gguf_kv_arch_f32(&kv, &nkv, arch, "attention.layer_norm_rms_epsilon", c->norm_eps);
+        gguf_kv_arch_u32(&kv, &nkv, arch, "rope.dimension_count", (uint32_t)(c->C / c->NH));  // all of each head
+        gguf_kv_arch_u32(&kv, &nkv, arch, "vocab_size", (uint32_t)c->V);
+        if (c->rope_factor) {  // linear scaling: llama.cpp divides positions by the factor, as we do
+            char key[128];
+            snprintf(key, sizeof key, "%s.rope.scaling.type", arch);
+            gguf_kv_str(&kv, &nkv, key, "linear");
+            gguf_kv_arch_f32(&kv, &nkv, arch, "rope.scaling.factor", c->rope_factor);
+        }
+    }
     if (tokenizer) gguf_put_tokenizer(&kv, &nkv, tokenizer, c->V);
     for (int i = 0; i < nt; i++) {
         gguf_put_str(&info, t[i].name, strlen(t[i].name));
@@ -1994,8 +2226,56 @@ static void gguf_to_f32(const GgufTensor* g, const unsigned char* raw, float* ou
     }
 }
 
-// Loads a GGUF file of llama.cpp's gpt2 architecture: F32 and F16 tensors as fp32, Q8_0 ones as they are (then
-// the model is an int8 model, gpt_alloc_q8, and any of its big matrices stored as floats are quantized here).
+// The per-architecture metadata the loader reads ("ARCH." in front: gpt2.context_length, llama.vocab_size, ...)
+enum { HP_CTX, HP_EMBD, HP_FF, HP_BLOCKS, HP_HEADS, HP_LN_EPS, HP_KV_HEADS, HP_RMS_EPS, HP_ROPE_BASE, HP_ROPE_DIM,
+       HP_ROPE_FACTOR, HP_VOCAB, HP_N };
+static const char* const GGUF_HP_KEYS[HP_N] = {
+    "context_length", "embedding_length", "feed_forward_length", "block_count", "attention.head_count",
+    "attention.layer_norm_epsilon", "attention.head_count_kv", "attention.layer_norm_rms_epsilon", "rope.freq_base",
+    "rope.dimension_count", "rope.scaling.factor", "vocab_size"};
+static const char* const GGUF_ARCHS[3] = {"gpt2", "llama", "qwen2"};
+
+// Fails unless x is a whole number in [lo, hi]; key names it.
+static void gguf_check_whole(const char* path, const char* arch, int k, double x, double lo, double hi, const char* hint) {
+    if (!(x >= lo && x <= hi) || x != floor(x))
+        fail_at(path, hint, "%s.%s is %g: missing, or out of range (a whole number in [%.0f, %.0f])", arch, GGUF_HP_KEYS[k], x, lo, hi);
+}
+
+// Stores tensor g's data (raw, in the file's type f->type) into the model: our row q of the slice is GGUF row
+// gguf_rope_dst(q) when permuted (the inverse of the writer's gather), else row q. Into an fp32 tensor, or an
+// int8 one: Q8_0 blocks copied as they are, float rows quantized (by whole rows: cols is a multiple of 32).
+static void gguf_store(GPT* model, const GgufTensor* g, const GgufTensor* f, const unsigned char* raw) {
+    const GPTConfig* c = &model->config;
+    size_t rows = (size_t)gguf_rows(g), cols = (size_t)gguf_cols(g), n = rows * cols;
+    size_t base = (size_t)g->l * slice_numel(c, g->p) + g->row0 * cols;  // our first weight of the slice
+    Q8* w8 = model->q8[g->p].q ? &model->q8[g->p] : NULL;
+    float* x = w8 && f->type == GGML_Q8_0 ? NULL : (float*)mallocCheck(n * sizeof(float));
+    if (x) gguf_to_f32(f, raw, x, n);
+    float* ours = w8 ? (x ? (float*)mallocCheck(n * sizeof(float)) : NULL) : model->params.t[g->p] + base;
+    for (size_t q = 0; q < rows; q++) {
+        size_t r = g->perm_hs ? gguf_rope_dst(q, g->perm_hs) : q;  // the GGUF row holding our row q
+        if (x) {
+            memcpy(ours + q * cols, x + r * cols, cols * sizeof(float));
+            continue;
+        }
+        for (size_t b = 0; b < cols / Q8_GROUP; b++) {  // Q8_0 into our int8 layout: q and d in separate arrays
+            const unsigned char* blk = raw + (r * cols / Q8_GROUP + b) * (2 + Q8_GROUP);
+            size_t e = base + q * cols + b * Q8_GROUP;
+            uint16_t h;
+            memcpy(&h, blk, 2);
+            ((float*)w8->d)[e / Q8_GROUP] = fp16_to_f32(h);
+            memcpy((int8_t*)w8->q + e, blk + 2, Q8_GROUP);
+        }
+    }
+    if (w8 && x) q8_quantize((int8_t*)w8->q + base, (float*)w8->d + base / Q8_GROUP, ours, n);  // a float matrix in an int8 model
+    if (w8) free(ours);
+    free(x);
+}
+
+// Loads a GGUF file of llama.cpp's gpt2, llama or qwen2 architecture: F32 and F16 tensors as fp32, Q8_0 ones as
+// they are (then the model is an int8 model, gpt_alloc_q8, and any of its big matrices stored as floats are
+// quantized here). Every size comes from the metadata and is checked before anything is allocated; every tensor's
+// shape is checked against it, and its bytes against the file.
 static void load_gguf(GPT* model, const char* path) {
     Reader r = rd_open(path);
     char magic[4];
@@ -2009,10 +2289,10 @@ static void load_gguf(GPT* model, const char* path) {
     if (nt > 100000 || nkv > 100000 || nt > r.size / 32 || nkv > r.size / 13)
         fail_at(path, "the file is corrupt", "%llu tensors, %llu metadata entries in %llu bytes", (unsigned long long)nt,
                 (unsigned long long)nkv, (unsigned long long)r.size);
-    static const char* hp_keys[6] = {"gpt2.context_length", "gpt2.embedding_length", "gpt2.feed_forward_length",
-                                     "gpt2.block_count", "gpt2.attention.head_count", "gpt2.attention.layer_norm_epsilon"};
-    double hp[6] = {NAN, NAN, NAN, NAN, NAN, NAN}, align = GGUF_ALIGN;
-    char arch[64] = "", key[256], str[64];
+    double hps[3][HP_N], align = GGUF_ALIGN;
+    for (int a = 0; a < 3; a++)
+        for (int k = 0; k < HP_N; k++) hps[a][k] = NAN;
+    char arch[64] = "", key[256], str[64], scaling[3][64] = {"", "", ""};
     for (uint64_t i = 0; i < nkv; i++) {
         gguf_str(&r, key, sizeof key, "a metadata key");
         uint32_t type = rd_u32(&r, "a metadata value type");
@@ -2021,17 +2301,21 @@ static void load_gguf(GPT* model, const char* path) {
         gguf_value(&r, type, &num, str, sizeof str, 0);
         if (!strcmp(key, "general.architecture")) snprintf(arch, sizeof arch, "%s", str);
         if (!strcmp(key, "general.alignment")) align = num;
-        for (int k = 0; k < 6; k++)
-            if (!strcmp(key, hp_keys[k])) hp[k] = num;
+        for (int a = 0; a < 3; a++) {
+            size_t n = strlen(GGUF_ARCHS[a]);
+            if (strncmp(key, GGUF_ARCHS[a], n) || key[n] != '.') continue;
+            for (int k = 0; k < HP_N; k++)
+                if (!strcmp(key + n + 1, GGUF_HP_KEYS[k])) hps[a][k] = num;
+            if (!strcmp(key + n + 1, "rope.scaling.type")) snprintf(scaling[a], sizeof scaling[a], "%s", str);
+        }
     }
-    if (strcmp(arch, "gpt2"))
-        fail_at(path, "this loader reads llama.cpp's gpt2 architecture (GPT-2 as convert_hf_to_gguf.py or ./train export writes it)",
-                "general.architecture is '%s', not 'gpt2'", arch);
-    for (int k = 0; k < 5; k++)
-        if (!(hp[k] >= 1 && hp[k] <= MAX_POSITIONS) || hp[k] != floor(hp[k]))
-            fail_at(path, "the file lacks GPT-2's hyperparameters", "%s is %g: missing, or out of range (a whole number in [1, 2^20])",
-                    hp_keys[k], hp[k]);
-    if (!(fabs(hp[5] - 1e-5) <= 1e-9)) fail_at(path, "this model's LayerNorm has eps 1e-5, as GPT-2", "layer_norm_epsilon is %g", hp[5]);
+    int ai = !strcmp(arch, "gpt2") ? 0 : !strcmp(arch, "llama") ? 1 : !strcmp(arch, "qwen2") ? 2 : -1;
+    if (ai < 0)
+        fail_at(path, "this loader reads llama.cpp's gpt2, llama and qwen2 architectures (as convert_hf_to_gguf.py or ./train export writes them)",
+                "general.architecture is '%s', not 'gpt2', 'llama' or 'qwen2'", arch);
+    const double* hp = hps[ai];
+    const char* hint = ai ? "the file lacks the Llama hyperparameters llama.cpp needs" : "the file lacks GPT-2's hyperparameters";
+    for (int k = 0; k <= HP_HEADS; k++) gguf_check_whole(path, arch, k, hp[k], 1, MAX_POSITIONS, hint);
     if (!(align >= 1 && align <= 65536) || align != floor(align) || ((uint64_t)align & ((uint64_t)align - 1)))
         fail_at(path, "the file is corrupt", "general.alignment %g is not a power of two", align);
     GgufTensor* t = (GgufTensor*)callocCheck(nt ? (size_t)nt : 1, sizeof(GgufTensor));
@@ -2048,94 +2332,117 @@ static void load_gguf(GPT* model, const char* path) {
     uint64_t data_start = (r.pos + (uint64_t)align - 1) / (uint64_t)align * (uint64_t)align;
     const GgufTensor* te = gguf_find(t, nt, "token_embd.weight");
     if (!te || te->nd != 2 || te->ne[1] < 1 || te->ne[1] > MAX_VOCAB || te->ne[0] < 1 || te->ne[0] > MAX_CHANNELS)
-        fail_at(path, "the file is incomplete or not GPT-2", "no token_embd.weight matrix of a size in range");
+        fail_at(path, "the file is incomplete", "no token_embd.weight matrix of a size in range");
     GPTConfig c;
     memset(&c, 0, sizeof c);
-    c.maxT = (int)hp[0], c.C = (int)hp[1], c.F = (int)hp[2], c.L = (int)hp[3], c.NH = (int)hp[4];
+    c.maxT = (int)hp[HP_CTX], c.C = (int)hp[HP_EMBD], c.F = (int)hp[HP_FF], c.L = (int)hp[HP_BLOCKS], c.NH = (int)hp[HP_HEADS];
     c.V = (int)te->ne[1], c.Vp = pad_vocab(c.V);
-    if (c.F == 4 * c.C) c.F = 0;  // GPT-2's default width
+    const GgufTensor* out = gguf_find(t, nt, "output.weight");
+    if (ai == 0) {
+        if (!(fabs(hp[HP_LN_EPS] - 1e-5) <= 1e-9)) fail_at(path, "this model's LayerNorm has eps 1e-5, as GPT-2", "layer_norm_epsilon is %g", hp[HP_LN_EPS]);
+        if (c.F == 4 * c.C) c.F = 0;  // GPT-2's default width
+    } else {  // llama / qwen2: what llama.cpp reads, with its defaults where a key may be absent
+        c.arch = ARCH_LLAMA;
+        if (c.C % c.NH || (c.C / c.NH) % 2)
+            fail_at(path, "the file is corrupt", "embedding_length %d is not head_count %d times an even head size", c.C, c.NH);
+        double kvh = isnan(hp[HP_KV_HEADS]) ? c.NH : hp[HP_KV_HEADS];  // llama.cpp: absent means head_count
+        gguf_check_whole(path, arch, HP_KV_HEADS, kvh, 1, c.NH, "the file is corrupt");
+        if (c.NH % (int)kvh)
+            fail_at(path, "the file is corrupt", "%s.attention.head_count_kv %g does not divide head_count %d", arch, kvh, c.NH);
+        c.n_kv_heads = (int)kvh;
+        double base = isnan(hp[HP_ROPE_BASE]) ? 10000.0 : hp[HP_ROPE_BASE];  // llama.cpp's default
+        double eps = hp[HP_RMS_EPS];
+        if (!(base > 0 && base < 1e30)) fail_at(path, "the file is corrupt", "%s.rope.freq_base is %g", arch, base);
+        if (!(eps > 0 && eps < 1)) fail_at(path, "the file lacks the RMSNorm epsilon llama.cpp needs", "%s.attention.layer_norm_rms_epsilon is %g: missing, or not in (0, 1)", arch, eps);
+        c.rope_theta = (float)base, c.norm_eps = (float)eps;
+        if (!isnan(hp[HP_ROPE_DIM]) && hp[HP_ROPE_DIM] != c.C / c.NH)
+            fail_at(path, "RoPE on part of each head (partial rotary) is not supported",
+                    "%s.rope.dimension_count is %g, the head size %d", arch, hp[HP_ROPE_DIM], c.C / c.NH);
+        const char* st = scaling[ai];
+        if (*st && strcmp(st, "none") && strcmp(st, "linear"))
+            fail_at(path, "supported: no RoPE scaling, or linear", "%s.rope.scaling.type is '%s'", arch, st);
+        if (!strcmp(st, "linear")) {
+            double fac = hp[HP_ROPE_FACTOR];
+            if (!(fac > 0 && fac < 1e6)) fail_at(path, "the file is corrupt", "%s.rope.scaling.factor is %g", arch, fac);
+            c.rope_factor = (float)fac;
+        }
+        if (!isnan(hp[HP_VOCAB]) && hp[HP_VOCAB] != c.V)
+            fail_at(path, "the file is corrupt", "%s.vocab_size %g, but token_embd has %d rows", arch, hp[HP_VOCAB], c.V);
+        c.untied = out != NULL;
+        c.qkv_bias = ai == 2 || gguf_find(t, nt, "blk.0.attn_q.bias") != NULL;  // qwen2's; a llama file may have them too
+    }
     check_config(&c, path, "GGUF metadata");
     if (te->ne[0] != (uint64_t)c.C)
         fail_at(path, "the file is corrupt", "embedding_length %d, but token_embd rows of %llu", c.C, (unsigned long long)te->ne[0]);
-    // Every tensor before anything is allocated: its shape exactly, its type, and its bytes inside the file
-    // (overflow-safe), no two sharing a byte.
+    // The tensors the config implies, each found in the file before anything is allocated: its shape exactly,
+    // its type, and its bytes inside the file (overflow-safe), no two sharing a byte.
+    GgufTensor* want = (GgufTensor*)callocCheck((size_t)gguf_max_tensors(&c), sizeof(GgufTensor));
+    int nw = gguf_tensors(&c, 0, ai == 1, want);
     int any_q8 = 0;
     Span* sp = (Span*)callocCheck(nt ? (size_t)nt : 1, sizeof(Span));
     unsigned char* used = (unsigned char*)callocCheck(nt ? (size_t)nt : 1, 1);
-    for (int p = 0; p < NUM_BASE_PARAMS; p++)
-        for (int l = 0; l < (param_per_layer(p) ? c.L : 1); l++) {
-            char name[80];
-            const GgufTensor* g = gguf_find(t, nt, gguf_name(name, sizeof name, p, l));
-            if (!g) fail_at(path, "the file is incomplete or not a GPT-2 model", "missing tensor '%s'", name);
-            size_t rows, cols;
-            slice_shape(&c, p, &rows, &cols);
-            uint64_t ne0 = cols ? cols : rows, ne1 = cols ? rows : 1;
-            if (g->ne[0] != ne0 || g->ne[1] != ne1 || g->ne[2] != 1 || g->ne[3] != 1)
-                fail_at(path, "the tensor shapes do not match the metadata", "%s has ne = [%llu, %llu, %llu, %llu], expected [%llu, %llu]",
-                        name, (unsigned long long)g->ne[0], (unsigned long long)g->ne[1], (unsigned long long)g->ne[2],
-                        (unsigned long long)g->ne[3], (unsigned long long)ne0, (unsigned long long)ne1);
-            if (g->type != GGML_F32 && g->type != GGML_F16 && g->type != GGML_Q8_0)
-                fail_at(path, "requantize to q8_0 (llama-quantize IN OUT q8_0) or convert with --outtype f32",
-                        "%s has ggml type %u; this loader reads F32 (0), F16 (1) and Q8_0 (8)", name, g->type);
-            if ((g->type == GGML_Q8_0 && ne0 % Q8_GROUP) || g->offset % (uint64_t)align)
-                fail_at(path, "the file is corrupt", "%s has a bad Q8_0 row length or offset", name);
-            uint64_t at = add_or_fail(data_start, g->offset, path, "a tensor's offset");
-            rd_span(&r, at, gguf_nbytes(g), name);  // gguf_nbytes cannot overflow: the shape is the config's
-            size_t k = (size_t)(g - t);
-            sp[k].begin = at, sp[k].end = at + gguf_nbytes(g), sp[k].name = g->name;
-            any_q8 |= g->type == GGML_Q8_0;
-            used[k] = 1;
-        }
-    const GgufTensor* out = gguf_find(t, nt, "output.weight");  // a copy of token_embd, if there at all
-    int out_same = out && out->type == te->type && out->nd == 2 && out->ne[0] == te->ne[0] && out->ne[1] == te->ne[1] &&
+    for (int i = 0; i < nw; i++) {
+        const char* name = want[i].name;
+        const GgufTensor* g = gguf_find(t, nt, name);
+        if (!g) fail_at(path, ai ? "the file is incomplete" : "the file is incomplete or not a GPT-2 model", "missing tensor '%s'", name);
+        uint64_t ne0 = want[i].ne[0], ne1 = want[i].ne[1];
+        if (g->ne[0] != ne0 || g->ne[1] != ne1 || g->ne[2] != 1 || g->ne[3] != 1)
+            fail_at(path, "the tensor shapes do not match the metadata", "%s has ne = [%llu, %llu, %llu, %llu], expected [%llu, %llu]",
+                    name, (unsigned long long)g->ne[0], (unsigned long long)g->ne[1], (unsigned long long)g->ne[2],
+                    (unsigned long long)g->ne[3], (unsigned long long)ne0, (unsigned long long)ne1);
+        if (g->type != GGML_F32 && g->type != GGML_F16 && g->type != GGML_Q8_0)
+            fail_at(path, "requantize to q8_0 (llama-quantize IN OUT q8_0) or convert with --outtype f32",
+                    "%s has ggml type %u; this loader reads F32 (0), F16 (1) and Q8_0 (8)", name, g->type);
+        if ((g->type == GGML_Q8_0 && ne0 % Q8_GROUP) || g->offset % (uint64_t)align)
+            fail_at(path, "the file is corrupt", "%s has a bad Q8_0 row length or offset", name);
+        uint64_t at = add_or_fail(data_start, g->offset, path, "a tensor's offset");
+        rd_span(&r, at, gguf_nbytes(g), name);  // gguf_nbytes cannot overflow: the shape is the config's
+        size_t k = (size_t)(g - t);
+        sp[k].begin = at, sp[k].end = at + gguf_nbytes(g), sp[k].name = g->name;
+        any_q8 |= g->type == GGML_Q8_0;
+        used[k] = 1;
+    }
+    for (int i = 0; any_q8 && i < nw; i++)  // an int8 model is quantized by whole rows (gguf_store)
+        if (param_quantizable(want[i].p) && want[i].nd == 2 && want[i].ne[0] % Q8_GROUP)
+            fail_at(path, "the file is corrupt: int8 models need C and the MLP width multiples of 32",
+                    "%s has rows of %llu weights beside Q8_0 tensors", want[i].name, (unsigned long long)want[i].ne[0]);
+    // GPT-2 files from early-2024 converters carry output.weight, a copy of token_embd
+    int out_gpt2 = ai == 0 && out;
+    if (out_gpt2) {
+        int same = out->type == te->type && out->nd == 2 && out->ne[0] == te->ne[0] && out->ne[1] == te->ne[1] &&
                    out->ne[2] == 1 && out->ne[3] == 1 && out->offset % (uint64_t)align == 0;
-    if (out && !out_same) fail_at(path, "this GPT-2 ties its LM head to the token embedding", "output.weight differs from token_embd.weight");
-    if (out) {
+        if (!same) fail_at(path, "this GPT-2 ties its LM head to the token embedding", "output.weight differs from token_embd.weight");
         uint64_t at = add_or_fail(data_start, out->offset, path, "a tensor's offset");
         rd_span(&r, at, gguf_nbytes(out), "output.weight");
         sp[out - t].begin = at, sp[out - t].end = at + gguf_nbytes(out), sp[out - t].name = out->name;
         used[out - t] = 1;
     }
     for (uint64_t i = 0; i < nt; i++)
-        if (!used[i]) fail_at(path, "this loader reads GPT-2's tensors only", "unexpected tensor '%s'", t[i].name);
+        if (!used[i])
+            fail_at(path, !strcmp(t[i].name, "rope_freqs.weight") ? "Llama 3.1's RoPE scaling (rope_freqs) is not supported"
+                          : ai ? "this loader reads the tensors of a Llama-style model (as ./train export or convert_hf_to_gguf.py writes them)"
+                               : "this loader reads GPT-2's tensors only",
+                    "unexpected tensor '%s'", t[i].name);
     check_no_overlap(sp, (size_t)nt, path);
     free(sp);
     if (any_q8) check_q8_config(&c, path);
     check_model_memory(path, (double)num_parameters(&c) * (any_q8 ? 5 : 4));
     gpt_build(model, c);
-    if (any_q8) {  // an int8 model, as gpt_quantize makes it; wte's padded rows stay zero
+    if (any_q8) {  // an int8 model, as gpt_quantize makes it; the padded vocabulary rows stay zero
         gpt_alloc_q8(model);
-        memset((int8_t*)model->q8[PIDX(wte)].q, 0, param_numel(&c, PIDX(wte)));
-        memset((float*)model->q8[PIDX(wte)].d, 0, param_numel(&c, PIDX(wte)) / Q8_GROUP * sizeof(float));
-    }
-    for (int p = 0; p < NUM_BASE_PARAMS; p++)
-        for (int l = 0; l < (param_per_layer(p) ? c.L : 1); l++) {
-            char name[80];
-            const GgufTensor* g = gguf_find(t, nt, gguf_name(name, sizeof name, p, l));
-            size_t rows, cols;
-            slice_shape(&c, p, &rows, &cols);
-            unsigned char* raw = gguf_read_raw(&r, g, data_start);
-            size_t n = rows * (cols ? cols : 1), off = (size_t)l * slice_numel(&c, p);
-            if (!model->q8[p].q) {
-                gguf_to_f32(g, raw, model->params.t[p] + off, n);
-            } else if (g->type == GGML_Q8_0) {  // our int8 layout: q and d in separate arrays
-                int8_t* q = (int8_t*)model->q8[p].q + off;
-                float* d = (float*)model->q8[p].d + off / Q8_GROUP;
-                for (size_t b = 0; b < n / Q8_GROUP; b++) {
-                    uint16_t h;
-                    memcpy(&h, raw + b * (2 + Q8_GROUP), 2);
-                    d[b] = fp16_to_f32(h);
-                    memcpy(q + b * Q8_GROUP, raw + b * (2 + Q8_GROUP) + 2, Q8_GROUP);
-                }
-            } else {  // a float matrix in an int8 model: quantize it (the whole slice, wte's zero padding included)
-                float* tmp = (float*)callocCheck(slice_numel(&c, p), sizeof(float));
-                gguf_to_f32(g, raw, tmp, n);
-                q8_quantize((int8_t*)model->q8[p].q + off, (float*)model->q8[p].d + off / Q8_GROUP, tmp, slice_numel(&c, p));
-                free(tmp);
+        for (int p = 0; p < NUM_PARAMS; p++)
+            if (model->q8[p].q) {
+                memset((int8_t*)model->q8[p].q, 0, param_numel(&c, p));
+                memset((float*)model->q8[p].d, 0, param_numel(&c, p) / Q8_GROUP * sizeof(float));
             }
-            free(raw);
-        }
-    if (out) {
+    }
+    for (int i = 0; i < nw; i++) {
+        const GgufTensor* g = gguf_find(t, nt, want[i].name);  // found above
+        unsigned char* raw = gguf_read_raw(&r, g, data_start);
+        gguf_store(model, &want[i], g, raw);
+        free(raw);
+    }
+    if (out_gpt2) {
         unsigned char* a = gguf_read_raw(&r, te, data_start);
         unsigned char* b = gguf_read_raw(&r, out, data_start);
         int same = !memcmp(a, b, (size_t)gguf_nbytes(te));
@@ -2143,7 +2450,7 @@ static void load_gguf(GPT* model, const char* path) {
         if (!same) fail_at(path, "this GPT-2 ties its LM head to the token embedding", "output.weight differs from token_embd.weight");
     }
     if (any_q8) gpt_drop_fp32_copies(model);  // the int8 tensors' fp32 places were never needed
-    free(used), free(t);
+    free(used), free(t), free(want);
     rd_close(&r);
 }
 

@@ -2264,6 +2264,334 @@ static void test_export_formats(void) {
     gpt_free(&g8), gpt_free(&q), gpt_free(&g8b), gpt_free(&gf), gpt_free(&mf), gpt_free(&mf1), gpt_free(&mf2);
 }
 
+// ---------------------------------------------------------------------------- GGUF for Llama-style models
+// A tensor's bytes in a GGUF file, found by walking the header as ggml's docs/gguf.md lays it out (a walk of
+// its own, not formats.c's reader): its type and ne[0..1]; NULL when absent or when the header runs past n.
+static const unsigned char* gguf_tensor_bytes(const unsigned char* b, size_t n, const char* name, uint32_t* type, uint64_t ne[2]) {
+    static const int size[13] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
+    if (!b || n < 24) return NULL;
+    uint64_t nt = u64_at(b + 8), nkv = u64_at(b + 16), off = 0;
+    size_t p = 24;
+    int found = 0;
+    for (uint64_t i = 0; i < nkv && p + 12 <= n; i++) {
+        p += 8 + (size_t)u64_at(b + p);  // the key
+        uint32_t t = u32_at(b + p);
+        p += 4;
+        if (t == GGUF_STRING) p += 8 + (size_t)u64_at(b + p);
+        else if (t == GGUF_ARRAY) {
+            uint32_t et = u32_at(b + p);
+            uint64_t cnt = u64_at(b + p + 4);
+            p += 12;
+            for (uint64_t k = 0; et == GGUF_STRING && k < cnt && p + 8 <= n; k++) p += 8 + (size_t)u64_at(b + p);
+            if (et != GGUF_STRING) p += (size_t)cnt * (size_t)size[et];
+        } else p += (size_t)size[t];
+    }
+    for (uint64_t i = 0; i < nt && p + 8 <= n; i++) {
+        size_t len = (size_t)u64_at(b + p);
+        int match = len == strlen(name) && !memcmp(b + p + 8, name, len);
+        p += 8 + len;
+        uint32_t nd = u32_at(b + p);
+        p += 4;
+        if (match) ne[0] = u64_at(b + p), ne[1] = nd > 1 ? u64_at(b + p + 8) : 1;
+        p += 8 * (size_t)nd;
+        if (match) *type = u32_at(b + p), off = u64_at(b + p + 4), found = 1;
+        p += 12;
+    }
+    size_t data = (p + 31) / 32 * 32;
+    return found && data + off <= n ? b + data + off : NULL;
+}
+
+// The two RoPE forms on one head vector x (hs) at position t, in double. Hugging Face's rotate_half (ours):
+// pairs (x[i], x[i + hs/2]). ggml's normal RoPE (llama.cpp's llama architecture): pairs (x[2i], x[2i + 1]).
+// Both rotate pair i by the angle t * theta^(-2i/hs).
+static void rope_half_ref(double* y, const double* x, int hs, int t, double theta) {
+    for (int i = 0; i < hs / 2; i++) {
+        double a = t * pow(theta, -2.0 * i / hs), c = cos(a), s = sin(a);
+        y[i] = x[i] * c - x[i + hs / 2] * s;
+        y[i + hs / 2] = x[i + hs / 2] * c + x[i] * s;
+    }
+}
+static void rope_norm_ref(double* y, const double* x, int hs, int t, double theta) {
+    for (int i = 0; i < hs / 2; i++) {
+        double a = t * pow(theta, -2.0 * i / hs), c = cos(a), s = sin(a);
+        y[2 * i] = x[2 * i] * c - x[2 * i + 1] * s;
+        y[2 * i + 1] = x[2 * i + 1] * c + x[2 * i] * s;
+    }
+}
+
+// The Q/K permutation on its own: a bijection whose inverse is gguf_rope_dst, rows placed as worked out by hand,
+// and the property it exists for: llama.cpp's RoPE on the permuted q and k gives our RoPE's attention score.
+static void test_gguf_permutation(void) {
+    printf("-- GGUF: the Q/K permutation of llama.cpp's llama architecture\n");
+    // 2 heads of hs = 6 (half 3), rows 0..11. GGUF row 2i + s of a head holds our row s*3 + i: GGUF row 1 is
+    // head 0's pair 0, second element = our row 3; GGUF row 8 (head 1, i = 2: pair 1, first element) = our row 7.
+    // hs = 6, not 4: for hs = 4 the permutation swaps rows 1 and 2 and is its own inverse, hiding a direction bug.
+    size_t hs = 6, hits[12] = {0};
+    int inv_ok = 1;
+    for (size_t r = 0; r < 12; r++) {
+        hits[gguf_rope_src(r, hs)]++;
+        inv_ok &= gguf_rope_dst(gguf_rope_src(r, hs), hs) == r && gguf_rope_src(gguf_rope_dst(r, hs), hs) == r;
+    }
+    int bij = 1;
+    for (int r = 0; r < 12; r++) bij &= hits[r] == 1;
+    // the same on a hand-built matrix: W[row][col] = 100 row + col, gathered as the writer does, back as the loader does
+    float W[12][5], G[12][5], back[12][5];
+    for (int r = 0; r < 12; r++)
+        for (int k = 0; k < 5; k++) W[r][k] = (float)(100 * r + k);
+    for (size_t r = 0; r < 12; r++) memcpy(G[r], W[gguf_rope_src(r, hs)], sizeof G[r]);
+    for (size_t q = 0; q < 12; q++) memcpy(back[q], G[gguf_rope_dst(q, hs)], sizeof back[q]);
+    int hand = gguf_rope_src(1, hs) == 3 && gguf_rope_src(8, hs) == 7 && gguf_rope_dst(3, hs) == 1 && G[1][2] == 302.0f &&
+               G[8][0] == 700.0f && G[0][4] == 4.0f && G[11][1] == 1101.0f;
+    report(bij && inv_ok && hand && !memcmp(back, W, sizeof W),
+           "permutation (2 heads, hs=6): a bijection, dst(src(r)) = r, GGUF row 1 = our row 3, row 8 = our row 7 "
+           "(W[row] = 100 row + col: G[1][2] = %g, G[8][0] = %g), permute then inverse = identity", G[1][2], G[8][0]);
+    // RoPE: ggml's normal RoPE of P q equals P (our RoPE of q), for every element, so the score of a query at
+    // position t and a key at position s agrees. Random q, k of one head (hs = 16), t = 0..31, s = 13t mod 32,
+    // theta 10000. The two sides compute each element from the same two products in double, so they agree to
+    // rounding: 1e-12 (seen: 0 elementwise, ~1e-15 on the score). The wrong direction (P^-1) pairs other rows and
+    // changes the score by O(1) where t != s.
+    int H = 16;
+    double q[16], k[16], pq[16], pk[16], rq[16], rk[16], rpq[16], rpk[16], worst = 0, worst_dot = 0, wrong_dot = 0;
+    uint64_t rng = 5;
+    for (int i = 0; i < H; i++) q[i] = random_normal(&rng), k[i] = random_normal(&rng);
+    for (int t = 0; t < 32; t++) {
+        double dot = 0, dotp = 0, dotw = 0, wq[16], wk[16], rwq[16], rwk[16];
+        for (int r = 0; r < H; r++) {
+            pq[r] = q[gguf_rope_src((size_t)r, (size_t)H)], pk[r] = k[gguf_rope_src((size_t)r, (size_t)H)];
+            wq[r] = q[gguf_rope_dst((size_t)r, (size_t)H)], wk[r] = k[gguf_rope_dst((size_t)r, (size_t)H)];  // the wrong direction
+        }
+        int sk = 13 * t % 32;
+        rope_half_ref(rq, q, H, t, 10000.0), rope_half_ref(rk, k, H, sk, 10000.0);
+        rope_norm_ref(rpq, pq, H, t, 10000.0), rope_norm_ref(rpk, pk, H, sk, 10000.0);
+        rope_norm_ref(rwq, wq, H, t, 10000.0), rope_norm_ref(rwk, wk, H, sk, 10000.0);
+        for (int r = 0; r < H; r++) {
+            worst = fmax(worst, fabs(rpq[r] - rq[gguf_rope_src((size_t)r, (size_t)H)]));
+            dot += rq[r] * rk[r], dotp += rpq[r] * rpk[r], dotw += rwq[r] * rwk[r];
+        }
+        worst_dot = fmax(worst_dot, fabs(dot - dotp)), wrong_dot = fmax(wrong_dot, fabs(dot - dotw));
+    }
+    report(worst <= 1e-12 && worst_dot <= 1e-12 && wrong_dot > 0.1,
+           "RoPE: llama.cpp's normal RoPE on permuted q, k = ours permuted (max |d| %.1e), scores q.k agree (max |d| %.1e, "
+           "32 position pairs, hs=16); the inverse permutation instead would be off by %.2f", worst, worst_dot, wrong_dot);
+}
+
+// A random Llama-style model (every base tensor and the LM head random, so every row is told apart).
+static void build_llama(GPT* m, int L, int NH, int NKV, int C, int F, int V, int untied, int bias, float theta, float eps,
+                        float factor, uint64_t seed) {
+    GPTConfig c;
+    memset(&c, 0, sizeof c);
+    c.maxT = 16, c.V = V, c.Vp = pad_vocab(V), c.L = L, c.NH = NH, c.C = C, c.F = F;
+    c.arch = ARCH_LLAMA, c.n_kv_heads = NKV, c.rope_theta = theta, c.norm_eps = eps, c.untied = untied, c.qkv_bias = bias;
+    c.rope_factor = factor;
+    gpt_build(m, c);
+    uint64_t rng = seed;
+    for (size_t i = 0; i < m->num_parameters; i++) m->params_memory[i] = 0.02f * random_normal(&rng);
+    for (size_t i = (size_t)V * C; i < (size_t)m->config.Vp * C; i++) m->params.wte[i] = 0.0f;  // padded rows zero
+    if (untied)
+        for (size_t i = (size_t)V * C; i < (size_t)m->config.Vp * C; i++) m->params.lm_head[i] = 0.0f;
+}
+
+static int llama_config_same(const GPTConfig* a, const GPTConfig* b) {
+    return a->maxT == b->maxT && a->V == b->V && a->Vp == b->Vp && a->L == b->L && a->NH == b->NH && a->C == b->C &&
+           mlp_width(a) == mlp_width(b) && a->arch == b->arch && kv_heads(a) == kv_heads(b) &&
+           a->rope_theta == b->rope_theta && a->norm_eps == b->norm_eps && a->untied == b->untied &&
+           a->qkv_bias == b->qkv_bias && a->rope_factor == b->rope_factor;
+}
+
+// Exports to GGUF and loads back: config and every parameter bit for bit (f32), int8 values and scales (q8_0);
+// the file's layout checked at its bytes (the permuted rows, the split q|k|v and gate|up, output); bad files.
+static void test_gguf_llama(void) {
+    printf("-- GGUF: Llama-style models (llama.cpp's llama and qwen2), round trips and bad input\n");
+    struct { const char* what; int L, NH, NKV, C, F, V, untied, bias; float theta, eps, factor; } cs[] = {
+        {"llama, tied, NH=3 NKV=1 (C=48, F=80, V=70)", 2, 3, 1, 48, 80, 70, 0, 0, 10000.0f, 1e-6f, 0.0f},
+        {"llama, untied, linear RoPE x2 (theta 5e5)", 2, 3, 1, 48, 80, 70, 1, 0, 500000.0f, 1e-5f, 2.0f},
+        {"qwen2 (q/k/v biases), NH=6 NKV=2", 1, 6, 2, 48, 64, 70, 0, 1, 1000000.0f, 1e-6f, 0.0f},
+    };
+    char path[64];
+    int x[16];
+    for (int i = 0; i < 16; i++) x[i] = (7 * i + 3) % 70;
+    for (int i = 0; i < 3; i++) {
+        GPT m, g;
+        build_llama(&m, cs[i].L, cs[i].NH, cs[i].NKV, cs[i].C, cs[i].F, cs[i].V, cs[i].untied, cs[i].bias, cs[i].theta,
+                    cs[i].eps, cs[i].factor, 40 + (uint64_t)i);
+        snprintf(path, sizeof path, "test_tmp/ll%d.gguf", i);
+        export_gguf(&m, path, 0, NULL);
+        snprintf(path, sizeof path, "test_tmp/ll%d.bin", i);  // the same model for dev/check_formats.sh
+        save_checkpoint(&m, path, NULL);
+        snprintf(path, sizeof path, "test_tmp/ll%d.gguf", i);
+        load_model(&g, path, NULL);
+        int same = llama_config_same(&m.config, &g.config) && g.num_parameters == m.num_parameters &&
+                   !memcmp(g.params_memory, m.params_memory, m.num_parameters * sizeof(float));
+        float *la = lm_logits_copy(&m, x, 2, 8), *lb = same ? lm_logits_copy(&g, x, 2, 8) : NULL;
+        same = same && !memcmp(la, lb, (size_t)2 * 8 * m.config.Vp * sizeof(float));
+        free(la), free(lb);
+        report(same, "GGUF F32 %s: config, %zu parameters and logits back bit for bit", cs[i].what, m.num_parameters);
+        // the bytes: GGUF row 1 of attn_q is our q row hs/2 (llama; qwen2: row 1), attn_k row 1 our row C + hs/2,
+        // attn_v row 1 our row C + KVC + 1, ffn_up row 0 our fcw row F, output row 5 our lm_head row 5
+        size_t n;
+        unsigned char* b = read_whole(path, &n);
+        int C = cs[i].C, hs = C / cs[i].NH, KVC = cs[i].NKV * hs, F = cs[i].F, sh = cs[i].bias ? 1 : hs / 2;
+        const float* qkv0 = m.params.qkvw;  // layer 0
+        uint32_t tq, tk, tv, tu, to = 0;
+        uint64_t nq[2], nk[2], nv[2], nu[2], no[2] = {0, 0};
+        const unsigned char* q = gguf_tensor_bytes(b, n, "blk.0.attn_q.weight", &tq, nq);
+        const unsigned char* k = gguf_tensor_bytes(b, n, "blk.0.attn_k.weight", &tk, nk);
+        const unsigned char* v = gguf_tensor_bytes(b, n, "blk.0.attn_v.weight", &tv, nv);
+        const unsigned char* u = gguf_tensor_bytes(b, n, "blk.0.ffn_up.weight", &tu, nu);
+        const unsigned char* o = gguf_tensor_bytes(b, n, "output.weight", &to, no);
+        const unsigned char* arch = b ? gguf_entry(b, n, "general.architecture") : NULL;
+        const char* want_arch = cs[i].bias ? "qwen2" : "llama";
+        char key[64];
+        snprintf(key, sizeof key, "%s.attention.head_count_kv", want_arch);
+        const unsigned char* kvh = b ? gguf_entry(b, n, key) : NULL;
+        int ok = q && k && v && u && nq[0] == (uint64_t)C && nq[1] == (uint64_t)C && nk[1] == (uint64_t)KVC &&
+                 nv[1] == (uint64_t)KVC && nu[1] == (uint64_t)F && tq == GGML_F32 &&
+                 !memcmp(q + 4 * C, qkv0 + (size_t)sh * C, 4 * C) &&
+                 !memcmp(k + 4 * C, qkv0 + (size_t)(C + sh) * C, 4 * C) &&
+                 !memcmp(v + 4 * C, qkv0 + (size_t)(C + KVC + 1) * C, 4 * C) &&
+                 !memcmp(u, m.params.fcw + (size_t)F * C, 4 * C) &&
+                 (cs[i].untied ? o && no[1] == (uint64_t)cs[i].V && !memcmp(o + 20 * C, m.params.lm_head + 5 * C, 4 * C) : !o) &&
+                 arch && u64_at(arch + 4) == strlen(want_arch) && !memcmp(arch + 12, want_arch, strlen(want_arch)) &&
+                 kvh && u32_at(kvh) == GGUF_U32 && u32_at(kvh + 4) == (uint32_t)cs[i].NKV;
+        report(ok, "GGUF bytes (%s): architecture %s, head_count_kv %d, attn_q row 1 = our q row %d, attn_k row 1 = k row %d, "
+               "attn_v [%d x %d], ffn_up row 0 = fcw row F, %s", cs[i].what, want_arch, cs[i].NKV, sh, sh, (int)KVC, C,
+               cs[i].untied ? "output.weight = lm_head (V rows)" : "no output.weight (tied)");
+        free(b);
+        gpt_free(&m), gpt_free(&g);
+    }
+    // Q8_0: an int8 model (C=96, NH=3 so hs=32, NKV=1, untied) written as it is and read back bit for bit; the fp32
+    // model exported as Q8_0 loads as the int8 model gpt_quantize makes of it
+    GPT m, q8m, g1, g2;
+    build_llama(&m, 2, 3, 1, 96, 64, 70, 1, 0, 10000.0f, 1e-5f, 0.0f, 50);
+    build_llama(&q8m, 2, 3, 1, 96, 64, 70, 1, 0, 10000.0f, 1e-5f, 0.0f, 50);
+    gpt_quantize(&q8m);
+    export_gguf(&q8m, "test_tmp/ll_q8.gguf", 1, NULL);
+    export_gguf(&m, "test_tmp/ll_q8f.gguf", 1, NULL);
+    load_model(&g1, "test_tmp/ll_q8.gguf", NULL);
+    load_model(&g2, "test_tmp/ll_q8f.gguf", NULL);
+    size_t n8 = 0;
+    for (int p = 0; p < NUM_PARAMS; p++)
+        if (q8m.q8[p].q) n8 += param_numel(&q8m.config, p);
+    int s1 = g1.q8_memory && llama_config_same(&g1.config, &q8m.config) && !memcmp(g1.q8_memory, q8m.q8_memory, n8) &&
+             !memcmp(g1.q8_scales, q8m.q8_scales, n8 / Q8_GROUP * sizeof(float)) && g1.num_parameters == q8m.num_parameters &&
+             !memcmp(g1.params_memory, q8m.params_memory, q8m.num_parameters * sizeof(float));
+    int s2 = g2.q8_memory && !memcmp(g2.q8_memory, q8m.q8_memory, n8) && !memcmp(g2.q8_scales, q8m.q8_scales, n8 / Q8_GROUP * sizeof(float));
+    float *l1 = lm_logits_copy(&g1, x, 2, 8), *lq = lm_logits_copy(&q8m, x, 2, 8);
+    s1 = s1 && !memcmp(l1, lq, (size_t)2 * 8 * q8m.config.Vp * sizeof(float));
+    free(l1), free(lq);
+    report(s1, "GGUF Q8_0 of an int8 llama model (untied, hs=32): %zu int8 values, their scales, the fp32 rest and logits bit for bit", n8);
+    report(s2, "GGUF Q8_0 of the fp32 llama model loads as the int8 model gpt_quantize makes: int8 values and scales bit for bit");
+    gpt_free(&m), gpt_free(&q8m), gpt_free(&g1), gpt_free(&g2);
+
+    // the tokenizer keys from a tokenizer.json, for llama.cpp's "gpt2" (byte-level BPE) vocabulary. Expected values
+    // read off the ref/ files by hand: token 279 (282 in SmolLM2's) is "Ġthe", the first merge "Ġ Ġ" of 1575, the
+    // EOS and BOS ids from added_tokens; Qwen2's <tool_call> (1845) is a non-special added token (user-defined, 4).
+    struct { const char* file; const char* pre; int the, eos, bos, add_bos, extra, extra_type; } tk[] = {
+        {"ref/tokjson_gpt2.json", "gpt-2", 279, 1831, 1831, 0, 1831, 3},
+        {"ref/tokjson_smol.json", "smollm", 282, 0, 0, 0, 2, 3},
+        {"ref/tokjson_llama3.json", "llama-bpe", 279, 1832, 1831, 1, 1836, 3},
+        {"ref/tokjson_qwen2.json", "qwen2", 279, 1831, 1831, 0, 1845, 4},
+    };
+    GPT tm;
+    build_llama(&tm, 1, 2, 1, 32, 32, 1900, 0, 0, 10000.0f, 1e-5f, 0.0f, 60);
+    save_checkpoint(&tm, "test_tmp/ll_tokcfg_model.bin", NULL);
+    for (int i = 0; i < 4; i++) {
+        export_gguf(&tm, "test_tmp/ll_tok.gguf", 0, tk[i].file);
+        size_t n;
+        unsigned char* b = read_whole("test_tmp/ll_tok.gguf", &n);
+        const unsigned char* pre = b ? gguf_entry(b, n, "tokenizer.ggml.pre") : NULL;
+        const unsigned char* toks = b ? gguf_entry(b, n, "tokenizer.ggml.tokens") : NULL;
+        const unsigned char* types = b ? gguf_entry(b, n, "tokenizer.ggml.token_type") : NULL;
+        const unsigned char* merges = b ? gguf_entry(b, n, "tokenizer.ggml.merges") : NULL;
+        const unsigned char* eos = b ? gguf_entry(b, n, "tokenizer.ggml.eos_token_id") : NULL;
+        const unsigned char* bos = b ? gguf_entry(b, n, "tokenizer.ggml.bos_token_id") : NULL;
+        const unsigned char* ab = b ? gguf_entry(b, n, "tokenizer.ggml.add_bos_token") : NULL;
+        char the[32] = "", m0[32] = "", pad[32] = "";
+        if (toks && u64_at(toks + 8) == 1900) gguf_entry_string(toks, (uint64_t)tk[i].the, the, sizeof the), gguf_entry_string(toks, 1899, pad, sizeof pad);
+        if (merges && u64_at(merges + 8) == 1575) gguf_entry_string(merges, 0, m0, sizeof m0);
+        int ok = pre && u64_at(pre + 4) == strlen(tk[i].pre) && !memcmp(pre + 12, tk[i].pre, strlen(tk[i].pre)) &&
+                 !strcmp(the, "\xc4\xa0the") && !strcmp(m0, "\xc4\xa0 \xc4\xa0") && !strcmp(pad, "[PAD1899]") && types &&
+                 u64_at(types + 8) == 1900 && (int)u32_at(types + 16 + 4 * tk[i].extra) == tk[i].extra_type &&
+                 u32_at(types + 16 + 4 * 1899) == 4 && u32_at(types + 16 + 4 * 279) == 1 && eos &&
+                 u32_at(eos + 4) == (uint32_t)tk[i].eos && bos && u32_at(bos + 4) == (uint32_t)tk[i].bos && ab &&
+                 u32_at(ab) == GGUF_BOOL && ab[4] == tk[i].add_bos;
+        report(ok, "GGUF tokenizer from %s: pre \"%s\", token %d \"%s\", merge 0 \"%s\", id %d of type %d, [PAD1899], "
+               "EOS %d, BOS %d, add_bos_token %d", tk[i].file, tk[i].pre, tk[i].the, the, m0, tk[i].extra, tk[i].extra_type,
+               tk[i].eos, tk[i].bos, tk[i].add_bos);
+        free(b);
+    }
+    // a tokenizer_config.json beside the tokenizer.json (SmolLM2-Instruct's kind): BOS, EOS, padding token,
+    // add_bos_token and the chat template come from it; a token it names that the tokenizer lacks is refused
+    mkdir("test_tmp/ll_tokcfg", 0755);
+    size_t tn;
+    unsigned char* tj = read_whole("ref/tokjson_smol.json", &tn);
+    FILE* cf = fopen_check("test_tmp/ll_tokcfg/tokenizer.json", "wb");
+    if (tj) fwrite(tj, 1, tn, cf);
+    fclose(cf);
+    free(tj);
+    const char* tmpl = "{% for m in messages %}<|im_start|>{{ m['role'] }}\\n{{ m['content'] }}<|im_end|>\\n{% endfor %}";
+    cf = fopen_check("test_tmp/ll_tokcfg/tokenizer_config.json", "w");
+    fprintf(cf, "{\"add_bos_token\": false, \"bos_token\": \"<|im_start|>\", \"eos_token\": {\"content\": \"<|im_end|>\", "
+                "\"lstrip\": false}, \"pad_token\": \"<|endoftext|>\", \"chat_template\": \"%s\", \"model_max_length\": 8192}\n", tmpl);
+    fclose(cf);
+    export_gguf(&tm, "test_tmp/ll_tokcfg.gguf", 0, "test_tmp/ll_tokcfg/tokenizer.json");
+    size_t cn;
+    unsigned char* cb = read_whole("test_tmp/ll_tokcfg.gguf", &cn);
+    const unsigned char* ceos = cb ? gguf_entry(cb, cn, "tokenizer.ggml.eos_token_id") : NULL;
+    const unsigned char* cbos = cb ? gguf_entry(cb, cn, "tokenizer.ggml.bos_token_id") : NULL;
+    const unsigned char* cpad = cb ? gguf_entry(cb, cn, "tokenizer.ggml.padding_token_id") : NULL;
+    const unsigned char* cab = cb ? gguf_entry(cb, cn, "tokenizer.ggml.add_bos_token") : NULL;
+    const unsigned char* ctm = cb ? gguf_entry(cb, cn, "tokenizer.chat_template") : NULL;
+    const char* want_tmpl = "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}";
+    int cok = ceos && u32_at(ceos + 4) == 2 && cbos && u32_at(cbos + 4) == 1 && cpad && u32_at(cpad + 4) == 0 && cab && cab[4] == 0 &&
+              ctm && u32_at(ctm) == GGUF_STRING && u64_at(ctm + 4) == strlen(want_tmpl) && !memcmp(ctm + 12, want_tmpl, strlen(want_tmpl));
+    report(cok, "GGUF tokenizer_config.json: EOS <|im_end|> = 2, BOS <|im_start|> = 1, padding <|endoftext|> = 0, "
+           "add_bos_token false, tokenizer.chat_template (%zu bytes, JSON escapes decoded)", strlen(want_tmpl));
+    free(cb);
+    cf = fopen_check("test_tmp/ll_tokcfg/tokenizer_config.json", "w");
+    fprintf(cf, "{\"eos_token\": \"<|im_stop|>\"}\n");
+    fclose(cf);
+    expect_error("tokenizer_config.json naming a token the tokenizer lacks",
+                 "./train export --model test_tmp/ll_tokcfg_model.bin --format gguf --tokenizer test_tmp/ll_tokcfg/tokenizer.json --out test_tmp/ll_bad.gguf",
+                 "tokenizer_config.json: error: eos_token \"<|im_stop|>\" is not a token of the tokenizer");
+    gpt_free(&tm);
+
+    // LoRA (on q, v and down) must be merged first; merged, the GGUF evaluates as the LoRA model does. The merge
+    // rounds W + (alpha/r) B A to float32 once, so the losses agree to ~1e-7 relative; 1e-5 is the bound.
+    char out[1024], out2[1024];
+    int rc = run_cmd("OMP_NUM_THREADS=1 ./train --model test_tmp/ll1.bin --train test_tmp/tok.bin --batch 2 --seq 8 --steps 5 --lr 3e-2 "
+                     "--method lora --lora-rank 2 --lora-targets q,v,down --out test_tmp/ll_lora", "done:", out, sizeof out);
+    expect_error("GGUF of a llama with unmerged LoRA", "./train export --model test_tmp/ll_lora/model.bin --format gguf --out test_tmp/ll_lora.gguf",
+                 "the model has LoRA tensors");
+    rc |= run_cmd("./train export --model test_tmp/ll_lora/model.bin --format gguf --merge 1 --out test_tmp/ll_lora.gguf", "wrote", out, sizeof out);
+    rc |= run_cmd("./train eval --model test_tmp/ll_lora/model.bin --data test_tmp/tok.bin --batch 2 --seq 8 --max-batches 2", "loss", out, sizeof out);
+    rc |= run_cmd("./train eval --model test_tmp/ll_lora.gguf --data test_tmp/tok.bin --batch 2 --seq 8 --max-batches 2", "loss", out2, sizeof out2);
+    const char *la = strstr(out, "\"loss\": "), *lb = strstr(out2, "\"loss\": ");
+    double loss_a = la ? atof(la + 8) : NAN, loss_b = lb ? atof(lb + 8) : NAN;
+    report(rc == 0 && fabs(loss_a - loss_b) <= 1e-5 * fabs(loss_a),
+           "llama LoRA (q, v, down) merged into GGUF (--merge 1): eval loss %.6f, the LoRA model's %.6f", loss_b, loss_a);
+
+    // bad files: llama's sizes come from its keys, every tensor is checked against them and against the file
+    size_t n;
+    unsigned char* b = read_whole("test_tmp/ll1.gguf", &n);
+    const unsigned char* kvh = b ? gguf_entry(b, n, "llama.attention.head_count_kv") : NULL;
+    const unsigned char* st = b ? gguf_entry(b, n, "llama.rope.scaling.type") : NULL;
+    size_t kv_at = kvh ? (size_t)(kvh - b) + 4 : 0, st_at = st ? (size_t)(st - b) + 12 : 0;  // the u32 value; the string's bytes
+    free(b);
+    copy_patched("test_tmp/ll1.gguf", "test_tmp/ll_kv3.gguf", kv_at, "\x03\x00\x00\x00");
+    copy_patched("test_tmp/ll1.gguf", "test_tmp/ll_kv2.gguf", kv_at, "\x02\x00\x00\x00");
+    copy_patched("test_tmp/ll1.gguf", "test_tmp/ll_yarn.gguf", st_at, "yarn");
+    expect_error("GGUF llama with head_count_kv 3 (the file's k has 1 head)", "./train sample --model test_tmp/ll_kv3.gguf --tokens \"1 2\"",
+                 "blk.0.attn_k.weight has ne = [48, 16, 1, 1], expected [48, 48]");
+    expect_error("GGUF llama with head_count_kv 2 (not a divisor of 3)", "./train sample --model test_tmp/ll_kv2.gguf --tokens \"1 2\"",
+                 "llama.attention.head_count_kv 2 does not divide head_count 3");
+    expect_error("GGUF llama with YaRN RoPE scaling", "./train sample --model test_tmp/ll_yarn.gguf --tokens \"1 2\"",
+                 "llama.rope.scaling.type is 'yarnar'");
+    copy_truncated("test_tmp/ll1.gguf", "test_tmp/ll_trunc.gguf", (long)n - 64);  // inside output.weight, the last tensor
+    expect_error("GGUF llama truncated in its last tensor", "./train sample --model test_tmp/ll_trunc.gguf --tokens \"1 2\"",
+                 "output.weight needs bytes");
+}
+
 // ---------------------------------------------------------------------------- int8 weights and pruning
 // A small model with C a multiple of 32 (int8 groups run along rows), random weights.
 static void build_random(GPT* m, int L, int NH, int C, int V, uint64_t seed) {
@@ -4767,6 +5095,8 @@ int main(void) {
     test_genmetrics();
     test_file_safety();
     test_export_formats();
+    test_gguf_permutation();
+    test_gguf_llama();
     test_inference();
     test_int8();
     test_pruning();
