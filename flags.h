@@ -85,7 +85,7 @@ static const Flag FLAGS[] = {
     F_("--help", NULL, FLAG_SWITCH, help, NULL, "help", NULL, "print this help"),
     F_("--help-markdown", NULL, FLAG_SWITCH, help_markdown, NULL, "help", NULL, "print the flag table as Markdown (the README's table)"),
     // model
-    F_("--model", "FILE", FLAG_STRING, model, NULL, "model", NULL, "load a model: finetune.c checkpoint, llm.c gpt2_124M.bin, HF model.safetensors (or its folder), or a GGUF file of llama.cpp's gpt2 (F32, F16 or Q8_0; Q8_0 loads as int8)"),
+    F_("--model", "FILE", FLAG_STRING, model, NULL, "model", NULL, "load a model: finetune.c checkpoint, llm.c gpt2_124M.bin, HF model.safetensors or its folder (GPT-2, Llama, Qwen2), or a GGUF file of llama.cpp's gpt2, llama or qwen2 (F32, F16 or Q8_0; Q8_0 loads as int8)"),
     F_("--init", "L,NH,C", FLAG_STRING, init, NULL, "model", NULL, "random GPT-2-style init with L layers, NH heads, C channels"),
     F_("--vocab", "V", FLAG_INT, vocab, "50257", "model", "[1,4194304]", "vocabulary size for --init"),
     F_("--max-seq", "N", FLAG_INT, max_seq, "1024", "model", "[1,1048576]", "positions (maxT) for --init"),

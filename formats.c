@@ -2499,7 +2499,7 @@ static void load_adapter(GPT* model, const char* path) {
 }
 
 // Loads any supported model file, telling the format by its first bytes: our checkpoint, llm.c's model file,
-// a GGUF file (llama.cpp's gpt2), or a Hugging Face model.safetensors (a folder holding one also works).
+// a GGUF file (llama.cpp's gpt2, llama or qwen2), or a Hugging Face model.safetensors (a folder holding one also works).
 static void load_model(GPT* model, const char* path_in, TrainState* state) {
     if (strlen(path_in) > 1000) failf("use a shorter path", "model path too long (%zu characters)", strlen(path_in));
     char path[1100];
@@ -2536,7 +2536,7 @@ static void load_model(GPT* model, const char* path_in, TrainState* state) {
     } else if (first[8] == '{') {
         load_hf_safetensors(model, path);
     } else {
-        fail_at(path, "supported: finetune.c checkpoints, llm.c's gpt2_124M.bin, Hugging Face model.safetensors, GGUF (gpt2)",
+        fail_at(path, "supported: finetune.c checkpoints, llm.c's gpt2_124M.bin, Hugging Face model.safetensors, GGUF (gpt2, llama, qwen2)",
                 "unknown model format (first int32 %d, expected %d, %d or a safetensors header)", magic, CKPT_MAGIC, LLMC_MODEL_MAGIC);
     }
 }
