@@ -119,9 +119,7 @@ example_ids() {  # FILE K prompt|response
 }
 for k in 0 1 2; do
     ids=$(example_ids data/alpaca_sft_test.ds $k prompt)
-    echo "==== test example $k, prompt:"
-    echo "$ids" | ./dataprep decode --tokenizer $bpe; echo
-    echo "---- reference:"
+    echo "==== test example $k, reference:"
     example_ids data/alpaca_sft_test.ds $k response | ./dataprep decode --tokenizer $bpe; echo
     for m in "$base" $R/sft/best.bin; do
         echo "---- $m, greedy:"
