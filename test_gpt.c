@@ -4843,6 +4843,40 @@ static void hfl_copy_edited(const char* src, const char* dst, const char* from, 
     free(text);
 }
 
+// The whole path on a Hugging Face Llama-layout folder written by dev/make_hf_llama.py (real names and
+// config): it loads, trains 2 steps, and the trained model goes out as safetensors and GGUF and comes back bit for
+// bit, each (tied F32 and the untied folder with linear RoPE scaling).
+static void test_hf_llama_roundtrip(void) {
+    const char* dirs[2] = {"ref/hf_llama_f32", "ref/hf_llama_untied"};
+    for (int d = 0; d < 2; d++) {
+        char cmd[512], out[1024], run[64];
+        snprintf(run, sizeof run, "test_tmp/hfrt%d", d);
+        mkdir(run, 0755);
+        snprintf(cmd, sizeof cmd, "./train --model %s --train test_tmp/tok.bin --batch 2 --seq 16 --steps 2 --out %s", dirs[d], run);
+        int rc = run_cmd(cmd, "done:", out, sizeof out);
+        snprintf(cmd, sizeof cmd, "./train export --model %s/model.bin --format safetensors --out %s/hf", run, run);
+        rc |= run_cmd(cmd, "wrote", out, sizeof out);
+        snprintf(cmd, sizeof cmd, "./train export --model %s/model.bin --format gguf --out %s/m.gguf", run, run);
+        rc |= run_cmd(cmd, "wrote", out, sizeof out);
+        GPT t, h, g, base;
+        char path[128];
+        snprintf(path, sizeof path, "%s/model.bin", run);
+        load_model(&t, path, NULL);
+        snprintf(path, sizeof path, "%s/hf", run);
+        load_model(&h, path, NULL);
+        snprintf(path, sizeof path, "%s/m.gguf", run);
+        load_model(&g, path, NULL);
+        load_model(&base, dirs[d], NULL);
+        int same = rc == 0 && t.num_parameters == h.num_parameters && t.num_parameters == g.num_parameters &&
+                   !memcmp(t.params_memory, h.params_memory, t.num_parameters * 4) && !memcmp(t.params_memory, g.params_memory, t.num_parameters * 4) &&
+                   memcmp(t.params_memory, base.params_memory, t.num_parameters * 4) != 0 && is_llama(&g.config) &&
+                   g.config.untied == t.config.untied && g.config.rope_factor == t.config.rope_factor;
+        report(same, "%s: loads, trains 2 steps, exports to safetensors and GGUF, both load back bit for bit (%zu weights, trained away from the folder's)",
+               dirs[d], t.num_parameters);
+        gpt_free(&t), gpt_free(&h), gpt_free(&g), gpt_free(&base);
+    }
+}
+
 static void test_hf_llama(void) {
     printf("-- Hugging Face Llama / Qwen2 folders: load, F32/F16/BF16, logits, train, export, PEFT, bad config.json\n");
     const char* dirs[6] = {"ref/hf_llama_f32", "ref/hf_llama_f16", "ref/hf_llama_bf16", "ref/hf_llama_untied", "ref/hf_qwen2", "ref/hf_llama_cls"};
@@ -5109,6 +5143,7 @@ int main(void) {
     test_spans();
     test_tok_cli();
     test_hf_llama();
+    test_hf_llama_roundtrip();
     printf("gpt: %d passed, %d failed\n", checks_passed, checks_failed);
     return checks_failed ? 1 : 0;
 }
