@@ -330,8 +330,10 @@ static int others_running(void) {
     return least;
 }
 
+#ifdef _OPENMP
 // Set by main when the default thread count was lowered for a busy machine (printed with the threads line).
 static char threads_note[160];
+#endif
 
 static void run_describe(const Run* r, const Args* a) {
     const GPT* model = &r->model;
