@@ -51,7 +51,6 @@ Prints one JSON line, as dev/bench_torch.py:
  timed step, before its update)
 """
 import argparse
-import ctypes
 import json
 import math
 import os
@@ -67,28 +66,9 @@ import torch.nn.functional as F  # noqa: E402
 HAVE_SDPA = hasattr(F, "scaled_dot_product_attention")
 
 
-def openblas():
-    """The OpenBLAS library torch loaded (Debian links it as the system BLAS), or None."""
-    with open("/proc/self/maps") as f:
-        paths = sorted({line.split()[-1] for line in f if "libopenblas" in line})
-    if not paths:
-        return None
-    lib = ctypes.CDLL(paths[0])
-    lib.openblas_get_corename.restype = ctypes.c_char_p
-    return lib
-
-
-def check_blas(a):
-    """Max relative error of the step's three float32 matmul forms against float64 (x W^T, dy W, dy^T x)."""
-    g = torch.Generator().manual_seed(0)
-    x = torch.randn(a.B * a.T, a.C, generator=g, dtype=torch.float64)
-    w = torch.randn(a.F, a.C, generator=g, dtype=torch.float64) / a.C ** 0.5
-    dy = torch.randn(a.B * a.T, a.F, generator=g, dtype=torch.float64)
-    worst = 0.0
-    for f in (lambda x, w, dy: x @ w.t(), lambda x, w, dy: dy @ w, lambda x, w, dy: dy.t() @ x):
-        ref, got = f(x, w, dy), f(x.float(), w.float(), dy.float()).double()
-        worst = max(worst, ((got - ref).abs().max() / ref.abs().max()).item())
-    return worst
+sys.dont_write_bytecode = True  # no dev/__pycache__ next to the sources
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench_torch import check_blas, openblas  # noqa: E402  (the same BLAS probe and float64 check as the GPT-2 peer)
 
 
 # ----------------------------------------------------------------------------- parameters

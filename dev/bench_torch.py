@@ -68,8 +68,9 @@ def check_blas(a):
     """Max relative error of the step's three float32 matmul forms against float64 (at the run's shapes)."""
     g = torch.Generator().manual_seed(0)
     x = torch.randn(a.B * a.T, a.C, generator=g, dtype=torch.float64)
-    w = torch.randn(4 * a.C, a.C, generator=g, dtype=torch.float64) / a.C ** 0.5
-    dy = torch.randn(a.B * a.T, 4 * a.C, generator=g, dtype=torch.float64)
+    F_ = getattr(a, "F", 4 * a.C)  # the MLP width (GPT-2: 4C; the Llama peer passes its own)
+    w = torch.randn(F_, a.C, generator=g, dtype=torch.float64) / a.C ** 0.5
+    dy = torch.randn(a.B * a.T, F_, generator=g, dtype=torch.float64)
     worst = 0.0
     for f in (lambda x, w, dy: x @ w.t(), lambda x, w, dy: dy @ w, lambda x, w, dy: dy.t() @ x):
         ref, got = f(x, w, dy), f(x.float(), w.float(), dy.float()).double()
