@@ -80,20 +80,9 @@ static void kv_copy_prefix(const GPT* model, KVCache* kv) {
     }
 }
 
-// Dot products for the matrix-vector products of a decode step: 16 independent partial sums, which the
-// compiler keeps in one vector register (a single running sum could not be vectorised without reordering
-// the additions, which only -ffast-math allows).
-static inline float dot_f32(const float* a, const float* b, int n) {
-    float acc[16] = {0};
-    int i = 0;
-    for (; i + 16 <= n; i += 16)
-        for (int j = 0; j < 16; j++) acc[j] += a[i + j] * b[i + j];
-    float s = 0.0f;
-    for (int j = 0; j < 16; j++) s += acc[j];
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-// the same with an int8 row (q, one scale d per group of 32): sum_e q[e] d[e/32] x[e], n a multiple of 32
+// Dot products for the matrix-vector products of a decode step: dot_f32 (kernels.h, "vector helpers") for a
+// float row, and this one for an int8 row (q, one scale d per group of 32): sum_e q[e] d[e/32] x[e], n a
+// multiple of 32
 static inline float dot_q8(const int8_t* q, const float* d, const float* x, int n) {
     float acc[Q8_GROUP] = {0};
     for (int g = 0; g < n / Q8_GROUP; g++)
@@ -134,21 +123,9 @@ static void attention_decode(float* out, float* att, const float* q, const float
     for (int h = 0; h < NH; h++) {
         float* a = att + (size_t)h * stride;
         int kh = (h / group) * hs;
-        float maxv = -INFINITY;
-        for (int j = 0; j < n; j++) {
-            const float* k = kc + (size_t)j * KVC + kh;
-            float s = 0.0f;
-            for (int i = 0; i < hs; i++) s += q[h * hs + i] * k[i];
-            s *= scale;
-            a[j] = s;
-            if (s > maxv) maxv = s;
-        }
-        float sum = 0.0f;  // subtract the max before exp, as in attention_forward
-        for (int j = 0; j < n; j++) {
-            a[j] = expf(a[j] - maxv);
-            sum += a[j];
-        }
-        for (int j = 0; j < n; j++) a[j] /= sum;
+        for (int j = 0; j < n; j++) a[j] = dot_f32(q + h * hs, kc + (size_t)j * KVC + kh, hs) * scale;
+        float inv = (float)(1.0 / exp_shift_sum(a, n, max_f32(a, n)));  // as in attention_forward
+        for (int j = 0; j < n; j++) a[j] *= inv;
         float* y = out + h * hs;
         for (int i = 0; i < hs; i++) y[i] = 0.0f;
         for (int j = 0; j < n; j++) {

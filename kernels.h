@@ -637,6 +637,72 @@ static void residual_dropout_forward(float* y, const float* x1, const float* x2,
     for (size_t i = 0; i < n; i++) y[i] = x1[i] + x2[i] * dropout_keep_scale(seed, i, p);
 }
 
+// ---------------------------------------------------------------------------- vector helpers
+// Loops the compiler can vectorise without -ffast-math, for attention and softmax. A sum or a dot product
+// in one running variable is a chain the compiler may not reorder (fp addition is not associative), so it
+// stays scalar: 16 independent partial sums instead fill one 512-bit register (two 256-bit ones, four NEON
+// ones). libm's expf is a call per element; exp_poly is Cephes' expf polynomial after the usual 2^k range
+// reduction, in plain arithmetic with no branch, so a loop of it vectorises.
+static inline float dot_f32(const float* a, const float* b, int n) {
+    float acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += a[i + j] * b[i + j];
+    float s = 0.0f;
+    for (int j = 0; j < 16; j++) s += acc[j];
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+static inline float max_f32(const float* a, int n) {  // -INFINITY for n = 0
+    float m[16];
+    for (int j = 0; j < 16; j++) m[j] = -INFINITY;
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) {
+            float x = a[i + j];  // (written as m < x ? x : m, gcc vectorises it: vmaxps)
+            m[j] = m[j] < x ? x : m[j];
+        }
+    for (; i < n; i++) m[0] = a[i] > m[0] ? a[i] : m[0];
+    float r = m[0];
+    for (int j = 1; j < 16; j++) r = m[j] > r ? m[j] : r;
+    return r;
+}
+static inline float exp_poly(float x) {  // e^x for x in [-87, 88], relative error < 1e-7
+    x = x > -87.0f ? x : -87.0f;  // written so that NaN becomes -87: the conversion below needs a number
+    x = x < 88.0f ? x : 88.0f;    // (a NaN input still gives NaN in GELU: it multiplies x)
+    float t = x * 1.44269504088896341f;                      // x / ln 2
+    // k = the nearest integer to t, by the 1.5 * 2^23 trick (the sum's last bit is the ones place). Not
+    // (int)(t + (t >= 0 ? 0.5 : -0.5)): after the clamps above gcc "threads" that branch into separate code
+    // paths, and a loop with control flow is not vectorised (GELU ran scalar, 10x slower).
+    float kf = (t + 12582912.0f) - 12582912.0f;
+    int32_t k = (int32_t)kf;
+    float r = x - kf * 0.693359375f + kf * 2.12194440e-4f;  // x - k ln2, ln2 split in two
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;                                // e^r
+    uint32_t bits = (uint32_t)(k + 127) << 23;               // 2^k as a float
+    float s;
+    memcpy(&s, &bits, 4);
+    return p * s;
+}
+// a[i] = e^(a[i] - shift) for i < n; returns their sum, accumulated in double (16 partial sums). Two loops:
+// with the sum in the same loop as exp_poly's clamps, gcc 12 vectorised neither.
+static inline double exp_shift_sum(float* a, int n, float shift) {
+    for (int i = 0; i < n; i++) a[i] = exp_poly(a[i] - shift);
+    double acc[16] = {0};
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int j = 0; j < 16; j++) acc[j] += a[i + j];
+    double z = 0.0;
+    for (int j = 0; j < 16; j++) z += acc[j];
+    for (; i < n; i++) z += a[i];
+    return z;
+}
+
 // ---------------------------------------------------------------------------- attention
 // Multi-head self-attention on a packed qkv, causal (GPT-2, Llama) or bidirectional (the encoder, BERT-style),
 // optionally with P prefix keys/values (prefix-tuning) that every position attends to. For batch b, head h,
@@ -671,21 +737,13 @@ static void attention_forward(float* out, float* att, const float* qkv, const fl
                 const float* q = qkv + ((size_t)b * T + t) * QKV + h * hs;
                 float* a = att + (((size_t)b * NH + h) * T + t) * PT;
                 int nk = attention_keys(causal, lengths, b, t, T, P);
-                float maxv = -INFINITY;
                 for (int j = 0; j < nk; j++) {
                     const float* k = j < P ? pk + (size_t)j * KVC + kh : qkv + ((size_t)b * T + j - P) * QKV + C + kh;
-                    float s = 0.0f;
-                    for (int i = 0; i < hs; i++) s += q[i] * k[i];
-                    s *= scale;
-                    a[j] = s;
-                    if (s > maxv) maxv = s;
+                    a[j] = dot_f32(q, k, hs) * scale;
                 }
-                float sum = 0.0f;  // subtract the max before exp: same softmax, no overflow
-                for (int j = 0; j < nk; j++) {
-                    a[j] = expf(a[j] - maxv);
-                    sum += a[j];
-                }
-                for (int j = 0; j < nk; j++) a[j] /= sum;
+                // subtract the max before exp: same softmax, no overflow
+                float inv = (float)(1.0 / exp_shift_sum(a, nk, max_f32(a, nk)));
+                for (int j = 0; j < nk; j++) a[j] *= inv;
                 for (int j = nk; j < PT; j++) a[j] = 0.0f;  // masked: exactly zero
                 float* y = out + ((size_t)b * T + t) * C + h * hs;
                 for (int i = 0; i < hs; i++) y[i] = 0.0f;
@@ -733,8 +791,7 @@ static void attention_backward(float* dqkv, float* dpk, float* dpv, const float*
                         const float* v = pre ? pv + (size_t)j * KVC + kh : qkv + ((size_t)b * T + j - P) * QKV + C + KVC + kh;
                         float* dv = pre ? (dpv ? dpv + (size_t)j * KVC + kh : NULL)
                                         : dqkv + ((size_t)b * T + j - P) * QKV + C + KVC + kh;
-                        float d = 0.0f;
-                        for (int i = 0; i < hs; i++) d += dy[i] * v[i];
+                        float d = dot_f32(dy, v, hs);
                         if (dv) for (int i = 0; i < hs; i++) dv[i] += mj * a[j] * dy[i];
                         d *= mj;
                         datt[j] = d;
@@ -796,32 +853,10 @@ static void rope_apply(float* qkv, const float* cs, int B, int T, int C, int NH,
 // y = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).  PyTorch: nn.GELU(approximate='tanh')
 // y, x: (N)
 //
-// tanh is computed from a plain-C exp (Cephes' expf polynomial after the usual 2^k range reduction) that the
-// compiler vectorises, unlike libm's tanhf: 3x faster. Its error is absolute, at most 1.3e-7 over
+// tanh is computed from exp_poly ("vector helpers" above), which the compiler vectorises, unlike libm's
+// tanhf: 3x faster. Its error is absolute, at most 1.3e-7 over
 // [-12, 12] (libm's tanhf: 1.0e-7), which in GELU is far below the fp32 noise the tests allow.
 #define GELU_SCALE 0.7978845608028654f  // sqrt(2/pi)
-static inline float exp_poly(float x) {  // e^x for x in [-87, 88], relative error < 1e-7
-    x = x > -87.0f ? x : -87.0f;  // written so that NaN becomes -87: the conversion below needs a number
-    x = x < 88.0f ? x : 88.0f;    // (a NaN input still gives NaN in GELU: it multiplies x)
-    float t = x * 1.44269504088896341f;                      // x / ln 2
-    // k = the nearest integer to t, by the 1.5 * 2^23 trick (the sum's last bit is the ones place). Not
-    // (int)(t + (t >= 0 ? 0.5 : -0.5)): after the clamps above gcc "threads" that branch into separate code
-    // paths, and a loop with control flow is not vectorised (GELU ran scalar, 10x slower).
-    float kf = (t + 12582912.0f) - 12582912.0f;
-    int32_t k = (int32_t)kf;
-    float r = x - kf * 0.693359375f + kf * 2.12194440e-4f;  // x - k ln2, ln2 split in two
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;                                // e^r
-    uint32_t bits = (uint32_t)(k + 127) << 23;               // 2^k as a float
-    float s;
-    memcpy(&s, &bits, 4);
-    return p * s;
-}
 static inline float tanh_poly(float u) {  // tanh(u) = (e^2u - 1) / (e^2u + 1); |u| > 9 is +-1 in fp32
     u = u > -9.0f ? u : -9.0f;
     u = u < 9.0f ? u : 9.0f;
@@ -856,7 +891,7 @@ static void swiglu_forward(float* y, const float* x, size_t N, int F) {
     for (size_t n = 0; n < N; n++)
         for (int j = 0; j < F; j++) {
             float g = x[n * 2 * F + j], u = x[n * 2 * F + F + j];
-            y[n * F + j] = g / (1.0f + expf(-g)) * u;
+            y[n * F + j] = g / (1.0f + exp_poly(-g)) * u;
         }
 }
 // forward was y = g sig(g) u. So du += dy g sig(g), dg += dy u sig(g) (1 + g (1 - sig(g))). Accumulates into dx.
@@ -864,7 +899,7 @@ static void swiglu_backward(float* dx, const float* x, const float* dy, size_t N
 #pragma omp parallel for
     for (size_t n = 0; n < N; n++)
         for (int j = 0; j < F; j++) {
-            float g = x[n * 2 * F + j], u = x[n * 2 * F + F + j], sg = 1.0f / (1.0f + expf(-g)), d = dy[n * F + j];
+            float g = x[n * 2 * F + j], u = x[n * 2 * F + F + j], sg = 1.0f / (1.0f + exp_poly(-g)), d = dy[n * F + j];
             dx[n * 2 * F + j] += d * u * sg * (1.0f + g * (1.0f - sg));
             dx[n * 2 * F + F + j] += d * g * sg;
         }
@@ -881,13 +916,9 @@ static float crossentropy_forward(float* probs, float* losses, const float* logi
     for (size_t n = 0; n < N; n++) {
         const float* lg = logits + n * Vp;
         float* p = probs + n * Vp;
-        float maxv = -INFINITY;
-        for (int i = 0; i < V; i++) if (lg[i] > maxv) maxv = lg[i];
-        double z = 0.0;  // the normaliser in double: V terms, and the loss is judged to 1e-5 relative
-        for (int i = 0; i < V; i++) {
-            p[i] = expf(lg[i] - maxv);
-            z += p[i];
-        }
+        float maxv = max_f32(lg, V);
+        memcpy(p, lg, (size_t)V * sizeof(float));
+        double z = exp_shift_sum(p, V, maxv);  // in double: V terms, and the loss is judged to 1e-5 relative
         float inv = (float)(1.0 / z);
         for (int i = 0; i < V; i++) p[i] *= inv;
         for (int i = V; i < Vp; i++) p[i] = 0.0f;

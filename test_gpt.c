@@ -435,6 +435,34 @@ static void test_fd_cls(void) {
 }
 
 // the fast matmul against the reference loops, on shapes that exercise every edge of the blocking
+// kernels.h's vector helpers (16 partial sums, exp_poly) against the plain loops they replace, in double,
+// for lengths below, at and past a multiple of 16 (the tail loops) and one vocabulary row. Tolerances: fp32
+// rounding of a 16-way split sum of |terms| <= 1 (dot, sum: 1e-6 relative to the sum of |terms|), exact
+// for the max, and for each exponential 1e-6 relative to exp of the same fp32 argument (exp_poly: < 1e-7 seen).
+static void test_vector_helpers(void) {
+    const int lens[] = {0, 1, 15, 16, 17, 64, 100, 50257};
+    for (int l = 0; l < (int)(sizeof lens / sizeof lens[0]); l++) {
+        int n = lens[l];
+        float *a = mallocCheck((n + 1) * 4), *b = mallocCheck((n + 1) * 4), *e = mallocCheck((n + 1) * 4);
+        fill_random(a, n, 3.0f), fill_random(b, n, 1.0f);
+        double dot = 0, dabs = 0, mx = -INFINITY, z = 0, werr = 0;
+        for (int i = 0; i < n; i++) dot += (double)a[i] * b[i], dabs += fabs((double)a[i] * b[i]), mx = a[i] > mx ? a[i] : mx;
+        memcpy(e, a, n * 4);
+        float m = max_f32(a, n);
+        double zs = exp_shift_sum(e, n, m);
+        for (int i = 0; i < n; i++) {
+            double want = exp((double)(a[i] - m));  // the argument rounded to fp32 as exp_shift_sum gets it
+            z += want;
+            if (fabs(e[i] - want) > werr * want) werr = fabs(e[i] - want) / want;
+        }
+        double derr = fabs(dot_f32(a, b, n) - dot) / (dabs > 0 ? dabs : 1);
+        int ok = derr < 1e-6 && (n == 0 ? m == -INFINITY : m == (float)mx) && werr < 1e-6 && fabs(zs - z) <= 1e-6 * (z > 0 ? z : 1);
+        report(ok, "vector helpers, n=%d: dot_f32 rel %.1e, max_f32 %s, exp_shift_sum element rel %.1e, sum rel %.1e",
+               n, derr, m == (float)mx || n == 0 ? "exact" : "WRONG", werr, n ? fabs(zs - z) / z : 0.0);
+        free(a), free(b), free(e);
+    }
+}
+
 static void test_matmul_fast_vs_ref(void) {
     // {N, C, OC}; 600 x 700 is more than GEMM_MC (512) of the small operand: it is packed in two chunks
     const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {37, 70, 33}, {130, 300, 257}, {64, 768, 96}, {600, 40, 700}};
@@ -5089,6 +5117,7 @@ int main(void) {
     test_llama_fd();
     test_fd_adapter();
     test_fd_cls();
+    test_vector_helpers();
     test_matmul_fast_vs_ref();
     test_reference("a");
     test_reference("b");
