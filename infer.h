@@ -124,8 +124,7 @@ static void attention_decode(float* out, float* att, const float* q, const float
         float* a = att + (size_t)h * stride;
         int kh = (h / group) * hs;
         for (int j = 0; j < n; j++) a[j] = dot_f32(q + h * hs, kc + (size_t)j * KVC + kh, hs) * scale;
-        float inv = (float)(1.0 / exp_shift_sum(a, n, max_f32(a, n)));  // as in attention_forward
-        for (int j = 0; j < n; j++) a[j] *= inv;
+        softmax_f32(a, n);  // as in attention_forward
         float* y = out + h * hs;
         for (int i = 0; i < hs; i++) y[i] = 0.0f;
         for (int j = 0; j < n; j++) {

@@ -702,6 +702,10 @@ static inline double exp_shift_sum(float* a, int n, float shift) {
     for (; i < n; i++) z += a[i];
     return z;
 }
+static inline void softmax_f32(float* a, int n) {  // in place; the max subtracted first: no overflow
+    float inv = (float)(1.0 / exp_shift_sum(a, n, max_f32(a, n)));
+    for (int j = 0; j < n; j++) a[j] *= inv;
+}
 
 // ---------------------------------------------------------------------------- attention
 // Multi-head self-attention on a packed qkv, causal (GPT-2, Llama) or bidirectional (the encoder, BERT-style),
@@ -741,9 +745,7 @@ static void attention_forward(float* out, float* att, const float* qkv, const fl
                     const float* k = j < P ? pk + (size_t)j * KVC + kh : qkv + ((size_t)b * T + j - P) * QKV + C + kh;
                     a[j] = dot_f32(q, k, hs) * scale;
                 }
-                // subtract the max before exp: same softmax, no overflow
-                float inv = (float)(1.0 / exp_shift_sum(a, nk, max_f32(a, nk)));
-                for (int j = 0; j < nk; j++) a[j] *= inv;
+                softmax_f32(a, nk);
                 for (int j = nk; j < PT; j++) a[j] = 0.0f;  // masked: exactly zero
                 float* y = out + ((size_t)b * T + t) * C + h * hs;
                 for (int i = 0; i < hs; i++) y[i] = 0.0f;
