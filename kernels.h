@@ -364,6 +364,43 @@ static void gemm_micro(int kc, const float* restrict Ap, const float* restrict B
 }
 #endif
 
+// The packing of an operand whose k runs along its rows (the forward's weight, w[o][i] read as Bm(k=i, j=o);
+// the forward's activations and every dinp's dout, as A) is a transpose: d[k][j] = src[j][k]. One element at a
+// time, that is one load and one store per float at a stride of NR floats, 3-5x slower than the loop below,
+// and was a fifth of the forward products' time. The loop moves 4 x 4 blocks through 4 vector registers of 4
+// floats: 4 loads along k, two rounds of shuffles (interleave pairs of rows, then pairs of pairs), 4 stores
+// along j. 4 floats is a vector on every ISA here (SSE, AVX, NEON), and NR and MR are multiples of 4 except
+// AVX2's MR = 6, whose last 2 rows, like any k beyond a multiple of 4, take the plain loop.
+typedef float gemm_v4 __attribute__((vector_size(16)));
+#if defined(__clang__) || __GNUC__ >= 12
+#define GEMM_SHUF4(a, b, i, j, k, l) __builtin_shufflevector(a, b, i, j, k, l)
+#else  // gcc before 12 has only its own spelling
+typedef int gemm_v4i __attribute__((vector_size(16)));
+#define GEMM_SHUF4(a, b, i, j, k, l) __builtin_shuffle(a, b, (gemm_v4i){i, j, k, l})
+#endif
+// d[k * ldd + j] = src[j * lds + k] for j < n, k < kc
+static void gemm_transpose(float* restrict d, int ldd, const float* restrict src, size_t lds, int n, int kc) {
+    int j0 = 0, n4 = n / 4 * 4, kc4 = kc / 4 * 4;
+    for (; j0 < n4; j0 += 4) {
+        const float* s = src + (size_t)j0 * lds;
+        for (int k = 0; k < kc4; k += 4) {
+            gemm_v4 r0, r1, r2, r3;  // rows j0..j0+3 of src, k..k+3
+            memcpy(&r0, s + k, 16), memcpy(&r1, s + lds + k, 16);
+            memcpy(&r2, s + 2 * lds + k, 16), memcpy(&r3, s + 3 * lds + k, 16);
+            gemm_v4 t0 = GEMM_SHUF4(r0, r1, 0, 4, 1, 5), t1 = GEMM_SHUF4(r0, r1, 2, 6, 3, 7);  // r0[0] r1[0] r0[1] r1[1]
+            gemm_v4 t2 = GEMM_SHUF4(r2, r3, 0, 4, 1, 5), t3 = GEMM_SHUF4(r2, r3, 2, 6, 3, 7);
+            gemm_v4 c0 = GEMM_SHUF4(t0, t2, 0, 1, 4, 5), c1 = GEMM_SHUF4(t0, t2, 2, 3, 6, 7);  // column k: r0..r3[k]
+            gemm_v4 c2 = GEMM_SHUF4(t1, t3, 0, 1, 4, 5), c3 = GEMM_SHUF4(t1, t3, 2, 3, 6, 7);
+            memcpy(d + (size_t)k * ldd + j0, &c0, 16), memcpy(d + (size_t)(k + 1) * ldd + j0, &c1, 16);
+            memcpy(d + (size_t)(k + 2) * ldd + j0, &c2, 16), memcpy(d + (size_t)(k + 3) * ldd + j0, &c3, 16);
+        }
+        for (int k = kc4; k < kc; k++)
+            for (int j = j0; j < j0 + 4; j++) d[(size_t)k * ldd + j] = src[(size_t)j * lds + k];
+    }
+    for (int j = n4; j < n; j++)
+        for (int k = 0; k < kc; k++) d[(size_t)k * ldd + j] = src[(size_t)j * lds + k];
+}
+
 // Packs A rows [i0, i0+mc) x cols [p0, p0+kc) into panels of MR rows: dst[panel][k][MR], zero padded.
 static void gemm_pack_a(float* dst, const float* A, size_t sai, size_t sak, int i0, int mc, int p0, int kc) {
     for (int ip = 0; ip < mc; ip += GEMM_MR) {
@@ -374,7 +411,11 @@ static void gemm_pack_a(float* dst, const float* A, size_t sai, size_t sak, int 
                 const float* src = A + (size_t)(i0 + ip) + (size_t)(p0 + k) * sak;
                 for (int i = 0; i < GEMM_MR; i++) d[k * GEMM_MR + i] = i < mr ? src[i] : 0.0f;
             }
-        } else {  // rows of A are contiguous: walk each row
+        } else if (sak == 1) {  // rows of A are contiguous: a transpose, then zeros below the last row
+            gemm_transpose(d, GEMM_MR, A + (size_t)(i0 + ip) * sai + (size_t)p0, sai, mr, kc);
+            for (int k = 0; k < kc; k++)
+                for (int i = mr; i < GEMM_MR; i++) d[k * GEMM_MR + i] = 0.0f;
+        } else {  // rows of A strided: walk each row
             for (int i = 0; i < GEMM_MR; i++) {
                 if (i < mr) {
                     const float* src = A + (size_t)(i0 + ip + i) * sai + (size_t)p0 * sak;
@@ -414,7 +455,11 @@ static void gemm_pack_b(float* dst, const float* B, const Q8* Bq, size_t sbk, si
                 const float* src = B + (size_t)(p0 + k) * sbk + (size_t)(j0 + jp);
                 for (int j = 0; j < GEMM_NR; j++) d[k * GEMM_NR + j] = j < nr ? src[j] : 0.0f;
             }
-        } else {  // columns of Bm are contiguous (a transposed weight): walk each column
+        } else if (sbk == 1) {  // columns of Bm are contiguous (a transposed weight): a transpose, then zeros
+            gemm_transpose(d, GEMM_NR, B + (size_t)(j0 + jp) * sbj + (size_t)p0, sbj, nr, kc);
+            for (int k = 0; k < kc; k++)
+                for (int j = nr; j < GEMM_NR; j++) d[k * GEMM_NR + j] = 0.0f;
+        } else {  // columns of Bm strided: walk each column
             for (int j = 0; j < GEMM_NR; j++) {
                 if (j < nr) {
                     const float* src = B + (size_t)(j0 + jp + j) * sbj + (size_t)p0 * sbk;
@@ -428,16 +473,25 @@ static void gemm_pack_b(float* dst, const float* B, const Q8* Bq, size_t sbk, si
 }
 
 // The operand that is small along its free dimension (M for A, N for B; at small batch that is the
-// activations, BT = 256 rows) is packed for each K-slice, up to GEMM_MC of it at a time (then it stays in
-// L2), shared by all threads: packed once instead of once per tile. Threads split the large dimension into
-// blocks (GEMM_MB rows of A or GEMM_NB columns of B), each packing its own block of the other operand.
+// activations, BT = 256 rows) is packed once, shared by all threads, instead of once per tile: up to GEMM_MC
+// of it at a time, for GEMM_KS K-slices at a time. Threads split the large dimension into blocks (GEMM_MB rows
+// of A or GEMM_NB columns of B); each thread packs its block of the other operand one K-slice at a time and
+// runs the micro-kernel on it against the shared panels, and goes on to the block's next K-slice before
+// taking another block. So a block of Cm (e.g. 256 x 64 floats, 64 KB) is read and written from L2 for each
+// of its K-slices, not from memory: the LM head's 51 MB of logits cross the memory bus once per GEMM_KS
+// slices instead of once per slice (3 slices of K = 768: once, not three times), and its weight gradient's
+// input (dinp, K = 50304) gets a parallel region per 4 slices instead of per slice.
 // Grow-only buffers: no allocation in the steady state.
-// ~64 wide, not wider: the large dimension is often only C = 768, and 768 / 64 = 12 blocks share out evenly
-// over 2, 3, 4 or 6 threads, while 768 / 256 = 3 blocks left one of 2 threads idle a third of the time. A block's
-// micro-kernel calls (its panels x all of the small operand's) still take far longer than handing it out.
-// Both loops hand out work dynamically: a thread whose core another process took does less of it instead of
-// making the others wait at the barrier for its fixed share.
+// Blocks ~64 wide, not wider: the large dimension is often only C = 768, and 768 / 64 = 12 blocks share out
+// evenly over 2, 3, 4 or 6 threads, while 768 / 256 = 3 blocks left one of 2 threads idle a third of the time.
+// A block's micro-kernel calls (its panels x all of the small operand's) still take far longer than handing it
+// out. Both loops hand out work dynamically: a thread whose core another process took does less of it instead
+// of making the others wait at the barrier for its fixed share.
 #define GEMM_BIG (GEMM_MB > GEMM_NB ? GEMM_MB : GEMM_NB)
+#ifndef GEMM_KS
+#define GEMM_KS 4  // K-slices of the small operand packed at once: 4 x MC x KC floats, at most 2 MB (half of it
+                   // at BT = 256): it streams from L2/L3 past each block, the block's Cm stays in L2
+#endif
 static float* gemm_shared;
 static size_t gemm_shared_cap;
 
@@ -449,46 +503,54 @@ static void gemm_any(float* Cm, size_t ldc, const float* A, size_t sai, size_t s
     int small = a_small ? M : N, large = a_small ? N : M;
     int small_r = a_small ? GEMM_MR : GEMM_NR;  // panel width of the small operand
     int chunk = small <= GEMM_MC ? small : GEMM_MC / small_r * small_r;  // of the small operand, packed at once
-    size_t need = (size_t)((chunk + small_r - 1) / small_r * small_r) * GEMM_KC;
-    if (need > gemm_shared_cap) {
+    size_t slice = (size_t)((chunk + small_r - 1) / small_r * small_r) * GEMM_KC;  // its floats per K-slice
+    int nslices = (K + GEMM_KC - 1) / GEMM_KC, ks = nslices < GEMM_KS ? nslices : GEMM_KS;
+    if (slice * ks > gemm_shared_cap) {
         free(gemm_shared);
-        gemm_shared = (float*)mallocCheck(need * sizeof(float));
-        gemm_shared_cap = need;
+        gemm_shared = (float*)mallocCheck(slice * ks * sizeof(float));
+        gemm_shared_cap = slice * ks;
     }
     int bwidth = a_small ? GEMM_NB : GEMM_MB, nblocks = (large + bwidth - 1) / bwidth;
-    for (int p0 = 0; p0 < K; p0 += GEMM_KC) {
-        int kc = K - p0 < GEMM_KC ? K - p0 : GEMM_KC;
+    for (int q0 = 0; q0 < nslices; q0 += ks) {  // K-slices [q0, q1): K from q0 * KC
+        int q1 = nslices - q0 < ks ? nslices : q0 + ks;
         for (int s0 = 0; s0 < small; s0 += chunk) {
             int sw = small - s0 < chunk ? small - s0 : chunk, npanels = (sw + small_r - 1) / small_r;
 #pragma omp parallel
             {
-                // 1. pack this chunk of the small operand, its panels split among the threads
+                // 1. pack this chunk of the small operand for each K-slice, the panels split among the threads
 #pragma omp for schedule(dynamic, 1)
-                for (int pn = 0; pn < npanels; pn++) {
-                    int off = pn * small_r, w = sw - off < small_r ? sw - off : small_r;
-                    if (a_small) gemm_pack_a(gemm_shared + (size_t)off * kc, A, sai, sak, s0 + off, w, p0, kc);
-                    else gemm_pack_b(gemm_shared + (size_t)off * kc, B, Bq, sbk, sbj, p0, kc, s0 + off, w);
+                for (int t = 0; t < (q1 - q0) * npanels; t++) {
+                    int q = q0 + t / npanels, off = t % npanels * small_r, w = sw - off < small_r ? sw - off : small_r;
+                    int p0 = q * GEMM_KC, kc = K - p0 < GEMM_KC ? K - p0 : GEMM_KC;
+                    float* dst = gemm_shared + (size_t)(q - q0) * slice + (size_t)off * kc;
+                    if (a_small) gemm_pack_a(dst, A, sai, sak, s0 + off, w, p0, kc);
+                    else gemm_pack_b(dst, B, Bq, sbk, sbj, p0, kc, s0 + off, w);
                 }
                 // (implicit barrier: everyone sees the packed small operand)
-                // 2. each block of the large dimension: pack it, then run the micro-kernel over all pairs of panels
+                // 2. each block of the large dimension, K-slice by K-slice: pack it, then run the micro-kernel over
+                // all pairs of panels
 #pragma omp for schedule(dynamic, 1)
                 for (int blk = 0; blk < nblocks; blk++) {
                     static _Thread_local float big[GEMM_BIG * GEMM_KC] __attribute__((aligned(64)));
                     int b0 = blk * bwidth, bw = large - b0 < bwidth ? large - b0 : bwidth;
-                    if (a_small) {  // big = B columns [b0, b0+bw); the B panel stays in L1 while A panels stream
-                        gemm_pack_b(big, B, Bq, sbk, sbj, p0, kc, b0, bw);
-                        for (int jp = 0; jp < bw; jp += GEMM_NR)
-                            for (int ip = 0; ip < sw; ip += GEMM_MR)
-                                gemm_micro(kc, gemm_shared + (size_t)ip * kc, big + (size_t)jp * kc,
-                                           Cm + (size_t)(s0 + ip) * ldc + b0 + jp, ldc,
-                                           sw - ip < GEMM_MR ? sw - ip : GEMM_MR, bw - jp < GEMM_NR ? bw - jp : GEMM_NR);
-                    } else {  // big = A rows [b0, b0+bw); the A panel stays in L1 while B panels stream
-                        gemm_pack_a(big, A, sai, sak, b0, bw, p0, kc);
-                        for (int ip = 0; ip < bw; ip += GEMM_MR)
-                            for (int jp = 0; jp < sw; jp += GEMM_NR)
-                                gemm_micro(kc, big + (size_t)ip * kc, gemm_shared + (size_t)jp * kc,
-                                           Cm + (size_t)(b0 + ip) * ldc + s0 + jp, ldc,
-                                           bw - ip < GEMM_MR ? bw - ip : GEMM_MR, sw - jp < GEMM_NR ? sw - jp : GEMM_NR);
+                    for (int q = q0; q < q1; q++) {
+                        int p0 = q * GEMM_KC, kc = K - p0 < GEMM_KC ? K - p0 : GEMM_KC;
+                        const float* sh = gemm_shared + (size_t)(q - q0) * slice;
+                        if (a_small) {  // big = B columns [b0, b0+bw); the B panel stays in L1 while A panels stream
+                            gemm_pack_b(big, B, Bq, sbk, sbj, p0, kc, b0, bw);
+                            for (int jp = 0; jp < bw; jp += GEMM_NR)
+                                for (int ip = 0; ip < sw; ip += GEMM_MR)
+                                    gemm_micro(kc, sh + (size_t)ip * kc, big + (size_t)jp * kc,
+                                               Cm + (size_t)(s0 + ip) * ldc + b0 + jp, ldc,
+                                               sw - ip < GEMM_MR ? sw - ip : GEMM_MR, bw - jp < GEMM_NR ? bw - jp : GEMM_NR);
+                        } else {  // big = A rows [b0, b0+bw); the A panel stays in L1 while B panels stream
+                            gemm_pack_a(big, A, sai, sak, b0, bw, p0, kc);
+                            for (int ip = 0; ip < bw; ip += GEMM_MR)
+                                for (int jp = 0; jp < sw; jp += GEMM_NR)
+                                    gemm_micro(kc, big + (size_t)ip * kc, sh + (size_t)jp * kc,
+                                               Cm + (size_t)(b0 + ip) * ldc + s0 + jp, ldc,
+                                               bw - ip < GEMM_MR ? bw - ip : GEMM_MR, sw - jp < GEMM_NR ? sw - jp : GEMM_NR);
+                        }
                     }
                 }
             }

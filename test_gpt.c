@@ -464,8 +464,11 @@ static void test_vector_helpers(void) {
 }
 
 static void test_matmul_fast_vs_ref(void) {
-    // {N, C, OC}; 600 x 700 is more than GEMM_MC (512) of the small operand: it is packed in two chunks
-    const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {37, 70, 33}, {130, 300, 257}, {64, 768, 96}, {600, 40, 700}};
+    // {N, C, OC}; 600 x 700 is more than GEMM_MC (512) of the small operand: it is packed in two chunks. K of
+    // 1299 (forward, C) and 1301 (dinp, OC) is more than GEMM_KS K-slices: two rounds of packing, the last
+    // slice 19 or 21 long (not a multiple of the transpose's 4 x 4 blocks), as are the odd N and OC (edge panels)
+    const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {37, 70, 33}, {130, 300, 257}, {64, 768, 96}, {600, 40, 700},
+                             {19, 1299, 45}, {40, 37, 1301}};
     for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
         size_t N = shapes[s][0]; int C = shapes[s][1], OC = shapes[s][2];
         float *inp = mallocCheck(N * C * 4), *w = mallocCheck((size_t)OC * C * 4), *b = mallocCheck(OC * 4);
