@@ -4,7 +4,7 @@
 #pragma once
 #include "common.h"  // defines: the error helpers, mallocCheck
 #ifdef _OPENMP
-#include <omp.h>     // defines: omp_get_max_threads (the kernels' loops are OpenMP parallel)
+#include <omp.h>     // defines: omp_get_num_threads (the kernels' loops are OpenMP parallel)
 #endif
 #if (defined(__ARM_NEON) || defined(__aarch64__)) && !defined(__AVX512F__) && !defined(__AVX2__) && !defined(GEMM_PORTABLE)
 #include <arm_neon.h>  // defines: the NEON intrinsics of the matmul's ARM micro-kernel ("matmul" below)
@@ -495,6 +495,33 @@ static void gemm_pack_b(float* dst, const float* B, const Q8* Bq, size_t sbk, si
 static float* gemm_shared;
 static size_t gemm_shared_cap;
 
+static inline int gemm_team(void) {  // threads in the parallel region it is called from
+#ifdef _OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+// Where a block's K-slice of the big operand lies: rows of len contiguous floats, stride apart (len = 0: not a
+// walk the prefetch below knows, e.g. the int8 weights).
+typedef struct { const float* base; size_t stride; int rows, len; } GemmPiece;
+static GemmPiece gemm_piece(int a_small, const float* A, size_t sai, size_t sak, const float* B, size_t sbk,
+                            size_t sbj, int p0, int kc, int b0, int bw) {
+    GemmPiece g = {NULL, 0, 0, 0};
+    if (a_small && B && sbk == 1) g = (GemmPiece){B + (size_t)b0 * sbj + p0, sbj, bw, kc};
+    else if (a_small && B && sbj == 1) g = (GemmPiece){B + (size_t)p0 * sbk + b0, sbk, kc, bw};
+    else if (!a_small && sak == 1) g = (GemmPiece){A + (size_t)b0 * sai + p0, sai, bw, kc};
+    else if (!a_small && sai == 1) g = (GemmPiece){A + (size_t)p0 * sak + b0, sak, kc, bw};
+    return g;
+}
+// Part `part` of `nparts` of a piece, asked from memory ahead of its packing: the micro-kernel calls on this
+// slice each ask for a share of the next slice's lines, so they arrive while the arithmetic runs. (The
+// weights were last touched by the previous step's AdamW and come from DRAM; their packing used to wait.)
+static inline void gemm_prefetch(GemmPiece g, int part, int nparts) {
+    for (int r = (int)((long)g.rows * part / nparts); r < (int)((long)g.rows * (part + 1) / nparts); r++)
+        for (int x = 0; x < g.len; x += 16) __builtin_prefetch(g.base + (size_t)r * g.stride + x);
+}
+
 // Cm(M,N) += A(M,K) @ Bm(K,N), element (i,k) of A at A[i*sai + k*sak], element (k,j) of Bm at B[k*sbk + j*sbj]
 // (or, when Bq is given instead of B, the int8 weight Bq at the same index, widened to fp32 as it is packed).
 static void gemm_any(float* Cm, size_t ldc, const float* A, size_t sai, size_t sak, const float* B, const Q8* Bq,
@@ -536,20 +563,33 @@ static void gemm_any(float* Cm, size_t ldc, const float* A, size_t sai, size_t s
                     for (int q = q0; q < q1; q++) {
                         int p0 = q * GEMM_KC, kc = K - p0 < GEMM_KC ? K - p0 : GEMM_KC;
                         const float* sh = gemm_shared + (size_t)(q - q0) * slice;
+                        // what this thread packs next: the block's next slice, or (likely) its next block's first
+                        int nq = q + 1 < q1 ? q + 1 : q0, nb = q + 1 < q1 ? blk : blk + gemm_team();
+                        GemmPiece next = {NULL, 0, 0, 0};
+                        if (nb < nblocks) {
+                            int np0 = nq * GEMM_KC, nb0 = nb * bwidth;
+                            next = gemm_piece(a_small, A, sai, sak, B, sbk, sbj, np0, K - np0 < GEMM_KC ? K - np0 : GEMM_KC,
+                                              nb0, large - nb0 < bwidth ? large - nb0 : bwidth);
+                        }
+                        int calls = ((bw + (a_small ? GEMM_NR : GEMM_MR) - 1) / (a_small ? GEMM_NR : GEMM_MR)) * npanels, c = 0;
                         if (a_small) {  // big = B columns [b0, b0+bw); the B panel stays in L1 while A panels stream
                             gemm_pack_b(big, B, Bq, sbk, sbj, p0, kc, b0, bw);
                             for (int jp = 0; jp < bw; jp += GEMM_NR)
-                                for (int ip = 0; ip < sw; ip += GEMM_MR)
+                                for (int ip = 0; ip < sw; ip += GEMM_MR) {
+                                    gemm_prefetch(next, c++, calls);
                                     gemm_micro(kc, sh + (size_t)ip * kc, big + (size_t)jp * kc,
                                                Cm + (size_t)(s0 + ip) * ldc + b0 + jp, ldc,
                                                sw - ip < GEMM_MR ? sw - ip : GEMM_MR, bw - jp < GEMM_NR ? bw - jp : GEMM_NR);
+                                }
                         } else {  // big = A rows [b0, b0+bw); the A panel stays in L1 while B panels stream
                             gemm_pack_a(big, A, sai, sak, b0, bw, p0, kc);
                             for (int ip = 0; ip < bw; ip += GEMM_MR)
-                                for (int jp = 0; jp < sw; jp += GEMM_NR)
+                                for (int jp = 0; jp < sw; jp += GEMM_NR) {
+                                    gemm_prefetch(next, c++, calls);
                                     gemm_micro(kc, big + (size_t)ip * kc, sh + (size_t)jp * kc,
                                                Cm + (size_t)(b0 + ip) * ldc + s0 + jp, ldc,
                                                bw - ip < GEMM_MR ? bw - ip : GEMM_MR, sw - jp < GEMM_NR ? sw - jp : GEMM_NR);
+                                }
                         }
                     }
                 }
