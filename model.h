@@ -391,6 +391,7 @@ typedef struct {
     size_t* grad_offset;      // same indexing: the slice's offset in grads/m/v, SIZE_MAX when frozen
     float* lr_scale;          // same indexing: learning-rate multiplier (layer-wise decay), 1 by default
     float* grads_memory;      // allocated on the first backward, num_trainable floats
+    int grads_zero;           // every gradient is 0: AdamW cleared each as it read it, gpt_zero_grad has nothing to do
     size_t num_trainable;
     float* m_memory;          // AdamW first moment, allocated on the first update
     float* v_memory;          // AdamW second moment
@@ -1171,6 +1172,7 @@ static void gpt_backward(GPT* model) {
     const GPTConfig* c = &model->config;
     if (!isfinite(model->mean_loss))
         DIE("backward called without a finite loss", "call gpt_forward with targets first (some not -1)");
+    model->grads_zero = 0;
     int B = model->B, T = model->T, C = c->C, L = c->L, NH = c->NH, P = c->prefix_len, A = c->adapter_dim, PT = P + T, F = mlp_width(c);
     int NKV = kv_heads(c), KV = kv_width(c), QKV = qkv_width(c), llama = is_llama(c), FU = llama ? 2 * F : F;
     int causal = c->arch != ARCH_ENCODER;
@@ -1322,8 +1324,11 @@ static void gpt_backward(GPT* model) {
 #undef cls_backward
 #endif
 
+// A full AdamW step (gpt_adamw_update_range over every gradient) leaves the gradients zero, so the usual
+// zero_grad after it costs nothing: one pass over the 0.5 GB of a 124M model's gradients less per step.
 static void gpt_zero_grad(GPT* model) {
-    if (model->grads_memory) memset(model->grads_memory, 0, model->num_trainable * sizeof(float));
+    if (model->grads_memory && !model->grads_zero) memset(model->grads_memory, 0, model->num_trainable * sizeof(float));
+    model->grads_zero = model->grads_memory != NULL;
 }
 
 // ---------------------------------------------------------------------------- optimizer
@@ -1397,12 +1402,13 @@ static void gpt_adamw_update_range(GPT* model, const AdamWConfig* o, int t, size
             const float lr = o->lr * model->lr_scale[k];
             const float decay = 1.0f - lr * (PARAM_TABLE[i].decay ? o->weight_decay : 0.0f);
             float* restrict p = model->params.t[i] + (size_t)l * n;
-            const float* restrict g = model->grads_memory + off;
+            float* restrict g = model->grads_memory + off;
             float* restrict m = model->m_memory + off - lo;  // m[j] is the state of element off + j
             float* restrict v = model->v_memory + off - lo;
 #pragma omp parallel for simd
             for (size_t j = j0; j < j1; j++) {
                 float gj = g[j] * gs;
+                g[j] = 0.0f;  // read for the last time: cleared here instead of by a separate pass (gpt_zero_grad)
                 float mj = b1 * m[j] + (1.0f - b1) * gj;
                 float vj = b2 * v[j] + (1.0f - b2) * gj * gj;
                 m[j] = mj;
@@ -1412,12 +1418,14 @@ static void gpt_adamw_update_range(GPT* model, const AdamWConfig* o, int t, size
         }
     }
     model->grad_scale = 1.0f;
+    model->grads_zero = lo == 0 && hi == model->num_trainable;  // else the gradients outside [lo, hi) remain
 }
 
 // Copies the trainable slices of the parameters into flat (to_flat = 1), packed as the gradients are, or
 // back from flat (to_flat = 0). ZeRO-1 gathers the ranks' updated shards in this packed form.
 static void gpt_pack_trainable(GPT* model, float* flat, int to_flat) {
     const GPTConfig* c = &model->config;
+    if (flat == model->grads_memory) model->grads_zero = 0;  // (ZeRO: the gradient buffer carries parameters)
     for (int i = 0; i < NUM_PARAMS; i++) {
         size_t n = slice_numel(c, i);
         for (int l = 0; l < (param_per_layer(i) ? c->L : 1); l++) {

@@ -649,6 +649,23 @@ static void test_reference(const char* tag) {
                100.0 * rel / TOL_UPDATE);
         free(ref);
     }
+    // AdamW clears each gradient as it reads it (model.h, gpt_zero_grad), so the steps above passed with
+    // gpt_zero_grad skipping its pass: the gradients are all 0 after a full update, and a partial one (ZeRO's
+    // shard) leaves the rest for gpt_zero_grad to clear
+    size_t nz = 0, n = model.num_trainable;
+    for (size_t j = 0; j < n; j++) nz += model.grads_memory[j] != 0.0f;
+    int flag_full = model.grads_zero;
+    gpt_forward(&model, inputs, targets, B, T), gpt_zero_grad(&model), gpt_backward(&model);
+    gpt_adamw_update_range(&model, &opt, steps + 1, 0, n / 2);
+    size_t nz_lo = 0, nz_hi = 0;
+    for (size_t j = 0; j < n; j++) *(j < n / 2 ? &nz_lo : &nz_hi) += model.grads_memory[j] != 0.0f;
+    int flag_part = model.grads_zero;
+    gpt_zero_grad(&model);
+    size_t nz_after = 0;
+    for (size_t j = 0; j < n; j++) nz_after += model.grads_memory[j] != 0.0f;
+    report(nz == 0 && flag_full && nz_lo == 0 && nz_hi > 0 && !flag_part && nz_after == 0,
+           "AdamW leaves the gradients zero: %zu nonzero of %zu after a full step; after a half-range step %zu in "
+           "the range, %zu outside it, %zu after gpt_zero_grad", nz, n, nz_lo, nz_hi, nz_after);
     free(initial);
     free(losses); free(lrs); free(norms); free(ref_losses); free(ref_lrs); free(ref_norms);
     free(ref_logits); free(logits); free(ref_loss); free(inputs); free(targets);
