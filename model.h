@@ -1338,7 +1338,13 @@ static float gpt_grad_norm(const GPT* model) {
     // number of threads (an OpenMP reduction may add the threads' partials in any order)
     const size_t chunk = 1 << 16;
     size_t n = model->num_trainable, nchunks = (n + chunk - 1) / chunk;
-    double* partial = (double*)mallocCheck((nchunks ? nchunks : 1) * sizeof(double));
+    static double* partial;  // grow-only: no allocation in the steady state
+    static size_t cap;
+    if (nchunks > cap) {
+        free(partial);
+        partial = (double*)mallocCheck(nchunks * sizeof(double));
+        cap = nchunks;
+    }
     const float* g = model->grads_memory;
 #pragma omp parallel for
     for (size_t k = 0; k < nchunks; k++) {
@@ -1353,7 +1359,6 @@ static float gpt_grad_norm(const GPT* model) {
     }
     double s = 0.0;
     for (size_t k = 0; k < nchunks; k++) s += partial[k];
-    free(partial);
     return (float)sqrt(s);
 }
 
