@@ -259,9 +259,13 @@ static void matmul_backward_ref(float* dinp, float* dw, float* dbias, const floa
 #if GEMM_VEC > 0
 #define GEMM_NV (GEMM_NR / GEMM_VEC)  // vectors per row of the tile
 #endif
-// a thread's block of the large dimension: a multiple of the tile, about 64 wide (see gemm_any for why 64)
-#define GEMM_MB (GEMM_MR * ((64 + GEMM_MR - 1) / GEMM_MR))
-#define GEMM_NB (GEMM_NR * ((64 + GEMM_NR - 1) / GEMM_NR))
+// a thread's block of the large dimension: a multiple of the tile, about GEMM_BW wide (see gemm_any for why 64;
+// -DGEMM_BW=128 and -DGEMM_KS=2 or 8 measured the same as the defaults for a 2-thread 124M step, dev/PROFILE.md)
+#ifndef GEMM_BW
+#define GEMM_BW 64
+#endif
+#define GEMM_MB (GEMM_MR * ((GEMM_BW + GEMM_MR - 1) / GEMM_MR))
+#define GEMM_NB (GEMM_NR * ((GEMM_BW + GEMM_NR - 1) / GEMM_NR))
 #define GEMM_STR2(x) #x
 #define GEMM_STR(x) GEMM_STR2(x)
 // what was built, for `./train bench` to print: e.g. "AVX-512 14x32 fp32, KC 256"
