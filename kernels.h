@@ -526,6 +526,21 @@ static inline void gemm_prefetch(GemmPiece g, int part, int nparts) {
         for (int x = 0; x < g.len; x += 16) __builtin_prefetch(g.base + (size_t)r * g.stride + x);
 }
 
+// The micro-kernel over every pair of packed panels: Cm[:mw, :nw] += Ap (mw x kc) @ Bp (kc x nw). The outer
+// loop walks the big operand's panels (b_outer: Bp's), so one of them stays in L1 while the other's stream
+// past it; each call also prefetches its share of `next`.
+static void gemm_sweep(int kc, const float* Ap, int mw, const float* Bp, int nw, float* Cm, size_t ldc, int b_outer,
+                       GemmPiece next) {
+    int npa = (mw + GEMM_MR - 1) / GEMM_MR, npb = (nw + GEMM_NR - 1) / GEMM_NR, c = 0;
+    for (int o = 0; o < (b_outer ? npb : npa); o++)
+        for (int in = 0; in < (b_outer ? npa : npb); in++) {
+            int ip = (b_outer ? in : o) * GEMM_MR, jp = (b_outer ? o : in) * GEMM_NR;
+            gemm_prefetch(next, c++, npa * npb);
+            gemm_micro(kc, Ap + (size_t)ip * kc, Bp + (size_t)jp * kc, Cm + (size_t)ip * ldc + jp, ldc,
+                       mw - ip < GEMM_MR ? mw - ip : GEMM_MR, nw - jp < GEMM_NR ? nw - jp : GEMM_NR);
+        }
+}
+
 // Cm(M,N) += A(M,K) @ Bm(K,N), element (i,k) of A at A[i*sai + k*sak], element (k,j) of Bm at B[k*sbk + j*sbj]
 // (or, when Bq is given instead of B, the int8 weight Bq at the same index, widened to fp32 as it is packed).
 static void gemm_any(float* Cm, size_t ldc, const float* A, size_t sai, size_t sak, const float* B, const Q8* Bq,
@@ -575,25 +590,12 @@ static void gemm_any(float* Cm, size_t ldc, const float* A, size_t sai, size_t s
                             next = gemm_piece(a_small, A, sai, sak, B, sbk, sbj, np0, K - np0 < GEMM_KC ? K - np0 : GEMM_KC,
                                               nb0, large - nb0 < bwidth ? large - nb0 : bwidth);
                         }
-                        int calls = ((bw + (a_small ? GEMM_NR : GEMM_MR) - 1) / (a_small ? GEMM_NR : GEMM_MR)) * npanels, c = 0;
-                        if (a_small) {  // big = B columns [b0, b0+bw); the B panel stays in L1 while A panels stream
+                        if (a_small) {  // big = B columns [b0, b0+bw); each B panel stays in L1 while A panels stream
                             gemm_pack_b(big, B, Bq, sbk, sbj, p0, kc, b0, bw);
-                            for (int jp = 0; jp < bw; jp += GEMM_NR)
-                                for (int ip = 0; ip < sw; ip += GEMM_MR) {
-                                    gemm_prefetch(next, c++, calls);
-                                    gemm_micro(kc, sh + (size_t)ip * kc, big + (size_t)jp * kc,
-                                               Cm + (size_t)(s0 + ip) * ldc + b0 + jp, ldc,
-                                               sw - ip < GEMM_MR ? sw - ip : GEMM_MR, bw - jp < GEMM_NR ? bw - jp : GEMM_NR);
-                                }
-                        } else {  // big = A rows [b0, b0+bw); the A panel stays in L1 while B panels stream
+                            gemm_sweep(kc, sh, sw, big, bw, Cm + (size_t)s0 * ldc + b0, ldc, 1, next);
+                        } else {  // big = A rows [b0, b0+bw); each A panel stays in L1 while B panels stream
                             gemm_pack_a(big, A, sai, sak, b0, bw, p0, kc);
-                            for (int ip = 0; ip < bw; ip += GEMM_MR)
-                                for (int jp = 0; jp < sw; jp += GEMM_NR) {
-                                    gemm_prefetch(next, c++, calls);
-                                    gemm_micro(kc, big + (size_t)ip * kc, sh + (size_t)jp * kc,
-                                               Cm + (size_t)(b0 + ip) * ldc + s0 + jp, ldc,
-                                               bw - ip < GEMM_MR ? bw - ip : GEMM_MR, sw - jp < GEMM_NR ? sw - jp : GEMM_NR);
-                                }
+                            gemm_sweep(kc, big, bw, sh, sw, Cm + (size_t)b0 * ldc + s0, ldc, 0, next);
                         }
                     }
                 }
