@@ -625,12 +625,15 @@ static void matmul_backward(float* dinp, float* dw, float* dbias, const float* d
     if (dinp) gemm(dinp, (size_t)C, dout, (size_t)OC, 1, w, (size_t)C, 1, (int)N, C, OC);
     // dw(OC,C) += dout^T(OC,N) @ inp(N,C): A(i=o, k=n) = dout[n*OC + o]
     if (dw) gemm(dw, (size_t)C, dout, 1, (size_t)OC, inp, (size_t)C, 1, OC, C, (int)N);
-    if (dbias) {
+    if (dbias) {  // 64 columns per task, summed down the rows side by side (a vector each), not one column
+                  // at a time, which read one float of each 64-byte line (each sum keeps its order, n = 0, 1, ...)
 #pragma omp parallel for
-        for (int o = 0; o < OC; o++) {
-            float s = 0.0f;
-            for (size_t n = 0; n < N; n++) s += dout[n * OC + o];
-            dbias[o] += s;
+        for (int o0 = 0; o0 < OC; o0 += 64) {
+            float s[64] = {0};
+            int w = OC - o0 < 64 ? OC - o0 : 64;
+            for (size_t n = 0; n < N; n++)
+                for (int j = 0; j < w; j++) s[j] += dout[n * OC + o0 + j];
+            for (int j = 0; j < w; j++) dbias[o0 + j] += s[j];
         }
     }
 }
@@ -836,33 +839,108 @@ static inline void softmax_f32(float* a, int n) {  // in place; the max subtract
 static inline int attention_keys(int causal, const int* lengths, int b, int t, int T, int P) {
     return P + (causal ? t + 1 : lengths ? lengths[b] : T);
 }
+// Scores against a chunk of ATT_CHUNK keys at a time: a query row's dot products with one key each, q . k_j,
+// end in a horizontal sum of 16 lanes, a chain of 16 dependent adds per key that took most of attention's
+// time (at T = 64, hs = 64: 46 GFLOP/s). Instead the chunk's keys are transposed once per (batch row, head)
+// into kt (hs x ATT_CHUNK, key index fastest), and s[jj] = sum_i x[i] kt[i][jj] runs ATT_CHUNK sums side by
+// side: fixed-size loops, so the sums stay in vector registers (4 of AVX-512's, 8 of AVX2's) and each x[i]
+// is one broadcast. Keys j0 .. j0 + n - 1: prefix keys (j < P) from pk, the rest from the sequence, k_t2 =
+// seq + t2 * sstride; the chunk's unused columns are zero.
+#define ATT_CHUNK 64
+static void attention_chunk_t(float* kt, const float* pk, size_t pstride, const float* seq, size_t sstride, int P,
+                              int j0, int n, int hs) {
+    int np = P - j0 > 0 ? (P - j0 < n ? P - j0 : n) : 0;  // how many of the chunk's keys are prefix keys
+    if (np > 0) gemm_transpose(kt, ATT_CHUNK, pk + (size_t)j0 * pstride, pstride, np, hs);
+    if (n > np) gemm_transpose(kt + np, ATT_CHUNK, seq + (size_t)(j0 + np - P) * sstride, sstride, n - np, hs);
+    for (int i = 0; i < hs; i++)
+        for (int jj = n; jj < ATT_CHUNK; jj++) kt[i * ATT_CHUNK + jj] = 0.0f;
+}
+#if GEMM_VEC > 0  // the sums as vectors of the matmul's width, or gcc keeps a float array of them on the stack
+typedef float att_v __attribute__((vector_size(4 * GEMM_VEC)));
+static inline void attention_scores(float* restrict s, const float* restrict x, const float* restrict kt, int hs) {
+    att_v acc[ATT_CHUNK / GEMM_VEC];
+    for (int v = 0; v < ATT_CHUNK / GEMM_VEC; v++) acc[v] = (att_v){0};
+    for (int i = 0; i < hs; i++)
+        for (int v = 0; v < ATT_CHUNK / GEMM_VEC; v++) {
+            att_v k;
+            memcpy(&k, kt + i * ATT_CHUNK + v * GEMM_VEC, sizeof k);
+            acc[v] += x[i] * k;
+        }
+    for (int v = 0; v < ATT_CHUNK / GEMM_VEC; v++) memcpy(s + v * GEMM_VEC, &acc[v], sizeof acc[v]);
+}
+#else
+static inline void attention_scores(float* restrict s, const float* restrict x, const float* restrict kt, int hs) {
+    float acc[ATT_CHUNK] = {0};
+    for (int i = 0; i < hs; i++)
+        for (int jj = 0; jj < ATT_CHUNK; jj++) acc[jj] += x[i] * kt[i * ATT_CHUNK + jj];
+    for (int jj = 0; jj < ATT_CHUNK; jj++) s[jj] = acc[jj];
+}
+#endif
+// y[0:hs] += sum_j w[j] row_j for j < n, row_j = base + j * stride: the weighted sum of values (y_t) and of keys
+// (dq_t). One j at a time into y in memory, each update waits for the last one's store; here ATT_CHUNK
+// channels at a time are held in registers over all j (the plain loop takes what is left, hs = 3 or 8 in tests).
+static void attention_rows_sum(float* restrict y, const float* restrict w, int n, const float* base, size_t stride,
+                               int hs) {
+    int i0 = 0;
+#if GEMM_VEC > 0
+    for (; i0 + ATT_CHUNK <= hs; i0 += ATT_CHUNK) {
+        att_v acc[ATT_CHUNK / GEMM_VEC];
+        for (int v = 0; v < ATT_CHUNK / GEMM_VEC; v++) memcpy(&acc[v], y + i0 + v * GEMM_VEC, sizeof acc[v]);
+        for (int j = 0; j < n; j++)
+            for (int v = 0; v < ATT_CHUNK / GEMM_VEC; v++) {
+                att_v r;
+                memcpy(&r, base + (size_t)j * stride + i0 + v * GEMM_VEC, sizeof r);
+                acc[v] += w[j] * r;
+            }
+        for (int v = 0; v < ATT_CHUNK / GEMM_VEC; v++) memcpy(y + i0 + v * GEMM_VEC, &acc[v], sizeof acc[v]);
+    }
+#endif
+    for (int j = 0; j < n; j++)
+        for (int i = i0; i < hs; i++) y[i] += w[j] * base[(size_t)j * stride + i];
+}
+// y += sum_j m_j att[j] value_j over a row's nk keys (prefix values, then the sequence's), m_j the dropout mask
+// of element row + j (1 when p = 0); w: nk floats of scratch
+static void attention_values(float* y, float* w, const float* a, int nk, const float* pv, const float* vseq, int kh,
+                             int KVC, int QKV, int P, size_t row, float p, uint64_t seed, int hs) {
+    for (int j = 0; j < nk; j++) w[j] = p > 0.0f ? a[j] * dropout_keep_scale(seed, row + j, p) : a[j];
+    int np = nk < P ? nk : P;
+    if (np > 0) attention_rows_sum(y, w, np, pv + kh, (size_t)KVC, hs);
+    if (nk > np) attention_rows_sum(y, w + np, nk - np, vseq + kh, (size_t)QKV, hs);
+}
 static void attention_forward(float* out, float* att, const float* qkv, const float* pk, const float* pv,
                               const int* lengths, int B, int T, int C, int NH, int NKV, int P, int causal, float p,
                               uint64_t seed) {
     int hs = C / NH, PT = P + T, KVC = NKV * hs, QKV = C + 2 * KVC, group = NH / NKV;
     float scale = 1.0f / sqrtf((float)hs);
-#pragma omp parallel for collapse(3)
+#pragma omp parallel for collapse(2)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
+            int kh = (h / group) * hs;  // this head's channels in k and v
+            const float* keys = qkv + (size_t)b * T * QKV + C + kh;
+            float kt[hs * ATT_CHUNK], s[ATT_CHUNK], wv[PT];  // this chunk's keys, transposed; one row's scores
+            // 1. scores, chunk by chunk of keys, into att's rows (the last row has the most keys)
+            int nmax = attention_keys(causal, lengths, b, T - 1, T, P);
+            for (int j0 = 0; j0 < nmax; j0 += ATT_CHUNK) {
+                int n = nmax - j0 < ATT_CHUNK ? nmax - j0 : ATT_CHUNK;
+                attention_chunk_t(kt, pk ? pk + kh : NULL, (size_t)KVC, keys, (size_t)QKV, P, j0, n, hs);
+                for (int t = 0; t < T; t++) {
+                    int nk = attention_keys(causal, lengths, b, t, T, P);
+                    if (nk <= j0) continue;
+                    float* a = att + (((size_t)b * NH + h) * T + t) * PT + j0;
+                    attention_scores(s, qkv + ((size_t)b * T + t) * QKV + h * hs, kt, hs);
+                    for (int jj = 0; jj < n && j0 + jj < nk; jj++) a[jj] = s[jj] * scale;
+                }
+            }
+            // 2. each row: softmax over its keys, then y_t = sum_j att[j] value_j
             for (int t = 0; t < T; t++) {
-                int kh = (h / group) * hs;  // this head's channels in k and v
-                const float* q = qkv + ((size_t)b * T + t) * QKV + h * hs;
                 float* a = att + (((size_t)b * NH + h) * T + t) * PT;
                 int nk = attention_keys(causal, lengths, b, t, T, P);
-                for (int j = 0; j < nk; j++) {
-                    const float* k = j < P ? pk + (size_t)j * KVC + kh : qkv + ((size_t)b * T + j - P) * QKV + C + kh;
-                    a[j] = dot_f32(q, k, hs) * scale;
-                }
                 softmax_f32(a, nk);
                 for (int j = nk; j < PT; j++) a[j] = 0.0f;  // masked: exactly zero
                 float* y = out + ((size_t)b * T + t) * C + h * hs;
                 for (int i = 0; i < hs; i++) y[i] = 0.0f;
-                size_t row = (((size_t)b * NH + h) * T + t) * PT;  // the mask index of a[0]
-                for (int j = 0; j < nk; j++) {
-                    const float* v = j < P ? pv + (size_t)j * KVC + kh : qkv + ((size_t)b * T + j - P) * QKV + C + KVC + kh;
-                    float aj = p > 0.0f ? a[j] * dropout_keep_scale(seed, row + j, p) : a[j];
-                    for (int i = 0; i < hs; i++) y[i] += aj * v[i];
-                }
+                attention_values(y, wv, a, nk, pv, qkv + (size_t)b * T * QKV + C + KVC, kh, KVC, QKV, P,
+                                 (((size_t)b * NH + h) * T + t) * PT, p, seed, hs);
             }
         }
     }
@@ -872,6 +950,9 @@ static void attention_forward(float* out, float* att, const float* qkv, const fl
 //   dvalue_j += m_j att[j] dy_t;  datt[j] = m_j dy_t . value_j;
 //   ds[j] = att[j] (datt[j] - sum_i att[i] datt[i])     (softmax backward)
 //   dq_t += sum_j ds[j] key_j * scale;  dkey_j += ds[j] q_t * scale
+// The sum in softmax backward is dy_t . (sum_i m_i att[i] value_i) = dy_t . y_t, so it is known (y_t recomputed
+// as the forward does) before any datt, and each chunk of keys is done in one pass: dy_t . value_j for the
+// chunk's values at once, as attention_forward's scores are.
 // Each kv head owns its channel slice of dk, dv (and of dpk/dpv), and its group's query heads their slices
 // of dq, so kv heads run in parallel without races; a group's heads run in turn inside one thread, adding
 // into the shared dk, dv (batch rows share the prefix, so they stay inside one thread too). Accumulates into
@@ -883,38 +964,50 @@ static void attention_backward(float* dqkv, float* dpk, float* dpv, const float*
     float scale = 1.0f / sqrtf((float)hs);
 #pragma omp parallel for
     for (int g = 0; g < NKV; g++) {
-        float datt[PT];  // one row of d(att), on this thread's stack
+        float kt[hs * ATT_CHUNK], s[ATT_CHUNK], ds[ATT_CHUNK], y[hs], dot[T], wv[PT];  // on this thread's stack
         int kh = g * hs;
         for (int h = g * group; h < (g + 1) * group; h++) {
             for (int b = 0; b < B; b++) {
+                // dot[t] = sum_i att[i] datt[i] = dy_t . y_t
                 for (int t = 0; t < T; t++) {
-                    const float* a = att + (((size_t)b * NH + h) * T + t) * PT;
-                    const float* dy = dout + ((size_t)b * T + t) * C + h * hs;
-                    const float* q = qkv + ((size_t)b * T + t) * QKV + h * hs;
-                    float* dq = dqkv + ((size_t)b * T + t) * QKV + h * hs;
-                    float dot = 0.0f;  // sum_i att[i] datt[i]
                     size_t row = (((size_t)b * NH + h) * T + t) * PT;
-                    int nk = attention_keys(causal, lengths, b, t, T, P);  // the forward's keys
-                    for (int j = 0; j < nk; j++) {
-                        float mj = p > 0.0f ? dropout_keep_scale(seed, row + j, p) : 1.0f;
-                        int pre = j < P;
-                        const float* v = pre ? pv + (size_t)j * KVC + kh : qkv + ((size_t)b * T + j - P) * QKV + C + KVC + kh;
-                        float* dv = pre ? (dpv ? dpv + (size_t)j * KVC + kh : NULL)
-                                        : dqkv + ((size_t)b * T + j - P) * QKV + C + KVC + kh;
-                        float d = dot_f32(dy, v, hs);
-                        if (dv) for (int i = 0; i < hs; i++) dv[i] += mj * a[j] * dy[i];
-                        d *= mj;
-                        datt[j] = d;
-                        dot += a[j] * d;
-                    }
-                    for (int j = 0; j < nk; j++) {
-                        int pre = j < P;
-                        float ds = a[j] * (datt[j] - dot) * scale;
-                        const float* k = pre ? pk + (size_t)j * KVC + kh : qkv + ((size_t)b * T + j - P) * QKV + C + kh;
-                        float* dk = pre ? (dpk ? dpk + (size_t)j * KVC + kh : NULL)
-                                        : dqkv + ((size_t)b * T + j - P) * QKV + C + kh;
-                        for (int i = 0; i < hs; i++) dq[i] += ds * k[i];
-                        if (dk) for (int i = 0; i < hs; i++) dk[i] += ds * q[i];
+                    for (int i = 0; i < hs; i++) y[i] = 0.0f;
+                    attention_values(y, wv, att + row, attention_keys(causal, lengths, b, t, T, P), pv,
+                                     qkv + (size_t)b * T * QKV + C + KVC, kh, KVC, QKV, P, row, p, seed, hs);
+                    dot[t] = dot_f32(dout + ((size_t)b * T + t) * C + h * hs, y, hs);
+                }
+                int nmax = attention_keys(causal, lengths, b, T - 1, T, P);
+                for (int j0 = 0; j0 < nmax; j0 += ATT_CHUNK) {
+                    int n = nmax - j0 < ATT_CHUNK ? nmax - j0 : ATT_CHUNK;
+                    attention_chunk_t(kt, pv ? pv + kh : NULL, (size_t)KVC, qkv + (size_t)b * T * QKV + C + KVC + kh,
+                                      (size_t)QKV, P, j0, n, hs);  // this chunk's values, transposed
+                    for (int t = 0; t < T; t++) {
+                        int nk = attention_keys(causal, lengths, b, t, T, P);
+                        if (nk <= j0) continue;
+                        const float* a = att + (((size_t)b * NH + h) * T + t) * PT;
+                        const float* dy = dout + ((size_t)b * T + t) * C + h * hs;
+                        const float* q = qkv + ((size_t)b * T + t) * QKV + h * hs;
+                        float* dq = dqkv + ((size_t)b * T + t) * QKV + h * hs;
+                        size_t row = (((size_t)b * NH + h) * T + t) * PT;
+                        attention_scores(s, dy, kt, hs);  // s[jj] = dy_t . value_(j0+jj)
+                        int w = nk - j0 < n ? nk - j0 : n;
+                        for (int jj = 0; jj < w; jj++) {
+                            int j = j0 + jj, pre = j < P;
+                            float mj = p > 0.0f ? dropout_keep_scale(seed, row + j, p) : 1.0f;
+                            float* dv = pre ? (dpv ? dpv + (size_t)j * KVC + kh : NULL)
+                                            : dqkv + ((size_t)b * T + j - P) * QKV + C + KVC + kh;
+                            if (dv) for (int i = 0; i < hs; i++) dv[i] += mj * a[j] * dy[i];
+                            ds[jj] = a[j] * (mj * s[jj] - dot[t]) * scale;
+                            float* dk = pre ? (dpk ? dpk + (size_t)j * KVC + kh : NULL)
+                                            : dqkv + ((size_t)b * T + j - P) * QKV + C + kh;
+                            if (dk) for (int i = 0; i < hs; i++) dk[i] += ds[jj] * q[i];
+                        }
+                        // dq_t += sum_jj ds[jj] key_(j0+jj): the chunk's prefix keys, then its sequence keys
+                        int np = P - j0 > 0 ? (P - j0 < w ? P - j0 : w) : 0;
+                        if (np > 0) attention_rows_sum(dq, ds, np, pk + (size_t)j0 * KVC + kh, (size_t)KVC, hs);
+                        if (w > np)
+                            attention_rows_sum(dq, ds + np, w - np, qkv + ((size_t)b * T + j0 + np - P) * QKV + C + kh,
+                                               (size_t)QKV, hs);
                     }
                 }
             }

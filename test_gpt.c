@@ -300,11 +300,11 @@ static double pre_obj(void* p) {
     attention_forward(c->out, c->att, c->qkv, c->pk, c->pv, c->lengths, c->B, c->T, c->C, c->NH, c->NKV, c->P, c->causal, 0.0f, 0);
     return dot_double(c->out, c->r, (size_t)c->B * c->T * c->C);
 }
-// causal = 0: prefix-tuning composes with the encoder's bidirectional attention (row 1 padded after 2 tokens)
+// causal = 0: prefix-tuning composes with the encoder's bidirectional attention (row 1 padded after len1 tokens)
 // NKV = 1: with grouped-query attention (Llama): the prefix is NKV heads wide, as k and v are
-static void test_fd_prefix_attention(int causal, int NKV) {
-    int B = 2, T = 4, C = 6, NH = 2, P = 3, KV = NKV * (C / NH), QKV = C + 2 * KV;
-    static const int lengths[2] = {4, 2};
+static void test_fd_prefix_attention_at(int causal, int NKV, int T, int C, int P, int len1) {
+    int B = 2, NH = 2, KV = NKV * (C / NH), QKV = C + 2 * KV;
+    const int lengths[2] = {T, len1};
     size_t n = (size_t)B * T * C, nq = (size_t)B * T * QKV;
     PreCtx c = {mallocCheck(n * 4), mallocCheck((size_t)B * NH * T * (P + T) * 4), mallocCheck(nq * 4),
                 mallocCheck(P * KV * 4), mallocCheck(P * KV * 4), mallocCheck(n * 4), B, T, C, NH, NKV, P, causal, causal ? NULL : lengths};
@@ -313,10 +313,81 @@ static void test_fd_prefix_attention(int causal, int NKV) {
     pre_obj(&c);
     attention_backward(dqkv, dpk, dpv, c.r, c.qkv, c.pk, c.pv, c.att, c.lengths, B, T, C, NH, NKV, P, c.causal, 0.0f, 0);
     const char* k = NKV != NH ? "gqa-prefix-attn" : causal ? "prefix-attn" : "bidir-prefix";
-    check_fd(k, "dqkv", dqkv, c.qkv, nq, pre_obj, &c);
-    check_fd(k, "dpk", dpk, c.pk, P * KV, pre_obj, &c);
-    check_fd(k, "dpv", dpv, c.pv, P * KV, pre_obj, &c);
+    if (P + T <= ATT_CHUNK) {  // one chunk of keys: against finite differences
+        check_fd(k, "dqkv", dqkv, c.qkv, nq, pre_obj, &c);
+        check_fd(k, "dpk", dpk, c.pk, P * KV, pre_obj, &c);
+        check_fd(k, "dpv", dpv, c.pv, P * KV, pre_obj, &c);
+    } else {  // several chunks: forward and backward against the definition in double, one key at a time (finite
+              // differences of a float forward this wide carry ~2e-3 of rounding noise: the tolerance itself)
+        int hs = C / NH;
+        double* ref = callocCheck(nq + 2 * (size_t)P * KV + 1, sizeof(double));  // dqkv, dpk, dpv
+        double *rpk = ref + nq, *rpv = rpk + (size_t)P * KV, worst = 0, dworst = 0;
+        for (int b = 0; b < B; b++)
+            for (int h = 0; h < NH; h++)
+                for (int t = 0; t < T; t++) {
+                    int nk = attention_keys(causal, c.lengths, b, t, T, P), kh = h / (NH / NKV) * hs;
+                    size_t qrow = ((size_t)b * T + t) * QKV + h * hs, orow = ((size_t)b * T + t) * C + h * hs;
+                    const float *q = c.qkv + qrow, *dy = c.r + orow, *key[P + T], *val[P + T];
+                    double a[P + T], datt[P + T], *dk[P + T], *dv[P + T], z = 0, m = -1e300, dot = 0;
+                    for (int j = 0; j < nk; j++) {
+                        size_t sj = ((size_t)b * T + j - P) * QKV + C + kh;
+                        key[j] = j < P ? c.pk + j * KV + kh : c.qkv + sj;
+                        val[j] = j < P ? c.pv + j * KV + kh : c.qkv + sj + KV;
+                        dk[j] = j < P ? rpk + j * KV + kh : ref + sj;
+                        dv[j] = j < P ? rpv + j * KV + kh : ref + sj + KV;
+                        a[j] = 0;
+                        for (int i = 0; i < hs; i++) a[j] += (double)q[i] * key[j][i] / sqrt((double)hs);
+                        m = a[j] > m ? a[j] : m;
+                    }
+                    for (int j = 0; j < nk; j++) z += a[j] = exp(a[j] - m);
+                    for (int j = 0; j < nk; j++) a[j] /= z;
+                    for (int i = 0; i < hs; i++) {
+                        double y = 0;
+                        for (int j = 0; j < nk; j++) y += a[j] * val[j][i];
+                        double e = fabs(c.out[orow + i] - y) / (1 + fabs(y));
+                        worst = e > worst ? e : worst;
+                    }
+                    for (int j = 0; j < nk; j++) {
+                        datt[j] = 0;
+                        for (int i = 0; i < hs; i++) datt[j] += (double)dy[i] * val[j][i], dv[j][i] += a[j] * dy[i];
+                        dot += a[j] * datt[j];
+                    }
+                    for (int j = 0; j < nk; j++)
+                        for (int i = 0; i < hs; i++) {
+                            double ds = a[j] * (datt[j] - dot) / sqrt((double)hs);
+                            ref[qrow + i] += ds * key[j][i];
+                            dk[j][i] += ds * q[i];
+                        }
+                }
+        const float* ours[3] = {dqkv, dpk, dpv};
+        const double* want[3] = {ref, rpk, rpv};
+        size_t len[3] = {nq, (size_t)P * KV, (size_t)P * KV};
+        for (int x = 0; x < 3; x++)
+            for (size_t i = 0; i < len[x]; i++) {
+                double e = fabs(ours[x][i] - want[x][i]) / (1 + fabs(want[x][i]));
+                dworst = e > dworst ? e : dworst;
+            }
+        report(worst < 1e-5 && dworst < 1e-5, "%s over %d keys (chunks of %d), hs=%d: output and dqkv, dpk, dpv against the "
+               "definition in double, worst %.1e and %.1e (tol 1e-5)", k, P + T, ATT_CHUNK, hs, worst, dworst);
+        free(ref);
+    }
     free(c.out); free(c.att); free(c.qkv); free(c.pk); free(c.pv); free(c.r); free(dqkv); free(dpk); free(dpv);
+}
+static void test_fd_prefix_attention(int causal, int NKV) { test_fd_prefix_attention_at(causal, NKV, 4, 6, 3, 2); }
+// Attention takes its keys ATT_CHUNK (64) at a time: more keys than that, with the prefix inside the first chunk
+// or running past it, and without a prefix; head sizes 8, 64 and 72, so the chunk transposes take their 4 x 4
+// blocks and the weighted sums of rows (attention_rows_sum) both their vector and their plain loop. On
+// their own random stream (the tests after them draw the same numbers as before these existed).
+static void test_fd_attention_chunks(void) {
+    uint64_t saved = test_rng;
+    test_rng = 64;
+    test_fd_prefix_attention_at(1, 1, 66, 16, 5, 66);   // causal, 2 heads share 1 kv head; keys 0-63 and 64-70
+    test_fd_prefix_attention_at(0, 2, 66, 16, 5, 61);   // bidirectional, row 1 padded after 61 tokens
+    test_fd_prefix_attention_at(1, 2, 5, 16, 66, 5);    // 66 prefix keys: the second chunk starts inside the prefix
+    test_fd_prefix_attention_at(1, 2, 70, 16, 0, 70);   // no prefix
+    test_fd_prefix_attention_at(0, 2, 66, 128, 3, 60);  // hs = 64: the weighted sums' vector path
+    test_fd_prefix_attention_at(1, 1, 66, 144, 5, 66);  // hs = 72: the vector path and its tail
+    test_rng = saved;
 }
 
 // LoRA: out = x W^T + s (x A^T) B^T, gradients for x, A and B
@@ -5131,6 +5202,7 @@ int main(void) {
     test_fd_crossentropy();
     test_fd_prefix_attention(1, 2);
     test_fd_prefix_attention(0, 2);
+    test_fd_attention_chunks();
     test_fd_lora(0.0f);
     test_fd_lora(0.3f);
     test_fd_llama_kernels();
