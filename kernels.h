@@ -898,14 +898,20 @@ static void attention_rows_sum(float* restrict y, const float* restrict w, int n
     for (int j = 0; j < n; j++)
         for (int i = i0; i < hs; i++) y[i] += w[j] * base[(size_t)j * stride + i];
 }
-// y += sum_j m_j att[j] value_j over a row's nk keys (prefix values, then the sequence's), m_j the dropout mask
-// of element row + j (1 when p = 0); w: nk floats of scratch
+// y += sum_jj w[jj] x_(j0+jj) for jj < n, over keys or values j0 .. j0 + n - 1: x_j = pre + j * KVC for the prefix
+// (j < P), seq + (j - P) * QKV after it
+static void attention_kv_sum(float* y, const float* w, int j0, int n, const float* pre, const float* seq, int KVC,
+                             int QKV, int P, int hs) {
+    int np = P - j0 > 0 ? (P - j0 < n ? P - j0 : n) : 0;  // how many of them are in the prefix
+    if (np > 0) attention_rows_sum(y, w, np, pre + (size_t)j0 * KVC, (size_t)KVC, hs);
+    if (n > np) attention_rows_sum(y, w + np, n - np, seq + (size_t)(j0 + np - P) * QKV, (size_t)QKV, hs);
+}
+// y += sum_j m_j att[j] value_j over a row's nk keys, m_j the dropout mask of element row + j (1 when p = 0);
+// w: nk floats of scratch
 static void attention_values(float* y, float* w, const float* a, int nk, const float* pv, const float* vseq, int kh,
                              int KVC, int QKV, int P, size_t row, float p, uint64_t seed, int hs) {
     for (int j = 0; j < nk; j++) w[j] = p > 0.0f ? a[j] * dropout_keep_scale(seed, row + j, p) : a[j];
-    int np = nk < P ? nk : P;
-    if (np > 0) attention_rows_sum(y, w, np, pv + kh, (size_t)KVC, hs);
-    if (nk > np) attention_rows_sum(y, w + np, nk - np, vseq + kh, (size_t)QKV, hs);
+    attention_kv_sum(y, w, 0, nk, pv ? pv + kh : NULL, vseq + kh, KVC, QKV, P, hs);
 }
 static void attention_forward(float* out, float* att, const float* qkv, const float* pk, const float* pv,
                               const int* lengths, int B, int T, int C, int NH, int NKV, int P, int causal, float p,
@@ -1002,12 +1008,9 @@ static void attention_backward(float* dqkv, float* dpk, float* dpv, const float*
                                             : dqkv + ((size_t)b * T + j - P) * QKV + C + kh;
                             if (dk) for (int i = 0; i < hs; i++) dk[i] += ds[jj] * q[i];
                         }
-                        // dq_t += sum_jj ds[jj] key_(j0+jj): the chunk's prefix keys, then its sequence keys
-                        int np = P - j0 > 0 ? (P - j0 < w ? P - j0 : w) : 0;
-                        if (np > 0) attention_rows_sum(dq, ds, np, pk + (size_t)j0 * KVC + kh, (size_t)KVC, hs);
-                        if (w > np)
-                            attention_rows_sum(dq, ds + np, w - np, qkv + ((size_t)b * T + j0 + np - P) * QKV + C + kh,
-                                               (size_t)QKV, hs);
+                        // dq_t += sum_jj ds[jj] key_(j0+jj)
+                        attention_kv_sum(dq, ds, j0, w, pk ? pk + kh : NULL, qkv + (size_t)b * T * QKV + C + kh, KVC, QKV,
+                                         P, hs);
                     }
                 }
             }
