@@ -477,7 +477,7 @@ static void gemm_pack_b(float* dst, const float* B, const Q8* Bq, size_t sbk, si
 }
 
 // The operand that is small along its free dimension (M for A, N for B; at small batch that is the
-// activations, BT = 256 rows) is packed once, shared by all threads, instead of once per tile: up to GEMM_MC
+// activations, BT = 256 rows) is packed once per call (per thread, see below), not once per tile: up to GEMM_MC
 // of it at a time, for GEMM_KS K-slices at a time. Threads split the large dimension into blocks (GEMM_MB rows
 // of A or GEMM_NB columns of B); each thread packs its block of the other operand one K-slice at a time and
 // runs the micro-kernel on it against the shared panels, and goes on to the block's next K-slice before
@@ -489,22 +489,46 @@ static void gemm_pack_b(float* dst, const float* B, const Q8* Bq, size_t sbk, si
 // Blocks ~64 wide, not wider: the large dimension is often only C = 768, and 768 / 64 = 12 blocks share out
 // evenly over 2, 3, 4 or 6 threads, while 768 / 256 = 3 blocks left one of 2 threads idle a third of the time.
 // A block's micro-kernel calls (its panels x all of the small operand's) still take far longer than handing it
-// out. Both loops hand out work dynamically: a thread whose core another process took does less of it instead
-// of making the others wait at the barrier for its fixed share.
+// out. Blocks are handed out dynamically: a thread whose core another process took does less of them instead
+// of making the others wait at the barrier for its fixed share. A thread asks for its next block one slice
+// early, so the prefetch below fetches the block it will really pack next.
+// With a few threads, each packs the whole small operand into its own copy: on the 2-core Zen 5 VM, one
+// shared copy packed half by each thread took each of them longer than one thread packing all of it alone
+// (281 against 158 us, dinp of qkv), because writing a line the other core had read must take it back from
+// that core, and reading the half the other core wrote costs the same again. Own copies made the products
+// alone (12 weights, as in a step) 3-10% faster on 2 threads. The cost, packing the small operand once per
+// thread, grows with the team, so beyond GEMM_OWN_TEAM threads the panels are split into one shared copy.
 #define GEMM_BIG (GEMM_MB > GEMM_NB ? GEMM_MB : GEMM_NB)
 #ifndef GEMM_KS
 #define GEMM_KS 4  // K-slices of the small operand packed at once: 4 x MC x KC floats, at most 2 MB (half of it
                    // at BT = 256): it streams from L2/L3 past each block, the block's Cm stays in L2
 #endif
+#ifndef GEMM_OWN_TEAM
+#define GEMM_OWN_TEAM 4  // teams of up to this many threads each pack their own copy of the small operand
+#endif
+static int gemm_own_team = GEMM_OWN_TEAM;  // a variable so that the tests can run both ways
 static float* gemm_shared;
 static size_t gemm_shared_cap;
 
-static inline int gemm_team(void) {  // threads in the parallel region it is called from
+static inline int gemm_threads(void) {  // threads the next parallel region will have
 #ifdef _OPENMP
-    return omp_get_num_threads();
+    return omp_in_parallel() ? 1 : omp_get_max_threads();
 #else
     return 1;
 #endif
+}
+static inline int gemm_thread(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+static inline int gemm_claim(int* counter) {  // the next block of the large dimension, for whoever asks first
+    int v;
+#pragma omp atomic capture
+    v = (*counter)++;
+    return v;
 }
 // Where a block's K-slice of the big operand lies: rows of len contiguous floats, stride apart (len = 0: not a
 // walk the prefetch below knows, e.g. the int8 weights).
@@ -541,6 +565,18 @@ static void gemm_sweep(int kc, const float* Ap, int mw, const float* Bp, int nw,
         }
 }
 
+// Packs task t of a chunk of the small operand: K-slice q0 + t / npanels, panel t % npanels, into buf.
+static void gemm_pack_small(float* buf, size_t slice, int t, int npanels, int a_small, const float* A, size_t sai,
+                            size_t sak, const float* B, const Q8* Bq, size_t sbk, size_t sbj, int K, int q0,
+                            int s0, int sw) {
+    int small_r = a_small ? GEMM_MR : GEMM_NR;
+    int q = q0 + t / npanels, off = t % npanels * small_r, w = sw - off < small_r ? sw - off : small_r;
+    int p0 = q * GEMM_KC, kc = K - p0 < GEMM_KC ? K - p0 : GEMM_KC;
+    float* dst = buf + (size_t)(q - q0) * slice + (size_t)off * kc;
+    if (a_small) gemm_pack_a(dst, A, sai, sak, s0 + off, w, p0, kc);
+    else gemm_pack_b(dst, B, Bq, sbk, sbj, p0, kc, s0 + off, w);
+}
+
 // Cm(M,N) += A(M,K) @ Bm(K,N), element (i,k) of A at A[i*sai + k*sak], element (k,j) of Bm at B[k*sbk + j*sbj]
 // (or, when Bq is given instead of B, the int8 weight Bq at the same index, widened to fp32 as it is packed).
 static void gemm_any(float* Cm, size_t ldc, const float* A, size_t sai, size_t sak, const float* B, const Q8* Bq,
@@ -551,39 +587,45 @@ static void gemm_any(float* Cm, size_t ldc, const float* A, size_t sai, size_t s
     int chunk = small <= GEMM_MC ? small : GEMM_MC / small_r * small_r;  // of the small operand, packed at once
     size_t slice = (size_t)((chunk + small_r - 1) / small_r * small_r) * GEMM_KC;  // its floats per K-slice
     int nslices = (K + GEMM_KC - 1) / GEMM_KC, ks = nslices < GEMM_KS ? nslices : GEMM_KS;
-    if (slice * ks > gemm_shared_cap) {
+    int team = gemm_threads(), own = team <= gemm_own_team;  // own: a packed copy per thread
+    size_t copy = slice * ks, need = copy * (own ? team : 1);
+    if (need > gemm_shared_cap) {
         free(gemm_shared);
-        gemm_shared = (float*)mallocCheck(slice * ks * sizeof(float));
-        gemm_shared_cap = slice * ks;
+        gemm_shared = (float*)mallocCheck(need * sizeof(float));
+        gemm_shared_cap = need;
     }
     int bwidth = a_small ? GEMM_NB : GEMM_MB, nblocks = (large + bwidth - 1) / bwidth;
     for (int q0 = 0; q0 < nslices; q0 += ks) {  // K-slices [q0, q1): K from q0 * KC
         int q1 = nslices - q0 < ks ? nslices : q0 + ks;
         for (int s0 = 0; s0 < small; s0 += chunk) {
             int sw = small - s0 < chunk ? small - s0 : chunk, npanels = (sw + small_r - 1) / small_r;
-#pragma omp parallel
+            int ntasks = (q1 - q0) * npanels, counter = 0;
+#pragma omp parallel num_threads(team)
             {
-                // 1. pack this chunk of the small operand for each K-slice, the panels split among the threads
+                // 1. pack this chunk of the small operand for each K-slice: each thread all of it into its own
+                // copy, or the panels split among the threads into one shared copy
+                float* sh0 = gemm_shared + (own ? (size_t)gemm_thread() * copy : 0);
+                if (own) {
+                    for (int t = 0; t < ntasks; t++)
+                        gemm_pack_small(sh0, slice, t, npanels, a_small, A, sai, sak, B, Bq, sbk, sbj, K, q0, s0, sw);
+                } else {
 #pragma omp for schedule(dynamic, 1)
-                for (int t = 0; t < (q1 - q0) * npanels; t++) {
-                    int q = q0 + t / npanels, off = t % npanels * small_r, w = sw - off < small_r ? sw - off : small_r;
-                    int p0 = q * GEMM_KC, kc = K - p0 < GEMM_KC ? K - p0 : GEMM_KC;
-                    float* dst = gemm_shared + (size_t)(q - q0) * slice + (size_t)off * kc;
-                    if (a_small) gemm_pack_a(dst, A, sai, sak, s0 + off, w, p0, kc);
-                    else gemm_pack_b(dst, B, Bq, sbk, sbj, p0, kc, s0 + off, w);
+                    for (int t = 0; t < ntasks; t++)
+                        gemm_pack_small(sh0, slice, t, npanels, a_small, A, sai, sak, B, Bq, sbk, sbj, K, q0, s0, sw);
+                    // (implicit barrier: everyone sees the packed small operand)
                 }
-                // (implicit barrier: everyone sees the packed small operand)
                 // 2. each block of the large dimension, K-slice by K-slice: pack it, then run the micro-kernel over
-                // all pairs of panels
-#pragma omp for schedule(dynamic, 1)
-                for (int blk = 0; blk < nblocks; blk++) {
-                    static _Thread_local float big[GEMM_BIG * GEMM_KC] __attribute__((aligned(64)));
-                    int b0 = blk * bwidth, bw = large - b0 < bwidth ? large - b0 : bwidth;
+                // all pairs of panels. Blocks go to whichever thread asks first; a thread asks for its next one as
+                // it starts a block's last slice, so that block's first slice can be prefetched during it.
+                static _Thread_local float big[GEMM_BIG * GEMM_KC] __attribute__((aligned(64)));
+                int blk = gemm_claim(&counter);
+                while (blk < nblocks) {
+                    int b0 = blk * bwidth, bw = large - b0 < bwidth ? large - b0 : bwidth, nxt = nblocks;
                     for (int q = q0; q < q1; q++) {
                         int p0 = q * GEMM_KC, kc = K - p0 < GEMM_KC ? K - p0 : GEMM_KC;
-                        const float* sh = gemm_shared + (size_t)(q - q0) * slice;
-                        // what this thread packs next: the block's next slice, or (likely) its next block's first
-                        int nq = q + 1 < q1 ? q + 1 : q0, nb = q + 1 < q1 ? blk : blk + gemm_team();
+                        const float* sh = sh0 + (size_t)(q - q0) * slice;
+                        if (q + 1 == q1) nxt = gemm_claim(&counter);
+                        int nq = q + 1 < q1 ? q + 1 : q0, nb = q + 1 < q1 ? blk : nxt;  // what this thread packs next
                         GemmPiece next = {NULL, 0, 0, 0};
                         if (nb < nblocks) {
                             int np0 = nq * GEMM_KC, nb0 = nb * bwidth;
@@ -598,6 +640,7 @@ static void gemm_any(float* Cm, size_t ldc, const float* A, size_t sai, size_t s
                             gemm_sweep(kc, big, bw, sh, sw, Cm + (size_t)b0 * ldc + s0, ldc, 0, next);
                         }
                     }
+                    blk = nxt;
                 }
             }
         }

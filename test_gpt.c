@@ -540,8 +540,11 @@ static void test_matmul_fast_vs_ref(void) {
     // slice 19 or 21 long (not a multiple of the transpose's 4 x 4 blocks), as are the odd N and OC (edge panels)
     const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {37, 70, 33}, {130, 300, 257}, {64, 768, 96}, {600, 40, 700},
                              {19, 1299, 45}, {40, 37, 1301}};
-    for (int s = 0; s < (int)(sizeof shapes / sizeof shapes[0]); s++) {
-        size_t N = shapes[s][0]; int C = shapes[s][1], OC = shapes[s][2];
+    // each shape twice: every thread packing its own copy of the small operand, then one copy shared
+    for (int s = 0; s < 2 * (int)(sizeof shapes / sizeof shapes[0]); s++) {
+        int shared = s % 2;
+        gemm_own_team = shared ? 0 : GEMM_OWN_TEAM;
+        size_t N = shapes[s / 2][0]; int C = shapes[s / 2][1], OC = shapes[s / 2][2];
         float *inp = mallocCheck(N * C * 4), *w = mallocCheck((size_t)OC * C * 4), *b = mallocCheck(OC * 4);
         float *dout = mallocCheck(N * OC * 4), *o1 = mallocCheck(N * OC * 4), *o2 = mallocCheck(N * OC * 4);
         fill_random(inp, N * C, 1.0f); fill_random(w, (size_t)OC * C, 1.0f); fill_random(b, OC, 1.0f); fill_random(dout, N * OC, 1.0f);
@@ -552,7 +555,7 @@ static void test_matmul_fast_vs_ref(void) {
         matmul_backward(di1, dw1, db1, dout, inp, w, N, C, OC);
         matmul_backward_ref(di2, dw2, db2, dout, inp, w, N, C, OC);
         char shape[48];
-        snprintf(shape, sizeof shape, "%zux%dx%d", N, C, OC);
+        snprintf(shape, sizeof shape, "%zux%dx%d%s", N, C, OC, shared ? " shared" : "");
         // both sum the same products in different orders in fp32: sqrt(K) * 6e-8 relative, ~1e-6 at K=768
         check_tensor("mm fast out", shape, o1, o2, N * OC, 1e-5);
         check_tensor("mm fast dinp", shape, di1, di2, N * C, 1e-5);
@@ -560,6 +563,7 @@ static void test_matmul_fast_vs_ref(void) {
         check_tensor("mm fast db", shape, db1, db2, OC, 1e-5);
         free(inp); free(w); free(b); free(dout); free(o1); free(o2); free(di1); free(di2); free(dw1); free(dw2); free(db1); free(db2);
     }
+    gemm_own_team = GEMM_OWN_TEAM;
 }
 
 // ---------------------------------------------------------------------------- tier 2: PyTorch reference
