@@ -2287,6 +2287,7 @@ static void test_export_formats(void) {
     // GGUF, F32 with GPT-2's tokenizer: loads back to the same parameters and logits
     rc = run_cmd("./train export --model test_tmp/xf_base.bin --format gguf --out test_tmp/xf.gguf --tokenizer ../shared/data/gpt2_bpe",
                  "wrote", out, sizeof out);
+    if (rc != 0) failf("it reads GPT-2's BPE files from ../shared/data/gpt2_bpe (see README, Data)", "GGUF export: %s", out);
     GPT g;
     load_model(&g, "test_tmp/xf.gguf", NULL);
     float* lg = lm_logits_copy(&g, x, B, T);
