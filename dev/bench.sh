@@ -31,6 +31,14 @@
 # ISA=avx2 on an AVX-512 machine: our side is built with -mno-avx512f (the AVX2+FMA tile, into a temp dir),
 # PyTorch is held to AVX2 the same way (OPENBLAS_CORETYPE=Haswell, ATEN_CPU_CAPABILITY=avx2,
 # DNNL_MAX_CPU_ISA=AVX2): "an AVX2 build on an AVX-512 machine", the closest this machine gets to AVX2-only.
+# QEMU_CPU=EPYC-Milan (any `qemu-x86_64 -cpu help` model), x86 only: both sides run under qemu-user emulating
+# that CPU, e.g. the AMD Zen 3 (AVX2 + FMA, no AVX-512) of the issue that found `make bench` crashing there.
+# The ISA and the OpenBLAS kernels are then decided from what that CPU answers (dev/cpu_flags.c asks CPUID;
+# /proc/cpuinfo stays the host's under qemu-user), and our side is built for it (-march=haswell with AVX2+FMA,
+# else -march=x86-64; qemu 7.2 emulates no AVX-512). This checks that the bench runs to its table on such a
+# CPU and which kernels it picks; emulation is ~500x slower, so its times say nothing about speed:
+#   QEMU_CPU=EPYC-Milan CASES=tiny make bench
+# (CASES=tiny: L2 NH2 C64 V512 at B=4 T=64, a few seconds a step under emulation.)
 # BUSY=1: one busy loop runs on the side for the whole bench (another process taking a core), to see how the
 # 2-thread runs degrade under load; it stops when the bench ends.
 set -euo pipefail
@@ -52,7 +60,22 @@ busy=
 trap '[ -n "$busy" ] && kill "$busy" 2>/dev/null; rm -rf "$out" "$tmp"' EXIT
 
 # the CPU's vector ISA, from its flags (x86) or features (ARM), and the OpenBLAS kernels it can run
-flags=" $(grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+cpuinfo=$(grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null || true)
+model=$(grep -m1 -E 'model name|^Model' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
+emu=  # the command every run of either side goes through: empty, or qemu-x86_64 -cpu $QEMU_CPU
+if [ -n "${QEMU_CPU:-}" ]; then
+    command -v qemu-x86_64 >/dev/null && [ "$(uname -m)" = x86_64 ] ||
+        { echo "QEMU_CPU=$QEMU_CPU: needs an x86-64 machine with qemu-x86_64 (apt-get install qemu-user)"; exit 1; }
+    emu=$tmp/on_cpu  # qemu-x86_64 -cpu $QEMU_CPU, less its warnings about CPUID bits TCG does not emulate
+    printf '#!/bin/sh\nqemu-x86_64 -cpu "%s" "$@" 2>"%s/qemu.$$"; rc=$?\n' "$QEMU_CPU" "$tmp" >"$emu"
+    printf 'grep -v "TCG doesn.t support requested feature" "%s/qemu.$$" >&2; rm -f "%s/qemu.$$"; exit $rc\n' "$tmp" "$tmp" >>"$emu"
+    chmod +x "$emu"
+    cc -O2 -o "$tmp/cpu_flags" dev/cpu_flags.c
+    cpuinfo=$($emu "$tmp/cpu_flags" 2>/dev/null) ||
+        { echo "QEMU_CPU=$QEMU_CPU: qemu-x86_64 cannot run it (see qemu-x86_64 -cpu help)"; exit 1; }
+    model="$QEMU_CPU emulated by qemu-x86_64 on $model (times are the emulation's, not a speed measurement)"
+fi
+flags=" $(echo "$cpuinfo" | cut -d: -f2) "
 has() { [[ $flags == *" $1 "* ]]; }
 if has avx512f && has avx512bw && has avx512dq && has avx512vl; then isa=AVX-512 core=SkylakeX
 elif has avx2 && has fma; then isa=AVX2+FMA core=Haswell
@@ -69,11 +92,19 @@ if [ "${ISA:-}" = avx2 ]; then
     train=$tmp/train isa="AVX2+FMA (restricted; the CPU has $isa)" core=Haswell
     torch_env=(ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2 ONEDNN_MAX_CPU_ISA=AVX2)
 fi
+if [ -n "$emu" ]; then
+    arch=-march=x86-64
+    has avx2 && has fma && arch=-march=haswell
+    echo "== QEMU_CPU=$QEMU_CPU: building ./train with $arch in $tmp, for the emulated CPU"
+    git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$tmp"
+    make -C "$tmp" -s ARCH="$arch" train >/dev/null
+    train=$tmp/train
+fi
 [ -n "${OPENBLAS_CORETYPE:-}" ] && echo "== OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE from the environment is kept (OPENBLAS_CORETYPE= to let the bench choose $core)"
 core=${OPENBLAS_CORETYPE:-$core}
 [ -n "$core" ] && torch_env+=(OPENBLAS_CORETYPE=$core)
 tile=$(grep -a -o -m1 '[A-Za-z0-9+-]* [0-9]*x[0-9]* fp32, KC [0-9]*' "$train" | head -n 1)  # model.h's gemm_tile
-echo "== $(grep -m1 -E 'model name|^Model' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(nproc) cores, vector ISA: $isa;" \
+echo "== $model, $(nproc) cores, vector ISA: $isa;" \
      "finetune.c's matmul tile: $tile; PyTorch's OpenBLAS kernels: ${core:-its own choice}"
 if [ "${BUSY:-0}" = 1 ]; then
     timeout 3600 sh -c 'while :; do :; done' &
@@ -104,14 +135,14 @@ r, h = random.Random(7), [0] * 256
 h[0], h[1], h[2], h[3], h[4] = 20261128, 1, 2, V, n  # dataset.h: an LM token file of uint16 tokens
 open(path, "wb").write(struct.pack("<256i", *h) + struct.pack(f"<{n}H", *[r.randrange(V) for _ in range(n)]))' \
         "$d/tok.bin" $((B * T + 1)) "$V"
-    OMP_NUM_THREADS=2 $train train $ours --train "$d/tok.bin" --batch $B --seq $T --steps 0 --out "$d/init" >/dev/null
-    OMP_NUM_THREADS=2 $train train --model "$d/init/model.bin" --train "$d/tok.bin" --batch $B --seq $T --shuffle 0 \
+    OMP_NUM_THREADS=2 $emu $train train $ours --train "$d/tok.bin" --batch $B --seq $T --steps 0 --out "$d/init" >/dev/null
+    OMP_NUM_THREADS=2 $emu $train train --model "$d/init/model.bin" --train "$d/tok.bin" --batch $B --seq $T --shuffle 0 \
         --steps "$k" --out "$d/trained" >/dev/null
     for m in init trained; do
         local o t what="at init" steps=0
         [ $m = trained ] && what="after $k AdamW step(s)" steps=$k
-        o=$(OMP_NUM_THREADS=2 $train eval --model "$d/$m/model.bin" --data "$d/tok.bin" --batch $B --seq $T --max-batches 1 | tail -n 1)
-        t=$(env "${torch_env[@]}" OMP_NUM_THREADS=2 "$py" dev/bench_llama_torch.py --ckpt "$d/init/model.bin" \
+        o=$(OMP_NUM_THREADS=2 $emu $train eval --model "$d/$m/model.bin" --data "$d/tok.bin" --batch $B --seq $T --max-batches 1 | tail -n 1)
+        t=$(env "${torch_env[@]}" OMP_NUM_THREADS=2 $emu "$py" dev/bench_llama_torch.py --ckpt "$d/init/model.bin" \
             --tokens "$d/tok.bin" --B $B --T $T --check_steps $steps | tail -n 1)
         "$py" -c 'import json, sys
 o, t = json.loads(sys.argv[1]), json.loads(sys.argv[2])
@@ -135,22 +166,24 @@ for case in $cases; do
                theirs="--L 12 --NH 12 --C 768 --B 4 --T 64 --lora 8 --lora_targets qkvw,attprojw" ;;
         small) name="L6 NH6 C384, B=8 T=256, full"; n=$small_steps
                ours="--init 6,6,384 --vocab 50257 --batch 8 --seq 256"; theirs="--L 6 --NH 6 --C 384 --B 8 --T 256" ;;
+        tiny)  name="L2 NH2 C64 V512, B=4 T=64, full"; n=$small_steps
+               ours="--init 2,2,64 --vocab 512 --batch 4 --seq 64"; theirs="--L 2 --NH 2 --C 64 --V 512 --Vp 512 --B 4 --T 64" ;;
         smol)  name="SmolLM2-135M shape, B=4 T=64, full"; n=$llama_steps peer=dev/bench_llama_torch.py
                ours="$smol_ours --batch 4 --seq 64"; theirs="$smol_theirs --B 4 --T 64" ;;
         smol-lora) name="SmolLM2-135M shape, B=4 T=64, LoRA r=8 q,k,v,o"; n=$llama_steps peer=dev/bench_llama_torch.py
                ours="$smol_ours --batch 4 --seq 64 --method lora --lora-rank 8 --lora-alpha 16 --lora-targets q,k,v,o"
                theirs="$smol_theirs --B 4 --T 64 --lora 8 --alpha 16 --lora_targets q,k,v,o" ;;
         llama-check) llama_check || status=1; continue ;;
-        *) echo "unknown case '$case' (124m, lora, small, smol, smol-lora, llama-check)"; exit 1 ;;
+        *) echo "unknown case '$case' (124m, lora, small, tiny, smol, smol-lora, llama-check)"; exit 1 ;;
     esac
     for th in $threads_list; do
         echo "-- $name, $th thread(s), 1 warmup + $n steps"
-        o=$(OMP_NUM_THREADS=$th $train bench $ours --steps "$n" | tail -n 1)
+        o=$(OMP_NUM_THREADS=$th $emu $train bench $ours --steps "$n" | tail -n 1)
         echo "finetune.c: $o"
         t='{}'
         if [ $torch = 1 ]; then
             if t=$(env "${torch_env[@]}" OMP_NUM_THREADS=$th OPENBLAS_NUM_THREADS=$th \
-                   "$py" $peer $theirs --steps "$n" --threads "$th" 2>"$tmp/torch.err" | tail -n 1) &&
+                   $emu "$py" $peer $theirs --steps "$n" --threads "$th" 2>"$tmp/torch.err" | tail -n 1) &&
                [ "${t:0:1}" = "{" ]; then
                 echo "PyTorch:    $t"
             else
