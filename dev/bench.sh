@@ -34,7 +34,7 @@
 # QEMU_CPU=EPYC-Milan (any `qemu-x86_64 -cpu help` model), x86 only: both sides run under qemu-user emulating
 # that CPU, e.g. the AMD Zen 3 (AVX2 + FMA, no AVX-512) of the issue that found `make bench` crashing there.
 # The ISA and the OpenBLAS kernels are then decided from what that CPU answers (dev/cpu_flags.c asks CPUID;
-# /proc/cpuinfo stays the host's under qemu-user), and our side is built for it (-march=haswell with AVX2+FMA,
+# /proc/cpuinfo stays the host's under qemu-user), and our side is built for it (-march=haswell -mtune=generic with AVX2+FMA,
 # else -march=x86-64; qemu 7.2 emulates no AVX-512). This checks that the bench runs to its table on such a
 # CPU and which kernels it picks; emulation is ~500x slower, so its times say nothing about speed:
 #   QEMU_CPU=EPYC-Milan CASES=tiny make bench
@@ -94,7 +94,7 @@ if [ "${ISA:-}" = avx2 ]; then
 fi
 if [ -n "$emu" ]; then
     arch=-march=x86-64
-    has avx2 && has fma && arch=-march=haswell
+    has avx2 && has fma && arch="-march=haswell -mtune=generic"  # generic: no gathers (qemu 7.2 gets one wrong, dev/test_isa.sh)
     echo "== QEMU_CPU=$QEMU_CPU: building ./train with $arch in $tmp, for the emulated CPU"
     git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$tmp"
     make -C "$tmp" -s ARCH="$arch" train >/dev/null
