@@ -37,7 +37,7 @@
 # /proc/cpuinfo stays the host's under qemu-user), and our side is built for it (-march=haswell -mtune=generic with AVX2+FMA,
 # else -march=x86-64; qemu 7.2 emulates no AVX-512). This checks that the bench runs to its table on such a
 # CPU and which kernels it picks; emulation is ~500x slower, so its times say nothing about speed:
-#   QEMU_CPU=EPYC-Milan CASES=tiny make bench
+#   OPENBLAS_CORETYPE= QEMU_CPU=EPYC-Milan CASES=tiny make bench
 # (CASES=tiny: L2 NH2 C64 V512 at B=4 T=64, a few seconds a step under emulation.)
 # BUSY=1: one busy loop runs on the side for the whole bench (another process taking a core), to see how the
 # 2-thread runs degrade under load; it stops when the bench ends.
