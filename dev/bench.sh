@@ -84,18 +84,19 @@ else isa="no AVX2, no NEON" core=
 fi
 train=./train
 torch_env=()
+arch=  # non-empty: our side is built with ARCH=$arch in $tmp instead of using ./train
 if [ "${ISA:-}" = avx2 ]; then
     has avx2 && has fma || { echo "ISA=avx2: this CPU has no AVX2+FMA"; exit 1; }
-    echo "== ISA=avx2: building ./train with -mno-avx512f in $tmp (an AVX2 build on an AVX-512 machine)"
-    git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$tmp"
-    make -C "$tmp" -s ARCH="-march=native -mno-avx512f" train >/dev/null
-    train=$tmp/train isa="AVX2+FMA (restricted; the CPU has $isa)" core=Haswell
+    arch="-march=native -mno-avx512f" why="an AVX2 build on an AVX-512 machine"
+    isa="AVX2+FMA (restricted; the CPU has $isa)" core=Haswell
     torch_env=(ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2 ONEDNN_MAX_CPU_ISA=AVX2)
 fi
 if [ -n "$emu" ]; then
-    arch=-march=x86-64
+    arch=-march=x86-64 why="for the emulated $QEMU_CPU"
     has avx2 && has fma && arch="-march=haswell -mtune=generic"  # generic: no gathers (qemu 7.2 gets one wrong, dev/test_isa.sh)
-    echo "== QEMU_CPU=$QEMU_CPU: building ./train with $arch in $tmp, for the emulated CPU"
+fi
+if [ -n "$arch" ]; then
+    echo "== building ./train with ARCH='$arch' in $tmp ($why)"
     git ls-files -co --exclude-standard -z | xargs -0 cp --parents -t "$tmp"
     make -C "$tmp" -s ARCH="$arch" train >/dev/null
     train=$tmp/train
