@@ -61,7 +61,8 @@ trap '[ -n "$busy" ] && kill "$busy" 2>/dev/null; rm -rf "$out" "$tmp"' EXIT
 
 # the CPU's vector ISA, from its flags (x86) or features (ARM), and the OpenBLAS kernels it can run
 cpuinfo=$(grep -m1 -E '^(flags|Features)' /proc/cpuinfo 2>/dev/null || true)
-model=$(grep -m1 -E 'model name|^Model' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')
+model=$(grep -m1 -E 'model name|^Model' /proc/cpuinfo 2>/dev/null | cut -d: -f2 | sed 's/^ //' || true)
+model=${model:-$(uname -m) CPU}  # many aarch64 kernels list no model name
 emu=  # the command every run of either side goes through: empty, or qemu-x86_64 -cpu $QEMU_CPU
 if [ -n "${QEMU_CPU:-}" ]; then
     command -v qemu-x86_64 >/dev/null && [ "$(uname -m)" = x86_64 ] ||
@@ -104,7 +105,7 @@ fi
 [ -n "${OPENBLAS_CORETYPE:-}" ] && echo "== OPENBLAS_CORETYPE=$OPENBLAS_CORETYPE from the environment is kept (OPENBLAS_CORETYPE= to let the bench choose $core)"
 core=${OPENBLAS_CORETYPE:-$core}
 [ -n "$core" ] && torch_env+=(OPENBLAS_CORETYPE=$core)
-tile=$(grep -a -o -m1 '[A-Za-z0-9+-]* [0-9]*x[0-9]* fp32, KC [0-9]*' "$train" | head -n 1)  # model.h's gemm_tile
+tile=$(grep -a -o -m1 '[A-Za-z0-9+-]* [0-9]*x[0-9]* fp32, KC [0-9]*' "$train" | head -n 1)  # kernels.h's gemm_tile
 echo "== $model, $(nproc) cores, vector ISA: $isa;" \
      "finetune.c's matmul tile: $tile; PyTorch's OpenBLAS kernels: ${core:-its own choice}"
 if [ "${BUSY:-0}" = 1 ]; then
